@@ -1,0 +1,213 @@
+"""Shared CLI plumbing: opening the ledger, time options, output formats, errors.
+
+Commands stay thin: parse options, call the ledger, render.  Errors from the ledger become
+one clear line on stderr (or a JSON object with ``--output json``) and an exit code:
+2 malformed input, 1 rule violation / conflict / unreachable store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from ledger.app import Ledger
+    from ledger.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings(ctx: click.Context | None = None) -> Settings:
+    from ledger.config import Settings
+
+    ctx = ctx or click.get_current_context()
+    root = ctx.find_root()
+    overrides: dict[str, str] = root.obj or {}
+    return Settings.from_env({**os.environ, **overrides})
+
+
+@contextmanager
+def open_ledger(ctx: click.Context | None = None) -> Iterator[Ledger]:
+    """The ledger application for this invocation's configuration."""
+    from ledger.app import Ledger
+
+    app = Ledger(settings(ctx))
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def emit_error(exc: BaseException, *, as_json: bool) -> None:
+    from ledger.errors import LedgerError
+
+    if as_json:
+        body = (
+            exc.to_dict()
+            if isinstance(exc, LedgerError)
+            else {
+                "error": type(exc).__name__,
+                "message": str(exc),
+            }
+        )
+        click.echo(json.dumps(body), err=True)
+    else:
+        click.secho(f"Error: {exc}", fg="red", err=True)
+
+
+def handle_errors(func: F) -> F:
+    """Turn ledger, configuration and store errors into messages and exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from eventsourcing.persistence import PersistenceError
+
+        from ledger.config import ConfigError
+        from ledger.errors import LedgerError
+        from ledger.times import TimeParseError
+
+        as_json = kwargs.get("output") in ("json", "jsonl")
+        try:
+            return func(*args, **kwargs)
+        except LedgerError as exc:
+            emit_error(exc, as_json=as_json)
+            if not as_json and _is_write():
+                click.echo("Nothing was appended.", err=True)
+            sys.exit(exc.exit_code)
+        except (ConfigError, TimeParseError) as exc:
+            emit_error(exc, as_json=as_json)
+            sys.exit(2)
+        except PersistenceError as exc:
+            emit_error(
+                RuntimeError(f"the store is unavailable: {exc} ({settings().redacted_url})"),
+                as_json=as_json,
+            )
+            sys.exit(1)
+        except BrokenPipeError:  # e.g. `ledger log | head`
+            sys.stderr.close()
+            sys.exit(0)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _is_write() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.command.name in ("append", "import", "retract", "apply"))
+
+
+def parse_time_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dt.datetime | None:
+    from ledger.times import TimeParseError, parse_query_time
+
+    if value is None:
+        return None
+    try:
+        return parse_query_time(value)
+    except TimeParseError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def time_options(func: F) -> F:
+    """``--as-of`` and ``--known-at`` (bare date = end of that day UTC; default now)."""
+    func = click.option(
+        "--known-at",
+        callback=parse_time_option,
+        metavar="TIME",
+        help="What the ledger knew at TIME (recorded-time bound). Default: now.",
+    )(func)
+    func = click.option(
+        "--as-of",
+        callback=parse_time_option,
+        metavar="TIME",
+        help="State of the world at TIME (effective-time bound; a bare date means the end "
+        "of that day UTC). Default: now.",
+    )(func)
+    return func
+
+
+def output_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(choices),
+        default=default,
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def to_jsonable(obj: Any) -> Any:
+    import msgspec
+
+    return msgspec.to_builtins(obj)
+
+
+def echo_json(obj: Any) -> None:
+    import msgspec
+
+    click.echo(msgspec.json.encode(obj).decode())
+
+
+def render_table(
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    *,
+    headers: dict[str, str] | None = None,
+    width: int = 100,
+) -> str:
+    """A plain-text table that fits ``width`` columns (widest columns are truncated)."""
+    headers = headers or {}
+    titles = [headers.get(c, c.replace("_", " ")) for c in columns]
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(t)] + [len(r[i]) for r in cells]) for i, t in enumerate(titles)]
+    budget = width - 2 * (len(columns) - 1)
+    # Shrink the last column (usually free text) first, then the widest others.
+    last = len(widths) - 1
+    while sum(widths) > budget and widths[last] > 24:
+        widths[last] -= 1
+    while sum(widths) > budget:
+        widest = max(range(len(widths)), key=lambda i: widths[i])
+        if widths[widest] <= 8:
+            break
+        widths[widest] -= 1
+    lines = ["  ".join(_fit(t, w) for t, w in zip(titles, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in cells:
+        lines.append("  ".join(_fit(c, w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, dt.datetime):
+        from ledger.times import iso
+
+        return iso(value)
+    return str(value)
+
+
+def _fit(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text.ljust(width)
+    return text[: max(0, width - 1)] + "…"
+
+
+def write_csv(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c)) for c in columns})

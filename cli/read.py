@@ -1,0 +1,238 @@
+"""Commands that read the record itself: ``log``, ``show``, ``schema``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from typing import Any
+
+import click
+
+from cli.common import (
+    echo_json,
+    handle_errors,
+    open_ledger,
+    output_option,
+    render_table,
+    time_options,
+)
+
+
+def parse_entity(value: str | None) -> tuple[str | None, str | None]:
+    """``kind:id`` or a bare id (any kind)."""
+    from ledger.events import ENTITY_KINDS
+
+    if not value:
+        return None, None
+    kind, sep, rest = value.partition(":")
+    if sep and kind in ENTITY_KINDS:
+        return kind, rest
+    return None, value
+
+
+@click.command()
+@time_options
+@click.option(
+    "--entity",
+    metavar="KIND:ID",
+    help="Only this entity, e.g. licence:GL-1 (or a bare id of any kind).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["agreement", "commitment", "measure", "party", "licence", "application"]),
+    help="Only entities of this kind.",
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="TYPE",
+    help="Only this event type (repeatable), e.g. --type LicenceGranted.",
+)
+@click.option("--party", help="Only events naming this party (government code or party id).")
+@click.option("--include-retracted", is_flag=True, help="Also show retracted events, marked.")
+@click.option(
+    "--order",
+    type=click.Choice(["effective", "recorded"]),
+    default="effective",
+    show_default=True,
+    help="effective: when facts took effect; recorded: when the ledger learned them.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@output_option("table", "json", "jsonl")
+@click.pass_context
+@handle_errors
+def log(
+    ctx: click.Context,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    entity: str | None,
+    kind: str | None,
+    types: tuple[str, ...],
+    party: str | None,
+    include_retracted: bool,
+    order: str,
+    limit: int | None,
+    output: str,
+) -> None:
+    """The history: events in effective order, as the ledger knew them.
+
+    --as-of T keeps events effective at or before T; --known-at K keeps events recorded
+    at or before K and hides events retracted by K.  A bare date means the end of that
+    day UTC.  --output jsonl prints the events exactly as stored (re-importable with
+    `ledger import --backfill` when used with --order recorded).
+
+    \b
+    Examples:
+      ledger log --entity licence:JLM-GL-2025-001
+      ledger log --as-of 2025-11-14 --known-at 2025-11-14 --party CN
+      ledger log --type ClauseSuspended --type SuspensionEnded -o json
+      ledger log --order recorded -o jsonl > record.jsonl
+    """
+    from ledger.describe import describe
+    from ledger.errors import InputError
+    from ledger.events import EVENT_TYPES_BY_NAME
+    from ledger.store.codec import encode_event
+    from ledger.times import iso_seconds, short
+
+    for t in types:
+        if t not in EVENT_TYPES_BY_NAME:
+            raise InputError(
+                f"unknown event type '{t}'; see `ledger schema --types`", field="--type"
+            )
+    entity_kind, entity_id = parse_entity(entity)
+    if kind and entity_kind and kind != entity_kind:
+        raise InputError(f"--kind {kind} contradicts --entity {entity}", field="--kind")
+    with open_ledger(ctx) as app:
+        entries = app.log(
+            as_of=as_of,
+            known_at=known_at,
+            entity_kind=entity_kind or kind,
+            entity_id=entity_id,
+            types=types,
+            party=party,
+            include_retracted=include_retracted,
+            order=order,
+        )
+        rows: list[Any] = []
+        for count, entry in enumerate(entries):
+            if limit is not None and count >= limit:
+                break
+            if output == "jsonl":
+                sys.stdout.write(encode_event(entry.event).decode() + "\n")
+            elif output == "json":
+                rows.append(
+                    {"position": entry.position, "retracted": entry.retracted, "event": entry.event}
+                )
+            else:
+                e = entry.event
+                rows.append(
+                    {
+                        "pos": entry.position,
+                        "effective": short(e.effective_at),
+                        "recorded": iso_seconds(e.recorded_at),
+                        "type": ("✗ " if entry.retracted else "") + e.type,
+                        "entity": e.entity,
+                        "what": describe(e),
+                    }
+                )
+    if output == "json":
+        echo_json(rows)
+    elif output == "table":
+        if not rows:
+            click.echo("No events match.", err=True)
+            return
+        click.echo(
+            render_table(
+                rows, ["pos", "effective", "recorded", "type", "entity", "what"], width=_width()
+            )
+        )
+        if include_retracted and any(r["type"].startswith("✗") for r in rows):
+            click.echo("\n✗ = retracted (as known at the query's known-at time)")
+
+
+def _width() -> int:
+    import shutil
+
+    return max(100, shutil.get_terminal_size((100, 24)).columns)
+
+
+@click.command()
+@click.argument("event_id")
+@output_option("text", "json", default="text")
+@click.pass_context
+@handle_errors
+def show(ctx: click.Context, event_id: str, output: str) -> None:
+    """Show one event by id, with its position and whether it was retracted.
+
+    \b
+    Example:
+      ledger show 01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e -o json
+    """
+    from uuid import UUID
+
+    import msgspec
+
+    from ledger.describe import describe
+    from ledger.errors import InputError, RuleViolation
+
+    try:
+        target = UUID(event_id)
+    except ValueError:
+        raise InputError(f"'{event_id}' is not an event id (UUID)", field="EVENT_ID") from None
+    with open_ledger(ctx) as app:
+        entry = app.get_event(target)
+    if entry is None:
+        raise RuleViolation("unknown-reference", f"no event {event_id} is recorded")
+    if output == "json":
+        echo_json({"position": entry.position, "retracted": entry.retracted, "event": entry.event})
+        return
+    click.echo(f"position {entry.position}{'  (retracted)' if entry.retracted else ''}")
+    click.echo(describe(entry.event))
+    click.echo(msgspec.json.format(msgspec.json.encode(entry.event), indent=2).decode())
+
+
+@click.command()
+@click.option("--type", "type_name", metavar="TYPE", help="Only this event type's schema.")
+@click.option("--types", "list_types", is_flag=True, help="List the event types and exit.")
+@click.option(
+    "--asyncapi",
+    is_flag=True,
+    help="Print an AsyncAPI document of the NATS subjects and payloads instead.",
+)
+@handle_errors
+def schema(type_name: str | None, list_types: bool, asyncapi: bool) -> None:
+    """Print the JSON Schema of the event contract (every event type).
+
+    Non-Python consumers of the NATS stream validate and generate types from this.
+
+    \b
+    Examples:
+      ledger schema > ledger-events.schema.json
+      ledger schema --type LicenceGranted
+      ledger schema --types
+    """
+    import msgspec
+
+    from ledger import events as ev
+    from ledger.errors import InputError
+
+    if list_types:
+        for cls in ev.EVENT_TYPES:
+            kind = cls.KIND or "(kind of the retracted event)"
+            doc = (cls.__doc__ or "").strip().splitlines()[0]
+            click.echo(f"{cls.__name__:24s} {kind:12s} {doc}")
+        return
+    if asyncapi:
+        from ledger.asyncapi import asyncapi_document
+
+        click.echo(msgspec.json.format(msgspec.json.encode(asyncapi_document()), indent=2))
+        return
+    if type_name:
+        cls = ev.EVENT_TYPES_BY_NAME.get(type_name)
+        if cls is None:
+            raise InputError(f"unknown event type '{type_name}'", field="--type")
+        body: Any = msgspec.json.schema(cls)
+    else:
+        body = ev.schema()
+    click.echo(msgspec.json.format(msgspec.json.encode(body), indent=2))

@@ -1,0 +1,238 @@
+"""Commands that append: ``append``, ``import``, ``retract``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from cli.common import echo_json, handle_errors, open_ledger, output_option
+
+if TYPE_CHECKING:
+    from ledger.app import AppendResult
+
+PROGRESS_MIN_BYTES = 512 * 1024
+
+
+def _summary(result: AppendResult, *, source: str, seconds: float | None = None) -> str:
+    appended = result.appended
+    lines = []
+    if appended:
+        first = min(o.position for o in appended)
+        last = max(o.position for o in appended)
+        span = f"position {first}" if first == last else f"positions {first}-{last}"
+        lines.append(f"Appended {len(appended):,} event(s) from {source} at {span}.")
+    else:
+        lines.append(f"Nothing new in {source}.")
+    if result.duplicates:
+        lines.append(
+            f"{len(result.duplicates):,} event(s) were already recorded (idempotent; "
+            "nothing written for them)."
+        )
+    if result.recorded_at is not None and appended:
+        from ledger.times import iso
+
+        lines.append(f"Recorded at {iso(result.recorded_at)}.")
+    if seconds is not None and appended:
+        rate = len(result.outcomes) / seconds if seconds > 0 else 0
+        lines.append(f"Took {seconds:.2f} s ({rate:,.0f} events/s).")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("event_json", required=False, metavar="[JSON]")
+@output_option("text", "json", default="text")
+@click.pass_context
+@handle_errors
+def append(ctx: click.Context, event_json: str | None, output: str) -> None:
+    """Append one event, given as JSON (argument, or stdin when omitted or '-').
+
+    The ledger fills in event_id (if absent), effective_at (now, if absent), actor
+    ($LEDGER_ACTOR) and recorded_at (always).  Re-sending an event with the same
+    event_id and content is a no-op that reports the original position.
+
+    \b
+    Examples:
+      ledger append '{"type": "PartyRegistered", "entity_id": "jl-mag",
+        "name": "JL Mag Rare-Earth", "country": "CN", "roles": ["exporter"],
+        "effective_at": "2025-01-01",
+        "sources": [{"reference": "https://example.org/jl", "publisher": "JL Mag"}]}'
+      echo "$EVENT" | ledger append --output json
+    """
+    import msgspec
+
+    from ledger.errors import InputError
+
+    text = event_json if event_json not in (None, "-") else sys.stdin.read()
+    assert text is not None
+    if not text.strip():
+        raise InputError("no event given: pass JSON as an argument or on stdin")
+    try:
+        obj = msgspec.json.decode(text.encode())
+    except msgspec.DecodeError as exc:
+        raise InputError(f"malformed JSON: {exc}") from None
+    if isinstance(obj, list):
+        raise InputError("append takes one event object; use `ledger import` for a batch")
+    with open_ledger(ctx) as app:
+        submission = app.parse(obj, owned=True)
+        result = app.append([submission])
+    if output == "json":
+        echo_json(result.to_dict())
+        return
+    outcome = result.outcomes[0]
+    if outcome.status == "appended":
+        click.echo(
+            f"Appended {outcome.type} on {outcome.entity} at position {outcome.position} "
+            f"(event {outcome.event_id})."
+        )
+    else:
+        click.echo(
+            f"Already recorded: {outcome.type} on {outcome.entity} at position "
+            f"{outcome.position} (event {outcome.duplicate_of}); nothing appended."
+        )
+
+
+def _read_batch(
+    app: Any, stream: IO[bytes], *, backfill: bool, show_progress: bool, size: int
+) -> list[Any]:
+    """Parse every line first: a bad line anywhere means nothing is appended."""
+    from ledger.intake import iter_lines
+    from ledger.times import now
+
+    current = now()
+    batch: dict[Any, tuple[str, str]] = {}
+    submissions = []
+    lines = iter_lines(stream)  # type: ignore[arg-type]
+    if show_progress:
+        with click.progressbar(
+            length=size, label="Reading ", file=sys.stderr, show_pos=False
+        ) as bar:
+            for number, line in lines:
+                s = app.parse_line(line, number, current, backfill, batch)
+                submissions.append(s)
+                bar.update(len(line) + 1)
+    else:
+        for number, line in lines:
+            submissions.append(app.parse_line(line, number, current, backfill, batch))
+    return submissions
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--backfill",
+    is_flag=True,
+    help="Take each event's recorded_at from the file (migrating an existing record). "
+    "Recorded times must never decrease, must not be in the future, and must not be "
+    "earlier than the ledger's latest recorded time.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show progress bars on stderr. [default: for large files on a terminal]",
+)
+@output_option("text", "json", default="text")
+@click.pass_context
+@handle_errors
+def import_(
+    ctx: click.Context, file: str, backfill: bool, progress: bool | None, output: str
+) -> None:
+    """Append a JSONL file of events (one JSON object per line) as one batch.
+
+    All or nothing: every line is validated and checked against the ledger's rules
+    first; a bad line anywhere is reported with its line number and nothing is appended.
+    Events already recorded (same event_id and content) are skipped and reported.
+
+    \b
+    Examples:
+      ledger import events.jsonl
+      ledger import - < events.jsonl
+      ledger import --backfill migrated-record.jsonl --output json
+    """
+    import os
+
+    started = time.perf_counter()
+    size = 0 if file == "-" else os.path.getsize(file)
+    show = progress if progress is not None else (sys.stderr.isatty() and size > PROGRESS_MIN_BYTES)
+    stream: IO[bytes] = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    try:
+        with open_ledger(ctx) as app:
+            submissions = _read_batch(app, stream, backfill=backfill, show_progress=show, size=size)
+            if not submissions:
+                from ledger.errors import InputError
+
+                raise InputError(f"{file} contains no events")
+            if show:
+                with click.progressbar(
+                    length=len(submissions), label="Checking", file=sys.stderr
+                ) as bar:
+                    result = app.append(submissions, backfill=backfill, progress=bar.update)
+            else:
+                result = app.append(submissions, backfill=backfill)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    seconds = time.perf_counter() - started
+    if output == "json":
+        body = result.to_dict()
+        body["seconds"] = round(seconds, 3)
+        body["source"] = file
+        echo_json(body)
+    else:
+        click.echo(_summary(result, source=file if file != "-" else "stdin", seconds=seconds))
+
+
+@click.command()
+@click.argument("event_id")
+@click.option("--reason", required=True, help="Why the event was wrong.")
+@click.option(
+    "--source",
+    "source_ref",
+    help="Reference for the correction (URL, document). Optional.",
+)
+@click.option("--publisher", default="", help="Publisher of --source.")
+@output_option("text", "json", default="text")
+@click.pass_context
+@handle_errors
+def retract(
+    ctx: click.Context,
+    event_id: str,
+    reason: str,
+    source_ref: str | None,
+    publisher: str,
+    output: str,
+) -> None:
+    """Record that event EVENT_ID was wrong.
+
+    Nothing is deleted: queries known at or after the retraction ignore the event,
+    queries known before it still show it.  To correct a fact, retract it and append
+    the right one.
+
+    \b
+    Example:
+      ledger retract 01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e --reason "wrong licence number"
+    """
+    from uuid import UUID
+
+    from ledger.errors import InputError
+    from ledger.events import Source
+
+    try:
+        target = UUID(event_id)
+    except ValueError:
+        raise InputError(f"'{event_id}' is not an event id (UUID)", field="EVENT_ID") from None
+    sources = (
+        [Source(reference=source_ref, publisher=publisher or "operator")] if source_ref else []
+    )
+    with open_ledger(ctx) as app:
+        result = app.retract(target, reason, sources=sources)
+    if output == "json":
+        echo_json(result.to_dict())
+        return
+    outcome = result.outcomes[0]
+    click.echo(
+        f"Retracted {event_id} ({outcome.entity}) at position {outcome.position} "
+        f"(retraction event {outcome.event_id})."
+    )

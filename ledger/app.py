@@ -1,0 +1,595 @@
+"""The ledger application: appending facts under the domain's invariants, and reading them.
+
+Built on the eventsourcing library's ``Application``: the repository reconstructs an
+entity from its stored events (``Entity``, a mutable aggregate whose state is the domain
+fold), the event store writes through the ledger's recorders, and the recorder's
+notification log is the outbox the NATS relay reads.
+
+Appends are atomic: a batch is checked event by event against the state its earlier
+events produce, then written in one transaction.  Concurrency is optimistic: a version
+conflict (another process appended to the same entity), a recorded-time conflict or a
+busy database makes the whole batch re-check against fresh state and retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Mapper, OperationalError
+
+from ledger import events as ev
+from ledger.config import Settings
+from ledger.domain import rules
+from ledger.domain import state as st
+from ledger.errors import ConflictError, LedgerError, RuleViolation, StoreError
+from ledger.intake import Submission, parse_json, parse_object
+from ledger.store.codec import MsgspecMapper, Recorded, decode_event
+from ledger.store.index import EventIndex, IndexEntry, LogQuery
+from ledger.times import from_us, iso, now, to_us
+
+log = logging.getLogger("ledger")
+
+MAX_ATTEMPTS = 30
+
+
+# --- the aggregate ----------------------------------------------------------------------
+
+
+class Entity:
+    """Every event recorded for one entity, in recorded order, with a cached fold.
+
+    The cached fold is the entity's state as currently known, over all effective times.
+    It advances incrementally while events arrive in effective order (the common case) and
+    is recomputed after a backdated event or a retraction.
+    """
+
+    __slots__ = ("_current", "_max_effective", "_stale", "events", "id", "version")
+
+    def __init__(self, entity_key: str, events: list[ev.Event] | None = None, version: int = 0):
+        self.id = entity_key
+        self.version = version
+        self.events: list[ev.Event] = events or []
+        self._current: st.State | None = None
+        self._max_effective: dt.datetime | None = None
+        self._stale = True
+
+    def add(self, event: ev.Event) -> None:
+        self.events.append(event)
+        self.version += 1
+        if isinstance(event, ev.EventRetracted) or self._stale:
+            self._stale = True
+        elif self._max_effective is None or event.effective_at >= self._max_effective:
+            self._current = st.evolve(self._current, event)
+            self._max_effective = event.effective_at
+        else:
+            self._stale = True
+
+    def _refresh(self) -> None:
+        if self._stale:
+            seen = st.visible(self.events)
+            self._current = st.fold(seen)
+            self._max_effective = seen[-1].effective_at if seen else None
+            self._stale = False
+
+    def state(self, as_of: dt.datetime | None = None) -> st.State | None:
+        self._refresh()
+        if as_of is None or self._max_effective is None or as_of >= self._max_effective:
+            return self._current
+        return st.fold(st.visible(self.events, as_of))
+
+
+def project_entity(entity: Entity | None, recorded: Iterable[Recorded]) -> Entity | None:
+    """Projector function for the library's repository."""
+    for r in recorded:
+        if entity is None:
+            entity = Entity(r.originator_id)
+        entity.add(r.event)
+        entity.version = r.originator_version
+    return entity
+
+
+def entity_key(kind: str, entity_id: str) -> str:
+    return f"{kind}:{entity_id}"
+
+
+def references(e: ev.Event) -> list[str]:
+    """Entity keys an event's rules may consult (for prefetching)."""
+    keys = [entity_key(e.entity_kind, e.entity_id)]
+    for name in ("exporter", "end_user"):
+        value = getattr(e, name, None)
+        if isinstance(value, str):
+            keys.append(entity_key("party", value))
+    for value in getattr(e, "end_users", None) or ():
+        keys.append(entity_key("party", value))
+    agreement = getattr(e, "agreement_id", None)
+    if isinstance(agreement, str):
+        keys.append(entity_key("agreement", agreement))
+    for value in getattr(e, "reciprocates", ()) or ():
+        keys.append(entity_key("commitment", value))
+    licence = getattr(e, "licence_id", None)
+    if isinstance(licence, str):
+        keys.append(entity_key("licence", licence))
+    return keys
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: UUID
+    type: str
+    entity: str
+    status: str
+    """``appended`` or ``duplicate`` (already recorded: nothing was written)."""
+    position: int
+    line: int | None = None
+    duplicate_of: UUID | None = None
+
+
+@dataclass
+class AppendResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    recorded_at: dt.datetime | None = None
+    attempts: int = 1
+
+    @property
+    def appended(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "appended"]
+
+    @property
+    def duplicates(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "duplicate"]
+
+    def to_dict(self) -> dict[str, Any]:
+        positions = [o.position for o in self.appended]
+        return {
+            "appended": len(self.appended),
+            "duplicates": len(self.duplicates),
+            "recorded_at": iso(self.recorded_at) if self.recorded_at else None,
+            "first_position": min(positions) if positions else None,
+            "last_position": max(positions) if positions else None,
+            "events": [
+                {
+                    "line": o.line,
+                    "event_id": str(o.event_id),
+                    "type": o.type,
+                    "entity": o.entity,
+                    "status": o.status,
+                    "position": o.position,
+                    **({"duplicate_of": str(o.duplicate_of)} if o.duplicate_of else {}),
+                }
+                for o in self.outcomes
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    position: int
+    event: ev.Event
+    retracted: bool
+
+
+# --- working set for one append ---------------------------------------------------------
+
+
+class Workspace(rules.Facts):
+    """The entities one append touches, loaded once and advanced as events are accepted."""
+
+    def __init__(self, ledger: Ledger):
+        self._ledger = ledger
+        self.entities: dict[str, Entity] = {}
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        missing = [k for k in dict.fromkeys(keys) if k not in self.entities]
+        if not missing:
+            return
+        found = self._ledger.index.select_entities(missing)
+        mapper = self._ledger.mapper
+        for key in missing:
+            entity = Entity(key)
+            for stored in found.get(key, ()):
+                recorded = mapper.to_domain_event(stored)
+                entity.add(recorded.event)
+                entity.version = recorded.originator_version
+            self.entities[key] = entity
+
+    def entity(self, kind: str, entity_id: str) -> Entity:
+        key = entity_key(kind, entity_id)
+        if key not in self.entities:
+            self.prefetch([key])
+        return self.entities[key]
+
+    def events(self, kind: str, entity_id: str) -> Sequence[ev.Event]:
+        return self.entity(kind, entity_id).events
+
+    def state(self, kind: str, entity_id: str, as_of: dt.datetime | None) -> st.State | None:
+        return self.entity(kind, entity_id).state(as_of)
+
+
+# --- the application --------------------------------------------------------------------
+
+
+class Ledger(Application[str]):
+    """The compliance ledger (an eventsourcing ``Application`` with ``str`` entity keys)."""
+
+    name = "Ledger"
+
+    def __init__(self, settings: Settings | None = None, env: dict[str, str] | None = None):
+        self.settings = settings or Settings.from_env()
+        merged = self.settings.eventsourcing_env()
+        merged.update(env or {})
+        super().__init__(env=merged)
+        assert isinstance(self.recorder, EventIndex)
+        self.index: EventIndex = self.recorder
+
+    def construct_mapper(self) -> Mapper[str]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=MsgspecMapper
+        )
+
+    @property
+    def msgspec_mapper(self) -> MsgspecMapper:
+        assert isinstance(self.mapper, MsgspecMapper)
+        return self.mapper
+
+    # --- reading ----------------------------------------------------------------------
+
+    def entity(self, kind: str, entity_id: str) -> Entity | None:
+        """An entity reconstructed by the library's repository (None if unknown)."""
+        try:
+            result: Entity = self.repository.get(
+                entity_key(kind, entity_id), projector_func=project_entity
+            )
+        except AggregateNotFoundError:
+            return None
+        return result
+
+    def head(self) -> int:
+        """Position of the newest event (0 for an empty ledger)."""
+        return self.recorder.max_notification_id() or 0
+
+    def last_recorded_at(self) -> dt.datetime | None:
+        us = self.index.last_recorded_us()
+        return None if us is None else from_us(us)
+
+    def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
+        return self.index.lookup(event_ids)
+
+    def get_event(self, event_id: UUID) -> LogEntry | None:
+        entry = self.index.lookup([event_id]).get(event_id)
+        if entry is None:
+            return None
+        entity = self.entity(entry.entity_kind, entry.entity_id)
+        assert entity is not None
+        for e in entity.events:
+            if e.event_id == event_id:
+                retracted = any(
+                    isinstance(x, ev.EventRetracted) and x.retracted_event_id == event_id
+                    for x in entity.events
+                )
+                return LogEntry(entry.position, e, retracted)
+        return None  # pragma: no cover - index and events are written together
+
+    def log(
+        self,
+        *,
+        as_of: dt.datetime | None = None,
+        known_at: dt.datetime | None = None,
+        entity_kind: str | None = None,
+        entity_id: str | None = None,
+        types: Sequence[str] = (),
+        party: str | None = None,
+        include_retracted: bool = False,
+        order: str = "effective",
+    ) -> Iterator[LogEntry]:
+        """The history in effective (or recorded) order, as known at ``known_at``."""
+        query = LogQuery(
+            as_of_us=None if as_of is None else to_us(as_of),
+            known_at_us=None if known_at is None else to_us(known_at),
+            entity_kind=entity_kind,
+            entity_id=entity_id,
+            types=tuple(types),
+            include_retracted=include_retracted,
+            order=order,
+        )
+        mapper = self.msgspec_mapper
+        for row in self.index.select_log(query):
+            event = decode_event(mapper.payload(row.state), row.topic)
+            if party is not None and party not in ev.named_parties(event):
+                continue
+            yield LogEntry(row.position, event, row.retracted)
+
+    # --- appending --------------------------------------------------------------------
+
+    def _resolver(
+        self, batch: dict[UUID, tuple[str, str]] | None
+    ) -> Callable[[UUID], tuple[str, str] | None]:
+        """Find the entity of an event to retract: earlier in the batch, or stored."""
+
+        def resolve(target: UUID) -> tuple[str, str] | None:
+            if batch is not None and target in batch:
+                return batch[target]
+            entry = self.index.lookup([target]).get(target)
+            return None if entry is None else (entry.entity_kind, entry.entity_id)
+
+        return resolve
+
+    def parse(
+        self,
+        obj: Any,
+        *,
+        line: int | None = None,
+        now_: dt.datetime | None = None,
+        backfill: bool = False,
+        batch: dict[UUID, tuple[str, str]] | None = None,
+        owned: bool = False,
+    ) -> Submission:
+        """Validate one decoded JSON object as an event (see ``ledger.intake``)."""
+        s = parse_object(
+            obj,
+            line=line,
+            actor=self.settings.actor,
+            now=now_ or now(),
+            backfill=backfill,
+            resolve_retracted=self._resolver(batch),
+            owned=owned,
+        )
+        if batch is not None:
+            batch[s.event.event_id] = (s.event.entity_kind, s.event.entity_id)
+        return s
+
+    def parse_line(
+        self,
+        data: bytes,
+        line: int,
+        now_: dt.datetime,
+        backfill: bool,
+        batch: dict[UUID, tuple[str, str]],
+    ) -> Submission:
+        """Parse one JSONL line of a batch."""
+        s = parse_json(
+            data,
+            line=line,
+            actor=self.settings.actor,
+            now=now_,
+            backfill=backfill,
+            resolve_retracted=self._resolver(batch),
+        )
+        batch[s.event.event_id] = (s.event.entity_kind, s.event.entity_id)
+        return s
+
+    def append(
+        self,
+        submissions: Sequence[Submission],
+        *,
+        backfill: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> AppendResult:
+        """Append a batch atomically (all or nothing); duplicates are reported, not written.
+
+        Raises ``RuleViolation``/``ConflictError`` (naming the line) and ``StoreError``.
+        """
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                result = self._append_once(submissions, backfill=backfill, progress=progress)
+                result.attempts = attempt
+                return result
+            except (IntegrityError, OperationalError) as exc:
+                if isinstance(exc, OperationalError) and not _is_transient(exc):
+                    raise StoreError(f"the store failed: {exc}") from exc
+                if attempt == MAX_ATTEMPTS:
+                    raise StoreError(
+                        f"gave up after {attempt} attempts against concurrent writers: {exc}"
+                    ) from exc
+                log.debug("append attempt %d conflicted (%s); retrying", attempt, exc)
+                time.sleep(min(0.5, 0.005 * 2 ** min(attempt, 7)) * random.uniform(0.5, 1.5))
+                progress = None  # report progress once
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _recorded_time(self, submissions: Sequence[Submission], backfill: bool) -> dt.datetime:
+        """The recorded time of a batch; checks backfilled times instead when backfilling."""
+        last_us = self.index.last_recorded_us()
+        last = None if last_us is None else from_us(last_us)
+        current = now()
+        if not backfill:
+            return current if last is None or current >= last else last
+        previous: dt.datetime | None = None
+        for s in submissions:
+            recorded = s.event.recorded_at
+            if recorded > current:
+                raise RuleViolation(
+                    "backfill-recorded-in-future",
+                    f"recorded time {iso(recorded)} is in the future",
+                    field="recorded_at",
+                    line=s.line,
+                )
+            if last is not None and recorded < last:
+                raise RuleViolation(
+                    "backfill-before-ledger",
+                    f"recorded time {iso(recorded)} is earlier than the latest recorded time "
+                    f"already in the ledger ({iso(last)}); the known-at axis cannot be rewritten",
+                    field="recorded_at",
+                    line=s.line,
+                )
+            if previous is not None and recorded < previous:
+                raise RuleViolation(
+                    "backfill-recorded-decreases",
+                    f"recorded time {iso(recorded)} is earlier than the previous line's "
+                    f"{iso(previous)}; recorded times must never decrease",
+                    field="recorded_at",
+                    line=s.line,
+                )
+            previous = recorded
+        return current
+
+    def _append_once(
+        self,
+        submissions: Sequence[Submission],
+        *,
+        backfill: bool,
+        progress: Callable[[int], None] | None,
+    ) -> AppendResult:
+        recorded_at = self._recorded_time(submissions, backfill)
+        result = AppendResult(recorded_at=None if backfill else recorded_at)
+
+        # Idempotency: ids already stored, and ids repeated within the batch.
+        stored = self.index.lookup([s.event.event_id for s in submissions])
+        first_seen: dict[UUID, Submission] = {}
+        fresh: list[Submission] = []
+        duplicates: dict[int, tuple[UUID, int | None]] = {}  # batch index -> (orig id, pos)
+        for i, s in enumerate(submissions):
+            e = s.event
+            entry = stored.get(e.event_id)
+            if entry is not None:
+                if entry.content_hash != s.content_hash:
+                    raise ConflictError(
+                        "event-id-reused",
+                        f"event {e.event_id} is already recorded (position {entry.position}, "
+                        f"{entry.event_type} on {entry.entity_kind}:{entry.entity_id}) with "
+                        "different content",
+                        field="event_id",
+                        line=s.line,
+                    )
+                duplicates[i] = (e.event_id, entry.position)
+                continue
+            earlier = first_seen.get(e.event_id)
+            if earlier is not None:
+                if earlier.content_hash != s.content_hash:
+                    raise ConflictError(
+                        "event-id-reused",
+                        f"event {e.event_id} appears twice in the batch with different content"
+                        + (f" (first on line {earlier.line})" if earlier.line else ""),
+                        field="event_id",
+                        line=s.line,
+                    )
+                duplicates[i] = (e.event_id, None)
+                continue
+            first_seen[e.event_id] = s
+            fresh.append(s)
+
+        workspace = Workspace(self)
+        workspace.prefetch(k for s in fresh for k in references(s.event))
+        pending: list[Recorded] = []
+        pending_index: dict[UUID, int] = {}  # event id -> index in pending
+        shipment_dupes: dict[int, UUID] = {}  # batch index -> original usage event id
+        batch_positions = {id(s): i for i, s in enumerate(submissions)}
+        for n, s in enumerate(fresh, start=1):
+            e = s.event
+            if not backfill and e.recorded_at != recorded_at:
+                e = msgspec.structs.replace(e, recorded_at=recorded_at)
+            if isinstance(e, ev.LicenceUsageRecorded):
+                original = _same_shipment(workspace, e)
+                if original is not None:
+                    shipment_dupes[batch_positions[id(s)]] = original
+                    continue
+            try:
+                rules.check(e, workspace)
+            except LedgerError as exc:
+                raise exc.located(s.line) from None
+            entity = workspace.entity(e.entity_kind, e.entity_id)
+            entity.add(e)
+            pending_index[e.event_id] = len(pending)
+            pending.append(Recorded(entity.id, entity.version, e, s.content_hash))
+            if progress is not None and n % 1000 == 0:
+                progress(1000)
+
+        recordings = self.events.put(pending) if pending else []
+        positions = {r.domain_event.event.event_id: r.notification.id for r in recordings}
+        if pending and len(positions) != len(pending):
+            raise StoreError("the store did not report positions for every event")
+        originals = self.index.lookup(list(shipment_dupes.values())) if shipment_dupes else {}
+        for i, s in enumerate(submissions):
+            e = s.event
+            if i in duplicates:
+                original_id, position = duplicates[i]
+                result.outcomes.append(
+                    Outcome(
+                        e.event_id,
+                        e.type,
+                        e.entity,
+                        "duplicate",
+                        position if position is not None else positions.get(original_id, 0),
+                        s.line,
+                        original_id,
+                    )
+                )
+            elif i in shipment_dupes:
+                original_id = shipment_dupes[i]
+                position = (
+                    originals[original_id].position
+                    if original_id in originals
+                    else positions.get(original_id, 0)
+                )
+                result.outcomes.append(
+                    Outcome(
+                        e.event_id, e.type, e.entity, "duplicate", position, s.line, original_id
+                    )
+                )
+            else:
+                result.outcomes.append(
+                    Outcome(e.event_id, e.type, e.entity, "appended", positions[e.event_id], s.line)
+                )
+        if progress is not None and len(fresh) % 1000:
+            progress(len(fresh) % 1000)
+        return result
+
+    def append_objects(self, objects: Sequence[Any], *, backfill: bool = False) -> AppendResult:
+        """Parse and append decoded JSON objects (one batch)."""
+        current = now()
+        batch: dict[UUID, tuple[str, str]] = {}
+        submissions = []
+        for i, obj in enumerate(objects, start=1):
+            line = i if len(objects) > 1 else None
+            submissions.append(
+                self.parse(obj, line=line, now_=current, backfill=backfill, batch=batch)
+            )
+        return self.append(submissions, backfill=backfill)
+
+    def retract(
+        self,
+        event_id: UUID,
+        reason: str,
+        *,
+        sources: Sequence[ev.Source] = (),
+        retraction_id: UUID | None = None,
+    ) -> AppendResult:
+        """Record that an event was wrong (see ``EventRetracted``)."""
+        obj: dict[str, Any] = {
+            "type": "EventRetracted",
+            "retracted_event_id": str(event_id),
+            "reason": reason,
+            "sources": [msgspec.to_builtins(s) for s in sources],
+        }
+        if retraction_id is not None:
+            obj["event_id"] = str(retraction_id)
+        return self.append_objects([obj])
+
+
+def _same_shipment(workspace: Workspace, e: ev.LicenceUsageRecorded) -> UUID | None:
+    """The earlier usage event recording this very shipment, if any (idempotency)."""
+    licence = workspace.state("licence", e.entity_id, None)
+    if not isinstance(licence, st.LicenceState):
+        return None
+    previous = licence.shipments.get(e.shipment_id)
+    if previous is not None and rules.same_shipment(previous, e):
+        return previous.event_id
+    return None
+
+
+def _is_transient(exc: OperationalError) -> bool:
+    text = str(exc).lower()
+    return any(
+        marker in text
+        for marker in ("locked", "busy", "deadlock", "could not serialize", "timeout", "connection")
+    )

@@ -1,0 +1,140 @@
+"""Configuration from the environment (see the README's Configuration table).
+
+- ``LEDGER_HOME``: SQLite file, embedded NATS store, ``nats.url``
+  (default ``$XDG_DATA_HOME/ledger`` or ``~/.local/share/ledger``).
+- ``LEDGER_DATABASE_URL``: ``sqlite:///PATH`` (default: ``ledger.db`` in the home) or
+  ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?schema=NAME]``.
+- ``LEDGER_NATS_URL``: NATS server(s); default: the URL the embedded server recorded.
+- ``LEDGER_STREAM`` (``LEDGER``), ``LEDGER_SUBJECT_PREFIX`` (``ledger``).
+- ``LEDGER_ACTOR``: default ``actor`` of appended events (the OS user name).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+SQLITE_LOCK_TIMEOUT_SECONDS = 60
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def default_home(environ: Mapping[str, str]) -> Path:
+    xdg = environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "ledger"
+
+
+def _default_actor(environ: Mapping[str, str]) -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers)
+        return environ.get("USER", "operator")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    nats_url: str | None = None
+    stream: str = "LEDGER"
+    subject_prefix: str = "ledger"
+    actor: str = "operator"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = (
+            Path(env["LEDGER_HOME"]).expanduser() if env.get("LEDGER_HOME") else (default_home(env))
+        )
+        database_url = env.get("LEDGER_DATABASE_URL") or f"sqlite:///{home / 'ledger.db'}"
+        return cls(
+            home=home,
+            database_url=database_url,
+            nats_url=env.get("LEDGER_NATS_URL") or None,
+            stream=env.get("LEDGER_STREAM") or "LEDGER",
+            subject_prefix=env.get("LEDGER_SUBJECT_PREFIX") or "ledger",
+            actor=env.get("LEDGER_ACTOR") or _default_actor(env),
+        )
+
+    @property
+    def backend(self) -> str:
+        scheme = urlparse(self.database_url).scheme
+        if scheme in ("postgresql", "postgres"):
+            return "postgres"
+        if scheme == "sqlite":
+            return "sqlite"
+        raise ConfigError(
+            f"LEDGER_DATABASE_URL '{self.redacted_url}' is neither sqlite:///PATH nor "
+            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?schema=NAME]"
+        )
+
+    @property
+    def redacted_url(self) -> str:
+        parsed = urlparse(self.database_url)
+        if parsed.password:
+            netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+            return parsed._replace(netloc=netloc).geturl()
+        return self.database_url
+
+    @property
+    def sqlite_path(self) -> Path:
+        parsed = urlparse(self.database_url)
+        path = unquote(parsed.path)
+        if parsed.netloc:  # sqlite://relative/path (two slashes)
+            path = parsed.netloc + path
+        return Path(path)
+
+    @property
+    def nats_url_file(self) -> Path:
+        """Where ``ledger serve`` records the embedded server's URL."""
+        return self.home / "nats.url"
+
+    def resolved_nats_url(self) -> str | None:
+        """``LEDGER_NATS_URL``, else the URL the running embedded server recorded."""
+        if self.nats_url:
+            return self.nats_url
+        try:
+            text = self.nats_url_file.read_text().strip()
+        except OSError:
+            return None
+        return text or None
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """Environment for the eventsourcing library's infrastructure factory."""
+        env = {"ORIGINATOR_ID_TYPE": "text", "CREATE_TABLE": "yes"}
+        if self.backend == "sqlite":
+            path = self.sqlite_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            env.update(
+                PERSISTENCE_MODULE="ledger.store.sqlite:LedgerSQLiteFactory",
+                SQLITE_DBNAME=str(path),
+                SQLITE_LOCK_TIMEOUT=str(SQLITE_LOCK_TIMEOUT_SECONDS),
+            )
+        else:
+            parsed = urlparse(self.database_url)
+            query = parse_qs(parsed.query)
+            dbname = unquote(parsed.path.lstrip("/"))
+            if not dbname:
+                raise ConfigError(f"LEDGER_DATABASE_URL '{self.redacted_url}' names no database")
+            env.update(
+                PERSISTENCE_MODULE="ledger.store.postgres:LedgerPostgresFactory",
+                POSTGRES_DBNAME=dbname,
+                POSTGRES_HOST=parsed.hostname or "127.0.0.1",
+                POSTGRES_PORT=str(parsed.port or 5432),
+                POSTGRES_USER=unquote(parsed.username or getpass.getuser()),
+                POSTGRES_PASSWORD=unquote(parsed.password or ""),
+                POSTGRES_SCHEMA=query.get("schema", ["public"])[0],
+                POSTGRES_CONNECT_TIMEOUT="10",
+                POSTGRES_POOL_SIZE="2",
+                POSTGRES_MAX_OVERFLOW="4",
+            )
+        env.update(self.extra)
+        return env

@@ -1,0 +1,242 @@
+"""Turning operator input (JSON objects, JSONL lines) into typed events.
+
+The operator supplies the fact; the ledger supplies the rest:
+
+- ``event_id``: generated (UUIDv7, time-ordered) when absent; supply it to make re-sends
+  idempotent.
+- ``effective_at``: now when absent.  Bare dates follow the rules in ``ledger.times``.
+- ``actor``: the configured actor when absent.
+- ``recorded_at``: always set by the ledger; present in input only with ``--backfill``.
+- ``entity_kind``: implied by the event type; for ``EventRetracted`` taken from the
+  retracted event.
+
+Every problem becomes an ``InputError`` naming the field (and, for a batch, the line).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+from uuid import UUID
+
+import msgspec
+
+from ledger import events as ev
+from ledger.errors import InputError
+from ledger.store.codec import content_hash
+from ledger.times import is_bare_date
+
+RetractionResolver = Callable[[UUID], tuple[str, str] | None]
+
+_json_decoder = msgspec.json.Decoder()
+_TYPE_NAMES = ", ".join(sorted(ev.EVENT_TYPES_BY_NAME))
+
+
+@dataclass(slots=True)
+class Submission:
+    """One parsed event awaiting append."""
+
+    event: ev.Event
+    line: int | None
+    content_hash: bytes
+    effective_defaulted: bool
+    recorded_supplied: bool
+
+
+def uuid7() -> UUID:
+    """A time-ordered UUID (RFC 9562 version 7): index-friendly generated event ids."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(secrets.token_bytes(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return UUID(int=value)
+
+
+def _normalise_times(obj: Any) -> Any:
+    """Bare dates in time fields become instants (start or end of day UTC)."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if isinstance(value, str) and is_bare_date(value):
+                if key in ev.START_TIME_FIELDS:
+                    obj[key] = f"{value}T00:00:00Z"
+                elif key in ev.END_TIME_FIELDS:
+                    day = dt.date.fromisoformat(value) + dt.timedelta(days=1)
+                    obj[key] = f"{day.isoformat()}T00:00:00Z"
+            elif isinstance(value, list | dict):
+                _normalise_times(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            _normalise_times(value)
+    return obj
+
+
+def _validation_error(exc: msgspec.ValidationError, line: int | None) -> InputError:
+    text = str(exc)
+    field: str | None = None
+    if " - at `$" in text:
+        text, _, path = text.partition(" - at `$")
+        field = path.rstrip("`").lstrip(".") or None
+    if "datetime` with a timezone" in text:
+        text += " (add 'Z' or an offset such as +08:00)"
+    elif text.startswith("Invalid RFC3339"):
+        text += " (use e.g. 2025-11-10, 2025-11-10T13:01:00+08:00 or 2025-11-10T05:01:00Z)"
+    elif text.startswith("Object missing required field"):
+        missing = text.split("`")[1] if "`" in text else None
+        if missing:
+            field = f"{field}.{missing}" if field else missing
+            text = "required field is missing"
+    elif text.startswith("Object contains unknown field"):
+        unknown = text.split("`")[1] if "`" in text else None
+        if unknown:
+            field = f"{field}.{unknown}" if field else unknown
+            text = "unknown field (not part of this event type; see `ledger schema`)"
+    return InputError(text, field=field, line=line)
+
+
+def parse_object(
+    obj: Any,
+    *,
+    line: int | None = None,
+    actor: str,
+    now: dt.datetime,
+    backfill: bool = False,
+    resolve_retracted: RetractionResolver | None = None,
+    owned: bool = False,
+) -> Submission:
+    """Validate one decoded JSON object as an event, filling in the ledger's fields.
+
+    ``owned=True`` lets the parser fill in the object in place (it was decoded for us);
+    otherwise the caller's object is left untouched.
+    """
+    if not isinstance(obj, dict):
+        raise InputError(
+            f"expected a JSON object describing one event, got {type(obj).__name__}", line=line
+        )
+    type_name = obj.get("type")
+    if not isinstance(type_name, str):
+        raise InputError(f"missing event type; one of: {_TYPE_NAMES}", field="type", line=line)
+    cls = ev.EVENT_TYPES_BY_NAME.get(type_name)
+    if cls is None:
+        raise InputError(
+            f"unknown event type '{type_name}'; known types: {_TYPE_NAMES}",
+            field="type",
+            line=line,
+        )
+    recorded_supplied = "recorded_at" in obj
+    if recorded_supplied and not backfill:
+        raise InputError(
+            "the recorded time is set by the ledger; remove it "
+            "(to migrate an existing record with its times, use `ledger import --backfill`)",
+            field="recorded_at",
+            line=line,
+        )
+    if backfill and not recorded_supplied:
+        raise InputError(
+            "--backfill takes each event's recorded time from the input; it is missing",
+            field="recorded_at",
+            line=line,
+        )
+    if recorded_supplied:
+        recorded = obj.get("recorded_at")
+        if isinstance(recorded, str) and is_bare_date(recorded):
+            raise InputError(
+                "a recorded time needs a time of day and an offset, not a bare date",
+                field="recorded_at",
+                line=line,
+            )
+    schema_version = obj.get("schema_version", 1)
+    if isinstance(schema_version, int) and schema_version > cls.SCHEMA_VERSION:
+        raise InputError(
+            f"schema version {schema_version} is newer than this ledger understands "
+            f"({cls.SCHEMA_VERSION}); upgrade the ledger",
+            field="schema_version",
+            line=line,
+        )
+    if not owned:
+        obj = _json_decoder.decode(msgspec.json.encode(obj))
+    _normalise_times(obj)
+    effective_defaulted = "effective_at" not in obj
+    if effective_defaulted:
+        obj["effective_at"] = now
+    if "event_id" not in obj:
+        obj["event_id"] = str(uuid7())
+    if "actor" not in obj:
+        obj["actor"] = actor
+    if not recorded_supplied:
+        obj["recorded_at"] = now
+    if cls is ev.EventRetracted and ("entity_kind" not in obj or "entity_id" not in obj):
+        _fill_retracted_entity(obj, line, resolve_retracted)
+    try:
+        event: ev.Event = msgspec.convert(obj, cls)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc, line) from None
+    if isinstance(event, ev.EventRetracted) and event.entity_kind == "":
+        raise InputError("entity_kind is required", field="entity_kind", line=line)
+    return Submission(
+        event=event,
+        line=line,
+        content_hash=content_hash(event, effective_defaulted=effective_defaulted),
+        effective_defaulted=effective_defaulted,
+        recorded_supplied=recorded_supplied,
+    )
+
+
+def _fill_retracted_entity(
+    obj: dict[str, Any], line: int | None, resolve: RetractionResolver | None
+) -> None:
+    raw = obj.get("retracted_event_id")
+    try:
+        target = UUID(str(raw))
+    except ValueError:
+        raise InputError(
+            f"'{raw}' is not an event id (UUID)", field="retracted_event_id", line=line
+        ) from None
+    found = resolve(target) if resolve is not None else None
+    if found is None:
+        raise InputError(
+            f"no event {target} is recorded; nothing to retract",
+            field="retracted_event_id",
+            line=line,
+        )
+    obj.setdefault("entity_kind", found[0])
+    obj.setdefault("entity_id", found[1])
+
+
+def parse_json(
+    data: bytes | str,
+    *,
+    line: int | None = None,
+    actor: str,
+    now: dt.datetime,
+    backfill: bool = False,
+    resolve_retracted: RetractionResolver | None = None,
+) -> Submission:
+    """Parse one event from JSON text."""
+    try:
+        obj = _json_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InputError(f"malformed JSON: {exc}", line=line) from None
+    return parse_object(
+        obj,
+        line=line,
+        actor=actor,
+        now=now,
+        backfill=backfill,
+        resolve_retracted=resolve_retracted,
+        owned=True,
+    )
+
+
+def iter_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """Non-blank lines of a JSONL stream with their 1-based line numbers."""
+    for number, raw in enumerate(stream, start=1):
+        stripped = raw.strip()
+        if stripped:
+            yield number, stripped

@@ -1,0 +1,128 @@
+"""Storing events with msgspec instead of the library's JSON transcoder.
+
+``Recorded`` is the domain-event object the eventsourcing library handles: a public event
+plus its place in the entity's stream (originator id = ``kind:id``, version).  The
+``MsgspecMapper`` turns it into a ``LedgerStoredEvent``: the library's ``StoredEvent`` (topic =
+event type name, state = the event's compact JSON, exactly what NATS consumers receive)
+plus the columns of the event index (event id, times, content hash) that the ledger's
+recorders write in the same transaction.  Decoding is typed: each topic has its own
+msgspec decoder, so a stored row comes back as the right class, validated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from ledger import events as ev
+from ledger.times import EPOCH, to_us
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(cls) for name, cls in ev.EVENT_TYPES_BY_NAME.items()
+}
+_any_decoder: msgspec.json.Decoder[ev.AnyEvent] = msgspec.json.Decoder(ev.AnyEvent)
+
+
+def encode_event(event: ev.Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes, type_name: str | None = None) -> ev.Event:
+    """Typed decode of a stored/published payload (by type name when known)."""
+    if type_name is not None:
+        decoder = _decoders.get(type_name)
+        if decoder is not None:
+            result: ev.Event = decoder.decode(data)
+            return result
+    return _any_decoder.decode(data)
+
+
+def content_hash(event: ev.Event, *, effective_defaulted: bool = False) -> bytes:
+    """What makes two appends of one event id "the same content".
+
+    The ledger's own stamps are left out (``recorded_at``, ``actor``), and so is an
+    ``effective_at`` the ledger filled in because the operator gave none, so that a retried
+    send of the same input is recognised as the same event.
+    """
+    neutral = msgspec.structs.replace(
+        event,
+        recorded_at=EPOCH,
+        actor="-",
+        **({"effective_at": EPOCH} if effective_defaulted else {}),
+    )
+    return hashlib.blake2b(_encoder.encode(neutral), digest_size=16).digest()
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    """A ledger event in its entity's stream (implements DomainEventProtocol)."""
+
+    originator_id: str
+    originator_version: int
+    event: ev.Event
+    content_hash: bytes = b""
+
+
+_NIL = UUID(int=0)
+
+
+@dataclass(frozen=True)
+class LedgerStoredEvent(StoredEvent):
+    """The library's stored event plus the event-index columns."""
+
+    event_id: UUID = _NIL
+    event_type: str = ""
+    entity_kind: str = ""
+    entity_id: str = ""
+    effective_us: int = 0
+    recorded_us: int = 0
+    content_hash: bytes = b""
+    retracts: UUID | None = None
+
+
+class MsgspecMapper(Mapper[str]):
+    """Mapper using msgspec for typed encoding/decoding (compression/cipher still apply)."""
+
+    def to_stored_event(self, domain_event: Any) -> LedgerStoredEvent:
+        recorded: Recorded = domain_event
+        event = recorded.event
+        state = _encoder.encode(event)
+        if self.compressor:
+            state = self.compressor.compress(state)
+        if self.cipher:
+            state = self.cipher.encrypt(state)
+        return LedgerStoredEvent(
+            originator_id=recorded.originator_id,
+            originator_version=recorded.originator_version,
+            topic=type(event).__name__,
+            state=state,
+            event_id=event.event_id,
+            event_type=type(event).__name__,
+            entity_kind=event.entity_kind,
+            entity_id=event.entity_id,
+            effective_us=to_us(event.effective_at),
+            recorded_us=to_us(event.recorded_at),
+            content_hash=recorded.content_hash,
+            retracts=event.retracted_event_id if isinstance(event, ev.EventRetracted) else None,
+        )
+
+    def payload(self, state: bytes) -> bytes:
+        """The event's JSON bytes from stored state (undoing cipher/compression if any)."""
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        return state
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        event = decode_event(self.payload(stored_event.state), stored_event.topic)
+        return Recorded(
+            originator_id=str(stored_event.originator_id),
+            originator_version=stored_event.originator_version,
+            event=event,
+        )

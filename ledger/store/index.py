@@ -1,0 +1,79 @@
+"""What the ledger adds to the library's application recorder: the event index.
+
+Both recorders (SQLite, PostgreSQL) write one index row per stored event in the same
+transaction as the event itself.  The index gives the ledger what the library's tables
+do not: lookup by event id (lasting idempotency), the two times as sortable integers
+(microseconds UTC), and which event a retraction retracts.  It also guards the known-at
+axis: recorded times never decrease along the notification log; an insert that would
+break that raises ``RecordedTimeConflict`` and the append is retried with a fresh time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+
+class RecordedTimeConflict(IntegrityError):
+    """A concurrent writer committed a later recorded time first; retry with a new time."""
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    position: int
+    event_id: UUID
+    event_type: str
+    entity_kind: str
+    entity_id: str
+    effective_us: int
+    recorded_us: int
+    content_hash: bytes
+
+
+@dataclass(frozen=True)
+class LogRow:
+    position: int
+    topic: str
+    state: bytes
+    retracted: bool
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    as_of_us: int | None = None
+    known_at_us: int | None = None
+    entity_kind: str | None = None
+    entity_id: str | None = None
+    types: tuple[str, ...] = ()
+    include_retracted: bool = False
+    after_position: int | None = None
+    order: str = "effective"
+    """``effective`` (effective time, then position) or ``recorded`` (position)."""
+
+
+class EventIndex(ABC):
+    """Queries over the event index (implemented by both ledger recorders)."""
+
+    @abstractmethod
+    def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
+        """Index entries of those event ids that are stored."""
+
+    @abstractmethod
+    def last_recorded_us(self) -> int | None:
+        """The recorded time of the newest event (None for an empty ledger)."""
+
+    @abstractmethod
+    def select_entities(self, originator_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Stored events of many entities at once, each in version order."""
+
+    @abstractmethod
+    def select_log(self, query: LogQuery) -> Iterator[LogRow]:
+        """Events in effective order (ties: position) visible per the query."""
+
+    @abstractmethod
+    def count_events(self) -> int:
+        """How many events are stored."""

@@ -1,0 +1,244 @@
+"""PostgreSQL storage: the library's PostgreSQL recorder plus the ledger's event index.
+
+The library serialises writers with a table lock, so notification ids follow commit
+order (ids may skip numbers after a rolled-back insert; readers must not assume they are
+contiguous).  The index rows are written after the events, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing.postgres import (
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composable, Identifier
+
+from ledger.store.codec import LedgerStoredEvent
+from ledger.store.index import (
+    EventIndex,
+    IndexEntry,
+    LogQuery,
+    LogRow,
+    RecordedTimeConflict,
+)
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
+    """Application recorder that also writes and queries the event index."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.index_table = f"{events_table_name}_index"
+        self.check_identifier_length(self.index_table + "_event_id_key")
+        schema = Identifier(self.datastore.schema)
+        t = Identifier(self.index_table)
+        self._t = SQL("{0}.{1}").format(schema, t)
+        self._events = SQL("{0}.{1}").format(schema, Identifier(self.events_table_name))
+        self.sql_create_statements += [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0} ("
+                "notification_id bigint PRIMARY KEY, "
+                "event_id uuid NOT NULL UNIQUE, "
+                "event_type text NOT NULL, "
+                "entity_kind text NOT NULL, "
+                "entity_id text NOT NULL, "
+                "effective_us bigint NOT NULL, "
+                "recorded_us bigint NOT NULL, "
+                "content_hash bytea NOT NULL, "
+                "retracts uuid, "
+                "originator_version bigint NOT NULL)"
+            ).format(self._t),
+            SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} (effective_us)").format(
+                Identifier(self.index_table + "_effective"), self._t
+            ),
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {0} ON {1} (retracts) WHERE retracts IS NOT NULL"
+            ).format(Identifier(self.index_table + "_retracts"), self._t),
+        ]
+        self._insert_index = SQL(
+            "INSERT INTO {0} SELECT * FROM unnest("
+            "%s::bigint[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::bigint[], "
+            "%s::bigint[], %s::bytea[], %s::uuid[], %s::bigint[])"
+        ).format(self._t)
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        indexed = [s for s in stored_events if isinstance(s, LedgerStoredEvent)]
+        if not indexed or not ids:
+            return ids
+        if len(indexed) != len(stored_events) or len(ids) != len(indexed):
+            raise ProgrammingError("mixed stored event types in one insert")
+        # The table lock is held: everything committed before us is visible.
+        curs.execute(
+            SQL(
+                "SELECT recorded_us FROM {0} WHERE notification_id < %s "
+                "ORDER BY notification_id DESC LIMIT 1"
+            ).format(self._t),
+            (min(ids),),
+        )
+        row = curs.fetchone()
+        if row is not None and row["recorded_us"] > min(s.recorded_us for s in indexed):
+            raise RecordedTimeConflict(
+                "a later recorded time was committed concurrently; retry with a fresh time"
+            )
+        curs.execute(
+            self._insert_index,
+            (
+                list(ids),
+                [s.event_id for s in indexed],
+                [s.event_type for s in indexed],
+                [s.entity_kind for s in indexed],
+                [s.entity_id for s in indexed],
+                [s.effective_us for s in indexed],
+                [s.recorded_us for s in indexed],
+                [s.content_hash for s in indexed],
+                [s.retracts for s in indexed],
+                [s.originator_version for s in indexed],
+            ),
+        )
+        return ids
+
+    # --- the event index ----------------------------------------------------------------
+
+    def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
+        if not event_ids:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, event_id, event_type, entity_kind, entity_id, "
+                    "effective_us, recorded_us, content_hash FROM {0} "
+                    "WHERE event_id = ANY(%s)"
+                ).format(self._t),
+                (list(event_ids),),
+            )
+            return {
+                row["event_id"]: IndexEntry(
+                    row["notification_id"],
+                    row["event_id"],
+                    row["event_type"],
+                    row["entity_kind"],
+                    row["entity_id"],
+                    row["effective_us"],
+                    row["recorded_us"],
+                    bytes(row["content_hash"]),
+                )
+                for row in curs.fetchall()
+            }
+
+    def last_recorded_us(self) -> int | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT recorded_us FROM {0} ORDER BY notification_id DESC LIMIT 1").format(
+                    self._t
+                )
+            )
+            row = curs.fetchone()
+            return None if row is None else int(row["recorded_us"])
+
+    def select_entities(self, originator_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        out: dict[str, list[StoredEvent]] = {}
+        ids = list(dict.fromkeys(originator_ids))
+        if not ids:
+            return out
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT originator_id, originator_version, topic, state FROM {0} "
+                    "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+                ).format(self._events),
+                (ids,),
+            )
+            for row in curs.fetchall():
+                out.setdefault(row["originator_id"], []).append(
+                    StoredEvent(
+                        row["originator_id"],
+                        row["originator_version"],
+                        row["topic"],
+                        bytes(row["state"]),
+                    )
+                )
+        return out
+
+    def select_log(self, query: LogQuery) -> Iterator[LogRow]:
+        where: list[Composable] = [SQL("TRUE")]
+        params: list[Any] = []
+        known = query.known_at_us
+        join_params: list[Any] = []
+        join = SQL("LEFT JOIN {0} r ON r.retracts = i.event_id").format(self._t)
+        if known is not None:
+            join = join + SQL(" AND r.recorded_us <= %s")
+            join_params.append(known)
+        if query.as_of_us is not None:
+            where.append(SQL("i.effective_us <= %s"))
+            params.append(query.as_of_us)
+        if known is not None:
+            where.append(SQL("i.recorded_us <= %s"))
+            params.append(known)
+        if query.entity_kind is not None and query.entity_id is not None:
+            where.append(SQL("s.originator_id = %s"))
+            params.append(f"{query.entity_kind}:{query.entity_id}")
+        elif query.entity_kind is not None:
+            where.append(SQL("i.entity_kind = %s"))
+            params.append(query.entity_kind)
+        elif query.entity_id is not None:
+            where.append(SQL("i.entity_id = %s"))
+            params.append(query.entity_id)
+        if query.types:
+            where.append(SQL("i.event_type = ANY(%s)"))
+            params.append(list(query.types))
+        if query.after_position is not None:
+            where.append(SQL("i.notification_id > %s"))
+            params.append(query.after_position)
+        if not query.include_retracted:
+            where.append(SQL("r.notification_id IS NULL"))
+        sql = SQL(
+            "SELECT i.notification_id AS position, s.topic, s.state, "
+            "r.notification_id IS NOT NULL AS retracted "
+            "FROM {0} i JOIN {1} s ON s.notification_id = i.notification_id {2} "
+            "WHERE {3} ORDER BY {4}"
+        ).format(
+            self._t,
+            self._events,
+            join,
+            SQL(" AND ").join(where),
+            SQL(
+                "i.notification_id"
+                if query.order == "recorded"
+                else "i.effective_us, i.notification_id"
+            ),
+        )
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="ledger_log") as curs,
+        ):
+            curs.itersize = 2000
+            curs.execute(sql, join_params + params)
+            for row in curs:
+                yield LogRow(row["position"], row["topic"], bytes(row["state"]), row["retracted"])
+
+    def count_events(self) -> int:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(SQL("SELECT COUNT(*) AS n FROM {0}").format(self._t))
+            row = curs.fetchone()
+            assert row is not None
+            return int(row["n"])
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    """The library's PostgreSQL factory with the ledger's recorder."""
+
+    application_recorder_class = LedgerPostgresRecorder

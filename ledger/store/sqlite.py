@@ -1,0 +1,267 @@
+"""SQLite storage: the library's SQLite recorder plus the ledger's event index.
+
+Connections run in WAL mode with ``synchronous=FULL`` (a commit is durable when it
+returns) and a busy timeout, so concurrent CLI processes wait for the write lock instead
+of failing.  Notification ids are SQLite rowids, assigned in commit order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteFactory,
+)
+from eventsourcing.utils import Environment, EnvType
+
+from ledger.store.codec import LedgerStoredEvent
+from ledger.store.index import (
+    EventIndex,
+    IndexEntry,
+    LogQuery,
+    LogRow,
+    RecordedTimeConflict,
+)
+
+CACHE_SIZE_KIB = 65536
+
+
+class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        conn = super()._create_connection()
+        raw: sqlite3.Connection = conn._sqlite_conn
+        if not self.is_sqlite_memory_mode:
+            raw.execute("PRAGMA synchronous=FULL")
+        raw.execute(f"PRAGMA cache_size=-{CACHE_SIZE_KIB}")
+        return conn
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
+    """Application recorder that also writes and queries the event index."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        self.index_table = f"{events_table_name}_index"
+        super().__init__(datastore, events_table_name)
+        self.insert_index_statement = f"INSERT INTO {self.index_table} VALUES (?,?,?,?,?,?,?,?,?,?)"
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        t = self.index_table
+        statements += [
+            f"CREATE TABLE IF NOT EXISTS {t} ("
+            "notification_id INTEGER PRIMARY KEY, "
+            "event_id BLOB NOT NULL, "
+            "event_type TEXT NOT NULL, "
+            "entity_kind TEXT NOT NULL, "
+            "entity_id TEXT NOT NULL, "
+            "effective_us INTEGER NOT NULL, "
+            "recorded_us INTEGER NOT NULL, "
+            "content_hash BLOB NOT NULL, "
+            "retracts BLOB, "
+            "originator_version INTEGER NOT NULL)",
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_event_id ON {t} (event_id)",
+            f"CREATE INDEX IF NOT EXISTS {t}_effective ON {t} (effective_us)",
+            f"CREATE INDEX IF NOT EXISTS {t}_retracts ON {t} (retracts) WHERE retracts IS NOT NULL",
+        ]
+        return statements
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        rows = [
+            (
+                s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                s.originator_version,
+                s.topic,
+                s.state,
+            )
+            for s in stored_events
+        ]
+        # The first insert takes the write lock (waiting on the busy timeout); then rowids
+        # are consecutive because nothing else can write and rows are never deleted.
+        c.execute(self.insert_events_statement, rows[0])
+        first = c.lastrowid
+        assert isinstance(first, int)
+        if len(rows) > 1:
+            c.executemany(self.insert_events_statement, rows[1:])
+        last = first + len(rows) - 1
+        c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+        if c.fetchone()[0] != last:
+            raise ProgrammingError("notification ids were not assigned consecutively")
+        ids = list(range(first, last + 1))
+        indexed = [s for s in stored_events if isinstance(s, LedgerStoredEvent)]
+        if indexed:
+            if len(indexed) != len(stored_events):
+                raise ProgrammingError("mixed stored event types in one insert")
+            self._check_recorded_order(c, first, min(s.recorded_us for s in indexed))
+            c.executemany(
+                self.insert_index_statement,
+                [
+                    (
+                        n,
+                        s.event_id.bytes,
+                        s.event_type,
+                        s.entity_kind,
+                        s.entity_id,
+                        s.effective_us,
+                        s.recorded_us,
+                        s.content_hash,
+                        s.retracts.bytes if s.retracts is not None else None,
+                        s.originator_version,
+                    )
+                    for n, s in zip(ids, indexed, strict=True)
+                ],
+            )
+        return ids
+
+    def _check_recorded_order(self, c: SQLiteCursor, first_id: int, earliest_us: int) -> None:
+        c.execute(
+            f"SELECT recorded_us FROM {self.index_table} WHERE notification_id < ? "
+            "ORDER BY notification_id DESC LIMIT 1",
+            (first_id,),
+        )
+        row = c.fetchone()
+        if row is not None and row[0] > earliest_us:
+            raise RecordedTimeConflict(
+                "a later recorded time was committed concurrently; retry with a fresh time"
+            )
+
+    # --- the event index ----------------------------------------------------------------
+
+    def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
+        out: dict[UUID, IndexEntry] = {}
+        ids = [u.bytes for u in event_ids]
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                c.execute(
+                    "SELECT notification_id, event_id, event_type, entity_kind, entity_id, "
+                    "effective_us, recorded_us, content_hash "
+                    f"FROM {self.index_table} WHERE event_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    entry = IndexEntry(
+                        row[0],
+                        UUID(bytes=row[1]),
+                        row[2],
+                        row[3],
+                        row[4],
+                        row[5],
+                        row[6],
+                        row[7],
+                    )
+                    out[entry.event_id] = entry
+        return out
+
+    def last_recorded_us(self) -> int | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT recorded_us FROM {self.index_table} ORDER BY notification_id DESC LIMIT 1"
+            )
+            row = c.fetchone()
+            return None if row is None else int(row[0])
+
+    def select_entities(self, originator_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        out: dict[str, list[StoredEvent]] = {}
+        ids = list(dict.fromkeys(originator_ids))
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                c.execute(
+                    "SELECT originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY originator_id, originator_version",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    out.setdefault(row[0], []).append(StoredEvent(row[0], row[1], row[2], row[3]))
+        return out
+
+    def select_log(self, query: LogQuery) -> Iterator[LogRow]:
+        t = self.index_table
+        where = ["1=1"]
+        params: list[Any] = []
+        known = query.known_at_us
+        retracted_join = f"LEFT JOIN {t} r ON r.retracts = i.event_id" + (
+            " AND r.recorded_us <= ?" if known is not None else ""
+        )
+        join_params: list[Any] = [known] if known is not None else []
+        if query.as_of_us is not None:
+            where.append("i.effective_us <= ?")
+            params.append(query.as_of_us)
+        if known is not None:
+            where.append("i.recorded_us <= ?")
+            params.append(known)
+        if query.entity_kind is not None and query.entity_id is not None:
+            where.append("s.originator_id = ?")  # the events table's primary key
+            params.append(f"{query.entity_kind}:{query.entity_id}")
+        elif query.entity_kind is not None:
+            where.append("i.entity_kind = ?")
+            params.append(query.entity_kind)
+        elif query.entity_id is not None:
+            where.append("i.entity_id = ?")
+            params.append(query.entity_id)
+        if query.types:
+            where.append(f"i.event_type IN ({','.join('?' * len(query.types))})")
+            params.extend(query.types)
+        if query.after_position is not None:
+            where.append("i.notification_id > ?")
+            params.append(query.after_position)
+        if not query.include_retracted:
+            where.append("r.notification_id IS NULL")
+        sql = (
+            "SELECT i.notification_id, s.topic, s.state, r.notification_id IS NOT NULL "
+            f"FROM {t} i JOIN {self.events_table_name} s ON s.rowid = i.notification_id "
+            f"{retracted_join} WHERE {' AND '.join(where)} "
+            + (
+                "ORDER BY i.notification_id"
+                if query.order == "recorded"
+                else "ORDER BY i.effective_us, i.notification_id"
+            )
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, join_params + params)
+            while True:
+                rows = c.sqlite_cursor.fetchmany(1000)
+                if not rows:
+                    break
+                for row in rows:
+                    yield LogRow(row[0], row[1], row[2], bool(row[3]))
+
+    def count_events(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT COUNT(*) FROM {self.index_table}")
+            return int(c.fetchone()[0])
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """The library's SQLite factory with the ledger's recorder and connection settings."""
+
+    application_recorder_class = LedgerSQLiteRecorder
+
+    def __init__(self, env: Environment | EnvType | None):
+        super().__init__(env)
+        library_pool = self.datastore.pool
+        self.datastore.pool = LedgerSQLiteConnectionPool(
+            db_name=library_pool.db_name,
+            lock_timeout=library_pool.lock_timeout,
+            pool_size=library_pool.pool_size,
+            max_overflow=library_pool.max_overflow,
+            pool_timeout=library_pool.pool_timeout,
+        )
+        library_pool.close()
