@@ -32,7 +32,7 @@ from ledger.domain import rules
 from ledger.domain import state as st
 from ledger.errors import ConflictError, LedgerError, RuleViolation, StoreError
 from ledger.intake import Submission, parse_json, parse_object
-from ledger.store.codec import MsgspecMapper, Recorded, decode_event
+from ledger.store.codec import IndexRow, MsgspecMapper, Recorded, decode_event, index_row
 from ledger.store.index import EventIndex, IndexEntry, LogQuery
 from ledger.times import from_us, iso, now, to_us
 
@@ -124,8 +124,9 @@ def references(e: ev.Event) -> list[str]:
 # --- results ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
+    """What happened to one submitted event."""
+
     event_id: UUID
     type: str
     entity: str
@@ -481,9 +482,10 @@ class Ledger(Application[str]):
         workspace = Workspace(self)
         workspace.prefetch(k for s in fresh for k in references(s.event))
         pending: list[Recorded] = []
-        pending_index: dict[UUID, int] = {}  # event id -> index in pending
-        shipment_dupes: dict[int, UUID] = {}  # batch index -> original usage event id
-        batch_positions = {id(s): i for i, s in enumerate(submissions)}
+        rows: list[IndexRow] = []
+        recorded_us = None if backfill else to_us(recorded_at)
+        shipment_dupes: dict[int, UUID] = {}  # line index -> original usage event id
+        batch_positions = {id(s): i for i, s in enumerate(submissions)} if fresh else {}
         for n, s in enumerate(fresh, start=1):
             e = s.event
             if not backfill and e.recorded_at != recorded_at:
@@ -499,15 +501,21 @@ class Ledger(Application[str]):
                 raise exc.located(s.line) from None
             entity = workspace.entity(e.entity_kind, e.entity_id)
             entity.add(e)
-            pending_index[e.event_id] = len(pending)
-            pending.append(Recorded(entity.id, entity.version, e, s.content_hash))
+            recorded = Recorded(entity.id, entity.version, e)
+            pending.append(recorded)
+            rows.append(index_row(recorded, s.content_hash, recorded_us))
             if progress is not None and n % 1000 == 0:
                 progress(1000)
 
-        recordings = self.events.put(pending) if pending else []
-        positions = {r.domain_event.event.event_id: r.notification.id for r in recordings}
-        if pending and len(positions) != len(pending):
-            raise StoreError("the store did not report positions for every event")
+        positions: dict[UUID, int] = {}
+        if pending:
+            # What EventStore.put does, minus building a Recording per event: map, then
+            # insert through the recorder with the index rows in the same transaction.
+            stored_events = list(map(self.mapper.to_stored_event, pending))
+            ids = self.recorder.insert_events(stored_events, index_rows=rows)
+            if not ids or len(ids) != len(pending):
+                raise StoreError("the store did not report positions for every event")
+            positions = {r.event.event_id: n for r, n in zip(pending, ids, strict=True)}
         originals = self.index.lookup(list(shipment_dupes.values())) if shipment_dupes else {}
         for i, s in enumerate(submissions):
             e = s.event

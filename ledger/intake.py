@@ -59,22 +59,31 @@ def uuid7() -> UUID:
     return UUID(int=value)
 
 
-def _normalise_times(obj: Any) -> Any:
+def _normalise_time(obj: dict[str, Any], key: str, role: str) -> None:
+    value = obj.get(key)
+    if isinstance(value, str) and is_bare_date(value):
+        day = dt.date.fromisoformat(value)
+        if role == "end":
+            day += dt.timedelta(days=1)
+        obj[key] = f"{day.isoformat()}T00:00:00Z"
+
+
+def _normalise_times(obj: dict[str, Any]) -> None:
     """Bare dates in time fields become instants (start or end of day UTC)."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if isinstance(value, str) and is_bare_date(value):
-                if key in ev.START_TIME_FIELDS:
-                    obj[key] = f"{value}T00:00:00Z"
-                elif key in ev.END_TIME_FIELDS:
-                    day = dt.date.fromisoformat(value) + dt.timedelta(days=1)
-                    obj[key] = f"{day.isoformat()}T00:00:00Z"
-            elif isinstance(value, list | dict):
-                _normalise_times(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            _normalise_times(value)
-    return obj
+    for key in _START_KEYS:
+        _normalise_time(obj, key, "start")
+    for key in _END_KEYS:
+        if key in obj:
+            _normalise_time(obj, key, "end")
+    clauses = obj.get("clauses")
+    if isinstance(clauses, list):  # the only nested time field: a clause's effective_at
+        for clause in clauses:
+            if isinstance(clause, dict):
+                _normalise_time(clause, "effective_at", "start")
+
+
+_START_KEYS = tuple(ev.START_TIME_FIELDS)
+_END_KEYS = tuple(ev.END_TIME_FIELDS)
 
 
 def _validation_error(exc: msgspec.ValidationError, line: int | None) -> InputError:

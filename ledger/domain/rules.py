@@ -20,7 +20,7 @@ from typing import Protocol, TypeVar
 from ledger import events as ev
 from ledger.domain import state as st
 from ledger.errors import RuleViolation
-from ledger.times import add_months, iso
+from ledger.times import add_months, short
 
 GENERAL_LICENCE_MAX_MONTHS = 36
 SINGLE_LICENCE_MAX_MONTHS = 12
@@ -51,7 +51,7 @@ S = TypeVar("S")
 
 
 def _day(t: dt.datetime | None) -> str:
-    return iso(t)
+    return short(t)
 
 
 def _require(facts: Facts, kind: str, entity_id: str, field: str, cls: type[S]) -> S:

@@ -30,7 +30,7 @@ def retracted_ids(events: Iterable[ev.Event], known_at: dt.datetime | None) -> s
     return {
         e.retracted_event_id
         for e in events
-        if isinstance(e, ev.EventRetracted) and (known_at is None or e.recorded_at <= known_at)
+        if type(e) is ev.EventRetracted and (known_at is None or e.recorded_at <= known_at)
     }
 
 
@@ -44,11 +44,12 @@ def visible(
     out = [
         e
         for e in events
-        if not isinstance(e, ev.EventRetracted)
-        and e.event_id not in gone
-        and (known_at is None or e.recorded_at <= known_at)
+        if (known_at is None or e.recorded_at <= known_at)
         and (as_of is None or e.effective_at <= as_of)
+        and not isinstance(e, ev.EventRetracted)
     ]
+    if gone:
+        out = [e for e in out if e.event_id not in gone]
     out.sort(key=_effective_key)  # stable: equal effective times keep recorded order
     return out
 
@@ -414,7 +415,10 @@ class LicenceState:
     def is_exhausted(self) -> bool:
         if self.licence_type == "single":
             return bool(self.shipments)
-        return all(item.remaining <= 0 for item in self.items.values())
+        for item in self.items.values():
+            if item.cap > item.used:
+                return False
+        return True
 
     def status_at(self, t: dt.datetime) -> str:
         """active | suspended | withdrawn | surrendered | expired | exhausted |

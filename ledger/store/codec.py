@@ -2,18 +2,19 @@
 
 ``Recorded`` is the domain-event object the eventsourcing library handles: a public event
 plus its place in the entity's stream (originator id = ``kind:id``, version).  The
-``MsgspecMapper`` turns it into a ``LedgerStoredEvent``: the library's ``StoredEvent`` (topic =
-event type name, state = the event's compact JSON, exactly what NATS consumers receive)
-plus the columns of the event index (event id, times, content hash) that the ledger's
-recorders write in the same transaction.  Decoding is typed: each topic has its own
-msgspec decoder, so a stored row comes back as the right class, validated.
+``MsgspecMapper`` turns it into the library's ``StoredEvent`` (topic = event type name,
+state = the event's compact JSON, exactly what NATS consumers receive).  ``IndexRow`` holds
+the event-index columns (event id, the two times, content hash) that the ledger's
+recorders write in the same transaction; they travel to the recorder as the
+``index_rows`` keyword of ``insert_events`` (the library passes keywords through, as in its
+own searchable-timestamps example).  Decoding is typed: each topic has its own msgspec
+decoder, so a stored row comes back as the right class, validated.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -65,30 +66,41 @@ class Recorded(msgspec.Struct, frozen=True):
     originator_id: str
     originator_version: int
     event: ev.Event
-    content_hash: bytes = b""
 
 
-_NIL = UUID(int=0)
+class IndexRow(NamedTuple):
+    """The event-index columns of one stored event (written with it, same transaction)."""
+
+    event_id: UUID
+    event_type: str
+    entity_kind: str
+    entity_id: str
+    effective_us: int
+    recorded_us: int
+    content_hash: bytes
+    retracts: UUID | None
+    originator_version: int
 
 
-@dataclass(frozen=True)
-class LedgerStoredEvent(StoredEvent):
-    """The library's stored event plus the event-index columns."""
-
-    event_id: UUID = _NIL
-    event_type: str = ""
-    entity_kind: str = ""
-    entity_id: str = ""
-    effective_us: int = 0
-    recorded_us: int = 0
-    content_hash: bytes = b""
-    retracts: UUID | None = None
+def index_row(recorded: Recorded, content: bytes, recorded_us: int | None = None) -> IndexRow:
+    e = recorded.event
+    return IndexRow(
+        e.event_id,
+        type(e).__name__,
+        e.entity_kind,
+        e.entity_id,
+        to_us(e.effective_at),
+        to_us(e.recorded_at) if recorded_us is None else recorded_us,
+        content,
+        e.retracted_event_id if type(e) is ev.EventRetracted else None,
+        recorded.originator_version,
+    )
 
 
 class MsgspecMapper(Mapper[str]):
     """Mapper using msgspec for typed encoding/decoding (compression/cipher still apply)."""
 
-    def to_stored_event(self, domain_event: Any) -> LedgerStoredEvent:
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
         recorded: Recorded = domain_event
         event = recorded.event
         state = _encoder.encode(event)
@@ -96,19 +108,8 @@ class MsgspecMapper(Mapper[str]):
             state = self.compressor.compress(state)
         if self.cipher:
             state = self.cipher.encrypt(state)
-        return LedgerStoredEvent(
-            originator_id=recorded.originator_id,
-            originator_version=recorded.originator_version,
-            topic=type(event).__name__,
-            state=state,
-            event_id=event.event_id,
-            event_type=type(event).__name__,
-            entity_kind=event.entity_kind,
-            entity_id=event.entity_id,
-            effective_us=to_us(event.effective_at),
-            recorded_us=to_us(event.recorded_at),
-            content_hash=recorded.content_hash,
-            retracts=event.retracted_event_id if isinstance(event, ev.EventRetracted) else None,
+        return StoredEvent(
+            recorded.originator_id, recorded.originator_version, type(event).__name__, state
         )
 
     def payload(self, state: bytes) -> bytes:

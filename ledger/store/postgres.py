@@ -21,7 +21,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Identifier
 
-from ledger.store.codec import LedgerStoredEvent
+from ledger.store.codec import IndexRow
 from ledger.store.index import (
     EventIndex,
     IndexEntry,
@@ -64,9 +64,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             ).format(Identifier(self.index_table + "_retracts"), self._t),
         ]
         self._insert_index = SQL(
-            "INSERT INTO {0} SELECT * FROM unnest("
-            "%s::bigint[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::bigint[], "
-            "%s::bigint[], %s::bytea[], %s::uuid[], %s::bigint[])"
+            "INSERT INTO {0} (notification_id, event_id, event_type, entity_kind, entity_id, "
+            "effective_us, recorded_us, content_hash, retracts, originator_version) "
+            "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::text[], "
+            "%s::text[], %s::bigint[], %s::bigint[], %s::bytea[], %s::uuid[], %s::bigint[])"
         ).format(self._t)
 
     # --- writing ------------------------------------------------------------------------
@@ -75,11 +76,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        indexed = [s for s in stored_events if isinstance(s, LedgerStoredEvent)]
-        if not indexed or not ids:
+        rows: Sequence[IndexRow] | None = kwargs.get("index_rows")
+        if rows is None or not ids:
             return ids
-        if len(indexed) != len(stored_events) or len(ids) != len(indexed):
-            raise ProgrammingError("mixed stored event types in one insert")
+        if len(rows) != len(stored_events) or len(ids) != len(rows):
+            raise ProgrammingError("one index row per stored event is required")
         # The table lock is held: everything committed before us is visible.
         curs.execute(
             SQL(
@@ -89,25 +90,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             (min(ids),),
         )
         row = curs.fetchone()
-        if row is not None and row["recorded_us"] > min(s.recorded_us for s in indexed):
+        if row is not None and row["recorded_us"] > min(r.recorded_us for r in rows):
             raise RecordedTimeConflict(
                 "a later recorded time was committed concurrently; retry with a fresh time"
             )
-        curs.execute(
-            self._insert_index,
-            (
-                list(ids),
-                [s.event_id for s in indexed],
-                [s.event_type for s in indexed],
-                [s.entity_kind for s in indexed],
-                [s.entity_id for s in indexed],
-                [s.effective_us for s in indexed],
-                [s.recorded_us for s in indexed],
-                [s.content_hash for s in indexed],
-                [s.retracts for s in indexed],
-                [s.originator_version for s in indexed],
-            ),
-        )
+        columns = list(zip(*rows, strict=True))
+        curs.execute(self._insert_index, (list(ids), *map(list, columns)))
         return ids
 
     # --- the event index ----------------------------------------------------------------

@@ -23,7 +23,7 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment, EnvType
 
-from ledger.store.codec import LedgerStoredEvent
+from ledger.store.codec import IndexRow
 from ledger.store.index import (
     EventIndex,
     IndexEntry,
@@ -77,7 +77,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
     # --- writing ------------------------------------------------------------------------
 
     def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        *,
+        index_rows: Sequence[IndexRow] | None = None,
+        **_: Any,
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
@@ -102,27 +107,26 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         if c.fetchone()[0] != last:
             raise ProgrammingError("notification ids were not assigned consecutively")
         ids = list(range(first, last + 1))
-        indexed = [s for s in stored_events if isinstance(s, LedgerStoredEvent)]
-        if indexed:
-            if len(indexed) != len(stored_events):
-                raise ProgrammingError("mixed stored event types in one insert")
-            self._check_recorded_order(c, first, min(s.recorded_us for s in indexed))
+        if index_rows is not None:
+            if len(index_rows) != len(rows):
+                raise ProgrammingError("one index row per stored event is required")
+            self._check_recorded_order(c, first, min(r.recorded_us for r in index_rows))
             c.executemany(
                 self.insert_index_statement,
                 [
                     (
                         n,
-                        s.event_id.bytes,
-                        s.event_type,
-                        s.entity_kind,
-                        s.entity_id,
-                        s.effective_us,
-                        s.recorded_us,
-                        s.content_hash,
-                        s.retracts.bytes if s.retracts is not None else None,
-                        s.originator_version,
+                        r.event_id.bytes,
+                        r.event_type,
+                        r.entity_kind,
+                        r.entity_id,
+                        r.effective_us,
+                        r.recorded_us,
+                        r.content_hash,
+                        r.retracts.bytes if r.retracts is not None else None,
+                        r.originator_version,
                     )
-                    for n, s in zip(ids, indexed, strict=True)
+                    for n, r in zip(ids, index_rows, strict=True)
                 ],
             )
         return ids

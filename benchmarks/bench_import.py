@@ -1,0 +1,167 @@
+"""Bulk-import throughput against raw SQLite inserts of the same payloads, in one run.
+
+    python benchmarks/bench_import.py [--events 100000] [--repeat 3] [--postgres URL]
+
+Generates a realistic JSONL batch (parties and their vetting, general licences, and mostly
+shipments recorded under them), then measures, alternately and ``--repeat`` times:
+
+- **raw**: the same JSONL lines inserted as-is into a fresh SQLite table
+  (``INSERT INTO t(payload)``, ``executemany`` in one transaction, WAL,
+  ``synchronous=FULL``) — the floor cost of getting those bytes durably into SQLite;
+- **import**: ``ledger import`` of the file into a fresh ledger, in process: parse and
+  validate every line, check every invariant against the state its predecessors produce,
+  write events and the event index in one durable transaction.
+
+Prints events/s for both and the ratio (target: import >= 40% of raw).  The best of the
+repeats is reported for each (the least disturbed by other work on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+NAMESPACE = uuid.UUID("6f1d7c1e-2f51-4b0e-9a57-1f4d2b9c0a11")
+SOURCE = {"reference": "https://example.org/customs/declarations", "publisher": "GACC"}
+
+
+def generate(path: Path, total: int) -> int:
+    """Write ``total`` events: 2% parties, 1% vetting, 1% licences, the rest shipments."""
+    licences = max(1, total // 100)
+    end_users = max(1, total // 50)
+    lines: list[dict[str, object]] = []
+    lines.append(
+        {"type": "PartyRegistered", "entity_id": "exporter-0", "name": "Exporter 0",
+         "country": "CN", "roles": ["exporter"], "effective_at": "2025-01-01",
+         "sources": [SOURCE]}
+    )
+    for u in range(end_users):
+        lines.append(
+            {"type": "PartyRegistered", "entity_id": f"buyer-{u}", "name": f"Buyer {u}",
+             "country": "DE", "roles": ["end-user"], "effective_at": "2025-01-02",
+             "sources": [SOURCE]}
+        )
+        lines.append(
+            {"type": "PartyVetted", "entity_id": f"buyer-{u}", "outcome": "approved",
+             "authority": "MOFCOM", "effective_at": "2025-06-01", "sources": [SOURCE]}
+        )
+    for n in range(licences):
+        lines.append(
+            {"type": "LicenceGranted", "entity_id": f"GL-{n}", "licence_type": "general",
+             "issuer": "CN", "exporter": "exporter-0",
+             "end_users": [f"buyer-{n % end_users}"],
+             "items": [{"item": "1C902.a", "cap": "1000000", "unit": "kg"}],
+             "destinations": ["DE"], "effective_at": "2025-12-02",
+             "valid_until": "2026-12-01", "sources": [SOURCE]}
+        )
+    # Shipments in chronological order, spread over the licences' year of validity.
+    shipments = total - len(lines)
+    start = datetime(2025, 12, 3, 8, tzinfo=UTC)
+    step = timedelta(days=360) / max(1, shipments)
+    for shipment in range(shipments):
+        n = shipment % licences
+        when = (start + step * shipment).isoformat().replace("+00:00", "Z")
+        lines.append(
+            {"type": "LicenceUsageRecorded", "entity_id": f"GL-{n}",
+             "shipment_id": f"SHP-{shipment}", "item": "1C902.a", "quantity": "12.5",
+             "end_user": f"buyer-{n % end_users}", "destination": "DE",
+             "effective_at": when, "sources": [SOURCE]}
+        )
+    with path.open("w") as f:
+        for i, obj in enumerate(lines):
+            obj["event_id"] = str(uuid.uuid5(NAMESPACE, str(i)))
+            f.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    return len(lines)
+
+
+def raw_insert(path: Path, workdir: Path) -> float:
+    db = workdir / f"raw-{uuid.uuid4().hex}.db"
+    payloads = [(line.rstrip(b"\n"),) for line in path.open("rb")]
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
+    started = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t(payload) VALUES (?)", payloads)
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def ledger_import(path: Path, workdir: Path, database_url: str | None) -> float:
+    from ledger.app import Ledger
+    from ledger.config import Settings
+    from ledger.intake import iter_lines
+    from ledger.times import now
+
+    env = {"LEDGER_HOME": str(workdir / f"home-{uuid.uuid4().hex}"), "LEDGER_ACTOR": "bench"}
+    if database_url:
+        env["LEDGER_DATABASE_URL"] = database_url
+    app = Ledger(Settings.from_env(env))
+    try:
+        started = time.perf_counter()
+        current = now()
+        batch: dict[uuid.UUID, tuple[str, str]] = {}
+        with path.open("rb") as f:
+            submissions = [
+                app.parse_line(line, number, current, False, batch)
+                for number, line in iter_lines(f)
+            ]
+        result = app.append(submissions)
+        elapsed = time.perf_counter() - started
+        assert len(result.appended) == len(submissions), "benchmark batch was not all new"
+        return elapsed
+    finally:
+        app.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--postgres", metavar="URL", help="also time import into PostgreSQL "
+                        "(a fresh schema is created; e.g. postgresql://postgres@127.0.0.1/test)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+        workdir = Path(tmp)
+        data = workdir / "events.jsonl"
+        count = generate(data, args.events)
+        size_mb = os.path.getsize(data) / 1e6
+        print(f"{count:,} events, {size_mb:.1f} MB of JSONL; best of {args.repeat} runs each")
+        raw_times, import_times = [], []
+        for _ in range(args.repeat):
+            raw_times.append(raw_insert(data, workdir))
+            import_times.append(ledger_import(data, workdir, None))
+        raw_rate = count / min(raw_times)
+        import_rate = count / min(import_times)
+        print(f"raw SQLite inserts : {raw_rate:>10,.0f} events/s")
+        print(f"ledger import      : {import_rate:>10,.0f} events/s (SQLite, synchronous=FULL)")
+        print(f"ratio              : {import_rate / raw_rate:>10.1%} (target >= 40%)")
+        if args.postgres:
+            import psycopg
+
+            schema = f"bench_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(args.postgres, autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            try:
+                sep = "&" if "?" in args.postgres else "?"
+                elapsed = ledger_import(data, workdir, f"{args.postgres}{sep}schema={schema}")
+                print(f"ledger import (PG) : {count / elapsed:>10,.0f} events/s")
+            finally:
+                with psycopg.connect(args.postgres, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""The ledger's JetStream stream: its configuration, headers, and how to find a position in it.
+
+Shared by the relay (which writes the stream), the subscriber client and ``ledger status``.
+
+Each stream message is one event: the payload is the event's JSON exactly as stored, the
+subject is ``ledger.subjects.event_subject(...)``, and the headers are
+
+======================  ==========================================================
+``Nats-Msg-Id``          event id (JetStream de-duplicates on it)
+``Ledger-Position``      the event's position in the store's notification log
+``Ledger-Event-Type``    e.g. ``LicenceGranted``
+``Ledger-Entity``        ``kind:id``, e.g. ``licence:GL.1``
+``Ledger-Effective-At``  RFC 3339, as in the payload
+``Ledger-Recorded-At``   RFC 3339, as in the payload
+``Ledger-Schema-Version`` the event type's schema version
+======================  ==========================================================
+
+The relay keeps the stream a gap-free prefix of the notification log, so both
+``Ledger-Position`` and ``Ledger-Recorded-At`` increase with the stream sequence; that makes
+"the first message at or after position P / recorded time T" a binary search over
+``get_msg``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js.api import RawStreamMsg, StreamInfo
+    from nats.js.manager import JetStreamManager
+
+log = logging.getLogger("ledger.stream")
+
+MSG_ID = "Nats-Msg-Id"
+POSITION = "Ledger-Position"
+EVENT_TYPE = "Ledger-Event-Type"
+ENTITY = "Ledger-Entity"
+EFFECTIVE_AT = "Ledger-Effective-At"
+RECORDED_AT = "Ledger-Recorded-At"
+SCHEMA_VERSION = "Ledger-Schema-Version"
+
+DEFAULT_DUPLICATE_WINDOW = 120.0
+
+
+class NatsUnavailable(RuntimeError):
+    """No NATS server answered at the configured URL."""
+
+
+async def connect(
+    url: str,
+    *,
+    name: str = "ledger",
+    connect_timeout: float = 3.0,
+    attempts: int = 1,
+    **options: Any,
+) -> Client:
+    """Connect to NATS, raising ``NatsUnavailable`` (naming the URL) when nobody answers.
+
+    ``attempts`` bounds the initial connection attempts; once connected the client
+    reconnects on its own (``max_reconnect_attempts`` attempts, default forever).
+    """
+    import nats
+    from nats.errors import NoServersError
+
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    options.setdefault("max_reconnect_attempts", -1)
+    options.setdefault("reconnect_time_wait", 1)
+    errors: list[BaseException] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(exc)
+        log.debug("nats: %s", exc)
+
+    options.setdefault("error_cb", on_error)
+    wanted_attempts = options.pop("max_reconnect_attempts")
+    wanted_wait = options.pop("reconnect_time_wait")
+    for _ in range(max(1, attempts)):
+        # The client's own retry loop would run up to max_reconnect_attempts times (forever
+        # when negative) before the first connection, so the first connection is tried
+        # briefly here and the reconnect options are restored once connected.
+        try:
+            nc = await nats.connect(
+                servers,
+                name=name,
+                connect_timeout=max(1, round(connect_timeout)),
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                **options,
+            )
+        except (NoServersError, OSError, TimeoutError) as exc:
+            errors.append(exc)
+            continue
+        nc.options["max_reconnect_attempts"] = wanted_attempts
+        nc.options["reconnect_time_wait"] = wanted_wait
+        return nc
+    reason = errors[-1] if errors else "no answer"
+    raise NatsUnavailable(f"no NATS server at {url} ({type(reason).__name__}: {reason})".strip())
+
+
+@dataclass(frozen=True)
+class StreamHead:
+    """The stream's last message: its sequence and the ledger position it carries."""
+
+    seq: int
+    """Stream sequence of the last message (0 for an empty stream)."""
+    position: int
+    """Ledger position in the newest message that has one (0 if none)."""
+    event_id: str | None = None
+    messages: int = 0
+
+
+def stream_config_dict(
+    stream: str, prefix: str, replicas: int, duplicate_window: float
+) -> dict[str, Any]:
+    from ledger.subjects import stream_subjects
+
+    return {
+        "name": stream,
+        "subjects": stream_subjects(prefix),
+        "replicas": replicas,
+        "duplicate_window": duplicate_window,
+    }
+
+
+async def ensure_stream(
+    jsm: JetStreamManager,
+    stream: str,
+    prefix: str,
+    *,
+    replicas: int = 1,
+    duplicate_window: float = DEFAULT_DUPLICATE_WINDOW,
+) -> StreamInfo:
+    """Create the stream (file storage), or update subjects/replicas/duplicate window."""
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+    from nats.js.errors import NotFoundError
+
+    from ledger.subjects import stream_subjects
+
+    subjects = stream_subjects(prefix)
+    try:
+        info = await jsm.stream_info(stream)
+    except NotFoundError:
+        config = StreamConfig(
+            name=stream,
+            description="Ledger events in notification-log order (published by `ledger relay`)",
+            subjects=subjects,
+            retention=RetentionPolicy.LIMITS,
+            discard=DiscardPolicy.OLD,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=duplicate_window,
+            allow_direct=True,
+        )
+        info = await jsm.add_stream(config)
+        log.info(
+            "created stream %s (subjects %s, file storage, %d replica(s), duplicate window %gs)",
+            stream,
+            ", ".join(subjects),
+            replicas,
+            duplicate_window,
+        )
+        return info
+    current = info.config
+    if current.storage is not None and current.storage != StorageType.FILE:
+        log.warning("stream %s uses %s storage, not file storage", stream, current.storage)
+    missing = [s for s in subjects if s not in (current.subjects or [])]
+    changes: dict[str, Any] = {}
+    if missing:
+        changes["subjects"] = [*(current.subjects or []), *missing]
+    if (current.num_replicas or 1) != replicas:
+        changes["num_replicas"] = replicas
+    if abs((current.duplicate_window or 0) - duplicate_window) > 1e-6:
+        changes["duplicate_window"] = duplicate_window
+    if changes:
+        info = await jsm.update_stream(current.evolve(**changes))
+        log.info("updated stream %s: %s", stream, changes)
+    return info
+
+
+async def get_msg(jsm: JetStreamManager, stream: str, seq: int) -> RawStreamMsg | None:
+    """The stored message at ``seq`` (None if that sequence holds no message)."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        return await jsm.get_msg(stream, seq)
+    except NotFoundError:
+        return None
+
+
+def header(msg: RawStreamMsg, name: str) -> str | None:
+    headers = msg.headers or {}
+    value = headers.get(name)
+    return None if value is None else str(value)
+
+
+async def read_head(jsm: JetStreamManager, stream: str, *, scan_limit: int = 1000) -> StreamHead:
+    """The stream's last sequence and the newest ledger position stored in it.
+
+    Messages without a ``Ledger-Position`` header (published by someone else) are skipped,
+    looking back at most ``scan_limit`` messages.
+    """
+    info = await jsm.stream_info(stream)
+    last_seq = info.state.last_seq
+    seq = last_seq
+    first = max(info.state.first_seq, 1)
+    while seq >= first and last_seq - seq < scan_limit:
+        msg = await get_msg(jsm, stream, seq)
+        if msg is not None:
+            position = header(msg, POSITION)
+            if position is not None:
+                return StreamHead(last_seq, int(position), header(msg, MSG_ID), info.state.messages)
+        seq -= 1
+    return StreamHead(last_seq, 0, None, info.state.messages)
+
+
+async def first_seq_where(
+    jsm: JetStreamManager,
+    stream: str,
+    reached: Callable[[RawStreamMsg], bool],
+) -> int | None:
+    """The first stream sequence whose message satisfies ``reached`` (monotonic in seq).
+
+    Binary search over ``get_msg``; sequences without a message (deleted) are skipped
+    forwards.  None if no message satisfies it.
+    """
+    info = await jsm.stream_info(stream)
+    lo, hi = max(info.state.first_seq, 1), info.state.last_seq
+    if info.state.messages == 0 or hi < lo:
+        return None
+    answer: int | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        found = await _msg_at_or_after(jsm, stream, mid, hi)
+        if found is None:  # nothing stored in [mid, hi]
+            hi = mid - 1
+            continue
+        seq, msg = found
+        if reached(msg):
+            answer = seq
+            hi = mid - 1
+        else:
+            lo = seq + 1
+    return answer
+
+
+async def _msg_at_or_after(
+    jsm: JetStreamManager, stream: str, seq: int, hi: int
+) -> tuple[int, RawStreamMsg] | None:
+    while seq <= hi:
+        msg = await get_msg(jsm, stream, seq)
+        if msg is not None:
+            return seq, msg
+        seq += 1
+    return None
+
+
+async def seq_for_position(jsm: JetStreamManager, stream: str, position: int) -> int | None:
+    """Stream sequence of the first event at or after ledger ``position``."""
+
+    def reached(msg: RawStreamMsg) -> bool:
+        value = header(msg, POSITION)
+        return value is not None and int(value) >= position
+
+    return await first_seq_where(jsm, stream, reached)
+
+
+async def seq_for_recorded_time(
+    jsm: JetStreamManager, stream: str, since: dt.datetime
+) -> int | None:
+    """Stream sequence of the first event recorded at or after ``since``."""
+
+    def reached(msg: RawStreamMsg) -> bool:
+        value = header(msg, RECORDED_AT)
+        if value is None:
+            return False
+        return dt.datetime.fromisoformat(value) >= since
+
+    return await first_seq_where(jsm, stream, reached)
+
