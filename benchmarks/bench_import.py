@@ -39,28 +39,53 @@ def generate(path: Path, total: int) -> int:
     end_users = max(1, total // 50)
     lines: list[dict[str, object]] = []
     lines.append(
-        {"type": "PartyRegistered", "entity_id": "exporter-0", "name": "Exporter 0",
-         "country": "CN", "roles": ["exporter"], "effective_at": "2025-01-01",
-         "sources": [SOURCE]}
+        {
+            "type": "PartyRegistered",
+            "entity_id": "exporter-0",
+            "name": "Exporter 0",
+            "country": "CN",
+            "roles": ["exporter"],
+            "effective_at": "2025-01-01",
+            "sources": [SOURCE],
+        }
     )
     for u in range(end_users):
         lines.append(
-            {"type": "PartyRegistered", "entity_id": f"buyer-{u}", "name": f"Buyer {u}",
-             "country": "DE", "roles": ["end-user"], "effective_at": "2025-01-02",
-             "sources": [SOURCE]}
+            {
+                "type": "PartyRegistered",
+                "entity_id": f"buyer-{u}",
+                "name": f"Buyer {u}",
+                "country": "DE",
+                "roles": ["end-user"],
+                "effective_at": "2025-01-02",
+                "sources": [SOURCE],
+            }
         )
         lines.append(
-            {"type": "PartyVetted", "entity_id": f"buyer-{u}", "outcome": "approved",
-             "authority": "MOFCOM", "effective_at": "2025-06-01", "sources": [SOURCE]}
+            {
+                "type": "PartyVetted",
+                "entity_id": f"buyer-{u}",
+                "outcome": "approved",
+                "authority": "MOFCOM",
+                "effective_at": "2025-06-01",
+                "sources": [SOURCE],
+            }
         )
     for n in range(licences):
         lines.append(
-            {"type": "LicenceGranted", "entity_id": f"GL-{n}", "licence_type": "general",
-             "issuer": "CN", "exporter": "exporter-0",
-             "end_users": [f"buyer-{n % end_users}"],
-             "items": [{"item": "1C902.a", "cap": "1000000", "unit": "kg"}],
-             "destinations": ["DE"], "effective_at": "2025-12-02",
-             "valid_until": "2026-12-01", "sources": [SOURCE]}
+            {
+                "type": "LicenceGranted",
+                "entity_id": f"GL-{n}",
+                "licence_type": "general",
+                "issuer": "CN",
+                "exporter": "exporter-0",
+                "end_users": [f"buyer-{n % end_users}"],
+                "items": [{"item": "1C902.a", "cap": "1000000", "unit": "kg"}],
+                "destinations": ["DE"],
+                "effective_at": "2025-12-02",
+                "valid_until": "2026-12-01",
+                "sources": [SOURCE],
+            }
         )
     # Shipments in chronological order, spread over the licences' year of validity.
     shipments = total - len(lines)
@@ -70,10 +95,17 @@ def generate(path: Path, total: int) -> int:
         n = shipment % licences
         when = (start + step * shipment).isoformat().replace("+00:00", "Z")
         lines.append(
-            {"type": "LicenceUsageRecorded", "entity_id": f"GL-{n}",
-             "shipment_id": f"SHP-{shipment}", "item": "1C902.a", "quantity": "12.5",
-             "end_user": f"buyer-{n % end_users}", "destination": "DE",
-             "effective_at": when, "sources": [SOURCE]}
+            {
+                "type": "LicenceUsageRecorded",
+                "entity_id": f"GL-{n}",
+                "shipment_id": f"SHP-{shipment}",
+                "item": "1C902.a",
+                "quantity": "12.5",
+                "end_user": f"buyer-{n % end_users}",
+                "destination": "DE",
+                "effective_at": when,
+                "sources": [SOURCE],
+            }
         )
     with path.open("w") as f:
         for i, obj in enumerate(lines):
@@ -129,8 +161,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--postgres", metavar="URL", help="also time import into PostgreSQL "
-                        "(a fresh schema is created; e.g. postgresql://postgres@127.0.0.1/test)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also time import into PostgreSQL "
+        "(a fresh schema is created; e.g. postgresql://postgres@127.0.0.1/test)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         workdir = Path(tmp)

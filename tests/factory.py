@@ -17,8 +17,12 @@ def _event(type_: str, entity_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def party(pid: str = "buyer", *, roles: tuple[str, ...] = ("end-user",), **kw: Any) -> dict:
-    base = {"name": pid.title(), "country": "DE", "roles": list(roles),
-            "effective_at": "2025-01-01"}
+    base = {
+        "name": pid.title(),
+        "country": "DE",
+        "roles": list(roles),
+        "effective_at": "2025-01-01",
+    }
     return _event("PartyRegistered", pid, **{**base, **kw})
 
 
@@ -32,15 +36,22 @@ def vetted(pid: str = "buyer", outcome: str = "approved", **kw: Any) -> dict:
 
 
 def classified(pid: str, classification: str = "military", **kw: Any) -> dict:
-    base = {"classification": classification, "authority": "MOFCOM",
-            "effective_at": "2025-06-01"}
+    base = {"classification": classification, "authority": "MOFCOM", "effective_at": "2025-06-01"}
     return _event("PartyClassified", pid, **{**base, **kw})
 
 
-def listed(pid: str, list_name: str = "CN military end users",
-           list_kind: str = "military-end-user", **kw: Any) -> dict:
-    base = {"list_name": list_name, "list_kind": list_kind, "authority": "MOFCOM",
-            "effective_at": "2025-06-01"}
+def listed(
+    pid: str,
+    list_name: str = "CN military end users",
+    list_kind: str = "military-end-user",
+    **kw: Any,
+) -> dict:
+    base = {
+        "list_name": list_name,
+        "list_kind": list_kind,
+        "authority": "MOFCOM",
+        "effective_at": "2025-06-01",
+    }
     return _event("PartyListed", pid, **{**base, **kw})
 
 
@@ -64,8 +75,14 @@ def licence(lid: str = "GL-1", **kw: Any) -> dict:
 
 
 def usage(lid: str = "GL-1", shipment: str = "S-1", quantity: str = "100", **kw: Any) -> dict:
-    base = {"shipment_id": shipment, "item": "1C902.a", "quantity": quantity,
-            "end_user": "buyer", "destination": "DE", "effective_at": "2025-12-10"}
+    base = {
+        "shipment_id": shipment,
+        "item": "1C902.a",
+        "quantity": quantity,
+        "end_user": "buyer",
+        "destination": "DE",
+        "effective_at": "2025-12-10",
+    }
     return _event("LicenceUsageRecorded", lid, **{**base, **kw})
 
 
@@ -75,8 +92,11 @@ def licence_event(type_: str, lid: str = "GL-1", **kw: Any) -> dict:
         "LicenceReinstated": {"reason": "cleared", "effective_at": "2026-02-01"},
         "LicenceWithdrawn": {"reason": "end user diverted goods", "effective_at": "2026-03-01"},
         "LicenceSurrendered": {"reason": "no longer needed", "effective_at": "2026-03-01"},
-        "LicenceAmended": {"reason": "cap raised", "effective_at": "2026-01-05",
-                           "items": [{"item": "1C902.a", "cap": "2000", "unit": "kg"}]},
+        "LicenceAmended": {
+            "reason": "cap raised",
+            "effective_at": "2026-01-05",
+            "items": [{"item": "1C902.a", "cap": "2000", "unit": "kg"}],
+        },
     }
     return _event(type_, lid, **{**defaults.get(type_, {}), **kw})
 
@@ -87,15 +107,26 @@ def licensed_world(lid: str = "GL-1", **licence_kw: Any) -> list[dict]:
 
 
 def agreement(aid: str = "busan-2025", **kw: Any) -> dict:
-    base = {"title": "Busan arrangement", "parties": ["US", "CN"],
-            "effective_at": "2025-10-30", "valid_until": "2026-11-09", "extendable": True}
+    base = {
+        "title": "Busan arrangement",
+        "parties": ["US", "CN"],
+        "effective_at": "2025-10-30",
+        "valid_until": "2026-11-09",
+        "extendable": True,
+    }
     return _event("AgreementReached", aid, **{**base, **kw})
 
 
 def pledge(cid: str, obligor: str = "CN", beneficiary: str = "US", **kw: Any) -> dict:
-    base = {"agreement_id": "busan-2025", "obligor": obligor, "beneficiary": beneficiary,
-            "asserted_by": [obligor], "category": "export-controls",
-            "description": f"pledge {cid}", "effective_at": "2025-11-01"}
+    base = {
+        "agreement_id": "busan-2025",
+        "obligor": obligor,
+        "beneficiary": beneficiary,
+        "asserted_by": [obligor],
+        "category": "export-controls",
+        "description": f"pledge {cid}",
+        "effective_at": "2025-11-01",
+    }
     return _event("CommitmentPledged", cid, **{**base, **kw})
 
 
@@ -111,24 +142,45 @@ def measure(mid: str = "cn-ann-46", **kw: Any) -> dict:
         "instrument": "MOFCOM Announcement 46/2024",
         "effective_at": "2024-12-03",
         "clauses": [
-            {"clause_id": "cl1", "effect": "prohibited", "destinations": ["US"],
-             "end_user_classes": ["military"], "effective_at": "2024-12-03"},
-            {"clause_id": "cl2", "effect": "denied-in-principle", "items": ["gallium"],
-             "destinations": ["US"], "effective_at": "2024-12-03"},
+            {
+                "clause_id": "cl1",
+                "effect": "prohibited",
+                "destinations": ["US"],
+                "end_user_classes": ["military"],
+                "effective_at": "2024-12-03",
+            },
+            {
+                "clause_id": "cl2",
+                "effect": "denied-in-principle",
+                "items": ["gallium"],
+                "destinations": ["US"],
+                "effective_at": "2024-12-03",
+            },
         ],
     }
     return _event("MeasurePublished", mid, **{**base, **kw})
 
 
 def suspended(mid: str = "cn-ann-46", clause: str = "cl2", **kw: Any) -> dict:
-    base = {"clause_id": clause, "instrument": "MOFCOM Announcement 72/2025",
-            "effective_at": "2025-11-09", "until": "2026-11-27"}
+    base = {
+        "clause_id": clause,
+        "instrument": "MOFCOM Announcement 72/2025",
+        "effective_at": "2025-11-09",
+        "until": "2026-11-27",
+    }
     return _event("ClauseSuspended", mid, **{**base, **kw})
 
 
 def application(aid: str = "APP-1", **kw: Any) -> dict:
-    base = {"exporter": "jl-mag", "end_user": "buyer", "item": "1C902.a", "quantity": "10",
-            "destination": "DE", "end_use": "motors", "effective_at": "2025-12-03"}
+    base = {
+        "exporter": "jl-mag",
+        "end_user": "buyer",
+        "item": "1C902.a",
+        "quantity": "10",
+        "destination": "DE",
+        "end_use": "motors",
+        "effective_at": "2025-12-03",
+    }
     event = _event("ApplicationSubmitted", aid, **{**base, **kw})
     event["sources"] = []
     return event

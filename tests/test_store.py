@@ -22,26 +22,57 @@ def every_type_history() -> list[dict]:
     src = [f.SRC]
     return [
         f.agreement(),
-        {"type": "AgreementExtended", "entity_id": "busan-2025", "valid_until": "2027-11-09",
-         "effective_at": "2026-10-01", "sources": src},
+        {
+            "type": "AgreementExtended",
+            "entity_id": "busan-2025",
+            "valid_until": "2027-11-09",
+            "effective_at": "2026-10-01",
+            "sources": src,
+        },
         f.pledge("cn-licences", asserted_by=["US"], due_by="2025-11-30"),
-        f.pledge("us-affiliates", obligor="US", beneficiary="CN",
-                 reciprocates=["cn-licences"]),
-        {"type": "CommitmentAcknowledged", "entity_id": "cn-licences", "party": "CN",
-         "effective_at": "2025-12-04", "sources": src},
-        f.implemented("us-affiliates", effective_at="2025-11-10T13:01:00+08:00",
-                      in_force_until="2026-11-10"),
-        {"type": "CommitmentReversed", "entity_id": "us-affiliates", "reason": "snapback",
-         "effective_at": "2026-06-01", "sources": src},
+        f.pledge("us-affiliates", obligor="US", beneficiary="CN", reciprocates=["cn-licences"]),
+        {
+            "type": "CommitmentAcknowledged",
+            "entity_id": "cn-licences",
+            "party": "CN",
+            "effective_at": "2025-12-04",
+            "sources": src,
+        },
+        f.implemented(
+            "us-affiliates", effective_at="2025-11-10T13:01:00+08:00", in_force_until="2026-11-10"
+        ),
+        {
+            "type": "CommitmentReversed",
+            "entity_id": "us-affiliates",
+            "reason": "snapback",
+            "effective_at": "2026-06-01",
+            "sources": src,
+        },
         f.pledge("cn-other"),
-        {"type": "CommitmentLapsed", "entity_id": "cn-other", "reason": "abandoned",
-         "effective_at": "2026-01-01", "sources": src},
+        {
+            "type": "CommitmentLapsed",
+            "entity_id": "cn-other",
+            "reason": "abandoned",
+            "effective_at": "2026-01-01",
+            "sources": src,
+        },
         f.measure(),
         f.suspended(),
-        {"type": "SuspensionEnded", "entity_id": "cn-ann-46", "clause_id": "cl2",
-         "effective_at": "2026-05-01", "sources": src},
-        {"type": "MeasureRevoked", "entity_id": "cn-ann-46", "clause_ids": ["cl1"],
-         "reason": "superseded", "effective_at": "2026-07-01", "sources": src},
+        {
+            "type": "SuspensionEnded",
+            "entity_id": "cn-ann-46",
+            "clause_id": "cl2",
+            "effective_at": "2026-05-01",
+            "sources": src,
+        },
+        {
+            "type": "MeasureRevoked",
+            "entity_id": "cn-ann-46",
+            "clause_ids": ["cl1"],
+            "reason": "superseded",
+            "effective_at": "2026-07-01",
+            "sources": src,
+        },
         f.exporter(),
         f.party("buyer"),
         f.vetted("buyer", valid_until="2027-06-01"),
@@ -59,11 +90,18 @@ def every_type_history() -> list[dict]:
         f.licence("GL-3"),
         f.licence_event("LicenceSurrendered", "GL-3"),
         f.application(),
-        {"type": "ApplicationDecided", "entity_id": "APP-1", "outcome": "approved",
-         "licence_id": "GL-1", "fired_clauses": [
-             {"measure_id": "cn-ann-46", "clause_id": "cl2", "effect": "denied-in-principle"}],
-         "reasons": ["covered by GL-1"], "end_user_status": "approved",
-         "effective_at": "2025-12-03"},
+        {
+            "type": "ApplicationDecided",
+            "entity_id": "APP-1",
+            "outcome": "approved",
+            "licence_id": "GL-1",
+            "fired_clauses": [
+                {"measure_id": "cn-ann-46", "clause_id": "cl2", "effect": "denied-in-principle"}
+            ],
+            "reasons": ["covered by GL-1"],
+            "end_user_status": "approved",
+            "effective_at": "2025-12-03",
+        },
     ]
 
 
@@ -77,8 +115,7 @@ def test_every_event_type_round_trips(make_ledger: Callable[..., Ledger]) -> Non
     assert {o.type for o in appended} == {cls.__name__ for cls in ev.EVENT_TYPES}
 
     # A second application instance (as a new process would) reads back identical events.
-    env = {"LEDGER_HOME": str(app.settings.home), "LEDGER_DATABASE_URL":
-           app.settings.database_url}
+    env = {"LEDGER_HOME": str(app.settings.home), "LEDGER_DATABASE_URL": app.settings.database_url}
     reader = make_ledger(env)
     stored = {e.event.event_id: e for e in reader.log(include_retracted=True)}
     assert len(stored) == len(appended)
@@ -102,8 +139,7 @@ def test_offsets_are_kept_exactly(make_ledger: Callable[..., Ledger]) -> None:
     assert entry.event.effective_at.utcoffset() == dt.timedelta(hours=8)
     assert b'"effective_at":"2025-11-10T13:01:00+08:00"' in encode_event(entry.event)
     # It sorts by the instant: 13:01 Beijing is 05:01 UTC, before a 06:00Z event.
-    app.append_objects([f.implemented("c1", effective_at="2025-11-10T06:00:00Z",
-                                      extent="partial")])
+    app.append_objects([f.implemented("c1", effective_at="2025-11-10T06:00:00Z", extent="partial")])
     times = [e.event.effective_at for e in app.log(types=["CommitmentImplemented"])]
     assert times == sorted(times)
     assert times[0].utcoffset() == dt.timedelta(hours=8)
@@ -117,8 +153,7 @@ def test_idempotency_lasts_across_processes(make_ledger: Callable[..., Ledger]) 
     assert first.status == "appended"
     app.append_objects([f.party("y")])  # the ledger moves on
 
-    env = {"LEDGER_HOME": str(app.settings.home),
-           "LEDGER_DATABASE_URL": app.settings.database_url}
+    env = {"LEDGER_HOME": str(app.settings.home), "LEDGER_DATABASE_URL": app.settings.database_url}
     later = make_ledger(env)
     again = later.append_objects([event]).outcomes[0]
     assert again.status == "duplicate"
@@ -152,8 +187,9 @@ def test_duplicates_inside_one_batch(make_ledger: Callable[..., Ledger]) -> None
     assert [o.status for o in result.outcomes] == ["appended", "appended", "duplicate"]
     assert result.outcomes[2].position == result.outcomes[0].position
     with pytest.raises(ConflictError) as caught:
-        app.append_objects([{**event, "event_id": (eid := str(uuid4()))},
-                            {**f.party("z"), "event_id": eid}])
+        app.append_objects(
+            [{**event, "event_id": (eid := str(uuid4()))}, {**f.party("z"), "event_id": eid}]
+        )
     assert caught.value.line == 2
 
 
@@ -177,3 +213,27 @@ def test_recorded_times_never_decrease(make_ledger: Callable[..., Ledger]) -> No
     assert recorded == sorted(recorded)
     positions = [e.position for e in app.log(order="recorded")]
     assert positions == sorted(positions)
+
+
+def test_store_refuses_a_recorded_time_earlier_than_the_log(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    """The known-at axis is guarded in the write transaction itself: an insert whose recorded
+    time is earlier than the newest stored one raises and writes nothing."""
+    from ledger.store.codec import Recorded, index_row
+    from ledger.store.index import RecordedTimeConflict
+    from ledger.times import to_us
+
+    app = make_ledger()
+    app.append_objects([f.party("a")])
+    late = app.parse(f.party("b"))
+    early = msgspec.structs.replace(
+        late.event, recorded_at=late.event.recorded_at - dt.timedelta(days=1)
+    )
+    recorded = Recorded("party:b", 1, early)
+    stored = [app.mapper.to_stored_event(recorded)]
+    rows = [index_row(recorded, late.content_hash, to_us(early.recorded_at))]
+    with pytest.raises(RecordedTimeConflict):
+        app.recorder.insert_events(stored, index_rows=rows)
+    assert app.head() == 1
+    assert app.entity("party", "b") is None

@@ -72,6 +72,30 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
 
     # --- writing ------------------------------------------------------------------------
 
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        rows: Sequence[IndexRow] | None = kwargs.get("index_rows")
+        if rows is not None:
+            if len(rows) != len(stored_events):
+                raise ProgrammingError("one index row per stored event is required")
+            # Check before inserting: the library commits the transaction even when a
+            # Python exception is raised after its pipeline sync, so nothing may be written
+            # before a conflict is detected.  With the table lock held, every earlier
+            # commit is visible.
+            self._lock_table(curs)
+            curs.execute(
+                SQL("SELECT recorded_us FROM {0} ORDER BY notification_id DESC LIMIT 1").format(
+                    self._t
+                )
+            )
+            row = curs.fetchone()
+            if row is not None and row["recorded_us"] > min(r.recorded_us for r in rows):
+                raise RecordedTimeConflict(
+                    "a later recorded time was committed concurrently; retry with a fresh time"
+                )
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -79,21 +103,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         rows: Sequence[IndexRow] | None = kwargs.get("index_rows")
         if rows is None or not ids:
             return ids
-        if len(rows) != len(stored_events) or len(ids) != len(rows):
-            raise ProgrammingError("one index row per stored event is required")
-        # The table lock is held: everything committed before us is visible.
-        curs.execute(
-            SQL(
-                "SELECT recorded_us FROM {0} WHERE notification_id < %s "
-                "ORDER BY notification_id DESC LIMIT 1"
-            ).format(self._t),
-            (min(ids),),
-        )
-        row = curs.fetchone()
-        if row is not None and row["recorded_us"] > min(r.recorded_us for r in rows):
-            raise RecordedTimeConflict(
-                "a later recorded time was committed concurrently; retry with a fresh time"
-            )
+        # Only database statements from here on: a failure aborts the transaction.
         columns = list(zip(*rows, strict=True))
         curs.execute(self._insert_index, (list(ids), *map(list, columns)))
         return ids

@@ -1,0 +1,221 @@
+"""The CLI end to end: `ledger append/import/log/retract/show/schema` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli.main import cli
+from tests import factory as f
+from tests.conftest import Backend
+
+LEDGER = str(Path(sys.executable).parent / "ledger")
+
+
+@pytest.fixture
+def run(backend: Backend) -> Callable[..., Result]:
+    """Invoke the CLI in process against an isolated ledger on the backend."""
+    env = backend.env()
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, env=env)
+
+    return invoke
+
+
+@pytest.fixture
+def run_sqlite(sqlite_backend: Backend) -> Callable[..., Result]:
+    env = sqlite_backend.env()
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, env=env)
+
+    return invoke
+
+
+def jsonl(events: list[dict]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+def test_append_from_argument_and_stdin(run: Callable[..., Result]) -> None:
+    done = run("append", json.dumps(f.exporter()))
+    assert done.exit_code == 0, done.output
+    assert "Appended PartyRegistered on party:jl-mag at position 1" in done.output
+    piped = run("append", "--output", "json", input=json.dumps(f.party("buyer")))
+    assert piped.exit_code == 0, piped.output
+    body = json.loads(piped.output)
+    assert body["appended"] == 1 and body["events"][0]["position"] == 2
+
+
+def test_append_errors_and_exit_codes(run_sqlite: Callable[..., Result]) -> None:
+    malformed = run_sqlite("append", '{"type": "PartyRegistered",')
+    assert malformed.exit_code == 2
+    assert "malformed JSON" in malformed.output
+    assert "Nothing was appended." in malformed.output
+    wrong_type = run_sqlite("append", json.dumps({**f.party("x"), "roles": "exporter"}))
+    assert wrong_type.exit_code == 2
+    assert "roles: Expected `array`, got `str`" in wrong_type.output
+    unknown_field = run_sqlite("append", json.dumps({**f.party("x"), "colour": "red"}))
+    assert unknown_field.exit_code == 2 and "colour: unknown field" in unknown_field.output
+    missing = run_sqlite(
+        "append", json.dumps({k: v for k, v in f.party("x").items() if k != "country"})
+    )
+    assert missing.exit_code == 2 and "country: required field is missing" in missing.output
+    naive = run_sqlite("append", json.dumps(f.party("x", effective_at="2025-01-01T10:00:00")))
+    assert naive.exit_code == 2 and "add 'Z' or an offset" in naive.output
+    recorded = run_sqlite(
+        "append", json.dumps({**f.party("x"), "recorded_at": "2025-01-01T00:00:00Z"})
+    )
+    assert (
+        recorded.exit_code == 2
+        and "recorded_at: the recorded time is set by the ledger" in recorded.output
+    )
+    rule = run_sqlite("append", json.dumps(f.usage()))
+    assert rule.exit_code == 1
+    assert "licence 'GL-1' was never granted [rule: unknown-reference]" in rule.output
+    as_json = run_sqlite("append", "-o", "json", json.dumps(f.usage()))
+    assert as_json.exit_code == 1
+    error = json.loads(as_json.stderr if hasattr(as_json, "stderr") else as_json.output)
+    assert error["rule"] == "unknown-reference" and error["field"] == "entity_id"
+    assert run_sqlite("log", "-o", "json").output.strip() == "[]"
+
+
+def test_import_summary_and_reimport(run: Callable[..., Result], tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    events = [
+        {**e, "event_id": f"00000000-0000-4000-8000-{i:012d}"}
+        for i, e in enumerate([*f.licensed_world(), f.usage()])
+    ]
+    path.write_text(jsonl(events) + "\n")  # a trailing blank line is fine
+    first = run("import", str(path))
+    assert first.exit_code == 0, first.output
+    assert "Appended 5 event(s)" in first.output and "positions 1-5" in first.output
+    again = run("import", str(path), "--output", "json")
+    assert again.exit_code == 0, again.output
+    body = json.loads(again.output)
+    assert body["appended"] == 0 and body["duplicates"] == 5
+    assert [e["position"] for e in body["events"]] == [1, 2, 3, 4, 5]
+
+
+def test_bad_last_line_of_ten_thousand_appends_nothing(backend: Backend, tmp_path: Path) -> None:
+    """All or nothing, checked with the real command in a subprocess, on both backends."""
+    env = {**os.environ, **backend.env()}
+    good = [f.exporter()] + [f.party(f"p{i}") for i in range(9_999 - 1)]
+    cases = {
+        "malformed": ('{"type": "PartyRegistered", "entity_id": ', 2, "malformed JSON"),
+        "rule": (json.dumps(f.party("p5")), 1, "[rule: duplicate-entity]"),
+    }
+    for name, (last, code, text) in cases.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(jsonl(good) + last + "\n")
+        proc = subprocess.run(
+            [LEDGER, "import", str(path)], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == code, proc.stderr
+        assert "line 10000" in proc.stderr and text in proc.stderr, proc.stderr
+        assert "Nothing was appended." in proc.stderr
+        log = subprocess.run(
+            [LEDGER, "log", "-o", "jsonl"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert log.returncode == 0 and log.stdout == ""
+
+
+def test_backfill(run_sqlite: Callable[..., Result], tmp_path: Path) -> None:
+    def write(name: str, times: list[str]) -> str:
+        path = tmp_path / name
+        path.write_text(
+            jsonl([{**f.party(f"{name}-{i}"), "recorded_at": t} for i, t in enumerate(times)])
+        )
+        return str(path)
+
+    refused = run_sqlite("import", write("plain.jsonl", ["2025-01-01T00:00:00Z"]))
+    assert refused.exit_code == 2 and "--backfill" in refused.output
+    decreasing = run_sqlite(
+        "import", "--backfill", write("dec.jsonl", ["2025-02-01T00:00:00Z", "2025-01-01T00:00:00Z"])
+    )
+    assert decreasing.exit_code == 1
+    assert "line 2: recorded_at:" in decreasing.output
+    assert "[rule: backfill-recorded-decreases]" in decreasing.output
+    future = run_sqlite("import", "--backfill", write("future.jsonl", ["2999-01-01T00:00:00Z"]))
+    assert future.exit_code == 1 and "backfill-recorded-in-future" in future.output
+    ok = run_sqlite(
+        "import",
+        "--backfill",
+        write(
+            "ok.jsonl",
+            ["2025-01-01T12:00:00Z", "2025-01-01T12:00:00Z", "2025-03-01T09:30:00+08:00"],
+        ),
+    )
+    assert ok.exit_code == 0, ok.output
+    log = json.loads(run_sqlite("log", "-o", "json", "--order", "recorded").output)
+    assert [e["event"]["recorded_at"] for e in log] == [
+        "2025-01-01T12:00:00Z",
+        "2025-01-01T12:00:00Z",
+        "2025-03-01T09:30:00+08:00",
+    ]
+    earlier = run_sqlite("import", "--backfill", write("early.jsonl", ["2025-02-01T00:00:00Z"]))
+    assert earlier.exit_code == 1 and "backfill-before-ledger" in earlier.output
+    known = json.loads(run_sqlite("log", "-o", "json", "--known-at", "2025-01-31").output)
+    assert [e["event"]["entity_id"] for e in known] == ["ok.jsonl-0", "ok.jsonl-1"]
+
+
+def test_log_retract_show(run: Callable[..., Result]) -> None:
+    appended = json.loads(run("append", "-o", "json", json.dumps(f.party("x"))).output)
+    event_id = appended["events"][0]["event_id"]
+    table = run("log")
+    assert table.exit_code == 0 and "party:x" in table.output and "PartyRegistered" in table.output
+    assert all(len(line) <= 100 for line in table.output.splitlines())
+    retracted = run("retract", event_id, "--reason", "registered twice by mistake")
+    assert retracted.exit_code == 0, retracted.output
+    assert f"Retracted {event_id} (party:x)" in retracted.output
+    after = run("log").output
+    assert "EventRetracted" in after and "PartyRegistered" not in after
+    hidden = json.loads(run("log", "-o", "json", "--type", "PartyRegistered").output)
+    assert hidden == []
+    shown = json.loads(
+        run("log", "-o", "json", "--type", "PartyRegistered", "--include-retracted").output
+    )
+    assert shown[0]["retracted"] is True
+    show = json.loads(run("show", event_id, "-o", "json").output)
+    assert show["retracted"] is True and show["event"]["entity_id"] == "x"
+    assert run("show", "not-a-uuid").exit_code == 2
+    bad_time = run("log", "--as-of", "yesterday-ish")
+    assert bad_time.exit_code == 2 and "not an ISO-8601 time" in bad_time.output
+    jsonl_out = run("log", "-o", "jsonl", "--include-retracted").output.splitlines()
+    assert [json.loads(line)["type"] for line in jsonl_out] == ["PartyRegistered", "EventRetracted"]
+
+
+def test_schema(run_sqlite: Callable[..., Result]) -> None:
+    body = json.loads(run_sqlite("schema").output)
+    assert body["discriminator"]["propertyName"] == "type"
+    assert len(body["anyOf"]) == 26
+    one = json.loads(run_sqlite("schema", "--type", "LicenceGranted").output)
+    assert "valid_until" in json.dumps(one)
+    listing = run_sqlite("schema", "--types").output.splitlines()
+    assert len(listing) == 26 and listing[0].startswith("AgreementReached")
+
+
+@pytest.mark.parametrize("command", ["append", "import", "log", "retract", "show", "schema"])
+def test_every_command_has_help_with_examples(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def test_cli_starts_fast_without_heavy_imports() -> None:
+    """`ledger --help` must not import the store, the domain or database drivers."""
+    code = (
+        "import sys; from cli.main import cli; "
+        "from click.testing import CliRunner; CliRunner().invoke(cli, ['--help']); "
+        "heavy = [m for m in ('eventsourcing', 'psycopg', 'nats', 'ledger.app') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
