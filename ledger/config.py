@@ -5,7 +5,8 @@
 - ``LEDGER_DATABASE_URL``: ``sqlite:///PATH`` (default: ``ledger.db`` in the home) or
   ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?schema=NAME]``.
 - ``LEDGER_NATS_URL``: NATS server(s); default: the URL the embedded server recorded.
-- ``LEDGER_STREAM`` (``LEDGER``), ``LEDGER_SUBJECT_PREFIX`` (``ledger``).
+- ``LEDGER_STREAM`` (``LEDGER``), ``LEDGER_SUBJECT_PREFIX`` (``ledger``),
+  ``LEDGER_STREAM_REPLICAS`` (1), ``LEDGER_DUPLICATE_WINDOW`` (``2m``).
 - ``LEDGER_ACTOR``: default ``actor`` of appended events (the OS user name).
 """
 
@@ -38,6 +39,34 @@ def _default_actor(environ: Mapping[str, str]) -> str:
         return environ.get("USER", "operator")
 
 
+def _seconds(name: str, text: str | None, default: float) -> float:
+    """A duration from the environment: ``90``, ``90s``, ``2m``, ``1h``."""
+    if not text:
+        return default
+    units = {"s": 1, "m": 60, "h": 3600}
+    value = text.strip().lower()
+    scale = units.get(value[-1:], 0)
+    try:
+        number = float(value[:-1] if scale else value)
+    except ValueError:
+        raise ConfigError(f"{name}='{text}' is not a duration such as 120s, 2m or 1h") from None
+    if number <= 0:
+        raise ConfigError(f"{name}='{text}' must be positive")
+    return number * (scale or 1)
+
+
+def _positive_int(name: str, text: str | None, default: int) -> int:
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}='{text}' is not a whole number") from None
+    if value < 1:
+        raise ConfigError(f"{name}='{text}' must be at least 1")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -47,6 +76,10 @@ class Settings:
     subject_prefix: str = "ledger"
     actor: str = "operator"
     extra: dict[str, str] = field(default_factory=dict)
+    stream_replicas: int = 1
+    """``LEDGER_STREAM_REPLICAS``: JetStream replicas of the stream (1, or 3 in a cluster)."""
+    duplicate_window: float = 120.0
+    """``LEDGER_DUPLICATE_WINDOW`` (seconds; ``2m`` in the environment)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +95,12 @@ class Settings:
             stream=env.get("LEDGER_STREAM") or "LEDGER",
             subject_prefix=env.get("LEDGER_SUBJECT_PREFIX") or "ledger",
             actor=env.get("LEDGER_ACTOR") or _default_actor(env),
+            stream_replicas=_positive_int(
+                "LEDGER_STREAM_REPLICAS", env.get("LEDGER_STREAM_REPLICAS"), 1
+            ),
+            duplicate_window=_seconds(
+                "LEDGER_DUPLICATE_WINDOW", env.get("LEDGER_DUPLICATE_WINDOW"), 120.0
+            ),
         )
 
     @property

@@ -281,4 +281,3 @@ async def seq_for_recorded_time(
         return dt.datetime.fromisoformat(value) >= since
 
     return await first_seq_where(jsm, stream, reached)
-

@@ -48,11 +48,36 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+_HEADER_SAFE = frozenset(range(0x20, 0x7F)) - {ord("%")}
+
+
+def _ascii_table(safe: frozenset[int]) -> dict[int, str]:
+    return str.maketrans({chr(b): f"%{b:02X}" for b in range(128) if b not in safe})
+
+
+_ASCII_TOKEN_TABLE = _ascii_table(_SAFE)
+_ASCII_HEADER_TABLE = _ascii_table(_HEADER_SAFE)
+
+
 def entity_token(entity_id: str) -> str:
     """The subject token of an entity id (percent-encoding every unsafe UTF-8 byte)."""
     if _SAFE_TOKEN.match(entity_id):
         return entity_id
+    if entity_id.isascii():
+        return entity_id.translate(_ASCII_TOKEN_TABLE)
     return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in entity_id.encode())
+
+
+def header_text(text: str) -> str:
+    """Text made safe for a NATS header value, reversibly.
+
+    Printable ASCII other than ``%`` stays as it is (``GL.1``, ``Baotou Steel``); every
+    other UTF-8 byte (control characters, non-ASCII, ``%``) becomes ``%XX``.  Undo with
+    ``urllib.parse.unquote``.
+    """
+    if text.isascii():
+        return text.translate(_ASCII_HEADER_TABLE)
+    return "".join(chr(b) if b in _HEADER_SAFE else f"%{b:02X}" for b in text.encode())
 
 
 def entity_id_from_token(token: str) -> str:

@@ -1,0 +1,621 @@
+"""The relay: the store's notification log, published to NATS JetStream exactly once, in order.
+
+The notification log is the outbox.  The relay reads it in position order in batches and
+publishes each event (payload = the stored JSON bytes, untouched) with
+``Nats-Msg-Id`` = event id and the ``Ledger-*`` headers of ``ledger.stream``.
+
+Exactly once, in order, whatever happens to NATS or the relay:
+
+- **The stream is always a gap-free prefix of the log.**  Every publish carries an
+  expectation: the first one after a (re)synchronisation ``Nats-Expected-Last-Sequence``
+  = the stream's last sequence as just read, each following one
+  ``Nats-Expected-Last-Msg-Id`` = the previous event's id.  JetStream checks these before
+  storing (and before de-duplication), so if any publish in the pipelined window is lost
+  or rejected, every later one is rejected too: a hole cannot form, and a re-publish of an
+  event already stored is refused rather than stored twice, however long ago it was
+  stored (so correctness does not depend on the duplicate window).
+- **Restart = resynchronise.**  On start and after any failure (a rejected publish, a
+  missing ack, a lost connection) the relay reads the stream's last message and resumes
+  after ``max(tracked position, Ledger-Position of that message)``.  Tracking (the
+  eventsourcing library's tracking recorder, ``relay:{stream}``) is written once per
+  batch from acknowledged positions, so it can lag; the stream itself is the truth.
+- **Pipelined.**  Publishes are fire-and-forget with a reply subject per message
+  (``{inbox}.{epoch}.{position}``); acks are counted by one subscription, with at most
+  ``max_in_flight`` unacknowledged.  The next batch is read from the store while the
+  current one is being published.  Acks from before a resynchronisation (an older epoch)
+  are ignored.
+
+The relay polls the store when it has caught up (``poll_interval``); SQLite has no change
+notification and polling keeps both backends alike.  It reconnects with exponential
+backoff (capped at ``max_backoff``) while NATS is away, and stops cleanly when ``stop`` is
+set: it drains outstanding acks and records its position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ledger import stream as st
+from ledger.subjects import check_prefix, entity_token, header_text
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Notification, TrackingRecorder
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+
+    from ledger.app import Ledger
+
+log = logging.getLogger("ledger.relay")
+
+EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
+EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+
+
+class EventHeaderFields(msgspec.Struct):
+    """The envelope fields the headers need; msgspec skips the rest of the payload."""
+
+    event_id: str
+    entity_kind: str
+    entity_id: str
+    effective_at: str
+    recorded_at: str
+    schema_version: int = 1
+
+
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int = 0
+    description: str = ""
+
+
+class _PubAck(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: _ApiError | None = None
+
+
+_fields_decoder = msgspec.json.Decoder(EventHeaderFields)
+_ack_decoder = msgspec.json.Decoder(_PubAck)
+
+
+class RelayError(RuntimeError):
+    """The relay could not make progress (and was told not to keep trying)."""
+
+
+class _Resync(Exception):
+    """Something went wrong in the pipeline: resynchronise with the stream."""
+
+    def __init__(self, reason: str, *, reconnect: bool = False):
+        super().__init__(reason)
+        self.reconnect = reconnect
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    """Events acknowledged by JetStream during this run."""
+    position: int = 0
+    """The newest position known to be in the stream."""
+    resyncs: int = 0
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "position": self.position,
+            "resyncs": self.resyncs,
+            "failures": self.failures[-10:],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def tracking_name(stream: str) -> str:
+    return f"relay:{stream}"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One event as the relay publishes it."""
+
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+    event_id: str
+
+
+def outgoing_message(prefix: str, notification: Notification, payload: bytes) -> OutgoingMessage:
+    """Subject, payload and ``Ledger-*`` headers of one stored event (without expectations)."""
+    f = _fields_decoder.decode(payload)
+    headers = {
+        st.MSG_ID: f.event_id,
+        st.POSITION: str(notification.id),
+        st.EVENT_TYPE: notification.topic,
+        st.ENTITY: f"{f.entity_kind}:{header_text(f.entity_id)}",
+        st.EFFECTIVE_AT: f.effective_at,
+        st.RECORDED_AT: f.recorded_at,
+        st.SCHEMA_VERSION: str(f.schema_version),
+    }
+    subject = f"{prefix}.{f.entity_kind}.{notification.topic}.{entity_token(f.entity_id)}"
+    return OutgoingMessage(subject, payload, headers, f.event_id)
+
+
+def hpub_frame(
+    prefix: str,
+    notification: Notification,
+    payload: bytes,
+    reply: str,
+    expectation: str,
+) -> tuple[bytes, str]:
+    """The NATS ``HPUB`` protocol frame of one event, and its event id.
+
+    Equivalent to ``nc.publish(m.subject, payload, reply, m.headers | expectation)`` for
+    ``m = outgoing_message(...)``, built in one step: the client's generic header encoding
+    is most of the cost of a publish.  Every value is safe in a header line by
+    construction (ids are UUIDs, times RFC 3339 from the encoder, the entity id goes
+    through ``header_text``), ``expectation`` is a complete ``Key: value`` line.
+    """
+    f = _fields_decoder.decode(payload)
+    topic = notification.topic
+    headers = (
+        f"NATS/1.0\r\nNats-Msg-Id: {f.event_id}\r\nLedger-Position: {notification.id}\r\n"
+        f"Ledger-Event-Type: {topic}\r\n"
+        f"Ledger-Entity: {f.entity_kind}:{header_text(f.entity_id)}\r\n"
+        f"Ledger-Effective-At: {f.effective_at}\r\nLedger-Recorded-At: {f.recorded_at}\r\n"
+        f"Ledger-Schema-Version: {f.schema_version}\r\n{expectation}\r\n\r\n"
+    ).encode()
+    subject = f"{prefix}.{f.entity_kind}.{topic}.{entity_token(f.entity_id)}"
+    size = len(headers)
+    frame = b"HPUB %s %s %d %d\r\n%b%b\r\n" % (
+        subject.encode(),
+        reply.encode(),
+        size,
+        size + len(payload),
+        headers,
+        payload,
+    )
+    return frame, f.event_id
+
+
+class Relay:
+    """Publishes the ledger's notification log to a JetStream stream (see module doc).
+
+    ``run_once()`` publishes what is pending and returns; ``run_forever(stop)`` keeps
+    publishing until the ``threading.Event`` is set; ``await run(stop)`` is the same in a
+    running event loop.
+    """
+
+    def __init__(
+        self,
+        app: Ledger,
+        nats_url: str,
+        *,
+        stream: str | None = None,
+        subject_prefix: str | None = None,
+        replicas: int | None = None,
+        duplicate_window: float | None = None,
+        batch_size: int = 1000,
+        max_in_flight: int = 4000,
+        poll_interval: float = 0.05,
+        ack_timeout: float = 10.0,
+        max_backoff: float = 5.0,
+        progress_interval: float = 30.0,
+        fast_publish: bool = True,
+    ):
+        settings = app.settings
+        self.app = app
+        self.nats_url = nats_url
+        self.stream = stream or settings.stream
+        self.prefix = check_prefix(subject_prefix or settings.subject_prefix)
+        self.replicas = replicas or settings.stream_replicas
+        self.duplicate_window = (
+            duplicate_window if duplicate_window is not None else settings.duplicate_window
+        )
+        self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
+        self.poll_interval = poll_interval
+        self.ack_timeout = ack_timeout
+        self.max_backoff = max_backoff
+        self.progress_interval = progress_interval
+        self.fast_publish = fast_publish
+        self.tracking_name = tracking_name(self.stream)
+        self._tracking: TrackingRecorder | None = None
+        self.stats = RelayStats()
+        # Pipeline state (valid within one epoch).
+        self._nc: Client | None = None
+        self._inbox = ""
+        self._epoch = 0
+        self._in_flight = 0
+        self._acked = 0  # newest acknowledged position
+        self._tracked = 0  # newest position written to the tracking table
+        self._last_ack = 0.0
+        self._failure: _Resync | None = None
+        self._window = asyncio.Event()
+
+    # --- position tracking --------------------------------------------------------------
+
+    @property
+    def tracking(self) -> TrackingRecorder:
+        if self._tracking is None:
+            self._tracking = self.app.factory.tracking_recorder()
+        return self._tracking
+
+    def tracked_position(self) -> int:
+        return self.tracking.max_tracking_id(self.tracking_name) or 0
+
+    def _track(self, position: int) -> None:
+        from eventsourcing.persistence import IntegrityError, Tracking
+
+        if position <= self._tracked:
+            return
+        # IntegrityError: another relay already recorded this position or a later one.
+        with contextlib.suppress(IntegrityError):
+            self.tracking.insert_tracking(Tracking(self.tracking_name, position))
+        self._tracked = position
+
+    async def _track_acked(self) -> None:
+        if self._acked > self._tracked:
+            await asyncio.to_thread(self._track, self._acked)
+
+    # --- entry points -------------------------------------------------------------------
+
+    def run_once(self, *, give_up_after: float = 30.0) -> RelayStats:
+        """Publish everything pending, wait for the acks, record the position, return."""
+        return asyncio.run(self.run(once=True, give_up_after=give_up_after))
+
+    def run_forever(self, stop: threading.Event) -> RelayStats:
+        """Publish until ``stop`` is set (for a thread of ``ledger serve`` or the demo)."""
+
+        async def main() -> RelayStats:
+            done = asyncio.Event()
+
+            async def watch() -> None:
+                while not stop.is_set():
+                    await asyncio.sleep(0.1)
+                done.set()
+
+            watcher = asyncio.create_task(watch())
+            try:
+                return await self.run(done)
+            finally:
+                watcher.cancel()
+
+        return asyncio.run(main())
+
+    async def run(
+        self,
+        stop: asyncio.Event | None = None,
+        *,
+        once: bool = False,
+        give_up_after: float | None = None,
+    ) -> RelayStats:
+        """The relay loop: connect, ensure the stream, publish; resync/reconnect on failure.
+
+        With ``once``, returns when everything pending is acknowledged; ``give_up_after``
+        seconds of failing to make progress raise ``RelayError`` (default: keep trying).
+        """
+        stop = stop or asyncio.Event()
+        started = time.monotonic()
+        backoff = 0.0
+        failing_since: float | None = None
+        self._tracked = await asyncio.to_thread(self.tracked_position)
+        try:
+            while not stop.is_set():
+                try:
+                    if self._nc is None or self._nc.is_closed:
+                        await self._connect()
+                    caught_up = await self._session(stop, once)
+                    backoff = 0.0
+                    failing_since = None
+                    if caught_up and once:
+                        break
+                except Exception as exc:
+                    if not _is_retryable(exc):
+                        raise
+                    reconnect = not isinstance(exc, _Resync) or exc.reconnect
+                    reason = (
+                        str(exc) if isinstance(exc, _Resync) else f"{type(exc).__name__}: {exc}"
+                    )
+                    self.stats.failures.append(reason)
+                    now = time.monotonic()
+                    failing_since = failing_since or now
+                    if give_up_after is not None and now - failing_since > give_up_after:
+                        raise RelayError(
+                            f"gave up after {now - failing_since:.0f}s without progress: {reason}"
+                        ) from exc
+                    if reconnect:
+                        await self._disconnect()
+                    backoff = min(self.max_backoff, max(0.1, backoff * 2))
+                    delay = backoff * random.uniform(0.75, 1.25)
+                    log.warning("relay: %s; retrying in %.1fs", reason, delay)
+                    await _sleep_until(stop, delay)
+        finally:
+            await self._track_acked()
+            await self._disconnect()
+            self.stats.seconds = time.monotonic() - started
+            self.stats.position = max(self.stats.position, self._acked)
+        log.info(
+            "relay stopped: %d event(s) published, stream at position %d",
+            self.stats.published,
+            self.stats.position,
+        )
+        return self.stats
+
+    # --- connection ---------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        async def disconnected() -> None:
+            if self._failure is None:
+                self._failure = _Resync("disconnected from NATS", reconnect=False)
+            self._window.set()
+
+        async def reconnected() -> None:
+            log.info("relay: reconnected to %s", self._nc.connected_url if self._nc else "?")
+
+        self._nc = await st.connect(
+            self.nats_url,
+            name=f"ledger-relay:{self.stream}",
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            max_reconnect_attempts=3,
+            reconnect_time_wait=0.5,
+            pending_size=8 * 1024 * 1024,
+        )
+        log.info("relay: connected to %s", self.nats_url)
+        self._inbox = self._nc.new_inbox()
+        await self._nc.subscribe(f"{self._inbox}.>", cb=self._on_ack)
+        await st.ensure_stream(
+            self._nc.jsm(),
+            self.stream,
+            self.prefix,
+            replicas=self.replicas,
+            duplicate_window=self.duplicate_window,
+        )
+
+    async def _disconnect(self) -> None:
+        nc, self._nc = self._nc, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await asyncio.wait_for(nc.close(), 5)
+            except Exception as exc:  # already broken: nothing more to do
+                log.debug("relay: closing the NATS connection: %s", exc)
+
+    # --- acks ---------------------------------------------------------------------------
+
+    async def _on_ack(self, msg: Msg) -> None:
+        _, epoch, position = msg.subject.rsplit(".", 2)
+        if int(epoch) != self._epoch:
+            return  # an ack from before the last resynchronisation
+        self._in_flight -= 1
+        self._last_ack = time.monotonic()
+        if self._in_flight < self.max_in_flight:
+            self._window.set()
+        data = msg.data
+        ack = _ack_decoder.decode(data) if data else None
+        if ack is None or ack.error is not None or not ack.stream:
+            if self._failure is None:
+                self._failure = _Resync(_describe_nak(msg, ack), reconnect=False)
+            return
+        pos = int(position)
+        if pos > self._acked:
+            self._acked = pos
+        if not ack.duplicate:
+            self.stats.published += 1
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._in_flight and time.monotonic() - self._last_ack > self.ack_timeout:
+            raise _Resync(f"no ack from JetStream within {self.ack_timeout:g}s", reconnect=True)
+
+    async def _wait_window(self) -> None:
+        while self._in_flight >= self.max_in_flight:
+            self._window.clear()
+            self._check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._window.wait(), 1.0)
+        self._check()
+
+    async def _drain(self, stop: asyncio.Event | None = None) -> None:
+        """Wait until every publish of this epoch is acknowledged."""
+        assert self._nc is not None
+        if self._in_flight:
+            await self._nc.flush(timeout=max(1, round(self.ack_timeout)))
+        while self._in_flight:
+            self._check()
+            self._window.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._window.wait(), 0.05)
+        self._check()
+
+    # --- the pipeline -------------------------------------------------------------------
+
+    async def _resync(self) -> tuple[int, int]:
+        """New epoch: read the stream's head; return (position to resume after, last seq)."""
+        assert self._nc is not None
+        self._epoch += 1
+        self._in_flight = 0
+        self._failure = None
+        head = await st.read_head(self._nc.jsm(), self.stream)
+        tracked = await asyncio.to_thread(self.tracked_position)
+        self._tracked = max(self._tracked, tracked)
+        position = max(tracked, head.position)
+        self._acked = max(self._acked, head.position)
+        self.stats.position = max(self.stats.position, head.position)
+        self.stats.resyncs += 1
+        log.info(
+            "relay: stream %s has %d message(s), last seq %d at position %d; tracked %d; "
+            "resuming after position %d",
+            self.stream,
+            head.messages,
+            head.seq,
+            head.position,
+            tracked,
+            position,
+        )
+        return position, head.seq
+
+    def _read(self, after: int) -> Sequence[Notification]:
+        return self.app.recorder.select_notifications(
+            start=after, limit=self.batch_size, inclusive_of_start=False
+        )
+
+    async def _session(self, stop: asyncio.Event, once: bool) -> bool:
+        """Publish from the resynchronised position until failure, stop, or (once) caught up.
+
+        Returns True when everything pending was published and acknowledged.
+        """
+        assert self._nc is not None
+        nc = self._nc
+        position, last_seq = await self._resync()
+        epoch = self._epoch
+        reply_prefix = f"{self._inbox}.{epoch}."
+        send = _frame_sender(nc) if self.fast_publish else None
+        payload_of = self.app.msgspec_mapper.payload
+        previous_id: str | None = None
+        last_progress_log = time.monotonic()
+        logged_published = self.stats.published
+        reading: asyncio.Task[Sequence[Notification]] | None = asyncio.create_task(
+            asyncio.to_thread(self._read, position)
+        )
+        try:
+            while True:
+                assert reading is not None
+                batch = await reading
+                reading = None
+                self._check()
+                if not batch:
+                    await self._drain()
+                    await self._track_acked()
+                    if once or stop.is_set():
+                        return True
+                    await _sleep_until(stop, self.poll_interval)
+                    reading = asyncio.create_task(asyncio.to_thread(self._read, position))
+                    continue
+                position = batch[-1].id
+                # Read ahead while this batch is published.
+                reading = asyncio.create_task(asyncio.to_thread(self._read, position))
+                for notification in batch:
+                    if self._in_flight >= self.max_in_flight:
+                        if send is not None:
+                            await _flush(nc)
+                        await self._wait_window()
+                    payload = payload_of(notification.state)
+                    if previous_id is None:
+                        expectation = (EXPECTED_LAST_SEQUENCE, str(last_seq))
+                    else:
+                        expectation = (EXPECTED_LAST_MSG_ID, previous_id)
+                    if not self._in_flight:
+                        self._last_ack = time.monotonic()
+                    self._in_flight += 1
+                    reply = reply_prefix + str(notification.id)
+                    if send is not None:
+                        frame, previous_id = hpub_frame(
+                            self.prefix,
+                            notification,
+                            payload,
+                            reply,
+                            f"{expectation[0]}: {expectation[1]}",
+                        )
+                        await send(frame)
+                    else:
+                        message = outgoing_message(self.prefix, notification, payload)
+                        await nc.publish(
+                            message.subject,
+                            payload,
+                            reply=reply,
+                            headers={**message.headers, expectation[0]: expectation[1]},
+                        )
+                        previous_id = message.event_id
+                if send is not None:
+                    await _flush(nc)
+                self._check()
+                await self._track_acked()
+                if stop.is_set():
+                    await self._drain()
+                    await self._track_acked()
+                    return True
+                now = time.monotonic()
+                if now - last_progress_log > self.progress_interval:
+                    log.info(
+                        "relay: %d event(s) published in the last %.0fs; at position %d",
+                        self.stats.published - logged_published,
+                        now - last_progress_log,
+                        self._acked,
+                    )
+                    last_progress_log, logged_published = now, self.stats.published
+        finally:
+            if reading is not None:
+                reading.cancel()
+                with contextlib.suppress(BaseException):
+                    await reading
+            self.stats.position = max(self.stats.position, self._acked)
+
+
+def _describe_nak(msg: Msg, ack: _PubAck | None) -> str:
+    if ack is not None and ack.error is not None:
+        e = ack.error
+        return (
+            f"JetStream rejected a publish: {e.description} (code {e.code}, err_code {e.err_code})"
+        )
+    status = (msg.headers or {}).get("Status")
+    if status == "503":
+        return "no JetStream stream answered the publish (is JetStream enabled?)"
+    return f"unexpected reply to a publish: {msg.data[:200]!r} {msg.headers}"
+
+
+def _frame_sender(nc: Client) -> Callable[[bytes], Awaitable[None]] | None:
+    """The client's internal "queue these protocol bytes" call, if this nats-py has it.
+
+    Publishing pre-built ``HPUB`` frames through it skips the client's per-header
+    validation and encoding (the bulk of a publish's cost); without it the relay uses
+    ``nc.publish``.
+    """
+    send = getattr(nc, "_send_command", None)
+    if send is None or not hasattr(nc, "_flush_pending") or not hasattr(nc, "_flush_queue"):
+        return None
+
+    async def send_frame(frame: bytes) -> None:
+        if nc.is_closed:
+            from nats.errors import ConnectionClosedError
+
+            raise ConnectionClosedError
+        await send(frame)
+
+    return send_frame
+
+
+async def _flush(nc: Client) -> None:
+    """Ask the client's flusher to write the queued frames (as ``nc.publish`` does)."""
+    queue = nc._flush_queue
+    if queue is not None and queue.empty():
+        await nc._flush_pending()
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, _Resync) else f"{type(exc).__name__}: {exc}"
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """Failures of NATS or of the pipeline (retried), as opposed to bugs (raised)."""
+    if isinstance(exc, _Resync | st.NatsUnavailable | OSError | TimeoutError):
+        return True
+    return (type(exc).__module__ or "").startswith("nats.")
+
+
+async def _sleep_until(stop: asyncio.Event, seconds: float) -> None:
+    if stop.is_set():
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

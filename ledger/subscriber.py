@@ -1,0 +1,428 @@
+"""Subscribing to ledger events from NATS JetStream: typed, filtered, resumable.
+
+::
+
+    import asyncio
+    from ledger import subscribe
+
+    async def main() -> None:
+        async with subscribe(durable="billing", filters=["licence"], start="beginning") as sub:
+            async for event in sub:          # typed: LicenceGranted, LicenceSuspended, ...
+                await handle(event)          # acked when the loop asks for the next event
+
+    asyncio.run(main())
+
+**Delivery and acknowledgement.**  A subscription is a JetStream pull consumer with
+explicit acks.  The event the loop body is handling is acknowledged when the loop asks for
+the next one (i.e. after the body returned), or when the ``async with`` block exits
+normally.  If the body raises, the event is not acknowledged: leaving the block with an
+exception negatively acknowledges it (and every event fetched but not yet handed out), so
+the durable's next subscriber gets it again at once.  If the process dies, JetStream
+redelivers it after ``ack_wait`` (default 30 s).  Delivery is therefore at least once;
+``Delivery.redelivered`` and the ledger position (``Delivery.position``, increasing along
+the stream) let a handler recognise a repeat.  At most ``batch`` events are outstanding
+(``max_ack_pending``), which keeps redeliveries in stream order.
+
+**Durable or not.**  With ``durable="name"`` the consumer survives: the next
+``subscribe(durable="name")`` resumes after the last acknowledged event, whatever
+``start`` says (``start`` applies when the durable is created).  Without it the consumer is
+ephemeral, deleted on close (and by the server after ``inactive_threshold``).
+
+**Where to start** (``start``): ``"beginning"`` (default), ``"new"`` (only events
+published from now on), a ``datetime`` (the first event *recorded* at or after it — the
+ledger's recorded time, not the time NATS received it), or an ``int`` ledger position
+(the first event at or after it).  Times and positions are found exactly by binary search
+over the stream (recorded times and positions both increase along it).
+
+**Filters** (``filters``): subjects or the friendly forms of ``ledger.subjects.parse_filter``
+(``licence:GL.1``, ``licence``, ``LicenceGranted``, ``LicenceGranted@licence:GL.1``); an
+event is delivered if it matches any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from urllib.parse import unquote
+
+from ledger import stream as st
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js.client import JetStreamContext
+
+    from ledger.config import Settings
+    from ledger.events import Event
+
+log = logging.getLogger("ledger.subscriber")
+
+Start: TypeAlias = Literal["beginning", "new"] | dt.datetime | int
+"""Where a new consumer starts: the beginning, new events only, a recorded time, a position."""
+
+
+class SubscriberError(RuntimeError):
+    """The subscription cannot be set up as asked (e.g. a durable with other filters)."""
+
+
+@dataclass
+class Delivery:
+    """One event as delivered, with its place in the stream and its acknowledgement."""
+
+    event: Event
+    position: int
+    """The event's position in the ledger's notification log."""
+    subject: str
+    stream_seq: int
+    num_delivered: int
+    """1 on first delivery, more when JetStream redelivers it."""
+    headers: dict[str, str]
+    payload: bytes
+    """The event's JSON exactly as stored in the ledger."""
+    _msg: Msg = field(repr=False)
+    settled: bool = False
+    """Acknowledged or negatively acknowledged already."""
+
+    @property
+    def redelivered(self) -> bool:
+        return self.num_delivered > 1
+
+    @property
+    def event_type(self) -> str:
+        return self.headers.get(st.EVENT_TYPE, type(self.event).__name__)
+
+    @property
+    def entity(self) -> str:
+        """``kind:id`` of the event's entity."""
+        return self.event.entity
+
+    async def ack(self) -> None:
+        if not self.settled:
+            self.settled = True
+            await self._msg.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Ask for redelivery (after ``delay`` seconds)."""
+        if not self.settled:
+            self.settled = True
+            await self._msg.nak(delay=delay)
+
+    async def in_progress(self) -> None:
+        """Tell JetStream the handler needs more time (resets ``ack_wait``)."""
+        await self._msg.in_progress()
+
+
+def decode_delivery(msg: Msg) -> Delivery:
+    """A typed ``Delivery`` from a JetStream message published by the relay."""
+    from ledger.store.codec import decode_event
+
+    headers = dict(msg.headers or {})
+    event = decode_event(msg.data, headers.get(st.EVENT_TYPE))
+    meta = msg.metadata
+    return Delivery(
+        event=event,
+        position=int(headers.get(st.POSITION, 0)),
+        subject=msg.subject,
+        stream_seq=meta.sequence.stream,
+        num_delivered=meta.num_delivered,
+        headers=headers,
+        payload=msg.data,
+        _msg=msg,
+    )
+
+
+def entity_from_header(value: str) -> tuple[str, str]:
+    """``(kind, id)`` from a ``Ledger-Entity`` header (the id is percent-decoded)."""
+    kind, _, token = value.partition(":")
+    return kind, unquote(token)
+
+
+class Subscription:
+    """An open subscription (use ``subscribe(...)``; see the module docstring)."""
+
+    def __init__(
+        self,
+        nats_url: str,
+        *,
+        stream: str,
+        prefix: str,
+        durable: str | None,
+        filters: Sequence[str],
+        start: Start,
+        batch: int,
+        ack_wait: float,
+        auto_ack: bool,
+        inactive_threshold: float,
+        fetch_timeout: float,
+    ):
+        self.nats_url = nats_url
+        self.stream = stream
+        self.prefix = prefix
+        self.durable = durable
+        self.filters = list(filters)
+        self.start = start
+        self.batch = batch
+        self.ack_wait = ack_wait
+        self.auto_ack = auto_ack
+        self.inactive_threshold = inactive_threshold
+        self.fetch_timeout = fetch_timeout
+        self.consumer: str | None = None
+        self.created = False
+        """True when this subscription created the consumer (``start`` applied)."""
+        self.current: Delivery | None = None
+        """The delivery most recently handed out."""
+        self._nc: Client | None = None
+        self._psub: JetStreamContext.PullSubscription | None = None
+        self._buffer: deque[Msg] = deque()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> Subscription:
+        from nats.js.api import AckPolicy, ConsumerConfig
+        from nats.js.errors import NotFoundError
+
+        self._nc = await st.connect(self.nats_url, name=f"ledger-subscriber:{self.durable or '-'}")
+        try:
+            js = self._nc.jetstream()
+            jsm = self._nc.jsm()
+            try:
+                await jsm.stream_info(self.stream)
+            except NotFoundError:
+                raise SubscriberError(
+                    f"stream {self.stream} does not exist at {self.nats_url}; "
+                    "start the relay (`ledger relay` or `ledger serve`)"
+                ) from None
+            existing = None
+            if self.durable is not None:
+                with contextlib.suppress(NotFoundError):
+                    existing = await jsm.consumer_info(self.stream, self.durable)
+            if existing is not None:
+                have = sorted(_filters_of(existing.config))
+                if have != sorted(self.filters):
+                    raise SubscriberError(
+                        f"durable consumer '{self.durable}' exists with filters "
+                        f"{have or ['(none)']}, not {sorted(self.filters) or ['(none)']}; "
+                        "use another name or delete it"
+                    )
+                self.consumer = self.durable
+            else:
+                config = ConsumerConfig(
+                    durable_name=self.durable,
+                    description="ledger subscriber",
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=self.ack_wait,
+                    max_ack_pending=self.batch,
+                    inactive_threshold=None if self.durable else self.inactive_threshold,
+                    **await self._start_config(jsm),
+                )
+                if len(self.filters) == 1:
+                    config.filter_subject = self.filters[0]
+                elif self.filters:
+                    config.filter_subjects = list(self.filters)
+                info = await jsm.add_consumer(self.stream, config)
+                self.consumer = info.name
+                self.created = True
+            self._psub = await js.pull_subscribe_bind(consumer=self.consumer, stream=self.stream)
+        except BaseException:
+            await self._nc.close()
+            self._nc = None
+            raise
+        log.info(
+            "subscribed to %s as consumer %s (%s)",
+            self.stream,
+            self.consumer,
+            "created" if self.created else "resumed",
+        )
+        return self
+
+    async def _start_config(self, jsm: Any) -> dict[str, Any]:
+        from nats.js.api import DeliverPolicy
+
+        start = self.start
+        if start == "beginning":
+            return {"deliver_policy": DeliverPolicy.ALL}
+        if start == "new":
+            return {"deliver_policy": DeliverPolicy.NEW}
+        if isinstance(start, dt.datetime):
+            if start.tzinfo is None:
+                raise SubscriberError("start time must be timezone-aware")
+            seq = await st.seq_for_recorded_time(jsm, self.stream, start)
+        elif isinstance(start, int) and not isinstance(start, bool):
+            seq = await st.seq_for_position(jsm, self.stream, start)
+        else:
+            raise SubscriberError(
+                f"start must be 'beginning', 'new', a datetime or a position, not {start!r}"
+            )
+        if seq is None:  # nothing stored qualifies yet: start after the current last message
+            info = await jsm.stream_info(self.stream)
+            seq = info.state.last_seq + 1
+        return {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": seq}
+
+    async def close(self, exc: BaseException | None = None) -> None:
+        """Settle what was handed out (ack, or nak on ``exc``), nak the rest, disconnect."""
+        nc, self._nc = self._nc, None
+        if nc is None:
+            return
+        try:
+            if self.current is not None and not self.current.settled:
+                if exc is None and self.auto_ack:
+                    await self.current.ack()
+                else:
+                    await self.current.nak()
+            while self._buffer:
+                await self._buffer.popleft().nak()
+            await nc.flush(timeout=5)
+            if self.durable is None and self.consumer is not None:
+                with contextlib.suppress(Exception):
+                    await nc.jsm().delete_consumer(self.stream, self.consumer)
+        except Exception as error:  # the connection may be gone: JetStream redelivers later
+            log.debug("closing subscription: %s", error)
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    async def __aenter__(self) -> Subscription:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close(exc)
+
+    # --- receiving ----------------------------------------------------------------------
+
+    async def next_delivery(self, timeout: float | None = None) -> Delivery | None:
+        """The next delivery (settling the previous one first); None after ``timeout``."""
+        from nats.errors import TimeoutError as NatsTimeout
+
+        if self._psub is None:
+            raise SubscriberError("the subscription is not open")
+        previous = self.current
+        if previous is not None and not previous.settled and self.auto_ack:
+            await previous.ack()
+        self.current = None
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._buffer:
+            wait = self.fetch_timeout
+            if deadline is not None:
+                wait = min(wait, deadline - loop.time())
+                if wait <= 0:
+                    return None
+            try:
+                msgs = await self._psub.fetch(self.batch, timeout=max(wait, 0.05))
+            except NatsTimeout:
+                continue
+            self._buffer.extend(msgs)
+        self.current = decode_delivery(self._buffer.popleft())
+        return self.current
+
+    async def deliveries(self) -> AsyncIterator[Delivery]:
+        """Deliveries (event plus position, subject, ...) until the subscription closes."""
+        while True:
+            delivery = await self.next_delivery()
+            assert delivery is not None
+            yield delivery
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        delivery = await self.next_delivery()
+        assert delivery is not None
+        return delivery.event
+
+    async def consume(
+        self,
+        handler: Callable[[Delivery], Awaitable[None] | None],
+        *,
+        limit: int | None = None,
+        idle_timeout: float | None = None,
+    ) -> int:
+        """Call ``handler`` for each delivery; ack when it returns, nak if it raises.
+
+        Returns the number handled, after ``limit`` deliveries or ``idle_timeout`` seconds
+        without one (otherwise runs until cancelled).  A handler exception is re-raised
+        after the nak.
+        """
+        handled = 0
+        while limit is None or handled < limit:
+            delivery = await self.next_delivery(idle_timeout)
+            if delivery is None:
+                break
+            try:
+                result = handler(delivery)
+                if result is not None:
+                    await result
+            except BaseException:
+                await delivery.nak()
+                raise
+            await delivery.ack()
+            handled += 1
+        return handled
+
+
+def _filters_of(config: Any) -> list[str]:
+    if config.filter_subjects:
+        return list(config.filter_subjects)
+    return [config.filter_subject] if config.filter_subject else []
+
+
+def subscribe(
+    nats_url: str | None = None,
+    *,
+    durable: str | None = None,
+    filters: Sequence[str] = (),
+    start: Start = "beginning",
+    settings: Settings | None = None,
+    stream: str | None = None,
+    subject_prefix: str | None = None,
+    batch: int = 100,
+    ack_wait: float = 30.0,
+    auto_ack: bool = True,
+    inactive_threshold: float = 300.0,
+    fetch_timeout: float = 5.0,
+) -> Subscription:
+    """A subscription to the ledger's events; use ``async with subscribe(...) as sub``.
+
+    ``nats_url``/``stream``/``subject_prefix`` default to the settings (environment:
+    ``LEDGER_NATS_URL`` or the embedded server's ``$LEDGER_HOME/nats.url``,
+    ``LEDGER_STREAM``, ``LEDGER_SUBJECT_PREFIX``).  See the module docstring for
+    ``durable``, ``filters``, ``start`` and acknowledgement.
+    """
+    from ledger.config import Settings
+    from ledger.subjects import check_prefix, parse_filter
+
+    if settings is None and (nats_url is None or stream is None or subject_prefix is None):
+        settings = Settings.from_env()
+    url = nats_url or (settings.resolved_nats_url() if settings else None)
+    if not url:
+        raise SubscriberError(
+            "no NATS server configured: set LEDGER_NATS_URL or run `ledger serve`"
+        )
+    prefix = check_prefix(subject_prefix or (settings.subject_prefix if settings else "ledger"))
+    if durable is not None and (not durable or any(c in durable for c in " .*>\t")):
+        raise SubscriberError(f"durable name '{durable}' must be non-empty without . * > or spaces")
+    return Subscription(
+        url,
+        stream=stream or (settings.stream if settings else "LEDGER"),
+        prefix=prefix,
+        durable=durable,
+        filters=[parse_filter(f, prefix) for f in filters],
+        start=start,
+        batch=batch,
+        ack_wait=ack_wait,
+        auto_ack=auto_ack,
+        inactive_threshold=inactive_threshold,
+        fetch_timeout=fetch_timeout,
+    )
