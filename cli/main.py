@@ -21,6 +21,10 @@ COMMANDS: dict[str, str] = {
     "log": "cli.read:log",
     "show": "cli.read:show",
     "schema": "cli.read:schema",
+    "relay": "cli.stream:relay",
+    "watch": "cli.stream:watch",
+    "status": "cli.stream:status",
+    "serve": "cli.stream:serve",
 }
 
 

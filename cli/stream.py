@@ -1,0 +1,593 @@
+"""Commands that move events over NATS: ``relay``, ``watch``, ``status``, ``serve``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cli.common import echo_json, handle_errors, output_option, settings
+
+if TYPE_CHECKING:
+    from ledger.config import Settings
+
+
+def _setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        logging.getLogger("nats").setLevel(logging.CRITICAL)  # reconnect noise; we log ours
+
+
+def _nats_url(config: Settings) -> str:
+    from ledger.errors import StoreError
+
+    url = config.resolved_nats_url()
+    if not url:
+        raise StoreError(
+            "no NATS server configured: set LEDGER_NATS_URL, or run `ledger serve` "
+            f"(it records its embedded server's URL in {config.nats_url_file})"
+        )
+    return url
+
+
+def _fail(message: str, *, as_json: bool, code: int = 1) -> None:
+    from cli.common import emit_error
+
+    emit_error(RuntimeError(message), as_json=as_json)
+    sys.exit(code)
+
+
+# --- relay -------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Publish what is pending, wait for the acks, exit.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Events read from the store per batch.",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(1, 1_000_000),
+    default=4000,
+    show_default=True,
+    help="Publishes awaiting a JetStream ack at most.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.001, 60),
+    default=0.05,
+    show_default=True,
+    help="Seconds between store polls once caught up.",
+)
+@click.option(
+    "--give-up-after",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="With --once: exit 1 after this many seconds without reaching NATS.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
+@output_option("text", "json", default="text")
+@click.pass_context
+@handle_errors
+def relay(
+    ctx: click.Context,
+    once: bool,
+    batch_size: int,
+    max_in_flight: int,
+    poll_interval: float,
+    give_up_after: float,
+    verbose: bool,
+    quiet: bool,
+    output: str,
+) -> None:
+    """Publish every stored event to NATS JetStream, exactly once, in order.
+
+    Reads the store's notification log (the outbox) in position order and publishes
+    each event to the stream (LEDGER_STREAM, created if missing: file storage,
+    LEDGER_STREAM_REPLICAS replicas, LEDGER_DUPLICATE_WINDOW) with Nats-Msg-Id = event id.
+    On start and after any failure it resumes after the newest position found in the
+    stream or in its tracking record, so restarts and NATS outages neither lose nor
+    duplicate events.  Runs until SIGTERM/SIGINT; logs go to stderr.
+
+    \b
+    Examples:
+      ledger relay                          # long-running
+      ledger relay --once                   # publish what is pending, then exit
+      LEDGER_NATS_URL=nats://nats-1:4222,nats://nats-2:4222 ledger relay
+    """
+    import asyncio
+    import signal
+
+    from cli.common import open_ledger
+    from ledger.relay import Relay, RelayError
+
+    _setup_logging(verbose, quiet or (once and output == "json"))
+    config = settings(ctx)
+    url = _nats_url(config)
+    with open_ledger(ctx) as app:
+        worker = Relay(
+            app,
+            url,
+            batch_size=batch_size,
+            max_in_flight=max_in_flight,
+            poll_interval=poll_interval,
+        )
+
+        async def main() -> Any:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            return await worker.run(stop, once=once, give_up_after=give_up_after if once else None)
+
+        try:
+            stats = asyncio.run(main())
+        except RelayError as exc:
+            _fail(f"relay: {exc}", as_json=output == "json")
+            return
+    if output == "json":
+        echo_json({"stream": worker.stream, "url": url, **stats.to_dict()})
+    elif once:
+        click.echo(
+            f"Published {stats.published} event(s) to stream {worker.stream}; "
+            f"the stream is at position {stats.position}."
+        )
+
+
+# --- watch -------------------------------------------------------------------------------
+
+
+def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """A bare date means the start of that day UTC; a time without offset is UTC."""
+    from ledger.times import UTC, TimeParseError, is_bare_date, parse_date, parse_query_time
+
+    if value is None:
+        return None
+    try:
+        if is_bare_date(value.strip()):
+            return dt.datetime.combine(parse_date(value.strip()), dt.time(), UTC)
+        return parse_query_time(value)
+    except TimeParseError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option(
+    "--filter",
+    "-f",
+    "filters",
+    multiple=True,
+    metavar="FILTER",
+    help="Only matching events (repeatable; any may match): KIND:ID (licence:GL.1), KIND "
+    "(licence), TYPE (LicenceGranted), TYPE@KIND:ID, or a raw subject (ledger.licence.>).",
+)
+@click.option(
+    "--since",
+    callback=_parse_since,
+    metavar="TIME",
+    help="Start at the first event recorded at or after TIME (a bare date: its start, UTC).",
+)
+@click.option(
+    "--from-position",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Start at the first event at or after ledger position N.",
+)
+@click.option("--all", "from_start", is_flag=True, help="Start at the first event.")
+@click.option(
+    "--durable",
+    metavar="NAME",
+    help="Named durable consumer: the next watch with this name resumes where it stopped "
+    "(start options apply only when the durable is created).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Exit after N events.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Exit after SECONDS without an event.",
+)
+@output_option("table", "json", "jsonl")
+@click.pass_context
+@handle_errors
+def watch(
+    ctx: click.Context,
+    filters: tuple[str, ...],
+    since: dt.datetime | None,
+    from_position: int | None,
+    from_start: bool,
+    durable: str | None,
+    limit: int | None,
+    timeout: float | None,
+    output: str,
+) -> None:
+    """Print events from the NATS stream as they are published.
+
+    By default starts with new events.  Each event is acknowledged after it is printed,
+    so a --durable watch that is interrupted resumes with the next unprinted event.
+
+    \b
+    Output:
+      table  position, recorded time, type, entity, description (one line per event)
+      json   one object per line: position, stream_seq, subject, redelivered, event
+      jsonl  the events exactly as stored, one per line
+
+    \b
+    Examples:
+      ledger watch                                   # new events, live
+      ledger watch --all --filter licence:GL.1       # one licence, from the beginning
+      ledger watch --since 2025-11-14 -f LicenceSuspended -f LicenceWithdrawn
+      ledger watch --durable audit-feed -o jsonl >> feed.jsonl
+      ledger watch --from-position 120 --limit 10 -o json
+    """
+    import asyncio
+    import signal
+
+    from ledger.errors import InputError
+    from ledger.subjects import SubjectError, parse_filter
+    from ledger.subscriber import SubscriberError, subscribe
+
+    chosen = [
+        n for n, v in (("--since", since), ("--from-position", from_position)) if v is not None
+    ]
+    if from_start:
+        chosen.append("--all")
+    if len(chosen) > 1:
+        raise InputError(f"choose one of {', '.join(chosen)}", field=chosen[1])
+    start: Any = "new"
+    if since is not None:
+        start = since
+    elif from_position is not None:
+        start = from_position
+    elif from_start:
+        start = "beginning"
+    config = settings(ctx)
+    try:
+        for f in filters:
+            parse_filter(f, config.subject_prefix)
+    except SubjectError as exc:
+        raise InputError(str(exc), field="--filter") from None
+    url = _nats_url(config)
+    as_json = output != "table"
+
+    async def main() -> int:
+        from ledger.stream import NatsUnavailable
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            sub = subscribe(url, settings=config, durable=durable, filters=filters, start=start)
+            async with sub:
+                if output == "table":
+                    click.echo(_watch_header(), err=False)
+                printed = 0
+                idle_since = loop.time()
+                while not stop.is_set() and (limit is None or printed < limit):
+                    # Short fetches, so a signal is noticed without cancelling one.
+                    delivery = await sub.next_delivery(0.5)
+                    if delivery is None:
+                        if timeout is not None and loop.time() - idle_since >= timeout:
+                            break
+                        continue
+                    _print_delivery(delivery, output)
+                    printed += 1
+                    idle_since = loop.time()
+                # The last printed event is acknowledged when the block exits.
+                return printed
+        except (SubscriberError, NatsUnavailable) as exc:
+            _fail(str(exc), as_json=as_json)
+            return 0
+
+    asyncio.run(main())
+
+
+_WATCH_COLUMNS = (("pos", 7), ("recorded", 20), ("type", 22), ("entity", 28))
+
+
+def _watch_header() -> str:
+    head = "  ".join(name.ljust(width) for name, width in _WATCH_COLUMNS) + "  what"
+    return head + "\n" + "  ".join("-" * w for _, w in _WATCH_COLUMNS) + "  " + "-" * 16
+
+
+def _print_delivery(delivery: Any, output: str) -> None:
+    import msgspec
+
+    if output == "jsonl":
+        sys.stdout.write(delivery.payload.decode() + "\n")
+    elif output == "json":
+        body = {
+            "position": delivery.position,
+            "stream_seq": delivery.stream_seq,
+            "subject": delivery.subject,
+            "redelivered": delivery.redelivered,
+            "event": msgspec.Raw(delivery.payload),
+        }
+        sys.stdout.write(msgspec.json.encode(body).decode() + "\n")
+    else:
+        from ledger.describe import describe
+        from ledger.times import iso_seconds
+
+        e = delivery.event
+        cells = [str(delivery.position), iso_seconds(e.recorded_at), e.type, e.entity]
+        line = "  ".join(
+            (c if len(c) <= w else c[: w - 1] + "…").ljust(w)
+            for c, (_, w) in zip(cells, _WATCH_COLUMNS, strict=True)
+        )
+        sys.stdout.write(f"{line}  {describe(e)}\n")
+    sys.stdout.flush()
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+@click.command()
+@output_option("table", "json")
+@click.pass_context
+@handle_errors
+def status(ctx: click.Context, output: str) -> None:
+    """Store head, published position and relay lag.
+
+    The published position is the newest ledger position in the stream (and the relay's
+    tracked position); lag = head - published, in positions (the number of events
+    waiting on SQLite; on PostgreSQL positions can skip numbers, so it is an upper bound).
+    Exits 1 when NATS cannot be reached.
+
+    \b
+    Examples:
+      ledger status
+      ledger status -o json
+    """
+    import asyncio
+
+    from cli.common import open_ledger
+    from ledger.relay import tracking_name
+
+    config = settings(ctx)
+    url = config.resolved_nats_url()
+    with open_ledger(ctx) as app:
+        head = app.head()
+        tracking = app.factory.tracking_recorder()
+        tracked = tracking.max_tracking_id(tracking_name(config.stream)) or 0
+    stream_state = asyncio.run(_stream_state(config, url)) if url else None
+    published = tracked
+    if stream_state and stream_state.get("reachable"):
+        published = max(tracked, stream_state["last_position"])
+    body: dict[str, Any] = {
+        "store": {"backend": config.backend, "url": config.redacted_url, "head": head},
+        "relay": {"tracked_position": tracked},
+        "stream": stream_state or {"name": config.stream, "url": None, "reachable": False},
+        "published_position": published,
+        "lag": max(0, head - published),
+    }
+    if output == "json":
+        echo_json(body)
+    else:
+        s = body["stream"]
+        click.echo(f"store      {config.backend}  {config.redacted_url}")
+        click.echo(f"head       position {head}")
+        click.echo(f"relay      tracked position {tracked}")
+        if not url:
+            click.echo("stream     no NATS configured (set LEDGER_NATS_URL or run `ledger serve`)")
+        elif not s.get("reachable"):
+            click.echo(f"stream     {config.stream} at {url}: unreachable ({s.get('error')})")
+        elif not s.get("exists"):
+            click.echo(f"stream     {config.stream} at {url}: not created yet (run the relay)")
+        else:
+            click.echo(
+                f"stream     {s['name']} at {url}: {s['messages']} message(s), last position "
+                f"{s['last_position']} (seq {s['last_seq']}), {s['consumers']} consumer(s)"
+            )
+        click.echo(f"published  position {published}")
+        click.echo(f"lag        {body['lag']}")
+    if not url or not body["stream"].get("reachable"):
+        sys.exit(1)
+
+
+async def _stream_state(config: Settings, url: str) -> dict[str, Any]:
+    from nats.js.errors import NotFoundError
+
+    from ledger import stream as st
+
+    state: dict[str, Any] = {"name": config.stream, "url": url, "reachable": False}
+    try:
+        nc = await st.connect(url, name="ledger-status", connect_timeout=2)
+    except st.NatsUnavailable as exc:
+        state["error"] = str(exc)
+        return state
+    try:
+        jsm = nc.jsm()
+        state["reachable"] = True
+        try:
+            info = await jsm.stream_info(config.stream)
+        except NotFoundError:
+            state.update(exists=False, messages=0, last_seq=0, last_position=0, consumers=0)
+            return state
+        head = await st.read_head(jsm, config.stream)
+        state.update(
+            exists=True,
+            messages=info.state.messages,
+            last_seq=head.seq,
+            last_position=head.position,
+            consumers=info.state.consumer_count,
+            subjects=info.config.subjects,
+            replicas=info.config.num_replicas,
+            duplicate_window=info.config.duplicate_window,
+        )
+        return state
+    except Exception as exc:
+        state.update(reachable=False, error=f"{type(exc).__name__}: {exc}")
+        return state
+    finally:
+        await nc.close()
+
+
+# --- serve -------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--no-projector", is_flag=True, help="Do not run the live projector.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+@handle_errors
+def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
+    """Run the ledger's services: NATS (embedded by default), the relay, the projector.
+
+    Without LEDGER_NATS_URL it starts an embedded nats-server with JetStream (data in
+    $LEDGER_HOME/nats, a free port on 127.0.0.1), prints its URL on the first line and
+    records it in $LEDGER_HOME/nats.url, where `ledger watch`, `ledger status` and the
+    subscriber client find it (removed on exit).  Stops cleanly on SIGTERM or Ctrl-C.
+
+    \b
+    Examples:
+      ledger serve                          # embedded NATS + relay + projector
+      LEDGER_NATS_URL=nats://127.0.0.1:4222 ledger serve
+      ledger serve &  ledger watch --all    # in another shell
+    """
+    import signal
+    import threading
+
+    from cli.common import open_ledger
+    from ledger.relay import Relay
+
+    _setup_logging(verbose)
+    log = logging.getLogger("ledger.serve")
+    config = settings(ctx)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    server = None
+    url = config.nats_url
+    if not url:
+        url, server = _start_embedded(config)
+    click.echo(f"NATS {url}", nl=True)
+    sys.stdout.flush()
+    threads: list[threading.Thread] = []
+    failed = False
+    try:
+        with open_ledger(ctx) as app:
+            worker = Relay(app, url)
+            threads.append(
+                threading.Thread(
+                    target=_logged(worker.run_forever, log, "relay"),
+                    args=(stop,),
+                    name="relay",
+                    daemon=True,
+                )
+            )
+            projector = None if no_projector else _projector(log)
+            if projector is not None:
+                threads.append(
+                    threading.Thread(
+                        target=_logged(projector, log, "projector"),
+                        args=(config, stop),
+                        name="projector",
+                        daemon=True,
+                    )
+                )
+            for t in threads:
+                t.start()
+            click.echo(
+                f"Relaying to stream {config.stream}"
+                + ("; projector running" if projector else "")
+                + ". Ctrl-C or SIGTERM stops."
+            )
+            sys.stdout.flush()
+            failed = False
+            while not stop.wait(0.5):
+                if not threads[0].is_alive():  # the relay died: nothing left to serve
+                    failed = True
+                    break
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+    finally:
+        stop.set()
+        if server is not None:
+            _remove_url_file(config, url)
+            server.stop()
+    if failed:
+        _fail("the relay stopped unexpectedly (see the log above)", as_json=False)
+    click.echo("Stopped.")
+
+
+def _start_embedded(config: Settings) -> tuple[str, Any]:
+    import asyncio
+
+    from ledger import stream as st
+    from ledger.nats_server import EmbeddedNats
+
+    recorded = config.resolved_nats_url()
+    if recorded:
+
+        async def alive() -> bool:
+            try:
+                nc = await st.connect(recorded, connect_timeout=1)
+            except st.NatsUnavailable:
+                return False
+            await nc.close()
+            return True
+
+        if asyncio.run(alive()):
+            _fail(
+                f"a NATS server recorded in {config.nats_url_file} is running at {recorded} "
+                "(another `ledger serve`?); stop it or set LEDGER_NATS_URL to use it",
+                as_json=False,
+            )
+    server = EmbeddedNats(config.home / "nats")
+    url = server.start()
+    config.nats_url_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config.nats_url_file.with_suffix(".tmp")
+    tmp.write_text(url + "\n")
+    tmp.replace(config.nats_url_file)
+    return url, server
+
+
+def _remove_url_file(config: Settings, url: str) -> None:
+    try:
+        if config.nats_url_file.read_text().strip() == url:
+            config.nats_url_file.unlink()
+    except OSError:
+        pass
+
+
+def _projector(log: logging.Logger) -> Any:
+    """``projections.runner.run_forever`` when the projections package provides it."""
+    try:
+        from projections.runner import run_forever
+    except (ImportError, AttributeError) as exc:
+        log.info("projector not available (%s); serving without it", exc)
+        return None
+    return run_forever
+
+
+def _logged(target: Any, log: logging.Logger, name: str) -> Any:
+    def run(*args: Any) -> None:
+        try:
+            target(*args)
+        except Exception:
+            log.exception("%s failed", name)
+            raise
+
+    return run
