@@ -98,9 +98,32 @@ def _read_batch(
     app: Any, stream: IO[bytes], *, backfill: bool, show_progress: bool, size: int
 ) -> list[Any]:
     """Parse every line first: a bad line anywhere means nothing is appended."""
+    from ledger.app import gc_paused
     from ledger.intake import iter_lines
     from ledger.times import now
 
+    with gc_paused():
+        return _parse_lines(
+            app,
+            stream,
+            backfill=backfill,
+            show_progress=show_progress,
+            size=size,
+            iter_lines=iter_lines,
+            now=now,
+        )
+
+
+def _parse_lines(
+    app: Any,
+    stream: IO[bytes],
+    *,
+    backfill: bool,
+    show_progress: bool,
+    size: int,
+    iter_lines: Any,
+    now: Any,
+) -> list[Any]:
     current = now()
     batch: dict[Any, tuple[str, str]] = {}
     submissions = []

@@ -14,10 +14,12 @@ busy database makes the whole batch re-check against fresh state and retry.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -383,7 +385,8 @@ class Ledger(Application[str]):
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                result = self._append_once(submissions, backfill=backfill, progress=progress)
+                with gc_paused():
+                    result = self._append_once(submissions, backfill=backfill, progress=progress)
                 result.attempts = attempt
                 return result
             except (IntegrityError, OperationalError) as exc:
@@ -582,6 +585,23 @@ class Ledger(Application[str]):
         if retraction_id is not None:
             obj["event_id"] = str(retraction_id)
         return self.append_objects([obj])
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector during bulk work.
+
+    Parsing and checking a large batch allocates many containers at once; each collector
+    pass would rescan all of them.  Reference counting still frees everything; the
+    collector resumes (and catches up) afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _same_shipment(workspace: Workspace, e: ev.LicenceUsageRecorded) -> UUID | None:

@@ -76,7 +76,11 @@ ENTITY_KINDS: tuple[str, ...] = (
 )
 
 
-class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+# Events are immutable values that cannot form reference cycles, so the structs opt out of
+# the cyclic garbage collector (``gc=False``): bulk imports hold many of them at once.
+
+
+class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """What a fact rests on."""
 
     reference: Text
@@ -100,6 +104,7 @@ class Event(
     tag_field="type",
     tag=True,
     forbid_unknown_fields=True,
+    gc=False,
 ):
     """Base of every ledger event (never instantiated itself)."""
 
@@ -233,7 +238,7 @@ Effect = Literal[
 EndUserClass = Literal["civil", "military", "military-affiliated"]
 
 
-class Clause(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Clause(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """One operative provision of a measure."""
 
     clause_id: Id
@@ -350,7 +355,7 @@ class PartyDelisted(Event, kw_only=True, frozen=True):
 # --- licences ---------------------------------------------------------------------------
 
 
-class LicenceItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class LicenceItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """An item a licence covers, with its quantity cap."""
 
     item: ItemCode
@@ -459,7 +464,7 @@ class ApplicationSubmitted(Event, kw_only=True, frozen=True):
     NEEDS_SOURCE = False
 
 
-class FiredClause(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class FiredClause(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """A clause that applied to a decision."""
 
     measure_id: Id
