@@ -1,0 +1,915 @@
+"""Commands that answer as-of questions: licences, commitments, asymmetry, measures,
+end users, findings, export decisions (``check``/``apply``) and the projector (``project``).
+
+Each command parses its options, asks ``projections.api`` and renders the answer; the
+rules live in ``projections``.  Answers come from the stored views, caught up first when
+they are behind the store (``--fold`` answers by folding the events instead).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from cli.common import (
+    echo_json,
+    handle_errors,
+    open_ledger,
+    output_option,
+    render_table,
+    time_options,
+    write_csv,
+)
+
+if TYPE_CHECKING:
+    from projections.query import Views
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CATCH_UP_NOTICE = 1000
+"""Announce catching up on stderr when the stored views are this many events behind."""
+
+
+def fold_option(func: F) -> F:
+    return click.option(
+        "--fold",
+        is_flag=True,
+        help="Answer by folding the events in the store instead of reading the stored "
+        "views (slower; the answer is the same).",
+    )(func)
+
+
+def _width() -> int:
+    return max(100, shutil.get_terminal_size((100, 24)).columns)
+
+
+@contextmanager
+def open_views(ctx: click.Context, fold: bool) -> Iterator[Views]:
+    from projections.query import Views
+
+    def notice(lag: int) -> None:
+        if lag >= CATCH_UP_NOTICE:
+            click.echo(f"Catching up the stored views ({lag:,} events behind)...", err=True)
+
+    with open_ledger(ctx) as app:
+        yield Views(app, mode="fold" if fold else "auto", on_catch_up=notice)
+
+
+def _day(value: dt.datetime | None) -> str:
+    """A table cell for an instant: its date (in its own offset); JSON keeps the time."""
+    return "" if value is None else value.date().isoformat()
+
+
+def _meta(v: Views, as_of: dt.datetime | None, known_at: dt.datetime | None) -> dict[str, Any]:
+    from ledger.times import now
+
+    return {
+        "as_of": as_of or now(),
+        "known_at": known_at,
+        "source": "events" if v.source == "fold" else "views",
+    }
+
+
+def _header(as_of: dt.datetime | None, known_at: dt.datetime | None) -> str:
+    from ledger.times import iso_seconds
+
+    a = iso_seconds(as_of) if as_of else "now"
+    k = iso_seconds(known_at) if known_at else "now"
+    return f"As of {a}, as known at {k}."
+
+
+def _emit(
+    output: str,
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    *,
+    json_body: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    table_rows: list[dict[str, Any]] | None = None,
+    csv_rows: list[dict[str, Any]] | None = None,
+    title: str = "",
+    empty: str = "Nothing matches.",
+) -> None:
+    if output == "json":
+        echo_json(json_body)
+    elif output == "csv":
+        write_csv(csv_rows if csv_rows is not None else rows, columns)
+    else:
+        if title:
+            click.echo(title)
+        if not rows:
+            click.echo(empty, err=True)
+            return
+        click.echo(render_table(table_rows or rows, columns, headers=headers, width=_width()))
+
+
+# --- licences ---------------------------------------------------------------------------
+
+
+def _remaining(row: dict[str, Any], *, caps: bool = False) -> str:
+    return "; ".join(
+        f"{i['item']} {_num(i['remaining'])}"
+        + (f"/{_num(i['cap'])}" if caps else "")
+        + f" {i['unit']}"
+        for i in row["items"]
+    )
+
+
+def _num(value: Any) -> str:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        text = f"{value:,f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return str(value)
+
+
+@click.command()
+@time_options
+@click.option("--licence", "licence_ids", multiple=True, metavar="ID", help="Only this licence.")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "suspended", "withdrawn", "surrendered", "expired", "exhausted"]),
+    help="Only licences with this status on the as-of date.",
+)
+@click.option("--exporter", help="Only licences held by this exporter.")
+@click.option("--end-user", help="Only licences naming this end user.")
+@fold_option
+@output_option("table", "json", "csv")
+@click.pass_context
+@handle_errors
+def licences(
+    ctx: click.Context,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    licence_ids: tuple[str, ...],
+    status: str | None,
+    exporter: str | None,
+    end_user: str | None,
+    fold: bool,
+    output: str,
+) -> None:
+    """Licences as of a date: status, validity, exporter, end users, remaining quantities.
+
+    Status on the as-of date: active, suspended, withdrawn, surrendered, expired,
+    exhausted (caps used up; a single licence after its shipment).  Remaining =
+    cap - shipments effective by the as-of date, as known at --known-at.
+
+    \b
+    Examples:
+      ledger licences
+      ledger licences --as-of 2025-12-15 --known-at 2025-12-10
+      ledger licences --exporter jl-mag --status active -o json
+      ledger licences --licence JLM-GL-2025-001 -o csv
+    """
+    from projections import api
+
+    with open_views(ctx, fold) as v:
+        rows = api.licences(
+            v,
+            as_of,
+            known_at,
+            ids=list(licence_ids) or None,
+            status=status,
+            exporter=exporter,
+            end_user=end_user,
+        )
+        meta = _meta(v, as_of, known_at)
+    table = [
+        {
+            **row,
+            "valid_from": _day(row["valid_from"]),
+            "valid_until": _day(row["valid_until"]),
+            "remaining": _remaining(row),
+            "status": row["status"]
+            + (
+                f" to {_day(row['suspended_until'])}"
+                if row["status"] == "suspended" and row["suspended_until"]
+                else ""
+            ),
+        }
+        for row in rows
+    ]
+    _emit(
+        output,
+        rows,
+        [
+            "licence_id",
+            "status",
+            "licence_type",
+            "exporter",
+            "end_users",
+            "valid_from",
+            "valid_until",
+            "remaining",
+        ],
+        headers={
+            "licence_id": "licence",
+            "licence_type": "type",
+            "end_users": "end users",
+            "valid_from": "from",
+            "valid_until": "until",
+            "remaining": "remaining",
+        },
+        json_body={**meta, "licences": rows},
+        table_rows=table,
+        csv_rows=[{**row, "items": _remaining(row), "remaining": _remaining(row)} for row in rows],
+        title=_header(as_of, known_at),
+        empty="No licences match.",
+    )
+
+
+# --- commitments ------------------------------------------------------------------------
+
+
+@click.command()
+@time_options
+@click.option("--agreement", help="Only commitments under this agreement.")
+@click.option("--party", help="Only commitments this government owes or is owed.")
+@fold_option
+@output_option("table", "json", "csv")
+@click.pass_context
+@handle_errors
+def commitments(
+    ctx: click.Context,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    agreement: str | None,
+    party: str | None,
+    fold: bool,
+    output: str,
+) -> None:
+    """Commitments as of a date: pledged, implemented, pending, overdue, reversed.
+
+    \b
+    Examples:
+      ledger commitments --agreement busan-2025
+      ledger commitments --as-of 2025-11-14 --known-at 2025-11-14 --party CN -o json
+    """
+    from projections import api
+
+    with open_views(ctx, fold) as v:
+        rows = api.commitments(v, as_of, known_at, agreement=agreement, party=party)
+        meta = _meta(v, as_of, known_at)
+    table = [
+        {
+            **row,
+            "parties": f"{row['obligor']}→{row['beneficiary']}",
+            "due_by": _day(row["due_by"]),
+            "first_implemented_at": _day(row["first_implemented_at"]),
+            "flags": ", ".join(name for name in ("overdue", "unilateral") if row[name]),
+        }
+        for row in rows
+    ]
+    _emit(
+        output,
+        rows,
+        [
+            "commitment_id",
+            "agreement_id",
+            "parties",
+            "status",
+            "due_by",
+            "first_implemented_at",
+            "flags",
+            "description",
+        ],
+        headers={
+            "commitment_id": "commitment",
+            "agreement_id": "agreement",
+            "due_by": "due",
+            "first_implemented_at": "implemented",
+        },
+        json_body={**meta, "commitments": rows},
+        table_rows=table,
+        csv_rows=[{**row, "parties": f"{row['obligor']}->{row['beneficiary']}"} for row in rows],
+        title=_header(as_of, known_at),
+        empty="No commitments match.",
+    )
+
+
+# --- asymmetry --------------------------------------------------------------------------
+
+_PARTY_COLUMNS = [
+    "agreement_id",
+    "party",
+    "pledged",
+    "implemented",
+    "pending",
+    "overdue",
+    "reversed",
+    "lapsed",
+    "unilateral_claims",
+]
+_PAIR_COLUMNS = [
+    "agreement_id",
+    "pair",
+    "implemented_first",
+    "one_sided_since",
+    "other_status",
+    "one_sided_days",
+    "days_from_agreement",
+]
+
+
+@click.command()
+@time_options
+@click.option("--agreement", help="Only this agreement.")
+@click.option(
+    "--pairs", "pairs_only", is_flag=True, help="Only the reciprocal pairs (table and csv)."
+)
+@fold_option
+@output_option("table", "json", "csv")
+@click.pass_context
+@handle_errors
+def asymmetry(
+    ctx: click.Context,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    agreement: str | None,
+    pairs_only: bool,
+    fold: bool,
+    output: str,
+) -> None:
+    """Who has done what under each agreement, and who implemented first.
+
+    Per agreement and party: commitments pledged, implemented, pending, overdue,
+    reversed, lapsed and unilateral claims (asserted only by the other side).  Per
+    reciprocal pair: who implemented first, since when the implementation has been
+    one-sided, and for how many days (to the other side's implementation, or to the
+    as-of date while it is pending), also counted from the agreement's date.  CSV gives
+    the per-party counts, or the pairs with --pairs.
+
+    \b
+    Examples:
+      ledger asymmetry
+      ledger asymmetry --agreement busan-2025 --as-of 2025-11-30 --known-at 2025-11-30
+      ledger asymmetry --pairs -o csv
+    """
+    from projections import api
+
+    with open_views(ctx, fold) as v:
+        report = api.asymmetry(v, as_of, known_at, agreement=agreement)
+        meta = _meta(v, as_of, known_at)
+    if output == "json":
+        echo_json({**meta, **report})
+        return
+    parties = [{**p, **p["counts"]} for p in report["parties"]]
+    by_id = {c["commitment_id"]: c for c in report["commitments"]}
+    pairs = []
+    for p in report["pairs"]:
+        other = by_id.get(p["other_commitment"] or "")
+        pairs.append(
+            {
+                **p,
+                "pair": " ↔ ".join(p["commitments"]),
+                "one_sided_since": _day(p["one_sided_since"]),
+                "other_status": other["status"] if other else p["state"],
+            }
+        )
+    if output == "csv":
+        if pairs_only:
+            write_csv([{**p, "pair": " <-> ".join(p["commitments"])} for p in pairs], _PAIR_COLUMNS)
+        else:
+            write_csv(parties, _PARTY_COLUMNS)
+        return
+    click.echo(_header(as_of, known_at))
+    if not parties:
+        click.echo("No commitments match.", err=True)
+        return
+    if not pairs_only:
+        click.echo(
+            render_table(
+                parties,
+                _PARTY_COLUMNS,
+                headers={"agreement_id": "agreement", "unilateral_claims": "unilateral"},
+                width=_width(),
+            )
+        )
+        click.echo()
+    if pairs:
+        click.echo(
+            render_table(
+                pairs,
+                _PAIR_COLUMNS,
+                headers={
+                    "agreement_id": "agreement",
+                    "implemented_first": "first",
+                    "one_sided_since": "one-sided since",
+                    "other_status": "other side",
+                    "one_sided_days": "days",
+                    "days_from_agreement": "from agreement",
+                },
+                width=_width(),
+            )
+        )
+    else:
+        click.echo("No reciprocal pairs.")
+
+
+# --- measures ---------------------------------------------------------------------------
+
+
+@click.command()
+@time_options
+@click.option("--measure", "measure_ids", multiple=True, metavar="ID", help="Only this measure.")
+@click.option(
+    "--status",
+    type=click.Choice(["in-force", "suspended", "not-yet-effective", "revoked"]),
+    help="Only clauses with this status on the as-of date.",
+)
+@fold_option
+@output_option("table", "json", "csv")
+@click.pass_context
+@handle_errors
+def measures(
+    ctx: click.Context,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    measure_ids: tuple[str, ...],
+    status: str | None,
+    fold: bool,
+    output: str,
+) -> None:
+    """Control measures clause by clause: in force, suspended (until when), not yet
+    effective or revoked on the as-of date.
+
+    \b
+    Examples:
+      ledger measures --as-of 2025-11-10
+      ledger measures --status suspended -o json
+      ledger measures --measure MOFCOM-2025-61 --as-of 2025-12-01 --known-at 2025-11-20
+    """
+    from projections import api
+
+    with open_views(ctx, fold) as v:
+        rows = api.measures(v, as_of, known_at, ids=list(measure_ids) or None, status=status)
+        meta = _meta(v, as_of, known_at)
+    table = []
+    for row in rows:
+        when = ""
+        if row["status"] == "suspended":
+            when = "until " + (_day(_parse(row["suspended_until"])) or "further notice")
+        elif row["status"] == "not-yet-effective":
+            when = "from " + _day(row["effective_at"])
+        elif row["status"] == "revoked":
+            when = "on " + _day(row["revoked_at"])
+        else:
+            when = "since " + _day(row["effective_at"])
+        table.append({**row, "when": when})
+    _emit(
+        output,
+        rows,
+        [
+            "measure_id",
+            "clause_id",
+            "effect",
+            "items",
+            "destinations",
+            "end_user_classes",
+            "status",
+            "when",
+        ],
+        headers={
+            "measure_id": "measure",
+            "clause_id": "clause",
+            "destinations": "dest",
+            "end_user_classes": "users",
+        },
+        json_body={**meta, "clauses": rows},
+        table_rows=table,
+        csv_rows=table,
+        title=_header(as_of, known_at),
+        empty="No clauses match.",
+    )
+
+
+def _parse(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+# --- end users --------------------------------------------------------------------------
+
+
+@click.command("end-users")
+@time_options
+@click.option("--party", "party_ids", multiple=True, metavar="ID", help="Only this party.")
+@click.option("--all-roles", is_flag=True, help="Every party (exporters too), not only end users.")
+@fold_option
+@output_option("table", "json", "csv")
+@click.pass_context
+@handle_errors
+def end_users(
+    ctx: click.Context,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    party_ids: tuple[str, ...],
+    all_roles: bool,
+    fold: bool,
+    output: str,
+) -> None:
+    """End users as of a date: vetting, classification and the lists they are on.
+
+    \b
+    Examples:
+      ledger end-users
+      ledger end-users --party baotou-magnet --as-of 2025-12-01 -o json
+    """
+    from projections import api
+
+    with open_views(ctx, fold) as v:
+        rows = api.end_users(
+            v,
+            as_of,
+            known_at,
+            ids=list(party_ids) or None,
+            role=None if all_roles or party_ids else "end-user",
+        )
+        meta = _meta(v, as_of, known_at)
+    table = [
+        {
+            **row,
+            "vetting_until": _day(row["vetting_until"]),
+            "class": row["end_user_class"],
+            "lists": ", ".join(x["list_name"] for x in row["listings"]),
+        }
+        for row in rows
+    ]
+    _emit(
+        output,
+        rows,
+        ["party_id", "name", "country", "vetting", "vetting_until", "class", "lists"],
+        headers={"party_id": "party", "vetting_until": "until"},
+        json_body={**meta, "parties": rows},
+        table_rows=table,
+        csv_rows=table,
+        title=_header(as_of, known_at),
+        empty="No parties match.",
+    )
+
+
+# --- findings ---------------------------------------------------------------------------
+
+
+@click.command()
+@time_options
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(
+        [
+            "late-usage",
+            "licensed-end-user-listed",
+            "commitment-overdue",
+            "late-implementation",
+            "unilateral-claim",
+            "one-sided-implementation",
+        ]
+    ),
+    help="Only findings of this kind (repeatable).",
+)
+@fold_option
+@output_option("table", "json", "csv")
+@click.pass_context
+@handle_errors
+def findings(
+    ctx: click.Context,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    kinds: tuple[str, ...],
+    fold: bool,
+    output: str,
+) -> None:
+    """Conflicts an auditor must see, each citing the events it rests on.
+
+    late-usage: a shipment effective while its licence was withdrawn, surrendered,
+    suspended, expired or exhausted (typically because that was recorded later).
+    licensed-end-user-listed: a licence names an end user who was on a military or
+    restricted list, or classified military, within the licence's validity.
+    commitment-overdue, late-implementation, unilateral-claim, one-sided-implementation:
+    see `ledger asymmetry`.
+
+    \b
+    Examples:
+      ledger findings
+      ledger findings --kind late-usage --as-of 2026-01-31 --known-at 2026-01-31 -o json
+    """
+    from projections import api
+
+    with open_views(ctx, fold) as v:
+        found = api.all_findings(v, as_of, known_at, kinds=list(kinds) or None)
+        meta = _meta(v, as_of, known_at)
+    rows = [f.to_dict() for f in found]
+    _emit(
+        output,
+        rows,
+        ["kind", "subject", "at", "summary", "events"],
+        headers={},
+        json_body={**meta, "findings": rows},
+        table_rows=[{**r, "at": _day(r["at"]), "events": len(r["events"])} for r in rows],
+        csv_rows=[{**r, "events": " ".join(r["events"])} for r in rows],
+        title=_header(as_of, known_at),
+        empty="No findings.",
+    )
+
+
+# --- decisions --------------------------------------------------------------------------
+
+
+def request_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option("--exporter", required=True, help="Exporter party id."),
+            click.option("--end-user", required=True, help="End user party id."),
+            click.option("--item", required=True, help="Control code / HS code, e.g. 1C902.a."),
+            click.option("--quantity", required=True, help="Quantity (decimal)."),
+            click.option("--unit", default="kg", show_default=True, help="Unit of --quantity."),
+            click.option("--destination", required=True, help="Destination country code, e.g. US."),
+            click.option("--end-use", required=True, help="Declared end use."),
+            click.option("--licence", "licence_id", help="Only consider this licence."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _request(
+    exporter: str,
+    end_user: str,
+    item: str,
+    quantity: str,
+    destination: str,
+    end_use: str,
+    licence_id: str | None,
+    date: dt.datetime,
+) -> Any:
+    from ledger.errors import InputError
+    from projections.api import parse_quantity
+    from projections.decisions import Request
+
+    try:
+        amount = parse_quantity(quantity)
+    except ValueError as exc:
+        raise InputError(str(exc), field="--quantity") from None
+    if len(destination) != 2 or not destination.isupper():
+        raise InputError(
+            f"'{destination}' is not a country code (two capital letters, e.g. US)",
+            field="--destination",
+        )
+    return Request(
+        exporter=exporter,
+        end_user=end_user,
+        item=item,
+        quantity=amount,
+        destination=destination,
+        end_use=end_use,
+        date=date,
+        licence_id=licence_id,
+    )
+
+
+def _print_decision(decision: Any, request: Any, unit: str) -> None:
+    outcome = decision.outcome.upper()
+    color = "green" if decision.outcome == "approved" else "red"
+    click.secho(
+        f"{outcome}: {request.quantity} {unit} of {request.item} from {request.exporter} to "
+        f"{request.end_user} ({request.destination}) on {_day(request.date)}",
+        fg=color,
+        bold=True,
+    )
+    for reason in decision.reasons:
+        click.echo(f"  - {reason}")
+    for note in decision.notes:
+        click.echo(f"  note: {note}")
+    if decision.fired:
+        click.echo("Clauses that applied:")
+        for f in decision.fired:
+            click.echo(f"  {f.measure_id}/{f.clause_id}  {f.effect}  ({f.instrument})")
+    if decision.context:
+        click.echo("Also applies (does not decide):")
+        for f in decision.context:
+            click.echo(f"  {f.measure_id}/{f.clause_id}  {f.effect}  ({f.instrument})")
+    if decision.licence_id:
+        click.echo(f"Licence: {decision.licence_id} ({_num(decision.remaining_before)} remaining)")
+    click.echo(f"End user {request.end_user}: {decision.end_user_status}")
+
+
+@click.command()
+@time_options
+@request_options
+@fold_option
+@output_option("text", "json", default="text")
+@click.pass_context
+@handle_errors
+def check(
+    ctx: click.Context,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    exporter: str,
+    end_user: str,
+    item: str,
+    quantity: str,
+    unit: str,
+    destination: str,
+    end_use: str,
+    licence_id: str | None,
+    fold: bool,
+    output: str,
+) -> None:
+    """Would this export be allowed on the as-of date, and why?  (Read-only.)
+
+    Applies the clauses in force on the date to the item, destination and end user's
+    class; a prohibition rejects, a licence requirement needs an active licence naming
+    the exporter, end user and destination with enough remaining quantity.  Nothing is
+    recorded: use `ledger apply` to record an application and its decision.
+
+    \b
+    Examples:
+      ledger check --exporter jl-mag --end-user acme-motors --item 1C902.a \\
+        --quantity 500 --destination US --end-use "EV motors" --as-of 2025-12-15
+      ledger check ... --known-at 2025-12-01 -o json
+    """
+    from ledger.times import now
+    from projections import api
+
+    date = as_of or now()
+    request = _request(exporter, end_user, item, quantity, destination, end_use, licence_id, date)
+    with open_views(ctx, fold) as v:
+        decision = api.check(v, request, known_at)
+        meta = _meta(v, date, known_at)
+    if output == "json":
+        echo_json(
+            {
+                **meta,
+                "request": {**vars(request), "unit": unit},
+                "decision": decision.to_dict(),
+            }
+        )
+        return
+    click.echo(_header(date, known_at))
+    _print_decision(decision, request, unit)
+
+
+def _effective(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
+    from ledger.times import TimeParseError, parse_event_time
+
+    if value is None:
+        return None
+    try:
+        return parse_event_time(value, "start")
+    except TimeParseError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option(
+    "--as-of",
+    callback=_effective,
+    metavar="TIME",
+    help="When the application is made (its effective time; a bare date means the start "
+    "of that day UTC). The decision is taken as of this time against what the ledger "
+    "knows now. Default: now.",
+)
+@click.option("--id", "application_id", help="Application id (default: generated).")
+@request_options
+@output_option("text", "json", default="text")
+@click.pass_context
+@handle_errors
+def apply(
+    ctx: click.Context,
+    as_of: dt.datetime | None,
+    application_id: str | None,
+    exporter: str,
+    end_user: str,
+    item: str,
+    quantity: str,
+    unit: str,
+    destination: str,
+    end_use: str,
+    licence_id: str | None,
+    output: str,
+) -> None:
+    """Record an export application and its automatic decision (two events, one batch).
+
+    The decision is the one `ledger check` gives as of the application's time, against
+    everything the ledger knows now; ApplicationDecided names the clauses that fired,
+    the licence that covers it, the end user's status and the reasons.
+
+    \b
+    Examples:
+      ledger apply --exporter jl-mag --end-user acme-motors --item 1C902.a \\
+        --quantity 500 --destination US --end-use "EV motors"
+      ledger apply --id APP-2025-0042 --as-of 2025-12-03 ... -o json
+    """
+    from ledger.intake import uuid7
+    from ledger.times import now
+    from projections import api
+    from projections.query import Views
+
+    date = as_of or now()
+    request = _request(exporter, end_user, item, quantity, destination, end_use, licence_id, date)
+    app_id = application_id or f"APP-{uuid7().hex[:16]}"
+    with open_ledger(ctx) as app:
+        v = Views(app)
+        decision, result = api.apply(app, v, app_id, request, unit=unit)
+    if output == "json":
+        echo_json(
+            {
+                "application_id": app_id,
+                "request": {**vars(request), "unit": unit},
+                "decision": decision.to_dict(),
+                "append": result.to_dict(),
+            }
+        )
+        return
+    positions = [o.position for o in result.appended]
+    if positions:
+        click.echo(
+            f"Recorded application {app_id} and its decision at positions "
+            f"{min(positions)}-{max(positions)}."
+        )
+    else:
+        click.echo(f"Application {app_id} was already recorded; nothing appended.")
+    _print_decision(decision, request, unit)
+
+
+# --- the projector ----------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Catch up to the store's head (or stream) and exit.")
+@click.option(
+    "--source",
+    type=click.Choice(["store", "nats"]),
+    default="store",
+    show_default=True,
+    help="Read events from the store's notification log or the NATS stream "
+    "(durable consumer; LEDGER_NATS_URL, LEDGER_STREAM).",
+)
+@click.option(
+    "--rebuild", is_flag=True, help="Drop the stored views and rebuild them from the start."
+)
+@output_option("text", "json", default="text")
+@click.pass_context
+@handle_errors
+def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: str) -> None:
+    """Keep the stored views current (exactly once, resumable after a crash).
+
+    Applies every event after the tracked position to the bitemporal view tables and
+    records the new position in the same transaction.  Without --once it keeps
+    following new events until interrupted (Ctrl-C / SIGTERM).
+
+    \b
+    Examples:
+      ledger project --once
+      ledger project --rebuild --once
+      ledger project --source nats          # follow the JetStream stream
+    """
+    import signal
+    import threading
+
+    from cli.common import settings
+    from projections import runner
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    if not once:
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def report(p: runner.Progress) -> None:
+        if output == "text" and sys.stderr.isatty():
+            click.echo(
+                f"\rposition {p.position:,}  ({p.applied:,} events, {p.seconds:.1f} s)",
+                err=True,
+                nl=False,
+            )
+
+    result = runner.run(
+        settings(ctx),
+        stop,
+        source=source,
+        once=once,
+        rebuild=rebuild,
+        on_progress=report,
+    )
+    if output == "text" and sys.stderr.isatty():
+        click.echo(err=True)
+    if output == "json":
+        echo_json(result.to_dict())
+    else:
+        rate = result.applied / result.seconds if result.seconds > 0 else 0
+        click.echo(
+            f"Views at position {result.position:,} ({result.applied:,} events applied from "
+            f"the {source} in {result.seconds:.2f} s, {rate:,.0f} events/s)."
+        )

@@ -1,0 +1,256 @@
+"""Export decisions: would this export be allowed on date D, and why.  Pure (no I/O).
+
+``decide(request, measures, end_user, exporter, licences)`` takes the state of the world
+as of D (as known at K): every measure, the end user and exporter, and the exporter's
+licences, each resolved at D.  The rules:
+
+1. A clause **applies** when it is in force at D (effective, not suspended, not revoked)
+   and matches the item, the destination and the end user's class; an empty list in the
+   clause matches everything.  Items match exactly, or when the clause's item is a
+   prefix of the requested item at a dot boundary (clause ``1C902`` covers ``1C902.a``;
+   ``8505`` covers ``8505.11``).  The end user's class is ``military`` when classified
+   military or listed on a military end-user list, else its classification (``civil``
+   when unclassified).
+2. A ``prohibited`` or ``denied-in-principle`` clause that applies **rejects** (each is
+   named).
+3. A ``licence-required`` clause that applies needs a licence **active** at D that names
+   the exporter, the end user and the destination, and covers the item (same matching
+   as clauses) with remaining quantity >= the requested quantity: **approved** citing
+   that licence (the first by id when several do), else **rejected** ("licence
+   required; none covers it", with why each candidate does not).
+4. ``enhanced-review`` clauses are noted; ``tariff``, ``fee`` and ``other`` clauses do not
+   decide (they are listed as context).
+5. When no control clause applies: **approved** ("no control applies").
+
+The end user's status (registration, vetting, class, listings) is always reported, and
+an unregistered exporter or end user rejects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from projections import records as rec
+from projections.query import Resolved
+
+DECIDING = frozenset({"prohibited", "denied-in-principle", "licence-required", "enhanced-review"})
+BLOCKING = frozenset({"prohibited", "denied-in-principle"})
+
+
+@dataclass(frozen=True)
+class Request:
+    exporter: str
+    end_user: str
+    item: str
+    quantity: Decimal
+    destination: str
+    end_use: str
+    date: dt.datetime
+    licence_id: str | None = None
+    """The licence the exporter means to ship under (only it is considered)."""
+
+
+@dataclass(frozen=True)
+class Fired:
+    measure_id: str
+    clause_id: str
+    effect: str
+    title: str = ""
+    instrument: str = ""
+
+
+@dataclass
+class Decision:
+    outcome: str
+    reasons: list[str] = field(default_factory=list)
+    fired: list[Fired] = field(default_factory=list)
+    context: list[Fired] = field(default_factory=list)
+    """Clauses that apply but do not decide (tariffs, fees, other)."""
+    licence_id: str | None = None
+    remaining_before: Decimal | None = None
+    end_user_status: str = ""
+    end_user: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reasons": self.reasons,
+            "fired_clauses": [vars(f) for f in self.fired],
+            "context_clauses": [vars(f) for f in self.context],
+            "licence_id": self.licence_id,
+            "remaining_before": self.remaining_before,
+            "end_user_status": self.end_user_status,
+            "end_user": self.end_user,
+            "notes": self.notes,
+        }
+
+
+def item_matches(pattern: str, item: str) -> bool:
+    """Exact match, or ``pattern`` is a prefix of ``item`` at a dot boundary."""
+    return item == pattern or item.startswith(pattern + ".")
+
+
+def _class_of(end_user: rec.PartyRecord | None) -> str:
+    return end_user.end_user_class if end_user is not None else "civil"
+
+
+def _applies(clause: rec.ClauseRecord, request: Request, end_user_class: str) -> bool:
+    return (
+        (not clause.items or any(item_matches(p, request.item) for p in clause.items))
+        and (not clause.destinations or request.destination in clause.destinations)
+        and (not clause.end_user_classes or end_user_class in clause.end_user_classes)
+    )
+
+
+def end_user_status(resolved: Resolved | None, at: dt.datetime) -> str:
+    """One line: registration, vetting, class and listings on the date."""
+    if resolved is None:
+        return f"not registered on {at.date().isoformat()}"
+    p: rec.PartyRecord = resolved.record
+    parts = [f"vetting {resolved.dynamic}"]
+    if p.vetting_authority and resolved.dynamic in ("approved", "rejected"):
+        parts[0] += f" by {p.vetting_authority}"
+    if p.vetting_until is not None and resolved.dynamic == "approved":
+        parts[0] += f" until {p.vetting_until.date().isoformat()}"
+    parts.append(f"class {p.end_user_class}")
+    if p.listings:
+        parts.append(
+            "listed on "
+            + ", ".join(
+                f"{x.list_name} ({x.list_kind}, since {x.listed_at.date().isoformat()})"
+                for x in p.listings
+            )
+        )
+    else:
+        parts.append("on no list")
+    return "; ".join(parts)
+
+
+def _licence_gap(lic: rec.LicenceRecord, status: str, request: Request) -> str | None:
+    """Why this licence does not cover the request (None: it does)."""
+    if lic.exporter != request.exporter:
+        return f"held by {lic.exporter}, not {request.exporter}"
+    if status != "active":
+        return f"{status} on {request.date.date().isoformat()}"
+    if request.end_user not in lic.end_users:
+        return f"does not name end user {request.end_user}"
+    if request.destination not in lic.destinations:
+        return f"does not cover destination {request.destination}"
+    covering = [i for i in lic.items if item_matches(i.item, request.item)]
+    if not covering:
+        return f"does not cover {request.item}"
+    best = max(i.remaining for i in covering)
+    if best < request.quantity:
+        return f"only {best} {covering[0].unit} of {covering[0].item} remain"
+    return None
+
+
+def _remaining(lic: rec.LicenceRecord, item: str) -> Decimal:
+    return max(i.remaining for i in lic.items if item_matches(i.item, item))
+
+
+def decide(
+    request: Request,
+    measures: Sequence[Resolved],
+    end_user: Resolved | None,
+    exporter: Resolved | None,
+    licences: Sequence[Resolved],
+) -> Decision:
+    """The decision on ``request`` against the state of the world as of its date."""
+    party: rec.PartyRecord | None = end_user.record if end_user is not None else None
+    decision = Decision(
+        outcome="approved",
+        end_user_status=end_user_status(end_user, request.date),
+        end_user=None
+        if end_user is None
+        else {
+            "party_id": party.party_id if party else request.end_user,
+            "vetting": end_user.dynamic,
+            "end_user_class": _class_of(party),
+            "listings": [x.list_name for x in party.listings] if party else [],
+        },
+    )
+    day = request.date.date().isoformat()
+    if exporter is None:
+        decision.outcome = "rejected"
+        decision.reasons.append(f"exporter {request.exporter} is not registered on {day}")
+    if end_user is None:
+        decision.outcome = "rejected"
+        decision.reasons.append(f"end user {request.end_user} is not registered on {day}")
+    elif end_user.dynamic != "approved":
+        decision.notes.append(f"end user {request.end_user} is not vetted-approved on {day}")
+    end_user_class = _class_of(party)
+
+    needs_licence: list[Fired] = []
+    for m in sorted(measures, key=lambda r: r.entity_id):
+        record: rec.MeasureRecord = m.record
+        for clause, dyn in zip(record.clauses, m.dynamic, strict=True):
+            if dyn[0] != "in-force" or not _applies(clause, request, end_user_class):
+                continue
+            fired = Fired(
+                record.measure_id, clause.clause_id, clause.effect, record.title, record.instrument
+            )
+            if clause.effect not in DECIDING:
+                decision.context.append(fired)
+                continue
+            decision.fired.append(fired)
+            name = f"{record.measure_id}/{clause.clause_id} ({record.instrument})"
+            if clause.effect in BLOCKING:
+                decision.outcome = "rejected"
+                decision.reasons.append(f"{clause.effect}: {name}")
+            elif clause.effect == "licence-required":
+                needs_licence.append(fired)
+            else:
+                decision.notes.append(f"enhanced review: {name}")
+
+    if needs_licence:
+        names = ", ".join(f"{f.measure_id}/{f.clause_id}" for f in needs_licence)
+        candidates = sorted(
+            (r for r in licences if r.record.exporter == request.exporter),
+            key=lambda r: r.entity_id,
+        )
+        if request.licence_id is not None:
+            candidates = [r for r in candidates if r.entity_id == request.licence_id]
+        elif any(request.end_user in r.record.end_users for r in candidates):
+            # Only licences naming the end user are worth explaining.
+            candidates = [r for r in candidates if request.end_user in r.record.end_users]
+        gaps: list[str] = []
+        for r in candidates:
+            gap = _licence_gap(r.record, r.dynamic, request)
+            if gap is None:
+                decision.licence_id = r.record.licence_id
+                decision.remaining_before = _remaining(r.record, request.item)
+                break
+            gaps.append(f"{r.entity_id}: {gap}")
+        if decision.licence_id is not None:
+            if decision.outcome == "approved":
+                decision.reasons.append(
+                    f"licence required by {names}; covered by licence {decision.licence_id} "
+                    f"({decision.remaining_before} remaining)"
+                )
+        else:
+            decision.outcome = "rejected"
+            wanted = f"licence {request.licence_id}" if request.licence_id else "none"
+            reason = f"licence required by {names}; {wanted} covers it"
+            if request.licence_id and not candidates:
+                reason += f" (no licence {request.licence_id} of {request.exporter} on {day})"
+            elif not candidates:
+                reason += f" ({request.exporter} holds no licence on {day})"
+            elif not any(request.end_user in r.record.end_users for r in candidates):
+                reason += f" (no licence of {request.exporter} names {request.end_user})"
+                gaps = []
+            if gaps:
+                reason += " (" + "; ".join(gaps[:5]) + ("; ..." if len(gaps) > 5 else "") + ")"
+            decision.reasons.append(reason)
+
+    if decision.outcome == "approved" and not decision.reasons:
+        if decision.fired:
+            decision.reasons.append("no clause requires a licence or forbids it")
+        else:
+            decision.reasons.append("no control applies")
+    return decision

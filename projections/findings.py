@@ -1,0 +1,238 @@
+"""Findings: conflicts an auditor must see, each citing its events.  Pure (no I/O).
+
+The ledger accepts facts that conflict only because of when they became known (a
+shipment recorded before the withdrawal that had already ended the licence).  These
+functions surface them, as of T as known at K:
+
+- ``late-usage``: a shipment effective while its licence was withdrawn, surrendered,
+  suspended, expired or exhausted (the licence's status at the shipment, with the event
+  that made it so and when that was recorded);
+- ``licensed-end-user-listed``: a licence names an end user who, on a date the licence
+  was valid (from its start to its expiry, withdrawal or surrender, and up to T), was on
+  a military end-user or restricted list or classified military;
+- ``commitment-overdue``: pending at or after its due date;
+- ``late-implementation``: first implemented after its due date ("missed the deadline
+  by N days");
+- ``unilateral-claim``: a pledge asserted only by the other side, never acknowledged;
+- ``one-sided-implementation``: a reciprocal pair where one side implemented and the
+  other is still pending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from ledger.times import to_us
+from projections import records as rec
+from projections import views
+from projections.query import Resolved, Segment
+
+SUSPECT_LISTS = frozenset({"military-end-user", "restricted"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    subject: str
+    """The entity it is about, ``kind:id``."""
+    at: dt.datetime | None
+    """When the conflict arose (effective time)."""
+    summary: str
+    events: tuple[UUID | str, ...]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "at": self.at,
+            "summary": self.summary,
+            "events": [str(e) for e in self.events],
+            "details": self.details,
+        }
+
+
+def _day(t: dt.datetime | None) -> str:
+    return "" if t is None else t.date().isoformat()
+
+
+def late_usage(licences: Sequence[Resolved]) -> list[Finding]:
+    out = []
+    for r in licences:
+        lic: rec.LicenceRecord = r.record
+        for u in lic.late_usage:
+            events: list[UUID | str] = [u.usage_event]
+            if u.cause_event is not None:
+                events.append(u.cause_event)
+            since = f" since {_day(u.since)}" if u.since else ""
+            later = ""
+            if u.cause_recorded_at is not None:
+                lag = (u.cause_recorded_at - u.recorded_at).days
+                if u.cause_recorded_at > u.recorded_at:
+                    later = (
+                        f"; the {u.licence_status} status was recorded {lag} day(s) after "
+                        "the shipment"
+                    )
+            out.append(
+                Finding(
+                    kind="late-usage",
+                    subject=f"licence:{lic.licence_id}",
+                    at=u.shipped_at,
+                    summary=(
+                        f"shipment {u.shipment_id} ({u.quantity} of {u.item}) on "
+                        f"{_day(u.shipped_at)} under licence {lic.licence_id}, "
+                        f"{u.licence_status}{since}{later}"
+                    ),
+                    events=tuple(events),
+                    details={
+                        "licence_status": u.licence_status,
+                        "shipment_id": u.shipment_id,
+                        "shipped_at": u.shipped_at,
+                        "usage_recorded_at": u.recorded_at,
+                        "cause_recorded_at": u.cause_recorded_at,
+                        "since": u.since,
+                    },
+                )
+            )
+    return out
+
+
+def _suspect(party: rec.PartyRecord) -> tuple[str, UUID | None] | None:
+    """Why a party counts as listed/military in this record (and the event), if it does."""
+    for x in party.listings:
+        if x.list_kind in SUSPECT_LISTS:
+            return f"on {x.list_name} ({x.list_kind}) since {_day(x.listed_at)}", x.event_id
+    if party.classification == "military":
+        return "classified military", party.classification_event
+    return None
+
+
+def listed_end_users(
+    licences: Sequence[Resolved], parties: dict[str, list[Segment]], as_of: dt.datetime
+) -> list[Finding]:
+    """Licences naming an end user listed/military on a date within their validity."""
+    out = []
+    t = to_us(as_of)
+    for r in licences:
+        lic: rec.LicenceRecord = r.record
+        ends = [lic.valid_until, lic.withdrawn_at, lic.surrendered_at]
+        start = to_us(lic.valid_from)
+        end = min([to_us(x) for x in ends if x is not None] + [t + 1])
+        for party_id in lic.end_users:
+            for seg in parties.get(party_id, []):
+                lo, hi = max(start, seg.valid_from), min(end, seg.valid_to)
+                if lo >= hi:
+                    continue
+                why = _suspect(seg.record)
+                if why is None:
+                    continue
+                reason, event = why
+                events: list[UUID | str] = [lic.granted_event]
+                if event is not None:
+                    events.append(event)
+                when = rec_time(lo)
+                out.append(
+                    Finding(
+                        kind="licensed-end-user-listed",
+                        subject=f"licence:{lic.licence_id}",
+                        at=when,
+                        summary=(
+                            f"licence {lic.licence_id} names end user {party_id}, {reason}, "
+                            f"from {_day(when)}, while the licence was valid "
+                            f"(from {_day(lic.valid_from)})"
+                        ),
+                        events=tuple(events),
+                        details={"end_user": party_id, "from": when},
+                    )
+                )
+                break
+    return out
+
+
+def rec_time(us: int) -> dt.datetime:
+    from ledger.times import from_us
+
+    return from_us(us)
+
+
+def commitment_findings(
+    commitment_records: Sequence[Resolved],
+    agreement_records: Sequence[Resolved],
+    as_of: dt.datetime,
+) -> list[Finding]:
+    out = []
+    report = views.asymmetry(commitment_records, agreement_records, as_of)
+    for row in report["commitments"]:
+        subject = f"commitment:{row['commitment_id']}"
+        due = row["due_by"]
+        if row["overdue"]:
+            out.append(
+                Finding(
+                    kind="commitment-overdue",
+                    subject=subject,
+                    at=due,
+                    summary=(
+                        f"{row['obligor']}'s commitment {row['commitment_id']} was due "
+                        f"{_day(due)} and is {row['status']} ({views._days(due, as_of)} day(s) "
+                        "overdue)"
+                    ),
+                    events=(row["pledge_event"],),
+                    details={"due_by": due, "status": row["status"]},
+                )
+            )
+        first = row["first_implemented_at"]
+        if first is not None and due is not None and first > due:
+            late = (first - due).days
+            out.append(
+                Finding(
+                    kind="late-implementation",
+                    subject=subject,
+                    at=first,
+                    summary=(
+                        f"{row['obligor']} implemented {row['commitment_id']} on {_day(first)}, "
+                        f"missing the deadline {_day(due)} by {late} day(s)"
+                    ),
+                    events=(row["pledge_event"], row["first_implementation_event"]),
+                    details={"due_by": due, "implemented_at": first, "days_late": late},
+                )
+            )
+        if row["unilateral"]:
+            out.append(
+                Finding(
+                    kind="unilateral-claim",
+                    subject=subject,
+                    at=row["pledged_at"],
+                    summary=(
+                        f"{row['commitment_id']} ({row['obligor']} to {row['beneficiary']}) is "
+                        f"asserted only by {', '.join(row['asserted_by'])} and was never "
+                        f"acknowledged by {row['obligor']}"
+                    ),
+                    events=(row["pledge_event"],),
+                    details={"asserted_by": row["asserted_by"]},
+                )
+            )
+    by_id = {row["commitment_id"]: row for row in report["commitments"]}
+    for pair in report["pairs"]:
+        if pair["state"] != "one-sided" or not pair["other_pending"]:
+            continue
+        first, other = by_id[pair["first_commitment"]], by_id[pair["other_commitment"]]
+        out.append(
+            Finding(
+                kind="one-sided-implementation",
+                subject=f"commitment:{other['commitment_id']}",
+                at=pair["one_sided_since"],
+                summary=(
+                    f"{first['obligor']} implemented {first['commitment_id']} on "
+                    f"{_day(pair['one_sided_since'])}; {other['obligor']}'s reciprocal "
+                    f"{other['commitment_id']} is {other['status']}: one-sided for "
+                    f"{pair['one_sided_days']} day(s)"
+                ),
+                events=(first["first_implementation_event"], other["pledge_event"]),
+                details={k: pair[k] for k in ("one_sided_days", "days_from_agreement")},
+            )
+        )
+    return out

@@ -1,0 +1,376 @@
+"""The projector: keeps the stored views current, one entity at a time.
+
+For each event it recomputes only the entity the event belongs to:
+
+- **in order** (the common case: the event takes effect at or after everything already
+  folded for its entity, and is not a retraction) the cached fold advances by one step
+  and only the entity's last row changes: it is cut at the event's effective time, the
+  cut-off part is kept as history (known until the event's recorded time), and a new
+  current row starts;
+- **out of order** (a backdated event or a retraction) the entity's segments are
+  recomputed from its events and diffed against its current rows; every row whose record
+  changed is closed at the event's recorded time and replaced.
+
+Rows created and closed within one recorded instant are never written (nobody could see
+them), and batches are written in one transaction with the tracking record
+(``projections.store``), so the views move from one consistent position to the next.
+
+The projector is an eventsourcing ``Projection`` whose view is a view recorder; it takes
+events one at a time (``process_event``, the library's interface) or in batches
+(``process``), from the store's notification log or from NATS messages alike.  Entities
+are cached in memory; an entity not cached (after a restart) is reloaded from its events
+up to the tracked position and its current rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.projection import Projection
+
+from ledger import events as ev
+from ledger.domain import state as st
+from projections import records as rec
+from projections.store import Changes, CurrentRow, ViewsMoved, ViewStore, dyadic_key
+
+log = logging.getLogger("ledger.projector")
+
+HistoryLoader = Callable[[Sequence[str], int], dict[str, list[ev.Event]]]
+"""Loads entities' events (recorded order, retractions included) up to a position."""
+
+
+@dataclass(slots=True)
+class Row:
+    """A current row of an entity, in memory (``persisted``: already in the database)."""
+
+    id: int
+    vf: int
+    vt: int
+    rf: int
+    data_id: int
+    static: bytes
+    persisted: bool
+
+
+@dataclass(slots=True)
+class CachedEntity:
+    key: str
+    kind: str
+    events: list[ev.Event] = field(default_factory=list)
+    folded: rec.Folded = field(default_factory=rec.Folded)
+    max_effective: dt.datetime | None = None
+    rows: list[Row] = field(default_factory=list)
+    known: bool = False
+    """Listed in ``views_entities`` already."""
+    ref: str | None = None
+    timeline_key: Any = None
+    timeline: bytes = b""
+
+
+def _us(t: dt.datetime) -> int:
+    delta = t - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _ref(folded: rec.Folded) -> str | None:
+    s = folded.state
+    if isinstance(s, st.LicenceState):
+        return s.exporter
+    if isinstance(s, st.CommitmentState):
+        return s.agreement_id
+    return None
+
+
+class Projector(Projection[Any]):
+    """Maintains the stored views (see the module docstring)."""
+
+    name = "views"
+
+    def __init__(self, view: ViewStore, load_history: HistoryLoader):
+        super().__init__(view)
+        self.store = view
+        self._load_history = load_history
+        self.cache: dict[str, CachedEntity] = {}
+        self._known: set[str] = set()
+        self._pending = Changes()
+        self._pending_data: dict[int, tuple[bytes, bytes]] = {}
+        self._touched: dict[str, CachedEntity] = {}
+        self.position = 0
+        self._pending_position = 0
+        self._reload()
+
+    # --- state ----------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """Start over from what is stored (after a restart or another projector's write)."""
+        self.cache.clear()
+        self._pending = Changes()
+        self._pending_data.clear()
+        self._touched.clear()
+        self.position = self.store.position()
+        self._pending_position = self.position
+        counters = self.store.counters()
+        self._next_data = counters.data
+        self._next_current = counters.current
+        self._next_history = counters.history
+        self._known = self.store.known_keys()
+
+    def _new_data(self, static: bytes, timeline: bytes) -> int:
+        self._next_data += 1
+        self._pending_data[self._next_data] = (static, timeline)
+        return self._next_data
+
+    def _entity(self, key: str, kind: str) -> CachedEntity:
+        entity = self.cache.get(key)
+        if entity is None:
+            entity = CachedEntity(key, kind)
+            if key in self._known:
+                self._load([entity])
+            self.cache[key] = entity
+        return entity
+
+    def _load(self, entities: list[CachedEntity]) -> None:
+        keys = [e.key for e in entities]
+        histories = self._load_history(keys, self.position)
+        rows = self.store.current_rows(keys)
+        for entity in entities:
+            entity.known = True
+            entity.events = histories.get(entity.key, [])
+            seen = st.visible(entity.events)
+            entity.folded = rec.fold_visible(seen)
+            entity.max_effective = seen[-1].effective_at if seen else None
+            entity.ref = _ref(entity.folded)
+            entity.rows = [
+                Row(r.id, r.vf, r.vt, r.rf, r.data_id, r.static, True)
+                for r in rows.get(entity.key, [])
+            ]
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Load many uncached, stored entities at once (fewer round trips)."""
+        missing = [
+            CachedEntity(k, k.partition(":")[0])
+            for k in dict.fromkeys(keys)
+            if k not in self.cache and k in self._known
+        ]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            self._load(chunk)
+            for entity in chunk:
+                self.cache[entity.key] = entity
+
+    # --- processing -----------------------------------------------------------------------
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:  # type: ignore[override]
+        """The library's interface: one event (``Recorded`` or ``Event``), then write."""
+        event = getattr(domain_event, "event", domain_event)
+        self.process([(tracking.notification_id, event)])
+
+    def process(
+        self,
+        items: Iterable[tuple[int, ev.Event]],
+        *,
+        flush: bool = True,
+        upto: int | None = None,
+    ) -> int:
+        """Apply (position, event) pairs in position order; returns how many were new.
+
+        Positions at or below the tracked one are skipped (already applied), which makes
+        redelivery harmless.  ``upto``: the position the batch covers (it may end with
+        events no view uses).
+        """
+        applied = 0
+        for position, event in items:
+            if position <= self._pending_position:
+                continue
+            self.apply(event)
+            self._pending_position = position
+            applied += 1
+        if upto is not None and upto > self._pending_position:
+            self._pending_position = upto
+        if flush:
+            self.flush()
+        return applied
+
+    def apply(self, e: ev.Event) -> None:
+        kind = e.entity_kind
+        if kind not in rec.KIND_CODE:
+            return
+        entity = self._entity(e.entity, kind)
+        entity.events.append(e)
+        self._touched[entity.key] = entity
+        recorded = _us(e.recorded_at)
+        if isinstance(e, ev.EventRetracted) or (
+            entity.max_effective is not None and e.effective_at < entity.max_effective
+        ):
+            self._recompute(entity, recorded)
+            return
+        entity.folded.step(e)
+        entity.max_effective = e.effective_at
+        record = rec.static_record(entity.folded)
+        if record is None:
+            return
+        static = rec.encode(record)
+        rows = entity.rows
+        if rows and rows[-1].static == static and rows[-1].vt == rec.INFINITY:
+            return
+        state = entity.folded.state
+        assert state is not None
+        start = _us(e.effective_at)
+        key = rec.timeline_key(state)
+        if key is None or key != entity.timeline_key:
+            entity.timeline = rec.encode(rec.timeline(state))
+            entity.timeline_key = key
+        data_id = self._new_data(static, entity.timeline)
+        if rows and rows[-1].vt == rec.INFINITY:
+            tail = rows[-1]
+            if tail.vf < start:
+                self._close(entity, tail, start, tail.vt, recorded)
+                self._truncate(tail, start)
+            else:
+                self._close(entity, tail, tail.vf, tail.vt, recorded)
+                self._drop(rows.pop())
+        self._next_current += 1
+        rows.append(Row(self._next_current, start, rec.INFINITY, recorded, data_id, static, False))
+
+    def _recompute(self, entity: CachedEntity, recorded: int) -> None:
+        """Recompute an entity's segments and replace the rows whose record changed."""
+        segments = rec.segments(entity.events)
+        seen = st.visible(entity.events)
+        entity.folded = rec.fold_visible(seen)
+        entity.max_effective = seen[-1].effective_at if seen else None
+        kept: list[Row] = []
+        for row in entity.rows:
+            s = _covering(segments, row.vf)
+            end = min(s.vt, row.vt) if s is not None and s.static == row.static else row.vf
+            if end >= row.vt:
+                kept.append(row)
+            elif end > row.vf:
+                self._close(entity, row, end, row.vt, recorded)
+                self._truncate(row, end)
+                kept.append(row)
+            else:
+                self._close(entity, row, row.vf, row.vt, recorded)
+                self._drop(row)
+        fresh: list[Row] = []
+        for s in segments:
+            data_id = 0
+            for start, end in _uncovered(s.vf, s.vt, kept):
+                if not data_id:
+                    data_id = self._new_data(s.static, s.timeline)
+                self._next_current += 1
+                fresh.append(
+                    Row(self._next_current, start, end, recorded, data_id, s.static, False)
+                )
+        entity.rows = sorted(kept + fresh, key=lambda r: r.vf)
+
+    def _close(self, entity: CachedEntity, row: Row, vf: int, vt: int, recorded: int) -> None:
+        """Keep ``[vf, vt)`` of ``row`` as history, known from its ``rf`` until ``recorded``."""
+        if row.rf >= recorded:
+            return  # known for no instant: nobody could have seen it
+        self._next_history += 1
+        self._pending.history_insert.append(
+            (
+                self._next_history,
+                entity.key,
+                rec.KIND_CODE[entity.kind],
+                dyadic_key(row.rf, recorded),
+                vf,
+                vt,
+                row.rf,
+                recorded,
+                row.data_id,
+            )
+        )
+
+    def _truncate(self, row: Row, vt: int) -> None:
+        row.vt = vt
+        if row.persisted:
+            self._pending.current_vt.append((vt, row.id))
+
+    def _drop(self, row: Row) -> None:
+        if row.persisted:
+            self._pending.current_delete.append(row.id)
+
+    # --- writing --------------------------------------------------------------------------
+
+    @property
+    def pending_events(self) -> int:
+        return self._pending_position - self.position
+
+    def flush(self) -> None:
+        """Write the pending changes and the new position in one transaction."""
+        if self._pending_position == self.position:
+            return
+        changes = self._pending
+        for entity in self._touched.values():
+            for row in entity.rows:
+                if not row.persisted:
+                    changes.current_insert.append(
+                        (row.id, entity.key, row.vf, row.vt, row.rf, row.data_id)
+                    )
+            ref = _ref(entity.folded)
+            if not entity.known or ref != entity.ref:
+                changes.entities.append((entity.key, entity.kind, ref))
+        used = {row[5] for row in changes.current_insert}
+        used.update(row[8] for row in changes.history_insert)
+        changes.data = [
+            (data_id, static, timeline)
+            for data_id, (static, timeline) in self._pending_data.items()
+            if data_id in used
+        ]
+        try:
+            self.store.write(changes, self.position, self._pending_position)
+        except ViewsMoved as moved:
+            log.info("%s; reloading", moved)
+            self._reload()
+            raise
+        except BaseException:
+            # The transaction rolled back: forget the in-memory effects of this batch.
+            self._reload()
+            raise
+        for entity in self._touched.values():
+            for row in entity.rows:
+                row.persisted = True
+            entity.known = True
+            entity.ref = _ref(entity.folded)
+            self._known.add(entity.key)
+        self.position = self._pending_position
+        self._pending = Changes()
+        self._pending_data.clear()
+        self._touched.clear()
+
+
+def _covering(segments: Sequence[rec.Segment], t: int) -> rec.Segment | None:
+    for s in segments:
+        if s.vf <= t < s.vt:
+            return s
+    return None
+
+
+def _uncovered(start: int, end: int, rows: Sequence[Row]) -> list[tuple[int, int]]:
+    """Parts of ``[start, end)`` not covered by the (disjoint) rows."""
+    out: list[tuple[int, int]] = []
+    cursor = start
+    for row in sorted(rows, key=lambda r: r.vf):
+        if row.vt <= cursor or row.vf >= end:
+            continue
+        if row.vf > cursor:
+            out.append((cursor, row.vf))
+        cursor = max(cursor, row.vt)
+        if cursor >= end:
+            break
+    if cursor < end:
+        out.append((cursor, end))
+    return out
+
+
+def current_row(row: CurrentRow) -> Row:
+    return Row(row.id, row.vf, row.vt, row.rf, row.data_id, row.static, True)

@@ -1,0 +1,397 @@
+"""Running the projector: catch up, follow the store or the NATS stream, resume after a crash.
+
+- **store** source: the notification log.  Catching up reads it in large pages
+  (``select_notifications``); following uses the recorder's ``subscribe()`` (LISTEN/NOTIFY
+  on PostgreSQL, polling on SQLite: ``projections.subscription``) and applies whatever has
+  arrived as one batch.
+- **nats** source: the ``LEDGER`` stream through a durable pull consumer.  Each fetched
+  batch is decoded from the payload (``decode_event(payload, Ledger-Event-Type)``),
+  applied, written with the tracking record of its highest ``Ledger-Position``, and only
+  then acknowledged; messages at or below the tracked position (redeliveries after a
+  crash) are acknowledged and skipped.
+
+Either way the position is the store's notification id, tracked under ``views`` in the
+library's tracking table in the same transaction as the rows, so the two sources are
+interchangeable and a restart never double-applies.  An entity not in memory (after a
+restart) is reloaded from the store: its events up to the tracked position and its
+current rows.
+
+``run_forever(settings, stop)`` is what ``ledger serve`` runs in a thread;
+``ledger project`` runs it in the foreground (or ``--once``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ledger import events as ev
+from ledger.store.codec import decode_event
+from ledger.store.index import LogQuery
+from projections.projector import Projector
+from projections.store import ViewsMoved, ViewStore
+
+if TYPE_CHECKING:
+    from ledger.app import Ledger
+    from ledger.config import Settings
+
+log = logging.getLogger("ledger.projector")
+
+PAGE = 20_000
+"""Events read per page when catching up."""
+FLUSH_EVENTS = 100_000
+"""Events applied per transaction when catching up (bigger: faster rebuilds)."""
+SKIPPED_TOPICS = frozenset({"ApplicationSubmitted", "ApplicationDecided"})
+"""Event types no stored view uses (applications are decided on demand)."""
+DURABLE = "ledger-views"
+
+
+def view_store(app: Ledger) -> ViewStore:
+    """The view recorder on the ledger's own database (tables created if missing)."""
+    if app.settings.backend == "sqlite":
+        from projections.store import SQLiteViewRecorder
+
+        store: Any = app.factory.tracking_recorder(SQLiteViewRecorder)
+    else:
+        from projections.store_postgres import PostgresViewRecorder
+
+        store = app.factory.tracking_recorder(PostgresViewRecorder)  # type: ignore[arg-type]
+    assert isinstance(store, ViewStore)
+    return store
+
+
+def history_loader(app: Ledger) -> Callable[[Sequence[str], int], dict[str, list[ev.Event]]]:
+    """Entities' events from the store, up to a position (recorded order)."""
+    mapper = app.msgspec_mapper
+
+    def load(keys: Sequence[str], upto: int) -> dict[str, list[ev.Event]]:
+        out: dict[str, list[ev.Event]] = {}
+        for key in keys:
+            kind, _, entity_id = key.partition(":")
+            query = LogQuery(
+                entity_kind=kind, entity_id=entity_id, include_retracted=True, order="recorded"
+            )
+            events: list[ev.Event] = []
+            for row in app.index.select_log(query):
+                if row.position > upto:
+                    break
+                events.append(decode_event(mapper.payload(row.state), row.topic))
+            out[key] = events
+        return out
+
+    return load
+
+
+def new_projector(app: Ledger, store: ViewStore | None = None) -> Projector:
+    return Projector(store or view_store(app), history_loader(app))
+
+
+@dataclass
+class Progress:
+    applied: int = 0
+    position: int = 0
+    seconds: float = 0.0
+
+
+def _decode(app: Ledger, notifications: Sequence[Any]) -> list[tuple[int, ev.Event]]:
+    payload = app.msgspec_mapper.payload
+    return [
+        (n.id, decode_event(payload(n.state), n.topic))
+        for n in notifications
+        if n.topic not in SKIPPED_TOPICS
+    ]
+
+
+def apply_notifications(
+    app: Ledger, projector: Projector, notifications: Sequence[Any], *, flush: bool = True
+) -> int:
+    """Apply a page of notifications (position order) and optionally write."""
+    if not notifications:
+        return 0
+    items = _decode(app, notifications)
+    projector.prefetch(e.entity for _, e in items)
+    projector.process(items, flush=False, upto=notifications[-1].id)
+    if flush:
+        projector.flush()
+    return len(notifications)
+
+
+def catch_up(
+    app: Ledger,
+    projector: Projector,
+    *,
+    until: int | None = None,
+    flush_events: int = FLUSH_EVENTS,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Apply every stored event after the tracked position (up to ``until``)."""
+    started = time.perf_counter()
+    progress = Progress(position=projector.position)
+    target = app.head() if until is None else until
+    while projector.position < target:
+        try:
+            while True:
+                start = projector.position + projector.pending_events
+                notes = app.recorder.select_notifications(
+                    start=start, limit=PAGE, stop=target, inclusive_of_start=False
+                )
+                if not notes:
+                    break
+                progress.applied += apply_notifications(app, projector, notes, flush=False)
+                if projector.pending_events >= flush_events:
+                    break
+            projector.flush()
+        except ViewsMoved:
+            continue  # another projector wrote meanwhile: resume from its position
+        progress.position = projector.position
+        progress.seconds = time.perf_counter() - started
+        if on_progress is not None:
+            on_progress(progress)
+        if projector.pending_events == 0 and not notes:
+            break
+    progress.position = projector.position
+    progress.seconds = time.perf_counter() - started
+    return progress
+
+
+# --- following ------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    source: str
+    position: int = 0
+    applied: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "position": self.position,
+            "applied": self.applied,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def open_app(settings: Settings) -> Ledger:
+    """The ledger with a recorder whose ``subscribe()`` batches (polling on SQLite)."""
+    from ledger.app import Ledger
+    from projections.subscription import subscribing_env
+
+    return Ledger(settings, env=subscribing_env(settings))
+
+
+def follow_store(
+    app: Ledger,
+    projector: Projector,
+    stop: threading.Event,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    result: RunResult | None = None,
+) -> None:
+    """Catch up, then apply new events as the store's subscription delivers them."""
+    result = result or RunResult("store")
+    started = time.perf_counter()
+    while not stop.is_set():
+        result.applied += catch_up(app, projector).applied
+        subscription: Any = app.recorder.subscribe(gt=projector.position)
+        try:
+            with subscription:
+                while not stop.is_set():
+                    batch = subscription.next_batch(timeout=0.5, max_items=FLUSH_EVENTS)
+                    if not batch:
+                        continue
+                    result.applied += apply_notifications(app, projector, batch)
+                    result.position = projector.position
+                    if on_progress is not None:
+                        elapsed = time.perf_counter() - started
+                        on_progress(Progress(result.applied, projector.position, elapsed))
+        except ViewsMoved:
+            continue  # another projector wrote: resubscribe after its position
+        except StopIteration:
+            break
+    result.position = projector.position
+
+
+def run(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    source: str = "store",
+    once: bool = False,
+    rebuild: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Run the projector: catch up (``once``) or keep following until ``stop`` is set."""
+    started = time.perf_counter()
+    result = RunResult(source)
+    app = open_app(settings)
+    try:
+        store = view_store(app)
+        if rebuild:
+            store.reset()
+        projector = new_projector(app, store)
+        if source == "store":
+            if once:
+                progress = catch_up(app, projector, on_progress=on_progress)
+                result.applied = progress.applied
+            else:
+                follow_store(app, projector, stop, on_progress=on_progress, result=result)
+        elif source == "nats":
+            asyncio.run(follow_nats(app, projector, stop, once=once, result=result))
+        else:
+            raise ValueError(f"unknown source {source!r}: store or nats")
+        result.position = projector.position
+    finally:
+        app.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_forever(settings: Settings, stop: threading.Event) -> None:
+    """Keep the views current until ``stop`` is set (what ``ledger serve`` runs in a thread).
+
+    The source is the store, or the NATS stream when ``LEDGER_PROJECTOR_SOURCE=nats``.
+    Failures (database or NATS unreachable) are logged and retried with backoff.
+    """
+    import os
+
+    source = os.environ.get("LEDGER_PROJECTOR_SOURCE", "store")
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            run(settings, stop, source=source)
+            backoff = 0.5
+        except Exception as exc:
+            log.warning(
+                "projector stopped (%s: %s); retrying in %.1f s", type(exc).__name__, exc, backoff
+            )
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+
+# --- the NATS source --------------------------------------------------------------------
+
+
+async def follow_nats(
+    app: Ledger,
+    projector: Projector,
+    stop: threading.Event,
+    *,
+    once: bool = False,
+    result: RunResult | None = None,
+    fetch: int = 5_000,
+) -> None:
+    """Apply the events of the ledger's JetStream stream through a durable pull consumer."""
+    from ledger import stream as st
+
+    settings = app.settings
+    url = settings.resolved_nats_url()
+    if not url:
+        raise st.NatsUnavailable(
+            "no NATS server configured: set LEDGER_NATS_URL or run `ledger serve`"
+        )
+    result = result or RunResult("nats")
+    nc = await st.connect(url, name="ledger-projector")
+    try:
+        while not stop.is_set():
+            try:
+                done = await _consume(
+                    nc, app, projector, stop, once=once, result=result, fetch=fetch
+                )
+            except ViewsMoved:
+                continue  # reposition the consumer after the other projector's position
+            if done:
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
+
+
+async def _consume(
+    nc: Any,
+    app: Ledger,
+    projector: Projector,
+    stop: threading.Event,
+    *,
+    once: bool,
+    result: RunResult,
+    fetch: int,
+) -> bool:
+    """One consumer session; True when done (``once`` and caught up)."""
+    from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+    from nats.js.errors import NotFoundError
+
+    from ledger import stream as st
+
+    settings = app.settings
+    stream_name = settings.stream
+    jsm = nc.jsm()
+    js = nc.jetstream()
+    start = await st.seq_for_position(jsm, stream_name, projector.position + 1)
+    if start is None:
+        info = await jsm.stream_info(stream_name)
+        start = info.state.last_seq + 1
+    existing = None
+    with contextlib.suppress(NotFoundError):
+        existing = await jsm.consumer_info(stream_name, DURABLE)
+    if existing is not None and existing.delivered.stream_seq + 1 != start:
+        # The consumer's own position disagrees with the tracked one (views rebuilt, or a
+        # crash between commit and ack): the tracking is the truth, so start over there.
+        await jsm.delete_consumer(stream_name, DURABLE)
+        existing = None
+    if existing is None:
+        await jsm.add_consumer(
+            stream_name,
+            ConsumerConfig(
+                durable_name=DURABLE,
+                description="ledger views projector",
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+                ack_policy=AckPolicy.ALL,
+                ack_wait=300,
+                max_ack_pending=fetch * 4,
+                filter_subject=f"{settings.subject_prefix}.>",
+            ),
+        )
+    psub = await js.pull_subscribe_bind(durable=DURABLE, stream=stream_name)
+    try:
+        while not stop.is_set():
+            try:
+                msgs = await psub.fetch(fetch, timeout=0.5)
+            except NatsTimeout:
+                if once:
+                    info = await psub.consumer_info()
+                    if not info.num_pending and not info.num_ack_pending:
+                        return True
+                continue
+            items: list[tuple[int, ev.Event]] = []
+            upto = 0
+            for m in msgs:
+                headers = m.headers or {}
+                position = headers.get(st.POSITION)
+                if position is None:
+                    continue  # not a ledger event
+                pos = int(position)
+                upto = max(upto, pos)
+                type_name = headers.get(st.EVENT_TYPE)
+                if pos <= projector.position or type_name in SKIPPED_TOPICS:
+                    continue
+                items.append((pos, decode_event(m.data, type_name)))
+            if upto > projector.position:
+                projector.prefetch(e.entity for _, e in items)
+                projector.process(items, upto=upto)
+                result.applied += len(msgs)
+                result.position = projector.position
+            await msgs[-1].ack()
+    finally:
+        with contextlib.suppress(Exception):
+            await psub.unsubscribe()
+    return False

@@ -1,0 +1,406 @@
+"""Stored views: bitemporal history rows per entity, written with the projector's tracking.
+
+The view recorders subclass the eventsourcing library's tracking recorders (SQLite and
+PostgreSQL) and live in the ledger's own database.  Each batch of view changes is written
+in one transaction together with the tracking record (the library's ``_insert_tracking``
+under the name ``views``), so a view never reflects an event twice or misses one: after a
+crash the projector resumes from the tracked position.
+
+Tables (``views_*``):
+
+- ``views_data(id, static, timeline)``: record bodies (``projections.records``), shared by
+  every row that shows the same record;
+- ``views_current(id, key, vf, vt, rf, data_id)``: the rows of *current* knowledge: per
+  entity, disjoint valid-time intervals ``[vf, vt)``, known since ``rf``;
+- ``views_history(id, key, kind, dkey, vf, vt, rf, rt, data_id)``: superseded rows, known
+  over ``[rf, rt)`` only; immutable once written.  ``dkey`` places ``[rf, rt)`` in the
+  smallest dyadic cell of the recorded-time axis that contains it (``dyadic_key``), so
+  the rows known at K are found among the ~50 cells containing K with one B-tree index
+  (which also covers the time columns, so non-matching rows are skipped in the index);
+- ``views_entities(key, kind, ref)``: every viewed entity (``ref``: a licence's exporter,
+  a commitment's agreement) for listing and filtering.
+
+A query at (as-of T, known-at K) is two indexed lookups: per entity, the current row with
+the greatest ``vf <= T`` (kept if ``vt > T`` and ``rf <= K``), plus the history rows whose
+rectangle ``[vf, vt) x [rf, rt)`` contains (T, K).  Times are microseconds since the
+epoch; open ends are ``records.INFINITY``.
+
+Concurrent projectors (``ledger serve`` and a CLI catching up) are safe: a batch is
+written only if the tracked position is still the one the writer started from
+(``ViewsMoved`` otherwise), under the database's write lock (SQLite) or an advisory lock
+(PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
+
+from projections.records import INFINITY, KIND_CODE
+
+DYADIC_LEVELS = 63
+"""Cells per query: enough for any interval of non-negative 62-bit microsecond times."""
+
+SCHEMA_VERSION = 2
+"""Bumped when the views' tables or records change: older views are dropped and rebuilt."""
+
+TRACKING_NAME = "views"
+"""Tracking name of the views (the relay tracks ``relay:{stream}`` in the same table)."""
+
+
+def dyadic_key(rf: int, rt: int) -> int:
+    """The smallest dyadic cell ``[c * 2**level, (c + 1) * 2**level)`` holding ``[rf, rt)``.
+
+    Encoded as ``level << 56 | c``.  A point K lies in exactly one cell per level, so the
+    intervals that may contain K are in the cells ``dyadic_cells(K)``.
+    """
+    level = (rf ^ (rt - 1)).bit_length()
+    return (level << 56) | (rf >> level)
+
+
+def dyadic_cells(k: int) -> list[int]:
+    return [(level << 56) | (k >> level) for level in range(DYADIC_LEVELS)]
+
+
+class ViewsMoved(Exception):
+    """Another projector advanced the views since this one last wrote."""
+
+    def __init__(self, position: int):
+        super().__init__(f"the views were advanced to position {position} by another projector")
+        self.position = position
+
+
+@dataclass
+class Changes:
+    """One batch of view changes (row tuples in the tables' column order)."""
+
+    data: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    current_insert: list[tuple[int, str, int, int, int, int]] = field(default_factory=list)
+    current_delete: list[int] = field(default_factory=list)
+    current_vt: list[tuple[int, int]] = field(default_factory=list)
+    """(new vt, row id)"""
+    history_insert: list[tuple[int, str, int, int, int, int, int, int, int]] = field(
+        default_factory=list
+    )
+    """(id, key, kind code, dkey, vf, vt, rf, rt, data_id)"""
+    entities: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (
+            len(self.data)
+            + len(self.current_insert)
+            + len(self.current_delete)
+            + len(self.current_vt)
+            + len(self.history_insert)
+            + len(self.entities)
+        )
+
+
+@dataclass(frozen=True)
+class CurrentRow:
+    id: int
+    key: str
+    vf: int
+    vt: int
+    rf: int
+    data_id: int
+    static: bytes
+
+
+@dataclass(frozen=True)
+class Found:
+    """A row answering a query: the entity and its record body."""
+
+    key: str
+    vf: int
+    vt: int
+    static: bytes
+    timeline: bytes
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The greatest ids used so far (the projector allocates ids itself)."""
+
+    data: int
+    current: int
+    history: int
+
+
+class ViewStore:
+    """What the projector and the queries need from a view recorder (both backends)."""
+
+    tracking_name = TRACKING_NAME
+
+    def position(self) -> int:
+        raise NotImplementedError
+
+    def counters(self) -> Counters:
+        raise NotImplementedError
+
+    def known_keys(self) -> set[str]:
+        raise NotImplementedError
+
+    def current_rows(self, keys: Sequence[str]) -> dict[str, list[CurrentRow]]:
+        raise NotImplementedError
+
+    def write(self, changes: Changes, expected: int, position: int) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def select_at(
+        self,
+        kind: str,
+        as_of_us: int,
+        known_at_us: int,
+        *,
+        keys: Sequence[str] | None = None,
+        ref: str | None = None,
+    ) -> list[Found]:
+        raise NotImplementedError
+
+    def select_known(self, kind: str, known_at_us: int, keys: Sequence[str]) -> list[Found]:
+        """Every row of these entities known at K, over all valid time (vf order)."""
+        raise NotImplementedError
+
+    def row_counts(self) -> dict[str, int]:
+        raise NotImplementedError
+
+
+# --- SQLite ---------------------------------------------------------------------------
+
+_SQLITE_TABLES = [
+    "CREATE TABLE IF NOT EXISTS views_meta (id INTEGER PRIMARY KEY CHECK (id = 1), "
+    "writes INTEGER NOT NULL, schema_version INTEGER NOT NULL)",
+    f"INSERT OR IGNORE INTO views_meta VALUES (1, 0, {SCHEMA_VERSION})",
+    "CREATE TABLE IF NOT EXISTS views_entities (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+    "ref TEXT) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS views_entities_kind ON views_entities (kind, ref)",
+    "CREATE TABLE IF NOT EXISTS views_data (id INTEGER PRIMARY KEY, static BLOB NOT NULL, "
+    "timeline BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS views_current (id INTEGER PRIMARY KEY, key TEXT NOT NULL, "
+    "vf INTEGER NOT NULL, vt INTEGER NOT NULL, rf INTEGER NOT NULL, data_id INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS views_current_key ON views_current (key, vf)",
+    "CREATE TABLE IF NOT EXISTS views_history (id INTEGER PRIMARY KEY, key TEXT NOT NULL, "
+    "kind INTEGER NOT NULL, dkey INTEGER NOT NULL, vf INTEGER NOT NULL, vt INTEGER NOT NULL, "
+    "rf INTEGER NOT NULL, rt INTEGER NOT NULL, data_id INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS views_history_key ON views_history (key, rf)",
+    "CREATE INDEX IF NOT EXISTS views_history_cell ON views_history (kind, dkey, vf, rf, rt, vt)",
+]
+_SQLITE_DROP = [
+    "DROP TABLE IF EXISTS views_history_rtree",
+    "DROP TABLE IF EXISTS views_history",
+    "DROP TABLE IF EXISTS views_current",
+    "DROP TABLE IF EXISTS views_data",
+    "DROP TABLE IF EXISTS views_entities",
+]
+
+_CURRENT_SQL = (
+    "SELECT e.key, c.vf, c.vt, d.static, d.timeline FROM views_entities e "
+    "JOIN views_current c ON c.id = (SELECT c2.id FROM views_current c2 "
+    "WHERE c2.key = e.key AND c2.vf <= :t ORDER BY c2.vf DESC LIMIT 1) "
+    "JOIN views_data d ON d.id = c.data_id "
+    "WHERE e.kind = :kind AND c.vt > :t AND c.rf <= :k"
+)
+_HISTORY_SQL = (
+    "SELECT h.key, h.vf, h.vt, d.static, d.timeline FROM views_history h "
+    "JOIN views_data d ON d.id = h.data_id "
+    "WHERE h.kind = :kc AND h.dkey IN ({cells}) "
+    "AND h.vf <= :t AND h.rf <= :k AND h.rt > :k AND h.vt > :t"
+)
+
+
+class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
+    """The views on SQLite (same file as the ledger), with the library's tracking table."""
+
+    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any):
+        super().__init__(datastore, **kwargs)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *_SQLITE_TABLES]
+
+    def create_table(self) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("SELECT name FROM sqlite_master WHERE name = 'views_meta'")
+            if c.fetchone() is not None:
+                c.execute("SELECT * FROM views_meta")
+                row = c.fetchone()
+                if row is None or len(row.keys()) < 3 or row[2] != SCHEMA_VERSION:
+                    # Views written by another version: drop them (they are rebuilt).
+                    for statement in _SQLITE_DROP:
+                        c.execute(statement)
+                    c.execute("DROP TABLE views_meta")
+                    c.execute("SELECT name FROM sqlite_master WHERE name = 'tracking'")
+                    if c.fetchone() is not None:
+                        c.execute(
+                            "DELETE FROM tracking WHERE application_name = ?",
+                            (self.tracking_name,),
+                        )
+        super().create_table()
+
+    def position(self) -> int:
+        return self.max_tracking_id(self.tracking_name) or 0
+
+    def counters(self) -> Counters:
+        with self.datastore.transaction(commit=False) as c:
+            values = []
+            for table in ("views_data", "views_current", "views_history"):
+                c.execute(f"SELECT MAX(id) FROM {table}")
+                values.append(c.fetchone()[0] or 0)
+        return Counters(*values)
+
+    def known_keys(self) -> set[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT key FROM views_entities")
+            return {row[0] for row in c.fetchall()}
+
+    def current_rows(self, keys: Sequence[str]) -> dict[str, list[CurrentRow]]:
+        out: dict[str, list[CurrentRow]] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for chunk in _chunks(list(keys), 500):
+                c.execute(
+                    "SELECT c.id, c.key, c.vf, c.vt, c.rf, c.data_id, d.static "
+                    "FROM views_current c JOIN views_data d ON d.id = c.data_id "
+                    f"WHERE c.key IN ({','.join('?' * len(chunk))}) ORDER BY c.key, c.vf",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    out.setdefault(row[1], []).append(CurrentRow(*row))
+        return out
+
+    def write(self, changes: Changes, expected: int, position: int) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            # A write first, so the transaction holds the write lock before it reads the
+            # tracked position (no other projector can advance it until we commit).
+            c.execute("UPDATE views_meta SET writes = writes + 1 WHERE id = 1")
+            current = self._max_tracking_id(self.tracking_name, c) or 0
+            if current != expected:
+                raise ViewsMoved(current)
+            self._write(c, changes)
+            if position > current:
+                self._insert_tracking(c, Tracking(self.tracking_name, position))
+
+    def _write(self, c: SQLiteCursor, changes: Changes) -> None:
+        if changes.entities:
+            c.executemany(
+                "INSERT INTO views_entities VALUES (?,?,?) "
+                "ON CONFLICT (key) DO UPDATE SET ref = excluded.ref",
+                changes.entities,
+            )
+        if changes.data:
+            c.executemany("INSERT INTO views_data VALUES (?,?,?)", changes.data)
+        if changes.current_delete:
+            c.executemany(
+                "DELETE FROM views_current WHERE id = ?", [(i,) for i in changes.current_delete]
+            )
+        if changes.current_vt:
+            c.executemany("UPDATE views_current SET vt = ? WHERE id = ?", changes.current_vt)
+        if changes.current_insert:
+            c.executemany("INSERT INTO views_current VALUES (?,?,?,?,?,?)", changes.current_insert)
+        if changes.history_insert:
+            c.executemany(
+                "INSERT INTO views_history VALUES (?,?,?,?,?,?,?,?,?)", changes.history_insert
+            )
+
+    def reset(self) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("UPDATE views_meta SET writes = writes + 1 WHERE id = 1")
+            for statement in _SQLITE_DROP:
+                c.execute(statement)
+            for statement in _SQLITE_TABLES:
+                c.execute(statement)
+            c.execute("DELETE FROM tracking WHERE application_name = ?", (self.tracking_name,))
+
+    def select_at(
+        self,
+        kind: str,
+        as_of_us: int,
+        known_at_us: int,
+        *,
+        keys: Sequence[str] | None = None,
+        ref: str | None = None,
+    ) -> list[Found]:
+        params: dict[str, Any] = {
+            "kind": kind,
+            "kc": KIND_CODE[kind],
+            "t": min(as_of_us, INFINITY - 1),
+            "k": min(known_at_us, INFINITY - 1),
+        }
+        with self.datastore.transaction(commit=False) as c:
+            if keys is not None:
+                return self._select_keys(c, params, list(keys))
+            current = _CURRENT_SQL
+            history = _HISTORY_SQL.format(cells=",".join(map(str, dyadic_cells(params["k"]))))
+            if ref is not None:
+                params["ref"] = ref
+                current += " AND e.ref = :ref"
+                history += (
+                    " AND EXISTS (SELECT 1 FROM views_entities e "
+                    "WHERE e.key = h.key AND e.ref = :ref)"
+                )
+            c.execute(f"{current} UNION ALL {history}", params)
+            return [Found(*row) for row in c.fetchall()]
+
+    def _select_keys(self, c: SQLiteCursor, params: dict[str, Any], keys: list[str]) -> list[Found]:
+        out: list[Found] = []
+        for key in keys:
+            params["key"] = key
+            c.execute(
+                "SELECT c.key, c.vf, c.vt, d.static, d.timeline FROM views_current c "
+                "JOIN views_data d ON d.id = c.data_id "
+                "WHERE c.id = (SELECT c2.id FROM views_current c2 WHERE c2.key = :key "
+                "AND c2.vf <= :t ORDER BY c2.vf DESC LIMIT 1) AND c.vt > :t AND c.rf <= :k "
+                "UNION ALL "
+                "SELECT h.key, h.vf, h.vt, d.static, d.timeline FROM views_history h "
+                "JOIN views_data d ON d.id = h.data_id WHERE h.key = :key AND h.rf <= :k "
+                "AND h.rt > :k AND h.vf <= :t AND h.vt > :t",
+                params,
+            )
+            out.extend(Found(*row) for row in c.fetchall())
+        return out
+
+    def select_known(self, kind: str, known_at_us: int, keys: Sequence[str]) -> list[Found]:
+        out: list[Found] = []
+        k = min(known_at_us, INFINITY - 1)
+        with self.datastore.transaction(commit=False) as c:
+            for key in keys:
+                c.execute(
+                    "SELECT c.key, c.vf, c.vt, d.static, d.timeline FROM views_current c "
+                    "JOIN views_data d ON d.id = c.data_id WHERE c.key = ? AND c.rf <= ? "
+                    "UNION ALL "
+                    "SELECT h.key, h.vf, h.vt, d.static, d.timeline FROM views_history h "
+                    "JOIN views_data d ON d.id = h.data_id WHERE h.key = ? AND h.rf <= ? "
+                    "AND h.rt > ? ORDER BY 2",
+                    (key, k, key, k, k),
+                )
+                out.extend(Found(*row) for row in c.fetchall())
+        return out
+
+    def row_counts(self) -> dict[str, int]:
+        out = {}
+        with self.datastore.transaction(commit=False) as c:
+            for table in ("views_entities", "views_data", "views_current", "views_history"):
+                c.execute(f"SELECT COUNT(*) FROM {table}")
+                out[table] = int(c.fetchone()[0])
+        return out
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- PostgreSQL -----------------------------------------------------------------------
+
+
+def postgres_view_recorder_class() -> type[ViewStore]:
+    """The PostgreSQL view recorder (imported lazily: psycopg is optional)."""
+    from projections.store_postgres import PostgresViewRecorder
+
+    return PostgresViewRecorder

@@ -1,0 +1,345 @@
+"""The auditors' views, as pure functions of resolved records (no I/O).
+
+Each function takes the entities as of T as known at K (``query.Resolved``: a record and
+the value of its time-driven part at T) and returns plain, JSON-ready dicts.  The CLI
+renders them as tables, JSON or CSV; ``README.md`` (section views) explains every field.
+
+Asymmetry (``asymmetry``) follows these definitions, all on effective dates:
+
+- a commitment is **implemented** at T if an implementation of it is in force at T;
+- **pending** if it is pledged and not implemented at T (never implemented, or its
+  implementation ended), **overdue** if pending at or after its ``due_by``;
+- a **unilateral claim** is a pledge the obligor never asserted or acknowledged;
+- a **reciprocal pair** is two commitments one of which ``reciprocates`` the other; the
+  side whose first implementation took effect first *implemented first*; the pair was
+  *one-sided* from then until the other side's first implementation (or T, if that side
+  is still pending): ``one_sided_days``; ``days_from_agreement`` counts from the
+  agreement's date instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from projections import records as rec
+from projections.query import Resolved
+
+PENDING = frozenset({"pledged", "overdue", "implementation-ended"})
+IMPLEMENTED = frozenset({"implemented", "partially-implemented"})
+
+
+def _days(start: dt.datetime, end: dt.datetime) -> int:
+    """Whole days from ``start`` to ``end`` (0 if end is not after start)."""
+    return max(0, (end - start).days)
+
+
+# --- licences ---------------------------------------------------------------------------
+
+
+def licence_row(r: Resolved) -> dict[str, Any]:
+    lic: rec.LicenceRecord = r.record
+    return {
+        "licence_id": lic.licence_id,
+        "status": r.dynamic,
+        "licence_type": lic.licence_type,
+        "issuer": lic.issuer,
+        "exporter": lic.exporter,
+        "end_users": list(lic.end_users),
+        "destinations": list(lic.destinations),
+        "valid_from": lic.valid_from,
+        "valid_until": lic.valid_until,
+        "suspended_from": lic.suspended_from,
+        "suspended_until": lic.suspended_until,
+        "withdrawn_at": lic.withdrawn_at,
+        "surrendered_at": lic.surrendered_at,
+        "items": [
+            {
+                "item": i.item,
+                "cap": i.cap,
+                "used": i.used,
+                "remaining": i.remaining,
+                "unit": i.unit,
+            }
+            for i in lic.items
+        ],
+        "shipments": lic.shipments,
+        "late_usage": len(lic.late_usage),
+        "granted_event": lic.granted_event,
+        "status_event": lic.terminal_event or lic.suspension_event,
+    }
+
+
+def licences(
+    resolved: Sequence[Resolved],
+    *,
+    status: str | None = None,
+    exporter: str | None = None,
+    end_user: str | None = None,
+) -> list[dict[str, Any]]:
+    rows = [licence_row(r) for r in resolved]
+    return [
+        row
+        for row in rows
+        if (status is None or row["status"] == status)
+        and (exporter is None or row["exporter"] == exporter)
+        and (end_user is None or end_user in row["end_users"])
+    ]
+
+
+# --- parties (end users) ----------------------------------------------------------------
+
+
+def party_row(r: Resolved) -> dict[str, Any]:
+    p: rec.PartyRecord = r.record
+    return {
+        "party_id": p.party_id,
+        "name": p.name,
+        "country": p.country,
+        "roles": list(p.roles),
+        "vetting": r.dynamic,
+        "vetting_authority": p.vetting_authority,
+        "vetted_at": p.vetted_at,
+        "vetting_until": p.vetting_until,
+        "classification": p.classification,
+        "end_user_class": p.end_user_class,
+        "military": p.military,
+        "listings": [
+            {
+                "list_name": x.list_name,
+                "list_kind": x.list_kind,
+                "authority": x.authority,
+                "listed_at": x.listed_at,
+                "event_id": x.event_id,
+            }
+            for x in p.listings
+        ],
+        "vetting_event": p.vetting_event,
+        "classification_event": p.classification_event,
+    }
+
+
+def end_users(
+    resolved: Sequence[Resolved], *, role: str | None = "end-user"
+) -> list[dict[str, Any]]:
+    return [party_row(r) for r in resolved if role is None or role in r.record.roles]
+
+
+# --- measures ---------------------------------------------------------------------------
+
+
+def clause_rows(r: Resolved) -> list[dict[str, Any]]:
+    m: rec.MeasureRecord = r.record
+    out = []
+    for clause, (status, suspension_event, suspended_until) in zip(
+        m.clauses, r.dynamic, strict=True
+    ):
+        out.append(
+            {
+                "measure_id": m.measure_id,
+                "clause_id": clause.clause_id,
+                "issuer": m.issuer,
+                "title": m.title,
+                "instrument": m.instrument,
+                "effect": clause.effect,
+                "items": list(clause.items),
+                "destinations": list(clause.destinations),
+                "end_user_classes": list(clause.end_user_classes),
+                "status": status,
+                "effective_at": clause.effective_at,
+                "suspended_until": suspended_until,
+                "suspension_event": suspension_event,
+                "revoked_at": clause.revoked_at if status == "revoked" else None,
+                "revoked_event": clause.revoked_event if status == "revoked" else None,
+                "description": clause.description,
+            }
+        )
+    return out
+
+
+def measures(resolved: Sequence[Resolved], *, status: str | None = None) -> list[dict[str, Any]]:
+    rows = [row for r in resolved for row in clause_rows(r)]
+    return [row for row in rows if status is None or row["status"] == status]
+
+
+# --- commitments and asymmetry ----------------------------------------------------------
+
+
+def commitment_row(r: Resolved, as_of: dt.datetime) -> dict[str, Any]:
+    c: rec.CommitmentRecord = r.record
+    status, implementation = r.dynamic
+    pending = status in PENDING
+    first = c.implementations[0].at if c.implementations else None
+    return {
+        "commitment_id": c.commitment_id,
+        "agreement_id": c.agreement_id,
+        "obligor": c.obligor,
+        "beneficiary": c.beneficiary,
+        "category": c.category,
+        "description": c.description,
+        "status": status,
+        "implemented": status in IMPLEMENTED,
+        "pending": pending,
+        "overdue": pending and c.due_by is not None and as_of >= c.due_by,
+        "due_by": c.due_by,
+        "pledged_at": c.pledged_at,
+        "first_implemented_at": first,
+        "first_implementation_event": c.implementations[0].event_id if first else None,
+        "implementation_event": implementation,
+        "ended_at": c.ended_at,
+        "unilateral": c.unilateral,
+        "asserted_by": list(c.asserted_by),
+        "reciprocates": list(c.reciprocates),
+        "pledge_event": c.pledge_event,
+    }
+
+
+def commitments(
+    resolved: Sequence[Resolved],
+    as_of: dt.datetime,
+    *,
+    agreement: str | None = None,
+    party: str | None = None,
+) -> list[dict[str, Any]]:
+    rows = [commitment_row(r, as_of) for r in resolved]
+    return [
+        row
+        for row in rows
+        if (agreement is None or row["agreement_id"] == agreement)
+        and (party is None or party in (row["obligor"], row["beneficiary"]))
+    ]
+
+
+def _pairs(rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    by_id = {row["commitment_id"]: row for row in rows}
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for row in rows:
+        for other_id in row["reciprocates"]:
+            other = by_id.get(other_id)
+            if other is None:
+                continue
+            key = (min(row["commitment_id"], other_id), max(row["commitment_id"], other_id))
+            if key in seen:
+                continue
+            seen.add(key)
+            a, b = sorted((row, other), key=lambda x: x["commitment_id"])
+            out.append((a, b))
+    return out
+
+
+def pair_row(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    as_of: dt.datetime,
+    agreement_dates: dict[str, dt.datetime],
+) -> dict[str, Any]:
+    first_a, first_b = a["first_implemented_at"], b["first_implemented_at"]
+    agreed = agreement_dates.get(a["agreement_id"])
+    row: dict[str, Any] = {
+        "agreement_id": a["agreement_id"],
+        "commitments": [a["commitment_id"], b["commitment_id"]],
+        "obligors": [a["obligor"], b["obligor"]],
+        "statuses": [a["status"], b["status"]],
+        "first_implemented_at": [first_a, first_b],
+        "implemented_first": None,
+        "first_commitment": None,
+        "other_commitment": None,
+        "state": "neither-implemented",
+        "one_sided_since": None,
+        "other_pending": False,
+        "one_sided_days": None,
+        "days_from_agreement": None,
+        "agreement_date": agreed,
+    }
+    if first_a is None and first_b is None:
+        return row
+    if first_b is None or (first_a is not None and first_a <= first_b):
+        first, other = a, b
+    else:
+        first, other = b, a
+    started = first["first_implemented_at"]
+    ended = other["first_implemented_at"]
+    row.update(
+        implemented_first=first["obligor"],
+        first_commitment=first["commitment_id"],
+        other_commitment=other["commitment_id"],
+        one_sided_since=started,
+        other_pending=other["pending"],
+        state="both-implemented" if ended is not None else "one-sided",
+    )
+    until = ended if ended is not None else as_of
+    row["one_sided_days"] = _days(started, until)
+    if agreed is not None:
+        row["days_from_agreement"] = _days(agreed, until)
+    return row
+
+
+def asymmetry(
+    commitment_records: Sequence[Resolved],
+    agreement_records: Sequence[Resolved],
+    as_of: dt.datetime,
+    *,
+    agreement: str | None = None,
+) -> dict[str, Any]:
+    rows = commitments(commitment_records, as_of, agreement=agreement)
+    agreements = {r.record.agreement_id: r for r in agreement_records}
+    agreement_dates = {key: r.record.reached_at for key, r in agreements.items()}
+    per: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["agreement_id"], row["obligor"])
+        entry = per.setdefault(
+            key,
+            {
+                "agreement_id": row["agreement_id"],
+                "party": row["obligor"],
+                **{f"{name}": [] for name in _COUNTED},
+            },
+        )
+        entry["pledged"].append(row["commitment_id"])
+        if row["implemented"]:
+            entry["implemented"].append(row["commitment_id"])
+        if row["pending"]:
+            entry["pending"].append(row["commitment_id"])
+        if row["overdue"]:
+            entry["overdue"].append(row["commitment_id"])
+        if row["status"] == "reversed":
+            entry["reversed"].append(row["commitment_id"])
+        if row["status"] == "lapsed":
+            entry["lapsed"].append(row["commitment_id"])
+        if row["unilateral"]:
+            entry["unilateral_claims"].append(row["commitment_id"])
+    parties = []
+    for (agreement_id, _party), entry in sorted(per.items()):
+        a = agreements.get(agreement_id)
+        counts = {name: len(entry[name]) for name in _COUNTED}
+        parties.append(
+            {
+                "agreement_id": agreement_id,
+                "agreement_title": a.record.title if a else None,
+                "agreement_status": a.dynamic if a else None,
+                "party": entry["party"],
+                "counts": counts,
+                **{name: entry[name] for name in _COUNTED},
+            }
+        )
+    pairs = [pair_row(a, b, as_of, agreement_dates) for a, b in _pairs(rows)]
+    pairs.sort(key=lambda p: (p["agreement_id"], p["commitments"]))
+    return {"parties": parties, "pairs": pairs, "commitments": rows}
+
+
+_COUNTED = (
+    "pledged",
+    "implemented",
+    "pending",
+    "overdue",
+    "reversed",
+    "lapsed",
+    "unilateral_claims",
+)
+
+
+def total_remaining(row: dict[str, Any]) -> Decimal:
+    return sum((i["remaining"] for i in row["items"]), Decimal(0))
