@@ -409,7 +409,12 @@ class Ledger(Application[str]):
         if not backfill:
             return current if last is None or current >= last else last
         previous: dt.datetime | None = None
+        # Events already stored are re-sends (their content is checked in _append_once):
+        # they keep their recorded time, so re-importing a backfilled file appends nothing.
+        stored = self.index.lookup([s.event.event_id for s in submissions])
         for s in submissions:
+            if s.event.event_id in stored:
+                continue
             recorded = s.event.recorded_at
             if recorded > current:
                 raise RuleViolation(
