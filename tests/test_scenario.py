@@ -1,0 +1,337 @@
+"""The shipped 2025 scenario: it imports cleanly and idempotently on both backends, keeps
+the known-at axis honest, marks what is reported or illustrative, and folds to the
+hand-checked answers of docs/scenario.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from ledger import scenario
+from ledger.app import Ledger
+from ledger.domain import state as st
+from ledger.events import EVENT_TYPES_BY_NAME, named_parties
+from ledger.scenario import build
+from ledger.times import parse_query_time
+from tests.conftest import Backend
+
+EVENTS = scenario.load()
+N = len(EVENTS)
+
+
+def t(text: str) -> dt.datetime:
+    """A query bound as the CLI reads it (bare date = end of that day UTC)."""
+    return parse_query_time(text)
+
+
+def by_id(entity_id: str, type_: str | None = None) -> list[dict[str, Any]]:
+    return [
+        e for e in EVENTS if e["entity_id"] == entity_id and (type_ is None or e["type"] == type_)
+    ]
+
+
+# --- the file itself --------------------------------------------------------------------
+
+
+def test_shipped_file_is_generated_from_the_builder() -> None:
+    assert scenario.read_text() == build.render(), (
+        "scenario.jsonl is out of date: run python -m ledger.scenario.build"
+    )
+    assert scenario.scenario_path().read_text(encoding="utf-8") == scenario.read_text()
+
+
+def test_ids_are_stable_unique_and_recorded_times_never_decrease() -> None:
+    ids = [e["event_id"] for e in EVENTS]
+    assert len(set(ids)) == N
+    recorded = [dt.datetime.fromisoformat(e["recorded_at"]) for e in EVENTS]
+    assert recorded == sorted(recorded)
+    assert all(r.tzinfo is not None for r in recorded)
+    assert build.build().lines() == build.build().lines()  # deterministic, uuid5 ids
+
+
+def test_every_event_cites_a_source_known_by_its_recorded_day() -> None:
+    for e in EVENTS:
+        sources = e["sources"]
+        assert sources, e["event_id"]
+        for s in sources:
+            assert s["reference"] and s["publisher"]
+            assert s["status"] in ("official", "reported", "illustrative")
+        recorded_day = e["recorded_at"][:10]
+        basis = [
+            s
+            for s in sources
+            if s["status"] == "illustrative" or s.get("published_on", "9999") <= recorded_day
+        ]
+        assert basis, f"{e['type']} {e['entity_id']}: no source available on {recorded_day}"
+
+
+def test_illustrative_and_reported_markings() -> None:
+    def statuses(e: dict[str, Any]) -> set[str]:
+        return {s["status"] for s in e["sources"]}
+
+    made_up = {e["entity_id"] for e in EVENTS if e["entity_id"].startswith("example-")}
+    assert made_up == {
+        "example-cn-magnet-trader",
+        "example-us-ev-motors",
+        "example-de-drives",
+        "example-us-defence-systems",
+    }
+    for e in EVENTS:
+        names = {e.get("exporter"), e.get("end_user"), e["entity_id"], *e.get("end_users", ())}
+        if names & made_up or e["type"] in ("ApplicationSubmitted", "LicenceUsageRecorded"):
+            assert "illustrative" in statuses(e), (e["type"], e["entity_id"])
+        if e["type"] == "PartyRegistered" and e["entity_id"] in made_up:
+            assert "(illustrative)" in e["name"]
+    # The licences of 2025-12-02 are real facts with made-up terms.
+    for licence_id in scenario.GENERAL_LICENCES:
+        (granted,) = by_id(licence_id, "LicenceGranted")
+        assert statuses(granted) == {"official", "illustrative"}
+    # The end-of-November deadline is seed-only: reported, never official alone.
+    with_deadline = [
+        e for e in by_id(scenario.CN_GENERAL_LICENCES, "CommitmentPledged") if "due_by" in e
+    ]
+    assert len(with_deadline) == 1
+    assert "reported" in statuses(with_deadline[0])
+    reported_only = [e for e in EVENTS if statuses(e) == {"reported"}]
+    assert [e["type"] for e in reported_only] == ["EventRetracted"]
+    # Disputed or unofficial claims are not recorded as facts: no measure is reported.
+    assert not [
+        e for e in EVENTS if e["type"] == "MeasurePublished" and "official" not in statuses(e)
+    ]
+
+
+def test_effective_times_keep_their_offsets() -> None:
+    (cn_tariffs,) = [
+        e
+        for e in by_id("cn-counter-tariff-34pct", "ClauseSuspended")
+        if e["effective_at"].startswith("2025-11-10")
+    ]
+    assert cn_tariffs["effective_at"] == "2025-11-10T13:01:00+08:00"
+    assert cn_tariffs["until"] == "2026-11-10T13:01:00+08:00"
+    (affiliates,) = by_id("us-bis-affiliates-rule", "ClauseSuspended")
+    assert (affiliates["effective_at"], affiliates["until"]) == (
+        "2025-11-10T00:00:00-05:00",
+        "2026-11-10T00:00:00-05:00",
+    )
+    ann61 = {e["clause_id"]: e for e in by_id(scenario.ANN61, "ClauseSuspended")}
+    assert set(ann61) == {"cl.1.1", "cl.1.2", "cl.1.3", "cl.2", "cl.3"}
+    assert {e["until"] for e in ann61.values()} == {"2026-11-11T00:00:00+08:00"}
+
+
+# --- importing it -----------------------------------------------------------------------
+
+
+def test_imports_cleanly_and_idempotently(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    first = ledger.append_objects(scenario.load(), backfill=True)
+    assert len(first.appended) == N and not first.duplicates
+    again = ledger.append_objects(scenario.load(), backfill=True)
+    assert not again.appended and len(again.duplicates) == N
+    assert ledger.head() == max(o.position for o in first.appended)
+
+
+def test_cli_import_and_known_at(backend: Backend) -> None:
+    env = backend.env()
+    path = str(scenario.scenario_path())
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result
+
+    body = json.loads(run("import", "--backfill", path, "--output", "json").output)
+    assert (body["appended"], body["duplicates"]) == (N, 0)
+    body = json.loads(run("import", "--backfill", path, "--output", "json").output)
+    assert (body["appended"], body["duplicates"]) == (0, N)
+
+    def logged(known_at: str) -> list[dict[str, Any]]:
+        rows = json.loads(run("log", "--known-at", known_at, "--output", "json").output)
+        return [row["event"] for row in rows]
+
+    nov14 = logged("2025-11-14")
+    assert not [e for e in nov14 if e["type"] == "LicenceGranted"]
+    assert all(e["recorded_at"] <= "2025-11-14T23:59:59.999999Z" for e in nov14)
+    assert {e["entity_id"] for e in nov14 if e["type"] == "ClauseSuspended"} >= {
+        "cn-ann-2025-61",
+        "cn-ann-2024-46",
+        "us-bis-affiliates-rule",
+    }
+    dec5 = logged("2025-12-05")
+    assert sorted(e["entity_id"] for e in dec5 if e["type"] == "LicenceGranted") == sorted(
+        scenario.GENERAL_LICENCES
+    )
+    # The retracted first record of the general-licence pledge is gone from both views.
+    pledges = [
+        e
+        for e in dec5
+        if e["entity_id"] == scenario.CN_GENERAL_LICENCES and e["type"] == "CommitmentPledged"
+    ]
+    assert len(pledges) == 1 and pledges[0]["due_by"] == "2025-12-01T00:00:00Z"
+
+
+# --- the hand-checked answers of docs/scenario.md ---------------------------------------
+
+
+@pytest.fixture
+def imported(make_ledger: Callable[..., Ledger]) -> Callable[..., Any]:
+    """``state(kind, id, as_of, known_at)`` over the imported scenario."""
+    ledger = make_ledger()
+    ledger.append_objects(scenario.load(), backfill=True)
+
+    def state(kind: str, entity_id: str, as_of: str, known_at: str = "now") -> Any:
+        entity = ledger.entity(kind, entity_id)
+        assert entity is not None, entity_id
+        return st.state_at(entity.events, t(as_of), t(known_at))
+
+    return state
+
+
+def test_measures_in_force_on_2025_11_14(imported: Callable[..., Any]) -> None:
+    at = "2025-11-14"
+
+    def clause_status(measure_id: str, clause_id: str) -> tuple[str, str | None]:
+        measure = imported("measure", measure_id, at, at)
+        clause = measure.clauses[clause_id]
+        suspension = clause.suspension_at(t(at))
+        return clause.status_at(t(at)), suspension.end.isoformat() if suspension else None
+
+    assert clause_status(scenario.ANN46, "cl.1") == ("in-force", None)
+    assert clause_status(scenario.ANN46, "cl.2") == ("suspended", "2026-11-28T00:00:00+08:00")
+    assert clause_status(scenario.ANN46, "cl.2-graphite")[0] == "suspended"
+    assert clause_status(scenario.ANN18, "cl.1") == ("in-force", None)
+    for clause_id in ("cl.1.1", "cl.1.2", "cl.1.3", "cl.2", "cl.3"):
+        assert clause_status(scenario.ANN61, clause_id) == (
+            "suspended",
+            "2026-11-11T00:00:00+08:00",
+        )
+    # Ann.61's 0.1% rule was suspended before it ever took effect, and resumes with the
+    # scheduled end of the suspension (nothing later is recorded).
+    ann61 = imported("measure", scenario.ANN61, "now")
+    de_minimis = ann61.clauses["cl.1.1"]
+    # (Bare dates are the end of a UTC day, i.e. 07:59 the next morning in Beijing.)
+    assert de_minimis.status_at(t("2025-11-06T23:59:59+08:00")) == "not-yet-effective"
+    assert de_minimis.status_at(t("2025-12-01")) == "suspended"
+    assert de_minimis.status_at(t("2026-11-10T23:59:59+08:00")) == "suspended"
+    assert de_minimis.status_at(t("2026-11-11T00:00:00+08:00")) == "in-force"
+    assert clause_status("us-bis-affiliates-rule", "cl.1") == (
+        "suspended",
+        "2026-11-10T00:00:00-05:00",
+    )
+    assert clause_status("us-reciprocal-tariff-cn", "cl.2")[0] == "suspended"
+    assert clause_status("us-ieepa-fentanyl-tariff-increase", "cl.1")[0] == "revoked"
+    assert clause_status("cn-ag-counter-tariffs", "cl.1")[0] == "revoked"
+    assert clause_status("cn-special-port-fees", "cl.1") == (
+        "suspended",
+        "2026-11-10T13:01:00+08:00",
+    )
+
+
+def test_general_licence_commitment_over_time(imported: Callable[..., Any]) -> None:
+    gl = scenario.CN_GENERAL_LICENCES
+    # As known on 2025-11-10 (fact sheet only): a unilateral claim without a deadline.
+    early = imported("commitment", gl, "2025-11-10", "2025-11-10")
+    assert early.unilateral and early.due_by is None
+    assert early.status_at(t("2025-11-10")) == "pledged"
+    # From 2025-11-14 the reported deadline is known.
+    nov14 = imported("commitment", gl, "2025-11-14", "2025-11-14")
+    assert nov14.due_by == dt.datetime(2025, 12, 1, tzinfo=dt.UTC)
+    assert nov14.status_at(t("2025-11-14")) == "pledged"
+    assert nov14.reciprocates == (scenario.US_AFFILIATES_SUSPENSION,)
+    # Past due on 2025-12-01, whatever is known later (the licences date from 12-02).
+    assert (
+        imported("commitment", gl, "2025-12-01", "2025-12-01").status_at(t("2025-12-01"))
+        == "overdue"
+    )
+    assert imported("commitment", gl, "2025-12-01").status_at(t("2025-12-01")) == "overdue"
+    # Known on 12-03 the licences exist but MOFCOM has not yet confirmed: still overdue.
+    assert (
+        imported("commitment", gl, "2025-12-03", "2025-12-03").status_at(t("2025-12-03"))
+        == "overdue"
+    )
+    dec5 = imported("commitment", gl, "2025-12-05", "2025-12-05")
+    assert dec5.status_at(t("2025-12-05")) == "partially-implemented"
+    assert dec5.unilateral
+    assert dec5.first_implemented_at() == dt.datetime(2025, 12, 2, tzinfo=dt.UTC)
+
+
+def test_busan_commitments_and_reciprocity(imported: Callable[..., Any]) -> None:
+    at = "2025-11-14"
+    expected = {
+        "busan-us-fentanyl-tariff-cut": ("US", (), "2025-11-10T00:01:00-05:00"),
+        "busan-us-reciprocal-tariff-suspension": ("US", (), "2025-11-10T00:01:00-05:00"),
+        "busan-us-affiliates-rule-suspension": ("US", (), "2025-11-10T00:00:00-05:00"),
+        "busan-us-port-fees-suspension": ("US", (), "2025-11-10T00:01:00-05:00"),
+        "busan-cn-counter-tariff-suspension": (
+            "CN",
+            ("busan-us-reciprocal-tariff-suspension",),
+            "2025-11-10T13:01:00+08:00",
+        ),
+        "busan-cn-ag-tariff-removal": (
+            "CN",
+            ("busan-us-fentanyl-tariff-cut",),
+            "2025-11-10T13:01:00+08:00",
+        ),
+        "busan-cn-october-measures-suspension": (
+            "CN",
+            ("busan-us-affiliates-rule-suspension",),
+            "2025-11-07T00:00:00+08:00",
+        ),
+        "busan-cn-port-fees-suspension": (
+            "CN",
+            ("busan-us-port-fees-suspension",),
+            "2025-11-10T13:01:00+08:00",
+        ),
+    }
+    for commitment_id, (obligor, reciprocates, since) in expected.items():
+        c = imported("commitment", commitment_id, at, at)
+        assert (c.obligor, c.reciprocates, c.unilateral) == (obligor, reciprocates, False)
+        assert c.status_at(t(at)) == "implemented", commitment_id
+        assert c.first_implemented_at().isoformat() == since, commitment_id
+    # The tariff and port-fee pairs took effect at the same instant on both sides.
+    us = imported("commitment", "busan-us-port-fees-suspension", at, at)
+    cn = imported("commitment", "busan-cn-port-fees-suspension", at, at)
+    assert us.first_implemented_at() == cn.first_implemented_at()
+    # Geneva's truce ended when Busan's continuation began.
+    for side in ("geneva-us-tariff-suspension", "geneva-cn-tariff-suspension"):
+        c = imported("commitment", side, at, at)
+        assert c.status_at(t("2025-06-01")) == "implemented"
+        assert c.status_at(t(at)) == "implementation-ended"
+    assert imported("agreement", scenario.GENEVA, at, at).status_at(t(at)) == "expired"
+    assert imported("agreement", scenario.BUSAN, at, at).status_at(t(at)) == "in-force"
+
+
+def test_licences_and_applications_on_2025_12_05(imported: Callable[..., Any]) -> None:
+    at = "2025-12-05"
+    jl = imported("licence", "cn-gl-2025-jl-mag-001", at, at)
+    assert jl.status_at(t(at)) == "active" and jl.licence_type == "general"
+    assert jl.items["1C905.a"].remaining == 19000
+    assert jl.valid_until == dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    for licence_id in scenario.GENERAL_LICENCES:
+        licence = imported("licence", licence_id, at, at)
+        assert licence.status_at(t(at)) == "active"
+        assert imported("licence", licence_id, "2025-12-01") is None  # granted 12-02
+    military = imported("application", scenario.MILITARY_APPLICATION_DEC1, at, at)
+    assert military.decision is None  # decided by the projections, not recorded here
+    end_user = imported("party", military.submitted.end_user, "2025-12-01")
+    assert end_user.is_military() and military.submitted.destination == "US"
+    civil = imported("application", scenario.CIVIL_APPLICATION_DEC1, at, at)
+    assert civil.submitted.licence_id is None
+    licensed = imported("application", scenario.LICENSED_APPLICATION_DEC3, at, at)
+    assert licensed.submitted.licence_id == "cn-gl-2025-jl-mag-001"
+
+
+def test_named_parties_cover_the_real_magnet_makers() -> None:
+    named: set[str] = set()
+    for e in EVENTS:
+        cls = EVENT_TYPES_BY_NAME[e["type"]]
+        if e["type"] == "EventRetracted":
+            continue
+        named |= named_parties(msgspec.convert(e, cls))
+    assert {"jl-mag", "ningbo-yunsheng", "zhong-ke-san-huan", "US", "CN"} <= named
