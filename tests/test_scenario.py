@@ -335,3 +335,120 @@ def test_named_parties_cover_the_real_magnet_makers() -> None:
             continue
         named |= named_parties(msgspec.convert(e, cls))
     assert {"jl-mag", "ningbo-yunsheng", "zhong-ke-san-huan", "US", "CN"} <= named
+
+
+# --- the auditors' views on the scenario (projections) ----------------------------------
+
+
+@pytest.fixture
+def views(backend: Backend) -> Callable[..., Any]:
+    """Run a view command with ``--output json`` on a ledger holding the scenario."""
+    env = backend.env()
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli, [*args, "--output", "json"], env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    run("import", "--backfill", str(scenario.scenario_path()))
+    return run
+
+
+def test_findings_report_the_missed_deadline_and_the_unilateral_claim(
+    views: Callable[..., Any],
+) -> None:
+    gl = f"commitment:{scenario.CN_GENERAL_LICENCES}"
+
+    def findings(at: str) -> dict[tuple[str, str], dict[str, Any]]:
+        body = views("findings", "--as-of", at, "--known-at", at)
+        return {(f["kind"], f["subject"]): f for f in body["findings"]}
+
+    dec1 = findings("2025-12-01")
+    assert dec1[("commitment-overdue", gl)]["details"]["due_by"] == "2025-12-01T00:00:00Z"
+    one_sided = dec1[("one-sided-implementation", gl)]
+    assert "busan-us-affiliates-rule-suspension" in one_sided["summary"]
+    dec5 = findings("2025-12-05")
+    late = dec5[("late-implementation", gl)]["details"]
+    assert late == {
+        "due_by": "2025-12-01T00:00:00Z",
+        "implemented_at": "2025-12-02T00:00:00Z",
+        "days_late": 1,
+    }
+    assert dec5[("unilateral-claim", gl)]["details"]["asserted_by"] == ["US"]
+    assert ("commitment-overdue", gl) not in dec5  # partially implemented by then
+    # No other Busan pledge is flagged: both sides implemented the rest.
+    assert {s for _, s in dec5 if s.startswith("commitment:busan-")} == {gl}
+    nov14 = findings("2025-11-14")
+    assert ("commitment-overdue", gl) not in nov14 and ("unilateral-claim", gl) in nov14
+
+
+def test_asymmetry_of_the_busan_pairs(views: Callable[..., Any]) -> None:
+    def pairs(at: str) -> dict[frozenset[str], dict[str, Any]]:
+        body = views("asymmetry", "--as-of", at, "--known-at", at)
+        return {frozenset(p["commitments"]): p for p in body["pairs"]}
+
+    gl_pair = frozenset({scenario.CN_GENERAL_LICENCES, scenario.US_AFFILIATES_SUSPENSION})
+    october_pair = frozenset({scenario.CN_OCTOBER_SUSPENSION, scenario.US_AFFILIATES_SUSPENSION})
+    nov14 = pairs("2025-11-14")
+    assert len([p for p in nov14.values() if p["agreement_id"] == scenario.BUSAN]) == 5
+    gl = nov14[gl_pair]
+    assert (gl["state"], gl["implemented_first"], gl["other_pending"]) == ("one-sided", "US", True)
+    assert (gl["one_sided_since"], gl["one_sided_days"]) == ("2025-11-10T00:00:00-05:00", 4)
+    october = nov14[october_pair]
+    assert (october["implemented_first"], october["one_sided_days"]) == ("CN", 3)
+    for commitments, pair in nov14.items():
+        if pair["agreement_id"] == scenario.BUSAN and scenario.US_AFFILIATES_SUSPENSION not in (
+            commitments
+        ):
+            assert pair["state"] == "both-implemented" and pair["one_sided_days"] == 0
+    dec5 = pairs("2025-12-05")[gl_pair]
+    assert dec5["one_sided_days"] == 21 and "partially-implemented" in dec5["statuses"]
+
+
+def test_measures_and_licences_views(views: Callable[..., Any]) -> None:
+    body = views("measures", "--as-of", "2025-11-14", "--known-at", "2025-11-14")
+    status = {(c["measure_id"], c["clause_id"]): c for c in body["clauses"]}
+    assert status[(scenario.ANN46, "cl.1")]["status"] == "in-force"
+    assert status[(scenario.ANN46, "cl.2")]["status"] == "suspended"
+    assert status[(scenario.ANN46, "cl.2")]["suspended_until"] == "2026-11-28T00:00:00+08:00"
+    assert status[(scenario.ANN18, "cl.1")]["status"] == "in-force"
+    suspended_61 = [k for k, c in status.items() if k[0] == scenario.ANN61]
+    assert len(suspended_61) == 5
+    assert all(status[k]["status"] == "suspended" for k in suspended_61)
+    licences = views("licences", "--as-of", "2025-12-05", "--known-at", "2025-12-05")
+    by_id = {lic["licence_id"]: lic for lic in licences["licences"]}
+    assert sorted(by_id) == sorted(scenario.GENERAL_LICENCES)
+    assert {lic["status"] for lic in by_id.values()} == {"active"}
+    jl_items = {i["item"]: i for i in by_id["cn-gl-2025-jl-mag-001"]["items"]}
+    assert (jl_items["1C905.a"]["remaining"], jl_items["1C905.a"]["used"]) == ("19000", "1000")
+    assert not views("licences", "--as-of", "2025-11-14", "--known-at", "2025-11-14")["licences"]
+
+
+def test_decisions_on_the_illustrative_applications(views: Callable[..., Any]) -> None:
+    def check(application_id: str) -> dict[str, Any]:
+        (submitted,) = by_id(application_id, "ApplicationSubmitted")
+        args = [
+            "check",
+            "--exporter", submitted["exporter"],
+            "--end-user", submitted["end_user"],
+            "--item", submitted["item"],
+            "--quantity", submitted["quantity"],
+            "--destination", submitted["destination"],
+            "--end-use", submitted["end_use"],
+            "--as-of", submitted["effective_at"],
+        ]  # fmt: skip
+        return views(*args)["decision"]
+
+    def fired(decision: dict[str, Any]) -> set[tuple[str, str, str]]:
+        return {(c["measure_id"], c["clause_id"], c["effect"]) for c in decision["fired_clauses"]}
+
+    military = check(scenario.MILITARY_APPLICATION_DEC1)
+    assert military["outcome"] == "rejected"
+    assert (scenario.ANN46, "cl.1", "prohibited") in fired(military)
+    assert not [c for c in fired(military) if c[0] == scenario.ANN61]  # suspended by Ann.70
+    civil = check(scenario.CIVIL_APPLICATION_DEC1)
+    assert civil["outcome"] == "rejected"
+    assert fired(civil) == {(scenario.ANN18, "cl.1", "licence-required")}
+    licensed = check(scenario.LICENSED_APPLICATION_DEC3)
+    assert licensed["outcome"] == "approved"
+    assert licensed["licence_id"] == "cn-gl-2025-jl-mag-001"

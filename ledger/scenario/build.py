@@ -395,6 +395,11 @@ class Scenario:
         sources: Sequence[Src],
         summary: str,
     ) -> str:
+        # A tariff or port fee is levied by the issuer on goods or vessels arriving there:
+        # its destination is the issuer, so it is context only for trade into that country.
+        clauses = [
+            _with_destination(c, issuer) if c["effect"] in ("tariff", "fee") else c for c in clauses
+        ]
         return self.add(
             "MeasurePublished",
             f"measure/{measure_id}/published",
@@ -527,6 +532,17 @@ def clause(
         out["end_user_classes"] = list(end_user_classes)
     out["effective_at"] = effective_at
     out["description"] = description
+    return out
+
+
+def _with_destination(c: dict[str, Any], destination: str) -> dict[str, Any]:
+    if "destinations" in c:
+        return c
+    out: dict[str, Any] = {}
+    for key, value in c.items():
+        if key == "effective_at":
+            out["destinations"] = [destination]
+        out[key] = value
     return out
 
 
