@@ -212,6 +212,11 @@ class Subscription:
                         "use another name or delete it"
                     )
                 self.consumer = self.durable
+                limit = existing.config.max_ack_pending or 0
+                if 0 < limit < self.batch:
+                    # A fetch asking for more than may be outstanding would wait for acks
+                    # that cannot come while it waits (and hold events past ack_wait).
+                    self.batch = limit
             else:
                 config = ConsumerConfig(
                     durable_name=self.durable,
@@ -299,6 +304,17 @@ class Subscription:
     ) -> None:
         await self.close(exc)
 
+    async def info(self) -> Any:
+        """The consumer's JetStream ``ConsumerInfo`` (delivered / ack floor / pending)."""
+        if self._psub is None:
+            raise SubscriberError("the subscription is not open")
+        return await self._psub.consumer_info()
+
+    async def pending(self) -> int:
+        """Matching events not yet handed out (in the stream or fetched and buffered)."""
+        info = await self.info()
+        return int(info.num_pending or 0) + len(self._buffer)
+
     # --- receiving ----------------------------------------------------------------------
 
     async def next_delivery(self, timeout: float | None = None) -> Delivery | None:
@@ -321,7 +337,7 @@ class Subscription:
                     return None
             try:
                 msgs = await self._psub.fetch(self.batch, timeout=max(wait, 0.05))
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nats-py raises either
                 continue
             self._buffer.extend(msgs)
         self.current = decode_delivery(self._buffer.popleft())

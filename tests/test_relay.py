@@ -1,0 +1,280 @@
+"""The relay against a real nats-server, on SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from ledger.app import Ledger
+from ledger.nats_server import EmbeddedNats
+from ledger.relay import Relay
+from tests import factory as f
+from tests.nats_fixtures import (
+    append_parties,
+    assert_stream_matches_store,
+    nats_server_fixture,  # noqa: F401 - the nats_server fixture
+    store_log,
+    stream_count,
+    stream_messages,
+    wait_until,
+)
+
+pytestmark = pytest.mark.nats
+
+
+@contextmanager
+def running_relay(app: Ledger, url: str, **options: Any) -> Iterator[Relay]:
+    """A relay publishing in a background thread until the block ends."""
+    options.setdefault("max_backoff", 0.5)
+    options.setdefault("poll_interval", 0.02)
+    relay = Relay(app, url, **options)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            relay.run_forever(stop)
+        except BaseException as exc:  # surfaced in the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="test-relay", daemon=True)
+    thread.start()
+    try:
+        yield relay
+    finally:
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive(), "the relay did not stop"
+    if errors:
+        raise errors[0]
+
+
+def _stream_info(url: str, stream: str = "LEDGER") -> Any:
+    async def get() -> Any:
+        import nats
+
+        nc = await nats.connect(url)
+        try:
+            return await nc.jsm().stream_info(stream)
+        finally:
+            await nc.close()
+
+    return asyncio.run(get())
+
+
+@pytest.mark.parametrize("fast_publish", [True, False], ids=["frames", "nc.publish"])
+def test_publishes_every_event_once_in_order_then_resumes(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, fast_publish: bool
+) -> None:
+    app = make_ledger()
+    app.append_objects([f.exporter("jl-mag"), f.party("buyer"), f.vetted("buyer")])
+    app.append_objects([f.licence("GL.1 ext", effective_at="2025-12-02T08:00:00+08:00")])
+    append_parties(app, 1500)
+
+    stats = Relay(app, nats_server.url, fast_publish=fast_publish, batch_size=400).run_once()
+
+    assert stats.published == app.head() == len(store_log(app))
+    assert_stream_matches_store(nats_server.url, app)
+    licence = next(m for m in stream_messages(nats_server.url) if m.position == 4)
+    assert licence.subject == "ledger.licence.LicenceGranted.GL%2E1%20ext"
+    event = app.get_event(__import__("uuid").UUID(licence.msg_id))
+    assert event is not None
+    assert licence.data == app.msgspec_mapper.payload(
+        app.recorder.select_notifications(start=4, limit=1)[0].state
+    )
+    expected = {
+        "Nats-Msg-Id": str(event.event.event_id),
+        "Ledger-Position": "4",
+        "Ledger-Event-Type": "LicenceGranted",
+        "Ledger-Entity": "licence:GL.1 ext",
+        "Ledger-Effective-At": "2025-12-02T08:00:00+08:00",
+        "Ledger-Recorded-At": licence.headers["Ledger-Recorded-At"],
+        "Ledger-Schema-Version": "1",
+    }
+    assert {k: licence.headers[k] for k in expected} == expected
+    assert licence.headers["Ledger-Recorded-At"].startswith(
+        event.event.recorded_at.isoformat()[:19]
+    )
+
+    # More events later: a new relay publishes exactly those.
+    append_parties(app, 300)
+    again = Relay(app, nats_server.url, fast_publish=fast_publish).run_once()
+    assert again.published == 300
+    assert_stream_matches_store(nats_server.url, app)
+    assert Relay(app, nats_server.url).tracked_position() == app.head()
+    assert Relay(app, nats_server.url).run_once().published == 0
+
+
+def test_events_appended_while_nats_is_down_are_published_when_it_starts(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    app = make_ledger()
+    url = nats_server.url
+    nats_server.stop()
+    with running_relay(app, url) as relay:
+        for _ in range(5):
+            append_parties(app, 200)
+        wait_until(lambda: len(relay.stats.failures) >= 2, "the relay to retry")
+        assert relay.stats.published == 0
+        nats_server.start()
+        wait_until(lambda: stream_count(url) == 1000, "1000 events in the stream")
+        append_parties(app, 100)  # and it keeps going once connected
+        wait_until(lambda: stream_count(url) == 1100, "1100 events in the stream")
+    assert_stream_matches_store(url, app)
+
+
+def test_nats_killed_mid_stream_then_restarted(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    app = make_ledger()
+    url = nats_server.url
+    append_parties(app, 3000)
+    with running_relay(app, url, batch_size=100, max_in_flight=200) as relay:
+        wait_until(lambda: stream_count(url) > 0, "the first events in the stream")
+        nats_server.kill()
+        append_parties(app, 500)
+        wait_until(lambda: len(relay.stats.failures) >= 1, "the relay to notice")
+        nats_server.start()
+        wait_until(lambda: stream_count(url) == 3500, "all 3500 events in the stream")
+    assert_stream_matches_store(url, app)
+    assert relay.stats.resyncs >= 2
+
+
+def test_a_rejected_publish_inside_the_window_leaves_no_gap(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """JetStream refuses one event mid-window; the events behind it must not be stored.
+
+    The stream is created beforehand with a maximum message size that the 31st event
+    exceeds, so JetStream rejects exactly that publish while the 30 events after it are
+    already in flight.  The chained expectations make those fail too: the stream stays a
+    prefix of the log until the limit is lifted, then catches up in order.
+    """
+    from nats.js.api import StorageType, StreamConfig
+
+    app = make_ledger()
+    append_parties(app, 30)
+    app.append_objects([f.party("big", name="B" * 3000)])
+    append_parties(app, 30)
+
+    async def create_small_stream() -> None:
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        await nc.jsm().add_stream(
+            StreamConfig(
+                name="LEDGER",
+                subjects=["ledger.>"],
+                storage=StorageType.FILE,
+                max_msg_size=2000,
+                duplicate_window=120,
+            )
+        )
+        await nc.close()
+
+    async def lift_limit() -> None:
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        jsm = nc.jsm()
+        info = await jsm.stream_info("LEDGER")
+        await jsm.update_stream(info.config.evolve(max_msg_size=-1))
+        await nc.close()
+
+    asyncio.run(create_small_stream())
+    with running_relay(app, nats_server.url, max_in_flight=1000) as relay:
+        wait_until(lambda: len(relay.stats.failures) >= 1, "the rejection")
+    assert any("maximum" in reason for reason in relay.stats.failures)
+    messages = stream_messages(nats_server.url)
+    assert [(m.position, m.msg_id) for m in messages] == store_log(app)[:30]
+
+    asyncio.run(lift_limit())
+    assert Relay(app, nats_server.url).run_once().published == 31
+    assert_stream_matches_store(nats_server.url, app)
+
+
+def test_resumes_from_the_stream_when_tracking_lags_behind(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    app = make_ledger()
+    append_parties(app, 500)
+    untracked = Relay(app, nats_server.url)
+    untracked._track = lambda position: None  # type: ignore[method-assign]  # as if killed
+    untracked.run_once()
+    assert Relay(app, nats_server.url).tracked_position() == 0
+    assert stream_count(nats_server.url) == 500
+
+    append_parties(app, 50)
+    stats = Relay(app, nats_server.url).run_once()
+    assert stats.published == 50
+    assert_stream_matches_store(nats_server.url, app)
+
+
+def test_tracked_position_ahead_of_a_recreated_stream_is_not_republished(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    app = make_ledger()
+    append_parties(app, 100)
+    Relay(app, nats_server.url).run_once()
+
+    async def delete_stream() -> None:
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        await nc.jsm().delete_stream("LEDGER")
+        await nc.close()
+
+    asyncio.run(delete_stream())
+    append_parties(app, 7)
+    stats = Relay(app, nats_server.url).run_once()
+    assert stats.published == 7
+    assert [(m.position, m.msg_id) for m in stream_messages(nats_server.url)] == store_log(app)[
+        100:
+    ]
+
+
+def test_a_foreign_message_in_the_stream_does_not_stop_the_relay(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    app = make_ledger()
+    append_parties(app, 20)
+    Relay(app, nats_server.url).run_once()
+
+    async def publish_foreign() -> None:
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        await nc.jetstream().publish("ledger.note.Note.x", b"not an event")
+        await nc.close()
+
+    asyncio.run(publish_foreign())
+    append_parties(app, 20)
+    assert Relay(app, nats_server.url).run_once().published == 20
+    messages = [m for m in stream_messages(nats_server.url) if m.subject != "ledger.note.Note.x"]
+    assert [(m.position, m.msg_id) for m in messages] == store_log(app)
+
+
+def test_stream_configuration_follows_settings(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, backend: Any
+) -> None:
+    from nats.js.api import StorageType
+
+    env = backend.env()
+    app = make_ledger({**env, "LEDGER_STREAM": "AUDIT", "LEDGER_DUPLICATE_WINDOW": "30s"})
+    append_parties(app, 3)
+    Relay(app, nats_server.url).run_once()
+    info = _stream_info(nats_server.url, "AUDIT")
+    assert info.config.storage == StorageType.FILE
+    assert info.config.duplicate_window == 30
+    assert info.config.num_replicas == 1
+    assert info.config.subjects == ["ledger.>"]
+
+    again = make_ledger({**env, "LEDGER_STREAM": "AUDIT", "LEDGER_DUPLICATE_WINDOW": "2m"})
+    Relay(again, nats_server.url).run_once()
+    assert _stream_info(nats_server.url, "AUDIT").config.duplicate_window == 120
+    assert_stream_matches_store(nats_server.url, again, "AUDIT")

@@ -1,0 +1,275 @@
+"""`ledger relay/watch/status/serve` and `ledger schema --asyncapi`, end to end."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli.main import cli
+from ledger.app import Ledger
+from ledger.config import Settings
+from ledger.nats_server import EmbeddedNats
+from tests import factory as f
+from tests.conftest import Backend
+from tests.nats_fixtures import (
+    WAIT_SECONDS,
+    append_parties,
+    nats_server_fixture,  # noqa: F401 - the nats_server fixture
+    store_log,
+    subprocess_env,
+    wait_until,
+)
+
+pytestmark = pytest.mark.nats
+
+
+class Cli:
+    """The CLI in process against one isolated ledger."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def __call__(self, *args: str, **extra_env: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env={**self.env, **extra_env})
+
+    def ledger(self) -> Ledger:
+        return Ledger(Settings.from_env(self.env))
+
+
+@pytest.fixture
+def run(backend: Backend, nats_server: EmbeddedNats) -> Cli:
+    return Cli({**backend.env(), "LEDGER_NATS_URL": nats_server.url})
+
+
+def _append(run: Cli, n: int) -> Ledger:
+    app = run.ledger()
+    append_parties(app, n)
+    return app
+
+
+def test_relay_once_then_status(run: Cli) -> None:
+    app = _append(run, 25)
+    try:
+        done = run("relay", "--once")
+        assert done.exit_code == 0, done.output
+        assert "Published 25 event(s) to stream LEDGER; the stream is at position 25." in (
+            done.output
+        )
+        status = run("status", "-o", "json")
+        assert status.exit_code == 0, status.output
+        body = json.loads(status.output)
+        assert body["store"]["head"] == 25
+        assert body["relay"]["tracked_position"] == 25
+        assert body["stream"]["messages"] == 25 and body["stream"]["last_position"] == 25
+        assert (body["published_position"], body["lag"]) == (25, 0)
+
+        append_parties(app, 3)
+        lagging = json.loads(run("status", "-o", "json").output)
+        assert (lagging["published_position"], lagging["lag"]) == (25, 3)
+        again = run("relay", "--once", "-o", "json")
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.output)["published"] == 3
+        table = run("status")
+        assert table.exit_code == 0, table.output
+        assert "lag        0" in table.output
+        assert "LEDGER at nats://127.0.0.1:" in table.output
+    finally:
+        app.close()
+
+
+def test_relay_and_status_without_nats(backend: Backend) -> None:
+    cli_ = Cli(backend.env())
+    app = _append(cli_, 2)
+    app.close()
+    no_url = cli_("relay", "--once")
+    assert no_url.exit_code == 1
+    assert "no NATS server configured" in no_url.output
+    status = cli_("status")
+    assert status.exit_code == 1
+    assert "no NATS configured" in status.output and "lag        2" in status.output
+    down = cli_("relay", "--once", "--give-up-after", "0.5", LEDGER_NATS_URL="nats://127.0.0.1:1")
+    assert down.exit_code == 1
+    assert "gave up" in down.output and "nats://127.0.0.1:1" in down.output
+    unreachable = cli_("status", "-o", "json", LEDGER_NATS_URL="nats://127.0.0.1:1")
+    assert unreachable.exit_code == 1
+    assert json.loads(unreachable.output)["stream"]["reachable"] is False
+
+
+def test_watch_prints_the_stored_events(run: Cli) -> None:
+    app = run.ledger()
+    try:
+        app.append_objects([f.exporter("jl-mag"), f.party("buyer"), f.vetted("buyer")])
+        app.append_objects([f.licence("GL.1"), f.licence("GL.2")])
+        app.append_objects([f.usage("GL.1", "S-1")])
+        assert run("relay", "--once").exit_code == 0
+        log = store_log(app)
+        payloads = [
+            app.msgspec_mapper.payload(n.state).decode()
+            for n in app.recorder.select_notifications(start=1, limit=100)
+        ]
+
+        raw = run("watch", "--all", "--limit", "6", "-o", "jsonl")
+        assert raw.exit_code == 0, raw.output
+        assert raw.output.splitlines() == payloads
+
+        one = run("watch", "--all", "--timeout", "1", "-o", "json", "-f", "licence:GL.1")
+        assert one.exit_code == 0, one.output
+        rows = [json.loads(line) for line in one.output.splitlines()]
+        assert [r["position"] for r in rows] == [log[3][0], log[5][0]]
+        assert rows[0]["subject"] == "ledger.licence.LicenceGranted.GL%2E1"
+        assert rows[1]["event"]["type"] == "LicenceUsageRecorded"
+
+        table = run("watch", "--from-position", "4", "--limit", "2")
+        assert table.exit_code == 0, table.output
+        lines = table.output.splitlines()
+        assert lines[0].split()[:4] == ["pos", "recorded", "type", "entity"]
+        assert "LicenceGranted" in lines[2] and "licence:GL.1" in lines[2]
+        assert "licence:GL.2" in lines[3]
+
+        first = run("watch", "--durable", "audit", "--all", "--limit", "2", "-o", "jsonl")
+        rest = run("watch", "--durable", "audit", "--timeout", "1", "-o", "jsonl")
+        assert first.exit_code == rest.exit_code == 0, first.output + rest.output
+        assert first.output.splitlines() + rest.output.splitlines() == payloads
+    finally:
+        app.close()
+
+
+def test_watch_since_a_date_starts_at_that_day(run: Cli) -> None:
+    app = run.ledger()
+    try:
+        app.append_objects(
+            [
+                {**f.party("old"), "recorded_at": "2025-11-13T23:59:59Z"},
+                {**f.party("new"), "recorded_at": "2025-11-14T00:00:00Z"},
+                {**f.party("newer"), "recorded_at": "2025-11-14T09:00:00+08:00"},
+            ],
+            backfill=True,
+        )
+        assert run("relay", "--once").exit_code == 0
+        since = run("watch", "--since", "2025-11-14", "--timeout", "1", "-o", "json")
+        assert since.exit_code == 0, since.output
+        ids = [json.loads(line)["event"]["entity_id"] for line in since.output.splitlines()]
+        assert ids == ["new", "newer"]
+        later = run("watch", "--since", "2025-11-14T00:00:01Z", "--timeout", "1", "-o", "json")
+        assert [json.loads(x)["event"]["entity_id"] for x in later.output.splitlines()] == ["newer"]
+    finally:
+        app.close()
+
+
+def test_watch_rejects_bad_options(run: Cli) -> None:
+    bad_filter = run("watch", "-f", "ship:1")
+    assert bad_filter.exit_code == 2
+    assert "unknown entity kind 'ship'" in bad_filter.output
+    both = run("watch", "--all", "--from-position", "3")
+    assert both.exit_code == 2
+    assert "choose one of --from-position, --all" in both.output
+    bad_time = run("watch", "--since", "yesterday")
+    assert bad_time.exit_code == 2
+    no_stream = run("watch", "--all", "--timeout", "1")
+    assert no_stream.exit_code == 1
+    assert "stream LEDGER does not exist" in no_stream.output
+
+
+def test_schema_asyncapi_documents_subjects_headers_and_payloads() -> None:
+    done = CliRunner().invoke(cli, ["schema", "--asyncapi"], env={"LEDGER_SUBJECT_PREFIX": "acme"})
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.output)
+    assert doc["asyncapi"] == "3.0.0"
+    channel = doc["channels"]["events"]
+    assert channel["address"] == "acme.{entityKind}.{eventType}.{entityId}"
+    from ledger.events import EVENT_TYPES
+
+    names = {cls.__name__ for cls in EVENT_TYPES}
+    assert set(channel["messages"]) == names == set(doc["components"]["messages"])
+    assert set(channel["parameters"]["eventType"]["enum"]) == names
+
+    def resolve(ref: str) -> Any:
+        node: Any = doc
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+        return node
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if "$ref" in node else []
+            return found + [r for v in node.values() for r in refs(v)]
+        if isinstance(node, list):
+            return [r for v in node for r in refs(v)]
+        return []
+
+    for ref in refs(doc):
+        assert resolve(ref) is not None, ref
+    granted = doc["components"]["messages"]["LicenceGranted"]
+    assert resolve(granted["payload"]["$ref"])["properties"]["type"]["enum"] == ["LicenceGranted"]
+    headers = resolve(granted["headers"]["$ref"])
+    assert {"Nats-Msg-Id", "Ledger-Position", "Ledger-Entity"} <= set(headers["required"])
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.removeprefix("nats://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_serve_runs_embedded_nats_and_the_relay(backend: Backend, tmp_path: Path) -> None:
+    env = backend.env()
+    settings = Settings.from_env(env)
+    child_env = subprocess_env(env)
+    child_env.pop("LEDGER_NATS_URL", None)
+    app = Ledger(settings)
+    append_parties(app, 40)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--no-projector"],
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "serve.log").open("wb"),
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        first = serve.stdout.readline().strip()
+        assert first.startswith("NATS nats://127.0.0.1:"), first
+        url = first.removeprefix("NATS ")
+        assert settings.nats_url_file.read_text().strip() == url
+        run = Cli(env)  # finds the server through $LEDGER_HOME/nats.url
+
+        append_parties(app, 10)
+        wait_until(lambda: json.loads(run("status", "-o", "json").output)["lag"] == 0, "lag 0")
+        watched = run("watch", "--all", "--limit", "50", "-o", "json")
+        assert watched.exit_code == 0, watched.output
+        assert [json.loads(x)["position"] for x in watched.output.splitlines()] == [
+            p for p, _ in store_log(app)
+        ]
+
+        second = subprocess.run(
+            [sys.executable, "-m", "cli.main", "serve"],
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=WAIT_SECONDS,
+        )
+        assert second.returncode == 1
+        assert "another `ledger serve`" in second.stderr
+
+        serve.send_signal(signal.SIGTERM)
+        out, _ = serve.communicate(timeout=WAIT_SECONDS)
+        assert serve.returncode == 0, out
+        assert "Stopped." in out
+        assert not settings.nats_url_file.exists()
+        assert not _port_open(url)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        app.close()
