@@ -401,7 +401,12 @@ class Ledger(Application[str]):
                 progress = None  # report progress once
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _recorded_time(self, submissions: Sequence[Submission], backfill: bool) -> dt.datetime:
+    def _recorded_time(
+        self,
+        submissions: Sequence[Submission],
+        backfill: bool,
+        stored: dict[UUID, IndexEntry],
+    ) -> dt.datetime:
         """The recorded time of a batch; checks backfilled times instead when backfilling."""
         last_us = self.index.last_recorded_us()
         last = None if last_us is None else from_us(last_us)
@@ -411,7 +416,6 @@ class Ledger(Application[str]):
         previous: dt.datetime | None = None
         # Events already stored are re-sends (their content is checked in _append_once):
         # they keep their recorded time, so re-importing a backfilled file appends nothing.
-        stored = self.index.lookup([s.event.event_id for s in submissions])
         for s in submissions:
             if s.event.event_id in stored:
                 continue
@@ -449,11 +453,10 @@ class Ledger(Application[str]):
         backfill: bool,
         progress: Callable[[int], None] | None,
     ) -> AppendResult:
-        recorded_at = self._recorded_time(submissions, backfill)
-        result = AppendResult(recorded_at=None if backfill else recorded_at)
-
-        # Idempotency: ids already stored, and ids repeated within the batch.
+        # Idempotency: ids already stored (checked below), and ids repeated within the batch.
         stored = self.index.lookup([s.event.event_id for s in submissions])
+        recorded_at = self._recorded_time(submissions, backfill, stored)
+        result = AppendResult(recorded_at=None if backfill else recorded_at)
         first_seen: dict[UUID, Submission] = {}
         fresh: list[Submission] = []
         duplicates: dict[int, tuple[UUID, int | None]] = {}  # batch index -> (orig id, pos)
