@@ -306,6 +306,7 @@ class Relay:
         seconds of failing to make progress raise ``RelayError`` (default: keep trying).
         """
         stop = stop or asyncio.Event()
+        self._window = asyncio.Event()  # bound to this run's event loop
         started = time.monotonic()
         backoff = 0.0
         failing_since: float | None = None
