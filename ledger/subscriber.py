@@ -18,9 +18,13 @@ the next one (i.e. after the body returned), or when the ``async with`` block ex
 normally.  If the body raises, the event is not acknowledged: leaving the block with an
 exception negatively acknowledges it (and every event fetched but not yet handed out), so
 the durable's next subscriber gets it again at once.  If the process dies, JetStream
-redelivers it after ``ack_wait`` (default 30 s).  Delivery is therefore at least once;
-``Delivery.redelivered`` and the ledger position (``Delivery.position``, increasing along
-the stream) let a handler recognise a repeat.  At most ``batch`` events are outstanding
+redelivers it after ``ack_wait`` (default 30 s).  Delivery is therefore at least once
+across sessions; ``Delivery.redelivered`` and the ledger position (``Delivery.position``,
+increasing along the stream) let a handler recognise a repeat.  Within one open
+subscription positions only increase: a redelivery of an event already acknowledged in
+this session (its ack was lost, e.g. NATS restarted) is acknowledged again and skipped
+(``Subscription.skipped`` counts them).  The client reconnects by itself when NATS goes
+away and the consumer continues where it was.  At most ``batch`` events are outstanding
 (``max_ack_pending``), which keeps redeliveries in stream order.
 
 **Durable or not.**  With ``durable="name"`` the consumer survives: the next
@@ -89,6 +93,7 @@ class Delivery:
     _msg: Msg = field(repr=False)
     settled: bool = False
     """Acknowledged or negatively acknowledged already."""
+    _on_settle: Callable[[Delivery, bool], None] | None = field(default=None, repr=False)
 
     @property
     def redelivered(self) -> bool:
@@ -106,12 +111,16 @@ class Delivery:
     async def ack(self) -> None:
         if not self.settled:
             self.settled = True
+            if self._on_settle is not None:
+                self._on_settle(self, True)
             await self._msg.ack()
 
     async def nak(self, delay: float | None = None) -> None:
         """Ask for redelivery (after ``delay`` seconds)."""
         if not self.settled:
             self.settled = True
+            if self._on_settle is not None:
+                self._on_settle(self, False)
             await self._msg.nak(delay=delay)
 
     async def in_progress(self) -> None:
@@ -181,6 +190,10 @@ class Subscription:
         self._nc: Client | None = None
         self._psub: JetStreamContext.PullSubscription | None = None
         self._buffer: deque[Msg] = deque()
+        self._handled = 0  # highest position acknowledged in this session
+        self._nakked: set[int] = set()
+        self.skipped = 0
+        """Redeliveries of events already acknowledged in this session (acked, not handed out)."""
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -329,7 +342,12 @@ class Subscription:
         self.current = None
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        while not self._buffer:
+        while True:
+            while self._buffer:
+                delivery = await self._admit(self._buffer.popleft())
+                if delivery is not None:
+                    self.current = delivery
+                    return delivery
             wait = self.fetch_timeout
             if deadline is not None:
                 wait = min(wait, deadline - loop.time())
@@ -339,9 +357,39 @@ class Subscription:
                 msgs = await self._psub.fetch(self.batch, timeout=max(wait, 0.05))
             except (NatsTimeout, TimeoutError):  # nats-py raises either
                 continue
+            except Exception as exc:
+                if not _transient(exc, self._nc):
+                    raise
+                # NATS is away; the client reconnects on its own and the durable (or a
+                # not yet expired ephemeral) consumer continues where it was.
+                log.debug("fetch failed (%s: %s); retrying", type(exc).__name__, exc)
+                await asyncio.sleep(min(0.5, max(0.05, wait)))
+                continue
             self._buffer.extend(msgs)
-        self.current = decode_delivery(self._buffer.popleft())
-        return self.current
+
+    async def _admit(self, msg: Msg) -> Delivery | None:
+        """The delivery to hand out, or None for a repeat (acked again) or a foreign message."""
+        if not (msg.headers or {}).get(st.EVENT_TYPE):
+            log.warning("skipping a message without ledger headers on %s", msg.subject)
+            await msg.ack()
+            return None
+        delivery = decode_delivery(msg)
+        position = delivery.position
+        if position in self._nakked:
+            self._nakked.discard(position)
+        elif 0 < position <= self._handled:
+            # Already handled here; its ack was lost (e.g. NATS restarted): ack again.
+            self.skipped += 1
+            await msg.ack()
+            return None
+        delivery._on_settle = self._settled
+        return delivery
+
+    def _settled(self, delivery: Delivery, acked: bool) -> None:
+        if acked:
+            self._handled = max(self._handled, delivery.position)
+        else:
+            self._nakked.add(delivery.position)
 
     async def deliveries(self) -> AsyncIterator[Delivery]:
         """Deliveries (event plus position, subject, ...) until the subscription closes."""
@@ -386,6 +434,15 @@ class Subscription:
             await delivery.ack()
             handled += 1
         return handled
+
+
+def _transient(exc: BaseException, nc: Client | None) -> bool:
+    """A NATS error while the client is (re)connecting, as opposed to a closed client."""
+    from nats.errors import ConnectionClosedError
+
+    if isinstance(exc, ConnectionClosedError) or nc is None or nc.is_closed:
+        return False
+    return (type(exc).__module__ or "").startswith("nats.") or isinstance(exc, OSError)
 
 
 def _filters_of(config: Any) -> list[str]:
