@@ -310,24 +310,22 @@ class Relay:
         started = time.monotonic()
         backoff = 0.0
         failing_since: float | None = None
-        self._tracked = await asyncio.to_thread(self.tracked_position)
+        acked_at_failure = -1
         try:
             while not stop.is_set():
                 try:
                     if self._nc is None or self._nc.is_closed:
                         await self._connect()
                     caught_up = await self._session(stop, once)
-                    backoff = 0.0
-                    failing_since = None
                     if caught_up and once:
                         break
                 except Exception as exc:
                     if not _is_retryable(exc):
                         raise
-                    reconnect = not isinstance(exc, _Resync) or exc.reconnect
-                    reason = (
-                        str(exc) if isinstance(exc, _Resync) else f"{type(exc).__name__}: {exc}"
-                    )
+                    if self._acked > acked_at_failure:  # progress since the last failure
+                        backoff, failing_since = 0.0, None
+                    acked_at_failure = self._acked
+                    reason = _describe(exc)
                     self.stats.failures.append(reason)
                     now = time.monotonic()
                     failing_since = failing_since or now
@@ -335,14 +333,17 @@ class Relay:
                         raise RelayError(
                             f"gave up after {now - failing_since:.0f}s without progress: {reason}"
                         ) from exc
-                    if reconnect:
+                    if _needs_reconnect(exc):
                         await self._disconnect()
                     backoff = min(self.max_backoff, max(0.1, backoff * 2))
                     delay = backoff * random.uniform(0.75, 1.25)
                     log.warning("relay: %s; retrying in %.1fs", reason, delay)
                     await _sleep_until(stop, delay)
         finally:
-            await self._track_acked()
+            try:
+                await self._track_acked()
+            except Exception as exc:  # the store is down: the stream still has the truth
+                log.warning("relay: could not record position %d: %s", self._acked, exc)
             await self._disconnect()
             self.stats.seconds = time.monotonic() - started
             self.stats.position = max(self.stats.position, self._acked)
@@ -609,10 +610,24 @@ def _describe(exc: BaseException) -> str:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    """Failures of NATS or of the pipeline (retried), as opposed to bugs (raised)."""
-    if isinstance(exc, _Resync | st.NatsUnavailable | OSError | TimeoutError):
+    """Failures of NATS, the database or the pipeline (retried), as opposed to bugs."""
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    if isinstance(
+        exc,
+        _Resync | st.NatsUnavailable | OSError | TimeoutError | OperationalError | InterfaceError,
+    ):
         return True
     return (type(exc).__module__ or "").startswith("nats.")
+
+
+def _needs_reconnect(exc: BaseException) -> bool:
+    """Whether to drop the NATS connection before retrying (not for store failures)."""
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    if isinstance(exc, _Resync):
+        return exc.reconnect
+    return not isinstance(exc, OperationalError | InterfaceError)
 
 
 async def _sleep_until(stop: asyncio.Event, seconds: float) -> None:
