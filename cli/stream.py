@@ -356,13 +356,13 @@ def status(ctx: click.Context, output: str) -> None:
     import asyncio
 
     from cli.common import open_ledger
-    from ledger.relay import tracking_name
+    from ledger.relay import open_tracking, tracking_name
 
     config = settings(ctx)
     url = config.resolved_nats_url()
     with open_ledger(ctx) as app:
         head = app.head()
-        tracking = app.factory.tracking_recorder()
+        tracking = open_tracking(app)
         tracked = tracking.max_tracking_id(tracking_name(config.stream)) or 0
     stream_state = asyncio.run(_stream_state(config, url)) if url else None
     published = tracked

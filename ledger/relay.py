@@ -125,6 +125,25 @@ def tracking_name(stream: str) -> str:
     return f"relay:{stream}"
 
 
+def open_tracking(app: Ledger, attempts: int = 6) -> TrackingRecorder:
+    """The library's tracking recorder on the ledger's database.
+
+    Creating it creates its table if missing; on PostgreSQL two processes doing that at
+    once (a relay starting while ``ledger status`` runs) can collide on the catalog, so
+    the creation is retried.
+    """
+    from eventsourcing.persistence import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return app.factory.tracking_recorder()
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * 2**attempt * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     """One event as the relay publishes it."""
@@ -248,7 +267,7 @@ class Relay:
     @property
     def tracking(self) -> TrackingRecorder:
         if self._tracking is None:
-            self._tracking = self.app.factory.tracking_recorder()
+            self._tracking = open_tracking(self.app)
         return self._tracking
 
     def tracked_position(self) -> int:
@@ -429,7 +448,7 @@ class Relay:
                 await asyncio.wait_for(self._window.wait(), 1.0)
         self._check()
 
-    async def _drain(self, stop: asyncio.Event | None = None) -> None:
+    async def _drain(self) -> None:
         """Wait until every publish of this epoch is acknowledged."""
         assert self._nc is not None
         if self._in_flight:
