@@ -194,7 +194,7 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Named durable consumer: the next watch with this name resumes where it stopped "
     "(start options apply only when the durable is created).",
 )
-@click.option("--limit", type=click.IntRange(min=1), help="Exit after N events.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Exit after N events.")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
