@@ -85,6 +85,41 @@ def test_relay_once_then_status(run: Cli) -> None:
         app.close()
 
 
+def test_long_running_relay_stops_cleanly_on_sigterm(
+    backend: Backend, nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    env = backend.env()
+    app = Ledger(Settings.from_env(env))
+    append_parties(app, 300)
+    log = tmp_path / "relay.log"
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "relay"],
+        env=subprocess_env(env, LEDGER_NATS_URL=nats_server.url),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    try:
+        run = Cli({**env, "LEDGER_NATS_URL": nats_server.url})
+
+        def published() -> int:
+            return int(json.loads(run("status", "-o", "json").output)["published_position"])
+
+        wait_until(lambda: published() == app.head(), "the backlog published")
+        append_parties(app, 5)  # still following the store
+        wait_until(lambda: published() == app.head(), "new events published")
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(WAIT_SECONDS) == 0
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait()
+    text = log.read_text()
+    assert "relay stopped: 305 event(s) published, stream at position" in text, text
+    status = json.loads(run("status", "-o", "json").output)
+    assert status["relay"]["tracked_position"] == app.head() == status["published_position"]
+    app.close()
+
+
 def test_relay_and_status_without_nats(backend: Backend) -> None:
     cli_ = Cli(backend.env())
     app = _append(cli_, 2)
