@@ -78,6 +78,13 @@ def _fail(message: str, *, as_json: bool, code: int = 1) -> None:
     show_default=True,
     help="With --once: exit 1 after this many seconds without reaching NATS.",
 )
+@click.option(
+    "--republish-from",
+    type=click.IntRange(1),
+    metavar="POSITION",
+    help="Re-publish from this position even if the relay published it before (after the "
+    "stream was recreated or lost its tail). Never duplicates what the stream still holds.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
 @output_option("text", "json", default="text")
@@ -90,6 +97,7 @@ def relay(
     max_in_flight: int,
     poll_interval: float,
     give_up_after: float,
+    republish_from: int | None,
     verbose: bool,
     quiet: bool,
     output: str,
@@ -108,6 +116,7 @@ def relay(
       ledger relay                          # long-running
       ledger relay --once                   # publish what is pending, then exit
       LEDGER_NATS_URL=nats://nats-1:4222,nats://nats-2:4222 ledger relay
+      ledger relay --once --republish-from 1  # refill a recreated stream
     """
     import asyncio
     import signal
@@ -125,6 +134,7 @@ def relay(
             batch_size=batch_size,
             max_in_flight=max_in_flight,
             poll_interval=poll_interval,
+            republish_from=republish_from,
         )
 
         async def main() -> Any:

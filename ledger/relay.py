@@ -231,6 +231,7 @@ class Relay:
         max_backoff: float = 5.0,
         progress_interval: float = 30.0,
         fast_publish: bool = True,
+        republish_from: int | None = None,
     ):
         settings = app.settings
         self.app = app
@@ -248,6 +249,9 @@ class Relay:
         self.max_backoff = max_backoff
         self.progress_interval = progress_interval
         self.fast_publish = fast_publish
+        # Operator override: re-publish from this position whatever the tracking says
+        # (to refill a stream that was recreated, or lost its tail with a node's disk).
+        self.republish_from = republish_from
         self.tracking_name = tracking_name(self.stream)
         self._tracking: TrackingRecorder | None = None
         self.stats = RelayStats()
@@ -471,7 +475,24 @@ class Relay:
         head = await st.read_head(self._nc.jsm(), self.stream)
         tracked = await asyncio.to_thread(self.tracked_position)
         self._tracked = max(self._tracked, tracked)
-        position = max(tracked, head.position)
+        if self.republish_from is not None:
+            # The stream's own head still rules out duplicates; tracking is ignored.
+            position = max(head.position, self.republish_from - 1)
+        else:
+            position = max(tracked, head.position)
+            if head.position < tracked:
+                log.warning(
+                    "relay: stream %s ends at position %d but position %d was published: "
+                    "events %d-%d are no longer in the stream (expired by its limits, or the "
+                    "stream was recreated or lost data). They are not re-published; to "
+                    "re-publish them run `ledger relay --republish-from %d`",
+                    self.stream,
+                    head.position,
+                    tracked,
+                    head.position + 1,
+                    tracked,
+                    head.position + 1,
+                )
         self._acked = max(self._acked, head.position)
         self.stats.position = max(self.stats.position, head.position)
         self.stats.resyncs += 1

@@ -119,3 +119,28 @@ def test_concurrent_cli_appends_wait_for_the_lock(sqlite_backend: Backend, tmp_p
     app = Ledger(sqlite_backend.settings({k: env[k] for k in ("LEDGER_HOME", "LEDGER_ACTOR")}))
     assert app.head() == 12
     app.close()
+
+
+def test_processes_starting_together_on_a_fresh_store(backend: Backend) -> None:
+    """Several processes creating the tables of an empty store at once all succeed."""
+    env = {**os.environ, **backend.env()}
+    code = (
+        "import sys, json; from ledger.app import Ledger; app = Ledger(); "
+        "app.append_objects([json.loads(sys.argv[1])]); app.close()"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps(f.party(f"p{i}"))],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    app = Ledger(backend.settings({k: env[k] for k in env if k.startswith("LEDGER_")}))
+    assert app.index.count_events() == 6  # positions may skip numbers on PostgreSQL
+    app.close()

@@ -237,6 +237,14 @@ def test_tracked_position_ahead_of_a_recreated_stream_is_not_republished(
         100:
     ]
 
+    # The operator refills the recreated stream from the start: nothing is duplicated
+    # (what the stream holds rules), the missing positions are published once.
+    asyncio.run(delete_stream())
+    refill = Relay(app, nats_server.url, republish_from=1).run_once()
+    assert refill.published == 107
+    assert_stream_matches_store(nats_server.url, app)
+    assert Relay(app, nats_server.url, republish_from=1).run_once().published == 0
+
 
 def test_a_foreign_message_in_the_stream_does_not_stop_the_relay(
     make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats

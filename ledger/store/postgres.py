@@ -7,7 +7,9 @@ contiguous).  The index rows are written after the events, in the same transacti
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -69,6 +71,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::text[], "
             "%s::text[], %s::bigint[], %s::bigint[], %s::bytea[], %s::uuid[], %s::bigint[])"
         ).format(self._t)
+
+    def create_table(self) -> None:
+        with ddl_lock(self.datastore):
+            super().create_table()
 
     # --- writing ------------------------------------------------------------------------
 
@@ -236,7 +242,38 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             return int(row["n"])
 
 
+@contextmanager
+def ddl_lock(datastore: PostgresDatastore) -> Iterator[None]:
+    """Serialise table creation across processes (an advisory lock per schema).
+
+    Processes starting together on a fresh schema would otherwise race to create the same
+    types, tables and functions, and PostgreSQL fails the losers ("duplicate key ... pg_type",
+    "tuple concurrently updated").  The lock is held on its own pooled connection while
+    the library creates the tables on others.
+    """
+    key = int.from_bytes(
+        hashlib.blake2b(f"ledger-ddl:{datastore.schema}".encode(), digest_size=8).digest(),
+        "big",
+        signed=True,
+    )
+    with datastore.get_connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
 class LedgerPostgresFactory(PostgresFactory):
-    """The library's PostgreSQL factory with the ledger's recorder."""
+    """The library's PostgreSQL factory with the ledger's recorder; table creation (of the
+    events and of tracking tables) is serialised across processes."""
 
     application_recorder_class = LedgerPostgresRecorder
+
+    def tracking_recorder(self, tracking_recorder_class: Any = None) -> Any:
+        with ddl_lock(self.datastore):
+            return super().tracking_recorder(tracking_recorder_class)
+
+    def process_recorder(self) -> Any:
+        with ddl_lock(self.datastore):
+            return super().process_recorder()
