@@ -55,6 +55,8 @@ class Row:
     data_id: int
     static: bytes
     persisted: bool
+    alive: bool = True
+    """False once dropped from the current rows."""
 
 
 @dataclass(slots=True)
@@ -63,7 +65,10 @@ class CachedEntity:
     kind: str
     events: list[ev.Event] = field(default_factory=list)
     folded: rec.Folded = field(default_factory=rec.Folded)
-    max_effective: dt.datetime | None = None
+    max_effective: int = -rec.INFINITY
+    """Greatest effective time (microseconds) of the visible events folded."""
+    record: rec.Record | None = None
+    """The static record of ``folded`` (None before the entity exists)."""
     rows: list[Row] = field(default_factory=list)
     known: bool = False
     """Listed in ``views_entities`` already."""
@@ -115,6 +120,7 @@ class Projector(Projection[Any]):
         self._pending = Changes()
         self._pending_data.clear()
         self._touched.clear()
+        self._new_rows: list[tuple[CachedEntity, Row]] = []
         self.position = self.store.position()
         self._pending_position = self.position
         counters = self.store.counters()
@@ -144,9 +150,7 @@ class Projector(Projection[Any]):
         for entity in entities:
             entity.known = True
             entity.events = histories.get(entity.key, [])
-            seen = st.visible(entity.events)
-            entity.folded = rec.fold_visible(seen)
-            entity.max_effective = seen[-1].effective_at if seen else None
+            self._refold(entity)
             entity.ref = _ref(entity.folded)
             entity.rows = [
                 Row(r.id, r.vf, r.vt, r.rf, r.data_id, r.static, True)
@@ -203,33 +207,42 @@ class Projector(Projection[Any]):
         kind = e.entity_kind
         if kind not in rec.KIND_CODE:
             return
-        entity = self._entity(e.entity, kind)
+        key = f"{kind}:{e.entity_id}"
+        entity = self.cache.get(key) or self._entity(key, kind)
         entity.events.append(e)
-        self._touched[entity.key] = entity
+        self._touched[key] = entity
         recorded = _us(e.recorded_at)
-        if isinstance(e, ev.EventRetracted) or (
-            entity.max_effective is not None and e.effective_at < entity.max_effective
+        start = _us(e.effective_at)
+        rows = entity.rows
+        if (
+            start < entity.max_effective
+            or type(e) is ev.EventRetracted
+            or (rows and (rows[-1].vf > start or rows[-1].vt != rec.INFINITY))
         ):
+            # Out of order, or the last row does not cover [start, infinity) (rows of one
+            # record can be split where knowledge of them differs): recompute.
             self._recompute(entity, recorded)
             return
-        entity.folded.step(e)
-        entity.max_effective = e.effective_at
-        record = rec.static_record(entity.folded)
+        folded = entity.folded
+        folded.step(e)
+        entity.max_effective = start
+        record = rec.next_record(entity.record, folded, e)
         if record is None:
             return
+        entity.record = record
         static = rec.encode(record)
-        rows = entity.rows
-        if rows and rows[-1].static == static and rows[-1].vt == rec.INFINITY:
+        if rows and rows[-1].static == static:
             return
-        state = entity.folded.state
+        state = folded.state
         assert state is not None
-        start = _us(e.effective_at)
-        key = rec.timeline_key(state)
-        if key is None or key != entity.timeline_key:
+        timeline_key = rec.timeline_key(state)
+        if timeline_key is None or timeline_key != entity.timeline_key:
             entity.timeline = rec.encode(rec.timeline(state))
-            entity.timeline_key = key
-        data_id = self._new_data(static, entity.timeline)
-        if rows and rows[-1].vt == rec.INFINITY:
+            entity.timeline_key = timeline_key
+        self._next_data += 1
+        data_id = self._next_data
+        self._pending_data[data_id] = (static, entity.timeline)
+        if rows:
             tail = rows[-1]
             if tail.vf < start:
                 self._close(entity, tail, start, tail.vt, recorded)
@@ -238,14 +251,21 @@ class Projector(Projection[Any]):
                 self._close(entity, tail, tail.vf, tail.vt, recorded)
                 self._drop(rows.pop())
         self._next_current += 1
-        rows.append(Row(self._next_current, start, rec.INFINITY, recorded, data_id, static, False))
+        row = Row(self._next_current, start, rec.INFINITY, recorded, data_id, static, False)
+        rows.append(row)
+        self._new_rows.append((entity, row))
+
+    def _refold(self, entity: CachedEntity) -> None:
+        """Fold the entity's visible events from scratch."""
+        seen = st.visible(entity.events)
+        entity.folded = rec.fold_visible(seen)
+        entity.max_effective = _us(seen[-1].effective_at) if seen else -rec.INFINITY
+        entity.record = rec.static_record(entity.folded)
 
     def _recompute(self, entity: CachedEntity, recorded: int) -> None:
         """Recompute an entity's segments and replace the rows whose record changed."""
         segments = rec.segments(entity.events)
-        seen = st.visible(entity.events)
-        entity.folded = rec.fold_visible(seen)
-        entity.max_effective = seen[-1].effective_at if seen else None
+        self._refold(entity)
         kept: list[Row] = []
         for row in entity.rows:
             s = _covering(segments, row.vf)
@@ -266,9 +286,9 @@ class Projector(Projection[Any]):
                 if not data_id:
                     data_id = self._new_data(s.static, s.timeline)
                 self._next_current += 1
-                fresh.append(
-                    Row(self._next_current, start, end, recorded, data_id, s.static, False)
-                )
+                row = Row(self._next_current, start, end, recorded, data_id, s.static, False)
+                fresh.append(row)
+                self._new_rows.append((entity, row))
         entity.rows = sorted(kept + fresh, key=lambda r: r.vf)
 
     def _close(self, entity: CachedEntity, row: Row, vf: int, vt: int, recorded: int) -> None:
@@ -296,6 +316,7 @@ class Projector(Projection[Any]):
             self._pending.current_vt.append((vt, row.id))
 
     def _drop(self, row: Row) -> None:
+        row.alive = False
         if row.persisted:
             self._pending.current_delete.append(row.id)
 
@@ -310,12 +331,12 @@ class Projector(Projection[Any]):
         if self._pending_position == self.position:
             return
         changes = self._pending
+        changes.current_insert = [
+            (row.id, entity.key, row.vf, row.vt, row.rf, row.data_id)
+            for entity, row in self._new_rows
+            if row.alive
+        ]
         for entity in self._touched.values():
-            for row in entity.rows:
-                if not row.persisted:
-                    changes.current_insert.append(
-                        (row.id, entity.key, row.vf, row.vt, row.rf, row.data_id)
-                    )
             ref = _ref(entity.folded)
             if not entity.known or ref != entity.ref:
                 changes.entities.append((entity.key, entity.kind, ref))
@@ -336,9 +357,9 @@ class Projector(Projection[Any]):
             # The transaction rolled back: forget the in-memory effects of this batch.
             self._reload()
             raise
+        for _, row in self._new_rows:
+            row.persisted = True
         for entity in self._touched.values():
-            for row in entity.rows:
-                row.persisted = True
             entity.known = True
             entity.ref = _ref(entity.folded)
             self._known.add(entity.key)
@@ -346,6 +367,7 @@ class Projector(Projection[Any]):
         self._pending = Changes()
         self._pending_data.clear()
         self._touched.clear()
+        self._new_rows = []
 
 
 def _covering(segments: Sequence[rec.Segment], t: int) -> rec.Segment | None:

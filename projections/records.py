@@ -431,6 +431,39 @@ def static_record(f: Folded) -> Record | None:
     return None
 
 
+def next_record(previous: Record | None, f: Folded, e: ev.Event) -> Record | None:
+    """``static_record(f)`` after ``f`` stepped through ``e``, reusing ``previous``.
+
+    A shipment changes a licence's record only in the used quantity of one item, the
+    number of shipments and perhaps the late-usage list; rebuilding the rest for every
+    shipment would dominate a rebuild.
+    """
+    s = f.state
+    if (
+        type(e) is ev.LicenceUsageRecorded
+        and type(previous) is LicenceRecord
+        and type(s) is st.LicenceState
+    ):
+        item = s.items.get(e.item)
+        items = previous.items
+        if item is not None:
+            items = tuple(
+                ItemUse(
+                    item=i.item, cap=item.cap, used=item.used, remaining=item.remaining, unit=i.unit
+                )
+                if i.item == e.item
+                else i
+                for i in items
+            )
+        late = previous.late_usage
+        if len(f.late_usage) != len(late):
+            late = tuple(f.late_usage)
+        return msgspec.structs.replace(
+            previous, items=items, shipments=len(s.shipments), late_usage=late
+        )
+    return static_record(f)
+
+
 # --- the timeline of time-driven statuses -----------------------------------------------
 
 

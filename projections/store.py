@@ -45,7 +45,7 @@ from projections.records import INFINITY, KIND_CODE
 DYADIC_LEVELS = 63
 """Cells per query: enough for any interval of non-negative 62-bit microsecond times."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped when the views' tables or records change: older views are dropped and rebuilt."""
 
 TRACKING_NAME = "views"
@@ -190,7 +190,6 @@ _SQLITE_TABLES = [
     "CREATE TABLE IF NOT EXISTS views_history (id INTEGER PRIMARY KEY, key TEXT NOT NULL, "
     "kind INTEGER NOT NULL, dkey INTEGER NOT NULL, vf INTEGER NOT NULL, vt INTEGER NOT NULL, "
     "rf INTEGER NOT NULL, rt INTEGER NOT NULL, data_id INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS views_history_key ON views_history (key, rf)",
     "CREATE INDEX IF NOT EXISTS views_history_cell ON views_history (kind, dkey, vf, rf, rt, vt)",
 ]
 _SQLITE_DROP = [
@@ -355,31 +354,36 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
                 "SELECT c.key, c.vf, c.vt, d.static, d.timeline FROM views_current c "
                 "JOIN views_data d ON d.id = c.data_id "
                 "WHERE c.id = (SELECT c2.id FROM views_current c2 WHERE c2.key = :key "
-                "AND c2.vf <= :t ORDER BY c2.vf DESC LIMIT 1) AND c.vt > :t AND c.rf <= :k "
-                "UNION ALL "
-                "SELECT h.key, h.vf, h.vt, d.static, d.timeline FROM views_history h "
-                "JOIN views_data d ON d.id = h.data_id WHERE h.key = :key AND h.rf <= :k "
-                "AND h.rt > :k AND h.vf <= :t AND h.vt > :t",
+                "AND c2.vf <= :t ORDER BY c2.vf DESC LIMIT 1) AND c.vt > :t AND c.rf <= :k",
                 params,
             )
             out.extend(Found(*row) for row in c.fetchall())
+        wanted = set(keys)
+        c.execute(_HISTORY_SQL.format(cells=",".join(map(str, dyadic_cells(params["k"])))), params)
+        out.extend(Found(*row) for row in c.fetchall() if row[0] in wanted)
         return out
 
     def select_known(self, kind: str, known_at_us: int, keys: Sequence[str]) -> list[Found]:
         out: list[Found] = []
         k = min(known_at_us, INFINITY - 1)
+        wanted = set(keys)
         with self.datastore.transaction(commit=False) as c:
             for key in keys:
                 c.execute(
                     "SELECT c.key, c.vf, c.vt, d.static, d.timeline FROM views_current c "
-                    "JOIN views_data d ON d.id = c.data_id WHERE c.key = ? AND c.rf <= ? "
-                    "UNION ALL "
-                    "SELECT h.key, h.vf, h.vt, d.static, d.timeline FROM views_history h "
-                    "JOIN views_data d ON d.id = h.data_id WHERE h.key = ? AND h.rf <= ? "
-                    "AND h.rt > ? ORDER BY 2",
-                    (key, k, key, k, k),
+                    "JOIN views_data d ON d.id = c.data_id WHERE c.key = ? AND c.rf <= ?",
+                    (key, k),
                 )
                 out.extend(Found(*row) for row in c.fetchall())
+            cells = ",".join(map(str, dyadic_cells(k)))
+            c.execute(
+                "SELECT h.key, h.vf, h.vt, d.static, d.timeline FROM views_history h "
+                f"JOIN views_data d ON d.id = h.data_id WHERE h.kind = ? AND h.dkey IN ({cells}) "
+                "AND h.rf <= ? AND h.rt > ?",
+                (KIND_CODE[kind], k, k),
+            )
+            out.extend(Found(*row) for row in c.fetchall() if row[0] in wanted)
+        out.sort(key=lambda f: (f.key, f.vf))
         return out
 
     def row_counts(self) -> dict[str, int]:

@@ -66,7 +66,6 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
             "key text NOT NULL, kind int NOT NULL, dkey bigint NOT NULL, vf bigint NOT NULL, "
             "vt bigint NOT NULL, rf bigint NOT NULL, rt bigint NOT NULL, "
             "data_id bigint NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS views_history_key ON {s}.views_history (key, rf)",
             "CREATE INDEX IF NOT EXISTS views_history_cell ON {s}.views_history "
             "(kind, dkey, vf, rf, rt, vt)",
         ]
@@ -288,10 +287,11 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
                     "UNION ALL "
                     "SELECT h.key, h.vf, h.vt, d.static, d.timeline FROM {s}.views_history h "
                     "JOIN {s}.views_data d ON d.id = h.data_id "
-                    "WHERE h.key = ANY(%(keys)s) AND h.rf <= %(k)s AND h.rt > %(k)s "
+                    "WHERE h.kind = %(kc)s AND h.dkey = ANY(%(cells)s) AND h.key = ANY(%(keys)s) "
+                    "AND h.rf <= %(k)s AND h.rt > %(k)s "
                     "ORDER BY 1, 2"
                 ),
-                {"keys": list(keys), "k": k},
+                {"keys": list(keys), "k": k, "kc": KIND_CODE[kind], "cells": dyadic_cells(k)},
             )
             return [
                 Found(r["key"], r["vf"], r["vt"], bytes(r["static"]), bytes(r["timeline"]))

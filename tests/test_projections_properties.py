@@ -1,0 +1,474 @@
+"""Property tests of the stored views over random histories, on both backends.
+
+Histories are generated as batches of random operations (shipments, suspensions,
+withdrawals, amendments, clause suspensions and revocations, listings, vetting,
+implementations, reversals, retractions...), with effective times before and after
+their recorded times.  Operations the ledger rejects are dropped, so every history is
+one the ledger accepts.  Each batch is recorded at its own (backfilled) recorded time.
+
+1. The stored views, kept current batch by batch as a live projector would, answer
+   every (as-of, known-at) exactly as a fresh fold of the same events does.
+2. An answer for (T, K) does not change when events recorded after K are appended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.app import Ledger
+from ledger.errors import LedgerError
+from ledger.times import from_us, to_us
+from projections import api
+from projections.query import Views
+from projections.runner import catch_up, new_projector
+from tests.conftest import SOURCE, Backend
+
+S = [SOURCE]
+BASE = dt.datetime(2025, 11, 1, tzinfo=dt.UTC)
+KINDS = ("licence", "party", "measure", "commitment", "agreement")
+OPS = (
+    "usage",
+    "usage",
+    "usage",
+    "suspend",
+    "suspend",
+    "reinstate",
+    "withdraw",
+    "surrender",
+    "amend",
+    "clause-suspend",
+    "clause-suspend",
+    "suspension-end",
+    "revoke",
+    "list",
+    "delist",
+    "classify",
+    "vet",
+    "implement",
+    "implement",
+    "reverse",
+    "lapse",
+    "acknowledge",
+    "retract",
+)
+
+
+def _day(n: int, hour: int = 0) -> str:
+    return (BASE + dt.timedelta(days=n, hours=hour)).isoformat().replace("+00:00", "Z")
+
+
+def base_events() -> list[dict[str, Any]]:
+    party = {"type": "PartyRegistered", "sources": S, "effective_at": _day(-30)}
+    events: list[dict[str, Any]] = [
+        {**party, "entity_id": "x", "name": "Exporter", "country": "CN", "roles": ["exporter"]}
+    ]
+    for u in ("u1", "u2", "u3"):
+        events += [
+            {**party, "entity_id": u, "name": u, "country": "US", "roles": ["end-user"]},
+            {
+                "type": "PartyVetted",
+                "entity_id": u,
+                "outcome": "approved",
+                "authority": "MOFCOM",
+                "valid_until": _day(50),
+                "effective_at": _day(-29),
+                "sources": S,
+            },
+        ]
+    events += [
+        {
+            "type": "MeasurePublished",
+            "entity_id": "M",
+            "issuer": "CN",
+            "title": "M",
+            "instrument": "Ann. 1",
+            "effective_at": _day(-20),
+            "sources": S,
+            "clauses": [
+                {
+                    "clause_id": "a",
+                    "effect": "licence-required",
+                    "items": ["1C902"],
+                    "effective_at": _day(5),
+                },
+                {
+                    "clause_id": "b",
+                    "effect": "prohibited",
+                    "end_user_classes": ["military"],
+                    "effective_at": _day(-20),
+                },
+            ],
+        },
+        {
+            "type": "AgreementReached",
+            "entity_id": "A",
+            "title": "A",
+            "parties": ["US", "CN"],
+            "effective_at": _day(-10),
+            "sources": S,
+        },
+        {
+            "type": "CommitmentPledged",
+            "entity_id": "cu",
+            "agreement_id": "A",
+            "obligor": "US",
+            "beneficiary": "CN",
+            "asserted_by": ["US"],
+            "category": "tariffs",
+            "description": "d",
+            "due_by": _day(10),
+            "effective_at": _day(-10),
+            "sources": S,
+        },
+        {
+            "type": "CommitmentPledged",
+            "entity_id": "cc",
+            "agreement_id": "A",
+            "obligor": "CN",
+            "beneficiary": "US",
+            "asserted_by": ["US"],
+            "category": "controls",
+            "description": "d",
+            "due_by": _day(20),
+            "reciprocates": ["cu"],
+            "effective_at": _day(-10),
+            "sources": S,
+        },
+        {
+            "type": "LicenceGranted",
+            "entity_id": "L1",
+            "licence_type": "general",
+            "issuer": "CN",
+            "exporter": "x",
+            "end_users": ["u1", "u2"],
+            "items": [{"item": "1C902.a", "cap": "1000"}, {"item": "1C903", "cap": "500"}],
+            "destinations": ["US"],
+            "valid_until": _day(60),
+            "effective_at": _day(-5),
+            "sources": S,
+        },
+        {
+            "type": "LicenceGranted",
+            "entity_id": "L2",
+            "licence_type": "single",
+            "issuer": "CN",
+            "exporter": "x",
+            "end_users": ["u3"],
+            "items": [{"item": "1C902.a", "cap": "100"}],
+            "destinations": ["US"],
+            "valid_until": _day(40),
+            "effective_at": _day(0),
+            "sources": S,
+        },
+    ]
+    return events
+
+
+def make_event(op: str, a: int, b: int, day: int, appended: list[str]) -> dict[str, Any] | None:
+    """One candidate event (the ledger may reject it; it is then dropped)."""
+    lic = ("L1", "L2")[a % 2]
+    party = ("u1", "u2", "u3")[a % 3]
+    clause = ("a", "b")[a % 2]
+    commitment = ("cu", "cc")[a % 2]
+    common = {"effective_at": _day(day, b % 24), "sources": S}
+    if op == "usage":
+        user = ("u1", "u2")[b % 2] if lic == "L1" else "u3"
+        return {
+            "type": "LicenceUsageRecorded",
+            "entity_id": lic,
+            "shipment_id": f"s{a}-{b}",
+            "item": ("1C902.a", "1C903")[b % 2] if lic == "L1" else "1C902.a",
+            "quantity": str(1 + b % 300),
+            "end_user": user,
+            "destination": "US",
+            **common,
+        }
+    if op == "suspend":
+        until = {"until": _day(day + 1 + b % 10)} if b % 2 else {}
+        return {"type": "LicenceSuspended", "entity_id": lic, "reason": "r", **until, **common}
+    if op == "reinstate":
+        return {"type": "LicenceReinstated", "entity_id": lic, **common}
+    if op == "withdraw":
+        return {"type": "LicenceWithdrawn", "entity_id": lic, "reason": "r", **common}
+    if op == "surrender":
+        return {"type": "LicenceSurrendered", "entity_id": lic, **common}
+    if op == "amend":
+        if b % 2:
+            return {
+                "type": "LicenceAmended",
+                "entity_id": lic,
+                "reason": "r",
+                "valid_until": _day(day + 5 + b % 30),
+                **common,
+            }
+        return {
+            "type": "LicenceAmended",
+            "entity_id": lic,
+            "reason": "r",
+            "items": [{"item": "1C902.a", "cap": str(500 + b % 1000)}],
+            **common,
+        }
+    if op == "clause-suspend":
+        until = {"until": _day(day + 1 + b % 15)} if b % 3 else {}
+        return {
+            "type": "ClauseSuspended",
+            "entity_id": "M",
+            "clause_id": clause,
+            "instrument": "i",
+            **until,
+            **common,
+        }
+    if op == "suspension-end":
+        return {"type": "SuspensionEnded", "entity_id": "M", "clause_id": clause, **common}
+    if op == "revoke":
+        return {
+            "type": "MeasureRevoked",
+            "entity_id": "M",
+            "clause_ids": [clause],
+            "reason": "r",
+            **common,
+        }
+    if op == "list":
+        return {
+            "type": "PartyListed",
+            "entity_id": party,
+            "list_name": f"list{b % 2}",
+            "list_kind": ("military-end-user", "restricted")[b % 2],
+            "authority": "BIS",
+            **common,
+        }
+    if op == "delist":
+        return {
+            "type": "PartyDelisted",
+            "entity_id": party,
+            "list_name": f"list{b % 2}",
+            "authority": "BIS",
+            **common,
+        }
+    if op == "classify":
+        return {
+            "type": "PartyClassified",
+            "entity_id": party,
+            "classification": ("civil", "military", "military-affiliated")[b % 3],
+            "authority": "MOFCOM",
+            **common,
+        }
+    if op == "vet":
+        return {
+            "type": "PartyVetted",
+            "entity_id": party,
+            "outcome": ("approved", "rejected")[b % 2],
+            "authority": "MOFCOM",
+            "valid_until": _day(day + 1 + b % 40),
+            **common,
+        }
+    if op == "implement":
+        until = {"in_force_until": _day(day + 1 + b % 20)} if b % 3 == 0 else {}
+        return {
+            "type": "CommitmentImplemented",
+            "entity_id": commitment,
+            "extent": ("full", "partial")[b % 2],
+            "instrument": "i",
+            **until,
+            **common,
+        }
+    if op == "reverse":
+        return {"type": "CommitmentReversed", "entity_id": commitment, "reason": "r", **common}
+    if op == "lapse":
+        return {"type": "CommitmentLapsed", "entity_id": commitment, "reason": "r", **common}
+    if op == "acknowledge":
+        return {
+            "type": "CommitmentAcknowledged",
+            "entity_id": commitment,
+            "party": ("US", "CN")[a % 2],
+            **common,
+        }
+    if op == "retract" and appended:
+        return {
+            "type": "EventRetracted",
+            "retracted_event_id": appended[b % len(appended)],
+            "reason": "wrong",
+        }
+    return None
+
+
+Op = tuple[str, int, int, int]
+histories = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from(OPS),
+            st.integers(0, 5),
+            st.integers(0, 10_000),
+            st.integers(-15, 70),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    min_size=2,
+    max_size=6,
+)
+
+
+def record(app: Ledger, batches: list[list[Op]], *, first_batch: int = 0) -> list[dt.datetime]:
+    """Append the base history and the batches (dropping rejected events); returns the
+    recorded time of each batch appended."""
+    times: list[dt.datetime] = []
+    appended = [str(e["event_id"]) for e in []]
+    if first_batch == 0:
+        recorded = BASE - dt.timedelta(days=40)
+        _append(app, base_events(), recorded)
+        times.append(recorded)
+    for i, ops in enumerate(batches, start=first_batch):
+        recorded = BASE + dt.timedelta(days=12 * i, hours=5)
+        appended = _event_ids(app)
+        events = [e for e in (make_event(*op, appended) for op in ops) if e is not None]
+        if _append(app, events, recorded):
+            times.append(recorded)
+    return times
+
+
+def _event_ids(app: Ledger) -> list[str]:
+    return [
+        str(entry.event.event_id)
+        for entry in app.log(order="recorded", include_retracted=True)
+        if entry.event.type != "EventRetracted"
+    ]
+
+
+def _append(app: Ledger, events: list[dict[str, Any]], recorded: dt.datetime) -> bool:
+    stamp = recorded.isoformat().replace("+00:00", "Z")
+    events = [{**e, "recorded_at": stamp} for e in events]
+    while events:
+        try:
+            app.append_objects([dict(e) for e in events], backfill=True)
+            return True
+        except LedgerError as exc:
+            line = exc.line or 1
+            del events[line - 1]
+    return False
+
+
+def answers(v: Views, as_of: dt.datetime, known_at: dt.datetime) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v.records(k, as_of, known_at) for k in KINDS}
+    out["findings"] = [f.to_dict() for f in api.all_findings(v, as_of, known_at)]
+    out["asymmetry"] = api.asymmetry(v, as_of, known_at)
+    return out
+
+
+def probe_times(
+    times: list[dt.datetime], picks: list[tuple[int, int]]
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(T, K) pairs around the history: known-at just before/at/after each batch."""
+    lo, hi = to_us(BASE - dt.timedelta(days=45)), to_us(BASE + dt.timedelta(days=90))
+    k_lo, k_hi = to_us(times[0]) - 1, to_us(times[-1]) + 1
+    out = []
+    for t_pick, k_pick in picks:
+        t = from_us(lo + t_pick * (hi - lo) // 1000)
+        if k_pick % 3 == 0:
+            k = times[k_pick % len(times)]  # exactly at a batch's recorded time
+        else:
+            k = from_us(k_lo + k_pick * (k_hi - k_lo) // 1000)
+        out.append((t, k))
+    return out
+
+
+PICKS = st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 1000)), min_size=6, max_size=12)
+PROPERTY_SETTINGS = settings(
+    max_examples=int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "20")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def instants(app: Ledger) -> list[dt.datetime]:
+    """Every instant the history mentions (effective times and ends of windows)."""
+    out: set[dt.datetime] = set()
+    for entry in app.log(include_retracted=True):
+        e = entry.event
+        out.add(e.effective_at)
+        for name in ("until", "valid_until", "due_by", "in_force_until"):
+            value = getattr(e, name, None)
+            if isinstance(value, dt.datetime):
+                out.add(value)
+    return sorted(out)
+
+
+@PROPERTY_SETTINGS
+@given(batches=histories, picks=PICKS, near=st.lists(st.integers(0, 10**6), max_size=16))
+def test_live_stored_views_equal_a_fresh_fold(
+    backend: Backend, batches: list[list[Op]], picks: list[tuple[int, int]], near: list[int]
+) -> None:
+    app = Ledger(backend.settings())
+    try:
+        projector = new_projector(app)
+        times = record(app, batches[:1])
+        catch_up(app, projector)
+        for i, ops in enumerate(batches[1:], start=1):
+            times += record(app, [ops], first_batch=i)
+            catch_up(app, projector)  # live: the views follow batch by batch
+        stored, fold = Views(app, mode="stored"), Views(app, mode="fold")
+        for t, k in probe_times(times, picks):
+            assert answers(stored, t, k) == answers(fold, t, k), (t, k)
+        # Just before and after the instants where statuses change with time alone.
+        marks = instants(app)
+        for n in near:
+            t = marks[n % len(marks)] + dt.timedelta(microseconds=(n % 3) - 1)
+            k = times[(n // 3) % len(times)] if n % 2 else None
+            for kind in KINDS:
+                assert stored.records(kind, t, k) == fold.records(kind, t, k), (kind, t, k)
+    finally:
+        app.close()
+
+
+@PROPERTY_SETTINGS
+@given(batches=histories, picks=PICKS, cut=st.integers(1, 5))
+def test_answers_are_stable_when_later_knowledge_arrives(
+    backend: Backend, batches: list[list[Op]], picks: list[tuple[int, int]], cut: int
+) -> None:
+    app = Ledger(backend.settings())
+    try:
+        cut = min(cut, len(batches) - 1)
+        times = record(app, batches[:cut])
+        catch_up(app, new_projector(app))
+        known = times[-1]
+        probes = [(t, min(k, known)) for t, k in probe_times(times, picks)]
+        before = {p: answers(Views(app, mode="stored"), *p) for p in probes}
+        record(app, batches[cut:], first_batch=cut)
+        catch_up(app, new_projector(app))
+        for p in probes:
+            assert answers(Views(app, mode="stored"), *p) == before[p], p
+            assert answers(Views(app, mode="fold"), *p) == before[p], p
+    finally:
+        app.close()
+
+
+def test_generated_histories_exercise_late_knowledge(backend: Backend) -> None:
+    """The generator produces backdated events, retractions and rejected candidates."""
+    app = Ledger(backend.settings())
+    try:
+        ops: list[list[Op]] = [
+            [("usage", 0, 5, 10), ("usage", 0, 6, 11)],  # recorded on day 0
+            [("withdraw", 0, 1, 8), ("usage", 0, 8, 9)],  # day 12: withdrawal backdated to 8
+            [("retract", 0, 0, 0)],  # day 24
+        ]
+        record(app, ops)
+        catch_up(app, new_projector(app))
+        entries = list(app.log(order="recorded", include_retracted=True))
+        [withdrawal] = [e.event for e in entries if e.event.type == "LicenceWithdrawn"]
+        assert withdrawal.effective_at < withdrawal.recorded_at
+        assert [e.event.type for e in entries].count("LicenceUsageRecorded") == 2  # 1 rejected
+        assert entries[-1].event.type == "EventRetracted"
+        v = Views(app, mode="stored")
+        t = BASE + dt.timedelta(days=20)
+        assert [r["status"] for r in api.licences(v, t, None, ids=["L1"])] == ["withdrawn"]
+        late = api.all_findings(v, t, None, kinds=["late-usage"])
+        assert [f.details["shipment_id"] for f in late] == ["s0-5", "s0-6"]
+        before = api.all_findings(v, t, BASE + dt.timedelta(days=1), kinds=["late-usage"])
+        assert before == []
+    finally:
+        app.close()
