@@ -219,7 +219,7 @@ def licences(
         },
         json_body={**meta, "licences": rows},
         table_rows=table,
-        csv_rows=[{**row, "items": _remaining(row), "remaining": _remaining(row)} for row in rows],
+        csv_rows=[{**row, "remaining": _remaining(row, caps=True)} for row in rows],
         title=_header(as_of, known_at),
         empty="No licences match.",
     )
@@ -895,14 +895,20 @@ def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: 
                 nl=False,
             )
 
-    result = runner.run(
-        settings(ctx),
-        stop,
-        source=source,
-        once=once,
-        rebuild=rebuild,
-        on_progress=report,
-    )
+    from ledger.errors import StoreError
+    from ledger.stream import NatsUnavailable
+
+    try:
+        result = runner.run(
+            settings(ctx),
+            stop,
+            source=source,
+            once=once,
+            rebuild=rebuild,
+            on_progress=report,
+        )
+    except NatsUnavailable as exc:
+        raise StoreError(str(exc)) from None
     if output == "text" and sys.stderr.isatty():
         click.echo(err=True)
     if output == "json":

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
@@ -44,8 +45,7 @@ HistoryLoader = Callable[[Sequence[str], int], dict[str, list[ev.Event]]]
 """Loads entities' events (recorded order, retractions included) up to a position."""
 
 
-@dataclass(slots=True)
-class Row:
+class Row(msgspec.Struct, gc=False):
     """A current row of an entity, in memory (``persisted``: already in the database)."""
 
     id: int
@@ -133,6 +133,14 @@ class Projector(Projection[Any]):
         self._next_data += 1
         self._pending_data[self._next_data] = (static, timeline)
         return self._next_data
+
+    def _new_row(
+        self, entity: CachedEntity, vf: int, vt: int, rf: int, data_id: int, static: bytes
+    ) -> Row:
+        self._next_current += 1
+        row = Row(self._next_current, vf, vt, rf, data_id, static, False)
+        self._new_rows.append((entity, row))
+        return row
 
     def _entity(self, key: str, kind: str) -> CachedEntity:
         entity = self.cache.get(key)
@@ -249,11 +257,8 @@ class Projector(Projection[Any]):
                 self._truncate(tail, start)
             else:
                 self._close(entity, tail, tail.vf, tail.vt, recorded)
-                self._drop(rows.pop())
-        self._next_current += 1
-        row = Row(self._next_current, start, rec.INFINITY, recorded, data_id, static, False)
-        rows.append(row)
-        self._new_rows.append((entity, row))
+                self._drop(entity, rows.pop(), recorded)
+        rows.append(self._new_row(entity, start, rec.INFINITY, recorded, data_id, static))
 
     def _refold(self, entity: CachedEntity) -> None:
         """Fold the entity's visible events from scratch."""
@@ -278,17 +283,14 @@ class Projector(Projection[Any]):
                 kept.append(row)
             else:
                 self._close(entity, row, row.vf, row.vt, recorded)
-                self._drop(row)
+                self._drop(entity, row, recorded)
         fresh: list[Row] = []
         for s in segments:
             data_id = 0
             for start, end in _uncovered(s.vf, s.vt, kept):
                 if not data_id:
                     data_id = self._new_data(s.static, s.timeline)
-                self._next_current += 1
-                row = Row(self._next_current, start, end, recorded, data_id, s.static, False)
-                fresh.append(row)
-                self._new_rows.append((entity, row))
+                fresh.append(self._new_row(entity, start, end, recorded, data_id, s.static))
         entity.rows = sorted(kept + fresh, key=lambda r: r.vf)
 
     def _close(self, entity: CachedEntity, row: Row, vf: int, vt: int, recorded: int) -> None:
@@ -315,10 +317,20 @@ class Projector(Projection[Any]):
         if row.persisted:
             self._pending.current_vt.append((vt, row.id))
 
-    def _drop(self, row: Row) -> None:
+    def _drop(self, entity: CachedEntity, row: Row, recorded: int) -> None:
         row.alive = False
         if row.persisted:
             self._pending.current_delete.append(row.id)
+        # Dropped at the very recorded time it was created: seen by no one, it leaves no
+        # history, and nothing but other current rows of this entity (pieces of the same
+        # record) can show its body.  When none does, the body goes too, so views written
+        # batch by batch stay identical to a rebuild's.
+        if (
+            row.rf == recorded
+            and row.data_id not in self._pending_data
+            and not any(r.alive and r.data_id == row.data_id for r in entity.rows)
+        ):
+            self._pending.data_delete.append(row.data_id)
 
     # --- writing --------------------------------------------------------------------------
 

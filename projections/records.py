@@ -42,14 +42,18 @@ VIEW_KINDS: tuple[str, ...] = ("licence", "party", "measure", "commitment", "agr
 KIND_CODE: dict[str, int] = {kind: i + 1 for i, kind in enumerate(VIEW_KINDS)}
 
 
-class _Rec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class _Rec(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, array_like=True, gc=False
+):
+    """Records hold only immutable values (no reference cycles): out of the cyclic GC."""
+
     pass
 
 
 # --- licences ---------------------------------------------------------------------------
 
 
-class ItemUse(_Rec, kw_only=True):
+class ItemUse(_Rec, kw_only=False):
     item: str
     cap: Decimal
     used: Decimal
@@ -447,14 +451,15 @@ def next_record(previous: Record | None, f: Folded, e: ev.Event) -> Record | Non
         item = s.items.get(e.item)
         items = previous.items
         if item is not None:
-            items = tuple(
-                ItemUse(
-                    item=i.item, cap=item.cap, used=item.used, remaining=item.remaining, unit=i.unit
+            if len(items) == 1 and items[0].item == e.item:
+                items = (ItemUse(e.item, item.cap, item.used, item.cap - item.used, item.unit),)
+            else:
+                items = tuple(
+                    ItemUse(i.item, item.cap, item.used, item.cap - item.used, i.unit)
+                    if i.item == e.item
+                    else i
+                    for i in items
                 )
-                if i.item == e.item
-                else i
-                for i in items
-            )
         late = previous.late_usage
         if len(f.late_usage) != len(late):
             late = tuple(f.late_usage)

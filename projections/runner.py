@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger import events as ev
+from ledger.app import gc_paused
 from ledger.store.codec import decode_event
 from ledger.store.index import LogQuery
 from projections.projector import Projector
@@ -45,15 +47,22 @@ log = logging.getLogger("ledger.projector")
 
 PAGE = 20_000
 """Events read per page when catching up."""
-FLUSH_EVENTS = 100_000
-"""Events applied per transaction when catching up (bigger: faster rebuilds)."""
+FLUSH_EVENTS = int(os.environ.get("LEDGER_PROJECTOR_BATCH", "100000"))
+"""Events applied per transaction at most (``LEDGER_PROJECTOR_BATCH``; bigger: faster
+rebuilds, smaller: shorter write transactions)."""
 SKIPPED_TOPICS = frozenset({"ApplicationSubmitted", "ApplicationDecided"})
 """Event types no stored view uses (applications are decided on demand)."""
 DURABLE = "ledger-views"
 
 
 def view_store(app: Ledger) -> ViewStore:
-    """The view recorder on the ledger's own database (tables created if missing)."""
+    """The view recorder on the ledger's own database (tables created if missing).
+
+    One per ledger application (kept on it), so the tables are checked once.
+    """
+    existing = getattr(app, "_views_store", None)
+    if existing is not None:
+        return existing  # type: ignore[no-any-return]
     if app.settings.backend == "sqlite":
         from projections.store import SQLiteViewRecorder
 
@@ -63,6 +72,7 @@ def view_store(app: Ledger) -> ViewStore:
 
         store = app.factory.tracking_recorder(PostgresViewRecorder)  # type: ignore[arg-type]
     assert isinstance(store, ViewStore)
+    app._views_store = store  # type: ignore[attr-defined]
     return store
 
 
@@ -114,11 +124,12 @@ def apply_notifications(
     """Apply a page of notifications (position order) and optionally write."""
     if not notifications:
         return 0
-    items = _decode(app, notifications)
-    projector.prefetch(e.entity for _, e in items)
-    projector.process(items, flush=False, upto=notifications[-1].id)
-    if flush:
-        projector.flush()
+    with gc_paused():
+        items = _decode(app, notifications)
+        projector.prefetch(e.entity for _, e in items)
+        projector.process(items, flush=False, upto=notifications[-1].id)
+        if flush:
+            projector.flush()
     return len(notifications)
 
 
@@ -130,7 +141,22 @@ def catch_up(
     flush_events: int = FLUSH_EVENTS,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Progress:
-    """Apply every stored event after the tracked position (up to ``until``)."""
+    """Apply every stored event after the tracked position (up to ``until``).
+
+    The cyclic garbage collector is paused meanwhile: the projector's cache holds many
+    long-lived containers that every collection would rescan.
+    """
+    with gc_paused():
+        return _catch_up(app, projector, until, flush_events, on_progress)
+
+
+def _catch_up(
+    app: Ledger,
+    projector: Projector,
+    until: int | None,
+    flush_events: int,
+    on_progress: Callable[[Progress], None] | None,
+) -> Progress:
     started = time.perf_counter()
     progress = Progress(position=projector.position)
     target = app.head() if until is None else until
@@ -139,7 +165,10 @@ def catch_up(
             while True:
                 start = projector.position + projector.pending_events
                 notes = app.recorder.select_notifications(
-                    start=start, limit=PAGE, stop=target, inclusive_of_start=False
+                    start=start,
+                    limit=min(PAGE, flush_events),
+                    stop=target,
+                    inclusive_of_start=False,
                 )
                 if not notes:
                     break
@@ -260,8 +289,6 @@ def run_forever(settings: Settings, stop: threading.Event) -> None:
     The source is the store, or the NATS stream when ``LEDGER_PROJECTOR_SOURCE=nats``.
     Failures (database or NATS unreachable) are logged and retried with backoff.
     """
-    import os
-
     source = os.environ.get("LEDGER_PROJECTOR_SOURCE", "store")
     backoff = 0.5
     while not stop.is_set():

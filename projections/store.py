@@ -45,7 +45,7 @@ from projections.records import INFINITY, KIND_CODE
 DYADIC_LEVELS = 63
 """Cells per query: enough for any interval of non-negative 62-bit microsecond times."""
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped when the views' tables or records change: older views are dropped and rebuilt."""
 
 TRACKING_NAME = "views"
@@ -88,6 +88,8 @@ class Changes:
     )
     """(id, key, kind code, dkey, vf, vt, rf, rt, data_id)"""
     entities: list[tuple[str, str, str | None]] = field(default_factory=list)
+    data_delete: list[int] = field(default_factory=list)
+    """Record bodies no row shows any more (written by an earlier batch)."""
 
     def __len__(self) -> int:
         return (
@@ -224,7 +226,22 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *_SQLITE_TABLES]
 
+    def _current_schema(self) -> bool:
+        """True if the views' tables exist in this schema version (a read-only check)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+                "AND name IN ('views_meta', 'tracking')"
+            )
+            if c.fetchone()[0] != 2:
+                return False
+            c.execute("SELECT * FROM views_meta")
+            row = c.fetchone()
+            return row is not None and len(row.keys()) >= 3 and row[2] == SCHEMA_VERSION
+
     def create_table(self) -> None:
+        if self._current_schema():
+            return  # nothing to create: no write transaction for every reader
         with self.datastore.transaction(commit=True) as c:
             c.execute("SELECT name FROM sqlite_master WHERE name = 'views_meta'")
             if c.fetchone() is not None:
@@ -274,16 +291,26 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
         return out
 
     def write(self, changes: Changes, expected: int, position: int) -> None:
-        with self.datastore.transaction(commit=True) as c:
-            # A write first, so the transaction holds the write lock before it reads the
-            # tracked position (no other projector can advance it until we commit).
-            c.execute("UPDATE views_meta SET writes = writes + 1 WHERE id = 1")
-            current = self._max_tracking_id(self.tracking_name, c) or 0
-            if current != expected:
-                raise ViewsMoved(current)
-            self._write(c, changes)
-            if position > current:
-                self._insert_tracking(c, Tracking(self.tracking_name, position))
+        with self.datastore.get_connection(commit=True) as conn:
+            # The views are derived data: their commits need not wait for fsync
+            # (synchronous=NORMAL in WAL mode keeps the database consistent; a power loss
+            # may undo the last batches, tracking included, and they are re-applied).
+            raw = conn._sqlite_conn
+            previous = raw.execute("PRAGMA synchronous").fetchone()[0]
+            raw.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with conn.transaction(commit=True) as c:
+                    # A write first, so the transaction holds the write lock before it
+                    # reads the tracked position (no other projector can advance it).
+                    c.execute("UPDATE views_meta SET writes = writes + 1 WHERE id = 1")
+                    current = self._max_tracking_id(self.tracking_name, c) or 0
+                    if current != expected:
+                        raise ViewsMoved(current)
+                    self._write(c, changes)
+                    if position > current:
+                        self._insert_tracking(c, Tracking(self.tracking_name, position))
+            finally:
+                raw.execute(f"PRAGMA synchronous={int(previous)}")
 
     def _write(self, c: SQLiteCursor, changes: Changes) -> None:
         if changes.entities:
@@ -294,6 +321,10 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
             )
         if changes.data:
             c.executemany("INSERT INTO views_data VALUES (?,?,?)", changes.data)
+        if changes.data_delete:
+            c.executemany(
+                "DELETE FROM views_data WHERE id = ?", [(i,) for i in changes.data_delete]
+            )
         if changes.current_delete:
             c.executemany(
                 "DELETE FROM views_current WHERE id = ?", [(i,) for i in changes.current_delete]

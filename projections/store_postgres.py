@@ -184,6 +184,10 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
             )
         if changes.data:
             self._copy(c, "views_data", "id, static, timeline", changes.data)
+        if changes.data_delete:
+            c.execute(
+                self._sql("DELETE FROM {s}.views_data WHERE id = ANY(%s)"), (changes.data_delete,)
+            )
         if changes.current_delete:
             c.execute(
                 self._sql("DELETE FROM {s}.views_current WHERE id = ANY(%s)"),

@@ -1,0 +1,276 @@
+"""The view commands end to end: licences, commitments, asymmetry, measures, end-users,
+findings, check and apply, in every output format, with their exit codes.
+
+The history is the hand-checked one of ``test_projections.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli.main import cli
+from ledger.app import Ledger
+from tests.conftest import Backend
+from tests.test_projections import record_scenario
+
+LEDGER = str(Path(sys.executable).parent / "ledger")
+WIDTH = 100
+
+
+@pytest.fixture
+def env(backend: Backend) -> dict[str, str]:
+    env = {**backend.env(), "COLUMNS": str(WIDTH)}
+    app = Ledger(backend.settings(env))
+    try:
+        record_scenario(app)
+    finally:
+        app.close()
+    return env
+
+
+@pytest.fixture
+def run(env: dict[str, str]) -> Callable[..., Result]:
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    return invoke
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def fits(text: str) -> None:
+    for line in text.splitlines():
+        assert len(line) <= WIDTH, line
+
+
+def body(result: Result) -> dict:
+    return json.loads(ok(result))
+
+
+def test_licences_in_every_format(run: Callable[..., Result]) -> None:
+    when = ["--as-of", "2025-12-11", "--known-at", "2025-12-13"]
+    table = ok(run("licences", *when))
+    fits(table)
+    assert "As of 2025-12-11T23:59:59Z, as known at 2025-12-13T23:59:59Z." in table
+    [row] = [line for line in table.splitlines() if line.startswith("GL-1")]
+    assert "withdrawn" in row and "jl-mag" in row and "1C902.a 650 kg" in row
+    data = body(run("licences", *when, "-o", "json"))
+    assert data["source"] == "views"
+    [lic] = data["licences"]
+    assert lic["status"] == "withdrawn"
+    assert lic["items"] == [
+        {"item": "1C902.a", "cap": "1000", "used": "350", "remaining": "650", "unit": "kg"}
+    ]
+    rows = list(csv.DictReader(io.StringIO(ok(run("licences", *when, "-o", "csv")))))
+    assert rows[0]["licence_id"] == "GL-1" and rows[0]["remaining"] == "1C902.a 650/1,000 kg"
+    folded = body(run("licences", *when, "-o", "json", "--fold"))
+    assert folded["source"] == "events"
+    assert folded["licences"] == data["licences"]
+
+
+def test_licence_filters_and_empty_answers(run: Callable[..., Result]) -> None:
+    assert body(run("licences", "--status", "active", "-o", "json"))["licences"] == []
+    before = run("licences", "--as-of", "2025-12-01")
+    assert before.exit_code == 0 and "No licences match." in before.output
+    assert [
+        r["licence_id"]
+        for r in body(
+            run("licences", "--exporter", "jl-mag", "--as-of", "2025-12-05", "-o", "json")
+        )["licences"]
+    ] == ["GL-1"]
+    bad = run("licences", "--as-of", "yesterday")
+    assert bad.exit_code == 2 and "is not an ISO-8601 time" in bad.output
+
+
+def test_commitments_and_asymmetry(run: Callable[..., Result]) -> None:
+    when = ["--as-of", "2025-11-20", "--known-at", "2025-12-31"]
+    table = ok(run("commitments", *when))
+    fits(table)
+    assert "c-claim" in table and "unilateral" in table
+    rows = {
+        c["commitment_id"]: c for c in body(run("commitments", *when, "-o", "json"))["commitments"]
+    }
+    assert rows["c-us"]["status"] == "implemented" and rows["c-cn"]["pending"] is True
+    report = ok(run("asymmetry", *when))
+    fits(report)
+    assert "c-cn ↔ c-us" in report
+    [pair_line] = [line for line in report.splitlines() if "↔" in line]
+    assert pair_line.split()[4:] == ["US", "2025-11-10", "pledged", "10", "21"]
+    data = body(run("asymmetry", *when, "-o", "json"))
+    assert [p["party"] for p in data["parties"]] == ["CN", "US"]
+    assert data["pairs"][0]["one_sided_days"] == 10
+    pairs = list(csv.DictReader(io.StringIO(ok(run("asymmetry", *when, "--pairs", "-o", "csv")))))
+    assert pairs[0]["pair"] == "c-cn <-> c-us" and pairs[0]["one_sided_days"] == "10"
+    parties = list(csv.DictReader(io.StringIO(ok(run("asymmetry", *when, "-o", "csv")))))
+    assert {p["party"]: p["pending"] for p in parties} == {"CN": "2", "US": "0"}
+
+
+def test_measures_and_end_users(run: Callable[..., Result]) -> None:
+    table = ok(run("measures", "--as-of", "2025-11-20", "--known-at", "2025-12-31"))
+    fits(table)
+    [cl1] = [line for line in table.splitlines() if line.startswith("M1") and " cl1 " in line]
+    assert "suspended" in cl1 and "until 2026-11-10" in cl1
+    clauses = body(run("measures", "--status", "in-force", "--as-of", "2025-11-20", "-o", "json"))
+    assert [(c["measure_id"], c["clause_id"]) for c in clauses["clauses"]] == [("M1", "cl2")]
+    users = ok(run("end-users", "--as-of", "2025-12-21", "--known-at", "2025-12-21"))
+    fits(users)
+    [bolt] = [line for line in users.splitlines() if line.startswith("bolt")]
+    assert "military" in bolt and "MEU list" in bolt
+    assert "jl-mag" not in users  # an exporter, not an end user
+    everyone = body(run("end-users", "--all-roles", "-o", "json"))
+    assert {p["party_id"] for p in everyone["parties"]} == {"acme", "bolt", "jl-mag"}
+
+
+def test_findings(run: Callable[..., Result]) -> None:
+    when = ["--as-of", "2025-12-31", "--known-at", "2025-12-31"]
+    table = ok(run("findings", *when))
+    fits(table)
+    data = body(run("findings", *when, "-o", "json"))
+    kinds = sorted({f["kind"] for f in data["findings"]})
+    assert kinds == [
+        "commitment-overdue",
+        "late-implementation",
+        "late-usage",
+        "licensed-end-user-listed",
+        "unilateral-claim",
+    ]
+    late = body(run("findings", *when, "--kind", "late-usage", "-o", "json"))["findings"]
+    assert len(late) == 1 and len(late[0]["events"]) == 2
+    rows = list(csv.DictReader(io.StringIO(ok(run("findings", *when, "-o", "csv")))))
+    assert len(rows) == len(data["findings"])
+    assert (
+        ok(run("findings", "--as-of", "2025-10-31", "--known-at", "2025-10-31")).count(
+            "No findings"
+        )
+        == 0
+    )  # "No findings." goes to stderr
+
+
+def test_check_is_read_only_and_explains(run: Callable[..., Result], env: dict[str, str]) -> None:
+    args = [
+        "check",
+        "--exporter",
+        "jl-mag",
+        "--end-user",
+        "acme",
+        "--item",
+        "1C902.a",
+        "--quantity",
+        "100",
+        "--destination",
+        "US",
+        "--end-use",
+        "EV motors",
+    ]
+    text = ok(run(*args, "--as-of", "2025-12-04", "--known-at", "2025-12-04"))
+    assert "APPROVED" in text and "covered by licence GL-1" in text
+    assert "M2/lr  licence-required" in text
+    assert "End user acme: vetting approved by MOFCOM" in text
+    data = body(run(*args, "--as-of", "2025-12-09", "-o", "json"))
+    assert data["decision"]["outcome"] == "rejected"
+    assert data["decision"]["fired_clauses"][0]["clause_id"] == "lr"
+    app = Ledger(settings_of(env))
+    try:
+        assert not [e for e in app.log() if e.event.type.startswith("Application")]
+    finally:
+        app.close()
+    assert run(*args[:-2], "--as-of", "2025-12-04").exit_code == 2  # --end-use missing
+    bad_quantity = run(*[a if a != "100" else "-3" for a in args])
+    assert bad_quantity.exit_code == 2 and "--quantity" in bad_quantity.output
+    bad_dest = run(*[a if a != "US" else "usa" for a in args])
+    assert bad_dest.exit_code == 2 and "not a country code" in bad_dest.output
+
+
+def settings_of(env: dict[str, str]) -> Any:
+    from ledger.config import Settings
+
+    return Settings.from_env(env)
+
+
+def test_apply_records_application_and_decision(
+    run: Callable[..., Result], env: dict[str, str]
+) -> None:
+    args = [
+        "apply",
+        "--id",
+        "APP-1",
+        "--exporter",
+        "jl-mag",
+        "--end-user",
+        "acme",
+        "--item",
+        "1C902.a",
+        "--quantity",
+        "100",
+        "--destination",
+        "US",
+        "--end-use",
+        "EV motors",
+        "--as-of",
+        "2025-12-09",
+    ]
+    data = body(run(*args, "-o", "json"))
+    assert data["application_id"] == "APP-1"
+    assert data["decision"]["outcome"] == "rejected"  # GL-1 was withdrawn on 12-08
+    assert data["append"]["appended"] == 2
+    app = Ledger(settings_of(env))
+    try:
+        submitted, decided = [e.event for e in app.log(entity_kind="application")]
+        assert submitted.type == "ApplicationSubmitted" and decided.type == "ApplicationDecided"
+        assert submitted.recorded_at == decided.recorded_at  # one batch
+        assert decided.outcome == "rejected"
+        assert [(c.measure_id, c.clause_id) for c in decided.fired_clauses] == [("M2", "lr")]
+        assert decided.end_user_status.startswith("vetting approved")
+        assert any("none covers it" in r for r in decided.reasons)
+        assert submitted.effective_at.isoformat() == "2025-12-09T00:00:00+00:00"
+    finally:
+        app.close()
+    again = run(*args)
+    assert again.exit_code == 1
+    assert "duplicate-entity" in again.output and "Nothing was appended." in again.output
+    approved = ok(run(*[a if a != "APP-1" else "APP-2" for a in args][:-1], "2025-12-04"))
+    assert "Recorded application APP-2" in approved and "APPROVED" in approved
+
+
+def test_help_has_examples(run: Callable[..., Result]) -> None:
+    for command in (
+        "licences",
+        "commitments",
+        "asymmetry",
+        "measures",
+        "end-users",
+        "findings",
+        "check",
+        "apply",
+        "project",
+    ):
+        text = ok(run(command, "--help"))
+        assert "Examples:" in text, command
+
+
+def test_console_script_end_to_end(env: dict[str, str]) -> None:
+    merged = {**os.environ, **env}
+    out = subprocess.run(
+        [LEDGER, "licences", "--as-of", "2025-12-11", "--known-at", "2025-12-16", "-o", "json"],
+        env=merged,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    [lic] = json.loads(out.stdout)["licences"]
+    assert lic["items"][0]["used"] == "250"
