@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "watch": "cli.stream:watch",
     "status": "cli.stream:status",
     "serve": "cli.stream:serve",
+    "demo": "cli.demo:demo",
 }
 
 

@@ -1,0 +1,289 @@
+"""``ledger demo``: the whole product on the real 2025 scenario, in one command.
+
+On the embedded defaults (SQLite in a fresh ledger home, an embedded nats-server on a free
+port): import the scenario with ``--backfill``, relay it to JetStream, show a subscriber
+receiving every event, then ask what an auditor asks — each question shown as the command
+that answers it, and answered by that very command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.common import echo_json, handle_errors, output_option
+
+
+def _questions(military: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(question, ledger command answering it) — what the narrative asks, in order."""
+    check = [
+        "check",
+        "--as-of",
+        "2025-12-01",
+        "--known-at",
+        "2025-12-01",
+        "--exporter",
+        military["exporter"],
+        "--end-user",
+        military["end_user"],
+        "--item",
+        military["item"],
+        "--quantity",
+        military["quantity"],
+        "--unit",
+        military.get("unit", "kg"),
+        "--destination",
+        military["destination"],
+        "--end-use",
+        military["end_use"],
+    ]
+    return [
+        (
+            "Commitments and asymmetry under the Busan arrangement on 2025-11-14, "
+            "as the record stood that day",
+            ["asymmetry", "--as-of", "2025-11-14", "--known-at", "2025-11-14"],
+        ),
+        (
+            "The same on 2025-12-05, after the first general licences",
+            ["asymmetry", "--as-of", "2025-12-05", "--known-at", "2025-12-05"],
+        ),
+        (
+            "Chinese export controls in force on 2025-11-14",
+            [
+                "measures",
+                "--as-of",
+                "2025-11-14",
+                "--known-at",
+                "2025-11-14",
+                "--status",
+                "in-force",
+            ],
+        ),
+        (
+            "...and the ones suspended that day, until when",
+            [
+                "measures",
+                "--as-of",
+                "2025-11-14",
+                "--known-at",
+                "2025-11-14",
+                "--status",
+                "suspended",
+            ],
+        ),
+        (
+            "Would the military end user's Dy-magnet application of 2025-12-01 be allowed?",
+            check,
+        ),
+        (
+            "Licences on 2025-12-05",
+            ["licences", "--as-of", "2025-12-05", "--known-at", "2025-12-05"],
+        ),
+        (
+            "What an auditor must look at on 2025-12-05",
+            ["findings", "--as-of", "2025-12-05", "--known-at", "2025-12-05"],
+        ),
+    ]
+
+
+def _run_command(globals_: list[str], args: list[str], *, capture: bool) -> tuple[int, str]:
+    """Run one ledger command in process against the demo's ledger."""
+    from cli.main import cli
+
+    buffer = io.StringIO()
+    code = 0
+    redirect = contextlib.redirect_stdout(buffer) if capture else contextlib.nullcontext()
+    with redirect:
+        try:
+            cli.main(args=[*globals_, *args], prog_name="ledger", standalone_mode=False)
+        except SystemExit as exc:  # handle_errors exits with the command's code
+            code = int(exc.code or 0)
+    return code, buffer.getvalue()
+
+
+def _military_application(app: Any) -> dict[str, Any]:
+    from ledger.scenario import MILITARY_APPLICATION_DEC1
+
+    entity = app.entity("application", MILITARY_APPLICATION_DEC1)
+    submitted = next(e for e in entity.events if e.type == "ApplicationSubmitted")
+    return {
+        "exporter": submitted.exporter,
+        "end_user": submitted.end_user,
+        "item": submitted.item,
+        "quantity": str(submitted.quantity),
+        "unit": submitted.unit,
+        "destination": submitted.destination,
+        "end_use": submitted.end_use,
+    }
+
+
+async def _receive_all(url: str, settings: Any, expected: int, timeout: float) -> list[Any]:
+    """Subscribe from the beginning (a durable consumer) and collect every event."""
+    from ledger.subscriber import subscribe
+
+    received: list[Any] = []
+    deadline = time.monotonic() + timeout
+    async with subscribe(url, settings=settings, durable="demo-auditor", start="beginning") as sub:
+        async for delivery in sub.deliveries():
+            received.append(delivery)
+            if len(received) >= expected or time.monotonic() > deadline:
+                break
+    return received
+
+
+@click.command()
+@click.option(
+    "--home",
+    "demo_home",
+    type=click.Path(file_okay=False),
+    help="Keep the demo's ledger here (default: a temporary directory, removed afterwards).",
+)
+@output_option("text", "json", default="text")
+@handle_errors
+def demo(demo_home: str | None, output: str) -> None:
+    """Run the real 2025 scenario end to end on the embedded defaults.
+
+    Imports the US-China critical-minerals facts of 2023-2025 (measures, the Geneva and
+    Busan arrangements and both sides' commitments, the November 2025 suspensions, the
+    first general licences) into a fresh SQLite ledger with their historical recorded
+    times, relays them to an embedded NATS JetStream server, shows a subscriber
+    receiving every event, and answers an auditor's questions as of past dates.  Ignores
+    LEDGER_DATABASE_URL and LEDGER_NATS_URL.
+
+    \b
+    Examples:
+      ledger demo
+      ledger demo --home ./demo-ledger     # keep the ledger to explore it afterwards
+      ledger demo --output json
+    """
+    from ledger.app import Ledger
+    from ledger.config import Settings
+    from ledger.intake import iter_lines
+    from ledger.nats_server import EmbeddedNats
+    from ledger.relay import Relay
+    from ledger.scenario import scenario_path
+    from ledger.times import iso_seconds, now
+
+    as_json = output == "json"
+    say = (lambda *a, **k: None) if as_json else click.echo
+    started = time.perf_counter()
+    keep = demo_home is not None
+    home = Path(demo_home) if demo_home else Path(tempfile.mkdtemp(prefix="ledger-demo-"))
+    home.mkdir(parents=True, exist_ok=True)
+    database_url = f"sqlite:///{(home / 'ledger.db').resolve()}"
+    settings = Settings.from_env(
+        {"LEDGER_HOME": str(home), "LEDGER_DATABASE_URL": database_url, "LEDGER_ACTOR": "demo"}
+    )
+    report: dict[str, Any] = {"home": str(home), "store": database_url}
+    server = EmbeddedNats(home / "nats")
+    app = Ledger(settings)
+    try:
+        url = server.start()
+        report["nats_url"] = url
+        say(click.style("Ledger demo: the 2025 US-China critical-minerals record", bold=True))
+        say(f"  ledger home   {home}{'' if keep else '  (temporary)'}")
+        say(f"  store         {database_url}")
+        say(f"  NATS          {url}  (embedded nats-server, JetStream)")
+
+        # 1. Import the scenario with its historical recorded times.
+        with scenario_path().open("rb") as f:
+            current = now()
+            batch: dict[Any, tuple[str, str]] = {}
+            submissions = [
+                app.parse_line(line, n, current, True, batch) for n, line in iter_lines(f)
+            ]
+        result = app.append(submissions, backfill=True)
+        recorded = [s.event.recorded_at for s in submissions]
+        report["imported"] = {
+            "events": len(result.appended),
+            "duplicates": len(result.duplicates),
+            "head": app.head(),
+        }
+        say(
+            f"\nImported {len(result.appended)} events (ledger import --backfill), recorded "
+            f"{iso_seconds(min(recorded))[:10]} .. {iso_seconds(max(recorded))[:10]}: "
+            f"positions 1-{app.head()}."
+        )
+
+        # 2. Relay to JetStream, and 3. a subscriber receives every event.
+        stats = Relay(app, url).run_once()
+        say(
+            f"Relayed {stats.published} events to stream {settings.stream} "
+            f"(subjects {settings.subject_prefix}.>), exactly once, in order."
+        )
+        received = asyncio.run(_receive_all(url, settings, app.head(), timeout=30.0))
+        positions = [d.position for d in received]
+        in_order = positions == sorted(positions) == list(range(1, app.head() + 1))
+        kinds = Counter(d.event.entity_kind for d in received)
+        report["relayed"] = stats.published
+        report["subscriber"] = {
+            "received": len(received),
+            "in_order": in_order,
+            "by_kind": dict(kinds),
+        }
+        say(
+            f"A durable subscriber received {len(received)}/{app.head()} typed events"
+            f"{' in order' if in_order else ''}: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+            + "."
+        )
+        if received:
+            last = received[-1]
+            say(f"  last: {last.subject}  ({last.event_type}, position {last.position})")
+
+        # 4. The auditor's questions, each answered by the command that answers it.
+        questions = _questions(_military_application(app))
+        globals_ = ["--home", str(home), "--database-url", database_url]
+        answers = []
+        for number, (question, args) in enumerate(questions, start=1):
+            say("\n" + click.style(f"{number}. {question}", bold=True))
+            say(click.style("$ ledger " + " ".join(_quote(a) for a in args), fg="cyan"))
+            if as_json:
+                code, text = _run_command(globals_, [*args, "--output", "json"], capture=True)
+                answers.append(
+                    {
+                        "question": question,
+                        "command": ["ledger", *args],
+                        "exit_code": code,
+                        "answer": json.loads(text or "null"),
+                    }
+                )
+            else:
+                sys.stdout.flush()
+                code, _ = _run_command(globals_, args, capture=False)
+            if code != 0:
+                raise click.ClickException(f"`ledger {' '.join(args)}` failed ({code})")
+        report["questions"] = answers
+    finally:
+        app.close()
+        server.stop()
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    if as_json:
+        echo_json(report)
+    else:
+        click.echo(
+            f"\nDone in {report['seconds']} s."
+            + (
+                ""
+                if keep
+                else " The temporary ledger was removed; keep one with "
+                "--home DIR and explore it with the commands above."
+            )
+        )
+
+
+def _quote(arg: str) -> str:
+    return json.dumps(arg) if (" " in arg or not arg) else arg

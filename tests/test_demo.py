@@ -1,0 +1,161 @@
+"""`ledger demo` end to end, as the README runs it: its answers match the hand-checked
+expectations of docs/scenario.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.scenario import load
+
+LEDGER = str(Path(sys.executable).parent / "ledger")
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """No ledger configuration at all (the demo must not need or touch any)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["HOME"] = str(tmp_path / "home")  # a default ledger home would land here
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    return env
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(
+        [LEDGER, "demo", "--output", "json"],
+        env=clean_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp / "home").exists() and not (tmp / "xdg").exists()
+    body: dict[str, Any] = json.loads(proc.stdout)
+    assert not Path(body["home"]).exists(), "the temporary ledger is removed"
+    return body
+
+
+def answer(report: dict[str, Any], number: int) -> Any:
+    question = report["questions"][number - 1]
+    assert question["exit_code"] == 0
+    return question["answer"]
+
+
+def test_whole_pipeline(report: dict[str, Any]) -> None:
+    events = len(load())
+    assert report["imported"] == {"events": events, "duplicates": 0, "head": events}
+    assert report["relayed"] == events
+    assert report["subscriber"]["received"] == events
+    assert report["subscriber"]["in_order"] is True
+    assert report["nats_url"].startswith("nats://127.0.0.1:")
+    assert not report["nats_url"].endswith(":4222")
+    assert report["seconds"] < 60
+
+
+def party_row(asym: dict[str, Any], agreement: str, party: str) -> dict[str, Any]:
+    return next(
+        p for p in asym["parties"] if p["agreement_id"] == agreement and p["party"] == party
+    )
+
+
+def pair(asym: dict[str, Any], commitment: str) -> dict[str, Any]:
+    return next(p for p in asym["pairs"] if commitment in p["commitments"])
+
+
+def test_asymmetry_on_2025_11_14_as_known_then(report: dict[str, Any]) -> None:
+    asym = answer(report, 1)
+    cn = party_row(asym, "busan-2025", "CN")
+    us = party_row(asym, "busan-2025", "US")
+    assert cn["counts"]["pledged"] == 5 and cn["counts"]["implemented"] == 4
+    assert cn["pending"] == ["busan-cn-general-licences"]
+    assert cn["unilateral_claims"] == ["busan-cn-general-licences"]
+    assert cn["overdue"] == []  # due by 2025-12-01: not yet
+    assert us["counts"] == {**us["counts"], "pledged": 4, "implemented": 4, "pending": 0}
+    gl = pair(asym, "busan-cn-general-licences")
+    assert gl["implemented_first"] == "US"
+    assert gl["one_sided_since"] == "2025-11-10T00:00:00-05:00"
+    assert gl["other_pending"] is True and gl["one_sided_days"] == 4
+    october = pair(asym, "busan-cn-october-measures-suspension")
+    assert october["implemented_first"] == "CN" and october["one_sided_days"] == 3
+
+
+def test_asymmetry_on_2025_12_05(report: dict[str, Any]) -> None:
+    asym = answer(report, 2)
+    gl = pair(asym, "busan-cn-general-licences")
+    assert gl["statuses"][gl["commitments"].index("busan-cn-general-licences")] == (
+        "partially-implemented"
+    )
+    assert gl["one_sided_days"] == 21 and gl["other_pending"] is False
+
+
+def clauses(measures: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(c["measure_id"], c["clause_id"]): c for c in measures["clauses"]}
+
+
+def test_measures_on_2025_11_14(report: dict[str, Any]) -> None:
+    in_force = clauses(answer(report, 3))
+    suspended = clauses(answer(report, 4))
+    assert ("cn-ann-2024-46", "cl.1") in in_force  # the military ban stays
+    assert ("cn-ann-2025-18", "cl.1") in in_force  # medium/heavy rare earths: licence
+    assert ("cn-ann-2024-46", "cl.2") not in in_force
+    assert suspended[("cn-ann-2024-46", "cl.2")]["suspended_until"] == "2026-11-28T00:00:00+08:00"
+    ann61 = [c for (m, _), c in suspended.items() if m == "cn-ann-2025-61"]
+    assert len(ann61) == 5 and all(
+        c["suspended_until"] == "2026-11-11T00:00:00+08:00" for c in ann61
+    )
+    assert ("us-bis-affiliates-rule", "cl.1") in suspended
+
+
+def test_military_application_is_rejected_by_ann46_cl1(report: dict[str, Any]) -> None:
+    decision = answer(report, 5)["decision"]
+    assert decision["outcome"] == "rejected"
+    fired = {(c["measure_id"], c["clause_id"]): c["effect"] for c in decision["fired_clauses"]}
+    assert fired[("cn-ann-2024-46", "cl.1")] == "prohibited"
+    assert not any(m == "cn-ann-2025-61" for m, _ in fired)  # suspended before taking effect
+    assert decision["reasons"][0].startswith("prohibited: cn-ann-2024-46/cl.1")
+
+
+def test_licences_on_2025_12_05(report: dict[str, Any]) -> None:
+    licences = {row["licence_id"]: row for row in answer(report, 6)["licences"]}
+    assert set(licences) == {
+        "cn-gl-2025-jl-mag-001",
+        "cn-gl-2025-ningbo-yunsheng-001",
+        "cn-gl-2025-zhong-ke-san-huan-001",
+    }
+    assert {row["status"] for row in licences.values()} == {"active"}
+    jl = {i["item"]: i for i in licences["cn-gl-2025-jl-mag-001"]["items"]}
+    assert jl["1C905.a"]["remaining"] == "19000"
+
+
+def test_findings_report_the_missed_deadline(report: dict[str, Any]) -> None:
+    findings = answer(report, 7)["findings"]
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for f in findings:
+        by_kind.setdefault(f["kind"], []).append(f)
+    late = by_kind["late-implementation"]
+    assert [f["subject"] for f in late] == ["commitment:busan-cn-general-licences"]
+    assert late[0]["details"]["days_late"] == 1
+    assert [f["subject"] for f in by_kind["unilateral-claim"]] == [
+        "commitment:busan-cn-general-licences"
+    ]
+    # Pledges implemented on time are not overdue, even once their implementation ended.
+    assert "commitment-overdue" not in by_kind, by_kind.get("commitment-overdue")
+
+
+def test_text_narrative(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [LEDGER, "demo"], env=clean_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "A durable subscriber received" in out
+    assert "$ ledger asymmetry --as-of 2025-11-14 --known-at 2025-11-14" in out
+    assert "REJECTED" in out and "prohibited: cn-ann-2024-46/cl.1" in out
+    assert "missing the deadline 2025-12-01 by 1 day" in out or "late-implementation" in out
