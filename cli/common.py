@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -163,27 +164,67 @@ def render_table(
     *,
     headers: dict[str, str] | None = None,
     width: int = 100,
+    max_lines: int = 3,
 ) -> str:
-    """A plain-text table that fits ``width`` columns (widest columns are truncated)."""
+    """A plain-text table that fits ``width`` columns.
+
+    Nothing a reader needs to copy is cut: the first column (the row's id), dates and
+    short codes keep their width; other columns wrap onto up to ``max_lines`` lines
+    (widest first), and only text longer than that is cut with an ellipsis.
+    """
     headers = headers or {}
     titles = [headers.get(c, c.replace("_", " ")) for c in columns]
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(t)] + [len(r[i]) for r in cells]) for i, t in enumerate(titles)]
     budget = width - 2 * (len(columns) - 1)
-    # Shrink the last column (usually free text) first, then the widest others.
-    last = len(widths) - 1
-    while sum(widths) > budget and widths[last] > 24:
-        widths[last] -= 1
-    while sum(widths) > budget:
-        widest = max(range(len(widths)), key=lambda i: widths[i])
-        if widths[widest] <= 8:
-            break
-        widths[widest] -= 1
+    # Who gives way, in order: the last column (free text in every view), the other
+    # columns, then dates and short codes, and the first column (the row's id) last.
+    rigid = {0} | {i for i in range(len(columns)) if all(_RIGID.match(r[i]) for r in cells if r[i])}
+    last = len(columns) - 1
+    loose = [i for i in range(1, len(columns)) if i not in rigid]
+    stages = [
+        ([last] if last in loose else [], 24),
+        (loose, 12),
+        ([i for i in rigid if i != 0], 10),
+        ([0], 10),
+    ]
+    for allowed, floor in stages:
+        while sum(widths) > budget and allowed:
+            widest = max(allowed, key=lambda i: widths[i])
+            if widths[widest] <= floor:
+                break
+            widths[widest] -= 1
     lines = ["  ".join(_fit(t, w) for t, w in zip(titles, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for r in cells:
-        lines.append("  ".join(_fit(c, w) for c, w in zip(r, widths, strict=True)).rstrip())
+        # The first column (the row's id) is never cut, only wrapped.
+        wrapped = [
+            _wrap(c, w, max_lines if i else len(c))
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        for k in range(max(len(parts) for parts in wrapped)):
+            lines.append(
+                "  ".join(
+                    (parts[k] if k < len(parts) else "").ljust(w)
+                    for parts, w in zip(wrapped, widths, strict=True)
+                ).rstrip()
+            )
     return "\n".join(lines)
+
+
+def _wrap(text: str, width: int, max_lines: int) -> list[str]:
+    if len(text) <= width:
+        return [text]
+    import textwrap
+
+    parts = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+    if len(parts) > max_lines:
+        parts = parts[:max_lines]
+        parts[-1] = _fit(parts[-1] + " …", width).rstrip()
+    return parts
+
+
+_RIGID = re.compile(r"^(\d{4}-\d\d-\d\d[T0-9:.+\-Z]*|[\w.:%/-]{1,12})$")
 
 
 def _cell(value: Any) -> str:

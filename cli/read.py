@@ -93,7 +93,7 @@ def log(
     from ledger.errors import InputError
     from ledger.events import EVENT_TYPES_BY_NAME
     from ledger.store.codec import encode_event
-    from ledger.times import iso_seconds, short
+    from ledger.times import short
 
     for t in types:
         if t not in EVENT_TYPES_BY_NAME:
@@ -130,7 +130,7 @@ def log(
                     {
                         "pos": entry.position,
                         "effective": short(e.effective_at),
-                        "recorded": iso_seconds(e.recorded_at),
+                        "recorded": short(e.recorded_at),
                         "type": ("✗ " if entry.retracted else "") + e.type,
                         "entity": e.entity,
                         "what": describe(e),

@@ -125,14 +125,13 @@ def iso_seconds(value: dt.datetime | None) -> str:
 
 
 def short(value: dt.datetime | None) -> str:
-    """Compact display: the date alone at midnight UTC, else the time to the second."""
+    """Compact display that keeps the instant exact: the date alone at local midnight
+    (with its offset unless UTC), else the time to the minute or second."""
     if value is None:
         return ""
-    if value.utcoffset() == dt.timedelta(0) and (
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    ) == (0, 0, 0, 0):
-        return value.date().isoformat()
-    return iso_seconds(value)
+    offset = value.utcoffset() or dt.timedelta(0)
+    zone = "Z" if offset == dt.timedelta(0) else value.isoformat()[-6:]
+    if (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0):
+        return value.date().isoformat() + ("" if zone == "Z" else zone)
+    spec = "minutes" if value.second == 0 and value.microsecond == 0 else "seconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + zone
