@@ -270,7 +270,7 @@ def history(total: int = 1_000_000, seed: int = 7, batch_events: int = 1) -> Ite
     # --- licences and shipments -----------------------------------------------------------
     shipments_total = total - len([1 for d in days for _ in d]) - 2 * applications - licences
     # Some shipments fall outside a validity or a suspension and are not made: aim higher.
-    per_licence = max(1.0, 1.1 * shipments_total / licences)
+    per_licence = max(1.0, 1.16 * shipments_total / licences)
     shipment_no = 0
     usage_ids: list[tuple[float, str, str]] = []
     for n in range(licences):

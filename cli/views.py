@@ -66,6 +66,16 @@ def _day(value: dt.datetime | None) -> str:
     return "" if value is None else value.date().isoformat()
 
 
+def _last_day(end: dt.datetime | None) -> str:
+    """A table cell for an exclusive end: the last day it covers (an end at midnight
+    covers the day before); JSON keeps the exact instant."""
+    if end is None:
+        return ""
+    if (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0):
+        return (end - dt.timedelta(days=1)).date().isoformat()
+    return end.date().isoformat()
+
+
 def _meta(v: Views, as_of: dt.datetime | None, known_at: dt.datetime | None) -> dict[str, Any]:
     from ledger.times import now
 
@@ -185,11 +195,11 @@ def licences(
         {
             **row,
             "valid_from": _day(row["valid_from"]),
-            "valid_until": _day(row["valid_until"]),
+            "valid_until": _last_day(row["valid_until"]),
             "remaining": _remaining(row),
             "status": row["status"]
             + (
-                f" to {_day(row['suspended_until'])}"
+                f" through {_last_day(row['suspended_until'])}"
                 if row["status"] == "suspended" and row["suspended_until"]
                 else ""
             ),
@@ -214,7 +224,7 @@ def licences(
             "licence_type": "type",
             "end_users": "end users",
             "valid_from": "from",
-            "valid_until": "until",
+            "valid_until": "through",
             "remaining": "remaining",
         },
         json_body={**meta, "licences": rows},
@@ -261,7 +271,7 @@ def commitments(
         {
             **row,
             "parties": f"{row['obligor']}→{row['beneficiary']}",
-            "due_by": _day(row["due_by"]),
+            "due_by": _last_day(row["due_by"]),
             "first_implemented_at": _day(row["first_implemented_at"]),
             "flags": ", ".join(name for name in ("overdue", "unilateral") if row[name]),
         }
@@ -455,7 +465,8 @@ def measures(
     for row in rows:
         when = ""
         if row["status"] == "suspended":
-            when = "until " + (_day(_parse(row["suspended_until"])) or "further notice")
+            end = _parse(row["suspended_until"])
+            when = f"through {_last_day(end)}" if end else "until further notice"
         elif row["status"] == "not-yet-effective":
             when = "from " + _day(row["effective_at"])
         elif row["status"] == "revoked":
@@ -535,7 +546,7 @@ def end_users(
     table = [
         {
             **row,
-            "vetting_until": _day(row["vetting_until"]),
+            "vetting_until": _last_day(row["vetting_until"]),
             "class": row["end_user_class"],
             "lists": ", ".join(x["list_name"] for x in row["listings"]),
         }
@@ -545,7 +556,7 @@ def end_users(
         output,
         rows,
         ["party_id", "name", "country", "vetting", "vetting_until", "class", "lists"],
-        headers={"party_id": "party", "vetting_until": "until"},
+        headers={"party_id": "party", "vetting_until": "through"},
         json_body={**meta, "parties": rows},
         table_rows=table,
         csv_rows=table,

@@ -150,6 +150,10 @@ def _licence_gap(lic: rec.LicenceRecord, status: str, request: Request) -> str |
     return None
 
 
+def _unit(lic: rec.LicenceRecord, item: str) -> str:
+    return next((i.unit for i in lic.items if item_matches(i.item, item)), "")
+
+
 def _remaining(lic: rec.LicenceRecord, item: str) -> Decimal:
     return max(i.remaining for i in lic.items if item_matches(i.item, item))
 
@@ -231,7 +235,7 @@ def decide(
             if decision.outcome == "approved":
                 decision.reasons.append(
                     f"licence required by {names}; covered by licence {decision.licence_id} "
-                    f"({decision.remaining_before} remaining)"
+                    f"({decision.remaining_before} {_unit(r.record, request.item)} remaining)"
                 )
         else:
             decision.outcome = "rejected"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,8 +74,13 @@ class CachedEntity:
     known: bool = False
     """Listed in ``views_entities`` already."""
     ref: str | None = None
+    vf0: int = rec.INFINITY
+    """The earliest valid time of any row this entity had (as far as this cache knows)."""
+    vf0_stored: int = rec.INFINITY
     timeline_key: Any = None
     timeline: bytes = b""
+    timeline_values: rec.Timeline | None = None
+    """The timeline of ``folded``'s state, when known to be current."""
 
 
 def _us(t: dt.datetime) -> int:
@@ -109,7 +115,9 @@ class Projector(Projection[Any]):
         self._pending_data: dict[int, tuple[bytes, bytes]] = {}
         self._touched: dict[str, CachedEntity] = {}
         self.position = 0
-        self._pending_position = 0
+        self._pending_position = self._submitted_position = 0
+        self._writer: threading.Thread | None = None
+        self._write_error: BaseException | None = None
         self._reload()
 
     # --- state ----------------------------------------------------------------------------
@@ -122,7 +130,7 @@ class Projector(Projection[Any]):
         self._touched.clear()
         self._new_rows: list[tuple[CachedEntity, Row]] = []
         self.position = self.store.position()
-        self._pending_position = self.position
+        self._pending_position = self._submitted_position = self.position
         counters = self.store.counters()
         self._next_data = counters.data
         self._next_current = counters.current
@@ -140,6 +148,8 @@ class Projector(Projection[Any]):
         self._next_current += 1
         row = Row(self._next_current, vf, vt, rf, data_id, static, False)
         self._new_rows.append((entity, row))
+        if vf < entity.vf0:
+            entity.vf0 = vf
         return row
 
     def _entity(self, key: str, kind: str) -> CachedEntity:
@@ -164,6 +174,8 @@ class Projector(Projection[Any]):
                 Row(r.id, r.vf, r.vt, r.rf, r.data_id, r.static, True)
                 for r in rows.get(entity.key, [])
             ]
+            # The stored vf0 may be earlier still (history rows): upserts keep the minimum.
+            entity.vf0 = entity.vf0_stored = min((r.vf for r in entity.rows), default=rec.INFINITY)
 
     def prefetch(self, keys: Iterable[str]) -> None:
         """Load many uncached, stored entities at once (fewer round trips)."""
@@ -228,11 +240,22 @@ class Projector(Projection[Any]):
             or (rows and (rows[-1].vf > start or rows[-1].vt != rec.INFINITY))
         ):
             # Out of order, or the last row does not cover [start, infinity) (rows of one
-            # record can be split where knowledge of them differs): recompute.
-            self._recompute(entity, recorded)
+            # record can be split where knowledge of them differs): recompute from the
+            # earliest effective time the event changes.
+            since = start
+            if type(e) is ev.EventRetracted:
+                target = next(
+                    (x for x in entity.events if x.event_id == e.retracted_event_id), None
+                )
+                since = _us(target.effective_at) if target is not None else -rec.INFINITY
+            self._recompute(entity, recorded, since)
             return
         folded = entity.folded
-        folded.step(e)
+        timeline = entity.timeline_values
+        if timeline is not None and type(e) is ev.LicenceUsageRecorded:
+            folded.step(e, rec.resolve(timeline, start))
+        else:
+            folded.step(e)
         entity.max_effective = start
         record = rec.next_record(entity.record, folded, e)
         if record is None:
@@ -245,8 +268,10 @@ class Projector(Projection[Any]):
         assert state is not None
         timeline_key = rec.timeline_key(state)
         if timeline_key is None or timeline_key != entity.timeline_key:
-            entity.timeline = rec.encode(rec.timeline(state))
+            values = rec.timeline(state)
+            entity.timeline = rec.encode(values)
             entity.timeline_key = timeline_key
+            entity.timeline_values = values
         self._next_data += 1
         data_id = self._next_data
         self._pending_data[data_id] = (static, entity.timeline)
@@ -266,15 +291,26 @@ class Projector(Projection[Any]):
         entity.folded = rec.fold_visible(seen)
         entity.max_effective = _us(seen[-1].effective_at) if seen else -rec.INFINITY
         entity.record = rec.static_record(entity.folded)
+        entity.timeline_key = None
+        entity.timeline_values = None
 
-    def _recompute(self, entity: CachedEntity, recorded: int) -> None:
-        """Recompute an entity's segments and replace the rows whose record changed."""
-        segments = rec.segments(entity.events)
-        self._refold(entity)
+    def _recompute(self, entity: CachedEntity, recorded: int, since: int) -> None:
+        """Recompute an entity's records from ``since`` on and replace the rows whose
+        record changed (rows before ``since`` cannot have changed)."""
+        seen = st.visible(entity.events)
+        segments, entity.folded = rec.fold_segments(seen, since)
+        entity.max_effective = _us(seen[-1].effective_at) if seen else -rec.INFINITY
+        entity.record = rec.static_record(entity.folded)
+        entity.timeline_key = None
+        entity.timeline_values = None
         kept: list[Row] = []
         for row in entity.rows:
-            s = _covering(segments, row.vf)
-            end = min(s.vt, row.vt) if s is not None and s.static == row.static else row.vf
+            if row.vt <= since:
+                kept.append(row)
+                continue
+            point = max(row.vf, since)
+            s = _covering(segments, point)
+            end = min(s.vt, row.vt) if s is not None and s.static == row.static else point
             if end >= row.vt:
                 kept.append(row)
             elif end > row.vf:
@@ -336,11 +372,23 @@ class Projector(Projection[Any]):
 
     @property
     def pending_events(self) -> int:
-        return self._pending_position - self.position
+        """Events applied in memory and not yet handed to the store."""
+        return self._pending_position - self._submitted_position
 
-    def flush(self) -> None:
-        """Write the pending changes and the new position in one transaction."""
-        if self._pending_position == self.position:
+    @property
+    def applied_position(self) -> int:
+        """The position up to which events are applied in memory."""
+        return self._pending_position
+
+    def flush(self, *, background: bool = False) -> None:
+        """Write the pending changes and the new position in one transaction.
+
+        ``background=True`` hands the transaction to a writer thread and returns at once
+        (the next batch is applied while the database writes this one); the next flush,
+        or ``wait()``, waits for it and raises its error, if any, after reloading.
+        """
+        self.wait()
+        if self._pending_position == self._submitted_position:
             return
         changes = self._pending
         changes.current_insert = [
@@ -350,8 +398,8 @@ class Projector(Projection[Any]):
         ]
         for entity in self._touched.values():
             ref = _ref(entity.folded)
-            if not entity.known or ref != entity.ref:
-                changes.entities.append((entity.key, entity.kind, ref))
+            if not entity.known or ref != entity.ref or entity.vf0 < entity.vf0_stored:
+                changes.entities.append((entity.key, entity.kind, ref, entity.vf0))
         used = {row[5] for row in changes.current_insert}
         used.update(row[8] for row in changes.history_insert)
         changes.data = [
@@ -359,27 +407,49 @@ class Projector(Projection[Any]):
             for data_id, (static, timeline) in self._pending_data.items()
             if data_id in used
         ]
-        try:
-            self.store.write(changes, self.position, self._pending_position)
-        except ViewsMoved as moved:
-            log.info("%s; reloading", moved)
-            self._reload()
-            raise
-        except BaseException:
-            # The transaction rolled back: forget the in-memory effects of this batch.
-            self._reload()
-            raise
+        # From here on the rows count as written: later changes to them are updates.  If
+        # the write fails, everything in memory is reloaded from what is stored.
         for _, row in self._new_rows:
             row.persisted = True
         for entity in self._touched.values():
             entity.known = True
             entity.ref = _ref(entity.folded)
+            entity.vf0_stored = entity.vf0
             self._known.add(entity.key)
-        self.position = self._pending_position
+        expected, position = self._submitted_position, self._pending_position
+        self._submitted_position = position
         self._pending = Changes()
         self._pending_data.clear()
         self._touched.clear()
         self._new_rows = []
+        if background:
+            self._writer = threading.Thread(
+                target=self._write, args=(changes, expected, position), name="views-writer"
+            )
+            self._writer.start()
+        else:
+            self._write(changes, expected, position)
+            self.wait()
+
+    def _write(self, changes: Changes, expected: int, position: int) -> None:
+        try:
+            self.store.write(changes, expected, position)
+        except BaseException as exc:
+            self._write_error = exc
+            return
+        self.position = position
+
+    def wait(self) -> None:
+        """Wait for a background write; after a failed one, reload and raise its error."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        error, self._write_error = self._write_error, None
+        if error is not None:
+            if isinstance(error, ViewsMoved):
+                log.info("%s; reloading", error)
+            self._reload()  # the transaction rolled back: forget what was applied since
+            raise error
 
 
 def _covering(segments: Sequence[rec.Segment], t: int) -> rec.Segment | None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from eventsourcing.persistence import PersistenceError
 
 from ledger import events as ev
@@ -36,8 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledger.views")
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(msgspec.Struct, frozen=True, gc=False):
     """One entity as of T, as known at K: its record and the time-driven value at T."""
 
     entity_id: str
@@ -159,13 +159,11 @@ class Views:
         keys = None if ids is None else [f"{kind}:{i}" for i in ids]
         found = self.store.select_at(kind, t_us, k_us, keys=keys, ref=ref)
         prefix = len(kind) + 1
+        decode = rec.decoder(kind)
+        decode_timeline, resolve = rec.decode_timeline, rec.resolve
         return [
-            Resolved(
-                f.key[prefix:],
-                rec.decode_record(kind, f.static),
-                rec.resolve(rec.decode_timeline(f.timeline), t_us),
-            )
-            for f in found
+            Resolved(key[prefix:], decode(static), resolve(decode_timeline(timeline), t_us))
+            for key, _, _, static, timeline in found
         ]
 
     def _events_by_entity(

@@ -234,11 +234,14 @@ class Folded:
     late_usage: list[LateUsage] = field(default_factory=list)
     causes: dict[UUID, ev.Event] = field(default_factory=dict)
 
-    def step(self, e: ev.Event) -> None:
+    def step(self, e: ev.Event, status: str | None = None) -> None:
+        """Fold one more event.  ``status``: the licence's status at a shipment's time, when
+        the caller already knows it (from the state's timeline)."""
         state = self.state
         if isinstance(state, st.LicenceState):
             if isinstance(e, ev.LicenceUsageRecorded):
-                status = state.status_at(e.effective_at)
+                if status is None:
+                    status = state.status_at(e.effective_at)
                 if status != "active" and e.shipment_id not in state.shipments:
                     self.late_usage.append(self._late(state, e, status))
             elif isinstance(e, ev.LicenceSuspended | ev.LicenceWithdrawn | ev.LicenceSurrendered):
@@ -588,6 +591,11 @@ def encode(obj: Any) -> bytes:
     return _encoder.encode(obj)
 
 
+def decoder(kind: str) -> Callable[[bytes], Record]:
+    """The typed decoder of a kind's records."""
+    return _decoders[kind].decode
+
+
 def decode_record(kind: str, data: bytes) -> Record:
     result: Record = _decoders[kind].decode(data)
     return result
@@ -616,19 +624,38 @@ def segments(events: Sequence[ev.Event], known_at: dt.datetime | None = None) ->
     One segment per effective time at which the record changes; adjacent equal records
     merge (the timeline anchored at the first carries on through the merged span).
     """
-    seen = st.visible(events, None, known_at)
+    return fold_segments(st.visible(events, None, known_at))[0]
+
+
+def fold_segments(
+    seen: Sequence[ev.Event], since: int | None = None
+) -> tuple[list[Segment], Folded]:
+    """Segments of already-visible events (effective order), and the complete fold.
+
+    With ``since`` (microseconds) only the segments from ``since`` on are built, the first
+    one starting at ``since``: the records before it are not computed (the events are
+    folded all the same).
+    """
     out: list[Segment] = []
     folded = Folded()
     i, n = 0, len(seen)
+    if since is not None:
+        while i < n and to_us(seen[i].effective_at) <= since:
+            folded.step(seen[i])
+            i += 1
+        record = static_record(folded)
+        if record is not None:
+            assert folded.state is not None
+            out.append(Segment(since, INFINITY, encode(record), encode(timeline(folded.state))))
     while i < n:
         t = seen[i].effective_at
         while i < n and seen[i].effective_at == t:
             folded.step(seen[i])
             i += 1
-        rec = static_record(folded)
-        if rec is None:
+        record = static_record(folded)
+        if record is None:
             continue
-        data = encode(rec)
+        data = encode(record)
         if out and out[-1].static == data:
             continue
         assert folded.state is not None
@@ -636,7 +663,7 @@ def segments(events: Sequence[ev.Event], known_at: dt.datetime | None = None) ->
         if out:
             out[-1].vt = start
         out.append(Segment(start, INFINITY, data, encode(timeline(folded.state))))
-    return out
+    return out, folded
 
 
 def record_at(

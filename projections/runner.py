@@ -160,12 +160,11 @@ def _catch_up(
     started = time.perf_counter()
     progress = Progress(position=projector.position)
     target = app.head() if until is None else until
-    while projector.position < target:
+    while projector.applied_position < target:
         try:
             while True:
-                start = projector.position + projector.pending_events
                 notes = app.recorder.select_notifications(
-                    start=start,
+                    start=projector.applied_position,
                     limit=min(PAGE, flush_events),
                     stop=target,
                     inclusive_of_start=False,
@@ -178,12 +177,16 @@ def _catch_up(
             projector.flush()
         except ViewsMoved:
             continue  # another projector wrote meanwhile: resume from its position
-        progress.position = projector.position
+        progress.position = projector.applied_position
         progress.seconds = time.perf_counter() - started
         if on_progress is not None:
             on_progress(progress)
         if projector.pending_events == 0 and not notes:
             break
+    try:
+        projector.wait()
+    except ViewsMoved:
+        return _catch_up(app, projector, until, flush_events, on_progress)
     progress.position = projector.position
     progress.seconds = time.perf_counter() - started
     return progress

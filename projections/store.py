@@ -17,8 +17,9 @@ Tables (``views_*``):
   smallest dyadic cell of the recorded-time axis that contains it (``dyadic_key``), so
   the rows known at K are found among the ~50 cells containing K with one B-tree index
   (which also covers the time columns, so non-matching rows are skipped in the index);
-- ``views_entities(key, kind, ref)``: every viewed entity (``ref``: a licence's exporter,
-  a commitment's agreement) for listing and filtering.
+- ``views_entities(key, kind, ref, vf0)``: every viewed entity (``ref``: a licence's
+  exporter, a commitment's agreement; ``vf0``: the earliest valid time of any row it ever
+  had) for listing and filtering.
 
 A query at (as-of T, known-at K) is two indexed lookups: per entity, the current row with
 the greatest ``vf <= T`` (kept if ``vt > T`` and ``rf <= K``), plus the history rows whose
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
@@ -45,7 +46,7 @@ from projections.records import INFINITY, KIND_CODE
 DYADIC_LEVELS = 63
 """Cells per query: enough for any interval of non-negative 62-bit microsecond times."""
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bumped when the views' tables or records change: older views are dropped and rebuilt."""
 
 TRACKING_NAME = "views"
@@ -87,7 +88,8 @@ class Changes:
         default_factory=list
     )
     """(id, key, kind code, dkey, vf, vt, rf, rt, data_id)"""
-    entities: list[tuple[str, str, str | None]] = field(default_factory=list)
+    entities: list[tuple[str, str, str | None, int]] = field(default_factory=list)
+    """(key, kind, ref, vf0)"""
     data_delete: list[int] = field(default_factory=list)
     """Record bodies no row shows any more (written by an earlier batch)."""
 
@@ -113,8 +115,7 @@ class CurrentRow:
     static: bytes
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
     """A row answering a query: the entity and its record body."""
 
     key: str
@@ -182,8 +183,9 @@ _SQLITE_TABLES = [
     "writes INTEGER NOT NULL, schema_version INTEGER NOT NULL)",
     f"INSERT OR IGNORE INTO views_meta VALUES (1, 0, {SCHEMA_VERSION})",
     "CREATE TABLE IF NOT EXISTS views_entities (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-    "ref TEXT) WITHOUT ROWID",
+    "ref TEXT, vf0 INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS views_entities_kind ON views_entities (kind, ref)",
+    "CREATE INDEX IF NOT EXISTS views_entities_start ON views_entities (kind, vf0)",
     "CREATE TABLE IF NOT EXISTS views_data (id INTEGER PRIMARY KEY, static BLOB NOT NULL, "
     "timeline BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS views_current (id INTEGER PRIMARY KEY, key TEXT NOT NULL, "
@@ -207,7 +209,7 @@ _CURRENT_SQL = (
     "JOIN views_current c ON c.id = (SELECT c2.id FROM views_current c2 "
     "WHERE c2.key = e.key AND c2.vf <= :t ORDER BY c2.vf DESC LIMIT 1) "
     "JOIN views_data d ON d.id = c.data_id "
-    "WHERE e.kind = :kind AND c.vt > :t AND c.rf <= :k"
+    "WHERE e.kind = :kind AND e.vf0 <= :t AND c.vt > :t AND c.rf <= :k"
 )
 _HISTORY_SQL = (
     "SELECT h.key, h.vf, h.vt, d.static, d.timeline FROM views_history h "
@@ -315,8 +317,8 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
     def _write(self, c: SQLiteCursor, changes: Changes) -> None:
         if changes.entities:
             c.executemany(
-                "INSERT INTO views_entities VALUES (?,?,?) "
-                "ON CONFLICT (key) DO UPDATE SET ref = excluded.ref",
+                "INSERT INTO views_entities VALUES (?,?,?,?) ON CONFLICT (key) DO UPDATE "
+                "SET ref = excluded.ref, vf0 = MIN(views_entities.vf0, excluded.vf0)",
                 changes.entities,
             )
         if changes.data:
@@ -363,6 +365,7 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
             "k": min(known_at_us, INFINITY - 1),
         }
         with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None  # plain tuples: this can be thousands of rows
             if keys is not None:
                 return self._select_keys(c, params, list(keys))
             current = _CURRENT_SQL
@@ -375,7 +378,8 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
                     "WHERE e.key = h.key AND e.ref = :ref)"
                 )
             c.execute(f"{current} UNION ALL {history}", params)
-            return [Found(*row) for row in c.fetchall()]
+            rows: list[Found] = c.fetchall()  # (key, vf, vt, static, timeline) tuples
+            return rows
 
     def _select_keys(self, c: SQLiteCursor, params: dict[str, Any], keys: list[str]) -> list[Found]:
         out: list[Found] = []

@@ -54,8 +54,9 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
             "writes bigint NOT NULL, schema_version int NOT NULL)",
             f"INSERT INTO {{s}}.views_meta VALUES (1, 0, {SCHEMA_VERSION}) ON CONFLICT DO NOTHING",
             "CREATE TABLE IF NOT EXISTS {s}.views_entities (key text PRIMARY KEY, "
-            "kind text NOT NULL, ref text)",
+            "kind text NOT NULL, ref text, vf0 bigint NOT NULL)",
             "CREATE INDEX IF NOT EXISTS views_entities_kind ON {s}.views_entities (kind, ref)",
+            "CREATE INDEX IF NOT EXISTS views_entities_start ON {s}.views_entities (kind, vf0)",
             "CREATE TABLE IF NOT EXISTS {s}.views_data (id bigint PRIMARY KEY, "
             "static bytea NOT NULL, timeline bytea NOT NULL)",
             "CREATE TABLE IF NOT EXISTS {s}.views_current (id bigint PRIMARY KEY, "
@@ -174,12 +175,14 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
             c.execute(
                 self._sql(
                     "INSERT INTO {s}.views_entities SELECT * FROM unnest(%s::text[], %s::text[], "
-                    "%s::text[]) ON CONFLICT (key) DO UPDATE SET ref = excluded.ref"
+                    "%s::text[], %s::bigint[]) ON CONFLICT (key) DO UPDATE SET ref = excluded.ref, "
+                    "vf0 = LEAST({s}.views_entities.vf0, excluded.vf0)"
                 ),
                 (
                     [e[0] for e in changes.entities],
                     [e[1] for e in changes.entities],
                     [e[2] for e in changes.entities],
+                    [e[3] for e in changes.entities],
                 ),
             )
         if changes.data:
@@ -263,7 +266,8 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
             "CROSS JOIN LATERAL (SELECT c2.vf, c2.vt, c2.rf, c2.data_id FROM {s}.views_current c2 "
             "WHERE c2.key = e.key AND c2.vf <= %(t)s ORDER BY c2.vf DESC LIMIT 1) c "
             "JOIN {s}.views_data d ON d.id = c.data_id "
-            f"WHERE e.kind = %(kind)s AND c.vt > %(t)s AND c.rf <= %(k)s{entity_filter} "
+            "WHERE e.kind = %(kind)s AND e.vf0 <= %(t)s AND c.vt > %(t)s AND c.rf <= %(k)s"
+            f"{entity_filter} "
             "UNION ALL "
             "SELECT h.key, h.vf, h.vt, d.static, d.timeline FROM {s}.views_history h "
             "JOIN {s}.views_data d ON d.id = h.data_id "

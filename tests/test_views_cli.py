@@ -123,7 +123,7 @@ def test_measures_and_end_users(run: Callable[..., Result]) -> None:
     table = ok(run("measures", "--as-of", "2025-11-20", "--known-at", "2025-12-31"))
     fits(table)
     [cl1] = [line for line in table.splitlines() if line.startswith("M1") and " cl1 " in line]
-    assert "suspended" in cl1 and "until 2026-11-10" in cl1
+    assert "suspended" in cl1 and "through 2026-11-09" in cl1
     clauses = body(run("measures", "--status", "in-force", "--as-of", "2025-11-20", "-o", "json"))
     assert [(c["measure_id"], c["clause_id"]) for c in clauses["clauses"]] == [("M1", "cl2")]
     users = ok(run("end-users", "--as-of", "2025-12-21", "--known-at", "2025-12-21"))
