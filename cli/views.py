@@ -67,13 +67,10 @@ def _day(value: dt.datetime | None) -> str:
 
 
 def _last_day(end: dt.datetime | None) -> str:
-    """A table cell for an exclusive end: the last day it covers (an end at midnight
-    covers the day before); JSON keeps the exact instant."""
-    if end is None:
-        return ""
-    if (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0):
-        return (end - dt.timedelta(days=1)).date().isoformat()
-    return end.date().isoformat()
+    """A table cell for an exclusive end: the last day it covers; JSON keeps the instant."""
+    from projections.views import last_day
+
+    return last_day(end)
 
 
 def _meta(v: Views, as_of: dt.datetime | None, known_at: dt.datetime | None) -> dict[str, Any]:

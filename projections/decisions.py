@@ -36,6 +36,7 @@ from typing import Any
 
 from projections import records as rec
 from projections.query import Resolved
+from projections.views import last_day
 
 DECIDING = frozenset({"prohibited", "denied-in-principle", "licence-required", "enhanced-review"})
 BLOCKING = frozenset({"prohibited", "denied-in-principle"})
@@ -116,7 +117,7 @@ def end_user_status(resolved: Resolved | None, at: dt.datetime) -> str:
     if p.vetting_authority and resolved.dynamic in ("approved", "rejected"):
         parts[0] += f" by {p.vetting_authority}"
     if p.vetting_until is not None and resolved.dynamic == "approved":
-        parts[0] += f" until {p.vetting_until.date().isoformat()}"
+        parts[0] += f" through {last_day(p.vetting_until)}"
     parts.append(f"class {p.end_user_class}")
     if p.listings:
         parts.append(

@@ -176,9 +176,9 @@ def commitment_findings(
                     subject=subject,
                     at=due,
                     summary=(
-                        f"{row['obligor']}'s commitment {row['commitment_id']} was due "
-                        f"{_day(due)} and is {row['status']} ({views._days(due, as_of)} day(s) "
-                        "overdue)"
+                        f"{row['obligor']}'s commitment {row['commitment_id']} was due by "
+                        f"{views.last_day(due)} and is overdue by {views._days(due, as_of)} "
+                        "day(s)"
                     ),
                     events=(row["pledge_event"],),
                     details={"due_by": due, "status": row["status"]},
@@ -194,7 +194,7 @@ def commitment_findings(
                     at=first,
                     summary=(
                         f"{row['obligor']} implemented {row['commitment_id']} on {_day(first)}, "
-                        f"missing the deadline {_day(due)} by {late} day(s)"
+                        f"missing the deadline ({views.last_day(due)}) by {late} day(s)"
                     ),
                     events=(row["pledge_event"], row["first_implementation_event"]),
                     details={"due_by": due, "implemented_at": first, "days_late": late},

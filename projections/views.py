@@ -7,8 +7,10 @@ renders them as tables, JSON or CSV; ``README.md`` (section views) explains ever
 Asymmetry (``asymmetry``) follows these definitions, all on effective dates:
 
 - a commitment is **implemented** at T if an implementation of it is in force at T;
-- **pending** if it is pledged and not implemented at T (never implemented, or its
-  implementation ended), **overdue** if pending at or after its ``due_by``;
+- **pending** if it is pledged and was never implemented by T (status ``pledged`` or
+  ``overdue``), **overdue** if pending at or after its ``due_by`` (the fold's own
+  ``overdue``).  A pledge implemented whose implementation has since ended
+  (``implementation-ended``, e.g. a suspension that ran its term) is neither;
 - a **unilateral claim** is a pledge the obligor never asserted or acknowledged;
 - a **reciprocal pair** is two commitments one of which ``reciprocates`` the other; the
   side whose first implementation took effect first *implemented first*; the pair was
@@ -27,8 +29,17 @@ from typing import Any
 from projections import records as rec
 from projections.query import Resolved
 
-PENDING = frozenset({"pledged", "overdue", "implementation-ended"})
+PENDING = frozenset({"pledged", "overdue"})
 IMPLEMENTED = frozenset({"implemented", "partially-implemented"})
+
+
+def last_day(end: dt.datetime | None) -> str:
+    """The last day an exclusive end covers (an end at midnight covers the day before)."""
+    if end is None:
+        return ""
+    if (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0):
+        return (end - dt.timedelta(days=1)).date().isoformat()
+    return end.date().isoformat()
 
 
 def _days(start: dt.datetime, end: dt.datetime) -> int:
@@ -182,7 +193,7 @@ def commitment_row(r: Resolved, as_of: dt.datetime) -> dict[str, Any]:
         "status": status,
         "implemented": status in IMPLEMENTED,
         "pending": pending,
-        "overdue": pending and c.due_by is not None and as_of >= c.due_by,
+        "overdue": status == "overdue",
         "due_by": c.due_by,
         "pledged_at": c.pledged_at,
         "first_implemented_at": first,

@@ -584,7 +584,7 @@ def test_findings_commitments(views: Views) -> None:
     [late] = found["late-implementation"]
     assert late.subject == "commitment:c-cn"
     assert late.details["days_late"] == 1
-    assert "missing the deadline 2025-12-01 by 1 day(s)" in late.summary
+    assert "missing the deadline (2025-11-30) by 1 day(s)" in late.summary
     assert [f.subject for f in found["unilateral-claim"]] == ["commitment:c-claim"]
     assert "one-sided-implementation" not in found
     found = _findings(views, "2025-11-20", "2025-12-31")
