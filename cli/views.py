@@ -315,10 +315,10 @@ _PARTY_COLUMNS = [
     "unilateral_claims",
 ]
 _PAIR_COLUMNS = [
-    "agreement_id",
-    "pair",
+    "first_commitment",
     "implemented_first",
     "one_sided_since",
+    "other_commitment",
     "other_status",
     "one_sided_days",
     "days_from_agreement",
@@ -372,17 +372,25 @@ def asymmetry(
     pairs = []
     for p in report["pairs"]:
         other = by_id.get(p["other_commitment"] or "")
+        first, second = p["first_commitment"], p["other_commitment"]
+        if first is None:  # neither side implemented yet
+            first, second = p["commitments"]
         pairs.append(
             {
                 **p,
                 "pair": " ↔ ".join(p["commitments"]),
+                "first_commitment": first,
+                "other_commitment": second,
                 "one_sided_since": _day(p["one_sided_since"]),
                 "other_status": other["status"] if other else p["state"],
             }
         )
     if output == "csv":
         if pairs_only:
-            write_csv([{**p, "pair": " <-> ".join(p["commitments"])} for p in pairs], _PAIR_COLUMNS)
+            write_csv(
+                [{**p, "pair": " <-> ".join(p["commitments"])} for p in pairs],
+                ["agreement_id", "pair", *_PAIR_COLUMNS],
+            )
         else:
             write_csv(parties, _PARTY_COLUMNS)
         return
@@ -406,12 +414,13 @@ def asymmetry(
                 pairs,
                 _PAIR_COLUMNS,
                 headers={
-                    "agreement_id": "agreement",
-                    "implemented_first": "first",
-                    "one_sided_since": "one-sided since",
-                    "other_status": "other side",
+                    "first_commitment": "implemented first",
+                    "implemented_first": "by",
+                    "one_sided_since": "since",
+                    "other_commitment": "in return for",
+                    "other_status": "its status",
                     "one_sided_days": "days",
-                    "days_from_agreement": "from agreement",
+                    "days_from_agreement": "from deal",
                 },
                 width=_width(),
             )

@@ -274,7 +274,8 @@ def pair_row(
     started = first["first_implemented_at"]
     ended = other["first_implemented_at"]
     row.update(
-        implemented_first=first["obligor"],
+        # Both sides taking effect at the same instant is no asymmetry: "both".
+        implemented_first="both" if ended is not None and ended == started else first["obligor"],
         first_commitment=first["commitment_id"],
         other_commitment=other["commitment_id"],
         one_sided_since=started,

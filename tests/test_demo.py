@@ -84,6 +84,9 @@ def test_asymmetry_on_2025_11_14_as_known_then(report: dict[str, Any]) -> None:
     assert gl["other_pending"] is True and gl["one_sided_days"] == 4
     october = pair(asym, "busan-cn-october-measures-suspension")
     assert october["implemented_first"] == "CN" and october["one_sided_days"] == 3
+    # 00:01 EST = 13:01 Beijing: the tariff steps took effect at the same instant.
+    tariffs = pair(asym, "busan-cn-counter-tariff-suspension")
+    assert tariffs["implemented_first"] == "both" and tariffs["one_sided_days"] == 0
 
 
 def test_asymmetry_on_2025_12_05(report: dict[str, Any]) -> None:
