@@ -191,6 +191,9 @@ def decide(
         decision.notes.append(f"end user {request.end_user} is not vetted-approved on {day}")
     end_user_class = _class_of(party)
 
+    # Export controls bind exports from the issuing country; tariffs and fees of the
+    # exporting or the destination country are context.  (Unknown exporter: all apply.)
+    origin = exporter.record.country if exporter is not None else None
     needs_licence: list[Fired] = []
     for m in sorted(measures, key=lambda r: r.entity_id):
         record: rec.MeasureRecord = m.record
@@ -201,7 +204,10 @@ def decide(
                 record.measure_id, clause.clause_id, clause.effect, record.title, record.instrument
             )
             if clause.effect not in DECIDING:
-                decision.context.append(fired)
+                if origin is None or record.issuer in (origin, request.destination):
+                    decision.context.append(fired)
+                continue
+            if origin is not None and record.issuer != origin:
                 continue
             decision.fired.append(fired)
             name = f"{record.measure_id}/{clause.clause_id} ({record.instrument})"

@@ -26,10 +26,10 @@ def clause(cid: str, effect: str, **kw: Any) -> rec.ClauseRecord:
     return rec.ClauseRecord(clause_id=cid, effect=effect, effective_at=D, **kw)
 
 
-def measure(mid: str, *clauses: tuple[rec.ClauseRecord, str]) -> Resolved:
+def measure(mid: str, *clauses: tuple[rec.ClauseRecord, str], issuer: str = "CN") -> Resolved:
     record = rec.MeasureRecord(
         measure_id=mid,
-        issuer="CN",
+        issuer=issuer,
         title=mid,
         instrument=f"Ann. {mid}",
         published_at=D,
@@ -39,7 +39,9 @@ def measure(mid: str, *clauses: tuple[rec.ClauseRecord, str]) -> Resolved:
     return Resolved(mid, record, [[status, None, None] for _, status in clauses])
 
 
-def party(pid: str, *, classification: str | None = None, listed: bool = False) -> Resolved:
+def party(
+    pid: str, *, classification: str | None = None, listed: bool = False, country: str = "US"
+) -> Resolved:
     listings = (
         (
             rec.ListingRecord(
@@ -57,7 +59,7 @@ def party(pid: str, *, classification: str | None = None, listed: bool = False) 
     record = rec.PartyRecord(
         party_id=pid,
         name=pid,
-        country="US",
+        country=country,
         roles=("end-user",),
         registered_at=D,
         registered_event=E,
@@ -117,7 +119,7 @@ def request(
     )
 
 
-USERS = {"acme": party("acme"), "jl": party("jl")}
+USERS = {"acme": party("acme"), "jl": party("jl", country="CN")}
 
 
 def run(req: Request, measures: list[Resolved], licences: list[Resolved] = ()) -> Any:
@@ -240,3 +242,14 @@ def test_unregistered_parties_reject() -> None:
         "end user acme is not registered on 2025-12-10",
     ]
     assert d.end_user_status == "not registered on 2025-12-10"
+
+
+def test_export_controls_bind_exports_from_their_issuer_only() -> None:
+    """A US control does not decide a Chinese export; US and CN tariffs are context."""
+    us_control = measure("us-ear", (clause("c1", "prohibited"), "in-force"), issuer="US")
+    us_tariff = measure("us-tariff", (clause("t1", "tariff"), "in-force"), issuer="US")
+    eu_tariff = measure("eu-tariff", (clause("t1", "tariff"), "in-force"), issuer="EU")
+    d = run(request(), [us_control, us_tariff, eu_tariff])
+    assert d.outcome == "approved"
+    assert [f.measure_id for f in d.fired] == []
+    assert [f.measure_id for f in d.context] == ["us-tariff"]  # the destination's tariff
