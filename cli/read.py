@@ -79,15 +79,16 @@ def log(
 
     --as-of T keeps events effective at or before T; --known-at K keeps events recorded
     at or before K and hides events retracted by K.  A bare date means the end of that
-    day UTC.  --output jsonl prints the events exactly as stored (re-importable with
-    `ledger import --backfill` when used with --order recorded).
+    day UTC.  --output jsonl prints the events exactly as stored; with --order recorded
+    and --include-retracted it is a complete export that `ledger import --backfill`
+    re-imports into an empty ledger exactly.
 
     \b
     Examples:
       ledger log --entity licence:JLM-GL-2025-001
       ledger log --as-of 2025-11-14 --known-at 2025-11-14 --party CN
       ledger log --type ClauseSuspended --type SuspensionEnded -o json
-      ledger log --order recorded -o jsonl > record.jsonl
+      ledger log --order recorded --include-retracted -o jsonl > record.jsonl
     """
     from ledger.describe import describe
     from ledger.errors import InputError

@@ -219,3 +219,28 @@ def test_cli_starts_fast_without_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_export_and_backfill_reimport_reproduce_the_record(tmp_path: Path) -> None:
+    """`log --order recorded --include-retracted -o jsonl` + `import --backfill` is a
+    lossless copy: same events, times, positions; retractions included."""
+    from ledger.scenario import scenario_path
+
+    first = {"LEDGER_HOME": str(tmp_path / "a")}
+    second = {"LEDGER_HOME": str(tmp_path / "b")}
+    runner = CliRunner()
+    assert (
+        runner.invoke(cli, ["import", "--backfill", str(scenario_path())], env=first).exit_code == 0
+    )
+    export = ["log", "--order", "recorded", "--include-retracted", "-o", "jsonl"]
+    dump = runner.invoke(cli, export, env=first).output
+    path = tmp_path / "record.jsonl"
+    path.write_text(dump)
+    assert "EventRetracted" in dump
+    copied = runner.invoke(cli, ["import", "--backfill", str(path)], env=second)
+    assert copied.exit_code == 0, copied.output
+    assert runner.invoke(cli, export, env=second).output == dump
+    positions = ["log", "-o", "json", "--include-retracted"]
+    assert [e["position"] for e in json.loads(runner.invoke(cli, positions, env=first).output)] == [
+        e["position"] for e in json.loads(runner.invoke(cli, positions, env=second).output)
+    ]
