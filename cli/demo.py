@@ -25,75 +25,41 @@ import click
 from cli.common import echo_json, handle_errors, output_option
 
 
+def _on(day: str) -> list[str]:
+    """As of a day, as the record stood that day."""
+    return ["--as-of", day, "--known-at", day]
+
+
 def _questions(military: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """(question, ledger command answering it) — what the narrative asks, in order."""
-    check = [
-        "check",
-        "--as-of",
-        "2025-12-01",
-        "--known-at",
-        "2025-12-01",
-        "--exporter",
-        military["exporter"],
-        "--end-user",
-        military["end_user"],
-        "--item",
-        military["item"],
-        "--quantity",
-        military["quantity"],
-        "--unit",
-        military.get("unit", "kg"),
-        "--destination",
-        military["destination"],
-        "--end-use",
-        military["end_use"],
+    request = [
+        f"--{name.replace('_', '-')}={military[name]}"
+        for name in ("exporter", "end_user", "item", "quantity", "unit", "destination", "end_use")
     ]
     return [
         (
             "Commitments and asymmetry under the Busan arrangement on 2025-11-14, "
             "as the record stood that day",
-            ["asymmetry", "--as-of", "2025-11-14", "--known-at", "2025-11-14"],
+            ["asymmetry", *_on("2025-11-14")],
         ),
         (
             "The same on 2025-12-05, after the first general licences",
-            ["asymmetry", "--as-of", "2025-12-05", "--known-at", "2025-12-05"],
+            ["asymmetry", *_on("2025-12-05")],
         ),
         (
             "Chinese export controls in force on 2025-11-14",
-            [
-                "measures",
-                "--as-of",
-                "2025-11-14",
-                "--known-at",
-                "2025-11-14",
-                "--status",
-                "in-force",
-            ],
+            ["measures", *_on("2025-11-14"), "--status", "in-force"],
         ),
         (
             "...and the ones suspended that day, until when",
-            [
-                "measures",
-                "--as-of",
-                "2025-11-14",
-                "--known-at",
-                "2025-11-14",
-                "--status",
-                "suspended",
-            ],
+            ["measures", *_on("2025-11-14"), "--status", "suspended"],
         ),
         (
             "Would the military end user's Dy-magnet application of 2025-12-01 be allowed?",
-            check,
+            ["check", *_on("2025-12-01"), *request],
         ),
-        (
-            "Licences on 2025-12-05",
-            ["licences", "--as-of", "2025-12-05", "--known-at", "2025-12-05"],
-        ),
-        (
-            "What an auditor must look at on 2025-12-05",
-            ["findings", "--as-of", "2025-12-05", "--known-at", "2025-12-05"],
-        ),
+        ("Licences on 2025-12-05", ["licences", *_on("2025-12-05")]),
+        ("What an auditor must look at on 2025-12-05", ["findings", *_on("2025-12-05")]),
     ]
 
 
@@ -286,4 +252,11 @@ def demo(demo_home: str | None, output: str) -> None:
 
 
 def _quote(arg: str) -> str:
-    return json.dumps(arg) if (" " in arg or not arg) else arg
+    """Shell-quote an argument for display (``--end-use="..."`` keeps its option name)."""
+    import shlex
+
+    return (
+        shlex.quote(arg)
+        if "=" not in arg
+        else arg.split("=", 1)[0] + "=" + shlex.quote(arg.split("=", 1)[1])
+    )
