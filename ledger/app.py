@@ -26,7 +26,7 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper, OperationalError
+from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, StoredEvent
 
 from ledger import events as ev
 from ledger.config import Settings
@@ -34,7 +34,14 @@ from ledger.domain import rules
 from ledger.domain import state as st
 from ledger.errors import ConflictError, LedgerError, RuleViolation, StoreError
 from ledger.intake import Submission, parse_json, parse_object
-from ledger.store.codec import IndexRow, MsgspecMapper, Recorded, decode_event, index_row
+from ledger.store.codec import (
+    IndexRow,
+    MsgspecMapper,
+    Recorded,
+    decode_event,
+    encode_event,
+    encode_event_value,
+)
 from ledger.store.index import EventIndex, IndexEntry, LogQuery
 from ledger.times import from_us, iso, now, to_us
 
@@ -103,23 +110,33 @@ def entity_key(kind: str, entity_id: str) -> str:
     return f"{kind}:{entity_id}"
 
 
+# Fields naming other entities: (field, entity kind, holds a sequence of ids).
+_REFERENCE_FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("exporter", "party", False),
+    ("end_user", "party", False),
+    ("end_users", "party", True),
+    ("agreement_id", "agreement", False),
+    ("reciprocates", "commitment", True),
+    ("licence_id", "licence", False),
+)
+_references_of_type: dict[type, tuple[tuple[str, str, bool], ...]] = {}
+
+
 def references(e: ev.Event) -> list[str]:
     """Entity keys an event's rules may consult (for prefetching)."""
-    keys = [entity_key(e.entity_kind, e.entity_id)]
-    for name in ("exporter", "end_user"):
-        value = getattr(e, name, None)
-        if isinstance(value, str):
-            keys.append(entity_key("party", value))
-    for value in getattr(e, "end_users", None) or ():
-        keys.append(entity_key("party", value))
-    agreement = getattr(e, "agreement_id", None)
-    if isinstance(agreement, str):
-        keys.append(entity_key("agreement", agreement))
-    for value in getattr(e, "reciprocates", ()) or ():
-        keys.append(entity_key("commitment", value))
-    licence = getattr(e, "licence_id", None)
-    if isinstance(licence, str):
-        keys.append(entity_key("licence", licence))
+    keys = [f"{e.entity_kind}:{e.entity_id}"]
+    fields = _references_of_type.get(type(e))
+    if fields is None:
+        names = {f.name for f in msgspec.structs.fields(type(e))}
+        fields = _references_of_type[type(e)] = tuple(
+            spec for spec in _REFERENCE_FIELDS if spec[0] in names
+        )
+    for name, kind, many in fields:
+        value = getattr(e, name)
+        if many:
+            keys.extend(f"{kind}:{v}" for v in value or ())
+        elif isinstance(value, str):
+            keys.append(f"{kind}:{value}")
     return keys
 
 
@@ -208,16 +225,19 @@ class Workspace(rules.Facts):
             self.entities[key] = entity
 
     def entity(self, kind: str, entity_id: str) -> Entity:
-        key = entity_key(kind, entity_id)
-        if key not in self.entities:
+        key = f"{kind}:{entity_id}"
+        entity = self.entities.get(key)
+        if entity is None:
             self.prefetch([key])
-        return self.entities[key]
+            entity = self.entities[key]
+        return entity
 
     def events(self, kind: str, entity_id: str) -> Sequence[ev.Event]:
         return self.entity(kind, entity_id).events
 
     def state(self, kind: str, entity_id: str, as_of: dt.datetime | None) -> st.State | None:
-        return self.entity(kind, entity_id).state(as_of)
+        entity = self.entities.get(f"{kind}:{entity_id}") or self.entity(kind, entity_id)
+        return entity.state(as_of)
 
 
 # --- the application --------------------------------------------------------------------
@@ -458,11 +478,11 @@ class Ledger(Application[str]):
         recorded_at = self._recorded_time(submissions, backfill, stored)
         result = AppendResult(recorded_at=None if backfill else recorded_at)
         first_seen: dict[UUID, Submission] = {}
-        fresh: list[Submission] = []
+        fresh: list[int] = []  # batch indexes of the events to check and write
         duplicates: dict[int, tuple[UUID, int | None]] = {}  # batch index -> (orig id, pos)
         for i, s in enumerate(submissions):
             e = s.event
-            entry = stored.get(e.event_id)
+            entry = stored.get(e.event_id) if stored else None
             if entry is not None:
                 if entry.content_hash != s.content_hash:
                     raise ConflictError(
@@ -475,8 +495,8 @@ class Ledger(Application[str]):
                     )
                 duplicates[i] = (e.event_id, entry.position)
                 continue
-            earlier = first_seen.get(e.event_id)
-            if earlier is not None:
+            earlier = first_seen.setdefault(e.event_id, s)
+            if earlier is not s:
                 if earlier.content_hash != s.content_hash:
                     raise ConflictError(
                         "event-id-reused",
@@ -487,77 +507,116 @@ class Ledger(Application[str]):
                     )
                 duplicates[i] = (e.event_id, None)
                 continue
-            first_seen[e.event_id] = s
-            fresh.append(s)
+            fresh.append(i)
 
         workspace = Workspace(self)
-        workspace.prefetch(k for s in fresh for k in references(s.event))
-        pending: list[Recorded] = []
+        workspace.prefetch(k for i in fresh for k in references(submissions[i].event))
+        entities = workspace.entities
+        mapper = self.msgspec_mapper
+        stored_events: list[StoredEvent] = []
         rows: list[IndexRow] = []
+        written: list[int] = []  # batch indexes, in the order of stored_events
+        keys: dict[int, str] = {}  # batch index -> entity key, for the outcomes
         recorded_us = None if backfill else to_us(recorded_at)
-        shipment_dupes: dict[int, UUID] = {}  # line index -> original usage event id
-        batch_positions = {id(s): i for i, s in enumerate(submissions)} if fresh else {}
-        for n, s in enumerate(fresh, start=1):
+        # The parsed encoding carries the parse-time recorded time: swap it in the bytes.
+        recorded_json = b'"recorded_at":' + encode_event_value(recorded_at)
+        parsed_at: dt.datetime | None = None
+        parsed_json = b""
+        shipment_dupes: dict[int, UUID] = {}  # batch index -> original usage event id
+        for n, i in enumerate(fresh, start=1):
+            s = submissions[i]
             e = s.event
+            payload = s.payload
             if not backfill and e.recorded_at != recorded_at:
+                if e.recorded_at is not parsed_at:
+                    parsed_at = e.recorded_at
+                    parsed_json = b'"recorded_at":' + encode_event_value(parsed_at)
                 e = msgspec.structs.replace(e, recorded_at=recorded_at)
-            if isinstance(e, ev.LicenceUsageRecorded):
+                if payload is not None:
+                    swapped = payload.replace(parsed_json, recorded_json, 1)
+                    payload = swapped if swapped != payload else None
+            if type(e) is ev.LicenceUsageRecorded:
                 original = _same_shipment(workspace, e)
                 if original is not None:
-                    shipment_dupes[batch_positions[id(s)]] = original
+                    shipment_dupes[i] = original
                     continue
             try:
                 rules.check(e, workspace)
             except LedgerError as exc:
                 raise exc.located(s.line) from None
-            entity = workspace.entity(e.entity_kind, e.entity_id)
+            key = f"{e.entity_kind}:{e.entity_id}"
+            entity = entities.get(key) or workspace.entity(e.entity_kind, e.entity_id)
             entity.add(e)
-            recorded = Recorded(entity.id, entity.version, e)
-            pending.append(recorded)
-            rows.append(index_row(recorded, s.content_hash, recorded_us))
+            keys[i] = key
+            type_name = type(e).__name__
+            stored_events.append(
+                mapper.stored_event(
+                    key, entity.version, type_name, encode_event(e) if payload is None else payload
+                )
+            )
+            rows.append(
+                IndexRow(
+                    e.event_id,
+                    type_name,
+                    e.entity_kind,
+                    e.entity_id,
+                    to_us(e.effective_at),
+                    to_us(e.recorded_at) if recorded_us is None else recorded_us,
+                    s.content_hash,
+                    e.retracted_event_id if type(e) is ev.EventRetracted else None,
+                    entity.version,
+                )
+            )
+            written.append(i)
             if progress is not None and n % 1000 == 0:
                 progress(1000)
 
-        positions: dict[UUID, int] = {}
-        if pending:
+        position_of: dict[int, int] = {}  # batch index -> position
+        if stored_events:
             # What EventStore.put does, minus building a Recording per event: map, then
             # insert through the recorder with the index rows in the same transaction.
-            stored_events = list(map(self.mapper.to_stored_event, pending))
             ids = self.recorder.insert_events(stored_events, index_rows=rows)
-            if not ids or len(ids) != len(pending):
+            if not ids or len(ids) != len(stored_events):
                 raise StoreError("the store did not report positions for every event")
-            positions = {r.event.event_id: n for r, n in zip(pending, ids, strict=True)}
+            position_of = dict(zip(written, ids, strict=True))
+        positions: dict[UUID, int] = {}  # event id -> position, for in-batch duplicates
+        if duplicates or shipment_dupes:
+            positions = {submissions[i].event.event_id: n for i, n in position_of.items()}
         originals = self.index.lookup(list(shipment_dupes.values())) if shipment_dupes else {}
+        outcomes = result.outcomes
         for i, s in enumerate(submissions):
             e = s.event
-            if i in duplicates:
-                original_id, position = duplicates[i]
-                result.outcomes.append(
+            position = position_of.get(i)
+            if position is not None:
+                outcomes.append(
+                    Outcome(e.event_id, type(e).__name__, keys[i], "appended", position, s.line)
+                )
+            elif i in duplicates:
+                original_id, stored_position = duplicates[i]
+                outcomes.append(
                     Outcome(
                         e.event_id,
                         e.type,
                         e.entity,
                         "duplicate",
-                        position if position is not None else positions.get(original_id, 0),
+                        stored_position
+                        if stored_position is not None
+                        else positions.get(original_id, 0),
                         s.line,
                         original_id,
                     )
                 )
-            elif i in shipment_dupes:
+            else:
                 original_id = shipment_dupes[i]
                 position = (
                     originals[original_id].position
                     if original_id in originals
                     else positions.get(original_id, 0)
                 )
-                result.outcomes.append(
+                outcomes.append(
                     Outcome(
                         e.event_id, e.type, e.entity, "duplicate", position, s.line, original_id
                     )
-                )
-            else:
-                result.outcomes.append(
-                    Outcome(e.event_id, e.type, e.entity, "appended", positions[e.event_id], s.line)
                 )
         if progress is not None and len(fresh) % 1000:
             progress(len(fresh) % 1000)

@@ -16,6 +16,7 @@ Every problem becomes an ``InputError`` naming the field (and, for a batch, the 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ import msgspec
 
 from ledger import events as ev
 from ledger.errors import InputError
-from ledger.store.codec import content_hash
+from ledger.store.codec import NEUTRAL_STAMPS, content_hash, encode_event
 from ledger.times import is_bare_date
 
 RetractionResolver = Callable[[UUID], tuple[str, str] | None]
@@ -45,6 +46,9 @@ class Submission:
     content_hash: bytes
     effective_defaulted: bool
     recorded_supplied: bool
+    payload: bytes | None = None
+    """The event's compact JSON as parsed (``encode_event(event)``), when the parser made it;
+    the append reuses it instead of encoding the event again."""
 
 
 def uuid7() -> UUID:
@@ -61,7 +65,8 @@ def uuid7() -> UUID:
 
 def _normalise_time(obj: dict[str, Any], key: str, role: str) -> None:
     value = obj.get(key)
-    if isinstance(value, str) and is_bare_date(value):
+    # (A bare date is 10 characters, 11 with the trailing newline the pattern allows.)
+    if isinstance(value, str) and len(value) < 12 and is_bare_date(value):
         day = dt.date.fromisoformat(value)
         if role == "end":
             day += dt.timedelta(days=1)
@@ -188,13 +193,32 @@ def parse_object(
         raise _validation_error(exc, line) from None
     if isinstance(event, ev.EventRetracted) and event.entity_kind == "":
         raise InputError("entity_kind is required", field="entity_kind", line=line)
-    return Submission(
-        event=event,
-        line=line,
-        content_hash=content_hash(event, effective_defaulted=effective_defaulted),
-        effective_defaulted=effective_defaulted,
-        recorded_supplied=recorded_supplied,
-    )
+    return _submission(event, line, effective_defaulted, recorded_supplied)
+
+
+def _submission(
+    event: ev.Event, line: int | None, effective_defaulted: bool, recorded_supplied: bool
+) -> Submission:
+    """A submission with its content hash, computed from the event's one encoding."""
+    payload = encode_event(event)
+    digest = None
+    if not effective_defaulted:
+        # The hash covers the encoding with the ledger's stamps neutral (see
+        # ``content_hash``); they sit side by side in the envelope, so blanking them in the
+        # bytes equals encoding a copy with neutral stamps.
+        stamps = b'"recorded_at":%s,"actor":%s' % (
+            _encoder_encode(event.recorded_at),
+            _encoder_encode(event.actor),
+        )
+        neutral = payload.replace(stamps, NEUTRAL_STAMPS, 1)
+        if neutral != payload:
+            digest = hashlib.blake2b(neutral, digest_size=16).digest()
+    if digest is None:
+        digest = content_hash(event, effective_defaulted=effective_defaulted)
+    return Submission(event, line, digest, effective_defaulted, recorded_supplied, payload)
+
+
+_encoder_encode = msgspec.json.Encoder().encode
 
 
 def _fill_retracted_entity(

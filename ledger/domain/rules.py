@@ -349,8 +349,9 @@ def _licence_granted(e: ev.LicenceGranted, facts: Facts) -> None:
     _check_end_users(facts, e.end_users, e.effective_at, "end_users")
 
 
-def _licence_at(facts: Facts, e: ev.Event) -> st.LicenceState:
-    whole = _require(facts, "licence", e.entity_id, "entity_id", st.LicenceState)
+def _licence_at(facts: Facts, e: ev.Event, whole: st.LicenceState | None = None) -> st.LicenceState:
+    if whole is None:
+        whole = _require(facts, "licence", e.entity_id, "entity_id", st.LicenceState)
     licence = facts.state("licence", e.entity_id, e.effective_at)
     if not isinstance(licence, st.LicenceState):
         raise RuleViolation(
@@ -468,7 +469,7 @@ def _usage_recorded(e: ev.LicenceUsageRecorded, facts: Facts) -> None:
             field="shipment_id",
         )
     _positive(e.quantity, "quantity")
-    licence = _licence_at(facts, e)
+    licence = _licence_at(facts, e, whole)
     status = licence.status_at(e.effective_at)
     if status != "active":
         when = {

@@ -34,6 +34,11 @@ def encode_event(event: ev.Event) -> bytes:
     return _encoder.encode(event)
 
 
+def encode_event_value(value: Any) -> bytes:
+    """One value as the event encoder writes it (e.g. a time, to find it in an encoding)."""
+    return _encoder.encode(value)
+
+
 def decode_event(data: bytes, type_name: str | None = None) -> ev.Event:
     """Typed decode of a stored/published payload (by type name when known)."""
     if type_name is not None:
@@ -58,6 +63,10 @@ def content_hash(event: ev.Event, *, effective_defaulted: bool = False) -> bytes
         **({"effective_at": EPOCH} if effective_defaulted else {}),
     )
     return hashlib.blake2b(_encoder.encode(neutral), digest_size=16).digest()
+
+
+NEUTRAL_STAMPS = b'"recorded_at":%s,"actor":%s' % (_encoder.encode(EPOCH), _encoder.encode("-"))
+"""The ledger's stamps as ``content_hash`` neutralises them, as they appear in an encoding."""
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -111,6 +120,16 @@ class MsgspecMapper(Mapper[str]):
         return StoredEvent(
             recorded.originator_id, recorded.originator_version, type(event).__name__, state
         )
+
+    def stored_event(
+        self, originator_id: str, originator_version: int, topic: str, payload: bytes
+    ) -> StoredEvent:
+        """``to_stored_event`` for an event already encoded (``encode_event``)."""
+        if self.compressor:
+            payload = self.compressor.compress(payload)
+        if self.cipher:
+            payload = self.cipher.encrypt(payload)
+        return StoredEvent(originator_id, originator_version, topic, payload)
 
     def payload(self, state: bytes) -> bytes:
         """The event's JSON bytes from stored state (undoing cipher/compression if any)."""
