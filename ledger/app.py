@@ -90,7 +90,8 @@ class Entity:
             self._stale = False
 
     def state(self, as_of: dt.datetime | None = None) -> st.State | None:
-        self._refresh()
+        if self._stale:
+            self._refresh()
         if as_of is None or self._max_effective is None or as_of >= self._max_effective:
             return self._current
         return st.fold(st.visible(self.events, as_of))

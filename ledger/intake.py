@@ -206,10 +206,7 @@ def _submission(
         # The hash covers the encoding with the ledger's stamps neutral (see
         # ``content_hash``); they sit side by side in the envelope, so blanking them in the
         # bytes equals encoding a copy with neutral stamps.
-        stamps = b'"recorded_at":%s,"actor":%s' % (
-            _encoder_encode(event.recorded_at),
-            _encoder_encode(event.actor),
-        )
+        stamps = _stamps(event.recorded_at, event.actor)
         neutral = payload.replace(stamps, NEUTRAL_STAMPS, 1)
         if neutral != payload:
             digest = hashlib.blake2b(neutral, digest_size=16).digest()
@@ -219,6 +216,22 @@ def _submission(
 
 
 _encoder_encode = msgspec.json.Encoder().encode
+_last_stamps: tuple[dt.datetime, str, bytes] | None = None
+
+
+def _stamps(recorded_at: dt.datetime, actor: str) -> bytes:
+    """The encoded stamps of an event; a batch shares one time and actor, so the last
+    result is kept (identity check: no hashing of aware datetimes)."""
+    global _last_stamps
+    last = _last_stamps
+    if last is not None and last[0] is recorded_at and last[1] is actor:
+        return last[2]
+    stamps = b'"recorded_at":%s,"actor":%s' % (
+        _encoder_encode(recorded_at),
+        _encoder_encode(actor),
+    )
+    _last_stamps = (recorded_at, actor, stamps)
+    return stamps
 
 
 def _fill_retracted_entity(
