@@ -351,7 +351,7 @@ class Projector(Projection[Any]):
     def _truncate(self, row: Row, vt: int) -> None:
         row.vt = vt
         if row.persisted:
-            self._pending.current_vt.append((vt, row.id))
+            self._pending.current_vt.append((vt, row.id, row.vf))
 
     def _drop(self, entity: CachedEntity, row: Row, recorded: int) -> None:
         row.alive = False

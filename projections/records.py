@@ -20,7 +20,6 @@ Everything here is pure: no I/O.
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -572,10 +571,13 @@ def timeline_key(s: st.State) -> tuple[Any, ...] | None:
 
 def resolve(tl: Sequence[Sequence[Any]], t_us: int) -> Any:
     """The timeline value in force at ``t_us``."""
-    if len(tl) == 1:
-        return tl[0][1]
-    i = bisect_right([x[0] for x in tl], t_us)
-    return tl[max(0, i - 1)][1]
+    # Timelines are a handful of entries: a scan beats building a list to bisect.
+    value = tl[0][1]
+    for at, v in tl:
+        if at > t_us:
+            break
+        value = v
+    return value
 
 
 # --- encoding ---------------------------------------------------------------------------
@@ -599,6 +601,10 @@ def decoder(kind: str) -> Callable[[bytes], Record]:
 def decode_record(kind: str, data: bytes) -> Record:
     result: Record = _decoders[kind].decode(data)
     return result
+
+
+def timeline_decoder() -> Callable[[bytes], Timeline]:
+    return _timeline_decoder.decode
 
 
 def decode_timeline(data: bytes) -> Timeline:
