@@ -144,7 +144,7 @@ def references(e: ev.Event) -> list[str]:
 # --- results ----------------------------------------------------------------------------
 
 
-class Outcome(msgspec.Struct, frozen=True):
+class Outcome(msgspec.Struct, frozen=True, gc=False):  # acyclic; one per event
     """What happened to one submitted event."""
 
     event_id: UUID

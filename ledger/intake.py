@@ -20,7 +20,6 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 from uuid import UUID
 
@@ -37,9 +36,12 @@ _json_decoder = msgspec.json.Decoder()
 _TYPE_NAMES = ", ".join(sorted(ev.EVENT_TYPES_BY_NAME))
 
 
-@dataclass(slots=True)
-class Submission:
-    """One parsed event awaiting append."""
+class Submission(msgspec.Struct, gc=False):
+    """One parsed event awaiting append.
+
+    Holds only acyclic values, so it opts out of the cyclic garbage collector like the
+    events do: a bulk import holds one per line, and every collector pass would scan them.
+    """
 
     event: ev.Event
     line: int | None
