@@ -198,7 +198,7 @@ def ledger_import(path: Path, workdir: Path, database_url: str | None) -> float:
                 app.parse_line(line, number, current, False, batch)
                 for number, line in iter_lines(f)
             ]
-        result = app.append(submissions)
+            result = app.append(submissions)
         elapsed = time.perf_counter() - started
         assert len(result.appended) == len(submissions), "benchmark batch was not all new"
         return elapsed

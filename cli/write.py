@@ -98,47 +98,21 @@ def _read_batch(
     app: Any, stream: IO[bytes], *, backfill: bool, show_progress: bool, size: int
 ) -> list[Any]:
     """Parse every line first: a bad line anywhere means nothing is appended."""
-    from ledger.app import gc_paused
     from ledger.intake import iter_lines
     from ledger.times import now
 
-    with gc_paused():
-        return _parse_lines(
-            app,
-            stream,
-            backfill=backfill,
-            show_progress=show_progress,
-            size=size,
-            iter_lines=iter_lines,
-            now=now,
-        )
-
-
-def _parse_lines(
-    app: Any,
-    stream: IO[bytes],
-    *,
-    backfill: bool,
-    show_progress: bool,
-    size: int,
-    iter_lines: Any,
-    now: Any,
-) -> list[Any]:
     current = now()
     batch: dict[Any, tuple[str, str]] = {}
     submissions = []
     lines = iter_lines(stream)  # type: ignore[arg-type]
-    if show_progress:
-        with click.progressbar(
-            length=size, label="Reading ", file=sys.stderr, show_pos=False
-        ) as bar:
-            for number, line in lines:
-                s = app.parse_line(line, number, current, backfill, batch)
-                submissions.append(s)
-                bar.update(len(line) + 1)
-    else:
+    if not show_progress:
         for number, line in lines:
             submissions.append(app.parse_line(line, number, current, backfill, batch))
+        return submissions
+    with click.progressbar(length=size, label="Reading ", file=sys.stderr, show_pos=False) as bar:
+        for number, line in lines:
+            submissions.append(app.parse_line(line, number, current, backfill, batch))
+            bar.update(len(line) + 1)
     return submissions
 
 
@@ -180,8 +154,11 @@ def import_(
     size = 0 if file == "-" else os.path.getsize(file)
     show = progress if progress is not None else (sys.stderr.isatty() and size > PROGRESS_MIN_BYTES)
     stream: IO[bytes] = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    from ledger.app import gc_paused
+
     try:
-        with open_ledger(ctx) as app:
+        # One pause of the cyclic GC over reading and appending: a batch is acyclic data.
+        with open_ledger(ctx) as app, gc_paused():
             submissions = _read_batch(app, stream, backfill=backfill, show_progress=show, size=size)
             if not submissions:
                 from ledger.errors import InputError
