@@ -38,7 +38,14 @@ from eventsourcing.projection import Projection
 from ledger import events as ev
 from ledger.domain import state as st
 from projections import records as rec
-from projections.store import Changes, CurrentRow, ViewsMoved, ViewStore, dyadic_key
+from projections.store import (
+    Changes,
+    CurrentRow,
+    ViewsMoved,
+    ViewStore,
+    dyadic_key,
+    valid_key,
+)
 
 log = logging.getLogger("ledger.projector")
 
@@ -391,8 +398,18 @@ class Projector(Projection[Any]):
         if self._pending_position == self._submitted_position:
             return
         changes = self._pending
+        code = rec.KIND_CODE
         changes.current_insert = [
-            (row.id, entity.key, row.vf, row.vt, row.rf, row.data_id)
+            (
+                row.id,
+                entity.key,
+                row.vf,
+                row.vt,
+                row.rf,
+                row.data_id,
+                code[entity.kind],
+                valid_key(row.vf, row.vt),
+            )
             for entity, row in self._new_rows
             if row.alive
         ]

@@ -70,7 +70,12 @@ def dyadic_cells(k: int) -> list[int]:
 def valid_key(vf: int, vt: int) -> int:
     """``dyadic_key`` of a valid-time interval (times before the epoch clamped to it:
     clamping keeps every interval that contains T in the cells of the clamped T)."""
-    return dyadic_key(vf if vf > 0 else 0, vt if vt > 1 else 1)
+    if vf < 0:
+        vf = 0
+    if vt < 1:
+        vt = 1
+    level = (vf ^ (vt - 1)).bit_length()
+    return (level << 56) | (vf >> level)
 
 
 def valid_cells(t: int) -> list[int]:
@@ -90,7 +95,10 @@ class Changes:
     """One batch of view changes (row tuples in the tables' column order)."""
 
     data: list[tuple[int, bytes, bytes]] = field(default_factory=list)
-    current_insert: list[tuple[int, str, int, int, int, int]] = field(default_factory=list)
+    current_insert: list[tuple[int, str, int, int, int, int, int, int]] = field(
+        default_factory=list
+    )
+    """(id, key, vf, vt, rf, data_id, kind code, valid_key(vf, vt))"""
     current_delete: list[int] = field(default_factory=list)
     current_vt: list[tuple[int, int, int]] = field(default_factory=list)
     """(new vt, row id, the row's vf)"""
@@ -357,13 +365,9 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
                 [(vt, valid_key(vf, vt), i) for vt, i, vf in changes.current_vt],
             )
         if changes.current_insert:
-            codes: dict[str, int] = {}
-            rows = []
-            for i, key, vf, vt, rf, data_id in changes.current_insert:
-                kind = key[: key.index(":")]
-                code = codes.get(kind) or codes.setdefault(kind, KIND_CODE[kind])
-                rows.append((i, key, vf, vt, rf, data_id, code, valid_key(vf, vt)))
-            c.executemany("INSERT INTO views_current VALUES (?,?,?,?,?,?,?,?)", rows)
+            c.executemany(
+                "INSERT INTO views_current VALUES (?,?,?,?,?,?,?,?)", changes.current_insert
+            )
         if changes.history_insert:
             c.executemany(
                 "INSERT INTO views_history VALUES (?,?,?,?,?,?,?,?,?)", changes.history_insert

@@ -205,7 +205,12 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
                 ([u[0] for u in changes.current_vt], [u[1] for u in changes.current_vt]),
             )
         if changes.current_insert:
-            self._copy(c, "views_current", "id, key, vf, vt, rf, data_id", changes.current_insert)
+            self._copy(
+                c,
+                "views_current",
+                "id, key, vf, vt, rf, data_id",
+                [row[:6] for row in changes.current_insert],
+            )
         if changes.history_insert:
             self._copy(
                 c,
