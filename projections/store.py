@@ -10,8 +10,11 @@ Tables (``views_*``):
 
 - ``views_data(id, static, timeline)``: record bodies (``projections.records``), shared by
   every row that shows the same record;
-- ``views_current(id, key, vf, vt, rf, data_id)``: the rows of *current* knowledge: per
-  entity, disjoint valid-time intervals ``[vf, vt)``, known since ``rf``;
+- ``views_current(id, key, vf, vt, rf, data_id, kind, vkey)``: the rows of *current*
+  knowledge: per entity, disjoint valid-time intervals ``[vf, vt)``, known since ``rf``.
+  On SQLite ``vkey`` places ``[vf, vt)`` in its dyadic cell of the valid-time axis
+  (``valid_key``), and a covering index ``(kind, vkey, vf, vt, rf, data_id, key)`` streams
+  every row of a kind valid at T out of the ~50 cells containing T in one scan;
 - ``views_history(id, key, kind, dkey, vf, vt, rf, rt, data_id)``: superseded rows, known
   over ``[rf, rt)`` only; immutable once written.  ``dkey`` places ``[rf, rt)`` in the
   smallest dyadic cell of the recorded-time axis that contains it (``dyadic_key``), so
@@ -21,10 +24,12 @@ Tables (``views_*``):
   exporter, a commitment's agreement; ``vf0``: the earliest valid time of any row it ever
   had) for listing and filtering.
 
-A query at (as-of T, known-at K) is two indexed lookups: per entity, the current row with
-the greatest ``vf <= T`` (kept if ``vt > T`` and ``rf <= K``), plus the history rows whose
-rectangle ``[vf, vt) x [rf, rt)`` contains (T, K).  Times are microseconds since the
-epoch; open ends are ``records.INFINITY``.
+A query at (as-of T, known-at K) is two indexed lookups: the current rows valid at T
+with ``rf <= K`` (for a whole kind: the valid-time cells on SQLite; for given entities, an
+exporter's or on PostgreSQL: per entity, the current row with the greatest ``vf <= T``,
+kept if ``vt > T``), plus the history rows whose rectangle ``[vf, vt) x [rf, rt)``
+contains (T, K).  Times are microseconds since the epoch; open ends are
+``records.INFINITY``.
 
 Concurrent projectors (``ledger serve`` and a CLI catching up) are safe: a batch is
 written only if the tracked position is still the one the writer started from
