@@ -183,7 +183,6 @@ def ledger_import(path: Path, workdir: Path, database_url: str | None) -> float:
     from ledger.app import Ledger, gc_paused
     from ledger.config import Settings
     from ledger.intake import iter_lines
-    from ledger.times import now
 
     env = {"LEDGER_HOME": str(workdir / f"home-{uuid.uuid4().hex}"), "LEDGER_ACTOR": "bench"}
     if database_url:
@@ -191,13 +190,8 @@ def ledger_import(path: Path, workdir: Path, database_url: str | None) -> float:
     app = Ledger(Settings.from_env(env))
     try:
         started = time.perf_counter()
-        current = now()
-        batch: dict[uuid.UUID, tuple[str, str]] = {}
         with path.open("rb") as f, gc_paused():  # as `ledger import` does
-            submissions = [
-                app.parse_line(line, number, current, False, batch)
-                for number, line in iter_lines(f)
-            ]
+            submissions = app.parse_lines(iter_lines(f))
             result = app.append(submissions)
         elapsed = time.perf_counter() - started
         assert len(result.appended) == len(submissions), "benchmark batch was not all new"

@@ -69,7 +69,9 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from eventsourcing.persistence import PersistenceError
+        import sqlite3
+
+        from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 
         from ledger.config import ConfigError
         from ledger.errors import LedgerError
@@ -86,10 +88,12 @@ def handle_errors(func: F) -> F:
         except (ConfigError, TimeParseError) as exc:
             emit_error(exc, as_json=as_json)
             sys.exit(2)
-        except PersistenceError as exc:
+        except (PersistenceError, sqlite3.Error) as exc:
+            reachable = not isinstance(exc, InterfaceError | OperationalError | sqlite3.Error)
+            what = "the store refused the operation" if reachable else "the store is unavailable"
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             emit_error(
-                RuntimeError(f"the store is unavailable: {exc} ({settings().redacted_url})"),
-                as_json=as_json,
+                RuntimeError(f"{what}: {detail} ({settings().redacted_url})"), as_json=as_json
             )
             sys.exit(1)
         except BrokenPipeError:  # e.g. `ledger log | head`

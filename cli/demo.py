@@ -139,7 +139,7 @@ def demo(demo_home: str | None, output: str) -> None:
     from ledger.nats_server import EmbeddedNats
     from ledger.relay import Relay
     from ledger.scenario import scenario_path
-    from ledger.times import iso_seconds, now
+    from ledger.times import iso_seconds
 
     as_json = output == "json"
     say = (lambda *a, **k: None) if as_json else click.echo
@@ -164,11 +164,7 @@ def demo(demo_home: str | None, output: str) -> None:
 
         # 1. Import the scenario with its historical recorded times.
         with scenario_path().open("rb") as f:
-            current = now()
-            batch: dict[Any, tuple[str, str]] = {}
-            submissions = [
-                app.parse_line(line, n, current, True, batch) for n, line in iter_lines(f)
-            ]
+            submissions = app.parse_lines(iter_lines(f), backfill=True)
         result = app.append(submissions, backfill=True)
         recorded = [s.event.recorded_at for s in submissions]
         report["imported"] = {

@@ -233,7 +233,9 @@ def schema(type_name: str | None, list_types: bool, asyncapi: bool) -> None:
         cls = ev.EVENT_TYPES_BY_NAME.get(type_name)
         if cls is None:
             raise InputError(f"unknown event type '{type_name}'", field="--type")
-        body: Any = msgspec.json.schema(cls)
+        body = msgspec.json.schema(cls)
+        body["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        body["title"] = type_name
     else:
         body = ev.schema()
     click.echo(msgspec.json.format(msgspec.json.encode(body), indent=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -61,23 +61,16 @@ def append(ctx: click.Context, event_json: str | None, output: str) -> None:
         "sources": [{"reference": "https://example.org/jl", "publisher": "JL Mag"}]}'
       echo "$EVENT" | ledger append --output json
     """
-    import msgspec
+    import os
 
     from ledger.errors import InputError
 
-    text = event_json if event_json not in (None, "-") else sys.stdin.read()
-    assert text is not None
-    if not text.strip():
+    # Bytes as given (an argument keeps its original bytes), so bad UTF-8 is reported.
+    data = os.fsencode(event_json) if event_json not in (None, "-") else sys.stdin.buffer.read()
+    if not data.strip():
         raise InputError("no event given: pass JSON as an argument or on stdin")
-    try:
-        obj = msgspec.json.decode(text.encode())
-    except msgspec.DecodeError as exc:
-        raise InputError(f"malformed JSON: {exc}") from None
-    if isinstance(obj, list):
-        raise InputError("append takes one event object; use `ledger import` for a batch")
     with open_ledger(ctx) as app:
-        submission = app.parse(obj, owned=True)
-        result = app.append([submission])
+        result = app.append(app.parse_lines([(None, data.strip())]))
     if output == "json":
         echo_json(result.to_dict())
         return
@@ -94,30 +87,8 @@ def append(ctx: click.Context, event_json: str | None, output: str) -> None:
         )
 
 
-def _read_batch(
-    app: Any, stream: IO[bytes], *, backfill: bool, show_progress: bool, size: int
-) -> list[Any]:
-    """Parse every line first: a bad line anywhere means nothing is appended."""
-    from ledger.intake import iter_lines
-    from ledger.times import now
-
-    current = now()
-    batch: dict[Any, tuple[str, str]] = {}
-    submissions = []
-    lines = iter_lines(stream)  # type: ignore[arg-type]
-    if not show_progress:
-        for number, line in lines:
-            submissions.append(app.parse_line(line, number, current, backfill, batch))
-        return submissions
-    with click.progressbar(length=size, label="Reading ", file=sys.stderr, show_pos=False) as bar:
-        for number, line in lines:
-            submissions.append(app.parse_line(line, number, current, backfill, batch))
-            bar.update(len(line) + 1)
-    return submissions
-
-
 @click.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option(
     "--backfill",
     is_flag=True,
@@ -150,19 +121,27 @@ def import_(
     """
     import os
 
+    from ledger.app import gc_paused
+    from ledger.errors import InputError
+    from ledger.intake import iter_lines
+
     started = time.perf_counter()
     size = 0 if file == "-" else os.path.getsize(file)
     show = progress if progress is not None else (sys.stderr.isatty() and size > PROGRESS_MIN_BYTES)
     stream: IO[bytes] = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
-    from ledger.app import gc_paused
-
     try:
         # One pause of the cyclic GC over reading and appending: a batch is acyclic data.
         with open_ledger(ctx) as app, gc_paused():
-            submissions = _read_batch(app, stream, backfill=backfill, show_progress=show, size=size)
+            if show:
+                with click.progressbar(
+                    length=size, label="Reading ", file=sys.stderr, show_pos=False
+                ) as reading:
+                    submissions = app.parse_lines(
+                        iter_lines(stream), backfill=backfill, progress=reading.update
+                    )
+            else:
+                submissions = app.parse_lines(iter_lines(stream), backfill=backfill)
             if not submissions:
-                from ledger.errors import InputError
-
                 raise InputError(f"{file} contains no events")
             if show:
                 with click.progressbar(

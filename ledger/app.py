@@ -38,6 +38,7 @@ from ledger.store.codec import (
     IndexRow,
     MsgspecMapper,
     Recorded,
+    content_hash,
     decode_event,
     encode_event,
     encode_event_value,
@@ -176,7 +177,7 @@ class AppendResult:
         return {
             "appended": len(self.appended),
             "duplicates": len(self.duplicates),
-            "recorded_at": iso(self.recorded_at) if self.recorded_at else None,
+            "recorded_at": iso(self.recorded_at) if self.recorded_at and positions else None,
             "first_position": min(positions) if positions else None,
             "last_position": max(positions) if positions else None,
             "events": [
@@ -376,7 +377,7 @@ class Ledger(Application[str]):
     def parse_line(
         self,
         data: bytes,
-        line: int,
+        line: int | None,
         now_: dt.datetime,
         backfill: bool,
         batch: dict[UUID, tuple[str, str]],
@@ -392,6 +393,35 @@ class Ledger(Application[str]):
         )
         batch[s.event.event_id] = (s.event.entity_kind, s.event.entity_id)
         return s
+
+    def _same_without_effective(self, s: Submission, entry: IndexEntry) -> bool:
+        """A retried send that left ``effective_at`` to the ledger matches the stored event
+        when everything but the ledger's stamps and that time is the same."""
+        if not s.effective_defaulted:
+            return False
+        stored = self.get_event(entry.event_id)
+        return stored is not None and content_hash(
+            stored.event, without_effective=True
+        ) == content_hash(s.event, without_effective=True)
+
+    def parse_lines(
+        self,
+        lines: Iterable[tuple[int | None, bytes]],
+        *,
+        backfill: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Submission]:
+        """Parse a JSONL batch (numbered lines) into submissions, all stamped with one
+        parse time; a retraction may name an event earlier in the same batch.
+        ``progress`` is called with the bytes of each line read."""
+        current = now()
+        batch: dict[UUID, tuple[str, str]] = {}
+        submissions = []
+        for number, line in lines:
+            submissions.append(self.parse_line(line, number, current, backfill, batch))
+            if progress is not None:
+                progress(len(line) + 1)
+        return submissions
 
     def append(
         self,
@@ -485,7 +515,9 @@ class Ledger(Application[str]):
             e = s.event
             entry = stored.get(e.event_id) if stored else None
             if entry is not None:
-                if entry.content_hash != s.content_hash:
+                if entry.content_hash != s.content_hash and not self._same_without_effective(
+                    s, entry
+                ):
                     raise ConflictError(
                         "event-id-reused",
                         f"event {e.event_id} is already recorded (position {entry.position}, "

@@ -84,9 +84,10 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        # Absolute: a relative home must not turn into a path under / inside the URL.
         home = (
-            Path(env["LEDGER_HOME"]).expanduser() if env.get("LEDGER_HOME") else (default_home(env))
-        )
+            Path(env["LEDGER_HOME"]).expanduser() if env.get("LEDGER_HOME") else default_home(env)
+        ).absolute()
         database_url = env.get("LEDGER_DATABASE_URL") or f"sqlite:///{home / 'ledger.db'}"
         return cls(
             home=home,
@@ -129,6 +130,8 @@ class Settings:
         path = unquote(parsed.path)
         if parsed.netloc:  # sqlite://relative/path (two slashes)
             path = parsed.netloc + path
+        if path.startswith("//"):  # sqlite:////abs/path (four slashes) is /abs/path too
+            path = path[1:]
         return Path(path)
 
     @property
@@ -151,7 +154,12 @@ class Settings:
         env = {"ORIGINATOR_ID_TYPE": "text", "CREATE_TABLE": "yes"}
         if self.backend == "sqlite":
             path = self.sqlite_path
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot use {path.parent} for the ledger's database: {exc.strerror}"
+                ) from None
             env.update(
                 PERSISTENCE_MODULE="ledger.store.sqlite:LedgerSQLiteFactory",
                 SQLITE_DBNAME=str(path),

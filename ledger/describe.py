@@ -7,12 +7,6 @@ import datetime as dt
 from ledger import events as ev
 
 
-def _day(t: dt.datetime | None) -> str:
-    if t is None:
-        return "open-ended"
-    return t.date().isoformat() if (t.hour, t.minute, t.second) == (0, 0, 0) else t.isoformat()
-
-
 def _until(t: dt.datetime | None) -> str:
     """An exclusive end shown as the last day it covers when it falls on midnight."""
     if t is None:

@@ -36,21 +36,26 @@ Time = Annotated[
     dt.datetime,
     msgspec.Meta(tz=True, description="RFC 3339 date-time with a UTC offset"),
 ]
+ID_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+CODE_PATTERN = r"^[A-Z]{2}$"
 Id = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
         max_length=200,
-        pattern=r"^\S(?:.*\S)?$",
-        description="Identifier: any text without leading/trailing whitespace "
-        "(dots and spaces allowed)",
+        pattern=ID_PATTERN,
+        description="Identifier: any text without control characters or leading/trailing "
+        "whitespace (dots and spaces allowed)",
     ),
 ]
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+NO_NUL = r"^[^\x00]*$"
+"""Text may hold line breaks but not NUL (which PostgreSQL text cannot store)."""
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=NO_NUL)]
+OptionalText = Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)]
 Code = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Z]{2}$",
+        pattern=CODE_PATTERN,
         description="ISO 3166-1 alpha-2 country (or 'EU') code of a government or destination",
     ),
 ]
@@ -59,7 +64,7 @@ ItemCode = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=100,
-        pattern=r"^\S(?:.*\S)?$",
+        pattern=ID_PATTERN,
         description="Control list code (e.g. 1C902.a), HS code (e.g. 8505.11) or item name",
     ),
 ]
@@ -91,7 +96,7 @@ class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     status: Literal["official", "reported", "illustrative"] = "official"
     """``official``: the authority's own instrument or statement.  ``reported``: press
     reports, unofficial or disputed claims.  ``illustrative``: made-up example data."""
-    note: str = ""
+    note: OptionalText = ""
 
 
 # --- the envelope -----------------------------------------------------------------------
@@ -115,7 +120,7 @@ class Event(
     recorded_at: Time
     actor: Text
     sources: tuple[Source, ...] = ()
-    summary: str = ""
+    summary: OptionalText = ""
     """Optional one-line human description of the fact."""
     schema_version: int = 1
 
@@ -251,7 +256,7 @@ class Clause(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """End-user classes covered; empty means every end user."""
     effective_at: Time
     """When the clause comes into force (may differ from the measure's publication)."""
-    description: str = ""
+    description: OptionalText = ""
 
 
 class MeasurePublished(Event, kw_only=True, frozen=True):
@@ -284,7 +289,7 @@ class SuspensionEnded(Event, kw_only=True, frozen=True):
 
     entity_kind: Literal["measure"] = "measure"
     clause_id: Id
-    instrument: str = ""
+    instrument: OptionalText = ""
     KIND = "measure"
 
 
@@ -361,7 +366,7 @@ class LicenceItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     item: ItemCode
     cap: Quantity
     unit: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] = "kg"
-    description: str = ""
+    description: OptionalText = ""
 
 
 class LicenceGranted(Event, kw_only=True, frozen=True):
@@ -408,7 +413,7 @@ class LicenceReinstated(Event, kw_only=True, frozen=True):
     """A suspended licence is in force again."""
 
     entity_kind: Literal["licence"] = "licence"
-    reason: str = ""
+    reason: OptionalText = ""
     KIND = "licence"
 
 
@@ -424,7 +429,7 @@ class LicenceSurrendered(Event, kw_only=True, frozen=True):
     """The holder gave the licence up (terminal)."""
 
     entity_kind: Literal["licence"] = "licence"
-    reason: str = ""
+    reason: OptionalText = ""
     KIND = "licence"
 
 
@@ -480,7 +485,7 @@ class ApplicationDecided(Event, kw_only=True, frozen=True):
     fired_clauses: tuple[FiredClause, ...] = ()
     licence_id: Id | None = None
     """The licence that covers the export, when one does."""
-    end_user_status: str = ""
+    end_user_status: OptionalText = ""
     reasons: tuple[str, ...] = ()
     KIND = "application"
     NEEDS_SOURCE = False

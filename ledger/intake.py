@@ -20,15 +20,15 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 from uuid import UUID
 
 import msgspec
 
 from ledger import events as ev
-from ledger.errors import InputError
+from ledger.errors import InputError, RuleViolation
 from ledger.store.codec import NEUTRAL_STAMPS, content_hash, encode_event
-from ledger.times import is_bare_date
+from ledger.times import TimeParseError, event_time_text, is_bare_date
 
 RetractionResolver = Callable[[UUID], tuple[str, str] | None]
 
@@ -65,32 +65,41 @@ def uuid7() -> UUID:
     return UUID(int=value)
 
 
-def _normalise_time(obj: dict[str, Any], key: str, role: str) -> None:
+def _normalise_time(
+    obj: dict[str, Any], key: str, role: Literal["start", "end"], line: int | None, where: str
+) -> None:
     value = obj.get(key)
-    # (A bare date is 10 characters, 11 with the trailing newline the pattern allows.)
-    if isinstance(value, str) and len(value) < 12 and is_bare_date(value):
-        day = dt.date.fromisoformat(value)
-        if role == "end":
-            day += dt.timedelta(days=1)
-        obj[key] = f"{day.isoformat()}T00:00:00Z"
+    # (A bare date is 10 characters: skip longer strings before the pattern.)
+    if isinstance(value, str) and len(value) == 10 and is_bare_date(value):
+        try:
+            obj[key] = event_time_text(value, role)
+        except TimeParseError as exc:
+            raise InputError(str(exc), field=f"{where}{key}", line=line) from None
 
 
-def _normalise_times(obj: dict[str, Any]) -> None:
+def _normalise_times(obj: dict[str, Any], line: int | None) -> None:
     """Bare dates in time fields become instants (start or end of day UTC)."""
     for key in _START_KEYS:
-        _normalise_time(obj, key, "start")
+        _normalise_time(obj, key, "start", line, "")
     for key in _END_KEYS:
         if key in obj:
-            _normalise_time(obj, key, "end")
+            _normalise_time(obj, key, "end", line, "")
     clauses = obj.get("clauses")
     if isinstance(clauses, list):  # the only nested time field: a clause's effective_at
-        for clause in clauses:
+        for i, clause in enumerate(clauses):
             if isinstance(clause, dict):
-                _normalise_time(clause, "effective_at", "start")
+                _normalise_time(clause, "effective_at", "start", line, f"clauses[{i}].")
 
 
 _START_KEYS = tuple(ev.START_TIME_FIELDS)
 _END_KEYS = tuple(ev.END_TIME_FIELDS)
+
+
+_PATTERN_MEANING = {
+    ev.ID_PATTERN: "must be text without control characters or leading/trailing spaces",
+    ev.NO_NUL: "must not contain NUL characters",
+    ev.CODE_PATTERN: "must be a two-letter country code in capitals (ISO 3166-1, e.g. CN)",
+}
 
 
 def _validation_error(exc: msgspec.ValidationError, line: int | None) -> InputError:
@@ -99,7 +108,10 @@ def _validation_error(exc: msgspec.ValidationError, line: int | None) -> InputEr
     if " - at `$" in text:
         text, _, path = text.partition(" - at `$")
         field = path.rstrip("`").lstrip(".") or None
-    if "datetime` with a timezone" in text:
+    if "matching regex" in text:
+        pattern = text.split("matching regex", 1)[1].strip(" '")
+        text = _PATTERN_MEANING.get(pattern.replace("\\\\", "\\"), f"does not match {pattern}")
+    elif "datetime` with a timezone" in text:
         text += " (add 'Z' or an offset such as +08:00)"
     elif text.startswith("Invalid RFC3339"):
         text += " (use e.g. 2025-11-10, 2025-11-10T13:01:00+08:00 or 2025-11-10T05:01:00Z)"
@@ -132,8 +144,12 @@ def parse_object(
     otherwise the caller's object is left untouched.
     """
     if not isinstance(obj, dict):
+        hint = (
+            " (a batch is one event per line: see `ledger import`)" if isinstance(obj, list) else ""
+        )
         raise InputError(
-            f"expected a JSON object describing one event, got {type(obj).__name__}", line=line
+            f"expected a JSON object describing one event, got {type(obj).__name__}{hint}",
+            line=line,
         )
     type_name = obj.get("type")
     if not isinstance(type_name, str):
@@ -177,7 +193,7 @@ def parse_object(
         )
     if not owned:
         obj = _json_decoder.decode(msgspec.json.encode(obj))
-    _normalise_times(obj)
+    _normalise_times(obj, line)
     effective_defaulted = "effective_at" not in obj
     if effective_defaulted:
         obj["effective_at"] = now
@@ -203,17 +219,15 @@ def _submission(
 ) -> Submission:
     """A submission with its content hash, computed from the event's one encoding."""
     payload = encode_event(event)
-    digest = None
-    if not effective_defaulted:
-        # The hash covers the encoding with the ledger's stamps neutral (see
-        # ``content_hash``); they sit side by side in the envelope, so blanking them in the
-        # bytes equals encoding a copy with neutral stamps.
-        stamps = _stamps(event.recorded_at, event.actor)
-        neutral = payload.replace(stamps, NEUTRAL_STAMPS, 1)
-        if neutral != payload:
-            digest = hashlib.blake2b(neutral, digest_size=16).digest()
-    if digest is None:
-        digest = content_hash(event, effective_defaulted=effective_defaulted)
+    # The hash covers the encoding with the ledger's stamps neutral (see ``content_hash``);
+    # they sit side by side in the envelope (and a quote inside a string value is always
+    # escaped), so blanking them in the bytes equals encoding a copy with neutral stamps.
+    stamps = _stamps(event.recorded_at, event.actor)
+    neutral = payload.replace(stamps, NEUTRAL_STAMPS, 1)
+    if neutral != payload:
+        digest = hashlib.blake2b(neutral, digest_size=16).digest()
+    else:
+        digest = content_hash(event)
     return Submission(event, line, digest, effective_defaulted, recorded_supplied, payload)
 
 
@@ -248,7 +262,8 @@ def _fill_retracted_entity(
         ) from None
     found = resolve(target) if resolve is not None else None
     if found is None:
-        raise InputError(
+        raise RuleViolation(
+            "unknown-reference",
             f"no event {target} is recorded; nothing to retract",
             field="retracted_event_id",
             line=line,
@@ -271,6 +286,8 @@ def parse_json(
         obj = _json_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise InputError(f"malformed JSON: {exc}", line=line) from None
+    except UnicodeError:
+        raise InputError("malformed JSON: the text is not valid UTF-8", line=line) from None
     return parse_object(
         obj,
         line=line,

@@ -20,7 +20,7 @@ from typing import Literal
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-_BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 END_OF_DAY = dt.timedelta(days=1) - dt.timedelta(microseconds=1)
 
 
@@ -33,23 +33,31 @@ def now() -> dt.datetime:
 
 
 def is_bare_date(text: str) -> bool:
-    return bool(_BARE_DATE.match(text))
+    """YYYY-MM-DD exactly (a real date or not: ``parse_date`` says which)."""
+    return bool(_BARE_DATE.fullmatch(text))
 
 
 def parse_date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
-    except ValueError:
-        raise TimeParseError(f"'{text}' is not a date (YYYY-MM-DD)") from None
+    except ValueError as exc:
+        raise TimeParseError(f"'{text}' is not a date ({exc})") from None
 
 
 def event_time_text(text: str, role: Literal["start", "end"]) -> str:
-    """Normalise a bare date in an event field to an RFC 3339 instant (start/end role)."""
+    """Normalise a bare date in an event field to an RFC 3339 instant (start/end role).
+
+    Raises ``TimeParseError`` for a date that does not exist (2025-02-30) or whose end
+    falls outside the calendar (9999-12-31 as an end).
+    """
     if not is_bare_date(text):
         return text
     day = parse_date(text)
     if role == "end":
-        day = day + dt.timedelta(days=1)
+        try:
+            day = day + dt.timedelta(days=1)
+        except OverflowError:
+            raise TimeParseError(f"'{text}' is the last representable day") from None
     return f"{day.isoformat()}T00:00:00Z"
 
 

@@ -244,3 +244,107 @@ def test_export_and_backfill_reimport_reproduce_the_record(tmp_path: Path) -> No
     assert [e["position"] for e in json.loads(runner.invoke(cli, positions, env=first).output)] == [
         e["position"] for e in json.loads(runner.invoke(cli, positions, env=second).output)
     ]
+
+
+BAD_APPENDS = [
+    # (case, event JSON bytes, exit code, text in the one-line error)
+    (
+        "impossible date",
+        {**f.party("x"), "effective_at": "2025-13-45"},
+        2,
+        "effective_at: '2025-13-45' is not a date",
+    ),
+    (
+        "end past the calendar",
+        f.licence(valid_until="9999-12-31"),
+        2,
+        "valid_until: '9999-12-31' is the last representable day",
+    ),
+    (
+        "date with a newline",
+        {**f.party("x"), "effective_at": "2025-01-01\n"},
+        2,
+        "effective_at: Invalid RFC3339",
+    ),
+    (
+        "control character in an id",
+        f.party("b\u0000x"),
+        2,
+        "entity_id: must be text without control characters",
+    ),
+    ("NUL in text", f.party("x", name="X\u0000"), 2, "name: must not contain NUL"),
+    ("lower-case country", f.party("x", country="de"), 2, "country: must be a two-letter"),
+    ("a batch given to append", [f.party("x")], 2, "see `ledger import`"),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "code", "text"), [pytest.param(*c[1:], id=c[0]) for c in BAD_APPENDS]
+)
+def test_bad_input_is_one_clear_line_and_appends_nothing(
+    run_sqlite: Callable[..., Result], event: object, code: int, text: str
+) -> None:
+    result = run_sqlite("append", json.dumps(event))
+    assert result.exit_code == code, result.output
+    first, *rest = result.stderr.splitlines()
+    assert text in first and first.startswith("Error: "), first
+    assert rest == ["Nothing was appended."]
+    assert run_sqlite("log", "-o", "jsonl").output == ""
+
+
+def test_bytes_that_are_not_utf8(sqlite_backend: Backend, tmp_path: Path) -> None:
+    env = {**os.environ, **sqlite_backend.env()}
+    piped = subprocess.run(
+        [LEDGER, "append"], input=b'{"type": "caf\xe9"}', env=env, capture_output=True, timeout=60
+    )
+    assert piped.returncode == 2 and b"not valid UTF-8" in piped.stderr
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"type": "PartyRegistered", "entity_id": "caf\xe9"}\n')
+    imported = subprocess.run(
+        [LEDGER, "import", str(path)], env=env, capture_output=True, timeout=60
+    )
+    assert (
+        imported.returncode == 2
+        and b"line 1: malformed JSON: the text is not valid UTF-8" in imported.stderr
+    )
+
+
+def test_files_homes_and_references_that_do_not_exist(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(
+        cli, ["import", str(tmp_path / "nope.jsonl")], env={"LEDGER_HOME": str(tmp_path / "h")}
+    )
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    (tmp_path / "afile").write_text("")
+    bad_home = runner.invoke(cli, ["log"], env={"LEDGER_HOME": str(tmp_path / "afile" / "sub")})
+    assert bad_home.exit_code == 2
+    assert "cannot use" in bad_home.stderr and "Not a directory" in bad_home.stderr
+    unknown = runner.invoke(
+        cli,
+        ["retract", "01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e", "--reason", "x"],
+        env={"LEDGER_HOME": str(tmp_path / "h")},
+    )
+    assert unknown.exit_code == 1 and "[rule: unknown-reference]" in unknown.stderr
+
+
+def test_a_relative_home_is_relative_to_the_working_directory(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}}
+    done = subprocess.run(
+        [LEDGER, "--home", "./rel", "append", json.dumps(f.party("x"))],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "rel" / "ledger.db").exists()
+    log = subprocess.run(
+        [LEDGER, "--home", "./rel", "log", "-o", "jsonl"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert '"entity_id":"x"' in log.stdout

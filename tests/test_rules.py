@@ -264,6 +264,46 @@ CASES: list[tuple[str, list[dict], dict, str, str, str]] = [
         "must be greater than 0",
     ),
     (
+        "quantity too precise",
+        W(),
+        f.usage(quantity="0.0000000001"),
+        "quantity-precision",
+        "quantity",
+        "at most 9 decimal places",
+    ),
+    (
+        "cap too large",
+        W()[:3],
+        f.licence(items=[{"item": "x", "cap": "1e15"}]),
+        "quantity-precision",
+        "items[0].cap",
+        "below 10^15",
+    ),
+    (
+        "vetted before registration",
+        [f.party("x", effective_at="2025-01-01")],
+        f.vetted("x", effective_at="2024-06-01"),
+        "before-creation",
+        "effective_at",
+        "party 'x' was registered with effect from 2025-01-01",
+    ),
+    (
+        "implemented before pledged",
+        [f.agreement(), f.pledge("c1")],
+        f.implemented("c1", effective_at="2025-10-31"),
+        "before-creation",
+        "effective_at",
+        "cannot take effect before that (2025-10-31)",
+    ),
+    (
+        "clause suspended before publication",
+        [f.measure()],
+        f.suspended(effective_at="2024-01-01"),
+        "before-creation",
+        "effective_at",
+        "measure 'cn-ann-46' was published",
+    ),
+    (
         "zero cap",
         W()[:3],
         f.licence(items=[{"item": "x", "cap": "0"}]),
@@ -621,7 +661,18 @@ def test_retraction_rules(app: Ledger) -> None:
     assert meta.value.rule == "cannot-retract-retraction"
 
 
-def test_retracted_creation_frees_the_id_and_unblocks_state(app: Ledger) -> None:
+def test_retracted_creation_frees_the_id(app: Ledger) -> None:
+    """A registration retracted as wrong no longer exists: the id can be registered again,
+    and events on it are unknown references until then."""
+    wrong = app.append_objects([f.party("x", name="Wrong Name")]).outcomes[0].event_id
+    app.retract(wrong, "wrong company")
+    with pytest.raises(RuleViolation) as caught:
+        app.append_objects([f.vetted("x")])
+    assert caught.value.rule == "unknown-reference"
+    assert app.append_objects([f.party("x")]).outcomes[0].status == "appended"
+
+
+def test_retracted_withdrawal_unblocks_the_licence(app: Ledger) -> None:
     """After a wrongly recorded withdrawal is retracted, the licence is usable again."""
     result = app.append_objects([*W(), f.licence_event("LicenceWithdrawn")])
     withdrawal = result.outcomes[-1].event_id

@@ -220,7 +220,7 @@ def test_store_refuses_a_recorded_time_earlier_than_the_log(
 ) -> None:
     """The known-at axis is guarded in the write transaction itself: an insert whose recorded
     time is earlier than the newest stored one raises and writes nothing."""
-    from ledger.store.codec import Recorded, index_row
+    from ledger.store.codec import IndexRow, Recorded
     from ledger.store.index import RecordedTimeConflict
     from ledger.times import to_us
 
@@ -232,8 +232,39 @@ def test_store_refuses_a_recorded_time_earlier_than_the_log(
     )
     recorded = Recorded("party:b", 1, early)
     stored = [app.mapper.to_stored_event(recorded)]
-    rows = [index_row(recorded, late.content_hash, to_us(early.recorded_at))]
+    e = recorded.event
+    rows = [
+        IndexRow(
+            e.event_id,
+            e.type,
+            "party",
+            "b",
+            to_us(e.effective_at),
+            to_us(early.recorded_at),
+            late.content_hash,
+            None,
+            1,
+        )
+    ]
     with pytest.raises(RecordedTimeConflict):
         app.recorder.insert_events(stored, index_rows=rows)
     assert app.head() == 1
     assert app.entity("party", "b") is None
+
+
+def test_an_export_reimported_into_the_same_ledger_is_all_duplicates(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    """Also for events whose effective time the ledger filled in: the stored hash covers
+    the full content, and a retry without the time is compared without it."""
+    app = make_ledger()
+    no_time = {k: v for k, v in f.party("x").items() if k != "effective_at"}
+    app.append_objects([no_time, f.party("y")])
+    app.retract(next(iter(app.log(entity_id="y"))).event.event_id, "wrong")
+    exported = [
+        (n, encode_event(e.event))
+        for n, e in enumerate(app.log(order="recorded", include_retracted=True), start=1)
+    ]
+    again = app.append(app.parse_lines(exported, backfill=True), backfill=True)
+    assert [o.status for o in again.outcomes] == ["duplicate"] * 3
+    assert app.head() == 3

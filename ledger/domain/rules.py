@@ -74,10 +74,24 @@ def _window(start: dt.datetime, end: dt.datetime | None, field: str) -> None:
         )
 
 
+MAX_QUANTITY = Decimal(10) ** 15
+QUANTITY_DECIMALS = 9
+
+
 def _positive(value: Decimal, field: str) -> None:
     if not value.is_finite() or value <= 0:
         raise RuleViolation(
             "positive-quantity", f"must be greater than 0, got {value}", field=field
+        )
+    # Bounded so that caps and the sums of shipments stay exact in decimal arithmetic
+    # (24 significant digits at most, within the default 28-digit context).
+    exponent = value.as_tuple().exponent
+    if value >= MAX_QUANTITY or (isinstance(exponent, int) and exponent < -QUANTITY_DECIMALS):
+        raise RuleViolation(
+            "quantity-precision",
+            f"{value} is out of range: quantities are below 10^15 with at most "
+            f"{QUANTITY_DECIMALS} decimal places",
+            field=field,
         )
 
 
@@ -609,6 +623,28 @@ def check(e: ev.Event, facts: Facts) -> None:
                 f"{noun} '{e.entity_id}' was already {verb}; use a new id or amend it",
                 field="entity_id",
             )
+    elif type(e) is not ev.EventRetracted and e.entity_kind != "licence":
+        _not_before_creation(e, facts)  # (licences say "licence-not-yet-valid" themselves)
     checker = _CHECKS.get(type(e))
     if checker is not None:
         checker(e, facts)
+
+
+def _not_before_creation(e: ev.Event, facts: Facts) -> None:
+    """An event cannot take effect on an entity before the entity came to be: the fold
+    would have nothing to apply it to."""
+    if facts.state(e.entity_kind, e.entity_id, None) is None:
+        return  # unknown entity: the type's own check names the reference
+    if facts.state(e.entity_kind, e.entity_id, e.effective_at) is not None:
+        return
+    created = min(
+        (x.effective_at for x in st.visible(facts.events(e.entity_kind, e.entity_id)) if x.CREATES),
+        default=None,
+    )
+    noun, verb = NOUN[e.entity_kind]
+    raise RuleViolation(
+        "before-creation",
+        f"{noun} '{e.entity_id}' was {verb} with effect from {_day(created)}; "
+        f"this event cannot take effect before that ({_day(e.effective_at)})",
+        field="effective_at",
+    )

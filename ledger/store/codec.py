@@ -21,7 +21,7 @@ import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from ledger import events as ev
-from ledger.times import EPOCH, to_us
+from ledger.times import EPOCH
 
 _encoder = msgspec.json.Encoder()
 _decoders: dict[str, msgspec.json.Decoder[Any]] = {
@@ -49,18 +49,20 @@ def decode_event(data: bytes, type_name: str | None = None) -> ev.Event:
     return _any_decoder.decode(data)
 
 
-def content_hash(event: ev.Event, *, effective_defaulted: bool = False) -> bytes:
+def content_hash(event: ev.Event, *, without_effective: bool = False) -> bytes:
     """What makes two appends of one event id "the same content".
 
-    The ledger's own stamps are left out (``recorded_at``, ``actor``), and so is an
-    ``effective_at`` the ledger filled in because the operator gave none, so that a retried
-    send of the same input is recognised as the same event.
+    The ledger's own stamps are left out (``recorded_at``, ``actor``).  The stored hash
+    covers everything else, ``effective_at`` included, so an exported event re-sent with
+    its full content matches.  ``without_effective`` leaves ``effective_at`` out too: a
+    retried send of input that gave no effective time (the ledger filled in "now" each
+    time) is compared with the stored event that way.
     """
     neutral = msgspec.structs.replace(
         event,
         recorded_at=EPOCH,
         actor="-",
-        **({"effective_at": EPOCH} if effective_defaulted else {}),
+        **({"effective_at": EPOCH} if without_effective else {}),
     )
     return hashlib.blake2b(_encoder.encode(neutral), digest_size=16).digest()
 
@@ -89,21 +91,6 @@ class IndexRow(NamedTuple):
     content_hash: bytes
     retracts: UUID | None
     originator_version: int
-
-
-def index_row(recorded: Recorded, content: bytes, recorded_us: int | None = None) -> IndexRow:
-    e = recorded.event
-    return IndexRow(
-        e.event_id,
-        type(e).__name__,
-        e.entity_kind,
-        e.entity_id,
-        to_us(e.effective_at),
-        to_us(e.recorded_at) if recorded_us is None else recorded_us,
-        content,
-        e.retracted_event_id if type(e) is ev.EventRetracted else None,
-        recorded.originator_version,
-    )
 
 
 class MsgspecMapper(Mapper[str]):
