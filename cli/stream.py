@@ -82,8 +82,9 @@ def _fail(message: str, *, as_json: bool, code: int = 1) -> None:
     "--republish-from",
     type=click.IntRange(1),
     metavar="POSITION",
-    help="Re-publish from this position even if the relay published it before (after the "
-    "stream was recreated or lost its tail). Never duplicates what the stream still holds.",
+    help="Re-publish from this position even if the relay published it before: the stream's "
+    "head + 1 refills a stream that was recreated or lost its tail; the tracked position + 1 "
+    "continues after such a gap. Never duplicates what the stream still holds.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
@@ -109,7 +110,9 @@ def relay(
     LEDGER_STREAM_REPLICAS replicas, LEDGER_DUPLICATE_WINDOW) with Nats-Msg-Id = event id.
     On start and after any failure it resumes after the newest position found in the
     stream or in its tracking record, so restarts and NATS outages neither lose nor
-    duplicate events.  Runs until SIGTERM/SIGINT; logs go to stderr.
+    duplicate events.  If the stream ends before the tracked position (recreated, purged,
+    lost its tail) it exits 1 rather than publish past the gap, naming the two choices
+    (--republish-from).  Runs until SIGTERM/SIGINT; logs go to stderr.
 
     \b
     Examples:

@@ -19,6 +19,11 @@ Exactly once, in order, whatever happens to NATS or the relay:
   after ``max(tracked position, Ledger-Position of that message)``.  Tracking (the
   eventsourcing library's tracking recorder, ``relay:{stream}``) is written once per
   batch from acknowledged positions, so it can lag; the stream itself is the truth.
+- **Never past a gap.**  If the stream ends before the tracked position (it was recreated
+  or purged, or lost its tail with a node's disk), publishing on would leave a hole for
+  good.  The relay refuses (``RelayError``, naming the missing positions) until the
+  operator chooses: ``republish_from=head + 1`` refills the missing positions,
+  ``republish_from=tracked + 1`` continues after the gap knowingly.
 - **Pipelined.**  Publishes are fire-and-forget with a reply subject per message
   (``{inbox}.{epoch}.{position}``); acks are counted by one subscription, with at most
   ``max_in_flight`` unacknowledged.  The next batch is read from the store while the
@@ -91,6 +96,18 @@ _ack_decoder = msgspec.json.Decoder(_PubAck)
 
 class RelayError(RuntimeError):
     """The relay could not make progress (and was told not to keep trying)."""
+
+
+def gap_message(stream: str, head: int, tracked: int) -> str:
+    """Why the relay refuses to publish after positions missing from the stream."""
+    missing = f"{head + 1}" if head + 1 == tracked else f"{head + 1}-{tracked}"
+    return (
+        f"stream {stream} ends at position {head} but positions up to {tracked} were "
+        f"published: position(s) {missing} are no longer in the stream (it was recreated, "
+        f"purged or lost its tail). Not publishing past the gap. Run `ledger relay "
+        f"--republish-from {head + 1}` to refill them, or `ledger relay --republish-from "
+        f"{tracked + 1}` to continue after the gap knowingly"
+    )
 
 
 class _Resync(Exception):
@@ -478,21 +495,12 @@ class Relay:
         if self.republish_from is not None:
             # The stream's own head still rules out duplicates; tracking is ignored.
             position = max(head.position, self.republish_from - 1)
+        elif head.position < tracked:
+            # Publishing after the gap would leave the stream with a hole for good (a later
+            # --republish-from would find the head past it); the operator decides.
+            raise RelayError(gap_message(self.stream, head.position, tracked))
         else:
             position = max(tracked, head.position)
-            if head.position < tracked:
-                log.warning(
-                    "relay: stream %s ends at position %d but position %d was published: "
-                    "events %d-%d are no longer in the stream (expired by its limits, or the "
-                    "stream was recreated or lost data). They are not re-published; to "
-                    "re-publish them run `ledger relay --republish-from %d`",
-                    self.stream,
-                    head.position,
-                    tracked,
-                    head.position + 1,
-                    tracked,
-                    head.position + 1,
-                )
         self._acked = max(self._acked, head.position)
         self.stats.position = max(self.stats.position, head.position)
         self.stats.resyncs += 1

@@ -12,7 +12,7 @@ import pytest
 
 from ledger.app import Ledger
 from ledger.nats_server import EmbeddedNats
-from ledger.relay import Relay
+from ledger.relay import Relay, RelayError
 from tests import factory as f
 from tests.nats_fixtures import (
     append_parties,
@@ -215,35 +215,69 @@ def test_resumes_from_the_stream_when_tracking_lags_behind(
     assert_stream_matches_store(nats_server.url, app)
 
 
-def test_tracked_position_ahead_of_a_recreated_stream_is_not_republished(
+def _delete_stream(url: str, stream: str = "LEDGER") -> None:
+    async def delete() -> None:
+        import nats
+
+        nc = await nats.connect(url)
+        try:
+            await nc.jsm().delete_stream(stream)
+        finally:
+            await nc.close()
+
+    asyncio.run(delete())
+
+
+def test_a_stream_that_lost_events_is_not_published_past_the_gap(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """The stream is recreated after 100 events were published: the relay refuses to
+    publish the next ones after the hole, so the operator can still refill it."""
+    app = make_ledger()
+    append_parties(app, 100)
+    Relay(app, nats_server.url).run_once()
+    _delete_stream(nats_server.url)
+    append_parties(app, 7)
+
+    with pytest.raises(RelayError) as refused:
+        Relay(app, nats_server.url).run_once()
+    message = str(refused.value)
+    assert "ends at position 0 but positions up to 100 were published" in message
+    assert "position(s) 1-100" in message
+    assert "`ledger relay --republish-from 1`" in message
+    assert "`ledger relay --republish-from 101`" in message
+    assert stream_count(nats_server.url) == 0  # nothing published after the gap
+    assert Relay(app, nats_server.url).tracked_position() == 100
+
+    # The operator refills the stream from the start: the missing positions and the new
+    # ones are published once, in order; doing it again publishes nothing.
+    refill = Relay(app, nats_server.url, republish_from=1).run_once()
+    assert refill.published == 107
+    assert_stream_matches_store(nats_server.url, app)
+    assert Relay(app, nats_server.url, republish_from=1).run_once().published == 0
+    append_parties(app, 3)
+    assert Relay(app, nats_server.url).run_once().published == 3
+    assert_stream_matches_store(nats_server.url, app)
+
+
+def test_the_operator_can_accept_a_gap_and_continue_after_it(
     make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
 ) -> None:
     app = make_ledger()
     append_parties(app, 100)
     Relay(app, nats_server.url).run_once()
-
-    async def delete_stream() -> None:
-        import nats
-
-        nc = await nats.connect(nats_server.url)
-        await nc.jsm().delete_stream("LEDGER")
-        await nc.close()
-
-    asyncio.run(delete_stream())
+    _delete_stream(nats_server.url)
     append_parties(app, 7)
-    stats = Relay(app, nats_server.url).run_once()
-    assert stats.published == 7
-    assert [(m.position, m.msg_id) for m in stream_messages(nats_server.url)] == store_log(app)[
-        100:
-    ]
 
-    # The operator refills the recreated stream from the start: nothing is duplicated
-    # (what the stream holds rules), the missing positions are published once.
-    asyncio.run(delete_stream())
-    refill = Relay(app, nats_server.url, republish_from=1).run_once()
-    assert refill.published == 107
-    assert_stream_matches_store(nats_server.url, app)
-    assert Relay(app, nats_server.url, republish_from=1).run_once().published == 0
+    accepted = Relay(app, nats_server.url, republish_from=101).run_once()
+    assert accepted.published == 7
+    messages = stream_messages(nats_server.url)
+    assert [(m.position, m.msg_id) for m in messages] == store_log(app)[100:]
+    # From then on the stream's head is the tracked position: plain relays carry on.
+    append_parties(app, 2)
+    assert Relay(app, nats_server.url).run_once().published == 2
+    messages = stream_messages(nats_server.url)
+    assert [(m.position, m.msg_id) for m in messages] == store_log(app)[100:]
 
 
 def test_a_foreign_message_in_the_stream_does_not_stop_the_relay(

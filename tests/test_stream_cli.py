@@ -120,6 +120,37 @@ def test_long_running_relay_stops_cleanly_on_sigterm(
     app.close()
 
 
+def test_relay_refuses_to_publish_past_a_gap_in_the_stream(
+    run: Cli, nats_server: EmbeddedNats
+) -> None:
+    import asyncio
+
+    import nats
+
+    app = _append(run, 5)
+    try:
+        assert run("relay", "--once").exit_code == 0
+
+        async def delete() -> None:
+            nc = await nats.connect(nats_server.url)
+            await nc.jsm().delete_stream("LEDGER")
+            await nc.close()
+
+        asyncio.run(delete())
+        append_parties(app, 2)
+        refused = run("relay", "--once")
+        assert refused.exit_code == 1
+        lines = refused.output.strip().splitlines()
+        assert len(lines) == 1, refused.output
+        assert "position(s) 1-5 are no longer in the stream" in lines[0]
+        assert "--republish-from 1`" in lines[0] and "--republish-from 6`" in lines[0]
+        refill = run("relay", "--once", "--republish-from", "1")
+        assert refill.exit_code == 0, refill.output
+        assert "Published 7 event(s)" in refill.output
+    finally:
+        app.close()
+
+
 def test_relay_and_status_without_nats(backend: Backend) -> None:
     cli_ = Cli(backend.env())
     app = _append(cli_, 2)
