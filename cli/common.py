@@ -11,7 +11,6 @@ import datetime as dt
 import functools
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -172,38 +171,45 @@ def render_table(
 ) -> str:
     """A plain-text table that fits ``width`` columns.
 
-    Nothing a reader needs to copy is cut: the first column (the row's id), dates and
-    short codes keep their width; other columns wrap onto up to ``max_lines`` lines
-    (widest first), and only text longer than that is cut with an ellipsis.
+    Cells wrap at spaces rather than being cut: ids, statuses and dates stay whole (a word
+    is split only when it is wider than any layout leaves room for), and only the last
+    column — free text in every view — is shortened with an ellipsis after ``max_lines``
+    lines.  Columns give way in this order: the last column, then the others widest
+    first down to their longest word, then free text below that, then ids, and the first
+    column (the row's id) last of all.  A view with more columns than fit will still split
+    some ids: the fix there is fewer columns.
     """
     headers = headers or {}
     titles = [headers.get(c, c.replace("_", " ")) for c in columns]
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(t)] + [len(r[i]) for r in cells]) for i, t in enumerate(titles)]
+    words = [
+        max([len(w) for r in cells for w in r[i].split()] + [len(t)]) for i, t in enumerate(titles)
+    ]
     budget = width - 2 * (len(columns) - 1)
-    # Who gives way, in order: the last column (free text in every view), the other
-    # columns, then dates and short codes, and the first column (the row's id) last.
-    rigid = {0} | {i for i in range(len(columns)) if all(_RIGID.match(r[i]) for r in cells if r[i])}
     last = len(columns) - 1
-    loose = [i for i in range(1, len(columns)) if i not in rigid]
-    stages = [
-        ([last] if last in loose else [], 24),
-        (loose, 12),
-        ([i for i in rigid if i != 0], 10),
-        ([0], 10),
+    middle = list(range(1, last))
+    # Free text (values with spaces) splits before ids and codes do.
+    prose = [i for i in range(1, last + 1) if any(" " in r[i] for r in cells)]
+    stages: list[tuple[list[int], Callable[[int], int]]] = [
+        ([last] if last else [], lambda i: min(widths[i], max(words[i], 24))),
+        (middle, lambda i: words[i]),  # whole words
+        ([last] if last else [], lambda i: 12),
+        (prose, lambda i: 8),
+        (middle, lambda i: 8),  # ids split: only when nothing else fits
+        ([0], lambda i: 10),
     ]
     for allowed, floor in stages:
-        while sum(widths) > budget and allowed:
-            widest = max(allowed, key=lambda i: widths[i])
-            if widths[widest] <= floor:
+        while sum(widths) > budget:
+            candidates = [i for i in allowed if widths[i] > floor(i)]
+            if not candidates:
                 break
-            widths[widest] -= 1
+            widths[max(candidates, key=lambda i: widths[i])] -= 1
     lines = ["  ".join(_fit(t, w) for t, w in zip(titles, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for r in cells:
-        # The first column (the row's id) is never cut, only wrapped.
         wrapped = [
-            _wrap(c, w, max_lines if i else len(c))
+            _wrap(c, w, max_lines if i == last and i else len(c) + 1)
             for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         for k in range(max(len(parts) for parts in wrapped)):
@@ -226,9 +232,6 @@ def _wrap(text: str, width: int, max_lines: int) -> list[str]:
         parts = parts[:max_lines]
         parts[-1] = _fit(parts[-1] + " …", width).rstrip()
     return parts
-
-
-_RIGID = re.compile(r"^(\d{4}-\d\d-\d\d[T0-9:.+\-Z]*|[\w.:%/-]{1,12})$")
 
 
 def _cell(value: Any) -> str:

@@ -95,16 +95,22 @@ def _military_application(app: Any) -> dict[str, Any]:
 
 
 async def _receive_all(url: str, settings: Any, expected: int, timeout: float) -> list[Any]:
-    """Subscribe from the beginning (a durable consumer) and collect every event."""
+    """Subscribe from the beginning and collect every event (at most ``timeout`` seconds).
+
+    The consumer is ephemeral: a rerun on a kept home reads the whole stream again."""
     from ledger.subscriber import subscribe
 
     received: list[Any] = []
     deadline = time.monotonic() + timeout
-    async with subscribe(url, settings=settings, durable="demo-auditor", start="beginning") as sub:
-        async for delivery in sub.deliveries():
-            received.append(delivery)
-            if len(received) >= expected or time.monotonic() > deadline:
+    async with subscribe(url, settings=settings, start="beginning") as sub:
+        while len(received) < expected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 break
+            delivery = await sub.next_delivery(timeout=remaining)
+            if delivery is None:
+                break
+            received.append(delivery)
     return received
 
 
@@ -195,7 +201,7 @@ def demo(demo_home: str | None, output: str) -> None:
             "by_kind": dict(kinds),
         }
         say(
-            f"A durable subscriber received {len(received)}/{app.head()} typed events"
+            f"A subscriber received {len(received)}/{app.head()} typed events"
             f"{' in order' if in_order else ''}: "
             + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
             + "."

@@ -13,7 +13,6 @@ from cli.common import (
     handle_errors,
     open_ledger,
     output_option,
-    render_table,
     time_options,
 )
 
@@ -76,6 +75,9 @@ def log(
     output: str,
 ) -> None:
     """The history: events in effective order, as the ledger knew them.
+
+    The table shows each event on two lines: position, effective time, type, entity and
+    recorded time; then what it says.
 
     --as-of T keeps events effective at or before T; --known-at K keeps events recorded
     at or before K and hides events retracted by K.  A bare date means the end of that
@@ -143,13 +145,35 @@ def log(
         if not rows:
             click.echo("No events match.", err=True)
             return
-        click.echo(
-            render_table(
-                rows, ["pos", "effective", "recorded", "type", "entity", "what"], width=_width()
-            )
-        )
+        click.echo(_log_text(rows, _width()))
         if include_retracted and any(r["type"].startswith("✗") for r in rows):
             click.echo("\n✗ = retracted (as known at the query's known-at time)")
+
+
+def _log_text(rows: list[dict[str, Any]], width: int) -> str:
+    """Two lines per event, so ids and descriptions are never cut: the position, the
+    times, the type and the entity; then what it says, wrapped and indented."""
+    import textwrap
+
+    pos = max(len(str(r["pos"])) for r in rows)
+    eff = max(len(r["effective"]) for r in rows)
+    kind = max(len(r["type"]) for r in rows)
+    out = []
+    for r in rows:
+        out.append(
+            f"{r['pos']:>{pos}}  {r['effective']:<{eff}}  {r['type']:<{kind}}  {r['entity']}"
+            f"  (recorded {r['recorded']})"
+        )
+        out.extend(
+            textwrap.wrap(
+                r["what"],
+                width,
+                initial_indent=" " * (pos + 2),
+                subsequent_indent=" " * (pos + 2),
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)
 
 
 def _width() -> int:

@@ -158,7 +158,26 @@ def test_text_narrative(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "A durable subscriber received" in out
+    assert "A subscriber received 94/94 typed events in order" in out
     assert "$ ledger asymmetry --as-of 2025-11-14 --known-at 2025-11-14" in out
     assert "REJECTED" in out and "prohibited: cn-ann-2024-46/cl.1" in out
-    assert "missing the deadline 2025-12-01 by 1 day" in out or "late-implementation" in out
+    assert "late-implementation" in out and "commitment:busan-cn-general-licences" in out
+
+
+def test_rerun_on_a_kept_home(tmp_path: Path) -> None:
+    """`--home` keeps the ledger: a second run imports nothing new and still shows every
+    event reaching a subscriber (no consumer left waiting for events it already had)."""
+    env = clean_env(tmp_path)
+    home = str(tmp_path / "kept")
+    for imported in (94, 0):
+        proc = subprocess.run(
+            [LEDGER, "demo", "--home", home, "-o", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        body = json.loads(proc.stdout)
+        assert body["imported"]["events"] == imported
+        assert body["subscriber"]["received"] == 94 and body["subscriber"]["in_order"]
