@@ -9,11 +9,18 @@ Exactly once, in order, whatever happens to NATS or the relay:
 - **The stream is always a gap-free prefix of the log.**  Every publish carries an
   expectation: the first one after a (re)synchronisation ``Nats-Expected-Last-Sequence``
   = the stream's last sequence as just read, each following one
-  ``Nats-Expected-Last-Msg-Id`` = the previous event's id.  JetStream checks these before
-  storing (and before de-duplication), so if any publish in the pipelined window is lost
-  or rejected, every later one is rejected too: a hole cannot form, and a re-publish of an
-  event already stored is refused rather than stored twice, however long ago it was
-  stored (so correctness does not depend on the duplicate window).
+  ``Nats-Expected-Last-Msg-Id`` = the previous event's id.  If any publish in the
+  pipelined window is lost or rejected, every later one is rejected too, so a hole cannot
+  form.  The relay only ever publishes events after the stream's head, so it never
+  legitimately re-publishes a stored event; an event stored twice would need both a
+  stale head and the duplicate window to have passed, and the expected last sequence
+  (checked before de-duplication) rules that out.
+- **A duplicate ack is a failure.**  JetStream (2.15) de-duplicates on ``Nats-Msg-Id``
+  *before* checking ``Nats-Expected-Last-Msg-Id``: a publish answered ``duplicate`` stored
+  nothing, and may be an event that was purged from the stream within the duplicate window
+  (then every later publish in the window is a "duplicate" too).  So a duplicate ack does
+  not advance the published position: the relay resynchronises with the stream's head
+  (and keeps doing so, refusing or retrying, until the window has passed).
 - **Restart = resynchronise.**  On start and after any failure (a rejected publish, a
   missing ack, a lost connection) the relay reads the stream's last message and resumes
   after ``max(tracked position, Ledger-Position of that message)``.  Tracking (the
@@ -449,11 +456,20 @@ class Relay:
             if self._failure is None:
                 self._failure = _Resync(_describe_nak(msg, ack), reconnect=False)
             return
+        if ack.duplicate:
+            # Nothing was stored (see the module doc): resynchronise rather than count it.
+            if self._failure is None:
+                self._failure = _Resync(
+                    f"JetStream answered the publish of position {position} as a duplicate "
+                    f"(seq {ack.seq}) without storing it; was the stream purged within its "
+                    "duplicate window?",
+                    reconnect=False,
+                )
+            return
         pos = int(position)
         if pos > self._acked:
             self._acked = pos
-        if not ack.duplicate:
-            self.stats.published += 1
+        self.stats.published += 1
 
     def _check(self) -> None:
         if self._failure is not None:

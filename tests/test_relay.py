@@ -280,6 +280,33 @@ def test_the_operator_can_accept_a_gap_and_continue_after_it(
     assert [(m.position, m.msg_id) for m in messages] == store_log(app)[100:]
 
 
+def test_a_purge_within_the_duplicate_window_is_refilled_not_acked_as_duplicates(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """After a purge JetStream still remembers the purged ids for its duplicate window and
+    answers their re-publish ``duplicate`` without storing them: the relay must not take
+    that for "published"; it keeps resynchronising until the window has passed."""
+    app = make_ledger()
+    append_parties(app, 20)
+    Relay(app, nats_server.url, duplicate_window=3).run_once()
+
+    async def purge() -> None:
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        try:
+            await nc.jsm().purge_stream("LEDGER")
+        finally:
+            await nc.close()
+
+    asyncio.run(purge())
+    assert stream_count(nats_server.url) == 0
+    with running_relay(app, nats_server.url, duplicate_window=3, republish_from=1) as relay:
+        wait_until(lambda: stream_count(nats_server.url) == 20, "the purged events refilled")
+        assert any("as a duplicate" in reason for reason in relay.stats.failures)
+    assert_stream_matches_store(nats_server.url, app)
+
+
 def test_a_foreign_message_in_the_stream_does_not_stop_the_relay(
     make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
 ) -> None:
