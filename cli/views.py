@@ -666,6 +666,7 @@ def _request(
     end_user: str,
     item: str,
     quantity: str,
+    unit: str,
     destination: str,
     end_use: str,
     licence_id: str | None,
@@ -689,6 +690,7 @@ def _request(
         end_user=end_user,
         item=item,
         quantity=amount,
+        unit=unit,
         destination=destination,
         end_use=end_use,
         date=date,
@@ -696,12 +698,12 @@ def _request(
     )
 
 
-def _print_decision(decision: Any, request: Any, unit: str) -> None:
+def _print_decision(decision: Any, request: Any) -> None:
     outcome = decision.outcome.upper()
     color = "green" if decision.outcome == "approved" else "red"
     click.secho(
-        f"{outcome}: {request.quantity} {unit} of {request.item} from {request.exporter} to "
-        f"{request.end_user} ({request.destination}) on {_day(request.date)}",
+        f"{outcome}: {request.quantity} {request.unit} of {request.item} from "
+        f"{request.exporter} to {request.end_user} ({request.destination}) on {_day(request.date)}",
         fg=color,
         bold=True,
     )
@@ -761,7 +763,9 @@ def check(
     from projections import api
 
     date = as_of or now()
-    request = _request(exporter, end_user, item, quantity, destination, end_use, licence_id, date)
+    request = _request(
+        exporter, end_user, item, quantity, unit, destination, end_use, licence_id, date
+    )
     with open_views(ctx, fold) as v:
         decision = api.check(v, request, known_at)
         meta = _meta(v, date, known_at)
@@ -769,13 +773,13 @@ def check(
         echo_json(
             {
                 **meta,
-                "request": {**vars(request), "unit": unit},
+                "request": vars(request),
                 "decision": decision.to_dict(),
             }
         )
         return
     click.echo(_header(date, known_at))
-    _print_decision(decision, request, unit)
+    _print_decision(decision, request)
 
 
 def _effective(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
@@ -835,16 +839,18 @@ def apply(
     from projections.query import Views
 
     date = as_of or now()
-    request = _request(exporter, end_user, item, quantity, destination, end_use, licence_id, date)
+    request = _request(
+        exporter, end_user, item, quantity, unit, destination, end_use, licence_id, date
+    )
     app_id = application_id or f"APP-{uuid7().hex[:16]}"
     with open_ledger(ctx) as app:
         v = Views(app)
-        decision, result = api.apply(app, v, app_id, request, unit=unit)
+        decision, result = api.apply(app, v, app_id, request)
     if output == "json":
         echo_json(
             {
                 "application_id": app_id,
-                "request": {**vars(request), "unit": unit},
+                "request": vars(request),
                 "decision": decision.to_dict(),
                 "append": result.to_dict(),
             }
@@ -858,7 +864,7 @@ def apply(
         )
     else:
         click.echo(f"Application {app_id} was already recorded; nothing appended.")
-    _print_decision(decision, request, unit)
+    _print_decision(decision, request)
 
 
 # --- the projector ----------------------------------------------------------------------

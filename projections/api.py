@@ -150,7 +150,6 @@ def apply(
     application_id: str,
     request: decisions.Request,
     *,
-    unit: str = "kg",
     summary: str = "",
 ) -> tuple[decisions.Decision, AppendResult]:
     """Record an application and its automatic decision in one batch.
@@ -167,7 +166,7 @@ def apply(
         "end_user": request.end_user,
         "item": request.item,
         "quantity": str(request.quantity),
-        "unit": unit,
+        "unit": request.unit,
         "destination": request.destination,
         "end_use": request.end_use,
         "effective_at": effective,

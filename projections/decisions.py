@@ -15,7 +15,8 @@ licences, each resolved at D.  The rules:
    named).
 3. A ``licence-required`` clause that applies needs a licence **active** at D that names
    the exporter, the end user and the destination, and covers the item (same matching
-   as clauses) with remaining quantity >= the requested quantity: **approved** citing
+   as clauses) in the request's unit with remaining quantity >= the requested quantity
+   (an item capped in another unit does not cover it: no conversion): **approved** citing
    that licence (the first by id when several do), else **rejected** ("licence
    required; none covers it", with why each candidate does not).
 4. ``enhanced-review`` clauses are noted; ``tariff``, ``fee`` and ``other`` clauses do not
@@ -48,6 +49,8 @@ class Request:
     end_user: str
     item: str
     quantity: Decimal
+    unit: str
+    """Unit of ``quantity``; a licence item covers it only when capped in the same unit."""
     destination: str
     end_use: str
     date: dt.datetime
@@ -142,21 +145,25 @@ def _licence_gap(lic: rec.LicenceRecord, status: str, request: Request) -> str |
         return f"does not name end user {request.end_user}"
     if request.destination not in lic.destinations:
         return f"does not cover destination {request.destination}"
-    covering = [i for i in lic.items if item_matches(i.item, request.item)]
-    if not covering:
+    matching = [i for i in lic.items if item_matches(i.item, request.item)]
+    if not matching:
         return f"does not cover {request.item}"
-    best = max(i.remaining for i in covering)
-    if best < request.quantity:
-        return f"only {best} {covering[0].unit} of {covering[0].item} remain"
+    covering = [i for i in matching if i.unit == request.unit]
+    if not covering:
+        units = ", ".join(sorted({i.unit for i in matching}))
+        return f"caps {request.item} in {units}, not {request.unit} (units are not converted)"
+    best = max(covering, key=lambda i: i.remaining)
+    if best.remaining < request.quantity:
+        return f"only {best.remaining} {best.unit} of {best.item} remain"
     return None
 
 
-def _unit(lic: rec.LicenceRecord, item: str) -> str:
-    return next((i.unit for i in lic.items if item_matches(i.item, item)), "")
-
-
-def _remaining(lic: rec.LicenceRecord, item: str) -> Decimal:
-    return max(i.remaining for i in lic.items if item_matches(i.item, item))
+def _remaining(lic: rec.LicenceRecord, request: Request) -> Decimal:
+    return max(
+        i.remaining
+        for i in lic.items
+        if item_matches(i.item, request.item) and i.unit == request.unit
+    )
 
 
 def decide(
@@ -235,14 +242,14 @@ def decide(
             gap = _licence_gap(r.record, r.dynamic, request)
             if gap is None:
                 decision.licence_id = r.record.licence_id
-                decision.remaining_before = _remaining(r.record, request.item)
+                decision.remaining_before = _remaining(r.record, request)
                 break
             gaps.append(f"{r.entity_id}: {gap}")
         if decision.licence_id is not None:
             if decision.outcome == "approved":
                 decision.reasons.append(
                     f"licence required by {names}; covered by licence {decision.licence_id} "
-                    f"({decision.remaining_before} {_unit(r.record, request.item)} remaining)"
+                    f"({decision.remaining_before} {request.unit} remaining)"
                 )
         else:
             decision.outcome = "rejected"

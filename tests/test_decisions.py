@@ -81,6 +81,8 @@ def licence(
     remaining: str = "100",
     end_users: tuple[str, ...] = ("acme",),
     exporter: str = "jl",
+    unit: str = "kg",
+    destinations: tuple[str, ...] = ("US",),
 ) -> Resolved:
     record = rec.LicenceRecord(
         licence_id=lid,
@@ -88,10 +90,10 @@ def licence(
         issuer="CN",
         exporter=exporter,
         end_users=end_users,
-        destinations=("US",),
+        destinations=destinations,
         items=(
             rec.ItemUse(
-                item, Decimal(1000), Decimal(1000) - Decimal(remaining), Decimal(remaining), "kg"
+                item, Decimal(1000), Decimal(1000) - Decimal(remaining), Decimal(remaining), unit
             ),
         ),
         valid_from=D - dt.timedelta(days=30),
@@ -106,30 +108,32 @@ def request(
     quantity: str = "50",
     end_user: str = "acme",
     licence_id: str | None = None,
+    unit: str = "kg",
+    destination: str = "US",
 ) -> Request:
     return Request(
         exporter="jl",
         end_user=end_user,
         item=item,
         quantity=Decimal(quantity),
-        destination="US",
+        unit=unit,
+        destination=destination,
         end_use="motors",
         date=D,
         licence_id=licence_id,
     )
 
 
-USERS = {"acme": party("acme"), "jl": party("jl", country="CN")}
+USERS = {
+    "acme": party("acme"),
+    "bolt": party("bolt", listed=True),  # on a military end-user list
+    "jl": party("jl", country="CN"),
+}
 
 
 def run(req: Request, measures: list[Resolved], licences: list[Resolved] = ()) -> Any:
-    return decide(
-        req,
-        measures,
-        USERS.get(req.end_user) or party(req.end_user, listed=True),
-        USERS["jl"],
-        list(licences),
-    )
+    """Decide with the end user from USERS (an id not there is a test error, not a party)."""
+    return decide(req, measures, USERS[req.end_user], USERS["jl"], list(licences))
 
 
 @pytest.mark.parametrize(
@@ -253,3 +257,33 @@ def test_export_controls_bind_exports_from_their_issuer_only() -> None:
     assert d.outcome == "approved"
     assert [f.measure_id for f in d.fired] == []
     assert [f.measure_id for f in d.context] == ["us-tariff"]  # the destination's tariff
+
+
+LICENCE_REQUIRED = [measure("M", (clause("a", "licence-required", items=("1C902",)), "in-force"))]
+
+
+def test_licence_covers_only_in_its_own_unit() -> None:
+    """A kg cap does not cover tonnes (no conversion); the reason names both units."""
+    d = run(request(quantity="20", unit="t"), LICENCE_REQUIRED, [licence("L")])
+    assert d.outcome == "rejected"
+    assert "L: caps 1C902.a in kg, not t (units are not converted)" in d.reasons[0]
+    ok = run(request(quantity="20", unit="t"), LICENCE_REQUIRED, [licence("L", unit="t")])
+    assert ok.outcome == "approved" and "(100 t remaining)" in ok.reasons[0]
+
+
+def test_licence_destination_mismatch() -> None:
+    d = run(request(), LICENCE_REQUIRED, [licence("L", destinations=("DE",))])
+    assert d.outcome == "rejected" and "L: does not cover destination US" in d.reasons[0]
+
+
+def test_licence_item_covers_by_prefix() -> None:
+    d = run(request(item="1C902.a"), LICENCE_REQUIRED, [licence("L", item="1C902")])
+    assert d.outcome == "approved" and d.licence_id == "L"
+    narrower = run(request(item="1C902"), LICENCE_REQUIRED, [licence("L", item="1C902.a")])
+    assert narrower.outcome == "rejected" and "L: does not cover 1C902" in narrower.reasons[0]
+
+
+def test_named_licence_held_by_another_exporter() -> None:
+    d = run(request(licence_id="X"), LICENCE_REQUIRED, [licence("X", exporter="other")])
+    assert d.outcome == "rejected"
+    assert "licence X covers it (no licence X of jl on 2025-12-10)" in d.reasons[0]

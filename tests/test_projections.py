@@ -602,6 +602,7 @@ def _request(day: str, end_user: str = "acme", quantity: str = "100", dest: str 
         end_user=end_user,
         item="1C902.a",
         quantity=Decimal(quantity),
+        unit="kg",
         destination=dest,
         end_use="EV motors",
         date=q(day),

@@ -179,6 +179,9 @@ def test_check_is_read_only_and_explains(run: Callable[..., Result], env: dict[s
     assert "APPROVED" in text and "covered by licence GL-1" in text
     assert "M2/lr  licence-required" in text
     assert "End user acme: vetting approved by MOFCOM" in text
+    tonnes = ok(run(*args, "--unit", "t", "--as-of", "2025-12-04", "--known-at", "2025-12-04"))
+    assert "REJECTED: 100 t of 1C902.a" in tonnes  # GL-1 caps 1C902 in kg: no conversion
+    assert "GL-1: caps 1C902.a in kg, not t" in tonnes
     data = body(run(*args, "--as-of", "2025-12-09", "-o", "json"))
     assert data["decision"]["outcome"] == "rejected"
     assert data["decision"]["fired_clauses"][0]["clause_id"] == "lr"
