@@ -117,6 +117,26 @@ def gap_message(stream: str, head: int, tracked: int) -> str:
     )
 
 
+class EventTooLarge(RelayError):
+    """An event (with its headers) exceeds the NATS server's ``max_payload``."""
+
+    def __init__(self, event_id: str, position: int, size: int, max_payload: int):
+        super().__init__(
+            f"event {event_id} (position {position}) is {size} bytes with its headers, over "
+            f"the NATS server's max_payload of {max_payload} bytes; raise max_payload in the "
+            "server configuration and run the relay again"
+        )
+        self.event_id = event_id
+        self.position = position
+
+
+def header_block_size(headers: dict[str, str]) -> int:
+    """Bytes of the ``NATS/1.0`` header block nats-py sends for ``headers``."""
+    return len("NATS/1.0\r\n\r\n") + sum(
+        len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items()
+    )
+
+
 class _Resync(Exception):
     """Something went wrong in the pipeline: resynchronise with the stream."""
 
@@ -200,8 +220,12 @@ def hpub_frame(
     payload: bytes,
     reply: str,
     expectation: str,
+    max_payload: int | None = None,
 ) -> tuple[bytes, str]:
     """The NATS ``HPUB`` protocol frame of one event, and its event id.
+
+    Raises ``EventTooLarge`` when headers and payload exceed ``max_payload`` (the server
+    would drop the connection rather than answer the publish).
 
     Equivalent to ``nc.publish(m.subject, payload, reply, m.headers | expectation)`` for
     ``m = outgoing_message(...)``, built in one step: the client's generic header encoding
@@ -220,6 +244,8 @@ def hpub_frame(
     ).encode()
     subject = f"{prefix}.{f.entity_kind}.{topic}.{entity_token(f.entity_id)}"
     size = len(headers)
+    if max_payload is not None and size + len(payload) > max_payload:
+        raise EventTooLarge(f.event_id, notification.id, size + len(payload), max_payload)
     frame = b"HPUB %s %s %d %d\r\n%b%b\r\n" % (
         subject.encode(),
         reply.encode(),
@@ -586,24 +612,36 @@ class Relay:
                         self._last_ack = time.monotonic()
                     self._in_flight += 1
                     reply = reply_prefix + str(notification.id)
-                    if send is not None:
-                        frame, previous_id = hpub_frame(
-                            self.prefix,
-                            notification,
-                            payload,
-                            reply,
-                            f"{expectation[0]}: {expectation[1]}",
-                        )
-                        await send(frame)
-                    else:
-                        message = outgoing_message(self.prefix, notification, payload)
-                        await nc.publish(
-                            message.subject,
-                            payload,
-                            reply=reply,
-                            headers={**message.headers, expectation[0]: expectation[1]},
-                        )
-                        previous_id = message.event_id
+                    try:
+                        if send is not None:
+                            frame, previous_id = hpub_frame(
+                                self.prefix,
+                                notification,
+                                payload,
+                                reply,
+                                f"{expectation[0]}: {expectation[1]}",
+                                max_payload=nc.max_payload,
+                            )
+                            await send(frame)
+                        else:
+                            message = outgoing_message(self.prefix, notification, payload)
+                            headers = {**message.headers, expectation[0]: expectation[1]}
+                            size = header_block_size(headers) + len(payload)
+                            if size > nc.max_payload:
+                                raise EventTooLarge(
+                                    message.event_id, notification.id, size, nc.max_payload
+                                )
+                            await nc.publish(message.subject, payload, reply=reply, headers=headers)
+                            previous_id = message.event_id
+                    except EventTooLarge:
+                        # Not retryable: record what was acknowledged before it, then stop.
+                        self._in_flight -= 1
+                        with contextlib.suppress(Exception):
+                            if send is not None:
+                                await _flush(nc)
+                            await self._drain()
+                        await self._track_acked()
+                        raise
                 if send is not None:
                     await _flush(nc)
                 self._check()

@@ -6,13 +6,14 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ledger.app import Ledger
 from ledger.nats_server import EmbeddedNats
-from ledger.relay import Relay, RelayError
+from ledger.relay import EventTooLarge, Relay, RelayError
 from tests import factory as f
 from tests.nats_fixtures import (
     append_parties,
@@ -196,6 +197,32 @@ def test_a_rejected_publish_inside_the_window_leaves_no_gap(
     asyncio.run(lift_limit())
     assert Relay(app, nats_server.url).run_once().published == 31
     assert_stream_matches_store(nats_server.url, app)
+
+
+@pytest.mark.parametrize("fast_publish", [True, False], ids=["frames", "nc.publish"])
+def test_an_event_over_the_servers_max_payload_stops_the_relay_with_its_name(
+    make_ledger: Callable[..., Ledger], tmp_path: Path, fast_publish: bool
+) -> None:
+    """Sent anyway, the server would drop the connection and the relay would loop on
+    "disconnected"; it must stop at once, naming the event, after what precedes it."""
+    config = tmp_path / "small.conf"
+    config.write_text("max_payload: 2048\n")
+    app = make_ledger()
+    append_parties(app, 30)
+    app.append_objects([f.party("big", name="B" * 3000)])
+    append_parties(app, 5)
+    big_position, big_id = store_log(app)[30]
+    with EmbeddedNats(tmp_path / "nats", extra_args=("-c", str(config))) as server:
+        relay = Relay(app, server.url, fast_publish=fast_publish)
+        with pytest.raises(EventTooLarge) as refused:
+            relay.run_once(give_up_after=5)
+        message = str(refused.value)
+        assert f"event {big_id} (position {big_position})" in message
+        assert "max_payload of 2048 bytes" in message
+        assert relay.stats.failures == []
+        messages = stream_messages(server.url)
+        assert [(m.position, m.msg_id) for m in messages] == store_log(app)[:30]
+        assert Relay(app, server.url).tracked_position() == store_log(app)[29][0]
 
 
 def test_resumes_from_the_stream_when_tracking_lags_behind(
