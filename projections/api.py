@@ -110,9 +110,14 @@ def all_findings(
         if "late-usage" in wanted:
             out += findings.late_usage(licence_records)
         if "licensed-end-user-listed" in wanted:
-            named = sorted({u for r in licence_records for u in r.record.end_users})
+            # Each licence over its whole history: an amendment that later drops an end
+            # user does not erase the time it named a listed one.
+            licence_history = v.history("licence", known_at, [r.entity_id for r in licence_records])
+            named = sorted(
+                {u for segs in licence_history.values() for s in segs for u in s.record.end_users}
+            )
             history = v.history("party", known_at, named)
-            out += findings.listed_end_users(licence_records, history, t)
+            out += findings.listed_end_users(licence_history, history, t)
     commitment_kinds = wanted - {"late-usage", "licensed-end-user-listed"}
     if commitment_kinds:
         commitment_records = v.records("commitment", t, known_at)

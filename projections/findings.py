@@ -7,9 +7,10 @@ functions surface them, as of T as known at K:
 - ``late-usage``: a shipment effective while its licence was withdrawn, surrendered,
   suspended, expired or exhausted (the licence's status at the shipment, with the event
   that made it so and when that was recorded);
-- ``licensed-end-user-listed``: a licence names an end user who, on a date the licence
-  was valid (from its start to its expiry, withdrawal or surrender, and up to T), was on
-  a military end-user or restricted list or classified military;
+- ``licensed-end-user-listed``: a licence names (or named, before an amendment) an end
+  user who, on a date the licence named it and was valid (from its start to its expiry,
+  withdrawal or surrender, and up to T), was on a military end-user or restricted list or
+  classified military;
 - ``commitment-overdue``: pending at or after its due date;
 - ``late-implementation``: first implemented after its due date ("missed the deadline
   by N days");
@@ -112,44 +113,56 @@ def _suspect(party: rec.PartyRecord) -> tuple[str, UUID | None] | None:
 
 
 def listed_end_users(
-    licences: Sequence[Resolved], parties: dict[str, list[Segment]], as_of: dt.datetime
+    licences: dict[str, list[Segment]], parties: dict[str, list[Segment]], as_of: dt.datetime
 ) -> list[Finding]:
-    """Licences naming an end user listed/military on a date within their validity."""
+    """Licences naming an end user listed/military on a date within their validity.
+
+    ``licences`` is each licence's history (its segments over valid time, as known at K):
+    an end user counts while the licence, as it stood then, named it and was valid, so a
+    listing stays a finding after an amendment drops the end user.
+    """
     out = []
     t = to_us(as_of)
-    for r in licences:
-        lic: rec.LicenceRecord = r.record
-        ends = [lic.valid_until, lic.withdrawn_at, lic.surrendered_at]
-        start = to_us(lic.valid_from)
-        end = min([to_us(x) for x in ends if x is not None] + [t + 1])
-        for party_id in lic.end_users:
-            for seg in parties.get(party_id, []):
-                lo, hi = max(start, seg.valid_from), min(end, seg.valid_to)
-                if lo >= hi:
-                    continue
-                why = _suspect(seg.record)
-                if why is None:
-                    continue
-                reason, event = why
-                events: list[UUID | str] = [lic.granted_event]
-                if event is not None:
-                    events.append(event)
-                when = rec_time(lo)
-                out.append(
-                    Finding(
-                        kind="licensed-end-user-listed",
-                        subject=f"licence:{lic.licence_id}",
-                        at=when,
-                        summary=(
-                            f"licence {lic.licence_id} names end user {party_id}, {reason}, "
-                            f"from {_day(when)}, while the licence was valid "
-                            f"(from {_day(lic.valid_from)})"
-                        ),
-                        events=tuple(events),
-                        details={"end_user": party_id, "from": when},
-                    )
+    for licence_id in sorted(licences):
+        found: dict[str, tuple[int, str, UUID | None, rec.LicenceRecord]] = {}
+        for n, lic_seg in enumerate(licences[licence_id]):
+            lic: rec.LicenceRecord = lic_seg.record
+            ends = [lic.valid_until, lic.withdrawn_at, lic.surrendered_at]
+            # The grant's terms hold from their own start (it may precede the grant).
+            start = (
+                to_us(lic.valid_from) if n == 0 else max(to_us(lic.valid_from), lic_seg.valid_from)
+            )
+            end = min([to_us(x) for x in ends if x is not None] + [t + 1, lic_seg.valid_to])
+            for party_id in lic.end_users:
+                for seg in parties.get(party_id, []):
+                    lo, hi = max(start, seg.valid_from), min(end, seg.valid_to)
+                    if lo >= hi:
+                        continue
+                    why = _suspect(seg.record)
+                    if why is None:
+                        continue
+                    if party_id not in found or lo < found[party_id][0]:
+                        found[party_id] = (lo, why[0], why[1], lic)
+                    break
+        for party_id, (lo, reason, event, lic) in sorted(found.items()):
+            events: list[UUID | str] = [lic.granted_event]
+            if event is not None:
+                events.append(event)
+            when = rec_time(lo)
+            out.append(
+                Finding(
+                    kind="licensed-end-user-listed",
+                    subject=f"licence:{licence_id}",
+                    at=when,
+                    summary=(
+                        f"licence {licence_id} names end user {party_id}, {reason}, "
+                        f"from {_day(when)}, while the licence named it and was valid "
+                        f"(from {_day(lic.valid_from)})"
+                    ),
+                    events=tuple(events),
+                    details={"end_user": party_id, "from": when},
                 )
-                break
+            )
     return out
 
 

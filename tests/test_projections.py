@@ -578,6 +578,35 @@ def test_findings_late_knowledge(views: Views) -> None:
     assert "licensed-end-user-listed" not in _findings(views, "2025-12-31", "2025-12-19")
 
 
+@pytest.mark.parametrize("mode", ["stored", "fold"])
+def test_listed_end_user_stays_a_finding_after_an_amendment_drops_it(
+    scenario: Ledger, mode: str
+) -> None:
+    """GL-1 named bolt while bolt was listed (12-06); dropping bolt on 12-07 does not erase it."""
+    scenario.append_objects(
+        [
+            {
+                "type": "LicenceAmended",
+                "entity_id": "GL-1",
+                "end_users": ["acme"],
+                "reason": "bolt removed",
+                "effective_at": "2025-12-07",
+                "recorded_at": _at("2026-01-05"),
+                "sources": S,
+            }
+        ],
+        backfill=True,
+    )
+    if mode == "stored":
+        catch_up(scenario, new_projector(scenario))
+    views = Views(scenario, mode=mode)
+    [row] = api.licences(views, q("2025-12-07"), q("2026-01-10"))
+    assert row["end_users"] == ["acme"]
+    [listed] = _findings(views, "2025-12-31", "2026-01-10")["licensed-end-user-listed"]
+    assert listed.details["end_user"] == "bolt" and listed.subject == "licence:GL-1"
+    assert listed.at == q("2025-12-06") - dt.timedelta(days=1, microseconds=-1)
+
+
 def test_findings_commitments(views: Views) -> None:
     found = _findings(views, "2025-12-31", "2025-12-31")
     assert [f.subject for f in found["commitment-overdue"]] == ["commitment:c-claim"]
