@@ -7,8 +7,11 @@ listening, so there is no race between choosing a port and binding it; later res
 reuse that port and the same JetStream store directory, which is what tests need to
 simulate an outage (``stop()``/``kill()`` then ``start()``).
 
-On Linux the server is asked to die with the thread that started it (``PR_SET_PDEATHSIG``),
-so a ``ledger serve`` killed with SIGKILL does not leave an orphan server behind.
+The server runs in its own session (process group), so a Ctrl-C in the terminal of
+``ledger serve`` reaches ``serve`` only: it stops the relay and the projector first (they
+drain and record their positions) and then the server.  On Linux the server is also asked
+to die with the thread that started it (``PR_SET_PDEATHSIG``), so a ``ledger serve``
+killed with SIGKILL does not leave an orphan server behind.
 """
 
 from __future__ import annotations
@@ -143,6 +146,9 @@ class EmbeddedNats:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if self.die_with_parent else None,
+            # Not in the caller's process group: a terminal's Ctrl-C must not stop the
+            # server before the services using it have drained (see the module doc).
+            start_new_session=True,
         )
         ports_file = self._ports_dir / f"{binary.name}_{self._process.pid}.ports"
         deadline = time.monotonic() + timeout

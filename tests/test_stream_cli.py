@@ -17,6 +17,7 @@ from cli.main import cli
 from ledger.app import Ledger
 from ledger.config import Settings
 from ledger.nats_server import EmbeddedNats
+from ledger.relay import Relay
 from tests import factory as f
 from tests.conftest import Backend
 from tests.nats_fixtures import (
@@ -24,6 +25,7 @@ from tests.nats_fixtures import (
     append_parties,
     nats_server_fixture,  # noqa: F401 - the nats_server fixture
     store_log,
+    stream_messages,
     subprocess_env,
     wait_until,
 )
@@ -347,3 +349,60 @@ def test_serve_runs_embedded_nats_and_the_relay(backend: Backend, tmp_path: Path
             serve.kill()
             serve.wait()
         app.close()
+
+
+def _serve(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[str]:
+    """``ledger serve`` in its own process group (so the test can signal the group)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_ctrl_c_on_serve_drains_the_relay_before_stopping_nats(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Ctrl-C signals the terminal's whole process group; the embedded server must not
+    get it (it would stop before the relay drained): serve stops it after the relay."""
+    import os
+
+    env = backend.env()
+    settings = Settings.from_env(env)
+    child_env = subprocess_env(env)
+    child_env.pop("LEDGER_NATS_URL", None)
+    app = Ledger(settings)
+    append_parties(app, 20)
+    log = tmp_path / "serve.log"
+    serve = _serve(child_env, log, "--no-projector")
+    try:
+        assert serve.stdout is not None
+        url = serve.stdout.readline().strip().removeprefix("NATS ")
+        run = Cli(env)
+        wait_until(lambda: json.loads(run("status", "-o", "json").output)["lag"] == 0, "lag 0")
+        append_parties(app, 3000)  # a backlog being published when Ctrl-C comes
+        os.killpg(serve.pid, signal.SIGINT)
+        out, _ = serve.communicate(timeout=WAIT_SECONDS)
+        assert serve.returncode == 0, out + log.read_text()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    text = log.read_text()
+    assert "received SIGINT; stopping" in text, text
+    assert "relay stopped:" in text, text
+    server_log = (settings.home / "nats" / "nats-server.log").read_text()
+    assert 'Trapped "terminated" signal' in server_log  # stopped by serve (SIGTERM) ...
+    assert 'Trapped "interrupt" signal' not in server_log  # ... not by the Ctrl-C
+    assert not settings.nats_url_file.exists()
+    assert not _port_open(url)
+    # The relay recorded what it had published: the position in the stream.
+    with EmbeddedNats(settings.home / "nats") as server:
+        published = stream_messages(server.url)
+        tracked = Relay(app, server.url).tracked_position()
+        assert published and tracked == published[-1].position
+        assert [(m.position, m.msg_id) for m in published] == store_log(app)[: len(published)]
+    app.close()
