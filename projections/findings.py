@@ -13,10 +13,14 @@ functions surface them, as of T as known at K:
   classified military;
 - ``commitment-overdue``: pending at or after its due date;
 - ``late-implementation``: first implemented after its due date ("missed the deadline
-  by N days");
+  by N days H h");
 - ``unilateral-claim``: a pledge asserted only by the other side, never acknowledged;
-- ``one-sided-implementation``: a reciprocal pair where one side implemented and the
-  other is still pending.
+- ``one-sided-implementation``: a reciprocal pair that is one-sided at T: one side's
+  implementation is in force and the other's is not (pending, overdue, reversed, lapsed
+  or ended), see ``views.asymmetry``.
+
+Durations in the text are days and hours (``views.duration``); details keep whole days
+and the exact instants.
 """
 
 from __future__ import annotations
@@ -71,13 +75,9 @@ def late_usage(licences: Sequence[Resolved]) -> list[Finding]:
                 events.append(u.cause_event)
             since = f" since {_day(u.since)}" if u.since else ""
             later = ""
-            if u.cause_recorded_at is not None:
-                lag = (u.cause_recorded_at - u.recorded_at).days
-                if u.cause_recorded_at > u.recorded_at:
-                    later = (
-                        f"; the {u.licence_status} status was recorded {lag} day(s) after "
-                        "the shipment"
-                    )
+            if u.cause_recorded_at is not None and u.cause_recorded_at > u.recorded_at:
+                lag = views.duration(u.recorded_at, u.cause_recorded_at)
+                later = f"; the {u.licence_status} status was recorded {lag} after the shipment"
             out.append(
                 Finding(
                     kind="late-usage",
@@ -190,8 +190,8 @@ def commitment_findings(
                     at=due,
                     summary=(
                         f"{row['obligor']}'s commitment {row['commitment_id']} was due by "
-                        f"{views.last_day(due)} and is overdue by {views._days(due, as_of)} "
-                        "day(s)"
+                        f"{views.last_day(due)} and is overdue by "
+                        f"{views.duration(due, as_of)}"
                     ),
                     events=(row["pledge_event"],),
                     details={"due_by": due, "status": row["status"]},
@@ -199,7 +199,7 @@ def commitment_findings(
             )
         first = row["first_implemented_at"]
         if first is not None and due is not None and first > due:
-            late = (first - due).days
+            late = views._days(due, first)
             out.append(
                 Finding(
                     kind="late-implementation",
@@ -207,7 +207,8 @@ def commitment_findings(
                     at=first,
                     summary=(
                         f"{row['obligor']} implemented {row['commitment_id']} on {_day(first)}, "
-                        f"missing the deadline ({views.last_day(due)}) by {late} day(s)"
+                        f"missing the deadline ({views.last_day(due)}) by "
+                        f"{views.duration(due, first)}"
                     ),
                     events=(row["pledge_event"], row["first_implementation_event"]),
                     details={"due_by": due, "implemented_at": first, "days_late": late},
@@ -230,7 +231,7 @@ def commitment_findings(
             )
     by_id = {row["commitment_id"]: row for row in report["commitments"]}
     for pair in report["pairs"]:
-        if pair["state"] != "one-sided" or not pair["other_pending"]:
+        if pair["state"] != "one-sided":
             continue
         first, other = by_id[pair["first_commitment"]], by_id[pair["other_commitment"]]
         out.append(
@@ -239,13 +240,19 @@ def commitment_findings(
                 subject=f"commitment:{other['commitment_id']}",
                 at=pair["one_sided_since"],
                 summary=(
-                    f"{first['obligor']} implemented {first['commitment_id']} on "
-                    f"{_day(pair['one_sided_since'])}; {other['obligor']}'s reciprocal "
-                    f"{other['commitment_id']} is {other['status']}: one-sided for "
-                    f"{pair['one_sided_days']} day(s)"
+                    f"{first['obligor']}'s {first['commitment_id']} is {first['status']}; "
+                    f"{other['obligor']}'s reciprocal "
+                    f"{other['commitment_id']} is {other['status']}: one-sided since "
+                    f"{_day(pair['one_sided_since'])}, for {pair['one_sided_for']}"
                 ),
-                events=(first["first_implementation_event"], other["pledge_event"]),
-                details={k: pair[k] for k in ("one_sided_days", "days_from_agreement")},
+                events=(
+                    first["implementation_event"] or first["first_implementation_event"],
+                    other["pledge_event"],
+                ),
+                details={
+                    k: pair[k] for k in ("one_sided_days", "one_sided_since", "days_from_agreement")
+                }
+                | {"other_status": other["status"]},
             )
         )
     return out

@@ -12,11 +12,21 @@ Asymmetry (``asymmetry``) follows these definitions, all on effective dates:
   ``overdue``).  A pledge implemented whose implementation has since ended
   (``implementation-ended``, e.g. a suspension that ran its term) is neither;
 - a **unilateral claim** is a pledge the obligor never asserted or acknowledged;
-- a **reciprocal pair** is two commitments one of which ``reciprocates`` the other; the
-  side whose first implementation took effect first *implemented first*; the pair was
-  *one-sided* from then until the other side's first implementation (or T, if that side
-  is still pending): ``one_sided_days``; ``days_from_agreement`` counts from the
-  agreement's date instead.
+- a **reciprocal pair** is two commitments one of which ``reciprocates`` the other.  Its
+  state at T follows each side's status at T (an implementation in force, not reversed,
+  lapsed or run out): **both-implemented**, **one-sided** (one side implemented, the
+  other pledged, overdue, reversed, lapsed or ended) or **neither-implemented**.  The side
+  whose current implemented stretch began first *implemented first*.  The pair was
+  *one-sided* from ``one_sided_since`` (the start of the implemented side's current
+  stretch, or the other side's last implementation ending, whichever is later) until
+  ``one_sided_until`` (the other side's current stretch starting, or T while still
+  one-sided): ``one_sided_days``; ``days_from_agreement`` counts from the agreement's
+  date to the same end.  A side that implemented and then reversed is no longer counted
+  as implemented: the pair is one-sided again from the reversal.
+
+Durations are whole days completed (``one_sided_days``, ``days_late``) plus the exact
+instants; text shows days and hours (``duration``), so 12 hours late reads "12 h", never
+"0 days".
 """
 
 from __future__ import annotations
@@ -43,8 +53,60 @@ def last_day(end: dt.datetime | None) -> str:
 
 
 def _days(start: dt.datetime, end: dt.datetime) -> int:
-    """Whole days from ``start`` to ``end`` (0 if end is not after start)."""
+    """Whole days completed from ``start`` to ``end`` (0 if end is not after start)."""
     return max(0, (end - start).days)
+
+
+def duration(start: dt.datetime, end: dt.datetime) -> str:
+    """``end - start`` in whole days and hours ("4 days 18 h", "1 day", "12 h", "35 min")."""
+    seconds = max(0, int((end - start).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, minutes = rest // 3600, rest % 3600 // 60
+    parts = ([f"{days} day{'' if days == 1 else 's'}"] if days else []) + (
+        [f"{hours} h"] if hours else []
+    )
+    if not parts:
+        parts = [f"{minutes} min"]
+    return " ".join(parts)
+
+
+def implemented_spans(
+    c: rec.CommitmentRecord,
+) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """The stretches over which an implementation of ``c`` was in force (merged, sorted).
+
+    An implementation runs from its effective time to its own end, or to the pledge's
+    reversal/lapse when that came after it (the fold's ``current_implementation``).
+    """
+    spans: list[tuple[dt.datetime, dt.datetime | None]] = []
+    for impl in sorted(c.implementations, key=lambda i: i.at):
+        end = impl.until
+        if c.ended_at is not None and c.ended_at >= impl.at:
+            end = c.ended_at if end is None else min(end, c.ended_at)
+        if end is not None and end <= impl.at:
+            continue
+        if spans and (spans[-1][1] is None or spans[-1][1] >= impl.at):
+            last_start, last_end = spans[-1]
+            merged = None if last_end is None or end is None else max(last_end, end)
+            spans[-1] = (last_start, merged)
+        else:
+            spans.append((impl.at, end))
+    return spans
+
+
+def _stretch_start(
+    spans: Sequence[tuple[dt.datetime, dt.datetime | None]], t: dt.datetime
+) -> dt.datetime | None:
+    """The start of the stretch in force at ``t``, if any."""
+    return next((a for a, b in spans if a <= t and (b is None or t < b)), None)
+
+
+def _last_end(
+    spans: Sequence[tuple[dt.datetime, dt.datetime | None]], t: dt.datetime
+) -> dt.datetime | None:
+    """When the latest stretch that ended by ``t`` ended, if any."""
+    ends = [b for _, b in spans if b is not None and b <= t]
+    return max(ends) if ends else None
 
 
 # --- licences ---------------------------------------------------------------------------
@@ -199,6 +261,7 @@ def commitment_row(r: Resolved, as_of: dt.datetime) -> dict[str, Any]:
         "first_implemented_at": first,
         "first_implementation_event": c.implementations[0].event_id if first else None,
         "implementation_event": implementation,
+        "implemented_spans": [[a, b] for a, b in implemented_spans(c)],
         "ended_at": c.ended_at,
         "unilateral": c.unilateral,
         "asserted_by": list(c.asserted_by),
@@ -247,43 +310,65 @@ def pair_row(
     as_of: dt.datetime,
     agreement_dates: dict[str, dt.datetime],
 ) -> dict[str, Any]:
-    first_a, first_b = a["first_implemented_at"], b["first_implemented_at"]
+    """The pair's state at T from each side's status at T (see the module docstring)."""
     agreed = agreement_dates.get(a["agreement_id"])
     row: dict[str, Any] = {
         "agreement_id": a["agreement_id"],
         "commitments": [a["commitment_id"], b["commitment_id"]],
         "obligors": [a["obligor"], b["obligor"]],
         "statuses": [a["status"], b["status"]],
-        "first_implemented_at": [first_a, first_b],
+        "first_implemented_at": [a["first_implemented_at"], b["first_implemented_at"]],
         "implemented_first": None,
         "first_commitment": None,
         "other_commitment": None,
+        "other_status": None,
         "state": "neither-implemented",
         "one_sided_since": None,
+        "one_sided_until": None,
         "other_pending": False,
         "one_sided_days": None,
+        "one_sided_for": None,
         "days_from_agreement": None,
         "agreement_date": agreed,
     }
-    if first_a is None and first_b is None:
+    spans = {
+        side["commitment_id"]: [(x, y) for x, y in side["implemented_spans"]] for side in (a, b)
+    }
+    start = {cid: _stretch_start(s, as_of) for cid, s in spans.items()}
+    live = [side for side in (a, b) if side["implemented"] and start[side["commitment_id"]]]
+    if not live:
         return row
-    if first_b is None or (first_a is not None and first_a <= first_b):
-        first, other = a, b
-    else:
-        first, other = b, a
-    started = first["first_implemented_at"]
-    ended = other["first_implemented_at"]
-    row.update(
+    if len(live) == 2:
+        first, other = sorted(live, key=lambda x: (start[x["commitment_id"]], x["commitment_id"]))
+        since, until = start[first["commitment_id"]], start[other["commitment_id"]]
+        assert since is not None and until is not None
+        stopped = _last_end(spans[other["commitment_id"]], until)
+        if stopped is not None and stopped > since:
+            since = stopped  # one-sided only since the other side's earlier stretch ended
         # Both sides taking effect at the same instant is no asymmetry: "both".
-        implemented_first="both" if ended is not None and ended == started else first["obligor"],
+        by = "both" if since == until else first["obligor"]
+        state = "both-implemented"
+    else:
+        [first] = live
+        other = b if first is a else a
+        since = start[first["commitment_id"]]
+        assert since is not None
+        stopped = _last_end(spans[other["commitment_id"]], as_of)
+        if stopped is not None and stopped > since:
+            since = stopped  # the other side's implementation ended: one-sided again
+        until, by, state = as_of, first["obligor"], "one-sided"
+    row.update(
+        implemented_first=by,
         first_commitment=first["commitment_id"],
         other_commitment=other["commitment_id"],
-        one_sided_since=started,
+        other_status=other["status"],
+        one_sided_since=since,
+        one_sided_until=until,
         other_pending=other["pending"],
-        state="both-implemented" if ended is not None else "one-sided",
+        state=state,
+        one_sided_days=_days(since, until),
+        one_sided_for=duration(since, until),
     )
-    until = ended if ended is not None else as_of
-    row["one_sided_days"] = _days(started, until)
     if agreed is not None:
         row["days_from_agreement"] = _days(agreed, until)
     return row

@@ -550,6 +550,73 @@ def test_asymmetry_pair_over_time(
     )
 
 
+def _append_later(app: Ledger, mode: str, *events: dict[str, Any]) -> Views:
+    """Record ``events`` on 2026-01-05 (after the whole history) and open the views."""
+    app.append_objects(
+        [{"sources": S, "recorded_at": _at("2026-01-05"), **e} for e in events], backfill=True
+    )
+    if mode == "stored":
+        catch_up(app, new_projector(app))
+    return Views(app, mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["stored", "fold"])
+def test_a_reversal_makes_the_pair_one_sided_again(scenario: Ledger, mode: str) -> None:
+    """c-us reversed on 12-10 while c-cn stays implemented: one-sided again, from 12-10."""
+    views = _append_later(
+        scenario,
+        mode,
+        {
+            "type": "CommitmentReversed",
+            "entity_id": "c-us",
+            "reason": "rule reinstated",
+            "effective_at": "2025-12-10",
+        },
+    )
+    k = q("2026-01-10")
+    [before] = api.asymmetry(views, q("2025-12-09"), k)["pairs"]
+    assert (before["state"], before["first_commitment"], before["one_sided_days"]) == (
+        "both-implemented",
+        "c-us",
+        22,
+    )
+    [pair] = api.asymmetry(views, q("2025-12-20"), k)["pairs"]
+    assert (pair["state"], pair["implemented_first"], pair["first_commitment"]) == (
+        "one-sided",
+        "CN",
+        "c-cn",
+    )
+    assert (pair["other_commitment"], pair["other_status"]) == ("c-us", "reversed")
+    assert pair["one_sided_since"] == q("2025-12-10") - dt.timedelta(days=1, microseconds=-1)
+    assert (pair["one_sided_days"], pair["one_sided_for"]) == (10, "10 days 23 h")
+    [finding] = _findings(views, "2025-12-20", "2026-01-10")["one-sided-implementation"]
+    assert finding.subject == "commitment:c-us"
+    assert "c-us is reversed: one-sided since 2025-12-10" in finding.summary
+
+
+@pytest.mark.parametrize("mode", ["stored", "fold"])
+def test_partial_days_are_shown_in_hours_not_as_zero_days(scenario: Ledger, mode: str) -> None:
+    """c-claim (due by 12-15) implemented at noon on 12-16: 12 h late, not "0 day(s)"."""
+    views = _append_later(
+        scenario,
+        mode,
+        {
+            "type": "CommitmentImplemented",
+            "entity_id": "c-claim",
+            "extent": "full",
+            "instrument": "notice",
+            "effective_at": "2025-12-16T12:00:00Z",
+        },
+    )
+    [late] = [
+        f
+        for f in _findings(views, "2025-12-31", "2026-01-10")["late-implementation"]
+        if f.subject == "commitment:c-claim"
+    ]
+    assert "missing the deadline (2025-12-15) by 12 h" in late.summary
+    assert late.details["days_late"] == 0
+
+
 # --- findings ---------------------------------------------------------------------------
 
 
@@ -569,7 +636,7 @@ def test_findings_late_knowledge(views: Views) -> None:
     assert late.details["licence_status"] == "withdrawn"
     assert late.details["shipment_id"] == "S2"
     assert [str(e) for e in late.events] == [ID["S2"], ID["withdraw"]]
-    assert "recorded 2 day(s) after the shipment" in late.summary
+    assert "recorded 2 days after the shipment" in late.summary
     [listed] = found["licensed-end-user-listed"]
     assert listed.details["end_user"] == "bolt"
     assert listed.at == q("2025-12-06") - dt.timedelta(days=1, microseconds=-1)
@@ -613,7 +680,7 @@ def test_findings_commitments(views: Views) -> None:
     [late] = found["late-implementation"]
     assert late.subject == "commitment:c-cn"
     assert late.details["days_late"] == 1
-    assert "missing the deadline (2025-11-30) by 1 day(s)" in late.summary
+    assert "missing the deadline (2025-11-30) by 1 day" in late.summary
     assert [f.subject for f in found["unilateral-claim"]] == ["commitment:c-claim"]
     assert "one-sided-implementation" not in found
     found = _findings(views, "2025-11-20", "2025-12-31")
