@@ -464,7 +464,10 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
     Without LEDGER_NATS_URL it starts an embedded nats-server with JetStream (data in
     $LEDGER_HOME/nats, a free port on 127.0.0.1), prints its URL on the first line and
     records it in $LEDGER_HOME/nats.url, where `ledger watch`, `ledger status` and the
-    subscriber client find it (removed on exit).  Stops cleanly on SIGTERM or Ctrl-C.
+    subscriber client find it (removed on exit).  One `ledger serve` per LEDGER_HOME (it
+    holds $LEDGER_HOME/serve.lock).  Stops cleanly on SIGTERM or Ctrl-C: the relay and the
+    projector drain and record their positions, then the embedded server stops.  If the
+    relay or the projector fails, the other stops too and serve exits 1 with its error.
 
     \b
     Examples:
@@ -476,6 +479,7 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
     import threading
 
     from cli.common import open_ledger
+    from ledger.nats_server import NatsServerError
     from ledger.relay import Relay
 
     _setup_logging(verbose)
@@ -490,20 +494,36 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    lock = _ServeLock(config)
+    holder = lock.acquire()
+    if holder is not None:
+        _fail(
+            f"another `ledger serve` is running on {config.home} ({holder}); stop it first",
+            as_json=False,
+        )
     server = None
     url = config.nats_url
-    if not url:
-        url, server = _start_embedded(config)
-    click.echo(f"NATS {url}", nl=True)
-    sys.stdout.flush()
-    threads: list[threading.Thread] = []
-    failed = False
+    failed: tuple[str, str] | None = None
     try:
+        if not url:
+            try:
+                url, server = _start_embedded(config)
+            except NatsServerError as exc:
+                where = f" (log: {config.home / 'nats' / 'nats-server.log'})"
+                _fail(
+                    f"could not start the embedded NATS server: {_first_line(exc)}{where}",
+                    as_json=False,
+                )
+        lock.record(url)
+        click.echo(f"NATS {url}", nl=True)
+        sys.stdout.flush()
+        threads: list[threading.Thread] = []
+        errors: dict[str, BaseException] = {}
         with open_ledger(ctx) as app:
             worker = Relay(app, url)
             threads.append(
                 threading.Thread(
-                    target=_logged(worker.run_forever, log, "relay"),
+                    target=_logged(worker.run_forever, log, "relay", errors),
                     args=(stop,),
                     name="relay",
                     daemon=True,
@@ -513,7 +533,7 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
             if projector is not None:
                 threads.append(
                     threading.Thread(
-                        target=_logged(projector, log, "projector"),
+                        target=_logged(projector, log, "projector", errors),
                         args=(config, stop),
                         name="projector",
                         daemon=True,
@@ -527,22 +547,93 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
                 + ". Ctrl-C or SIGTERM stops."
             )
             sys.stdout.flush()
-            failed = False
             while not stop.wait(0.5):
-                if not threads[0].is_alive():  # the relay died: nothing left to serve
-                    failed = True
+                dead = next((t for t in threads if not t.is_alive()), None)
+                if dead is not None:  # one service died: stop the others, report it
+                    error = errors.get(dead.name)
+                    failed = (dead.name, _first_line(error) if error else "stopped unexpectedly")
                     break
             stop.set()
             for t in threads:
                 t.join(timeout=30)
     finally:
         stop.set()
-        if server is not None:
+        # Only now, after the services drained: they needed the server to record positions.
+        if server is not None and url:
             _remove_url_file(config, url)
             server.stop()
-    if failed:
-        _fail("the relay stopped unexpectedly (see the log above)", as_json=False)
+        lock.release()
+    if failed is not None:
+        _fail(f"{failed[0]}: {failed[1]}", as_json=False)
     click.echo("Stopped.")
+
+
+class _ServeLock:
+    """``$LEDGER_HOME/serve.lock``: an exclusive ``flock`` held for the life of ``serve``.
+
+    The file names its holder (pid, NATS URL); the lock itself dies with the process, so
+    a ``serve`` killed with SIGKILL leaves nothing to clean up.
+    """
+
+    def __init__(self, config: Settings):
+        self.path = config.home / "serve.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> str | None:
+        """Take the lock; if another process holds it, return that holder's description."""
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            text = os.read(fd, 4096).decode(errors="replace").strip()
+            os.close(fd)
+            return text or "pid unknown"
+        self._fd = fd
+        self.record(None)
+        return None
+
+    def record(self, url: str | None) -> None:
+        import os
+
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, 0)
+        text = f"pid {os.getpid()}" + (f", NATS {url}" if url else "")
+        os.pwrite(self._fd, (text + "\n").encode(), 0)
+
+    def release(self) -> None:
+        import os
+
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.close(fd)
+
+    def held_by_another(self) -> bool:
+        """Whether some other process holds the lock (a ``serve`` is running)."""
+        import fcntl
+        import os
+
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
 
 
 def _start_embedded(config: Settings) -> tuple[str, Any]:
@@ -595,12 +686,19 @@ def _projector(log: logging.Logger) -> Any:
     return run_forever
 
 
-def _logged(target: Any, log: logging.Logger, name: str) -> Any:
+def _logged(target: Any, log: logging.Logger, name: str, errors: dict[str, BaseException]) -> Any:
+    """``target`` in a thread: its exception is logged and kept in ``errors[name]``."""
+
     def run(*args: Any) -> None:
+        from ledger.relay import RelayError
+
         try:
             target(*args)
-        except Exception:
+        except RelayError as exc:  # an operational refusal, explained in one line
+            errors[name] = exc
+            log.error("%s stopped: %s", name, exc)
+        except Exception as exc:
+            errors[name] = exc
             log.exception("%s failed", name)
-            raise
 
     return run

@@ -336,8 +336,14 @@ def test_serve_runs_embedded_nats_and_the_relay(backend: Backend, tmp_path: Path
             timeout=WAIT_SECONDS,
         )
         assert second.returncode == 1
-        assert "another `ledger serve`" in second.stderr
-
+        assert (
+            f"another `ledger serve` is running on {settings.home} (pid {serve.pid}, NATS {url})"
+            in second.stderr
+        )
+        assert "Traceback" not in second.stderr
+        # The first one is untouched: its URL file, and its server still answers.
+        assert settings.nats_url_file.read_text().strip() == url
+        assert json.loads(run("status", "-o", "json").output)["stream"]["reachable"]
         serve.send_signal(signal.SIGTERM)
         out, _ = serve.communicate(timeout=WAIT_SECONDS)
         assert serve.returncode == 0, out
@@ -406,3 +412,64 @@ def test_ctrl_c_on_serve_drains_the_relay_before_stopping_nats(
         assert published and tracked == published[-1].position
         assert [(m.position, m.msg_id) for m in published] == store_log(app)[: len(published)]
     app.close()
+
+
+def test_serve_stops_with_the_relays_error_on_one_line(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """The relay refuses to publish past a gap in the stream: serve must not keep running
+    without it; it exits 1 with the relay's reason as one line."""
+    import asyncio
+
+    import nats
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    app = Ledger(Settings.from_env(env))
+    append_parties(app, 5)
+    Relay(app, nats_server.url).run_once()
+
+    async def delete() -> None:
+        nc = await nats.connect(nats_server.url)
+        await nc.jsm().delete_stream("LEDGER")
+        await nc.close()
+
+    asyncio.run(delete())
+    serve = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--no-projector"],
+        env=subprocess_env(env),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    app.close()
+    assert serve.returncode == 1, serve.stdout + serve.stderr
+    errors = [line for line in serve.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, serve.stderr
+    assert errors[0].startswith("Error: relay: stream LEDGER ends at position 0")
+    assert "--republish-from 1`" in errors[0]
+    assert "Traceback" not in serve.stderr
+
+
+def test_serve_reports_a_nats_server_that_cannot_start_on_one_line(
+    backend: Backend, tmp_path: Path
+) -> None:
+    env = backend.env()
+    settings = Settings.from_env(env)
+    store = settings.home / "nats"
+    store.mkdir(parents=True)
+    (store / "jetstream").write_text("not a directory")  # JetStream cannot use its store
+    child_env = subprocess_env(env)
+    child_env.pop("LEDGER_NATS_URL", None)
+    serve = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--no-projector"],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert serve.returncode == 1, serve.stdout + serve.stderr
+    errors = [line for line in serve.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in serve.stderr, serve.stderr
+    assert errors[0].startswith("Error: could not start the embedded NATS server: nats-server")
+    assert str(store / "nats-server.log") in errors[0]
+    assert not settings.nats_url_file.exists()
