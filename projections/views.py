@@ -44,12 +44,16 @@ IMPLEMENTED = frozenset({"implemented", "partially-implemented"})
 
 
 def last_day(end: dt.datetime | None) -> str:
-    """The last day an exclusive end covers (an end at midnight covers the day before)."""
+    """The last day an exclusive end covers, in the query convention: the last D for which
+    ``--as-of D`` (the end of D, UTC) is still before ``end``.
+
+    An end at UTC midnight covers the day before; any other end covers the day before its
+    UTC date (2026-11-11T00:00+08:00 is 2026-11-10T16:00Z: ``--as-of 2026-11-10`` is past
+    it, so the last day is 2026-11-09).  JSON keeps the exact instant.
+    """
     if end is None:
         return ""
-    if (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0):
-        return (end - dt.timedelta(days=1)).date().isoformat()
-    return end.date().isoformat()
+    return (end.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
 
 
 def _days(start: dt.datetime, end: dt.datetime) -> int:

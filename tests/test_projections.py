@@ -753,3 +753,23 @@ def test_stored_views_read_stored_rows(scenario: Ledger) -> None:
         counts["views_entities"] == 10
     )  # 3 parties, 2 measures, 1 agreement, 3 commitments, 1 licence
     assert counts["views_history"] > 0
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        "2026-11-10T00:00:00Z",
+        "2026-11-11T00:00:00+08:00",  # Ann.70: 2026-11-10T16:00Z
+        "2026-11-10T00:00:00-05:00",  # US "through 11-09": 05:00Z on 11-10
+        "2026-11-10T13:01:00+08:00",
+        "2026-11-10T23:59:59.999999Z",
+    ],
+)
+def test_last_day_agrees_with_the_query_convention(end: str) -> None:
+    """ "through D" means `--as-of D` (end of D, UTC) still holds and `--as-of D+1` does not."""
+    from projections.views import last_day
+
+    instant = dt.datetime.fromisoformat(end)
+    day = last_day(instant)
+    after = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+    assert q(day) < instant <= q(after)
