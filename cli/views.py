@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,7 @@ from cli.common import (
     time_options,
     write_csv,
 )
+from projections.names import CLAUSE_STATUSES, FINDING_KINDS, LICENCE_STATUSES
 
 if TYPE_CHECKING:
     from projections.query import Views
@@ -81,6 +82,24 @@ def _meta(v: Views, as_of: dt.datetime | None, known_at: dt.datetime | None) -> 
         "known_at": known_at,
         "source": "events" if v.source == "fold" else "views",
     }
+
+
+def _note_unknown(
+    v: Views,
+    kind: str,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    ids: Sequence[str] | None,
+) -> None:
+    """One line on stderr per id that names nothing (an empty answer is otherwise mute)."""
+    from projections import api
+
+    for missing in api.unknown_ids(v, kind, as_of, known_at, ids):
+        click.echo(
+            f"Note: no {kind} '{missing}' is known {_header(as_of, known_at)[0].lower()}"
+            f"{_header(as_of, known_at)[1:]}",
+            err=True,
+        )
 
 
 def _header(as_of: dt.datetime | None, known_at: dt.datetime | None) -> str:
@@ -142,7 +161,7 @@ def _num(value: Any) -> str:
 @click.option("--licence", "licence_ids", multiple=True, metavar="ID", help="Only this licence.")
 @click.option(
     "--status",
-    type=click.Choice(["active", "suspended", "withdrawn", "surrendered", "expired", "exhausted"]),
+    type=click.Choice(LICENCE_STATUSES),
     help="Only licences with this status on the as-of date.",
 )
 @click.option("--exporter", help="Only licences held by this exporter.")
@@ -187,6 +206,7 @@ def licences(
             exporter=exporter,
             end_user=end_user,
         )
+        _note_unknown(v, "licence", as_of, known_at, licence_ids)
         meta = _meta(v, as_of, known_at)
     # Shape only what the chosen output shows (thousands of rows: it adds up).
     table = [
@@ -267,6 +287,7 @@ def commitments(
 
     with open_views(ctx, fold) as v:
         rows = api.commitments(v, as_of, known_at, agreement=agreement, party=party)
+        _note_unknown(v, "agreement", as_of, known_at, [agreement] if agreement else None)
         meta = _meta(v, as_of, known_at)
     table = [
         {
@@ -367,34 +388,16 @@ def asymmetry(
 
     with open_views(ctx, fold) as v:
         report = api.asymmetry(v, as_of, known_at, agreement=agreement)
+        _note_unknown(v, "agreement", as_of, known_at, [agreement] if agreement else None)
         meta = _meta(v, as_of, known_at)
     if output == "json":
         echo_json({**meta, **report})
         return
     parties = [{**p, **p["counts"]} for p in report["parties"]]
-    by_id = {c["commitment_id"]: c for c in report["commitments"]}
-    pairs = []
-    for p in report["pairs"]:
-        other = by_id.get(p["other_commitment"] or "")
-        first, second = p["first_commitment"], p["other_commitment"]
-        if first is None:  # neither side implemented yet
-            first, second = p["commitments"]
-        pairs.append(
-            {
-                **p,
-                "pair": " ↔ ".join(p["commitments"]),
-                "first_commitment": first,
-                "other_commitment": second,
-                "one_sided_since": _day(p["one_sided_since"]),
-                "other_status": other["status"] if other else p["state"],
-            }
-        )
+    pairs = api.pair_rows(report)
     if output == "csv":
         if pairs_only:
-            write_csv(
-                [{**p, "pair": " <-> ".join(p["commitments"])} for p in pairs],
-                ["agreement_id", "pair", *_PAIR_COLUMNS],
-            )
+            write_csv(pairs, ["agreement_id", "pair", *_PAIR_COLUMNS, "one_sided_for"])
         else:
             write_csv(parties, _PARTY_COLUMNS)
         return
@@ -415,7 +418,14 @@ def asymmetry(
     if pairs:
         click.echo(
             render_table(
-                pairs,
+                [
+                    {
+                        **p,
+                        "one_sided_since": _day(p["one_sided_since"]),
+                        "one_sided_days": p["one_sided_for"] or "",
+                    }
+                    for p in pairs
+                ],
                 _PAIR_COLUMNS,
                 headers={
                     "first_commitment": "implemented first",
@@ -423,7 +433,7 @@ def asymmetry(
                     "one_sided_since": "since",
                     "other_commitment": "in return for",
                     "other_status": "its status",
-                    "one_sided_days": "days",
+                    "one_sided_days": "one-sided for",
                     "days_from_agreement": "from deal",
                 },
                 width=_width(),
@@ -441,7 +451,7 @@ def asymmetry(
 @click.option("--measure", "measure_ids", multiple=True, metavar="ID", help="Only this measure.")
 @click.option(
     "--status",
-    type=click.Choice(["in-force", "suspended", "not-yet-effective", "revoked"]),
+    type=click.Choice(CLAUSE_STATUSES),
     help="Only clauses with this status on the as-of date.",
 )
 @fold_option
@@ -470,20 +480,9 @@ def measures(
 
     with open_views(ctx, fold) as v:
         rows = api.measures(v, as_of, known_at, ids=list(measure_ids) or None, status=status)
+        _note_unknown(v, "measure", as_of, known_at, measure_ids)
         meta = _meta(v, as_of, known_at)
-    table = []
-    for row in rows:
-        when = ""
-        if row["status"] == "suspended":
-            end = _parse(row["suspended_until"])
-            when = f"through {_last_day(end)}" if end else "until further notice"
-        elif row["status"] == "not-yet-effective":
-            when = "from " + _day(row["effective_at"])
-        elif row["status"] == "revoked":
-            when = "on " + _day(row["revoked_at"])
-        else:
-            when = "since " + _day(row["effective_at"])
-        table.append({**row, "when": when})
+    table = [{**row, "when": api.clause_when(row)} for row in rows]
     _emit(
         output,
         rows,
@@ -509,10 +508,6 @@ def measures(
         title=_header(as_of, known_at),
         empty="No clauses match.",
     )
-
-
-def _parse(text: str | None) -> dt.datetime | None:
-    return None if text is None else dt.datetime.fromisoformat(text)
 
 
 # --- end users --------------------------------------------------------------------------
@@ -552,6 +547,7 @@ def end_users(
             ids=list(party_ids) or None,
             role=None if all_roles or party_ids else "end-user",
         )
+        _note_unknown(v, "party", as_of, known_at, party_ids)
         meta = _meta(v, as_of, known_at)
     table = [
         {
@@ -584,16 +580,7 @@ def end_users(
     "--kind",
     "kinds",
     multiple=True,
-    type=click.Choice(
-        [
-            "late-usage",
-            "licensed-end-user-listed",
-            "commitment-overdue",
-            "late-implementation",
-            "unilateral-claim",
-            "one-sided-implementation",
-        ]
-    ),
+    type=click.Choice(FINDING_KINDS),
     help="Only findings of this kind (repeatable).",
 )
 @fold_option
@@ -680,11 +667,6 @@ def _request(
         amount = parse_quantity(quantity)
     except ValueError as exc:
         raise InputError(str(exc), field="--quantity") from None
-    if len(destination) != 2 or not destination.isupper():
-        raise InputError(
-            f"'{destination}' is not a country code (two capital letters, e.g. US)",
-            field="--destination",
-        )
     return Request(
         exporter=exporter,
         end_user=end_user,
@@ -696,6 +678,32 @@ def _request(
         date=date,
         licence_id=licence_id,
     )
+
+
+_OPTION_OF = {
+    "exporter": "--exporter",
+    "end_user": "--end-user",
+    "item": "--item",
+    "quantity": "--quantity",
+    "unit": "--unit",
+    "destination": "--destination",
+    "end_use": "--end-use",
+    "licence_id": "--licence",
+    "application_id": "--id",
+    "date": "--as-of",
+}
+
+
+@contextmanager
+def _naming_options() -> Iterator[None]:
+    """Errors about a request field name the option that gave it."""
+    from ledger.errors import LedgerError
+
+    try:
+        yield
+    except LedgerError as exc:
+        exc.field = _OPTION_OF.get(exc.field or "", exc.field)
+        raise
 
 
 def _print_decision(decision: Any, request: Any) -> None:
@@ -766,7 +774,7 @@ def check(
     request = _request(
         exporter, end_user, item, quantity, unit, destination, end_use, licence_id, date
     )
-    with open_views(ctx, fold) as v:
+    with open_views(ctx, fold) as v, _naming_options():
         decision = api.check(v, request, known_at)
         meta = _meta(v, date, known_at)
     if output == "json":
@@ -843,7 +851,7 @@ def apply(
         exporter, end_user, item, quantity, unit, destination, end_use, licence_id, date
     )
     app_id = application_id or f"APP-{uuid7().hex[:16]}"
-    with open_ledger(ctx) as app:
+    with open_ledger(ctx) as app, _naming_options():
         v = Views(app)
         decision, result = api.apply(app, v, app_id, request)
     if output == "json":
@@ -856,14 +864,12 @@ def apply(
             }
         )
         return
+    # A repeated application is refused (rule duplicate-entity), so both were appended.
     positions = [o.position for o in result.appended]
-    if positions:
-        click.echo(
-            f"Recorded application {app_id} and its decision at positions "
-            f"{min(positions)}-{max(positions)}."
-        )
-    else:
-        click.echo(f"Application {app_id} was already recorded; nothing appended.")
+    click.echo(
+        f"Recorded application {app_id} and its decision at positions "
+        f"{min(positions)}-{max(positions)}."
+    )
     _print_decision(decision, request)
 
 

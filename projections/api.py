@@ -11,21 +11,33 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ledger.errors import InputError, LedgerError
 from ledger.times import now
 from projections import decisions, findings, views
+from projections.names import CLAUSE_STATUSES, FINDING_KINDS, LICENCE_STATUSES
 from projections.query import Views
 
 if TYPE_CHECKING:
     from ledger.app import AppendResult, Ledger
 
-FINDING_KINDS = (
-    "late-usage",
-    "licensed-end-user-listed",
-    "commitment-overdue",
-    "late-implementation",
-    "unilateral-claim",
-    "one-sided-implementation",
-)
+__all__ = ["CLAUSE_STATUSES", "FINDING_KINDS", "LICENCE_STATUSES"]
+
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+"""How far ahead of the clock an application may be dated (clock skew between machines)."""
+
+
+def unknown_ids(
+    v: Views,
+    kind: str,
+    as_of: dt.datetime | None,
+    known_at: dt.datetime | None,
+    ids: Sequence[str] | None,
+) -> list[str]:
+    """Those of ``ids`` that name no entity of ``kind`` as of T as known at K."""
+    if not ids:
+        return []
+    found = {r.entity_id for r in v.records(kind, as_of or now(), known_at, ids=list(ids))}
+    return [i for i in ids if i not in found]
 
 
 def licences(
@@ -71,6 +83,42 @@ def asymmetry(
         "agreement", t, known_at, ids=None if agreement is None else [agreement]
     )
     return views.asymmetry(commitment_records, agreement_records, t, agreement=agreement)
+
+
+def pair_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The asymmetry report's pairs, each led by the side implemented first (by id while
+    neither is), for tables: ``pair`` names both, ``other_status`` the second's status."""
+    statuses = {c["commitment_id"]: c["status"] for c in report["commitments"]}
+    out = []
+    for p in report["pairs"]:
+        first, second = p["first_commitment"], p["other_commitment"]
+        if first is None:  # neither side implemented at T
+            first, second = p["commitments"]
+        out.append(
+            {
+                **p,
+                "pair": " <-> ".join(p["commitments"]),
+                "first_commitment": first,
+                "other_commitment": second,
+                "other_status": statuses.get(second, p["state"]),
+            }
+        )
+    return out
+
+
+def clause_when(row: dict[str, Any]) -> str:
+    """A clause row's status in words: since/from/on a day, or through its last day."""
+    status = row["status"]
+    if status == "suspended":
+        end = row["suspended_until"]
+        if isinstance(end, str):
+            end = dt.datetime.fromisoformat(end)
+        return f"through {views.last_day(end)}" if end else "until further notice"
+    if status == "not-yet-effective":
+        return "from " + row["effective_at"].date().isoformat()
+    if status == "revoked":
+        return "on " + row["revoked_at"].date().isoformat()
+    return "since " + row["effective_at"].date().isoformat()
 
 
 def measures(
@@ -131,8 +179,25 @@ def all_findings(
     return out
 
 
+def validate(request: decisions.Request) -> None:
+    """Reject a malformed request (InputError naming the request field)."""
+    if not request.quantity.is_finite() or request.quantity <= 0:
+        raise InputError(
+            f"quantity must be greater than 0, got {request.quantity}", field="quantity"
+        )
+    destination = request.destination
+    if len(destination) != 2 or not (destination.isascii() and destination.isupper()):
+        raise InputError(
+            f"'{destination}' is not a country code (two capital letters, e.g. US)",
+            field="destination",
+        )
+    if not request.unit.strip():
+        raise InputError("unit must not be empty", field="unit")
+
+
 def check(v: Views, request: decisions.Request, known_at: dt.datetime | None) -> decisions.Decision:
     """The decision on an export request as of its date, as known at ``known_at``."""
+    validate(request)
     d = request.date
     measures_at = v.records("measure", d, known_at)
     parties = {
@@ -160,8 +225,18 @@ def apply(
     """Record an application and its automatic decision in one batch.
 
     The decision is taken against what the ledger knows now, as of the application's
-    effective time (``request.date``).
+    effective time (``request.date``).  An application dated in the future (beyond
+    ``FUTURE_TOLERANCE``) is rejected: it would record as made something not yet made,
+    decided against a state of the world not yet known.  Errors name the request field
+    (``exporter``, ``quantity``, ... or ``date``, ``application_id``), not a batch line.
     """
+    validate(request)
+    if request.date > now() + FUTURE_TOLERANCE:
+        raise InputError(
+            f"an application cannot be dated in the future ({request.date.isoformat()}); "
+            "it is recorded when it is made",
+            field="date",
+        )
     decision = check(v, request, None)
     effective = request.date.isoformat()
     submitted: dict[str, Any] = {
@@ -194,8 +269,21 @@ def apply(
     }
     if decision.licence_id is not None:
         decided["licence_id"] = decision.licence_id
-    result = app.append_objects([submitted, decided])
+    try:
+        result = app.append_objects([submitted, decided])
+    except LedgerError as exc:
+        # The two events are our own batch: name the request's field, not "line 1: ...".
+        exc.line = None
+        exc.field = _REQUEST_FIELD.get(exc.field or "", exc.field)
+        raise
     return decision, result
+
+
+_REQUEST_FIELD = {
+    "entity_id": "application_id",
+    "effective_at": "date",
+    "licence_id": "licence_id",
+}
 
 
 def parse_quantity(text: str) -> Decimal:

@@ -96,6 +96,26 @@ def test_licence_filters_and_empty_answers(run: Callable[..., Result]) -> None:
     assert bad.exit_code == 2 and "is not an ISO-8601 time" in bad.output
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "kind", "known"),
+    [
+        ("licences", "--licence", "licence", "GL-1"),
+        ("end-users", "--party", "party", "acme"),
+        ("measures", "--measure", "measure", "M1"),
+        ("commitments", "--agreement", "agreement", "busan"),
+        ("asymmetry", "--agreement", "agreement", "busan"),
+    ],
+)
+def test_unknown_ids_are_noted_on_stderr(
+    run: Callable[..., Result], command: str, option: str, kind: str, known: str
+) -> None:
+    when = ["--as-of", "2025-12-31", "--known-at", "2025-12-31"]
+    result = run(command, option, "nope-1", *when)
+    assert result.exit_code == 0
+    assert f"Note: no {kind} 'nope-1' is known as of 2025-12-31T23:59:59Z" in result.stderr
+    assert "Note:" not in run(command, option, known, *when).stderr
+
+
 def test_commitments_and_asymmetry(run: Callable[..., Result]) -> None:
     when = ["--as-of", "2025-11-20", "--known-at", "2025-12-31"]
     table = ok(run("commitments", *when))
@@ -108,7 +128,10 @@ def test_commitments_and_asymmetry(run: Callable[..., Result]) -> None:
     report = ok(run("asymmetry", *when))
     fits(report)
     [pair_line] = [line for line in report.splitlines() if line.startswith("c-us ")]
-    assert pair_line.split() == ["c-us", "US", "2025-11-10", "c-cn", "pledged", "10", "21"]
+    assert pair_line.split() == [
+        *("c-us", "US", "2025-11-10", "c-cn", "pledged"),
+        *("10", "days", "23", "h", "21"),  # 11-10 to the end of 11-20: days and hours
+    ]
     data = body(run("asymmetry", *when, "-o", "json"))
     assert [p["party"] for p in data["parties"]] == ["CN", "US"]
     assert data["pairs"][0]["one_sided_days"] == 10
@@ -151,12 +174,10 @@ def test_findings(run: Callable[..., Result]) -> None:
     assert len(late) == 1 and len(late[0]["events"]) == 2
     rows = list(csv.DictReader(io.StringIO(ok(run("findings", *when, "-o", "csv")))))
     assert len(rows) == len(data["findings"])
-    assert (
-        ok(run("findings", "--as-of", "2025-10-31", "--known-at", "2025-10-31")).count(
-            "No findings"
-        )
-        == 0
-    )  # "No findings." goes to stderr
+    assert "No findings" not in table
+    quiet = run("findings", "--as-of", "2025-10-01", "--known-at", "2025-10-01")
+    assert quiet.exit_code == 0 and "No findings." in quiet.stderr
+    assert "No findings" not in quiet.stdout and "As of 2025-10-01" in quiet.stdout
 
 
 def test_check_is_read_only_and_explains(run: Callable[..., Result], env: dict[str, str]) -> None:
@@ -194,7 +215,8 @@ def test_check_is_read_only_and_explains(run: Callable[..., Result], env: dict[s
     bad_quantity = run(*[a if a != "100" else "-3" for a in args])
     assert bad_quantity.exit_code == 2 and "--quantity" in bad_quantity.output
     bad_dest = run(*[a if a != "US" else "usa" for a in args])
-    assert bad_dest.exit_code == 2 and "not a country code" in bad_dest.output
+    assert bad_dest.exit_code == 2
+    assert "--destination: 'usa' is not a country code" in bad_dest.stderr
 
 
 def settings_of(env: dict[str, str]) -> Any:
@@ -243,7 +265,20 @@ def test_apply_records_application_and_decision(
         app.close()
     again = run(*args)
     assert again.exit_code == 1
-    assert "duplicate-entity" in again.output and "Nothing was appended." in again.output
+    assert "--id: " in again.stderr and "line 1" not in again.stderr
+    assert "duplicate-entity" in again.stderr and "Nothing was appended." in again.stderr
+    unknown = run(*[a if a != "jl-mag" else "nobody" for a in args], "--id", "APP-9")
+    assert unknown.exit_code == 1 and unknown.stderr.startswith("Error: --exporter: ")
+    future = run(*[a if a != "2025-12-09" else "2999-01-01" for a in args], "--id", "APP-8")
+    assert future.exit_code == 2 and "--as-of: an application cannot be dated in the future" in (
+        future.stderr
+    )
+    # Nothing a refused apply tried is in the store.
+    app = Ledger(settings_of(env))
+    try:
+        assert [e.event.entity_id for e in app.log(entity_kind="application")] == ["APP-1"] * 2
+    finally:
+        app.close()
     approved = ok(run(*[a if a != "APP-1" else "APP-2" for a in args][:-1], "2025-12-04"))
     assert "Recorded application APP-2" in approved and "APPROVED" in approved
 
