@@ -252,7 +252,7 @@ def watch(
 
     from ledger.errors import InputError
     from ledger.subjects import SubjectError, parse_filter
-    from ledger.subscriber import SubscriberError, subscribe
+    from ledger.subscriber import DurableNameError, SubscriberError, check_durable_name, subscribe
 
     chosen = [
         n for n, v in (("--since", since), ("--from-position", from_position)) if v is not None
@@ -274,10 +274,17 @@ def watch(
             parse_filter(f, config.subject_prefix)
     except SubjectError as exc:
         raise InputError(str(exc), field="--filter") from None
+    if durable is not None:
+        try:
+            check_durable_name(durable)
+        except DurableNameError as exc:
+            raise InputError(str(exc), field="--durable") from None
     url = _nats_url(config)
     as_json = output != "table"
 
     async def main() -> int:
+        from nats.js.errors import APIError
+
         from ledger.stream import NatsUnavailable
 
         stop = asyncio.Event()
@@ -305,6 +312,9 @@ def watch(
                 return printed
         except (SubscriberError, NatsUnavailable) as exc:
             _fail(str(exc), as_json=as_json)
+            return 0
+        except APIError as exc:  # JetStream refused a request (e.g. the consumer's config)
+            _fail(f"JetStream refused the subscription: {exc}", as_json=as_json)
             return 0
 
     asyncio.run(main())

@@ -76,6 +76,36 @@ class SubscriberError(RuntimeError):
     """The subscription cannot be set up as asked (e.g. a durable with other filters)."""
 
 
+class DurableNameError(SubscriberError, ValueError):
+    """A durable name JetStream would refuse (or mangle); raised before connecting."""
+
+
+MAX_DURABLE_BYTES = 255
+
+
+def check_durable_name(name: str) -> str:
+    """``name`` if JetStream can use it as a durable consumer name, else ``DurableNameError``.
+
+    Consumer names become subject tokens and file names on the server: no ``.``, ``*``,
+    ``>``, ``/``, ``\\``, whitespace or control characters, at most 255 bytes of UTF-8.
+    """
+    if not name:
+        raise DurableNameError("durable name must not be empty")
+    bad = sorted({c for c in name if c in "./\\*>" or c.isspace() or not c.isprintable()})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        raise DurableNameError(
+            f"durable name {name!r} contains {shown}; use letters, digits, '-' or '_' "
+            "(no . * > / \\, whitespace or control characters)"
+        )
+    size = len(name.encode())
+    if size > MAX_DURABLE_BYTES:
+        raise DurableNameError(
+            f"durable name is {size} bytes long; at most {MAX_DURABLE_BYTES} are allowed"
+        )
+    return name
+
+
 @dataclass
 class Delivery:
     """One event as delivered, with its place in the stream and its acknowledgement."""
@@ -471,7 +501,8 @@ def subscribe(
     ``nats_url``/``stream``/``subject_prefix`` default to the settings (environment:
     ``LEDGER_NATS_URL`` or the embedded server's ``$LEDGER_HOME/nats.url``,
     ``LEDGER_STREAM``, ``LEDGER_SUBJECT_PREFIX``).  See the module docstring for
-    ``durable``, ``filters``, ``start`` and acknowledgement.
+    ``durable``, ``filters``, ``start`` and acknowledgement.  A durable name JetStream
+    cannot use raises ``DurableNameError`` (a ``ValueError``) before connecting.
     """
     from ledger.config import Settings
     from ledger.subjects import check_prefix, parse_filter
@@ -484,8 +515,8 @@ def subscribe(
             "no NATS server configured: set LEDGER_NATS_URL or run `ledger serve`"
         )
     prefix = check_prefix(subject_prefix or (settings.subject_prefix if settings else "ledger"))
-    if durable is not None and (not durable or any(c in durable for c in " .*>\t")):
-        raise SubscriberError(f"durable name '{durable}' must be non-empty without . * > or spaces")
+    if durable is not None:
+        check_durable_name(durable)
     return Subscription(
         url,
         stream=stream or (settings.stream if settings else "LEDGER"),

@@ -246,6 +246,37 @@ def test_watch_rejects_bad_options(run: Cli) -> None:
     assert "stream LEDGER does not exist" in no_stream.output
 
 
+@pytest.mark.parametrize("name", ["a/b", "a.b", "x" * 300])
+def test_watch_rejects_a_durable_name_jetstream_cannot_use(run: Cli, name: str) -> None:
+    bad = run("watch", "--durable", name, "--limit", "1")
+    assert bad.exit_code == 2, bad.output
+    assert bad.output.startswith("Error: --durable: durable name"), bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_watch_reports_a_jetstream_refusal_on_one_line(run: Cli, nats_server: EmbeddedNats) -> None:
+    """The stream allows one consumer and has it: creating the watch's consumer fails."""
+    import asyncio
+
+    import nats
+    from nats.js.api import ConsumerConfig, StreamConfig
+
+    async def prepare() -> None:
+        nc = await nats.connect(nats_server.url)
+        jsm = nc.jsm()
+        await jsm.add_stream(StreamConfig(name="LEDGER", subjects=["ledger.>"], max_consumers=1))
+        await jsm.add_consumer("LEDGER", ConsumerConfig(durable_name="the-only-one"))
+        await nc.close()
+
+    asyncio.run(prepare())
+    refused = run("watch", "--all", "--limit", "1")
+    assert refused.exit_code == 1, refused.output
+    lines = refused.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in refused.output, refused.output
+    assert lines[0].startswith("Error: JetStream refused the subscription: "), lines[0]
+    assert "maximum consumers" in lines[0]
+
+
 def test_schema_asyncapi_documents_subjects_headers_and_payloads() -> None:
     done = CliRunner().invoke(cli, ["schema", "--asyncapi"], env={"LEDGER_SUBJECT_PREFIX": "acme"})
     assert done.exit_code == 0, done.output

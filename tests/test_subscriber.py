@@ -352,3 +352,31 @@ def test_subscribe_explains_a_missing_stream_or_server(tmp_path: Any, nats_serve
         asyncio.run(run(nats_server.url))
     with pytest.raises(NatsUnavailable, match=r"no NATS server at nats://127\.0\.0\.1:1 "):
         asyncio.run(run("nats://127.0.0.1:1"))
+
+
+@pytest.mark.parametrize(
+    "name", ["a/b", "a\\b", "a.b", "a*", "a>", "a b", "tab\there", "bell\x07", "", "d" * 256]
+)
+def test_a_durable_name_jetstream_cannot_use_is_refused_before_connecting(name: str) -> None:
+    from ledger.subscriber import DurableNameError
+
+    with pytest.raises(DurableNameError) as refused:
+        subscribe("nats://127.0.0.1:1", stream="LEDGER", subject_prefix="ledger", durable=name)
+    assert isinstance(refused.value, ValueError)
+    assert "\n" not in str(refused.value)
+
+
+def test_the_longest_durable_name_and_non_ascii_names_work(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    app = make_ledger()
+    append_parties(app, 3)
+    publish(app, nats_server.url)
+
+    async def first_position(durable: str) -> int | None:
+        async with subscribe(nats_server.url, settings=app.settings, durable=durable) as sub:
+            d = await sub.next_delivery(WAIT_SECONDS)
+            return None if d is None else d.position
+
+    for name in ("d" * 255, "prüfung-审计"):
+        assert asyncio.run(first_position(name)) == store_log(app)[0][0], name
