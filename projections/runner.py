@@ -8,7 +8,9 @@
   batch is decoded from the payload (``decode_event(payload, Ledger-Event-Type)``),
   applied, written with the tracking record of its highest ``Ledger-Position``, and only
   then acknowledged; messages at or below the tracked position (redeliveries after a
-  crash) are acknowledged and skipped.
+  crash) are acknowledged and skipped.  The stream is not trusted to be complete: when
+  the positions a batch delivers jump past events the store holds (a purged head, a
+  deleted message), those events are read from the store and applied in order.
 
 Either way the position is the store's notification id, tracked under ``views`` in the
 library's tracking table in the same transaction as the rows, so the two sources are
@@ -327,8 +329,11 @@ async def follow_nats(
         raise st.NatsUnavailable(
             "no NATS server configured: set LEDGER_NATS_URL or run `ledger serve`"
         )
+    from nats.errors import TimeoutError as NatsTimeout
+
     result = result or RunResult("nats")
     nc = await st.connect(url, name="ledger-projector")
+    timeouts = 0
     try:
         while not stop.is_set():
             try:
@@ -337,11 +342,38 @@ async def follow_nats(
                 )
             except ViewsMoved:
                 continue  # reposition the consumer after the other projector's position
+            except NatsTimeout:
+                # A JetStream request (stream/consumer info) timed out: the server is busy.
+                # The tracked position is unchanged, so a new session resumes exactly.
+                timeouts += 1
+                if once and timeouts >= 3:
+                    raise
+                log.warning("NATS request timed out; resuming the consumer (%d)", timeouts)
+                await asyncio.sleep(min(0.5 * timeouts, 5.0))
+                continue
             if done:
                 break
     finally:
         with contextlib.suppress(Exception):
             await nc.close()
+
+
+def _missing_from_stream(app: Ledger, after: int, delivered: Sequence[int]) -> list[Any]:
+    """The store's notifications after ``after`` and before the last delivered position
+    that the stream did not deliver (a purged or lossy stream).
+
+    Positions can skip numbers (PostgreSQL), so a jump is only a gap if the store has
+    events in it; consecutive positions (the usual case) need no look-up.
+    """
+    missing: list[Any] = []
+    previous = after
+    for pos in sorted(delivered):
+        if pos > previous + 1:
+            missing += app.recorder.select_notifications(
+                start=previous + 1, limit=pos - previous - 1, stop=pos - 1
+            )
+        previous = max(previous, pos)
+    return missing
 
 
 async def _consume(
@@ -403,6 +435,7 @@ async def _consume(
                         return True
                 continue
             items: list[tuple[int, ev.Event]] = []
+            delivered: list[int] = []
             upto = 0
             for m in msgs:
                 headers = m.headers or {}
@@ -411,10 +444,23 @@ async def _consume(
                     continue  # not a ledger event
                 pos = int(position)
                 upto = max(upto, pos)
+                if pos <= projector.position:
+                    continue
+                delivered.append(pos)
                 type_name = headers.get(st.EVENT_TYPE)
-                if pos <= projector.position or type_name in SKIPPED_TOPICS:
+                if type_name in SKIPPED_TOPICS:
                     continue
                 items.append((pos, decode_event(m.data, type_name)))
+            missing = _missing_from_stream(app, projector.position, delivered)
+            if missing:
+                log.warning(
+                    "the stream lacks %d event(s) between positions %d and %d; "
+                    "reading them from the store",
+                    len(missing),
+                    projector.position,
+                    upto,
+                )
+                items = sorted(items + _decode(app, missing), key=lambda item: item[0])
             if upto > projector.position:
                 projector.prefetch(e.entity for _, e in items)
                 projector.process(items, upto=upto)

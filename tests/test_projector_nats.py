@@ -134,3 +134,40 @@ def test_nats_projector_follows_and_resumes(backend: Backend, nats_server: Embed
         assert used == expected_used(750)
     finally:
         app.close()
+
+
+def test_events_missing_from_the_stream_are_read_from_the_store(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """A stream that lost messages (its head purged, one deleted in the middle) does not
+    make the projector skip them: the gaps are filled from the store."""
+    import asyncio
+
+    from ledger import stream as st
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    settings = backend.settings(env)
+    app = Ledger(settings)
+    try:
+        record_history(app, batches=2, per_batch=200)
+        Relay(app, nats_server.url).run_once()
+
+        async def lose_messages() -> None:
+            nc = await st.connect(nats_server.url, name="test-loses-messages")
+            try:
+                jsm = nc.jsm()
+                for seq in [1, 2, 3, 150, 151, 390]:
+                    await jsm.delete_msg(settings.stream, seq)
+            finally:
+                await nc.close()
+
+        asyncio.run(lose_messages())
+        result = run(settings, threading.Event(), source="nats", once=True)
+        assert result.position == app.head()
+        used = {
+            r["licence_id"]: int(r["items"][0]["used"])
+            for r in api.licences(Views(app, mode="stored"), None, None)
+        }
+        assert used == expected_used(400)
+    finally:
+        app.close()
