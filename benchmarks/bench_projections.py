@@ -7,9 +7,11 @@
    (``ledger_history``: thousands of end users and their vetting, control measures and
    suspensions, an agreement with reciprocal commitments, ~12,500 licences, mostly
    shipments under them, and export applications with their decisions), appended through
-   the core one day at a time (``Ledger.parse(obj, owned=True)`` + ``Ledger.append``), so
-   recorded times advance day by day.  With ``--home DIR`` the ledger is kept and reused
-   by later runs.
+   the core one day of effective time per batch (``Ledger.parse(obj, owned=True)`` +
+   ``Ledger.append``).  Each batch is stamped with the wall clock when it is appended, so
+   recorded order follows the history's days but recorded times span only the build's
+   minutes (not three years): K is drawn over that span.  With ``--home DIR`` the ledger
+   is kept and reused by later runs.
 2. **Raw read+decode**: every stored row, ``SELECT rowid, topic, state`` in pages plus
    ``decode_event`` (msgspec, typed), the floor of any projection of these rows.
 3. **Full rebuild** of the stored views from the same rows (what ``ledger project
