@@ -38,6 +38,18 @@ def _nats_url(config: Settings) -> str:
     return url
 
 
+def _stale_hint(config: Settings) -> str:
+    """Why a URL read from ``$LEDGER_HOME/nats.url`` does not answer, if it is stale."""
+    if config.nats_url or not config.resolved_nats_url():
+        return ""
+    if _ServeLock(config).held_by_another():
+        return ""
+    return (
+        f"; that URL comes from {config.nats_url_file}, written by a `ledger serve` that is "
+        "no longer running: start `ledger serve` or set LEDGER_NATS_URL"
+    )
+
+
 def _fail(message: str, *, as_json: bool, code: int = 1) -> None:
     from cli.common import emit_error
 
@@ -150,7 +162,8 @@ def relay(
         try:
             stats = asyncio.run(main())
         except RelayError as exc:
-            _fail(f"relay: {exc}", as_json=output == "json")
+            hint = _stale_hint(config) if str(exc).startswith("gave up") else ""
+            _fail(f"relay: {exc}{hint}", as_json=output == "json")
             return
     if output == "json":
         echo_json({"stream": worker.stream, "url": url, **stats.to_dict()})
@@ -310,7 +323,10 @@ def watch(
                     idle_since = loop.time()
                 # The last printed event is acknowledged when the block exits.
                 return printed
-        except (SubscriberError, NatsUnavailable) as exc:
+        except NatsUnavailable as exc:
+            _fail(f"{exc}{_stale_hint(config)}", as_json=as_json)
+            return 0
+        except SubscriberError as exc:
             _fail(str(exc), as_json=as_json)
             return 0
         except APIError as exc:  # JetStream refused a request (e.g. the consumer's config)
@@ -379,15 +395,16 @@ def status(ctx: click.Context, output: str) -> None:
     import asyncio
 
     from cli.common import open_ledger
-    from ledger.relay import open_tracking, tracking_name
+    from ledger.relay import read_tracked_position
 
     config = settings(ctx)
     url = config.resolved_nats_url()
     with open_ledger(ctx) as app:
         head = app.head()
-        tracking = open_tracking(app)
-        tracked = tracking.max_tracking_id(tracking_name(config.stream)) or 0
+        tracked = read_tracked_position(app, config.stream)
     stream_state = asyncio.run(_stream_state(config, url)) if url else None
+    if stream_state is not None and not stream_state.get("reachable"):
+        stream_state["error"] = stream_state.get("error", "unreachable") + _stale_hint(config)
     published = tracked
     if stream_state and stream_state.get("reachable"):
         published = max(tracked, stream_state["last_position"])

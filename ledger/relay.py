@@ -188,6 +188,35 @@ def open_tracking(app: Ledger, attempts: int = 6) -> TrackingRecorder:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def read_tracked_position(app: Ledger, stream: str) -> int:
+    """The relay's tracked position for ``stream``, without creating any table.
+
+    For readers such as ``ledger status``: no DDL (and no catalog lock on PostgreSQL) just
+    to read a number; a missing tracking table means nothing was tracked yet (0).
+    """
+    from eventsourcing.persistence import OperationalError, ProgrammingError
+
+    factory: Any = app.factory
+    factory.env_create_table = lambda: False  # this one recorder only; see below
+    try:
+        recorder = factory.tracking_recorder()
+    finally:
+        del factory.env_create_table  # the factory's own method again
+    try:
+        return recorder.max_tracking_id(tracking_name(stream)) or 0
+    except (OperationalError, ProgrammingError) as exc:
+        if _is_missing_table(exc):
+            return 0
+        raise
+
+
+def _is_missing_table(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) == "42P01":  # PostgreSQL: undefined_table
+        return True
+    return "no such table" in str(exc)  # SQLite
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     """One event as the relay publishes it."""

@@ -171,6 +171,57 @@ def test_relay_and_status_without_nats(backend: Backend) -> None:
     assert json.loads(unreachable.output)["stream"]["reachable"] is False
 
 
+def _tables(config: Settings) -> set[str]:
+    """The tables of a ledger's database (its schema on PostgreSQL)."""
+    from urllib.parse import parse_qs, urlparse
+
+    if config.backend == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(config.sqlite_path) as conn:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {name for (name,) in rows}
+    import psycopg
+
+    schema = parse_qs(urlparse(config.database_url).query)["schema"][0]
+    url = config.database_url.split("?", 1)[0]
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        )
+        return {name for (name,) in rows}
+
+
+def test_status_reads_the_tracked_position_without_creating_tables(run: Cli) -> None:
+    app = _append(run, 2)
+    app.close()
+    config = Settings.from_env(run.env)
+    before = _tables(config)
+    assert not any("tracking" in t for t in before), before
+    status = run("status", "-o", "json")
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["relay"]["tracked_position"] == 0
+    assert _tables(config) == before  # no DDL for a read
+    assert run("relay", "--once").exit_code == 0
+    assert json.loads(run("status", "-o", "json").output)["relay"]["tracked_position"] == 2
+
+
+def test_status_and_watch_explain_a_url_left_by_a_serve_that_is_gone(backend: Backend) -> None:
+    env = backend.env()
+    config = Settings.from_env(env)
+    config.home.mkdir(parents=True, exist_ok=True)
+    config.nats_url_file.write_text("nats://127.0.0.1:1\n")  # as a killed serve leaves it
+    cli_ = Cli(env)
+    status = cli_("status")
+    assert status.exit_code == 1
+    assert f"that URL comes from {config.nats_url_file}" in status.output
+    assert "`ledger serve` that is no longer running" in status.output
+    watch = cli_("watch", "--all", "--limit", "1")
+    assert watch.exit_code == 1
+    assert "`ledger serve` that is no longer running" in watch.output
+    assert len(watch.output.strip().splitlines()) == 1
+
+
 def test_watch_prints_the_stored_events(run: Cli) -> None:
     app = run.ledger()
     try:
