@@ -64,7 +64,9 @@ def open_views(ctx: click.Context, fold: bool) -> Iterator[Views]:
 
 def _day(value: dt.datetime | None) -> str:
     """A table cell for an instant: its date (in its own offset); JSON keeps the time."""
-    return "" if value is None else value.date().isoformat()
+    from projections.views import day
+
+    return day(value)
 
 
 def _last_day(end: dt.datetime | None) -> str:

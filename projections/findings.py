@@ -61,8 +61,7 @@ class Finding:
         }
 
 
-def _day(t: dt.datetime | None) -> str:
-    return "" if t is None else t.date().isoformat()
+_day = views.day
 
 
 def late_usage(licences: Sequence[Resolved]) -> list[Finding]:

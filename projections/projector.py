@@ -24,7 +24,6 @@ up to the tracked position and its current rows.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +36,7 @@ from eventsourcing.projection import Projection
 
 from ledger import events as ev
 from ledger.domain import state as st
+from ledger.times import to_us
 from projections import records as rec
 from projections.store import (
     Changes,
@@ -88,23 +88,6 @@ class CachedEntity:
     timeline: bytes = b""
     timeline_values: rec.Timeline | None = None
     """The timeline of ``folded``'s state, when known to be current."""
-
-
-def _us(t: dt.datetime) -> int:
-    delta = t - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _ref(folded: rec.Folded) -> str | None:
-    s = folded.state
-    if isinstance(s, st.LicenceState):
-        return s.exporter
-    if isinstance(s, st.CommitmentState):
-        return s.agreement_id
-    return None
 
 
 class Projector(Projection[Any]):
@@ -176,7 +159,7 @@ class Projector(Projection[Any]):
             entity.known = True
             entity.events = histories.get(entity.key, [])
             self._refold(entity)
-            entity.ref = _ref(entity.folded)
+            entity.ref = rec.ref_of(entity.folded.state)
             entity.rows = [
                 Row(r.id, r.vf, r.vt, r.rf, r.data_id, r.static, True)
                 for r in rows.get(entity.key, [])
@@ -238,8 +221,8 @@ class Projector(Projection[Any]):
         entity = self.cache.get(key) or self._entity(key, kind)
         entity.events.append(e)
         self._touched[key] = entity
-        recorded = _us(e.recorded_at)
-        start = _us(e.effective_at)
+        recorded = to_us(e.recorded_at)
+        start = to_us(e.effective_at)
         rows = entity.rows
         if (
             start < entity.max_effective
@@ -254,7 +237,7 @@ class Projector(Projection[Any]):
                 target = next(
                     (x for x in entity.events if x.event_id == e.retracted_event_id), None
                 )
-                since = _us(target.effective_at) if target is not None else -rec.INFINITY
+                since = to_us(target.effective_at) if target is not None else -rec.INFINITY
             self._recompute(entity, recorded, since)
             return
         folded = entity.folded
@@ -296,7 +279,7 @@ class Projector(Projection[Any]):
         """Fold the entity's visible events from scratch."""
         seen = st.visible(entity.events)
         entity.folded = rec.fold_visible(seen)
-        entity.max_effective = _us(seen[-1].effective_at) if seen else -rec.INFINITY
+        entity.max_effective = to_us(seen[-1].effective_at) if seen else -rec.INFINITY
         entity.record = rec.static_record(entity.folded)
         entity.timeline_key = None
         entity.timeline_values = None
@@ -306,7 +289,7 @@ class Projector(Projection[Any]):
         record changed (rows before ``since`` cannot have changed)."""
         seen = st.visible(entity.events)
         segments, entity.folded = rec.fold_segments(seen, since)
-        entity.max_effective = _us(seen[-1].effective_at) if seen else -rec.INFINITY
+        entity.max_effective = to_us(seen[-1].effective_at) if seen else -rec.INFINITY
         entity.record = rec.static_record(entity.folded)
         entity.timeline_key = None
         entity.timeline_values = None
@@ -414,7 +397,7 @@ class Projector(Projection[Any]):
             if row.alive
         ]
         for entity in self._touched.values():
-            ref = _ref(entity.folded)
+            ref = rec.ref_of(entity.folded.state)
             if not entity.known or ref != entity.ref or entity.vf0 < entity.vf0_stored:
                 changes.entities.append((entity.key, entity.kind, ref, entity.vf0))
         used = {row[5] for row in changes.current_insert}
@@ -430,7 +413,7 @@ class Projector(Projection[Any]):
             row.persisted = True
         for entity in self._touched.values():
             entity.known = True
-            entity.ref = _ref(entity.folded)
+            entity.ref = rec.ref_of(entity.folded.state)
             entity.vf0_stored = entity.vf0
             self._known.add(entity.key)
         expected, position = self._submitted_position, self._pending_position

@@ -215,7 +215,7 @@ class Views:
             if record is None:
                 continue
             assert folded.state is not None
-            if ref is not None and _ref_of(record) != ref:
+            if ref is not None and rec.ref_of(record) != ref:
                 continue
             out.append(Resolved(entity_id, record, rec.dynamic(folded.state, t)))
         return out
@@ -254,11 +254,3 @@ class Views:
         for segments in out.values():
             segments.sort(key=lambda s: s.valid_from)
         return out
-
-
-def _ref_of(record: Any) -> str | None:
-    if isinstance(record, rec.LicenceRecord):
-        return record.exporter
-    if isinstance(record, rec.CommitmentRecord):
-        return record.agreement_id
-    return None

@@ -204,6 +204,18 @@ class AgreementRecord(_Rec, kw_only=True):
 
 
 Record = LicenceRecord | PartyRecord | MeasureRecord | CommitmentRecord | AgreementRecord
+
+
+def ref_of(value: Any) -> str | None:
+    """What a listing filters an entity by, from its record or its folded state: a
+    licence's exporter, a commitment's agreement (None for other kinds)."""
+    if isinstance(value, LicenceRecord | st.LicenceState):
+        return value.exporter
+    if isinstance(value, CommitmentRecord | st.CommitmentState):
+        return value.agreement_id
+    return None
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     "licence": LicenceRecord,
     "party": PartyRecord,

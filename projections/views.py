@@ -43,6 +43,11 @@ PENDING = frozenset({"pledged", "overdue"})
 IMPLEMENTED = frozenset({"implemented", "partially-implemented"})
 
 
+def day(t: dt.datetime | None) -> str:
+    """An instant's date in its own offset (tables and summaries; JSON keeps the instant)."""
+    return "" if t is None else t.date().isoformat()
+
+
 def last_day(end: dt.datetime | None) -> str:
     """The last day an exclusive end covers, in the query convention: the last D for which
     ``--as-of D`` (the end of D, UTC) is still before ``end``.
