@@ -72,13 +72,56 @@ def test_compose_wires_the_cluster_and_the_services() -> None:
     assert env_example["LEDGER_DATABASE_URL"].startswith("postgresql://")
 
 
+def test_the_documented_compose_commands_pass_the_env_file_compose_interpolates() -> None:
+    """compose interpolates ${VAR} in compose.yaml from the shell or --env-file, not from
+    the services' env_file: every documented command passes --env-file deploy/ledger.env,
+    and that file (from the example) defines every variable compose.yaml requires."""
+    import re
+
+    header = COMPOSE.read_text()
+    readme = (DEPLOY.parent / "README.md").read_text()
+    deploy_section = readme.split("<!-- section:deploy -->")[1].split("<!-- /section:deploy")[0]
+    commands = [
+        line
+        for text in (header, deploy_section)
+        for line in text.splitlines()
+        if "docker compose" in line
+    ]
+    assert len(commands) >= 3  # the header's two, the README's alias
+    for command in commands:
+        assert "docker compose --env-file deploy/ledger.env -f deploy/compose.yaml" in command, (
+            command
+        )
+    required = set(re.findall(r"\$\{(\w+):\?", header))
+    assert required == {"POSTGRES_PASSWORD"}
+    example = (DEPLOY / "ledger.env.example").read_text()
+    defined = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line}
+    assert required <= defined
+    assert "cp deploy/ledger.env.example deploy/ledger.env" in header
+
+
+def test_the_image_creates_ledger_home_for_its_user() -> None:
+    lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()]
+    env = next(line for line in lines if line.startswith("ENV LEDGER_HOME="))
+    home = env.split("=", 1)[1]
+    user = next(i for i, line in enumerate(lines) if line == "USER ledger")
+    before_user = " ".join(lines[:user])
+    assert lines.index(env) < user
+    assert 'install -d -o ledger -g ledger "$LEDGER_HOME"' in before_user
+    assert home == "/var/lib/ledger"
+
+
 class Cluster:
     """The three nodes of compose.yaml, started from deploy/nats/nats.conf on loopback."""
 
     def __init__(self, tmp: Path):
         self.tmp = tmp
         services = compose()["services"]
-        self.client_ports = {n: free_port() for n in NODES}
+        # Client and monitoring ports are picked by each server itself (-1; read back from
+        # its ports file), so nothing can take them between choosing and binding.  Route
+        # ports must be known before any node starts (every node lists all routes), so
+        # those are chosen here: a small window, for three ports.
+        self.client_ports: dict[str, int] = {}
         self.cluster_ports = {n: free_port() for n in NODES}
         self.env: dict[str, dict[str, str]] = {}
         for node in NODES:
@@ -89,8 +132,8 @@ class Cluster:
                 routes[f"NATS_ROUTE_{i}"] = f"nats-route://127.0.0.1:{self.cluster_ports[other]}"
             env.update(
                 NATS_HOST="127.0.0.1",
-                NATS_CLIENT_PORT=str(self.client_ports[node]),
-                NATS_HTTP_PORT=str(free_port()),
+                NATS_CLIENT_PORT="-1",
+                NATS_HTTP_PORT="-1",
                 NATS_CLUSTER_PORT=str(self.cluster_ports[node]),
                 NATS_STORE_DIR=str(tmp / node),
                 **routes,
@@ -103,13 +146,26 @@ class Cluster:
         return ",".join(f"nats://127.0.0.1:{p}" for p in self.client_ports.values())
 
     def start(self, node: str) -> None:
+        from ledger.nats_server import _read_port
+
         log = (self.tmp / f"{node}.log").open("ab")
-        self.procs[node] = subprocess.Popen(
-            [str(find_nats_server()), "-c", str(NATS_CONF)],
+        ports_dir = self.tmp / f"ports-{node}"
+        ports_dir.mkdir(exist_ok=True)
+        binary = find_nats_server()
+        proc = subprocess.Popen(
+            [str(binary), "-c", str(NATS_CONF), "--ports_file_dir", str(ports_dir)],
             env={**os.environ, **self.env[node]},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        self.procs[node] = proc
+        ports_file = ports_dir / f"{binary.name}_{proc.pid}.ports"
+        deadline = time.monotonic() + 60
+        while (port := _read_port(ports_file)) is None:
+            assert proc.poll() is None, f"{node} exited while starting:\n{self.logs()}"
+            assert time.monotonic() < deadline, f"{node} did not start:\n{self.logs()}"
+            time.sleep(0.02)
+        self.client_ports[node] = port
 
     def kill(self, node: str) -> None:
         proc = self.procs.pop(node)
