@@ -319,6 +319,7 @@ async def follow_nats(
     once: bool = False,
     result: RunResult | None = None,
     fetch: int = 5_000,
+    fetch_timeout: float = 0.5,
 ) -> None:
     """Apply the events of the ledger's JetStream stream through a durable pull consumer."""
     from ledger import stream as st
@@ -329,7 +330,6 @@ async def follow_nats(
         raise st.NatsUnavailable(
             "no NATS server configured: set LEDGER_NATS_URL or run `ledger serve`"
         )
-    from nats.errors import TimeoutError as NatsTimeout
 
     result = result or RunResult("nats")
     nc = await st.connect(url, name="ledger-projector")
@@ -338,11 +338,18 @@ async def follow_nats(
         while not stop.is_set():
             try:
                 done = await _consume(
-                    nc, app, projector, stop, once=once, result=result, fetch=fetch
+                    nc,
+                    app,
+                    projector,
+                    stop,
+                    once=once,
+                    result=result,
+                    fetch=fetch,
+                    fetch_timeout=fetch_timeout,
                 )
             except ViewsMoved:
                 continue  # reposition the consumer after the other projector's position
-            except NatsTimeout:
+            except TimeoutError:  # nats-py raises its own subclass or asyncio's
                 # A JetStream request (stream/consumer info) timed out: the server is busy.
                 # The tracked position is unchanged, so a new session resumes exactly.
                 timeouts += 1
@@ -385,9 +392,9 @@ async def _consume(
     once: bool,
     result: RunResult,
     fetch: int,
+    fetch_timeout: float,
 ) -> bool:
     """One consumer session; True when done (``once`` and caught up)."""
-    from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
     from nats.js.errors import NotFoundError
 
@@ -427,8 +434,8 @@ async def _consume(
     try:
         while not stop.is_set():
             try:
-                msgs = await psub.fetch(fetch, timeout=0.5)
-            except NatsTimeout:
+                msgs = await psub.fetch(fetch, timeout=fetch_timeout)
+            except TimeoutError:  # nats-py: its own subclass, or asyncio's past the deadline
                 if once:
                     info = await psub.consumer_info()
                     if not info.num_pending and not info.num_ack_pending:

@@ -20,7 +20,7 @@ from projections.runner import run, view_store
 from tests.conftest import Backend
 from tests.nats_fixtures import nats_server_fixture  # noqa: F401
 from tests.test_projections import q, record_scenario
-from tests.test_projector import expected_used, record_history, shipments
+from tests.test_projector import expected_used, record_history, shipments, used_now
 
 PROBES = [
     ("2025-12-04", "2025-12-11"),
@@ -170,4 +170,63 @@ def test_events_missing_from_the_stream_are_read_from_the_store(
         }
         assert used == expected_used(400)
     finally:
+        app.close()
+
+
+def test_fetches_that_outrun_their_deadline_are_retried(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """nats-py raises asyncio's TimeoutError, not its own, when the server's "no messages"
+    answer to a fetch lands after the fetch's deadline (a busy CI machine): the projector
+    fetches again instead of stopping.
+
+    A 0.2 ms fetch timeout makes most fetches outrun their deadline, and an idle stream
+    makes the late answers "no messages"; the projector keeps following through both.
+    """
+    import asyncio
+    import time
+
+    from projections.runner import follow_nats, new_projector
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    settings = backend.settings(env)
+    app = Ledger(settings)
+    failures: list[BaseException] = []
+    stop = threading.Event()
+    try:
+        record_history(app, batches=2, per_batch=200)
+        relay = Relay(app, nats_server.url)
+        relay.run_once()
+        follower = Ledger(settings)  # the projector's own connections, as in `ledger serve`
+        projector = new_projector(follower, view_store(follower))
+
+        def follow() -> None:
+            try:
+                asyncio.run(follow_nats(follower, projector, stop, fetch=50, fetch_timeout=0.0002))
+            except BaseException as exc:  # reported by the assertion below
+                failures.append(exc)
+            finally:
+                follower.close()
+
+        def caught_up(within: float) -> bool:
+            deadline = time.monotonic() + within
+            while time.monotonic() < deadline and not failures:
+                if projector.position == app.head():
+                    return True
+                time.sleep(0.02)
+            return False
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        assert caught_up(30), failures
+        time.sleep(1.0)  # idle: only "no messages" answers, most of them late
+        app.append_objects(shipments(400, 50))
+        relay.run_once()
+        assert caught_up(30), failures
+        stop.set()
+        thread.join(10)
+        assert not failures
+        assert used_now(app, "stored") == expected_used(450)
+    finally:
+        stop.set()
         app.close()
