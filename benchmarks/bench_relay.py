@@ -95,19 +95,10 @@ def fill(app: Any, events: int, workdir: Path) -> None:
 
 def outgoing(app: Any) -> list[Any]:
     """Every event as the relay would publish it (subject suffix, payload, headers)."""
-    from ledger.relay import outgoing_message
+    from ledger.relay import iter_notifications, outgoing_message
 
-    out = []
-    position = 0
-    while True:
-        batch = app.recorder.select_notifications(
-            start=position, limit=5000, inclusive_of_start=False
-        )
-        if not batch:
-            return out
-        for n in batch:
-            out.append(outgoing_message("x", n, app.msgspec_mapper.payload(n.state)))
-        position = batch[-1].id
+    payload = app.msgspec_mapper.payload
+    return [outgoing_message("x", n, payload(n.state)) for n in iter_notifications(app)]
 
 
 async def raw_publish(url: str, messages: list[Any], stream: str, all_headers: bool) -> float:

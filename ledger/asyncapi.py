@@ -116,14 +116,7 @@ def asyncapi_document(settings: Settings | None = None) -> dict[str, Any]:
             ),
         },
         "defaultContentType": "application/json",
-        "servers": {
-            "ledger": {
-                "host": "127.0.0.1:4222",
-                "protocol": "nats",
-                "description": "Set by deployment (LEDGER_NATS_URL); `ledger serve` prints the "
-                "embedded server's URL.",
-            }
-        },
+        "servers": {"ledger": _server(settings)},
         "channels": {
             "events": {
                 "address": f"{prefix}.{{entityKind}}.{{eventType}}.{{entityId}}",
@@ -156,4 +149,32 @@ def asyncapi_document(settings: Settings | None = None) -> dict[str, Any]:
             }
         },
         "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def _server(settings: Settings) -> dict[str, Any]:
+    """The configured NATS server, or a placeholder the reader fills in."""
+    from urllib.parse import urlparse
+
+    urls = [u.strip() for u in (settings.resolved_nats_url() or "").split(",") if u.strip()]
+    if urls:
+        first = urlparse(urls[0] if "://" in urls[0] else f"nats://{urls[0]}")
+        return {
+            "host": f"{first.hostname}:{first.port or 4222}",
+            "protocol": "nats",
+            "description": "The configured NATS server"
+            + (f" (one of {', '.join(urls)})" if len(urls) > 1 else "")
+            + ": LEDGER_NATS_URL, or the URL of the running `ledger serve`.",
+        }
+    return {
+        "host": "{host}",
+        "protocol": "nats",
+        "description": "Not configured when this document was generated: the deployment's "
+        "NATS server (LEDGER_NATS_URL), or the URL `ledger serve` prints.",
+        "variables": {
+            "host": {
+                "description": "host:port of a NATS server with JetStream, e.g. nats-1:4222",
+                "examples": ["nats-1:4222", "127.0.0.1:4222"],
+            }
+        },
     }

@@ -51,7 +51,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -186,6 +186,20 @@ def open_tracking(app: Ledger, attempts: int = 6) -> TrackingRecorder:
                 raise
             time.sleep(0.02 * 2**attempt * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def iter_notifications(
+    app: Ledger, after: int = 0, *, batch_size: int = 5000
+) -> Iterator[Notification]:
+    """The notification log after position ``after``, in order, read in batches."""
+    while True:
+        batch = app.recorder.select_notifications(
+            start=after, limit=batch_size, inclusive_of_start=False
+        )
+        if not batch:
+            return
+        yield from batch
+        after = batch[-1].id
 
 
 def read_tracked_position(app: Ledger, stream: str) -> int:

@@ -53,7 +53,7 @@ async def _read_stream(url: str, stream: str) -> list[StoredMessage]:
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
     from nats.js.errors import NotFoundError
 
-    nc = await nats.connect(url)
+    nc = await nats.connect(url.split(","), connect_timeout=5)
     try:
         js = nc.jetstream()
         try:
@@ -93,8 +93,23 @@ async def _read_stream(url: str, stream: str) -> list[StoredMessage]:
 
 
 def stream_messages(url: str, stream: str = "LEDGER") -> list[StoredMessage]:
-    """Every message in the stream, in sequence order."""
+    """Every message in the stream, in sequence order (``url``: one, or a cluster's list)."""
     return asyncio.run(_read_stream(url, stream))
+
+
+def stream_info(url: str, stream: str = "LEDGER") -> Any:
+    """The stream's JetStream ``StreamInfo`` (config, state, cluster)."""
+
+    async def get() -> Any:
+        import nats
+
+        nc = await nats.connect(url.split(","), connect_timeout=5)
+        try:
+            return await nc.jsm().stream_info(stream)
+        finally:
+            await nc.close()
+
+    return asyncio.run(get())
 
 
 async def _count(url: str, stream: str) -> int:
@@ -122,18 +137,11 @@ def store_log(app: Ledger) -> list[tuple[int, str]]:
     class Id(msgspec.Struct):
         event_id: str
 
+    from ledger.relay import iter_notifications
+
     decoder = msgspec.json.Decoder(Id)
-    out: list[tuple[int, str]] = []
-    position = 0
-    while True:
-        batch = app.recorder.select_notifications(
-            start=position, limit=5000, inclusive_of_start=False
-        )
-        if not batch:
-            return out
-        for n in batch:
-            out.append((n.id, decoder.decode(app.msgspec_mapper.payload(n.state)).event_id))
-        position = batch[-1].id
+    payload = app.msgspec_mapper.payload
+    return [(n.id, decoder.decode(payload(n.state)).event_id) for n in iter_notifications(app)]
 
 
 def assert_stream_matches_store(url: str, app: Ledger, stream: str = "LEDGER") -> None:

@@ -108,6 +108,9 @@ def test_relay_killed_at_random_points_publishes_every_event_exactly_once(
             if before < at < before + pending:
                 mid_publish += 1
         print(f"{mid_publish} of {RUNS} kills landed while the backlog was being published")
+        # The point of the test: some kills must hit the relay while it publishes (half the
+        # runs kill it as the stream passes a point inside the backlog).
+        assert mid_publish >= 1, f"no kill landed mid-publish (seed {seed})"
 
         # A last relay finishes the backlog; then the stream must equal the log.
         Relay(app, url).run_once()

@@ -32,6 +32,9 @@ from tests.nats_fixtures import (
 
 pytestmark = pytest.mark.nats
 
+HANG_GUARD = ("--timeout", str(WAIT_SECONDS))
+"""Ends a watch only if the expected events never come (``--limit N`` ends it normally)."""
+
 
 class Cli:
     """The CLI in process against one isolated ledger."""
@@ -239,7 +242,7 @@ def test_watch_prints_the_stored_events(run: Cli) -> None:
         assert raw.exit_code == 0, raw.output
         assert raw.output.splitlines() == payloads
 
-        one = run("watch", "--all", "--timeout", "1", "-o", "json", "-f", "licence:GL.1")
+        one = run("watch", "--all", "--limit", "2", *HANG_GUARD, "-o", "json", "-f", "licence:GL.1")
         assert one.exit_code == 0, one.output
         rows = [json.loads(line) for line in one.output.splitlines()]
         assert [r["position"] for r in rows] == [log[3][0], log[5][0]]
@@ -254,7 +257,7 @@ def test_watch_prints_the_stored_events(run: Cli) -> None:
         assert "licence:GL.2" in lines[3]
 
         first = run("watch", "--durable", "audit", "--all", "--limit", "2", "-o", "jsonl")
-        rest = run("watch", "--durable", "audit", "--timeout", "1", "-o", "jsonl")
+        rest = run("watch", "--durable", "audit", "--limit", "4", *HANG_GUARD, "-o", "jsonl")
         assert first.exit_code == rest.exit_code == 0, first.output + rest.output
         assert first.output.splitlines() + rest.output.splitlines() == payloads
     finally:
@@ -273,11 +276,13 @@ def test_watch_since_a_date_starts_at_that_day(run: Cli) -> None:
             backfill=True,
         )
         assert run("relay", "--once").exit_code == 0
-        since = run("watch", "--since", "2025-11-14", "--timeout", "1", "-o", "json")
+        since = run("watch", "--since", "2025-11-14", "--limit", "2", *HANG_GUARD, "-o", "json")
         assert since.exit_code == 0, since.output
         ids = [json.loads(line)["event"]["entity_id"] for line in since.output.splitlines()]
         assert ids == ["new", "newer"]
-        later = run("watch", "--since", "2025-11-14T00:00:01Z", "--timeout", "1", "-o", "json")
+        later = run(
+            "watch", "--since", "2025-11-14T00:00:01Z", "--limit", "1", *HANG_GUARD, "-o", "json"
+        )
         assert [json.loads(x)["event"]["entity_id"] for x in later.output.splitlines()] == ["newer"]
     finally:
         app.close()
@@ -328,11 +333,25 @@ def test_watch_reports_a_jetstream_refusal_on_one_line(run: Cli, nats_server: Em
     assert "maximum consumers" in lines[0]
 
 
-def test_schema_asyncapi_documents_subjects_headers_and_payloads() -> None:
-    done = CliRunner().invoke(cli, ["schema", "--asyncapi"], env={"LEDGER_SUBJECT_PREFIX": "acme"})
+def test_schema_asyncapi_documents_subjects_headers_and_payloads(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    done = CliRunner().invoke(
+        cli, ["schema", "--asyncapi"], env={"LEDGER_SUBJECT_PREFIX": "acme", "LEDGER_HOME": home}
+    )
     assert done.exit_code == 0, done.output
     doc = json.loads(done.output)
     assert doc["asyncapi"] == "3.0.0"
+    # No NATS configured: a placeholder the reader fills in, not a made-up address.
+    server = doc["servers"]["ledger"]
+    assert server["host"] == "{host}" and "host" in server["variables"]
+    configured = CliRunner().invoke(
+        cli,
+        ["schema", "--asyncapi"],
+        env={"LEDGER_HOME": home, "LEDGER_NATS_URL": "nats://nats-1:4222,nats://nats-2:4222"},
+    )
+    server = json.loads(configured.output)["servers"]["ledger"]
+    assert server["host"] == "nats-1:4222" and "variables" not in server
+    assert "nats://nats-2:4222" in server["description"]
     channel = doc["channels"]["events"]
     assert channel["address"] == "acme.{entityKind}.{eventType}.{entityId}"
     from ledger.events import EVENT_TYPES
@@ -426,6 +445,7 @@ def test_serve_runs_embedded_nats_and_the_relay(backend: Backend, tmp_path: Path
         # The first one is untouched: its URL file, and its server still answers.
         assert settings.nats_url_file.read_text().strip() == url
         assert json.loads(run("status", "-o", "json").output)["stream"]["reachable"]
+
         serve.send_signal(signal.SIGTERM)
         out, _ = serve.communicate(timeout=WAIT_SECONDS)
         assert serve.returncode == 0, out
