@@ -171,13 +171,13 @@ def render_table(
 ) -> str:
     """A plain-text table that fits ``width`` columns.
 
-    Cells wrap at spaces rather than being cut: ids, statuses and dates stay whole (a word
-    is split only when it is wider than any layout leaves room for), and only the last
-    column — free text in every view — is shortened with an ellipsis after ``max_lines``
-    lines.  Columns give way in this order: the last column, then the others widest
-    first down to their longest word, then free text below that, then ids, and the first
-    column (the row's id) last of all.  A view with more columns than fit will still split
-    some ids: the fix there is fewer columns.
+    Cells wrap at spaces (and after hyphens) rather than being cut: ids, statuses and
+    dates stay whole where the width allows, and only the last column — free text in
+    every view — is shortened with an ellipsis after ``max_lines`` lines.  Columns give
+    way in this order: the last column, then the others widest first down to their
+    longest word, then free text down to words of 12 characters, then ids (the row's own
+    id among them, widest first), then free text below that.  A view with more columns
+    than fit will still split some ids: the fix there is fewer columns.
     """
     headers = headers or {}
     titles = [headers.get(c, c.replace("_", " ")) for c in columns]
@@ -195,9 +195,12 @@ def render_table(
         ([last] if last else [], lambda i: min(widths[i], max(words[i], 24))),
         (middle, lambda i: words[i]),  # whole words
         ([last] if last else [], lambda i: 12),
+        (prose, lambda i: min(words[i], 12)),  # free text wraps, its words (dates) whole
+        # Ids split (after a hyphen where they have one) only when nothing else fits, the
+        # widest first: the row's own id shares the room with the ids it points to
+        # instead of squeezing them to a sliver.
+        ([0, *middle], lambda i: 8 if i else 10),
         (prose, lambda i: 8),
-        (middle, lambda i: 8),  # ids split: only when nothing else fits
-        ([0], lambda i: 10),
     ]
     for allowed, floor in stages:
         while sum(widths) > budget:
@@ -225,13 +228,51 @@ def render_table(
 def _wrap(text: str, width: int, max_lines: int) -> list[str]:
     if len(text) <= width:
         return [text]
-    import textwrap
-
-    parts = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+    parts = _wrap_words(text, width) or [""]
     if len(parts) > max_lines:
         parts = parts[:max_lines]
         parts[-1] = _fit(parts[-1] + " …", width).rstrip()
     return parts
+
+
+def _wrap_words(text: str, width: int) -> list[str]:
+    """Greedy wrap at spaces.  A word too long for a line of its own (an id) is split
+    after its hyphens, and only a piece still too long is cut; a word that fits a line
+    (a date, a status) is never split."""
+    import re
+
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        sep = " " if line else ""
+        if len(line) + len(sep) + len(word) <= width:
+            line += sep + word
+            continue
+        if len(word) <= width:
+            lines.append(line)
+            line = word
+            continue
+        pieces = [p for p in re.split(r"(?<=-)", word) if p]
+        for k, piece in enumerate(pieces):
+            sep = " " if line and k == 0 else ""
+            while len(piece) > width:  # no hyphen left to split at: cut
+                room = width - len(line) - len(sep)
+                if room <= 0:
+                    lines.append(line)
+                    line, sep = "", ""
+                    continue
+                line += sep + piece[:room]
+                piece = piece[room:]
+                lines.append(line)
+                line, sep = "", ""
+            if len(line) + len(sep) + len(piece) <= width:
+                line += sep + piece
+            else:
+                lines.append(line)
+                line = piece
+    if line:
+        lines.append(line)
+    return lines
 
 
 def _cell(value: Any) -> str:
