@@ -152,10 +152,9 @@ def _remaining(row: dict[str, Any], *, caps: bool = False) -> str:
 def _num(value: Any) -> str:
     from decimal import Decimal
 
-    if isinstance(value, Decimal):
-        text = f"{value:,f}"
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    return str(value)
+    from projections.names import quantity_text
+
+    return quantity_text(value) if isinstance(value, Decimal) else str(value)
 
 
 @click.command()
@@ -492,11 +491,13 @@ def measures(
             "measure_id",
             "clause_id",
             "effect",
-            "items",
             "destinations",
             "end_user_classes",
             "status",
             "when",
+            # Last: the one free-text column, cut after a few lines in a table (JSON and
+            # CSV carry every item).
+            "items",
         ],
         headers={
             "measure_id": "measure",
@@ -730,7 +731,8 @@ def _print_decision(decision: Any, request: Any) -> None:
         for f in decision.context:
             click.echo(f"  {f.measure_id}/{f.clause_id}  {f.effect}  ({f.instrument})")
     if decision.licence_id:
-        click.echo(f"Licence: {decision.licence_id} ({_num(decision.remaining_before)} remaining)")
+        remaining = _num(decision.remaining_before)
+        click.echo(f"Licence: {decision.licence_id} ({remaining} {request.unit} remaining)")
     click.echo(f"End user {request.end_user}: {decision.end_user_status}")
 
 

@@ -36,6 +36,7 @@ from decimal import Decimal
 from typing import Any
 
 from projections import records as rec
+from projections.names import quantity_text
 from projections.query import Resolved
 from projections.views import last_day
 
@@ -154,7 +155,7 @@ def _licence_gap(lic: rec.LicenceRecord, status: str, request: Request) -> str |
         return f"caps {request.item} in {units}, not {request.unit} (units are not converted)"
     best = max(covering, key=lambda i: i.remaining)
     if best.remaining < request.quantity:
-        return f"only {best.remaining} {best.unit} of {best.item} remain"
+        return f"only {quantity_text(best.remaining)} {best.unit} of {best.item} remain"
     return None
 
 
@@ -245,11 +246,12 @@ def decide(
                 decision.remaining_before = _remaining(r.record, request)
                 break
             gaps.append(f"{r.entity_id}: {gap}")
-        if decision.licence_id is not None:
+        if decision.licence_id is not None and decision.remaining_before is not None:
             if decision.outcome == "approved":
+                remaining = quantity_text(decision.remaining_before)
                 decision.reasons.append(
                     f"licence required by {names}; covered by licence {decision.licence_id} "
-                    f"({decision.remaining_before} {request.unit} remaining)"
+                    f"({remaining} {request.unit} remaining)"
                 )
         else:
             decision.outcome = "rejected"

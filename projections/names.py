@@ -1,10 +1,13 @@
-"""The names the views answer with (finding kinds, statuses), in one place.
+"""The names the views answer with (finding kinds, statuses) and how they write a
+quantity, in one place.
 
-Kept free of imports so the CLI can offer them as choices without loading the views;
-``projections.api`` re-exports them.
+Kept free of heavy imports so the CLI can use them without loading the views;
+``projections.api`` re-exports the names.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 FINDING_KINDS: tuple[str, ...] = (
     "late-usage",
@@ -23,3 +26,9 @@ LICENCE_STATUSES: tuple[str, ...] = (
     "exhausted",
 )
 CLAUSE_STATUSES: tuple[str, ...] = ("in-force", "suspended", "not-yet-effective", "revoked")
+
+
+def quantity_text(value: Decimal) -> str:
+    """A quantity as people read it: thousands separated, no trailing zeros."""
+    text = f"{value:,f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

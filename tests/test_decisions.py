@@ -269,6 +269,10 @@ def test_licence_covers_only_in_its_own_unit() -> None:
     assert "L: caps 1C902.a in kg, not t (units are not converted)" in d.reasons[0]
     ok = run(request(quantity="20", unit="t"), LICENCE_REQUIRED, [licence("L", unit="t")])
     assert ok.outcome == "approved" and "(100 t remaining)" in ok.reasons[0]
+    from projections.names import quantity_text
+
+    assert quantity_text(Decimal("902448")) == "902,448"
+    assert quantity_text(Decimal("1234.500")) == "1,234.5"
 
 
 def test_licence_destination_mismatch() -> None:
