@@ -160,7 +160,10 @@ def all_findings(
         if "licensed-end-user-listed" in wanted:
             # Each licence over its whole history: an amendment that later drops an end
             # user does not erase the time it named a listed one.
-            licence_history = v.history("licence", known_at, [r.entity_id for r in licence_records])
+            current = {r.entity_id for r in licence_records}
+            licence_history = {
+                k: segs for k, segs in v.licence_terms(known_at).items() if k in current
+            }
             named = sorted(
                 {u for segs in licence_history.values() for s in segs for u in s.record.end_users}
             )

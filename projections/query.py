@@ -46,6 +46,10 @@ class Resolved(msgspec.Struct, frozen=True, gc=False):
     dynamic: Any
 
 
+TERM_TYPES = ("LicenceGranted", "LicenceAmended", "LicenceWithdrawn", "LicenceSurrendered")
+"""The events that set a licence's end users and validity (``Views.licence_terms``)."""
+
+
 @dataclass(frozen=True)
 class Segment:
     """A record over valid time ``[valid_from, valid_to)`` (microseconds), as known at K."""
@@ -254,3 +258,29 @@ class Views:
         for segments in out.values():
             segments.sort(key=lambda s: s.valid_from)
         return out
+
+    def licence_terms(self, known_at: dt.datetime | None) -> dict[str, list[Segment]]:
+        """Every licence's terms over all valid time, as known at K: its end users,
+        validity, withdrawal and surrender, folded from the events that set them.
+
+        Shipments change none of these, and they are nearly all of a licence's history
+        (each one a stored record), so this reads the few term events instead: at a
+        million events, ~15 thousand rows instead of ~450 thousand.  The records'
+        usage fields (items used, shipments, late usage) are left empty.
+        """
+        grouped: dict[str, list[ev.Event]] = {}
+        for entry in self.app.log(known_at=known_at, entity_kind="licence", types=TERM_TYPES):
+            grouped.setdefault(entry.event.entity_id, []).append(entry.event)
+        return {
+            licence_id: [
+                Segment(
+                    licence_id,
+                    s.vf,
+                    s.vt,
+                    rec.decode_record("licence", s.static),
+                    rec.decode_timeline(s.timeline),
+                )
+                for s in rec.segments(events)
+            ]
+            for licence_id, events in grouped.items()
+        }

@@ -645,33 +645,73 @@ def test_findings_late_knowledge(views: Views) -> None:
     assert "licensed-end-user-listed" not in _findings(views, "2025-12-31", "2025-12-19")
 
 
+def _learned_later(scenario: Ledger, mode: str, events: list[dict[str, Any]]) -> Views:
+    """Backfill ``events`` (each with its recorded_at) and query in ``mode``."""
+    scenario.append_objects(events, backfill=True)
+    if mode == "stored":
+        catch_up(scenario, new_projector(scenario))
+    return Views(scenario, mode=mode)
+
+
+def _bolt_dropped(effective: str) -> dict[str, Any]:
+    """GL-1 amended to name acme only, learned on 2026-01-05."""
+    return {
+        "type": "LicenceAmended",
+        "entity_id": "GL-1",
+        "end_users": ["acme"],
+        "reason": "bolt removed",
+        "effective_at": effective,
+        "recorded_at": _at("2026-01-05"),
+        "sources": S,
+    }
+
+
 @pytest.mark.parametrize("mode", ["stored", "fold"])
 def test_listed_end_user_stays_a_finding_after_an_amendment_drops_it(
     scenario: Ledger, mode: str
 ) -> None:
     """GL-1 named bolt while bolt was listed (12-06); dropping bolt on 12-07 does not erase it."""
-    scenario.append_objects(
-        [
-            {
-                "type": "LicenceAmended",
-                "entity_id": "GL-1",
-                "end_users": ["acme"],
-                "reason": "bolt removed",
-                "effective_at": "2025-12-07",
-                "recorded_at": _at("2026-01-05"),
-                "sources": S,
-            }
-        ],
-        backfill=True,
-    )
-    if mode == "stored":
-        catch_up(scenario, new_projector(scenario))
-    views = Views(scenario, mode=mode)
+    views = _learned_later(scenario, mode, [_bolt_dropped("2025-12-07")])
     [row] = api.licences(views, q("2025-12-07"), q("2026-01-10"))
     assert row["end_users"] == ["acme"]
     [listed] = _findings(views, "2025-12-31", "2026-01-10")["licensed-end-user-listed"]
     assert listed.details["end_user"] == "bolt" and listed.subject == "licence:GL-1"
     assert listed.at == q("2025-12-06") - dt.timedelta(days=1, microseconds=-1)
+
+
+@pytest.mark.parametrize("mode", ["stored", "fold"])
+def test_an_end_user_dropped_before_its_listing_is_no_finding(scenario: Ledger, mode: str) -> None:
+    """GL-1 stops naming bolt on 12-05, a day before bolt is listed (12-06): the licence
+    never named a listed end user.  Known before the amendment was recorded, it did."""
+    views = _learned_later(scenario, mode, [_bolt_dropped("2025-12-05")])
+    assert "licensed-end-user-listed" not in _findings(views, "2025-12-31", "2026-01-10")
+    [listed] = _findings(views, "2025-12-31", "2026-01-04")["licensed-end-user-listed"]
+    assert listed.details["end_user"] == "bolt"
+
+
+@pytest.mark.parametrize("mode", ["stored", "fold"])
+def test_a_licence_withdrawn_before_the_listing_is_no_finding(scenario: Ledger, mode: str) -> None:
+    """Learned on 2026-01-06: GL-1 was withdrawn on 12-04 (not 12-08), before bolt was
+    listed (12-06), so it never named a listed end user while valid."""
+    correction = [
+        {
+            "type": "EventRetracted",
+            "retracted_event_id": ID["withdraw"],
+            "reason": "wrong date",
+            "recorded_at": _at("2026-01-06"),
+        },
+        {
+            "type": "LicenceWithdrawn",
+            "entity_id": "GL-1",
+            "reason": "end user diverted goods",
+            "effective_at": "2025-12-04",
+            "recorded_at": _at("2026-01-06"),
+            "sources": S,
+        },
+    ]
+    views = _learned_later(scenario, mode, correction)
+    assert "licensed-end-user-listed" not in _findings(views, "2025-12-31", "2026-01-10")
+    assert "licensed-end-user-listed" in _findings(views, "2025-12-31", "2026-01-05")
 
 
 def test_findings_commitments(views: Views) -> None:
@@ -717,7 +757,7 @@ def test_decision_licence_required_and_covered(views: Views) -> None:
 def test_decision_rejections(views: Views) -> None:
     too_much = api.check(views, _request("2025-12-04", quantity="2000"), q("2025-12-04"))
     assert too_much.outcome == "rejected"
-    assert "only 1000 kg of 1C902.a remain" in too_much.reasons[0]
+    assert "only 1,000 kg of 1C902.a remain" in too_much.reasons[0]
     # After the withdrawal (as known on 12-31) no licence covers it.
     after = api.check(views, _request("2025-12-09"), q("2025-12-31"))
     assert after.outcome == "rejected"
