@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -404,6 +404,15 @@ class LicenceState:
     terminal_event_id: UUID | None = None
     shipments: dict[str, ev.LicenceUsageRecorded] = field(default_factory=dict)
     event_ids: list[UUID] = field(default_factory=list)
+
+    def copy(self) -> LicenceState:
+        """An independent copy: folding more events into it leaves this one unchanged."""
+        return replace(
+            self,
+            items={k: ItemState(i.item, i.cap, i.unit, i.used) for k, i in self.items.items()},
+            shipments=dict(self.shipments),
+            event_ids=list(self.event_ids),
+        )
 
     def is_suspended_at(self, t: dt.datetime) -> bool:
         return (

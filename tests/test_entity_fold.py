@@ -1,0 +1,148 @@
+"""The aggregate's cached folds (``ledger.app.Entity``) against a fresh fold.
+
+``Entity`` keeps the state over all effective times incrementally and a cursor for the
+state as of earlier times, so that events effective before later ones (shipments before
+a scheduled suspension) cost a step, not a refold.  Whatever the order events arrive in,
+after every event both must equal ``fold(visible(events, as_of))``.  Pure: no services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+from uuid import UUID
+
+from hypothesis import given, settings
+from hypothesis import strategies as st_
+
+from ledger import events as ev
+from ledger.app import LATER_EVENTS_REPLAYED, Entity
+from ledger.domain import state as st
+from ledger.intake import parse_object
+from tests import factory as f
+
+T0 = dt.datetime(2025, 12, 2, tzinfo=dt.UTC)
+NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+
+def at(day: int, minute: int = 0) -> str:
+    return (T0 + dt.timedelta(days=day, minutes=minute)).isoformat()
+
+
+def typed(obj: dict[str, Any], known: dict[UUID, tuple[str, str]]) -> ev.Event:
+    event = parse_object(obj, actor="t", now=NOW, resolve_retracted=known.get).event
+    known[event.event_id] = (event.entity_kind, event.entity_id)
+    return event
+
+
+# Licence events at chosen days (0-300 after the grant): shipments, and the events that
+# change the licence's terms or status.
+day = st_.integers(min_value=-5, max_value=300)
+licence_event = st_.one_of(
+    st_.tuples(st_.just("usage"), day, st_.integers(1, 50)),
+    st_.tuples(
+        st_.sampled_from(
+            ["LicenceSuspended", "LicenceReinstated", "LicenceAmended", "LicenceWithdrawn"]
+        ),
+        day,
+        st_.just(0),
+    ),
+    st_.tuples(st_.just("retract"), st_.integers(0, 1000), st_.just(0)),
+)
+
+
+def build(spec: list[tuple[str, int, int]]) -> list[ev.Event]:
+    known: dict[UUID, tuple[str, str]] = {}
+    out = [typed(f.licence(items=[{"item": "1C902.a", "cap": "100000", "unit": "kg"}]), known)]
+    for n, (kind, when, qty) in enumerate(spec):
+        if kind == "usage":
+            obj = f.usage(shipment=f"S-{n}", quantity=str(qty), effective_at=at(when, n))
+        elif kind == "retract":
+            facts = [e for e in out if not isinstance(e, ev.EventRetracted)]
+            target = facts[when % len(facts)]
+            obj = {
+                "type": "EventRetracted",
+                "retracted_event_id": str(target.event_id),
+                "reason": "entered in error",
+                "actor": "t",
+            }
+        else:
+            obj = f.licence_event(kind, effective_at=at(when, n))
+        out.append(typed(obj, known))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    spec=st_.lists(licence_event, max_size=40),
+    probes=st_.lists(st_.integers(-10, 320), min_size=1, max_size=4),
+)
+def test_cached_folds_equal_a_fresh_fold_after_every_event(
+    spec: list[tuple[str, int, int]], probes: list[int]
+) -> None:
+    events = build(spec)
+    entity = Entity("licence:GL-1")
+    for i, event in enumerate(events):
+        entity.add(event)
+        so_far = events[: i + 1]
+        assert entity.state() == st.fold(st.visible(so_far))
+        # Between events, and exactly at the times events take effect.
+        times = [T0 + dt.timedelta(days=p, hours=12) for p in probes]
+        times += [event.effective_at, so_far[probes[0] % len(so_far)].effective_at]
+        for t in times:
+            assert entity.state(t) == st.fold(st.visible(so_far, t)), (i, t)
+        assert entity.state() == st.fold(st.visible(so_far))  # the cursor left it alone
+
+
+def test_a_copied_licence_state_is_independent() -> None:
+    known: dict[UUID, tuple[str, str]] = {}
+    grant = typed(f.licence(), known)
+    state = st.fold([grant])
+    assert isinstance(state, st.LicenceState)
+    copy = state.copy()
+    copy.apply(typed(f.usage(shipment="S-x", quantity="5", effective_at=at(3)), known))
+    assert copy.items["1C902.a"].used == 5 and "S-x" in copy.shipments
+    assert state.items["1C902.a"].used == 0 and not state.shipments and len(state.event_ids) == 1
+
+
+def test_shipments_before_a_scheduled_suspension_cost_a_step_each() -> None:
+    """The case the cursor exists for: without it, each shipment refolded the licence
+    (O(n^2) in a batch).  Counted in fold steps, not timed."""
+    known: dict[UUID, tuple[str, str]] = {}
+    grant = typed(f.licence(items=[{"item": "1C902.a", "cap": "100000", "unit": "kg"}]), known)
+    suspension = typed(f.licence_event("LicenceSuspended", effective_at=at(280)), known)
+    entity = Entity("licence:GL-1")
+    entity.add(grant)
+    entity.add(suspension)
+    steps = 0
+    original = st.evolve
+
+    def counting(state: st.State | None, e: ev.Event) -> st.State | None:
+        nonlocal steps
+        steps += 1
+        return original(state, e)
+
+    shipments = [
+        typed(f.usage(shipment=f"S-{n}", quantity="1", effective_at=at(1, n)), known)
+        for n in range(400)
+    ]
+    import ledger.domain.state as state_module
+
+    state_module.evolve = counting
+    try:
+        started = time.perf_counter()
+        for s in shipments:
+            # What the rules ask for each shipment: the state then, and over all time.
+            assert entity.state(s.effective_at) is not None
+            assert entity.state() is not None
+            entity.add(s)
+        elapsed = time.perf_counter() - started
+    finally:
+        state_module.evolve = original
+    # Each shipment: one cursor step, a copy, and the later events folded again.
+    assert steps <= len(shipments) * (2 + LATER_EVENTS_REPLAYED), (steps, elapsed)
+    assert steps < 5 * len(shipments), steps  # one later event here: ~3 steps each
+    whole = entity.state()
+    assert isinstance(whole, st.LicenceState)
+    assert whole.items["1C902.a"].used == 400 and whole.suspended_from is not None
