@@ -291,7 +291,7 @@ class Workspace(rules.Facts):
         for key in missing:
             entity = Entity(key)
             for stored in found.get(key, ()):
-                recorded = mapper.to_domain_event(stored)
+                recorded: Recorded = mapper.to_domain_event(stored)  # type: ignore[assignment]
                 entity.add(recorded.event)
                 entity.version = recorded.originator_version
             self.entities[key] = entity
@@ -376,7 +376,9 @@ class Ledger(Application[str]):
                 return LogEntry(entry.position, e, retracted)
         return None  # pragma: no cover - index and events are written together
 
-    def log(
+    # Shadows the library's deprecated ``log`` alias of ``notification_log`` (which the
+    # library itself never reads): here the log is the ledger's history.
+    def log(  # type: ignore[override]
         self,
         *,
         as_of: dt.datetime | None = None,
@@ -389,6 +391,7 @@ class Ledger(Application[str]):
         order: str = "effective",
     ) -> Iterator[LogEntry]:
         """The history in effective (or recorded) order, as known at ``known_at``."""
+        mapper = self.msgspec_mapper
         query = LogQuery(
             as_of_us=None if as_of is None else to_us(as_of),
             known_at_us=None if known_at is None else to_us(known_at),
@@ -397,8 +400,15 @@ class Ledger(Application[str]):
             types=tuple(types),
             include_retracted=include_retracted,
             order=order,
+            # A party is named in the payload as its JSON string: let the database skip
+            # the events that cannot name it (stored as plain JSON, not compressed or
+            # encrypted), instead of decoding the whole history to look.
+            payload_contains=(
+                encode_event_value(party)
+                if party is not None and not mapper.compressor and not mapper.cipher
+                else None
+            ),
         )
-        mapper = self.msgspec_mapper
         for row in self.index.select_log(query):
             event = decode_event(mapper.payload(row.state), row.topic)
             if party is not None and party not in ev.named_parties(event):

@@ -101,3 +101,38 @@ def test_filters(make_ledger: Callable[..., Ledger]) -> None:
         "CommitmentPledged",
         "CommitmentPledged",
     ]
+
+
+def test_party_filter_names_whole_ids_only(make_ledger: Callable[..., Ledger]) -> None:
+    """``--party`` is pre-filtered by the database on the payload's bytes; the answer
+    must still be exactly the events that name the party."""
+    odd = 'O\'Brien "Q" 100%_中'
+    app = make_ledger()
+    app.append_objects(
+        [
+            f.party("acme"),
+            f.party("acme-2"),
+            f.party(odd),
+            # Mentions "acme" as a value of a field that names no party.
+            f.party("bolt", name="acme"),
+        ]
+    )
+    assert [e.event.entity_id for e in app.log(party="acme")] == ["acme"]
+    assert [e.event.entity_id for e in app.log(party="acme-2")] == ["acme-2"]
+    assert [e.event.entity_id for e in app.log(party=odd)] == [odd]
+    assert [e.event.entity_id for e in app.log(party="acm")] == []
+
+
+def test_party_filter_with_a_compressed_store(tmp_path: object) -> None:
+    """Compressed payloads cannot be searched by the database: every event is decoded."""
+    from tests.conftest import Backend
+
+    backend = Backend("sqlite", tmp_path)  # type: ignore[arg-type]
+    app = Ledger(backend.settings(), env={"COMPRESSOR_TOPIC": "zlib"})
+    try:
+        app.append_objects([f.party("acme"), f.party("bolt", name="acme")])
+        assert app.msgspec_mapper.compressor is not None
+        assert [e.event.entity_id for e in app.log(party="acme")] == ["acme"]
+    finally:
+        app.close()
+        backend.cleanup()

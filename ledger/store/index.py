@@ -53,6 +53,9 @@ class LogQuery:
     after_position: int | None = None
     order: str = "effective"
     """``effective`` (effective time, then position) or ``recorded`` (position)."""
+    payload_contains: bytes | None = None
+    """Only events whose stored payload contains these bytes: a cheap pre-filter done by
+    the database (e.g. a party id's JSON encoding); the caller still checks each event."""
 
 
 class EventIndex(ABC):

@@ -206,6 +206,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         if query.after_position is not None:
             where.append(SQL("i.notification_id > %s"))
             params.append(query.after_position)
+        if query.payload_contains is not None:
+            where.append(SQL("position(%s::bytea in s.state) > 0"))
+            params.append(query.payload_contains)
         if not query.include_retracted:
             where.append(SQL("r.notification_id IS NULL"))
         sql = SQL(

@@ -226,6 +226,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         if query.after_position is not None:
             where.append("i.notification_id > ?")
             params.append(query.after_position)
+        if query.payload_contains is not None:
+            where.append("instr(s.state, ?) > 0")  # a byte search: BLOB against BLOB
+            params.append(query.payload_contains)
         if not query.include_retracted:
             where.append("r.notification_id IS NULL")
         sql = (
