@@ -177,6 +177,28 @@ class ViewStore:
     def write(self, changes: Changes, expected: int, position: int) -> None:
         raise NotImplementedError
 
+    def _write_tracked(self, c: Any, changes: Changes, expected: int, position: int) -> None:
+        """In the caller's transaction, which already excludes other projectors: write
+        ``changes`` and move the tracked position from ``expected`` to ``position``, or
+        raise ``ViewsMoved`` if another projector moved it meanwhile."""
+        current = self._max_tracking_id(self.tracking_name, c) or 0
+        if current != expected:
+            raise ViewsMoved(current)
+        self._write(c, changes)
+        if position > current:
+            self._insert_tracking(c, Tracking(self.tracking_name, position))
+
+    # Provided by the library's tracking recorders (first in each recorder's bases) and
+    # by each backend.
+    def _max_tracking_id(self, application_name: str, c: Any) -> int | None:
+        raise NotImplementedError
+
+    def _insert_tracking(self, c: Any, tracking: Tracking) -> None:
+        raise NotImplementedError
+
+    def _write(self, c: Any, changes: Changes) -> None:
+        raise NotImplementedError
+
     def reset(self) -> None:
         raise NotImplementedError
 
@@ -338,12 +360,7 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
                     # A write first, so the transaction holds the write lock before it
                     # reads the tracked position (no other projector can advance it).
                     c.execute("UPDATE views_meta SET writes = writes + 1 WHERE id = 1")
-                    current = self._max_tracking_id(self.tracking_name, c) or 0
-                    if current != expected:
-                        raise ViewsMoved(current)
-                    self._write(c, changes)
-                    if position > current:
-                        self._insert_tracking(c, Tracking(self.tracking_name, position))
+                    self._write_tracked(c, changes, expected, position)
             finally:
                 raw.execute(f"PRAGMA synchronous={int(previous)}")
 

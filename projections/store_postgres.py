@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -23,7 +22,6 @@ from projections.store import (
     Counters,
     CurrentRow,
     Found,
-    ViewsMoved,
     ViewStore,
     dyadic_cells,
 )
@@ -156,12 +154,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
             c.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"views:{self.datastore.schema}",)
             )
-            current = self._max_tracking_id(self.tracking_name, c) or 0
-            if current != expected:
-                raise ViewsMoved(current)
-            self._write(c, changes)
-            if position > current:
-                self._insert_tracking(c, Tracking(self.tracking_name, position))
+            self._write_tracked(c, changes, expected, position)
 
     def _copy(
         self, c: Cursor[DictRow], table: str, columns: str, rows: Sequence[tuple[Any, ...]]
