@@ -254,10 +254,10 @@ def schema(type_name: str | None, list_types: bool, asyncapi: bool) -> None:
         click.echo(msgspec.json.format(msgspec.json.encode(asyncapi_document()), indent=2))
         return
     if type_name:
-        cls = ev.EVENT_TYPES_BY_NAME.get(type_name)
-        if cls is None:
+        named = ev.EVENT_TYPES_BY_NAME.get(type_name)
+        if named is None:
             raise InputError(f"unknown event type '{type_name}'", field="--type")
-        body = msgspec.json.schema(cls)
+        body = msgspec.json.schema(named)
         body["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         body["title"] = type_name
     else:

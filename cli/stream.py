@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -50,7 +50,7 @@ def _stale_hint(config: Settings) -> str:
     )
 
 
-def _fail(message: str, *, as_json: bool, code: int = 1) -> None:
+def _fail(message: str, *, as_json: bool, code: int = 1) -> NoReturn:
     from cli.common import emit_error
 
     emit_error(RuntimeError(message), as_json=as_json)

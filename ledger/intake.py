@@ -20,7 +20,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, Literal
+from typing import IO, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -299,7 +299,7 @@ def parse_json(
     )
 
 
-def iter_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """Non-blank lines of a JSONL stream with their 1-based line numbers."""
     for number, raw in enumerate(stream, start=1):
         stripped = raw.strip()

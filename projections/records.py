@@ -52,7 +52,7 @@ class _Rec(
 # --- licences ---------------------------------------------------------------------------
 
 
-class ItemUse(_Rec, kw_only=False):
+class ItemUse(_Rec, frozen=True, kw_only=False):
     item: str
     cap: Decimal
     used: Decimal
@@ -60,7 +60,7 @@ class ItemUse(_Rec, kw_only=False):
     unit: str
 
 
-class LateUsage(_Rec, kw_only=True):
+class LateUsage(_Rec, frozen=True, kw_only=True):
     """A shipment whose effective time falls where the licence was not in force."""
 
     usage_event: UUID
@@ -76,7 +76,7 @@ class LateUsage(_Rec, kw_only=True):
     cause_recorded_at: dt.datetime | None = None
 
 
-class LicenceRecord(_Rec, kw_only=True):
+class LicenceRecord(_Rec, frozen=True, kw_only=True):
     licence_id: str
     licence_type: str
     issuer: str
@@ -100,7 +100,7 @@ class LicenceRecord(_Rec, kw_only=True):
 # --- parties ----------------------------------------------------------------------------
 
 
-class ListingRecord(_Rec, kw_only=True):
+class ListingRecord(_Rec, frozen=True, kw_only=True):
     list_name: str
     list_kind: str
     authority: str
@@ -108,7 +108,7 @@ class ListingRecord(_Rec, kw_only=True):
     event_id: UUID
 
 
-class PartyRecord(_Rec, kw_only=True):
+class PartyRecord(_Rec, frozen=True, kw_only=True):
     party_id: str
     name: str
     country: str
@@ -130,7 +130,7 @@ class PartyRecord(_Rec, kw_only=True):
 # --- measures ---------------------------------------------------------------------------
 
 
-class SuspensionRecord(_Rec, kw_only=True):
+class SuspensionRecord(_Rec, frozen=True, kw_only=True):
     event_id: UUID
     start: dt.datetime
     until: dt.datetime | None = None
@@ -139,7 +139,7 @@ class SuspensionRecord(_Rec, kw_only=True):
     instrument: str = ""
 
 
-class ClauseRecord(_Rec, kw_only=True):
+class ClauseRecord(_Rec, frozen=True, kw_only=True):
     clause_id: str
     effect: str
     items: tuple[str, ...] = ()
@@ -152,7 +152,7 @@ class ClauseRecord(_Rec, kw_only=True):
     revoked_event: UUID | None = None
 
 
-class MeasureRecord(_Rec, kw_only=True):
+class MeasureRecord(_Rec, frozen=True, kw_only=True):
     measure_id: str
     issuer: str
     title: str
@@ -165,7 +165,7 @@ class MeasureRecord(_Rec, kw_only=True):
 # --- commitments and agreements ---------------------------------------------------------
 
 
-class ImplementationRecord(_Rec, kw_only=True):
+class ImplementationRecord(_Rec, frozen=True, kw_only=True):
     event_id: UUID
     at: dt.datetime
     extent: str
@@ -173,7 +173,7 @@ class ImplementationRecord(_Rec, kw_only=True):
     until: dt.datetime | None = None
 
 
-class CommitmentRecord(_Rec, kw_only=True):
+class CommitmentRecord(_Rec, frozen=True, kw_only=True):
     commitment_id: str
     agreement_id: str
     obligor: str
@@ -193,7 +193,7 @@ class CommitmentRecord(_Rec, kw_only=True):
     end_event: UUID | None = None
 
 
-class AgreementRecord(_Rec, kw_only=True):
+class AgreementRecord(_Rec, frozen=True, kw_only=True):
     agreement_id: str
     title: str
     parties: tuple[str, ...]
