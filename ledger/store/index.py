@@ -80,3 +80,14 @@ class EventIndex(ABC):
     @abstractmethod
     def count_events(self) -> int:
         """How many events are stored."""
+
+    @abstractmethod
+    def select_payloads(
+        self, after: int, limit: int, *, stop: int | None = None, skip_topics: Sequence[str] = ()
+    ) -> list[tuple[int, str, bytes | None]]:
+        """Up to ``limit`` stored events after position ``after`` (and at or before
+        ``stop``), in position order, as ``(position, topic, stored state)``; the state is
+        None for ``skip_topics`` (counted, not fetched).
+
+        What the notification log gives, without building a notification object per
+        event or reading payloads nobody decodes: a catch-up's reading loop."""

@@ -244,6 +244,28 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             assert row is not None
             return int(row["n"])
 
+    def select_payloads(
+        self, after: int, limit: int, *, stop: int | None = None, skip_topics: Sequence[str] = ()
+    ) -> list[tuple[int, str, bytes | None]]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, topic, "
+                    "CASE WHEN topic = ANY(%s) THEN NULL ELSE state END AS state FROM {0} "
+                    "WHERE notification_id > %s AND notification_id <= %s "
+                    "ORDER BY notification_id LIMIT %s"
+                ).format(self._events),
+                (list(skip_topics), after, 2**62 if stop is None else stop, limit),
+            )
+            return [
+                (
+                    row["notification_id"],
+                    row["topic"],
+                    None if row["state"] is None else bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
+
 
 @contextmanager
 def ddl_lock(datastore: PostgresDatastore) -> Iterator[None]:

@@ -255,6 +255,22 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
             c.execute(f"SELECT COUNT(*) FROM {self.index_table}")
             return int(c.fetchone()[0])
 
+    def select_payloads(
+        self, after: int, limit: int, *, stop: int | None = None, skip_topics: Sequence[str] = ()
+    ) -> list[tuple[int, str, bytes | None]]:
+        skip = ",".join("?" * len(skip_topics))
+        state = f"CASE WHEN topic IN ({skip}) THEN NULL ELSE state END" if skip else "state"
+        sql = (
+            f"SELECT rowid, topic, {state} FROM {self.events_table_name} WHERE rowid > ?"
+            + (" AND rowid <= ?" if stop is not None else "")
+            + " ORDER BY rowid LIMIT ?"
+        )
+        params = [*skip_topics, after, *([stop] if stop is not None else []), limit]
+        with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None  # plain tuples: a page is thousands of rows
+            c.execute(sql, params)
+            return c.sqlite_cursor.fetchall()  # type: ignore[no-any-return]
+
 
 class LedgerSQLiteFactory(SQLiteFactory):
     """The library's SQLite factory with the ledger's recorder and connection settings."""
