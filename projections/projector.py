@@ -25,10 +25,9 @@ up to the tracked position and its current rows.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 from eventsourcing.persistence import Tracking
@@ -46,6 +45,9 @@ from projections.store import (
     dyadic_key,
     valid_key,
 )
+
+if TYPE_CHECKING:
+    from projections.writer import ProcessWriter
 
 log = logging.getLogger("ledger.projector")
 
@@ -106,8 +108,8 @@ class Projector(Projection[Any]):
         self._touched: dict[str, CachedEntity] = {}
         self.position = 0
         self._pending_position = self._submitted_position = 0
-        self._writer: threading.Thread | None = None
-        self._write_error: BaseException | None = None
+        self.writer: ProcessWriter | None = None
+        """Where ``flush(background=True)`` sends its writes (None: written inline)."""
         self._reload()
 
     # --- state ----------------------------------------------------------------------------
@@ -373,9 +375,10 @@ class Projector(Projection[Any]):
     def flush(self, *, background: bool = False) -> None:
         """Write the pending changes and the new position in one transaction.
 
-        ``background=True`` hands the transaction to a writer thread and returns at once
-        (the next batch is applied while the database writes this one); the next flush,
-        or ``wait()``, waits for it and raises its error, if any, after reloading.
+        ``background=True`` hands the transaction to ``self.writer`` (a process) and
+        returns at once, so the next batch is applied while the database writes this one;
+        the next flush, or ``wait()``, waits for it and raises its error, if any, after
+        reloading.  Without a writer the transaction is written inline.
         """
         self.wait()
         if self._pending_position == self._submitted_position:
@@ -422,34 +425,31 @@ class Projector(Projection[Any]):
         self._pending_data.clear()
         self._touched.clear()
         self._new_rows = []
-        if background:
-            self._writer = threading.Thread(
-                target=self._write, args=(changes, expected, position), name="views-writer"
-            )
-            self._writer.start()
-        else:
-            self._write(changes, expected, position)
-            self.wait()
-
-    def _write(self, changes: Changes, expected: int, position: int) -> None:
         try:
+            if background and self.writer is not None:
+                self.writer.submit(changes, expected, position)
+                return
             self.store.write(changes, expected, position)
-        except BaseException as exc:
-            self._write_error = exc
-            return
+        except BaseException as error:
+            self._failed(error)
         self.position = position
 
     def wait(self) -> None:
         """Wait for a background write; after a failed one, reload and raise its error."""
-        if self._writer is not None:
-            self._writer.join()
-            self._writer = None
-        error, self._write_error = self._write_error, None
-        if error is not None:
-            if isinstance(error, ViewsMoved):
-                log.info("%s; reloading", error)
-            self._reload()  # the transaction rolled back: forget what was applied since
-            raise error
+        if self.writer is None:
+            return
+        try:
+            written = self.writer.wait()
+        except BaseException as error:
+            self._failed(error)
+        if written is not None:
+            self.position = written
+
+    def _failed(self, error: BaseException) -> NoReturn:
+        if isinstance(error, ViewsMoved):
+            log.info("%s; reloading", error)
+        self._reload()  # the transaction rolled back: forget what was applied since
+        raise error
 
 
 def _covering(segments: Sequence[rec.Segment], t: int) -> rec.Segment | None:

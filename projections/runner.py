@@ -49,9 +49,14 @@ log = logging.getLogger("ledger.projector")
 
 PAGE = 20_000
 """Events read per page when catching up."""
-FLUSH_EVENTS = int(os.environ.get("LEDGER_PROJECTOR_BATCH", "100000"))
-"""Events applied per transaction at most (``LEDGER_PROJECTOR_BATCH``; bigger: faster
-rebuilds, smaller: shorter write transactions)."""
+FLUSH_EVENTS = int(os.environ.get("LEDGER_PROJECTOR_BATCH", "50000"))
+"""Events applied per transaction at most (``LEDGER_PROJECTOR_BATCH``; bigger: fewer
+transactions, smaller: shorter ones, and less wait for the last write of a catch-up that
+writes in a second process)."""
+PARALLEL_WRITES_FROM = 200_000
+"""A catch-up of at least this many events (several batches) writes each batch in a
+second process while it applies the next (``projections.writer``), on a machine with more
+than one CPU."""
 SKIPPED_TOPICS = frozenset({"ApplicationSubmitted", "ApplicationDecided"})
 """Event types no stored view uses (applications are decided on demand)."""
 DURABLE = "ledger-views"
@@ -135,6 +140,25 @@ def apply_notifications(
     return len(notifications)
 
 
+def apply_payloads(
+    app: Ledger, projector: Projector, rows: Sequence[tuple[int, str, bytes | None]]
+) -> int:
+    """Apply a page of ``EventIndex.select_payloads`` rows (unwritten); returns how many
+    events the page covered."""
+    if not rows:
+        return 0
+    payload = app.msgspec_mapper.payload
+    with gc_paused():
+        items = [
+            (position, decode_event(payload(state), topic))
+            for position, topic, state in rows
+            if state is not None
+        ]
+        projector.prefetch(e.entity for _, e in items)
+        projector.process(items, flush=False, upto=rows[-1][0])
+    return len(rows)
+
+
 def catch_up(
     app: Ledger,
     projector: Projector,
@@ -142,14 +166,40 @@ def catch_up(
     until: int | None = None,
     flush_events: int = FLUSH_EVENTS,
     on_progress: Callable[[Progress], None] | None = None,
+    parallel_from: int | None = None,
 ) -> Progress:
     """Apply every stored event after the tracked position (up to ``until``).
 
     The cyclic garbage collector is paused meanwhile: the projector's cache holds many
-    long-lived containers that every collection would rescan.
+    long-lived containers that every collection would rescan.  A long catch-up (at
+    least ``parallel_from`` events; default: ``PARALLEL_WRITES_FROM`` when there is more
+    than one CPU) writes in a second process.
     """
-    with gc_paused():
-        return _catch_up(app, projector, until, flush_events, on_progress)
+    if parallel_from is None:
+        parallel_from = PARALLEL_WRITES_FROM if _cpus() > 1 else 2**62
+    backlog = (app.head() if until is None else until) - projector.position
+    writer = None
+    if backlog >= parallel_from and projector.writer is None:
+        from projections.writer import ProcessWriter
+
+        writer = projector.writer = ProcessWriter(app.settings)
+    try:
+        with gc_paused():
+            return _catch_up(app, projector, until, flush_events, on_progress)
+    finally:
+        if writer is not None:
+            try:
+                projector.wait()  # after an error: the write in flight, before it goes
+            finally:
+                projector.writer = None
+                writer.close()
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def _catch_up(
@@ -165,18 +215,18 @@ def _catch_up(
     while projector.applied_position < target:
         try:
             while True:
-                notes = app.recorder.select_notifications(
-                    start=projector.applied_position,
-                    limit=min(PAGE, flush_events),
+                notes = app.index.select_payloads(
+                    projector.applied_position,
+                    min(PAGE, flush_events),
                     stop=target,
-                    inclusive_of_start=False,
+                    skip_topics=tuple(SKIPPED_TOPICS),
                 )
                 if not notes:
                     break
-                progress.applied += apply_notifications(app, projector, notes, flush=False)
+                progress.applied += apply_payloads(app, projector, notes)
                 if projector.pending_events >= flush_events:
                     break
-            projector.flush()
+            projector.flush(background=True)  # in the writer process, if there is one
         except ViewsMoved:
             continue  # another projector wrote meanwhile: resume from its position
         progress.position = projector.applied_position

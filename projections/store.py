@@ -94,6 +94,9 @@ class ViewsMoved(Exception):
         super().__init__(f"the views were advanced to position {position} by another projector")
         self.position = position
 
+    def __reduce__(self) -> tuple[type[ViewsMoved], tuple[int]]:
+        return (ViewsMoved, (self.position,))  # crosses to the projector from a writer process
+
 
 @dataclass
 class Changes:

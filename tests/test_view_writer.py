@@ -1,0 +1,98 @@
+"""Long catch-ups write the views in a second process (``projections.writer``): the same
+rows as writing inline, another projector's write still detected, and a writer process
+that dies leaves the views at their last complete batch.  Both backends."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ledger.app import Ledger
+from ledger.errors import StoreError
+from projections.runner import apply_notifications, catch_up, new_projector, view_store
+from projections.store import ViewsMoved
+from projections.writer import ProcessWriter
+from tests.conftest import Backend
+from tests.test_projector import assert_views_exact, expected_used, record_history, used_now
+
+
+def test_a_long_catch_up_writes_in_a_second_process(backend: Backend) -> None:
+    app = Ledger(backend.settings())
+    try:
+        record_history(app, batches=4, per_batch=300)
+        store = view_store(app)
+        inline = catch_up(app, new_projector(app, store), flush_events=250, parallel_from=10**9)
+        counts = store.row_counts()
+
+        store.reset()
+        projector = new_projector(app, store)
+        writers: set[ProcessWriter | None] = set()
+        parallel = catch_up(
+            app,
+            projector,
+            flush_events=250,
+            parallel_from=1,
+            on_progress=lambda _: writers.add(projector.writer),
+        )
+        (writer,) = writers  # one writer process for the whole catch-up
+        assert isinstance(writer, ProcessWriter) and writer.pid != os.getpid()
+        assert projector.writer is None and writer._process.returncode == 0  # stopped
+        assert parallel.position == inline.position == app.head()
+        assert store.row_counts() == counts
+        assert used_now(app, "stored") == expected_used(1200)
+        assert_views_exact(app)
+    finally:
+        app.close()
+
+
+def test_another_projectors_write_is_detected_across_the_process(backend: Backend) -> None:
+    app = Ledger(backend.settings())
+    projector = new_projector(app)
+    projector.writer = ProcessWriter(app.settings)
+    try:
+        record_history(app, batches=2, per_batch=200)
+        notes = app.recorder.select_notifications(start=0, limit=150, inclusive_of_start=False)
+        apply_notifications(app, projector, notes, flush=False)
+        other = catch_up(app, new_projector(app), until=300)  # writes meanwhile
+        projector.flush(background=True)
+        with pytest.raises(ViewsMoved) as moved:
+            projector.wait()
+        assert moved.value.position == other.position == 300
+        assert projector.position == 300  # reloaded from what is stored
+        catch_up(app, projector)
+        assert view_store(app).position() == app.head()
+        assert used_now(app, "stored") == expected_used(400)
+        assert_views_exact(app)
+    finally:
+        projector.writer.close()
+        app.close()
+
+
+def test_a_writer_process_that_dies_leaves_the_last_complete_batch(backend: Backend) -> None:
+    app = Ledger(backend.settings())
+    projector = new_projector(app)
+    writer = projector.writer = ProcessWriter(app.settings)
+    try:
+        record_history(app, batches=2, per_batch=200)
+        notes = app.recorder.select_notifications(start=0, limit=100, inclusive_of_start=False)
+        apply_notifications(app, projector, notes, flush=False)
+        projector.flush(background=True)
+        projector.wait()
+        assert view_store(app).position() == 100
+
+        writer.kill()
+        more = app.recorder.select_notifications(start=100, limit=100, inclusive_of_start=False)
+        apply_notifications(app, projector, more, flush=False)
+        with pytest.raises(StoreError, match="writer process exited"):
+            projector.flush(background=True)
+            projector.wait()
+        assert projector.position == view_store(app).position() == 100
+        projector.writer = None
+        catch_up(app, projector)
+        assert used_now(app, "stored") == expected_used(400)
+        assert_views_exact(app)
+    finally:
+        projector.writer = None
+        writer.close()
+        app.close()
