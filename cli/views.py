@@ -96,12 +96,10 @@ def _note_unknown(
     """One line on stderr per id that names nothing (an empty answer is otherwise mute)."""
     from projections import api
 
+    header = _header(as_of, known_at)
+    when = header[0].lower() + header[1:]
     for missing in api.unknown_ids(v, kind, as_of, known_at, ids):
-        click.echo(
-            f"Note: no {kind} '{missing}' is known {_header(as_of, known_at)[0].lower()}"
-            f"{_header(as_of, known_at)[1:]}",
-            err=True,
-        )
+        click.echo(f"Note: no {kind} '{missing}' is known {when}", err=True)
 
 
 def _header(as_of: dt.datetime | None, known_at: dt.datetime | None) -> str:

@@ -129,22 +129,21 @@ def apply_notifications(
     app: Ledger, projector: Projector, notifications: Sequence[Any], *, flush: bool = True
 ) -> int:
     """Apply a page of notifications (position order) and optionally write."""
-    if not notifications:
-        return 0
-    with gc_paused():
-        items = _decode(app, notifications)
-        projector.prefetch(e.entity for _, e in items)
-        projector.process(items, flush=False, upto=notifications[-1].id)
-        if flush:
-            projector.flush()
-    return len(notifications)
+    applied = apply_payloads(
+        app,
+        projector,
+        [(n.id, n.topic, None if n.topic in SKIPPED_TOPICS else n.state) for n in notifications],
+    )
+    if applied and flush:
+        projector.flush()
+    return applied
 
 
 def apply_payloads(
     app: Ledger, projector: Projector, rows: Sequence[tuple[int, str, bytes | None]]
 ) -> int:
-    """Apply a page of ``EventIndex.select_payloads`` rows (unwritten); returns how many
-    events the page covered."""
+    """Apply a page of ``EventIndex.select_payloads`` rows, position order, without
+    writing; returns how many events the page covered (skipped types included)."""
     if not rows:
         return 0
     payload = app.msgspec_mapper.payload

@@ -65,6 +65,8 @@ class ProcessWriter:
         self._process.stdout.close()
         self.in_flight: int | None = None
         """The position the write in flight moves the views to (None: none in flight)."""
+        self.written = 0
+        """Batches this process has written."""
         self._sender: threading.Thread | None = None
         self._send_error: OSError | None = None
         self._send(settings)
@@ -117,6 +119,7 @@ class ProcessWriter:
             raise self._gone() from exc
         if status == "error":
             raise value
+        self.written += 1
         return position
 
     def close(self) -> None:

@@ -28,15 +28,17 @@ def test_a_long_catch_up_writes_in_a_second_process(backend: Backend) -> None:
         store.reset()
         projector = new_projector(app, store)
         writers: set[ProcessWriter | None] = set()
+        seen_batches: list[object] = []
         parallel = catch_up(
             app,
             projector,
             flush_events=250,
             parallel_from=1,
-            on_progress=lambda _: writers.add(projector.writer),
+            on_progress=lambda p: (writers.add(projector.writer), seen_batches.append(p)),
         )
         (writer,) = writers  # one writer process for the whole catch-up
         assert isinstance(writer, ProcessWriter) and writer.pid != os.getpid()
+        assert writer.written == len(seen_batches) >= 4  # every batch written by it
         assert projector.writer is None and writer._process.returncode == 0  # stopped
         assert parallel.position == inline.position == app.head()
         assert store.row_counts() == counts
