@@ -485,6 +485,8 @@ async def _consume(
             try:
                 msgs = await psub.fetch(fetch, timeout=fetch_timeout)
             except TimeoutError:  # nats-py: its own subclass, or asyncio's past the deadline
+                msgs = []
+            if not msgs:  # (nats-py also returns an empty list when a pull request expires)
                 if once:
                     info = await psub.consumer_info()
                     if not info.num_pending and not info.num_ack_pending:
