@@ -88,7 +88,9 @@ def _fail(message: str, *, as_json: bool, code: int = 1) -> NoReturn:
     type=click.FloatRange(0),
     default=30.0,
     show_default=True,
-    help="With --once: exit 1 after this many seconds without reaching NATS.",
+    help="With --once: exit 1 after this many seconds without progress (NATS unreachable, "
+    "publishes refused); at least the duplicate window while JetStream answers 'duplicate' "
+    "after a purge.",
 )
 @click.option(
     "--republish-from",

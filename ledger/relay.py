@@ -140,9 +140,11 @@ def header_block_size(headers: dict[str, str]) -> int:
 class _Resync(Exception):
     """Something went wrong in the pipeline: resynchronise with the stream."""
 
-    def __init__(self, reason: str, *, reconnect: bool = False):
+    def __init__(self, reason: str, *, reconnect: bool = False, window: bool = False):
         super().__init__(reason)
         self.reconnect = reconnect
+        self.window = window
+        """Refused as a duplicate: only the stream's duplicate window passing ends it."""
 
 
 @dataclass
@@ -445,7 +447,12 @@ class Relay:
                     self.stats.failures.append(reason)
                     now = time.monotonic()
                     failing_since = failing_since or now
-                    if give_up_after is not None and now - failing_since > give_up_after:
+                    limit = give_up_after
+                    if limit is not None and getattr(exc, "window", False):
+                        # Refused as duplicates after a purge: that ends only when the
+                        # duplicate window has passed, so wait at least that long.
+                        limit = max(limit, self.duplicate_window + 5.0)
+                    if limit is not None and now - failing_since > limit:
                         raise RelayError(
                             f"gave up after {now - failing_since:.0f}s without progress: {reason}"
                         ) from exc
@@ -533,6 +540,7 @@ class Relay:
                     f"(seq {ack.seq}) without storing it; was the stream purged within its "
                     "duplicate window?",
                     reconnect=False,
+                    window=True,
                 )
             return
         pos = int(position)

@@ -325,6 +325,33 @@ def test_a_purge_within_the_duplicate_window_is_refilled_not_acked_as_duplicates
     assert_stream_matches_store(nats_server.url, app)
 
 
+def test_relay_once_waits_out_the_duplicate_window_rather_than_giving_up(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """``relay --once --republish-from`` right after a purge: the publishes are refused as
+    duplicates until the window passes, which is progress deferred, not NATS gone, so a
+    shorter give-up time does not end the refill."""
+    app = make_ledger()
+    append_parties(app, 20)
+    Relay(app, nats_server.url, duplicate_window=3).run_once()
+
+    async def purge() -> None:
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        try:
+            await nc.jsm().purge_stream("LEDGER")
+        finally:
+            await nc.close()
+
+    asyncio.run(purge())
+    relay = Relay(app, nats_server.url, duplicate_window=3, republish_from=1)
+    stats = relay.run_once(give_up_after=0.5)
+    assert stats.published == 20
+    assert any("as a duplicate" in reason for reason in stats.failures)
+    assert_stream_matches_store(nats_server.url, app)
+
+
 def test_a_foreign_message_in_the_stream_does_not_stop_the_relay(
     make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
 ) -> None:
