@@ -387,7 +387,8 @@ def status(ctx: click.Context, output: str) -> None:
     The published position is the newest ledger position in the stream (and the relay's
     tracked position); lag = head - published, in positions (the number of events
     waiting on SQLite; on PostgreSQL positions can skip numbers, so it is an upper bound).
-    Exits 1 when NATS cannot be reached.
+    Exits 1 when NATS cannot be reached, or when the stream has lost positions the relay
+    published (a gap: purged, recreated or lost its tail; the relay refuses to go on).
 
     \b
     Examples:
@@ -408,14 +409,22 @@ def status(ctx: click.Context, output: str) -> None:
     if stream_state is not None and not stream_state.get("reachable"):
         stream_state["error"] = stream_state.get("error", "unreachable") + _stale_hint(config)
     published = tracked
+    gap = None
     if stream_state and stream_state.get("reachable"):
-        published = max(tracked, stream_state["last_position"])
+        last = stream_state.get("last_position", 0)
+        if stream_state.get("exists") and last < tracked:
+            # The stream is the truth: positions the relay published are gone from it.
+            gap = {"from": last + 1, "to": tracked}
+            published = last
+        else:
+            published = max(tracked, last)
     body: dict[str, Any] = {
         "store": {"backend": config.backend, "url": config.redacted_url, "head": head},
         "relay": {"tracked_position": tracked},
         "stream": stream_state or {"name": config.stream, "url": None, "reachable": False},
         "published_position": published,
         "lag": max(0, head - published),
+        "gap": gap,
     }
     if output == "json":
         echo_json(body)
@@ -437,7 +446,13 @@ def status(ctx: click.Context, output: str) -> None:
             )
         click.echo(f"published  position {published}")
         click.echo(f"lag        {body['lag']}")
-    if not url or not body["stream"].get("reachable"):
+        if gap is not None:
+            click.echo(
+                f"gap        positions {gap['from']}-{gap['to']} were published but are no "
+                f"longer in the stream: `ledger relay --republish-from {gap['from']}` "
+                "refills them"
+            )
+    if not url or not body["stream"].get("reachable") or gap is not None:
         sys.exit(1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -86,8 +87,30 @@ def test_relay_once_then_status(run: Cli) -> None:
         assert table.exit_code == 0, table.output
         assert "lag        0" in table.output
         assert "LEDGER at nats://127.0.0.1:" in table.output
+        assert json.loads(run("status", "-o", "json").output)["gap"] is None
+
+        # The stream loses what was published: status says so, and how to refill it.
+        asyncio.run(_purge(run.env["LEDGER_NATS_URL"]))
+        purged = run("status", "-o", "json")
+        assert purged.exit_code == 1, purged.output
+        body = json.loads(purged.output)
+        assert body["gap"] == {"from": 1, "to": 28}
+        assert (body["published_position"], body["lag"]) == (0, 28)
+        text = run("status").output
+        assert "gap        positions 1-28 were published" in text
+        assert "--republish-from 1" in text
     finally:
         app.close()
+
+
+async def _purge(url: str) -> None:
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        await nc.jsm().purge_stream("LEDGER")
+    finally:
+        await nc.close()
 
 
 def test_long_running_relay_stops_cleanly_on_sigterm(
