@@ -208,13 +208,9 @@ def render_table(
             if not candidates:
                 break
             widths[max(candidates, key=lambda i: widths[i])] -= 1
-    lines = ["  ".join(_fit(t, w) for t, w in zip(titles, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in cells:
-        wrapped = [
-            _wrap(c, w, max_lines if i == last and i else len(c) + 1)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ]
+    lines: list[str] = []
+
+    def add(wrapped: list[list[str]]) -> None:
         for k in range(max(len(parts) for parts in wrapped)):
             lines.append(
                 "  ".join(
@@ -222,6 +218,17 @@ def render_table(
                     for parts, w in zip(wrapped, widths, strict=True)
                 ).rstrip()
             )
+
+    # Titles wrap like cells (a narrowed column's title is never cut).
+    add([_wrap(t, w, len(t) + 1) for t, w in zip(titles, widths, strict=True)])
+    lines.append("  ".join("-" * w for w in widths))
+    for r in cells:
+        add(
+            [
+                _wrap(c, w, max_lines if i == last and i else len(c) + 1)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ]
+        )
     return "\n".join(lines)
 
 

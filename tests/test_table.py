@@ -60,16 +60,28 @@ cell_text = st.lists(
     width=st.integers(min_value=60, max_value=120),
 )
 def test_tables_fit_the_width_and_lose_no_character(cells: list[str], width: int) -> None:
-    columns = ["id", "b", "c", "d", "text"]
+    columns = ["identifier", "refers to", "c", "one-sided for", "text"]
     table = render_table([dict(zip(columns, cells, strict=True))], columns, width=width)
     lines = table.splitlines()
     assert all(len(line) <= width for line in lines), table
-    # Re-assemble the cells from the fixed-width column slices: every character of every
-    # cell but the last (which may end in an ellipsis) comes back, in order.
+    # Re-assemble titles and cells from the fixed-width column slices: every character of
+    # every title, and of every cell but the last (which may end in an ellipsis), comes
+    # back, in order.
+    rule = next(n for n, line in enumerate(lines) if set(line) <= {"-", " "})
     spans, at = [], 0
-    for dashes in lines[1].split("  "):
+    for dashes in lines[rule].split("  "):
         spans.append((at, at + len(dashes)))
         at += len(dashes) + 2
-    for i, (a, b) in enumerate(spans[:-1]):
-        got = "".join(line[a:b].strip() for line in lines[2:])
-        assert got.replace(" ", "") == cells[i].replace(" ", ""), (cells[i], table)
+    for i, (a, b) in enumerate(spans):
+        title = "".join(line[a:b].strip() for line in lines[:rule])
+        assert title.replace(" ", "") == columns[i].replace(" ", ""), (columns[i], table)
+        if i < len(spans) - 1:
+            got = "".join(line[a:b].strip() for line in lines[rule + 1 :])
+            assert got.replace(" ", "") == cells[i].replace(" ", ""), (cells[i], table)
+
+
+def test_a_narrowed_columns_title_wraps_rather_than_being_cut() -> None:
+    row = {"pair": "busan-cn-counter-tariff-suspension", "one_sided_for": "0 min", "x": "y"}
+    table = render_table([row], list(row), headers={"one_sided_for": "one-sided for"}, width=30)
+    assert "…" not in table.splitlines()[0]
+    assert "one-sided" in table and "for" in table.splitlines()[1]
