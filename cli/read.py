@@ -191,7 +191,8 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
     """Show one event by id, with its position and whether it was retracted.
 
     \b
-    Example:
+    Examples:
+      ledger show 01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e
       ledger show 01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e -o json
     """
     from uuid import UUID

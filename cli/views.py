@@ -952,5 +952,6 @@ def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: 
         rate = result.applied / result.seconds if result.seconds > 0 else 0
         click.echo(
             f"Views at position {result.position:,} ({result.applied:,} events applied from "
-            f"the {source} in {result.seconds:.2f} s, {rate:,.0f} events/s)."
+            f"{'the NATS stream' if source == 'nats' else 'the store'} in "
+            f"{result.seconds:.2f} s, {rate:,.0f} events/s)."
         )

@@ -190,8 +190,9 @@ def retract(
     the right one.
 
     \b
-    Example:
+    Examples:
       ledger retract 01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e --reason "wrong licence number"
+      ledger retract 01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e --reason "duplicate entry" -o json
     """
     from uuid import UUID
 
