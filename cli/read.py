@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 from typing import Any
@@ -106,17 +107,21 @@ def log(
     entity_kind, entity_id = parse_entity(entity)
     if kind and entity_kind and kind != entity_kind:
         raise InputError(f"--kind {kind} contradicts --entity {entity}", field="--kind")
-    with open_ledger(ctx) as app:
-        entries = app.log(
-            as_of=as_of,
-            known_at=known_at,
-            entity_kind=entity_kind or kind,
-            entity_id=entity_id,
-            types=types,
-            party=party,
-            include_retracted=include_retracted,
-            order=order,
-        )
+    with (
+        open_ledger(ctx) as app,
+        contextlib.closing(
+            app.log(
+                as_of=as_of,
+                known_at=known_at,
+                entity_kind=entity_kind or kind,
+                entity_id=entity_id,
+                types=types,
+                party=party,
+                include_retracted=include_retracted,
+                order=order,
+            )
+        ) as entries,
+    ):
         rows: list[Any] = []
         for count, entry in enumerate(entries):
             if limit is not None and count >= limit:

@@ -19,7 +19,7 @@ import gc
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -389,7 +389,7 @@ class Ledger(Application[str]):
         party: str | None = None,
         include_retracted: bool = False,
         order: str = "effective",
-    ) -> Iterator[LogEntry]:
+    ) -> Generator[LogEntry, None, None]:
         """The history in effective (or recorded) order, as known at ``known_at``."""
         mapper = self.msgspec_mapper
         query = LogQuery(

@@ -288,6 +288,8 @@ def parse_json(
         raise InputError(f"malformed JSON: {exc}", line=line) from None
     except UnicodeError:
         raise InputError("malformed JSON: the text is not valid UTF-8", line=line) from None
+    except RecursionError:
+        raise InputError("malformed JSON: nested too deeply", line=line) from None
     return parse_object(
         obj,
         line=line,

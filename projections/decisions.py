@@ -255,8 +255,12 @@ def decide(
                 )
         else:
             decision.outcome = "rejected"
-            wanted = f"licence {request.licence_id}" if request.licence_id else "none"
-            reason = f"licence required by {names}; {wanted} covers it"
+            verdict = (
+                f"licence {request.licence_id} does not cover it"
+                if request.licence_id
+                else "none covers it"
+            )
+            reason = f"licence required by {names}; {verdict}"
             if request.licence_id and not candidates:
                 reason += f" (no licence {request.licence_id} of {request.exporter} on {day})"
             elif not candidates:

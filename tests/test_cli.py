@@ -111,6 +111,7 @@ def test_bad_last_line_of_ten_thousand_appends_nothing(backend: Backend, tmp_pat
     cases = {
         "malformed": ('{"type": "PartyRegistered", "entity_id": ', 2, "malformed JSON"),
         "rule": (json.dumps(f.party("p5")), 1, "[rule: duplicate-entity]"),
+        "deep": ('{"a":' * 3000 + "1" + "}" * 3000, 2, "malformed JSON: nested too deeply"),
     }
     for name, (last, code, text) in cases.items():
         path = tmp_path / f"{name}.jsonl"
@@ -290,6 +291,23 @@ def test_bad_input_is_one_clear_line_and_appends_nothing(
     assert text in first and first.startswith("Error: "), first
     assert rest == ["Nothing was appended."]
     assert run_sqlite("log", "-o", "jsonl").output == ""
+
+
+def test_log_limit_stops_reading_cleanly(sqlite_backend: Backend) -> None:
+    """--limit below the number of matches: the rest of the query is closed with the
+    store, not left to complain on stderr when the process exits."""
+    env = {**os.environ, **sqlite_backend.env()}
+    events = jsonl([f.exporter()] + [f.party(f"p{i}") for i in range(5)])
+    assert subprocess.run([LEDGER, "import", "-"], input=events, env=env, text=True).returncode == 0
+    proc = subprocess.run(
+        [LEDGER, "log", "--limit", "2", "-o", "jsonl"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert len(proc.stdout.splitlines()) == 2
 
 
 def test_bytes_that_are_not_utf8(sqlite_backend: Backend, tmp_path: Path) -> None:

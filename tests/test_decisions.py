@@ -206,7 +206,7 @@ def test_licence_required_and_not_covered(licences: list[Resolved], reason: str)
 def test_named_licence_only() -> None:
     lr = [measure("M", (clause("a", "licence-required"), "in-force"))]
     d = run(request(licence_id="L2"), lr, [licence("L1"), licence("L2", remaining="1")])
-    assert d.outcome == "rejected" and "licence L2 covers it" in d.reasons[0]
+    assert d.outcome == "rejected" and "licence L2 does not cover it" in d.reasons[0]
     assert run(request(licence_id="L1"), lr, [licence("L1")]).licence_id == "L1"
 
 
@@ -290,4 +290,4 @@ def test_licence_item_covers_by_prefix() -> None:
 def test_named_licence_held_by_another_exporter() -> None:
     d = run(request(licence_id="X"), LICENCE_REQUIRED, [licence("X", exporter="other")])
     assert d.outcome == "rejected"
-    assert "licence X covers it (no licence X of jl on 2025-12-10)" in d.reasons[0]
+    assert "licence X does not cover it (no licence X of jl on 2025-12-10)" in d.reasons[0]
