@@ -538,6 +538,10 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    if config.nats_url:
+        from ledger.stream import check_nats_url
+
+        check_nats_url(config.nats_url)  # a mistyped URL: exit 2 now, not a retrying relay
     lock = _ServeLock(config)
     holder = lock.acquire()
     if holder is not None:

@@ -89,6 +89,11 @@ class Settings:
             Path(env["LEDGER_HOME"]).expanduser() if env.get("LEDGER_HOME") else default_home(env)
         ).absolute()
         database_url = env.get("LEDGER_DATABASE_URL") or f"sqlite:///{home / 'ledger.db'}"
+        if database_url.startswith(("postgresql:", "postgres:")):
+            try:
+                urlparse(database_url).port  # noqa: B018 - the driver fails less clearly
+            except ValueError as exc:
+                raise ConfigError(f"LEDGER_DATABASE_URL: {exc}") from None
         return cls(
             home=home,
             database_url=database_url,

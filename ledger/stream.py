@@ -67,7 +67,7 @@ async def connect(
     import nats
     from nats.errors import NoServersError
 
-    servers = [u.strip() for u in url.split(",") if u.strip()]
+    servers = check_nats_url(url)
     options.setdefault("max_reconnect_attempts", -1)
     options.setdefault("reconnect_time_wait", 1)
     errors: list[BaseException] = []
@@ -100,6 +100,30 @@ async def connect(
         return nc
     reason = errors[-1] if errors else "no answer"
     raise NatsUnavailable(f"no NATS server at {url} ({type(reason).__name__}: {reason})".strip())
+
+
+def check_nats_url(url: str) -> list[str]:
+    """The servers of a (comma-separated) NATS URL; ``ConfigError`` if one cannot be a
+    server address (a configuration mistake, not an outage to retry)."""
+    from urllib.parse import urlparse
+
+    from ledger.config import ConfigError
+
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    for server in servers:
+        parsed = urlparse(server if "://" in server else f"nats://{server}")
+        try:
+            parsed.port  # noqa: B018 - raises on a port out of range
+        except ValueError as exc:
+            raise ConfigError(f"'{server}' is not a NATS server URL: {exc}") from None
+        if parsed.scheme not in ("nats", "tls", "ws", "wss") or not parsed.hostname:
+            raise ConfigError(
+                f"'{server}' is not a NATS server URL (nats://host:port, e.g. "
+                "nats://127.0.0.1:4222)"
+            )
+    if not servers:
+        raise ConfigError("the NATS URL is empty")
+    return servers
 
 
 @dataclass(frozen=True)

@@ -598,3 +598,41 @@ def test_serve_reports_a_nats_server_that_cannot_start_on_one_line(
     assert errors[0].startswith("Error: could not start the embedded NATS server: nats-server")
     assert str(store / "nats-server.log") in errors[0]
     assert not settings.nats_url_file.exists()
+
+
+@pytest.mark.parametrize("bad", ["nats://127.0.0.1:99999", "nats://", "http://127.0.0.1:4222"])
+def test_a_nats_url_that_cannot_be_a_server_is_a_configuration_error(
+    sqlite_backend: Backend, bad: str
+) -> None:
+    """Exit 2 with one line at once: a mistyped URL is not an outage to retry."""
+    env = {**sqlite_backend.env(), "LEDGER_NATS_URL": bad}
+    cli_ = Cli(env)
+    for args in (
+        ["status"],
+        ["relay", "--once"],
+        ["watch", "--all", "--timeout", "1"],
+        ["project", "--once", "--source", "nats"],
+    ):
+        done = cli_(*args)
+        assert done.exit_code == 2, (args, done.output)
+        assert "is not a NATS server URL" in done.output, (args, done.output)
+        assert len(done.output.strip().splitlines()) == 1, (args, done.output)
+    serve = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve"],
+        env=subprocess_env(env),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert serve.returncode == 2, serve.stderr
+    assert serve.stderr.strip().splitlines() == [
+        next(line for line in serve.stderr.splitlines() if "is not a NATS server URL" in line)
+    ]
+
+
+def test_a_postgres_url_with_an_impossible_port_is_a_configuration_error(tmp_path: Path) -> None:
+    done = Cli(
+        {"LEDGER_HOME": str(tmp_path), "LEDGER_DATABASE_URL": "postgresql://127.0.0.1:99999/x"}
+    )("log")
+    assert done.exit_code == 2, done.output
+    assert done.output.strip() == "Error: LEDGER_DATABASE_URL: Port out of range 0-65535"
