@@ -35,11 +35,23 @@ def settings(ctx: click.Context | None = None) -> Settings:
 
 
 @contextmanager
-def open_ledger(ctx: click.Context | None = None) -> Iterator[Ledger]:
-    """The ledger application for this invocation's configuration."""
-    from ledger.app import Ledger
+def open_ledger(ctx: click.Context | None = None, *, existing: bool = False) -> Iterator[Ledger]:
+    """The ledger application for this invocation's configuration.
 
-    app = Ledger(settings(ctx))
+    ``existing``: for commands that only read, a SQLite ledger that is not there is an
+    error (a mistyped --home would otherwise create an empty ledger and answer "nothing").
+    """
+    from ledger.app import Ledger
+    from ledger.config import ConfigError
+
+    config = settings(ctx)
+    path = config.sqlite_path if config.backend == "sqlite" else None
+    if existing and path is not None and str(path) != ":memory:" and not path.exists():
+        raise ConfigError(
+            f"no ledger at {path}: check --home / LEDGER_HOME (a ledger is created by its "
+            "first `ledger append` or `ledger import`)"
+        )
+    app = Ledger(config)
     try:
         yield app
     finally:

@@ -108,7 +108,7 @@ def log(
     if kind and entity_kind and kind != entity_kind:
         raise InputError(f"--kind {kind} contradicts --entity {entity}", field="--kind")
     with (
-        open_ledger(ctx) as app,
+        open_ledger(ctx, existing=True) as app,
         contextlib.closing(
             app.log(
                 as_of=as_of,
@@ -211,7 +211,7 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
         target = UUID(event_id)
     except ValueError:
         raise InputError(f"'{event_id}' is not an event id (UUID)", field="EVENT_ID") from None
-    with open_ledger(ctx) as app:
+    with open_ledger(ctx, existing=True) as app:
         entry = app.get_event(target)
     if entry is None:
         raise RuleViolation("unknown-reference", f"no event {event_id} is recorded")

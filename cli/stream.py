@@ -402,7 +402,7 @@ def status(ctx: click.Context, output: str) -> None:
 
     config = settings(ctx)
     url = config.resolved_nats_url()
-    with open_ledger(ctx) as app:
+    with open_ledger(ctx, existing=True) as app:
         head = app.head()
         tracked = read_tracked_position(app, config.stream)
     stream_state = asyncio.run(_stream_state(config, url)) if url else None

@@ -58,7 +58,7 @@ def open_views(ctx: click.Context, fold: bool) -> Iterator[Views]:
         if lag >= CATCH_UP_NOTICE:
             click.echo(f"Catching up the stored views ({lag:,} events behind)...", err=True)
 
-    with open_ledger(ctx) as app:
+    with open_ledger(ctx, existing=True) as app:
         yield Views(app, mode="fold" if fold else "auto", on_catch_up=notice)
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -334,9 +335,19 @@ def test_files_homes_and_references_that_do_not_exist(tmp_path: Path) -> None:
     )
     assert missing.exit_code == 2 and "does not exist" in missing.output
     (tmp_path / "afile").write_text("")
-    bad_home = runner.invoke(cli, ["log"], env={"LEDGER_HOME": str(tmp_path / "afile" / "sub")})
+    bad_home = runner.invoke(
+        cli,
+        ["append", json.dumps(f.party("x"))],
+        env={"LEDGER_HOME": str(tmp_path / "afile" / "sub")},
+    )
     assert bad_home.exit_code == 2
     assert "cannot use" in bad_home.stderr and "Not a directory" in bad_home.stderr
+    # Commands that only read do not create a ledger where none is (a mistyped --home).
+    for args in (["log"], ["licences"], ["findings"], ["status"], ["show", str(uuid.uuid4())]):
+        typo = runner.invoke(cli, args, env={"LEDGER_HOME": str(tmp_path / "typo")})
+        assert typo.exit_code == 2, (args, typo.output)
+        assert typo.stderr.startswith(f"Error: no ledger at {tmp_path / 'typo' / 'ledger.db'}")
+    assert not (tmp_path / "typo").exists()
     unknown = runner.invoke(
         cli,
         ["retract", "01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e", "--reason", "x"],

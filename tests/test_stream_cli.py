@@ -235,6 +235,7 @@ def test_status_reads_the_tracked_position_without_creating_tables(run: Cli) -> 
 def test_status_and_watch_explain_a_url_left_by_a_serve_that_is_gone(backend: Backend) -> None:
     env = backend.env()
     config = Settings.from_env(env)
+    Ledger(config).close()  # an existing (empty) ledger
     config.home.mkdir(parents=True, exist_ok=True)
     config.nats_url_file.write_text("nats://127.0.0.1:1\n")  # as a killed serve leaves it
     cli_ = Cli(env)
@@ -607,6 +608,7 @@ def test_a_nats_url_that_cannot_be_a_server_is_a_configuration_error(
     """Exit 2 with one line at once: a mistyped URL is not an outage to retry."""
     env = {**sqlite_backend.env(), "LEDGER_NATS_URL": bad}
     cli_ = Cli(env)
+    cli_.ledger().close()  # an existing (empty) ledger
     for args in (
         ["status"],
         ["relay", "--once"],
