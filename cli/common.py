@@ -132,13 +132,33 @@ def parse_time_option(
         raise click.BadParameter(str(exc)) from None
 
 
+def parse_known_at_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dt.datetime | None:
+    """``--known-at``: a time not yet reached is now (the ledger cannot know yet what it
+    will know), so the answer is fixed at the instant the query ran, and says so."""
+    from ledger.times import iso_seconds, now
+
+    known_at = parse_time_option(ctx, param, value)
+    current = now()
+    if known_at is not None and known_at > current:
+        click.echo(
+            f"Note: --known-at {value} has not happened yet; answering as known now "
+            f"({iso_seconds(current)})",
+            err=True,
+        )
+        return current
+    return known_at
+
+
 def time_options(func: F) -> F:
     """``--as-of`` and ``--known-at`` (bare date = end of that day UTC; default now)."""
     func = click.option(
         "--known-at",
-        callback=parse_time_option,
+        callback=parse_known_at_option,
         metavar="TIME",
-        help="What the ledger knew at TIME (recorded-time bound). Default: now.",
+        help="What the ledger knew at TIME (recorded-time bound; a time still to come is "
+        "now). Default: now.",
     )(func)
     func = click.option(
         "--as-of",

@@ -81,7 +81,7 @@ def _meta(v: Views, as_of: dt.datetime | None, known_at: dt.datetime | None) -> 
 
     return {
         "as_of": as_of or now(),
-        "known_at": known_at,
+        "known_at": known_at or now(),  # nothing is recorded after now: K is now
         "source": "events" if v.source == "fold" else "views",
     }
 

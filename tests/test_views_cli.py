@@ -21,6 +21,8 @@ from click.testing import CliRunner, Result
 
 from cli.main import cli
 from ledger.app import Ledger
+from ledger.config import Settings
+from tests import factory as f
 from tests.conftest import Backend
 from tests.test_projections import record_scenario
 
@@ -311,3 +313,27 @@ def test_console_script_end_to_end(env: dict[str, str]) -> None:
     )
     [lic] = json.loads(out.stdout)["licences"]
     assert lic["items"][0]["used"] == "250"
+
+
+def test_a_known_at_still_to_come_is_now_and_the_answer_says_which(
+    run: Callable[..., Result], env: dict[str, str]
+) -> None:
+    """A future K cannot be answered yet: it is the query's now, noted on stderr and given
+    in the JSON, so the same question asked again with that K gets the same answer after
+    more events are recorded."""
+    future = run("end-users", "--all-roles", "--known-at", "2099-01-01", "-o", "json")
+    assert future.exit_code == 0, future.output
+    assert "--known-at 2099-01-01 has not happened yet" in future.stderr
+    first = json.loads(future.stdout)
+    assert first["known_at"] < "2099"
+    assert body(run("end-users", "--all-roles", "-o", "json"))["known_at"] is not None
+
+    app = Ledger(Settings.from_env(env))
+    try:
+        app.append_objects([{**f.party("late-comer"), "effective_at": "2025-01-01"}])
+    finally:
+        app.close()
+    again = body(run("end-users", "--all-roles", "--known-at", first["known_at"], "-o", "json"))
+    assert again["parties"] == first["parties"]
+    now = body(run("end-users", "--all-roles", "-o", "json"))
+    assert "late-comer" in [p["party_id"] for p in now["parties"]]
