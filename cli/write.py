@@ -171,7 +171,7 @@ def import_(
     "source_ref",
     help="Reference for the correction (URL, document). Optional.",
 )
-@click.option("--publisher", default="", help="Publisher of --source.")
+@click.option("--publisher", help="Publisher of --source (needs --source). Default: operator.")
 @output_option("text", "json", default="text")
 @click.pass_context
 @handle_errors
@@ -180,7 +180,7 @@ def retract(
     event_id: str,
     reason: str,
     source_ref: str | None,
-    publisher: str,
+    publisher: str | None,
     output: str,
 ) -> None:
     """Record that event EVENT_ID was wrong.
@@ -203,6 +203,9 @@ def retract(
         target = UUID(event_id)
     except ValueError:
         raise InputError(f"'{event_id}' is not an event id (UUID)", field="EVENT_ID") from None
+    # A publisher is a detail of the source: without one it would be dropped unrecorded.
+    if publisher is not None and not source_ref:
+        raise InputError("needs --source (the reference it published)", field="--publisher")
     sources = (
         [Source(reference=source_ref, publisher=publisher or "operator")] if source_ref else []
     )

@@ -194,6 +194,34 @@ def test_log_retract_show(run: Callable[..., Result]) -> None:
     assert [json.loads(line)["type"] for line in jsonl_out] == ["PartyRegistered", "EventRetracted"]
 
 
+def _recorded(run: Callable[..., Result]) -> str:
+    """The id of a freshly appended event, to retract."""
+    appended = run("append", "-o", "json", json.dumps(f.party(f"p{uuid.uuid4().hex[:6]}")))
+    return str(json.loads(appended.output)["events"][0]["event_id"])
+
+
+def test_retract_publisher_needs_source(run_sqlite: Callable[..., Result]) -> None:
+    """--publisher is a detail of --source: alone it was dropped without a word."""
+    event_id = _recorded(run_sqlite)
+    alone = run_sqlite("retract", event_id, "--reason", "typo", "--publisher", "BIS")
+    assert alone.exit_code == 2, alone.output
+    assert alone.stderr.splitlines() == [
+        "Error: --publisher: needs --source (the reference it published)",
+        "Nothing was appended.",
+    ]
+    as_json = run_sqlite(
+        "retract", event_id, "--reason", "typo", "--publisher", "BIS", "-o", "json"
+    )
+    assert as_json.exit_code == 2 and json.loads(as_json.stderr)["field"] == "--publisher"
+    assert "EventRetracted" not in run_sqlite("log", "-o", "jsonl").output
+    done = run_sqlite(
+        "retract", event_id, "--reason", "typo", "--source", "https://x.org/n", "--publisher", "BIS"
+    )
+    assert done.exit_code == 0, done.output
+    [retraction] = json.loads(run_sqlite("log", "-o", "json", "--type", "EventRetracted").output)
+    assert retraction["event"]["sources"][0]["publisher"] == "BIS"
+
+
 def test_schema(run_sqlite: Callable[..., Result]) -> None:
     body = json.loads(run_sqlite("schema").output)
     assert body["discriminator"]["propertyName"] == "type"
