@@ -119,6 +119,16 @@ def _is_write() -> bool:
     return bool(ctx and ctx.command.name in ("append", "import", "retract", "apply"))
 
 
+def require_text(value: str, option: str) -> str:
+    """Free text an option must give (a reason, an end use): blank text says nothing, so
+    it is refused like missing text (the event contract only asks for one character)."""
+    from ledger.errors import InputError
+
+    if not value.strip():
+        raise InputError("must not be blank", field=option)
+    return value
+
+
 def parse_time_option(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> dt.datetime | None:

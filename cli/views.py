@@ -23,6 +23,7 @@ from cli.common import (
     open_ledger,
     output_option,
     render_table,
+    require_text,
     time_options,
     write_csv,
 )
@@ -668,6 +669,7 @@ def _request(
         amount = parse_quantity(quantity)
     except ValueError as exc:
         raise InputError(str(exc), field="--quantity") from None
+    require_text(end_use, "--end-use")
     return Request(
         exporter=exporter,
         end_user=end_user,

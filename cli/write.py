@@ -8,7 +8,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from cli.common import echo_json, handle_errors, open_ledger, output_option
+from cli.common import echo_json, handle_errors, open_ledger, output_option, require_text
 
 if TYPE_CHECKING:
     from ledger.app import AppendResult
@@ -203,11 +203,18 @@ def retract(
         target = UUID(event_id)
     except ValueError:
         raise InputError(f"'{event_id}' is not an event id (UUID)", field="EVENT_ID") from None
+    require_text(reason, "--reason")
+    if source_ref is not None:
+        require_text(source_ref, "--source")
     # A publisher is a detail of the source: without one it would be dropped unrecorded.
-    if publisher is not None and not source_ref:
+    if publisher is not None and source_ref is None:
         raise InputError("needs --source (the reference it published)", field="--publisher")
+    if publisher is not None:
+        require_text(publisher, "--publisher")
     sources = (
-        [Source(reference=source_ref, publisher=publisher or "operator")] if source_ref else []
+        [Source(reference=source_ref, publisher=publisher or "operator")]
+        if source_ref is not None
+        else []
     )
     with open_ledger(ctx) as app:
         result = app.retract(target, reason, sources=sources)

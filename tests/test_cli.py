@@ -222,6 +222,36 @@ def test_retract_publisher_needs_source(run_sqlite: Callable[..., Result]) -> No
     assert retraction["event"]["sources"][0]["publisher"] == "BIS"
 
 
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        (["--reason", "   "], "--reason"),
+        (["--reason", "\t\n"], "--reason"),
+        (["--reason", "typo", "--source", " "], "--source"),
+        (["--reason", "typo", "--source", ""], "--source"),  # was: no source, silently
+        (["--reason", "typo", "--source", "https://x.org/n", "--publisher", "  "], "--publisher"),
+    ],
+)
+def test_retract_refuses_blank_text(
+    run_sqlite: Callable[..., Result], options: list[str], field: str
+) -> None:
+    event_id = _recorded(run_sqlite)
+    blank = run_sqlite("retract", event_id, *options)
+    assert blank.exit_code == 2, blank.output
+    assert blank.stderr.splitlines() == [
+        f"Error: {field}: must not be blank",
+        "Nothing was appended.",
+    ]
+    as_json = json.loads(run_sqlite("retract", event_id, *options, "-o", "json").stderr)
+    assert as_json == {
+        "error": "InputError",
+        "message": "must not be blank",
+        "field": field,
+        "line": None,
+    }
+    assert "EventRetracted" not in run_sqlite("log", "-o", "jsonl").output
+
+
 def test_schema(run_sqlite: Callable[..., Result]) -> None:
     body = json.loads(run_sqlite("schema").output)
     assert body["discriminator"]["propertyName"] == "type"

@@ -219,6 +219,9 @@ def test_check_is_read_only_and_explains(run: Callable[..., Result], env: dict[s
     bad_dest = run(*[a if a != "US" else "usa" for a in args])
     assert bad_dest.exit_code == 2
     assert "--destination: 'usa' is not a country code" in bad_dest.stderr
+    blank_use = run(*[a if a != "EV motors" else "  " for a in args], "-o", "json")
+    assert blank_use.exit_code == 2
+    assert json.loads(blank_use.stderr)["field"] == "--end-use"
 
 
 def settings_of(env: dict[str, str]) -> Any:
@@ -271,6 +274,9 @@ def test_apply_records_application_and_decision(
     assert "duplicate-entity" in again.stderr and "Nothing was appended." in again.stderr
     unknown = run(*[a if a != "jl-mag" else "nobody" for a in args], "--id", "APP-9")
     assert unknown.exit_code == 1 and unknown.stderr.startswith("Error: --exporter: ")
+    blank_use = run(*[a if a != "EV motors" else " " for a in args], "--id", "APP-7")
+    assert blank_use.exit_code == 2
+    assert blank_use.stderr.startswith("Error: --end-use: must not be blank")
     future = run(*[a if a != "2025-12-09" else "2999-01-01" for a in args], "--id", "APP-8")
     assert future.exit_code == 2 and "--as-of: an application cannot be dated in the future" in (
         future.stderr
