@@ -814,7 +814,7 @@ def _effective(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "of that day UTC). The decision is taken as of this time against what the ledger "
     "knows now. Default: now.",
 )
-@click.option("--id", "application_id", help="Application id (default: generated).")
+@click.option("--id", "application_id", help="Application id (default: generated; not blank).")
 @request_options
 @output_option("text", "json", default="text")
 @click.pass_context
@@ -845,6 +845,7 @@ def apply(
         --quantity 500 --destination US --end-use "EV motors"
       ledger apply --id APP-2025-0042 --as-of 2025-12-03 ... -o json
     """
+    from ledger.errors import InputError
     from ledger.intake import uuid7
     from ledger.times import now
     from projections import api
@@ -854,7 +855,10 @@ def apply(
     request = _request(
         exporter, end_user, item, quantity, unit, destination, end_use, licence_id, date
     )
-    app_id = application_id or f"APP-{uuid7().hex[:16]}"
+    # An empty --id is a mistake (an unset variable, say), not a request for a new id.
+    if application_id is not None and not application_id.strip():
+        raise InputError("must not be blank (leave --id out for a generated id)", field="--id")
+    app_id = application_id if application_id is not None else f"APP-{uuid7().hex[:16]}"
     with open_ledger(ctx) as app, _naming_options():
         v = Views(app)
         decision, result = api.apply(app, v, app_id, request)

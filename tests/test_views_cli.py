@@ -277,6 +277,10 @@ def test_apply_records_application_and_decision(
     blank_use = run(*[a if a != "EV motors" else " " for a in args], "--id", "APP-7")
     assert blank_use.exit_code == 2
     assert blank_use.stderr.startswith("Error: --end-use: must not be blank")
+    for empty in ("", "  "):  # "" made up an id and recorded the application under it
+        no_id = run(*args, "--id", empty, "-o", "json")
+        assert no_id.exit_code == 2, no_id.output
+        assert json.loads(no_id.stderr)["field"] == "--id"
     future = run(*[a if a != "2025-12-09" else "2999-01-01" for a in args], "--id", "APP-8")
     assert future.exit_code == 2 and "--as-of: an application cannot be dated in the future" in (
         future.stderr
