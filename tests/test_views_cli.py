@@ -224,6 +224,40 @@ def test_check_is_read_only_and_explains(run: Callable[..., Result], env: dict[s
     assert json.loads(blank_use.stderr)["field"] == "--end-use"
 
 
+@pytest.mark.parametrize("quantity", ["100.0000000001", "1e15", "1000000000000000"])
+def test_check_refuses_the_quantities_apply_refuses(
+    run: Callable[..., Result], quantity: str
+) -> None:
+    """check evaluated quantities apply cannot record (more than 9 decimal places, 10^15
+    or more): both now refuse them alike, as a rule violation (exit 1)."""
+    request = [
+        "--exporter",
+        "jl-mag",
+        "--end-user",
+        "acme",
+        "--item",
+        "1C902.a",
+        "--quantity",
+        quantity,
+        "--destination",
+        "US",
+        "--end-use",
+        "EV motors",
+        "--as-of",
+        "2025-12-04",
+    ]
+    checked = run("check", *request)
+    applied = run("apply", "--id", "APP-Q", *request)
+    assert (checked.exit_code, applied.exit_code) == (1, 1), checked.output
+    first = checked.stderr.splitlines()[0]
+    assert first == applied.stderr.splitlines()[0]
+    assert first.startswith("Error: --quantity: ") and "[rule: quantity-precision]" in first
+    as_json = json.loads(run("check", *request, "-o", "json").stderr)
+    assert (as_json["field"], as_json["rule"]) == ("--quantity", "quantity-precision")
+    finest = [a if a != quantity else "0.000000001" for a in request]
+    assert ok(run("check", *finest)) and ok(run("apply", "--id", "APP-F", *finest))
+
+
 def settings_of(env: dict[str, str]) -> Any:
     from ledger.config import Settings
 

@@ -78,7 +78,9 @@ MAX_QUANTITY = Decimal(10) ** 15
 QUANTITY_DECIMALS = 9
 
 
-def _positive(value: Decimal, field: str) -> None:
+def check_quantity(value: Decimal, field: str) -> None:
+    """A quantity the ledger can record: positive, below 10^15, at most 9 decimal places
+    (``ledger check`` asks it of a request too, so it refuses what ``apply`` would)."""
     if not value.is_finite() or value <= 0:
         raise RuleViolation(
             "positive-quantity", f"must be greater than 0, got {value}", field=field
@@ -341,7 +343,7 @@ def _check_items(items: Sequence[ev.LicenceItem], field: str) -> None:
                 "duplicate-item", f"item '{item.item}' appears twice", field=f"{field}[{i}].item"
             )
         seen.add(item.item)
-        _positive(item.cap, f"{field}[{i}].cap")
+        check_quantity(item.cap, f"{field}[{i}].cap")
 
 
 def _single_end_user(licence_type: str, end_users: Sequence[str]) -> None:
@@ -482,7 +484,7 @@ def _usage_recorded(e: ev.LicenceUsageRecorded, facts: Facts) -> None:
             f"(event {previous.event_id}) with different details",
             field="shipment_id",
         )
-    _positive(e.quantity, "quantity")
+    check_quantity(e.quantity, "quantity")
     licence = _licence_at(facts, e, whole)
     status = licence.status_at(e.effective_at)
     if status != "active":
@@ -534,7 +536,7 @@ def _usage_recorded(e: ev.LicenceUsageRecorded, facts: Facts) -> None:
 
 
 def _application_submitted(e: ev.ApplicationSubmitted, facts: Facts) -> None:
-    _positive(e.quantity, "quantity")
+    check_quantity(e.quantity, "quantity")
     _require(facts, "party", e.exporter, "exporter", st.PartyState)
     _require(facts, "party", e.end_user, "end_user", st.PartyState)
     if e.licence_id is not None:
