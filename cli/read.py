@@ -236,6 +236,7 @@ def schema(type_name: str | None, list_types: bool, asyncapi: bool) -> None:
     """Print the JSON Schema of the event contract (every event type).
 
     Non-Python consumers of the NATS stream validate and generate types from this.
+    --type, --types and --asyncapi each print something else: give at most one.
 
     \b
     Examples:
@@ -248,6 +249,19 @@ def schema(type_name: str | None, list_types: bool, asyncapi: bool) -> None:
     from ledger import events as ev
     from ledger.errors import InputError
 
+    # Each option picks a different document: a combination used to print the first
+    # one's silently (``--type X --types`` listed every type).
+    chosen = [
+        name
+        for name, given in (
+            ("--type", type_name is not None),
+            ("--types", list_types),
+            ("--asyncapi", asyncapi),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise InputError(f"choose one of {', '.join(chosen)}", field=chosen[1])
     if list_types:
         for cls in ev.EVENT_TYPES:
             kind = cls.KIND or "(kind of the retracted event)"
@@ -259,7 +273,7 @@ def schema(type_name: str | None, list_types: bool, asyncapi: bool) -> None:
 
         click.echo(msgspec.json.format(msgspec.json.encode(asyncapi_document()), indent=2))
         return
-    if type_name:
+    if type_name is not None:
         named = ev.EVENT_TYPES_BY_NAME.get(type_name)
         if named is None:
             raise InputError(f"unknown event type '{type_name}'", field="--type")

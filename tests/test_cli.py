@@ -262,6 +262,28 @@ def test_schema(run_sqlite: Callable[..., Result]) -> None:
     assert len(listing) == 26 and listing[0].startswith("AgreementReached")
 
 
+@pytest.mark.parametrize(
+    ("options", "text"),
+    [
+        (["--type", "LicenceGranted", "--types"], "--types: choose one of --type, --types"),
+        (["--types", "--asyncapi"], "--asyncapi: choose one of --types, --asyncapi"),
+        (
+            ["--asyncapi", "--type", "LicenceGranted"],
+            "--asyncapi: choose one of --type, --asyncapi",
+        ),
+        (["--type", ""], "--type: unknown event type ''"),  # printed every type's schema
+    ],
+)
+def test_schema_options_that_cannot_be_combined(
+    run_sqlite: Callable[..., Result], options: list[str], text: str
+) -> None:
+    """--type, --types and --asyncapi each print one document; a combination printed one
+    of them and ignored the rest."""
+    result = run_sqlite("schema", *options)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and result.stderr == f"Error: {text}\n"
+
+
 @pytest.mark.parametrize("command", ["append", "import", "log", "retract", "show", "schema"])
 def test_every_command_has_help_with_examples(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])
