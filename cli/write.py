@@ -64,9 +64,12 @@ def append(ctx: click.Context, event_json: str | None, output: str) -> None:
     import os
 
     from ledger.errors import InputError
+    from ledger.intake import strip_bom
 
-    # Bytes as given (an argument keeps its original bytes), so bad UTF-8 is reported.
+    # Bytes as given (an argument keeps its original bytes), so bad UTF-8 is reported; a
+    # byte-order mark at the very start (a file saved by Notepad, say) is not part of it.
     data = os.fsencode(event_json) if event_json not in (None, "-") else sys.stdin.buffer.read()
+    data = strip_bom(data)
     if not data.strip():
         raise InputError("no event given: pass JSON as an argument or on stdin")
     with open_ledger(ctx) as app:

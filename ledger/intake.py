@@ -285,6 +285,11 @@ def parse_json(
     try:
         obj = _json_decoder.decode(data)
     except msgspec.DecodeError as exc:
+        if _starts_with_bom(data):
+            raise InputError(
+                "malformed JSON: a byte-order mark (BOM) is allowed only at the start of the input",
+                line=line,
+            ) from None
         raise InputError(f"malformed JSON: {exc}", line=line) from None
     except UnicodeError:
         raise InputError("malformed JSON: the text is not valid UTF-8", line=line) from None
@@ -301,9 +306,30 @@ def parse_json(
     )
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+"""The UTF-8 byte-order mark some editors (Notepad, Excel) write at the start of a file."""
+
+
+def strip_bom(data: bytes) -> bytes:
+    """``data`` without a byte-order mark at its very start (anywhere else it stays, and
+    is malformed JSON)."""
+    return data.removeprefix(UTF8_BOM)
+
+
+def _starts_with_bom(data: bytes | str) -> bool:
+    return data.startswith(UTF8_BOM) if isinstance(data, bytes) else data.startswith("\ufeff")
+
+
 def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Non-blank lines of a JSONL stream with their 1-based line numbers."""
-    for number, raw in enumerate(stream, start=1):
+    """Non-blank lines of a JSONL stream with their 1-based line numbers; a byte-order
+    mark opening the stream is dropped."""
+    lines = enumerate(stream, start=1)
+    for number, raw in lines:  # the first line only: the loop below takes the rest
+        stripped = strip_bom(raw).strip()
+        if stripped:
+            yield number, stripped
+        break
+    for number, raw in lines:
         stripped = raw.strip()
         if stripped:
             yield number, stripped

@@ -409,6 +409,44 @@ def test_bytes_that_are_not_utf8(sqlite_backend: Backend, tmp_path: Path) -> Non
     )
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def test_a_byte_order_mark_opening_the_input_is_dropped(
+    sqlite_backend: Backend, tmp_path: Path
+) -> None:
+    """Editors on Windows save UTF-8 with a BOM: at the very start of an import file or of
+    append's stdin it is not part of the JSON (it was 'invalid character (byte 0)')."""
+    env = {**os.environ, **sqlite_backend.env()}
+
+    def ledger(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([LEDGER, *args], input=data, env=env, capture_output=True, timeout=60)
+
+    piped = ledger("append", data=BOM + json.dumps(f.party("a")).encode())
+    assert piped.returncode == 0, piped.stderr
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(BOM + jsonl([f.party("b"), f.party("c")]).encode())
+    imported = ledger("import", str(path))
+    assert imported.returncode == 0, imported.stderr
+    assert ledger("import", "-", data=BOM + jsonl([f.party("d")]).encode()).returncode == 0
+    stored = ledger("log", "-o", "jsonl").stdout.decode().splitlines()
+    assert [json.loads(line)["entity_id"] for line in stored] == ["a", "b", "c", "d"]
+
+    # Anywhere else it is still malformed, and said so.
+    later = tmp_path / "later.jsonl"
+    later.write_bytes(jsonl([f.party("e")]).encode() + BOM + jsonl([f.party("f")]).encode())
+    refused = ledger("import", str(later))
+    assert refused.returncode == 2
+    assert b"line 2: malformed JSON: a byte-order mark (BOM) is allowed only at the start" in (
+        refused.stderr
+    )
+    after_space = ledger("append", data=b" " + BOM + json.dumps(f.party("g")).encode())
+    assert after_space.returncode == 2 and b"byte-order mark" in after_space.stderr
+    twice = ledger("append", data=BOM + BOM + json.dumps(f.party("h")).encode())
+    assert twice.returncode == 2 and b"byte-order mark" in twice.stderr
+    assert len(ledger("log", "-o", "jsonl").stdout.splitlines()) == 4
+
+
 def test_files_homes_and_references_that_do_not_exist(tmp_path: Path) -> None:
     runner = CliRunner()
     missing = runner.invoke(
