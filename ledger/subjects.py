@@ -18,7 +18,8 @@ names exactly one entity and ``entity_id_from_token`` recovers the id.
 Filters (for JetStream consumers) replace any of the last three tokens with ``*``:
 ``ledger.licence.>`` (every licence event), ``ledger.*.LicenceGranted.*`` (one type),
 ``ledger.licence.*.GL%2E1`` (one entity).  ``parse_filter`` turns the friendly forms
-accepted by ``ledger watch --filter`` into such subjects.
+accepted by ``ledger watch --filter`` into such subjects; no filter of one consumer may
+cover another (``subject_covers``).
 """
 
 from __future__ import annotations
@@ -208,6 +209,24 @@ def parse_filter(text: str, prefix: str) -> str:
         f"event type (e.g. LicenceGranted), TYPE@KIND:ID, or a subject starting with "
         f"'{prefix}.'"
     )
+
+
+def subject_covers(wide: str, narrow: str) -> bool:
+    """Whether every subject filter ``narrow`` matches is matched by ``wide`` too (``*``
+    matches one token, ``>`` one or more final tokens).
+
+    JetStream refuses a consumer one of whose filters covers another (the same filter
+    twice included); filters that only intersect (``ledger.licence.*.GL-1`` and
+    ``ledger.*.LicenceGranted.*``) it accepts, and delivers a message matching both once
+    (nats-server 2.15; some earlier releases refused those too, once connected).
+    """
+    tw, tn = wide.split("."), narrow.split(".")
+    for i, w in enumerate(tw):
+        if w == ">":
+            return len(tn) > i
+        if i >= len(tn) or tn[i] == ">" or w not in ("*", tn[i]):
+            return False
+    return len(tw) == len(tn)
 
 
 def _check_raw_filter(subject: str, prefix: str) -> None:

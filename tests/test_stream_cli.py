@@ -326,6 +326,53 @@ def test_watch_rejects_bad_options(run: Cli) -> None:
     assert "stream LEDGER does not exist" in no_stream.output
 
 
+@pytest.mark.parametrize(
+    ("filters", "text"),
+    [
+        (["licence", "licence"], "'licence' and 'licence' are the same filter (ledger.licence.>)"),
+        (
+            ["LicenceGranted", "licence"],
+            "'licence' already selects every event 'LicenceGranted' does (ledger.licence.> "
+            "covers ledger.licence.LicenceGranted.*): JetStream refuses a filter that covers "
+            "another; drop 'LicenceGranted'",
+        ),
+        (["party:x", "*:x"], "'*:x' already selects every event 'party:x' does"),
+        (["licence:GL-1", "LicenceGranted@licence:GL-1"], "drop 'LicenceGranted@licence:GL-1'"),
+    ],
+    ids=["twice", "kind-covers-type", "any-kind-covers-one", "entity-covers-type-on-it"],
+)
+def test_watch_refuses_a_filter_covering_another_before_connecting(
+    run: Cli, filters: list[str], text: str
+) -> None:
+    """JetStream refused these once connected (exit 1, 'consumer subject filters cannot
+    overlap'); the subjects show it at once (exit 2, naming the filter to drop)."""
+    args = [a for f in filters for a in ("-f", f)]
+    nowhere = {"LEDGER_NATS_URL": "nats://127.0.0.1:1"}
+    refused = run("watch", "--all", "--timeout", "1", *args, **nowhere)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.startswith("Error: --filter: '") and text in refused.stderr
+    as_json = json.loads(run("watch", "--all", *args, "-o", "json", **nowhere).stderr)
+    assert as_json["error"] == "InputError" and as_json["field"] == "--filter"
+
+
+def test_watch_takes_filters_that_only_intersect(run: Cli) -> None:
+    """Filters that can match the same event without one covering the other are JetStream's
+    to accept: they are not refused up front, and each event comes once."""
+    app = _append(run, 3)
+    try:
+        assert run("relay", "--once").exit_code == 0
+        first = next(iter(app.log())).event.entity_id
+        both = run(
+            "watch", "--all", "-f", "PartyRegistered", "-f", f"*:{first}", "--limit", "3",
+            *HANG_GUARD, "-o", "json",
+        )  # fmt: skip
+        assert both.exit_code == 0, both.output
+        seen = [json.loads(line)["position"] for line in both.output.splitlines()]
+        assert seen == [1, 2, 3]
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("name", ["a/b", "a.b", "x" * 300])
 def test_watch_rejects_a_durable_name_jetstream_cannot_use(run: Cli, name: str) -> None:
     bad = run("watch", "--durable", name, "--limit", "1")

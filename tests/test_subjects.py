@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from email.parser import BytesParser
 from urllib.parse import unquote
 
@@ -21,6 +22,7 @@ from ledger.subjects import (
     header_text,
     parse_filter,
     parse_subject,
+    subject_covers,
 )
 
 
@@ -133,6 +135,48 @@ def test_parse_filter_friendly_forms(text: str, subject: str) -> None:
 def test_parse_filter_rejects_what_it_cannot_mean(text: str) -> None:
     with pytest.raises(SubjectError):
         parse_filter(text, "ledger")
+
+
+@pytest.mark.parametrize(
+    ("wide", "narrow", "covers"),
+    [
+        ("ledger.licence.>", "ledger.licence.LicenceGranted.*", True),
+        ("ledger.licence.>", "ledger.licence.>", True),
+        ("ledger.>", "ledger.party.>", True),
+        ("ledger.*.*.x", "ledger.party.*.x", True),
+        ("ledger.party.>", "ledger.>", False),
+        ("ledger.party.*.x", "ledger.*.*.x", False),
+        ("ledger.licence.*.GL-1", "ledger.*.LicenceGranted.*", False),  # they only intersect
+        ("ledger.*.LicenceGranted.*", "ledger.licence.*.GL-1", False),
+        ("ledger.party.>", "ledger.licence.>", False),
+        ("ledger.licence.>", "ledger.licence", False),  # '>' needs at least one token
+    ],
+)
+def test_subject_covers(wide: str, narrow: str, covers: bool) -> None:
+    assert subject_covers(wide, narrow) is covers
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    """NATS matching, spelt out: ``*`` one token, a final ``>`` one or more."""
+    tp, ts = pattern.split("."), subject.split(".")
+    if tp[-1] == ">":
+        return len(ts) >= len(tp) and all(p in ("*", t) for p, t in zip(tp[:-1], ts, strict=False))
+    return len(ts) == len(tp) and all(p in ("*", t) for p, t in zip(tp, ts, strict=True))
+
+
+# Filters of up to 4 tokens over x, y; subjects of up to 5 tokens over x, y and w (a
+# token no filter names), so every way two filters can differ shows in some subject.
+_PATTERNS = hs.builds(
+    lambda tokens, rest: ".".join(tokens + ([">"] if rest else [])),
+    hs.lists(hs.sampled_from(["x", "y", "*"]), min_size=1, max_size=3),
+    hs.booleans(),
+)
+_SUBJECTS = [".".join(p) for n in range(1, 6) for p in itertools.product("xyw", repeat=n)]
+
+
+@given(_PATTERNS, _PATTERNS)
+def test_cover_agrees_with_matching(a: str, b: str) -> None:
+    assert subject_covers(a, b) == all(_matches(a, s) for s in _SUBJECTS if _matches(b, s))
 
 
 def test_prefix_validation() -> None:
