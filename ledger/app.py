@@ -771,9 +771,15 @@ class Ledger(Application[str]):
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector during bulk work.
 
-    Parsing and checking a large batch allocates many containers at once; each collector
-    pass would rescan all of them.  Reference counting still frees everything; the
-    collector resumes (and catches up) afterwards.
+    Parsing and checking a large batch, or decoding thousands of view records, allocates
+    many containers at once; each collector pass would rescan all of them.  Reference
+    counting still frees everything (these objects hold no cycles).
+
+    On the way out, the objects allocated meanwhile join the oldest generation directly
+    (``gc.freeze()`` then ``gc.unfreeze()``: two list splices, and the young generation's
+    count starts again from zero) instead of the young-generation pass that re-enabling
+    would trigger at the next allocation.  That pass scans every survivor: ~40 % of the
+    time of a 5,000-licence listing.  Nested pauses act once, at the outermost exit.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -781,6 +787,8 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

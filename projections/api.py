@@ -52,8 +52,9 @@ def licences(
 ) -> list[dict[str, Any]]:
     from ledger.app import gc_paused
 
-    resolved = v.records("licence", as_of, known_at, ids=ids, ref=exporter)
-    with gc_paused():  # thousands of acyclic rows: no collector passes rescanning them
+    # Thousands of acyclic records and rows: one pause over reading and shaping them.
+    with gc_paused():
+        resolved = v.records("licence", as_of, known_at, ids=ids, ref=exporter)
         return views.licences(resolved, status=status, exporter=exporter, end_user=end_user)
 
 
@@ -140,7 +141,10 @@ def end_users(
     ids: Sequence[str] | None = None,
     role: str | None = "end-user",
 ) -> list[dict[str, Any]]:
-    return views.end_users(v.records("party", as_of, known_at, ids=ids), role=role)
+    from ledger.app import gc_paused
+
+    with gc_paused():  # thousands of parties, as for licences
+        return views.end_users(v.records("party", as_of, known_at, ids=ids), role=role)
 
 
 def all_findings(
