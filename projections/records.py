@@ -56,8 +56,13 @@ class ItemUse(_Rec, frozen=True, kw_only=False):
     item: str
     cap: Decimal
     used: Decimal
-    remaining: Decimal
     unit: str
+
+    @property
+    def remaining(self) -> Decimal:
+        # Computed, not stored: a subtraction costs a quarter of decoding one more Decimal
+        # (a full licence listing decodes thousands of these).
+        return self.cap - self.used
 
 
 class LateUsage(_Rec, frozen=True, kw_only=True):
@@ -307,8 +312,7 @@ def _licence(f: Folded, s: st.LicenceState) -> LicenceRecord:
         end_users=s.end_users,
         destinations=s.destinations,
         items=tuple(
-            ItemUse(item=i.item, cap=i.cap, used=i.used, remaining=i.remaining, unit=i.unit)
-            for i in s.items.values()
+            ItemUse(item=i.item, cap=i.cap, used=i.used, unit=i.unit) for i in s.items.values()
         ),
         valid_from=s.valid_from,
         valid_until=s.valid_until,
@@ -466,12 +470,10 @@ def next_record(previous: Record | None, f: Folded, e: ev.Event) -> Record | Non
         items = previous.items
         if item is not None:
             if len(items) == 1 and items[0].item == e.item:
-                items = (ItemUse(e.item, item.cap, item.used, item.cap - item.used, item.unit),)
+                items = (ItemUse(e.item, item.cap, item.used, item.unit),)
             else:
                 items = tuple(
-                    ItemUse(i.item, item.cap, item.used, item.cap - item.used, i.unit)
-                    if i.item == e.item
-                    else i
+                    ItemUse(i.item, item.cap, item.used, i.unit) if i.item == e.item else i
                     for i in items
                 )
         late = previous.late_usage

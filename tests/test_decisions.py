@@ -91,11 +91,7 @@ def licence(
         exporter=exporter,
         end_users=end_users,
         destinations=destinations,
-        items=(
-            rec.ItemUse(
-                item, Decimal(1000), Decimal(1000) - Decimal(remaining), Decimal(remaining), unit
-            ),
-        ),
+        items=(rec.ItemUse(item, Decimal(1000), Decimal(1000) - Decimal(remaining), unit),),
         valid_from=D - dt.timedelta(days=30),
         valid_until=D + dt.timedelta(days=300),
         granted_event=E,
