@@ -402,8 +402,9 @@ def status(ctx: click.Context, output: str) -> None:
     """Store head, published position and relay lag.
 
     The published position is the newest ledger position in the stream (and the relay's
-    tracked position); lag = head - published, in positions (the number of events
-    waiting on SQLite; on PostgreSQL positions can skip numbers, so it is an upper bound).
+    tracked position; only that one when the stream cannot be read, as the output says);
+    lag = head - published, in positions (the number of events waiting on SQLite; on
+    PostgreSQL positions can skip numbers, so it is an upper bound).
     Exits 1 when NATS cannot be reached, or when the stream has lost positions the relay
     published (a gap: purged, recreated or lost its tail; the relay refuses to go on).
 
@@ -426,8 +427,9 @@ def status(ctx: click.Context, output: str) -> None:
     if stream_state is not None and not stream_state.get("reachable"):
         stream_state["error"] = stream_state.get("error", "unreachable") + _stale_hint(config)
     published = tracked
+    read_stream = bool(stream_state and stream_state.get("reachable"))
     gap = None
-    if stream_state and stream_state.get("reachable"):
+    if read_stream:
         last = stream_state.get("last_position", 0)
         if stream_state.get("exists") and last < tracked:
             # The stream is the truth: positions the relay published are gone from it.
@@ -440,6 +442,8 @@ def status(ctx: click.Context, output: str) -> None:
         "relay": {"tracked_position": tracked},
         "stream": stream_state or {"name": config.stream, "url": None, "reachable": False},
         "published_position": published,
+        # Without the stream, the relay's tracked position is the best knowledge there is.
+        "published_from": "stream" if read_stream else "relay",
         "lag": max(0, head - published),
         "gap": gap,
     }
@@ -461,7 +465,13 @@ def status(ctx: click.Context, output: str) -> None:
                 f"stream     {s['name']} at {url}: {s['messages']} message(s), last position "
                 f"{s['last_position']} (seq {s['last_seq']}), {s['consumers']} consumer(s)"
             )
-        click.echo(f"published  position {published}")
+        if read_stream:
+            click.echo(f"published  position {published}")
+        else:
+            click.echo(
+                f"published  position {published} (the relay's tracked position; "
+                "the stream could not be read)"
+            )
         click.echo(f"lag        {body['lag']}")
         if gap is not None:
             click.echo(

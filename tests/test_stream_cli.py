@@ -76,6 +76,7 @@ def test_relay_once_then_status(run: Cli) -> None:
         assert body["relay"]["tracked_position"] == 25
         assert body["stream"]["messages"] == 25 and body["stream"]["last_position"] == 25
         assert (body["published_position"], body["lag"]) == (25, 0)
+        assert body["published_from"] == "stream"
 
         append_parties(app, 3)
         lagging = json.loads(run("status", "-o", "json").output)
@@ -189,12 +190,17 @@ def test_relay_and_status_without_nats(backend: Backend) -> None:
     status = cli_("status")
     assert status.exit_code == 1
     assert "no NATS configured" in status.output and "lag        2" in status.output
+    assert "published  position 0 (the relay's tracked position; the stream could not be read)" in (
+        status.output
+    )
     down = cli_("relay", "--once", "--give-up-after", "0.5", LEDGER_NATS_URL="nats://127.0.0.1:1")
     assert down.exit_code == 1
     assert "gave up" in down.output and "nats://127.0.0.1:1" in down.output
     unreachable = cli_("status", "-o", "json", LEDGER_NATS_URL="nats://127.0.0.1:1")
     assert unreachable.exit_code == 1
-    assert json.loads(unreachable.output)["stream"]["reachable"] is False
+    body = json.loads(unreachable.output)
+    assert body["stream"]["reachable"] is False
+    assert (body["published_position"], body["published_from"], body["lag"]) == (0, "relay", 2)
 
 
 def _tables(config: Settings) -> set[str]:
