@@ -38,7 +38,56 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def _wants_json(args: list[str]) -> bool:
+    """True if the command line asks for ``-o json``/``jsonl`` (read before click parses it,
+    so that click's own errors, a bad option value say, can answer in JSON too)."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("-o", "--output") and i + 1 < len(args):
+            if args[i + 1] in ("json", "jsonl"):
+                return True
+        elif arg in ("-ojson", "-ojsonl", "--output=json", "--output=jsonl"):
+            return True
+    return False
+
+
+def _usage_error_json(exc: click.ClickException) -> str:
+    """Click's error in the shape of the ledger's JSON errors (error, message, field)."""
+    import json
+
+    field = None
+    if isinstance(exc, click.BadParameter) and exc.param is not None:
+        field = max(exc.param.opts, key=len) if exc.param.opts else exc.param.name
+    elif isinstance(exc, click.NoSuchOption):
+        field = exc.option_name
+    body = {"error": "UsageError", "message": exc.format_message(), "field": field, "line": None}
+    return json.dumps(body)
+
+
 class LazyGroup(click.Group):
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or not _wants_json(argv):
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        # As click's standalone mode, except that its errors are JSON on stderr.
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            click.echo(_usage_error_json(exc), err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 

@@ -496,3 +496,36 @@ def test_a_relative_home_is_relative_to_the_working_directory(tmp_path: Path) ->
         timeout=60,
     )
     assert '"entity_id":"x"' in log.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "text"),
+    [
+        (["log", "-o", "json", "--limit", "abc"], "--limit", "'abc' is not a valid integer"),
+        (["log", "--output=jsonl", "--nope"], "--nope", "No such option '--nope'"),
+        (["licences", "-ojson", "--as-of", "nonsense"], "--as-of", "is not an ISO-8601 time"),
+        (["licences", "-o", "json", "--status", "bogus"], "--status", "'bogus' is not one of"),
+    ],
+)
+def test_usage_errors_are_json_when_json_is_asked_for(
+    run_sqlite: Callable[..., Result], args: list[str], field: str, text: str
+) -> None:
+    """A script asking for JSON gets click's own errors (bad option values, unknown
+    options) as the ledger's JSON errors too; they were plain text."""
+    result = run_sqlite(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    error = json.loads(result.stderr)
+    assert error["error"] == "UsageError" and error["field"] == field
+    assert text in error["message"]
+
+
+def test_usage_errors_stay_text_without_json_and_json_runs_still_work(
+    run_sqlite: Callable[..., Result],
+) -> None:
+    text = run_sqlite("log", "--limit", "abc")
+    assert text.exit_code == 2 and "Error: Invalid value for '--limit'" in text.stderr
+    assert run_sqlite("append", json.dumps(f.party("x"))).exit_code == 0
+    ok = run_sqlite("log", "-o", "json")
+    assert ok.exit_code == 0 and len(json.loads(ok.stdout)) == 1
+    assert run_sqlite("log", "-o", "json", "--help").exit_code == 0
