@@ -429,7 +429,7 @@ def status(ctx: click.Context, output: str) -> None:
     published = tracked
     read_stream = bool(stream_state and stream_state.get("reachable"))
     gap = None
-    if read_stream:
+    if stream_state is not None and read_stream:
         last = stream_state.get("last_position", 0)
         if stream_state.get("exists") and last < tracked:
             # The stream is the truth: positions the relay published are gone from it.
