@@ -308,3 +308,22 @@ def test_sqlite_reads_go_through_a_memory_map(tmp_path: Path) -> None:
             assert c.fetchone()[0] == 2  # FULL: the map changes reads only
     finally:
         app.close()
+
+
+def test_sqlite_wal_shrinks_back_after_a_big_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a big batch (or a views rebuild) the WAL file is cut back to the limit once
+    checkpointed; SQLite otherwise keeps it at its largest for good."""
+    import ledger.store.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "JOURNAL_SIZE_LIMIT_BYTES", 64 << 10)
+    app = Ledger(Settings.from_env({"LEDGER_HOME": str(tmp_path)}))
+    wal = tmp_path / "ledger.db-wal"
+    try:
+        app.append_objects([f.party(f"p{i}", name="x" * 500) for i in range(8000)])
+        assert wal.stat().st_size > 4 << 20  # past SQLite's automatic checkpoint
+        app.append_objects([f.party("one-more")])
+        assert wal.stat().st_size <= 64 << 10
+    finally:
+        app.close()
