@@ -221,22 +221,34 @@ async def stream_leader(url: str, stream: str) -> str:
         await nc.close()
 
 
-async def stream_contents(url: str, stream: str) -> tuple[list[str], int]:
-    """(Nats-Msg-Id of every message in sequence order, replicas) read from the cluster."""
-    import nats
+async def stream_contents(url: str, stream: str, timeout: float = 60) -> tuple[list[str], int]:
+    """(Nats-Msg-Id of every message in sequence order, replicas) read from the cluster.
 
-    nc = await nats.connect(url.split(","), connect_timeout=5)
-    try:
-        jsm = nc.jsm()
-        info = await jsm.stream_info(stream)
-        ids = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            msg = await jsm.get_msg(stream, seq)
-            assert msg.headers is not None
-            ids.append(msg.headers["Nats-Msg-Id"])
-        return ids, info.config.num_replicas or 1
-    finally:
-        await nc.close()
+    Read again from the start while the cluster answers 503 "JetStream system temporarily
+    unavailable": after a node dies it can still be settling when the relay is done (seen
+    in CI), and what is stored is the question here, not how soon it can be read.
+    """
+    import nats
+    from nats.js.errors import ServiceUnavailableError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        nc = await nats.connect(url.split(","), connect_timeout=5)
+        try:
+            jsm = nc.jsm()
+            info = await jsm.stream_info(stream)
+            ids = []
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                msg = await jsm.get_msg(stream, seq)
+                assert msg.headers is not None
+                ids.append(msg.headers["Nats-Msg-Id"])
+            return ids, info.config.num_replicas or 1
+        except ServiceUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            await nc.close()
+        await asyncio.sleep(0.5)
 
 
 @pytest.fixture
