@@ -102,7 +102,8 @@ _PATTERN_MEANING = {
 }
 
 
-def _validation_error(exc: msgspec.ValidationError, line: int | None) -> InputError:
+def validation_error(exc: msgspec.ValidationError, line: int | None) -> InputError:
+    """msgspec's validation error as an ``InputError`` naming the field, in words."""
     text = str(exc)
     field: str | None = None
     if " - at `$" in text:
@@ -208,7 +209,7 @@ def parse_object(
     try:
         event: ev.Event = msgspec.convert(obj, cls)
     except msgspec.ValidationError as exc:
-        raise _validation_error(exc, line) from None
+        raise validation_error(exc, line) from None
     if isinstance(event, ev.EventRetracted) and event.entity_kind == "":
         raise InputError("entity_kind is required", field="entity_kind", line=line)
     return _submission(event, line, effective_defaulted, recorded_supplied)

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from ledger import events as ev
 from ledger.errors import InputError, LedgerError
 from ledger.times import now
 from projections import decisions, findings, views
@@ -186,6 +189,14 @@ def all_findings(
     return out
 
 
+class _RequestNames(msgspec.Struct):
+    exporter: ev.Id
+    end_user: ev.Id
+    item: ev.ItemCode
+    end_use: ev.Text
+    licence_id: ev.Id | None = None
+
+
 def validate(request: decisions.Request) -> None:
     """Reject a malformed request (InputError naming the request field)."""
     if not request.quantity.is_finite() or request.quantity <= 0:
@@ -200,6 +211,23 @@ def validate(request: decisions.Request) -> None:
         )
     if not request.unit.strip():
         raise InputError("unit must not be empty", field="unit")
+    # The names and text as apply's ApplicationSubmitted holds them (check answered for an
+    # empty --exporter, say, which apply refuses): same rules, same messages.
+    from ledger.intake import validation_error
+
+    try:
+        msgspec.convert(
+            {
+                "exporter": request.exporter,
+                "end_user": request.end_user,
+                "item": request.item,
+                "end_use": request.end_use,
+                "licence_id": request.licence_id,
+            },
+            _RequestNames,
+        )
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, None) from None
 
 
 def check(v: Views, request: decisions.Request, known_at: dt.datetime | None) -> decisions.Decision:

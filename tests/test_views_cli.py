@@ -258,6 +258,40 @@ def test_check_refuses_the_quantities_apply_refuses(
     assert ok(run("check", *finest)) and ok(run("apply", "--id", "APP-F", *finest))
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--exporter", "", "Expected `str` of length >= 1"),
+        ("--end-user", "  ", "must be text without control characters or leading/trailing"),
+        ("--item", "", "Expected `str` of length >= 1"),
+        ("--licence", "", "Expected `str` of length >= 1"),
+    ],
+)
+def test_check_refuses_the_names_apply_refuses(
+    run: Callable[..., Result], option: str, value: str, message: str
+) -> None:
+    """check answered for an empty --exporter (and --item, --licence, a blank --end-user),
+    which apply refuses: both now refuse them alike, with the event contract's message."""
+    request = {
+        "--exporter": "jl-mag",
+        "--end-user": "acme",
+        "--item": "1C902.a",
+        "--quantity": "5",
+        "--destination": "US",
+        "--end-use": "EV motors",
+        "--as-of": "2025-12-04",
+        option: value,
+    }
+    args = [part for pair in request.items() for part in pair]
+    checked = run("check", *args)
+    applied = run("apply", "--id", "APP-N", *args)
+    assert (checked.exit_code, applied.exit_code) == (2, 2), checked.output
+    first = checked.stderr.splitlines()[0]
+    assert first == applied.stderr.splitlines()[0]
+    assert first.startswith(f"Error: {option}: {message}")
+    assert json.loads(run("check", *args, "-o", "json").stderr)["field"] == option
+
+
 def settings_of(env: dict[str, str]) -> Any:
     from ledger.config import Settings
 
