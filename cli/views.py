@@ -23,7 +23,6 @@ from cli.common import (
     open_ledger,
     output_option,
     render_table,
-    require_text,
     time_options,
     write_csv,
 )
@@ -661,7 +660,6 @@ def _request(
     licence_id: str | None,
     date: dt.datetime,
 ) -> Any:
-    from ledger.domain.rules import check_quantity
     from ledger.errors import InputError
     from projections.api import parse_quantity
     from projections.decisions import Request
@@ -670,10 +668,6 @@ def _request(
         amount = parse_quantity(quantity)
     except ValueError as exc:
         raise InputError(str(exc), field="--quantity") from None
-    # The rule apply's ApplicationSubmitted is held to, so check answers only what apply
-    # would record (and fails the same way: a rule violation, exit 1).
-    check_quantity(amount, "--quantity")
-    require_text(end_use, "--end-use")
     return Request(
         exporter=exporter,
         end_user=end_user,

@@ -189,20 +189,18 @@ def all_findings(
     return out
 
 
-class _RequestNames(msgspec.Struct):
-    exporter: ev.Id
-    end_user: ev.Id
-    item: ev.ItemCode
-    end_use: ev.Text
-    licence_id: ev.Id | None = None
+_SUBMITTED_TYPES = {f.name: f.type for f in msgspec.structs.fields(ev.ApplicationSubmitted)}
+"""The field types ``apply`` records a request under: ``validate`` holds a request to them."""
 
 
 def validate(request: decisions.Request) -> None:
-    """Reject a malformed request (InputError naming the request field)."""
-    if not request.quantity.is_finite() or request.quantity <= 0:
-        raise InputError(
-            f"quantity must be greater than 0, got {request.quantity}", field="quantity"
-        )
+    """Reject a request ``apply`` could not record, so ``check`` never answers one: the
+    quantity rule (a ``RuleViolation``, as for the recorded event) and the field types of
+    ``ApplicationSubmitted`` (an ``InputError`` naming the request field)."""
+    from ledger.domain.rules import check_quantity
+    from ledger.intake import validation_error
+
+    check_quantity(request.quantity, "quantity")
     destination = request.destination
     if len(destination) != 2 or not (destination.isascii() and destination.isupper()):
         raise InputError(
@@ -211,23 +209,14 @@ def validate(request: decisions.Request) -> None:
         )
     if not request.unit.strip():
         raise InputError("unit must not be empty", field="unit")
-    # The names and text as apply's ApplicationSubmitted holds them (check answered for an
-    # empty --exporter, say, which apply refuses): same rules, same messages.
-    from ledger.intake import validation_error
-
-    try:
-        msgspec.convert(
-            {
-                "exporter": request.exporter,
-                "end_user": request.end_user,
-                "item": request.item,
-                "end_use": request.end_use,
-                "licence_id": request.licence_id,
-            },
-            _RequestNames,
-        )
-    except msgspec.ValidationError as exc:
-        raise validation_error(exc, None) from None
+    for name in ("exporter", "end_user", "item", "unit", "end_use", "licence_id"):
+        try:
+            msgspec.convert(getattr(request, name), _SUBMITTED_TYPES[name])
+        except msgspec.ValidationError as exc:
+            raise InputError(validation_error(exc, None).message, field=name) from None
+    # The contract takes any text; an end use of spaces says nothing about the export.
+    if not request.end_use.strip():
+        raise InputError("must not be blank", field="end_use")
 
 
 def check(v: Views, request: decisions.Request, known_at: dt.datetime | None) -> decisions.Decision:

@@ -36,6 +36,7 @@ from uuid import UUID
 import pytest
 
 from ledger.app import Ledger
+from ledger.errors import InputError, RuleViolation
 from ledger.times import parse_query_time
 from projections import api
 from projections.decisions import Request
@@ -770,6 +771,28 @@ def test_decision_rejections(views: Views) -> None:
     known_earlier = api.check(views, _request("2025-12-07", "bolt", dest="DE"), q("2025-12-19"))
     assert known_earlier.outcome == "approved"
     assert known_earlier.licence_id == "GL-1"
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "field", "text"),
+    [
+        ({"exporter": ""}, InputError, "exporter", "Expected `str` of length >= 1"),
+        ({"end_user": " acme"}, InputError, "end_user", "leading/trailing spaces"),
+        ({"licence_id": ""}, InputError, "licence_id", "Expected `str` of length >= 1"),
+        ({"end_use": "   "}, InputError, "end_use", "must not be blank"),
+        ({"quantity": Decimal("0.0000000001")}, RuleViolation, "quantity", "decimal places"),
+    ],
+)
+def test_a_request_apply_could_not_record_is_refused_by_check(
+    views: Views, change: dict[str, Any], error: type[Exception], field: str, text: str
+) -> None:
+    """api.check (the library, not only the CLI) holds a request to what apply records."""
+    import dataclasses
+
+    request = dataclasses.replace(_request("2025-12-04"), **change)
+    with pytest.raises(error) as refused:
+        api.check(views, request, q("2025-12-04"))
+    assert refused.value.field == field and text in refused.value.message  # type: ignore[attr-defined]
 
 
 def test_decision_suspended_clause_does_not_apply(views: Views) -> None:
