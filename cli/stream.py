@@ -267,7 +267,7 @@ def watch(
     import signal
 
     from ledger.errors import InputError
-    from ledger.subjects import SubjectError, parse_filter, subject_covers
+    from ledger.subjects import SubjectError, parse_filters
     from ledger.subscriber import DurableNameError, SubscriberError, check_durable_name, subscribe
 
     chosen = [
@@ -286,18 +286,9 @@ def watch(
         start = "beginning"
     config = settings(ctx)
     try:
-        subjects = [parse_filter(f, config.subject_prefix) for f in filters]
+        parse_filters(filters, config.subject_prefix)  # subscribe() does too, once connected
     except SubjectError as exc:
         raise InputError(str(exc), field="--filter") from None
-    # JetStream refuses a filter that covers another only once connected (exit 1, its
-    # error code); that is plain from the subjects, so say here which and what to drop.
-    for i in range(len(subjects)):
-        for j in range(i):
-            for wide, narrow in ((j, i), (i, j)):
-                if subject_covers(subjects[wide], subjects[narrow]):
-                    raise InputError(
-                        _covered_message(filters, subjects, wide, narrow), field="--filter"
-                    )
     if durable is not None:
         try:
             check_durable_name(durable)
@@ -345,14 +336,6 @@ def watch(
             return 0
 
     asyncio.run(main())
-
-
-def _covered_message(filters: tuple[str, ...], subjects: list[str], wide: int, narrow: int) -> str:
-    a, b, sa, sb = filters[wide], filters[narrow], subjects[wide], subjects[narrow]
-    refused = "JetStream refuses a filter that covers another"
-    if sa == sb:
-        return f"'{a}' and '{b}' are the same filter ({sa}): {refused}; give it once"
-    return f"'{a}' already selects every event '{b}' does ({sa} covers {sb}): {refused}; drop '{b}'"
 
 
 _WATCH_COLUMNS = (("pos", 7), ("recorded", 20), ("type", 22), ("entity", 28))

@@ -25,6 +25,7 @@ cover another (``subject_covers``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.events import ENTITY_KINDS, EVENT_TYPES_BY_NAME, KIND_OF_TYPE
@@ -227,6 +228,27 @@ def subject_covers(wide: str, narrow: str) -> bool:
         if i >= len(tn) or tn[i] == ">" or w not in ("*", tn[i]):
             return False
     return len(tw) == len(tn)
+
+
+def parse_filters(texts: Sequence[str], prefix: str) -> list[str]:
+    """The subjects of one consumer's filters (``parse_filter`` each); ``SubjectError``
+    if one covers another, which JetStream would refuse only once connected."""
+    subjects = [parse_filter(t, prefix) for t in texts]
+    for i in range(len(subjects)):
+        for j in range(i):
+            for wide, narrow in ((j, i), (i, j)):
+                if subject_covers(subjects[wide], subjects[narrow]):
+                    a, b, sa, sb = texts[wide], texts[narrow], subjects[wide], subjects[narrow]
+                    refused = "JetStream refuses a filter that covers another"
+                    if sa == sb:
+                        raise SubjectError(
+                            f"'{a}' and '{b}' are the same filter ({sa}): {refused}; give it once"
+                        )
+                    raise SubjectError(
+                        f"'{a}' already selects every event '{b}' does ({sa} covers {sb}): "
+                        f"{refused}; drop '{b}'"
+                    )
+    return subjects
 
 
 def _check_raw_filter(subject: str, prefix: str) -> None:

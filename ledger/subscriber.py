@@ -502,10 +502,11 @@ def subscribe(
     ``LEDGER_NATS_URL`` or the embedded server's ``$LEDGER_HOME/nats.url``,
     ``LEDGER_STREAM``, ``LEDGER_SUBJECT_PREFIX``).  See the module docstring for
     ``durable``, ``filters``, ``start`` and acknowledgement.  A durable name JetStream
-    cannot use raises ``DurableNameError`` (a ``ValueError``) before connecting.
+    cannot use raises ``DurableNameError`` (a ``ValueError``) before connecting, and so
+    does a filter that is not one or covers another (``SubjectError``, a ``ValueError``).
     """
     from ledger.config import Settings
-    from ledger.subjects import check_prefix, parse_filter
+    from ledger.subjects import check_prefix, parse_filters
 
     if settings is None and (nats_url is None or stream is None or subject_prefix is None):
         settings = Settings.from_env()
@@ -517,12 +518,13 @@ def subscribe(
     prefix = check_prefix(subject_prefix or (settings.subject_prefix if settings else "ledger"))
     if durable is not None:
         check_durable_name(durable)
+    subjects = parse_filters(filters, prefix)  # SubjectError (a ValueError) before connecting
     return Subscription(
         url,
         stream=stream or (settings.stream if settings else "LEDGER"),
         prefix=prefix,
         durable=durable,
-        filters=[parse_filter(f, prefix) for f in filters],
+        filters=subjects,
         start=start,
         batch=batch,
         ack_wait=ack_wait,

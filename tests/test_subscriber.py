@@ -370,6 +370,24 @@ def test_a_durable_name_jetstream_cannot_use_is_refused_before_connecting(name: 
     assert "\n" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("filters", "text"),
+    [
+        (["licence", "licence:GL-1"], "'licence' already selects every event 'licence:GL-1' does"),
+        (["LicenceGranted", "LicenceGranted"], "are the same filter"),
+    ],
+)
+def test_filters_jetstream_would_refuse_are_refused_before_connecting(
+    filters: list[str], text: str
+) -> None:
+    """A library caller learns it from subscribe() itself, not from the server later."""
+    from ledger.subjects import SubjectError
+
+    with pytest.raises(SubjectError, match=text) as refused:
+        subscribe("nats://127.0.0.1:1", stream="LEDGER", subject_prefix="ledger", filters=filters)
+    assert isinstance(refused.value, ValueError)
+
+
 def test_the_longest_durable_name_and_non_ascii_names_work(
     make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
 ) -> None:
