@@ -130,6 +130,21 @@ def stream_count(url: str, stream: str = "LEDGER") -> int:
     return asyncio.run(_count(url, stream))
 
 
+def purge_stream(url: str, stream: str = "LEDGER") -> None:
+    """Empty the stream (its messages, not its memory of message ids: see the relay)."""
+
+    async def purge() -> None:
+        import nats
+
+        nc = await nats.connect(url)
+        try:
+            await nc.jsm().purge_stream(stream)
+        finally:
+            await nc.close()
+
+    asyncio.run(purge())
+
+
 def store_log(app: Ledger) -> list[tuple[int, str]]:
     """(position, event id) of every stored event, in position order."""
     import msgspec

@@ -19,6 +19,7 @@ from tests.nats_fixtures import (
     append_parties,
     assert_stream_matches_store,
     nats_server_fixture,  # noqa: F401 - the nats_server fixture
+    purge_stream,
     store_log,
     stream_count,
     stream_info,
@@ -307,17 +308,7 @@ def test_a_purge_within_the_duplicate_window_is_refilled_not_acked_as_duplicates
     app = make_ledger()
     append_parties(app, 20)
     Relay(app, nats_server.url, duplicate_window=3).run_once()
-
-    async def purge() -> None:
-        import nats
-
-        nc = await nats.connect(nats_server.url)
-        try:
-            await nc.jsm().purge_stream("LEDGER")
-        finally:
-            await nc.close()
-
-    asyncio.run(purge())
+    purge_stream(nats_server.url)
     assert stream_count(nats_server.url) == 0
     with running_relay(app, nats_server.url, duplicate_window=3, republish_from=1) as relay:
         wait_until(lambda: stream_count(nats_server.url) == 20, "the purged events refilled")
@@ -334,17 +325,7 @@ def test_relay_once_waits_out_the_duplicate_window_rather_than_giving_up(
     app = make_ledger()
     append_parties(app, 20)
     Relay(app, nats_server.url, duplicate_window=3).run_once()
-
-    async def purge() -> None:
-        import nats
-
-        nc = await nats.connect(nats_server.url)
-        try:
-            await nc.jsm().purge_stream("LEDGER")
-        finally:
-            await nc.close()
-
-    asyncio.run(purge())
+    purge_stream(nats_server.url)
     relay = Relay(app, nats_server.url, duplicate_window=3, republish_from=1)
     stats = relay.run_once(give_up_after=0.5)
     assert stats.published == 20

@@ -25,6 +25,7 @@ from tests.nats_fixtures import (
     WAIT_SECONDS,
     append_parties,
     nats_server_fixture,  # noqa: F401 - the nats_server fixture
+    purge_stream,
     store_log,
     stream_messages,
     subprocess_env,
@@ -91,7 +92,7 @@ def test_relay_once_then_status(run: Cli) -> None:
         assert json.loads(run("status", "-o", "json").output)["gap"] is None
 
         # The stream loses what was published: status says so, and how to refill it.
-        asyncio.run(_purge(run.env["LEDGER_NATS_URL"]))
+        purge_stream(run.env["LEDGER_NATS_URL"])
         purged = run("status", "-o", "json")
         assert purged.exit_code == 1, purged.output
         body = json.loads(purged.output)
@@ -102,16 +103,6 @@ def test_relay_once_then_status(run: Cli) -> None:
         assert "--republish-from 1" in text
     finally:
         app.close()
-
-
-async def _purge(url: str) -> None:
-    import nats
-
-    nc = await nats.connect(url)
-    try:
-        await nc.jsm().purge_stream("LEDGER")
-    finally:
-        await nc.close()
 
 
 def test_long_running_relay_stops_cleanly_on_sigterm(
@@ -152,7 +143,6 @@ def test_long_running_relay_stops_cleanly_on_sigterm(
 def test_relay_refuses_to_publish_past_a_gap_in_the_stream(
     run: Cli, nats_server: EmbeddedNats
 ) -> None:
-    import asyncio
 
     import nats
 
@@ -389,7 +379,6 @@ def test_watch_rejects_a_durable_name_jetstream_cannot_use(run: Cli, name: str) 
 
 def test_watch_reports_a_jetstream_refusal_on_one_line(run: Cli, nats_server: EmbeddedNats) -> None:
     """The stream allows one consumer and has it: creating the watch's consumer fails."""
-    import asyncio
 
     import nats
     from nats.js.api import ConsumerConfig, StreamConfig
@@ -598,7 +587,6 @@ def test_serve_stops_with_the_relays_error_on_one_line(
 ) -> None:
     """The relay refuses to publish past a gap in the stream: serve must not keep running
     without it; it exits 1 with the relay's reason as one line."""
-    import asyncio
 
     import nats
 

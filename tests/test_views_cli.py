@@ -224,72 +224,55 @@ def test_check_is_read_only_and_explains(run: Callable[..., Result], env: dict[s
     assert json.loads(blank_use.stderr)["field"] == "--end-use"
 
 
-@pytest.mark.parametrize("quantity", ["100.0000000001", "1e15", "1000000000000000"])
-def test_check_refuses_the_quantities_apply_refuses(
-    run: Callable[..., Result], quantity: str
-) -> None:
-    """check evaluated quantities apply cannot record (more than 9 decimal places, 10^15
-    or more): both now refuse them alike, as a rule violation (exit 1)."""
-    request = [
-        "--exporter",
-        "jl-mag",
-        "--end-user",
-        "acme",
-        "--item",
-        "1C902.a",
-        "--quantity",
-        quantity,
-        "--destination",
-        "US",
-        "--end-use",
-        "EV motors",
-        "--as-of",
-        "2025-12-04",
-    ]
-    checked = run("check", *request)
-    applied = run("apply", "--id", "APP-Q", *request)
-    assert (checked.exit_code, applied.exit_code) == (1, 1), checked.output
-    first = checked.stderr.splitlines()[0]
-    assert first == applied.stderr.splitlines()[0]
-    assert first.startswith("Error: --quantity: ") and "[rule: quantity-precision]" in first
-    as_json = json.loads(run("check", *request, "-o", "json").stderr)
-    assert (as_json["field"], as_json["rule"]) == ("--quantity", "quantity-precision")
-    finest = [a if a != quantity else "0.000000001" for a in request]
-    assert ok(run("check", *finest)) and ok(run("apply", "--id", "APP-F", *finest))
+def request_args(**changes: str) -> list[str]:
+    """check/apply options for a request GL-1 covers on 2025-12-04, with ``changes``
+    (``end_user="x"`` sets ``--end-user x``)."""
+    options = {
+        "exporter": "jl-mag",
+        "end_user": "acme",
+        "item": "1C902.a",
+        "quantity": "5",
+        "destination": "US",
+        "end_use": "EV motors",
+        "as_of": "2025-12-04",
+        **changes,
+    }
+    return [part for k, v in options.items() for part in ("--" + k.replace("_", "-"), v)]
 
 
 @pytest.mark.parametrize(
-    ("option", "value", "message"),
+    ("option", "value", "code", "message"),
     [
-        ("--exporter", "", "Expected `str` of length >= 1"),
-        ("--end-user", "  ", "must be text without control characters or leading/trailing"),
-        ("--item", "", "Expected `str` of length >= 1"),
-        ("--licence", "", "Expected `str` of length >= 1"),
+        ("--quantity", "100.0000000001", 1, "[rule: quantity-precision]"),
+        ("--quantity", "1e15", 1, "[rule: quantity-precision]"),
+        ("--quantity", "1000000000000000", 1, "[rule: quantity-precision]"),
+        ("--exporter", "", 2, "Expected `str` of length >= 1"),
+        ("--end-user", "  ", 2, "must be text without control characters or leading/trailing"),
+        ("--item", "", 2, "Expected `str` of length >= 1"),
+        ("--licence", "", 2, "Expected `str` of length >= 1"),
+        ("--end-use", " ", 2, "must not be blank"),
     ],
 )
-def test_check_refuses_the_names_apply_refuses(
-    run: Callable[..., Result], option: str, value: str, message: str
+def test_check_refuses_the_requests_apply_refuses(
+    run: Callable[..., Result], option: str, value: str, code: int, message: str
 ) -> None:
-    """check answered for an empty --exporter (and --item, --licence, a blank --end-user),
-    which apply refuses: both now refuse them alike, with the event contract's message."""
-    request = {
-        "--exporter": "jl-mag",
-        "--end-user": "acme",
-        "--item": "1C902.a",
-        "--quantity": "5",
-        "--destination": "US",
-        "--end-use": "EV motors",
-        "--as-of": "2025-12-04",
-        option: value,
-    }
-    args = [part for pair in request.items() for part in pair]
+    """check answered requests apply cannot record (a quantity with more than 9 decimal
+    places or of 10^15 or more, an empty --exporter, --item or --licence, a padded
+    --end-user, a blank --end-use): both refuse them alike, same message and exit code
+    (1 for the quantity rule, 2 for malformed names)."""
+    args = request_args(**{option[2:].replace("-", "_"): value})
     checked = run("check", *args)
     applied = run("apply", "--id", "APP-N", *args)
-    assert (checked.exit_code, applied.exit_code) == (2, 2), checked.output
+    assert (checked.exit_code, applied.exit_code) == (code, code), checked.output
     first = checked.stderr.splitlines()[0]
     assert first == applied.stderr.splitlines()[0]
-    assert first.startswith(f"Error: {option}: {message}")
+    assert first.startswith(f"Error: {option}: ") and message in first, first
     assert json.loads(run("check", *args, "-o", "json").stderr)["field"] == option
+
+
+def test_the_finest_quantity_is_checked_and_applied(run: Callable[..., Result]) -> None:
+    finest = request_args(quantity="0.000000001")
+    assert ok(run("check", *finest)) and ok(run("apply", "--id", "APP-F", *finest))
 
 
 def settings_of(env: dict[str, str]) -> Any:
