@@ -242,13 +242,16 @@ def demo(demo_home: str | None, output: str) -> None:
     if as_json:
         echo_json(report)
     else:
+        # The commands above name no home: say where --home goes (before the command).
         click.echo(
             f"\nDone in {report['seconds']} s."
             + (
-                ""
+                f" Explore the ledger with the commands above as `ledger --home "
+                f"{_quote(str(home))} COMMAND ...`."
                 if keep
-                else " The temporary ledger was removed; keep one with "
-                "--home DIR and explore it with the commands above."
+                else " The temporary ledger was removed; keep one with `ledger demo --home "
+                "DIR`, then explore it with the commands above as `ledger --home DIR "
+                "COMMAND ...`."
             )
         )
 

@@ -162,6 +162,28 @@ def test_text_narrative(tmp_path: Path) -> None:
     assert "$ ledger asymmetry --as-of 2025-11-14 --known-at 2025-11-14" in out
     assert "REJECTED" in out and "prohibited: cn-ann-2024-46/cl.1" in out
     assert "late-implementation" in out and "commitment:busan-cn-general-licences" in out
+    assert out.rstrip().endswith("as `ledger --home DIR COMMAND ...`.")
+
+
+def test_a_kept_demo_says_how_to_explore_it(tmp_path: Path) -> None:
+    """The commands the demo prints name no home; its last line says where --home goes
+    (before the command: `ledger log --home X` is a usage error)."""
+    env = clean_env(tmp_path)
+    home = tmp_path / "kept"
+    proc = subprocess.run(
+        [LEDGER, "demo", "--home", str(home)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    hint = proc.stdout.rstrip().splitlines()[-1]
+    assert f"`ledger --home {home} COMMAND ...`" in hint, hint
+    explored = subprocess.run(
+        [LEDGER, "--home", str(home), "log", "--limit", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert explored.returncode == 0 and explored.stdout.strip(), explored.stderr
 
 
 def test_rerun_on_a_kept_home(tmp_path: Path) -> None:
