@@ -14,6 +14,7 @@ from cli.common import (
     handle_errors,
     open_ledger,
     output_option,
+    settings,
     time_options,
 )
 
@@ -231,8 +232,9 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
     is_flag=True,
     help="Print an AsyncAPI document of the NATS subjects and payloads instead.",
 )
+@click.pass_context
 @handle_errors
-def schema(type_name: str | None, list_types: bool, asyncapi: bool) -> None:
+def schema(ctx: click.Context, type_name: str | None, list_types: bool, asyncapi: bool) -> None:
     """Print the JSON Schema of the event contract (every event type).
 
     Non-Python consumers of the NATS stream validate and generate types from this.
@@ -271,7 +273,8 @@ def schema(type_name: str | None, list_types: bool, asyncapi: bool) -> None:
     if asyncapi:
         from ledger.asyncapi import asyncapi_document
 
-        click.echo(msgspec.json.format(msgspec.json.encode(asyncapi_document()), indent=2))
+        document = asyncapi_document(settings(ctx))  # --home's serve URL, subject prefix
+        click.echo(msgspec.json.format(msgspec.json.encode(document), indent=2))
         return
     if type_name is not None:
         named = ev.EVENT_TYPES_BY_NAME.get(type_name)

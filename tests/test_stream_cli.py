@@ -418,6 +418,14 @@ def test_schema_asyncapi_documents_subjects_headers_and_payloads(tmp_path: Path)
     server = json.loads(configured.output)["servers"]["ledger"]
     assert server["host"] == "nats-1:4222" and "variables" not in server
     assert "nats://nats-2:4222" in server["description"]
+    # --home given to the command line (not the environment): its serve's recorded URL.
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "nats.url").write_text("nats://127.0.0.1:45999\n")
+    by_option = CliRunner().invoke(
+        cli, ["--home", str(served), "schema", "--asyncapi"], env={"LEDGER_HOME": home}
+    )
+    assert json.loads(by_option.output)["servers"]["ledger"]["host"] == "127.0.0.1:45999"
     channel = doc["channels"]["events"]
     assert channel["address"] == "acme.{entityKind}.{eventType}.{entityId}"
     from ledger.events import EVENT_TYPES
