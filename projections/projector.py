@@ -42,8 +42,6 @@ from projections.store import (
     CurrentRow,
     ViewsMoved,
     ViewStore,
-    dyadic_key,
-    valid_key,
 )
 
 if TYPE_CHECKING:
@@ -331,7 +329,6 @@ class Projector(Projection[Any]):
                 self._next_history,
                 entity.key,
                 rec.KIND_CODE[entity.kind],
-                dyadic_key(row.rf, recorded),
                 vf,
                 vt,
                 row.rf,
@@ -394,7 +391,6 @@ class Projector(Projection[Any]):
                 row.rf,
                 row.data_id,
                 code[entity.kind],
-                valid_key(row.vf, row.vt),
             )
             for entity, row in self._new_rows
             if row.alive
@@ -404,7 +400,7 @@ class Projector(Projection[Any]):
             if not entity.known or ref != entity.ref or entity.vf0 < entity.vf0_stored:
                 changes.entities.append((entity.key, entity.kind, ref, entity.vf0))
         used = {row[5] for row in changes.current_insert}
-        used.update(row[8] for row in changes.history_insert)
+        used.update(row[7] for row in changes.history_insert)
         changes.data = [
             (data_id, static, timeline)
             for data_id, (static, timeline) in self._pending_data.items()

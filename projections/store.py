@@ -103,17 +103,18 @@ class Changes:
     """One batch of view changes (row tuples in the tables' column order)."""
 
     data: list[tuple[int, bytes, bytes]] = field(default_factory=list)
-    current_insert: list[tuple[int, str, int, int, int, int, int, int]] = field(
-        default_factory=list
-    )
-    """(id, key, vf, vt, rf, data_id, kind code, valid_key(vf, vt))"""
+    current_insert: list[tuple[int, str, int, int, int, int, int]] = field(default_factory=list)
+    """(id, key, vf, vt, rf, data_id, kind code); the store adds ``valid_key(vf, vt)``."""
     current_delete: list[int] = field(default_factory=list)
     current_vt: list[tuple[int, int, int]] = field(default_factory=list)
     """(new vt, row id, the row's vf)"""
-    history_insert: list[tuple[int, str, int, int, int, int, int, int, int]] = field(
+    history_insert: list[tuple[int, str, int, int, int, int, int, int]] = field(
         default_factory=list
     )
-    """(id, key, kind code, dkey, vf, vt, rf, rt, data_id)"""
+    """(id, key, kind code, vf, vt, rf, rt, data_id); the store adds ``dyadic_key(rf, rt)``.
+
+    The cell keys are computed where the rows are written: in a rebuild that is the writer
+    process, which has CPU to spare, while the projector's process is the bottleneck."""
     entities: list[tuple[str, str, str | None, int]] = field(default_factory=list)
     """(key, kind, ref, vf0)"""
     data_delete: list[int] = field(default_factory=list)
@@ -391,11 +392,16 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
             )
         if changes.current_insert:
             c.executemany(
-                "INSERT INTO views_current VALUES (?,?,?,?,?,?,?,?)", changes.current_insert
+                "INSERT INTO views_current VALUES (?,?,?,?,?,?,?,?)",
+                [(*row, valid_key(row[2], row[3])) for row in changes.current_insert],
             )
         if changes.history_insert:
             c.executemany(
-                "INSERT INTO views_history VALUES (?,?,?,?,?,?,?,?,?)", changes.history_insert
+                "INSERT INTO views_history VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (i, key, kind, dyadic_key(rf, rt), vf, vt, rf, rt, data_id)
+                    for i, key, kind, vf, vt, rf, rt, data_id in changes.history_insert
+                ],
             )
 
     def reset(self) -> None:

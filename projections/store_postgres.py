@@ -24,6 +24,7 @@ from projections.store import (
     Found,
     ViewStore,
     dyadic_cells,
+    dyadic_key,
 )
 
 
@@ -209,7 +210,10 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
                 c,
                 "views_history",
                 "id, key, kind, dkey, vf, vt, rf, rt, data_id",
-                changes.history_insert,
+                [
+                    (i, key, kind, dyadic_key(rf, rt), vf, vt, rf, rt, data_id)
+                    for i, key, kind, vf, vt, rf, rt, data_id in changes.history_insert
+                ],
             )
 
     def reset(self) -> None:
