@@ -349,12 +349,12 @@ class Projector(Projection[Any]):
         # Dropped at the very recorded time it was created: seen by no one, it leaves no
         # history, and nothing but other current rows of this entity (pieces of the same
         # record) can show its body.  When none does, the body goes too, so views written
-        # batch by batch stay identical to a rebuild's.
-        if (
-            row.rf == recorded
-            and row.data_id not in self._pending_data
-            and not any(r.alive and r.data_id == row.data_id for r in entity.rows)
-        ):
+        # batch by batch stay identical to a rebuild's: it is not written at all if it is
+        # still pending, or deleted.  (A body's rows all share one ``rf``, so none of them
+        # can have left history either: a row closed at its own ``rf`` leaves none.)
+        if row.rf != recorded or any(r.alive and r.data_id == row.data_id for r in entity.rows):
+            return
+        if self._pending_data.pop(row.data_id, None) is None:
             self._pending.data_delete.append(row.data_id)
 
     # --- writing --------------------------------------------------------------------------
@@ -399,12 +399,9 @@ class Projector(Projection[Any]):
             ref = rec.ref_of(entity.folded.state)
             if not entity.known or ref != entity.ref or entity.vf0 < entity.vf0_stored:
                 changes.entities.append((entity.key, entity.kind, ref, entity.vf0))
-        used = {row[5] for row in changes.current_insert}
-        used.update(row[7] for row in changes.history_insert)
         changes.data = [
             (data_id, static, timeline)
             for data_id, (static, timeline) in self._pending_data.items()
-            if data_id in used
         ]
         # From here on the rows count as written: later changes to them are updates.  If
         # the write fails, everything in memory is reloaded from what is stored.
