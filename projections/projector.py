@@ -106,6 +106,8 @@ class Projector(Projection[Any]):
         self._touched: dict[str, CachedEntity] = {}
         self.position = 0
         self._pending_position = self._submitted_position = 0
+        self._recorded_at: Any = None
+        self._recorded_us = 0
         self.writer: ProcessWriter | None = None
         """Where ``flush(background=True)`` sends its writes (None: written inline)."""
         self._reload()
@@ -221,7 +223,13 @@ class Projector(Projection[Any]):
         entity = self.cache.get(key) or self._entity(key, kind)
         entity.events.append(e)
         self._touched[key] = entity
-        recorded = to_us(e.recorded_at)
+        # A batch's events share one recorded time: convert it once.
+        recorded_at = e.recorded_at
+        if recorded_at == self._recorded_at:
+            recorded = self._recorded_us
+        else:
+            recorded = self._recorded_us = to_us(recorded_at)
+            self._recorded_at = recorded_at
         start = to_us(e.effective_at)
         rows = entity.rows
         if (
@@ -241,8 +249,9 @@ class Projector(Projection[Any]):
             self._recompute(entity, recorded, since)
             return
         folded = entity.folded
-        timeline = entity.timeline_values
-        if timeline is not None and type(e) is ev.LicenceUsageRecorded:
+        # A shipment onto a licence whose timeline is known: its status at the shipment.
+        timeline = entity.timeline_values if type(e) is ev.LicenceUsageRecorded else None
+        if timeline is not None:
             folded.step(e, rec.resolve(timeline, start))
         else:
             folded.step(e)
@@ -256,12 +265,19 @@ class Projector(Projection[Any]):
             return
         state = folded.state
         assert state is not None
-        timeline_key = rec.timeline_key(state)
-        if timeline_key is None or timeline_key != entity.timeline_key:
-            values = rec.timeline(state)
-            entity.timeline = rec.encode(values)
-            entity.timeline_key = timeline_key
-            entity.timeline_values = values
+        # Of the timeline's inputs a shipment can change only whether the caps are used up
+        # (the last element of a licence's timeline key).
+        if (
+            timeline is None
+            or not isinstance(state, st.LicenceState)
+            or entity.timeline_key[-1] != state.is_exhausted()
+        ):
+            timeline_key = rec.timeline_key(state)
+            if timeline_key is None or timeline_key != entity.timeline_key:
+                values = rec.timeline(state)
+                entity.timeline = rec.encode(values)
+                entity.timeline_key = timeline_key
+                entity.timeline_values = values
         self._next_data += 1
         data_id = self._next_data
         self._pending_data[data_id] = (static, entity.timeline)

@@ -260,6 +260,8 @@ class Folded:
                     status = state.status_at(e.effective_at)
                 if status != "active" and e.shipment_id not in state.shipments:
                     self.late_usage.append(self._late(state, e, status))
+                state.apply(e)  # what st.evolve does for it, without the dispatch
+                return
             elif isinstance(e, ev.LicenceSuspended | ev.LicenceWithdrawn | ev.LicenceSurrendered):
                 self.causes[e.event_id] = e
         self.state = st.evolve(state, e)
@@ -472,9 +474,11 @@ def next_record(previous: Record | None, f: Folded, e: ev.Event) -> Record | Non
             if len(items) == 1 and items[0].item == e.item:
                 items = (ItemUse(e.item, item.cap, item.used, item.unit),)
             else:
-                items = tuple(
-                    ItemUse(i.item, item.cap, item.used, i.unit) if i.item == e.item else i
-                    for i in items
+                items = tuple(  # a list first: faster than a generator on this hot path
+                    [
+                        ItemUse(i.item, item.cap, item.used, i.unit) if i.item == e.item else i
+                        for i in items
+                    ]
                 )
         late = previous.late_usage
         if len(f.late_usage) != len(late):
@@ -568,7 +572,8 @@ def timeline_key(s: st.State) -> tuple[Any, ...] | None:
     """Everything ``dynamic(s, t)`` reads, for states whose timeline is worth caching.
 
     Licences (most events are shipments, which rarely change the timeline): the inputs
-    of ``LicenceState.status_at``.  None: do not cache.
+    of ``LicenceState.status_at``, ``is_exhausted()`` last (the projector compares just
+    that after a shipment, the one input a shipment can change).  None: do not cache.
     """
     if isinstance(s, st.LicenceState):
         return (
@@ -603,8 +608,9 @@ _decoders: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
-def encode(obj: Any) -> bytes:
-    return _encoder.encode(obj)
+encode: Callable[[Any], bytes] = _encoder.encode
+"""A record or timeline as stored (the encoder's method itself: one call per event in a
+rebuild)."""
 
 
 def decoder(kind: str) -> Callable[[bytes], Record]:

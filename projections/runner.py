@@ -146,10 +146,12 @@ def apply_payloads(
     writing; returns how many events the page covered (skipped types included)."""
     if not rows:
         return 0
-    payload = app.msgspec_mapper.payload
+    mapper = app.msgspec_mapper
+    # Stored as the event's JSON unless a cipher or compressor is configured.
+    payload = mapper.payload if mapper.cipher or mapper.compressor else None
     with gc_paused():
         items = [
-            (position, decode_event(payload(state), topic))
+            (position, decode_event(payload(state) if payload else state, topic))
             for position, topic, state in rows
             if state is not None
         ]
