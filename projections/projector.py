@@ -128,6 +128,8 @@ class Projector(Projection[Any]):
         self._next_current = counters.current
         self._next_history = counters.history
         self._known = self.store.known_keys()
+        self._unloaded = len(self._known)
+        """How many stored entities are not in memory (none, all through a rebuild)."""
 
     def _new_data(self, static: bytes, timeline: bytes) -> int:
         self._next_data += 1
@@ -157,6 +159,7 @@ class Projector(Projection[Any]):
         keys = [e.key for e in entities]
         histories = self._load_history(keys, self.position)
         rows = self.store.current_rows(keys)
+        self._unloaded -= len(entities)
         for entity in entities:
             entity.known = True
             entity.events = histories.get(entity.key, [])
@@ -171,6 +174,8 @@ class Projector(Projection[Any]):
 
     def prefetch(self, keys: Iterable[str]) -> None:
         """Load many uncached, stored entities at once (fewer round trips)."""
+        if not self._unloaded:
+            return  # ``keys`` unread: every stored entity is in memory already
         missing = [
             CachedEntity(k, k.partition(":")[0])
             for k in dict.fromkeys(keys)

@@ -245,6 +245,40 @@ def test_queries_catch_up_stale_views_or_fold(backend: Backend) -> None:
         app.close()
 
 
+def test_a_restarted_projector_loads_stored_entities_in_one_go(backend: Backend) -> None:
+    """After a restart the entities a batch touches are loaded together (prefetch); once
+    every stored entity is in memory (always, in a rebuild) prefetch reads nothing."""
+    app = Ledger(backend.settings())
+    try:
+        record_history(app, batches=1, per_batch=60)
+        catch_up(app, new_projector(app))
+        app.append_objects(shipments(60, 30))  # touches every licence again
+        projector = new_projector(app)
+        loads: list[int] = []
+        loader = projector._load_history
+
+        def counting_loader(keys: Any, upto: int) -> Any:
+            loads.append(len(keys))
+            return loader(keys, upto)
+
+        projector._load_history = counting_loader
+        catch_up(app, projector, parallel_from=2**62)
+        assert loads == [LICENCES]  # one load for the touched licences, not one each
+        assert projector._unloaded == len(view_store(app).known_keys()) - LICENCES
+        for key in view_store(app).known_keys() - set(projector.cache):
+            projector.prefetch([key])
+        assert projector._unloaded == 0
+
+        def unread() -> Any:
+            raise AssertionError("prefetch read its keys with nothing left to load")
+            yield  # pragma: no cover
+
+        projector.prefetch(unread())
+        assert used_now(app, "stored") == expected_used(90)
+    finally:
+        app.close()
+
+
 def test_process_event_takes_the_library_interface(backend: Backend) -> None:
     """The projector is a library ``Projection``: ``process_event(domain_event, tracking)``."""
     from eventsourcing.persistence import Tracking
