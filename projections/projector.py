@@ -102,7 +102,8 @@ class Projector(Projection[Any]):
         self.cache: dict[str, CachedEntity] = {}
         self._known: set[str] = set()
         self._pending = Changes()
-        self._pending_data: dict[int, tuple[bytes, bytes]] = {}
+        self._pending_data: dict[int, tuple[int, bytes, bytes]] = {}
+        """New record bodies by id, each already the row it is written as."""
         self._touched: dict[str, CachedEntity] = {}
         self.position = 0
         self._pending_position = self._submitted_position = 0
@@ -133,7 +134,7 @@ class Projector(Projection[Any]):
 
     def _new_data(self, static: bytes, timeline: bytes) -> int:
         self._next_data += 1
-        self._pending_data[self._next_data] = (static, timeline)
+        self._pending_data[self._next_data] = (self._next_data, static, timeline)
         return self._next_data
 
     def _new_row(
@@ -285,7 +286,7 @@ class Projector(Projection[Any]):
                 entity.timeline_values = values
         self._next_data += 1
         data_id = self._next_data
-        self._pending_data[data_id] = (static, entity.timeline)
+        self._pending_data[data_id] = (data_id, static, entity.timeline)
         if rows:
             tail = rows[-1]
             if tail.vf < start:
@@ -416,21 +417,18 @@ class Projector(Projection[Any]):
             for entity, row in self._new_rows
             if row.alive
         ]
-        for entity in self._touched.values():
-            ref = rec.ref_of(entity.folded.state)
+        refs = [(entity, rec.ref_of(entity.folded.state)) for entity in self._touched.values()]
+        for entity, ref in refs:
             if not entity.known or ref != entity.ref or entity.vf0 < entity.vf0_stored:
                 changes.entities.append((entity.key, entity.kind, ref, entity.vf0))
-        changes.data = [
-            (data_id, static, timeline)
-            for data_id, (static, timeline) in self._pending_data.items()
-        ]
+        changes.data = list(self._pending_data.values())
         # From here on the rows count as written: later changes to them are updates.  If
         # the write fails, everything in memory is reloaded from what is stored.
         for _, row in self._new_rows:
             row.persisted = True
-        for entity in self._touched.values():
+        for entity, ref in refs:
             entity.known = True
-            entity.ref = rec.ref_of(entity.folded.state)
+            entity.ref = ref
             entity.vf0_stored = entity.vf0
             self._known.add(entity.key)
         expected, position = self._submitted_position, self._pending_position
