@@ -711,7 +711,7 @@ def _print_decision(decision: Any, request: Any) -> None:
     outcome = decision.outcome.upper()
     color = "green" if decision.outcome == "approved" else "red"
     click.secho(
-        f"{outcome}: {request.quantity} {request.unit} of {request.item} from "
+        f"{outcome}: {_num(request.quantity)} {request.unit} of {request.item} from "
         f"{request.exporter} to {request.end_user} ({request.destination}) on {_day(request.date)}",
         fg=color,
         bold=True,

@@ -264,12 +264,20 @@ CASES: list[tuple[str, list[dict], dict, str, str, str]] = [
         "must be greater than 0",
     ),
     (
+        "negative quantity in exponent form",
+        W(),
+        f.usage(quantity="-1e2"),
+        "positive-quantity",
+        "quantity",
+        "must be greater than 0, got -100",
+    ),
+    (
         "quantity too precise",
         W(),
         f.usage(quantity="0.0000000001"),
         "quantity-precision",
         "quantity",
-        "at most 9 decimal places",
+        "0.0000000001 is out of range: quantities are below 10^15 with at most 9 decimal places",
     ),
     (
         "cap too large",
@@ -277,7 +285,7 @@ CASES: list[tuple[str, list[dict], dict, str, str, str]] = [
         f.licence(items=[{"item": "x", "cap": "1e15"}]),
         "quantity-precision",
         "items[0].cap",
-        "below 10^15",
+        "1000000000000000 is out of range: quantities are below 10^15",
     ),
     (
         "vetted before registration",

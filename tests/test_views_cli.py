@@ -205,6 +205,10 @@ def test_check_is_read_only_and_explains(run: Callable[..., Result], env: dict[s
     tonnes = ok(run(*args, "--unit", "t", "--as-of", "2025-12-04", "--known-at", "2025-12-04"))
     assert "REJECTED: 100 t of 1C902.a" in tonnes  # GL-1 caps 1C902 in kg: no conversion
     assert "GL-1: caps 1C902.a in kg, not t" in tonnes
+    # A quantity given in exponent form reads back as people write it (not 1E+3).
+    at = ("--as-of", "2025-12-04", "--known-at", "2025-12-04")
+    exponent = ok(run(*[("1e3" if a == "100" else a) for a in args], *at))
+    assert "APPROVED: 1,000 kg of 1C902.a" in exponent, exponent
     data = body(run(*args, "--as-of", "2025-12-09", "-o", "json"))
     assert data["decision"]["outcome"] == "rejected"
     assert data["decision"]["fired_clauses"][0]["clause_id"] == "lr"

@@ -81,9 +81,10 @@ QUANTITY_DECIMALS = 9
 def check_quantity(value: Decimal, field: str) -> None:
     """A quantity the ledger can record: positive, below 10^15, at most 9 decimal places
     (``ledger check`` asks it of a request too, so it refuses what ``apply`` would)."""
+    # Echoed in plain decimal notation (1e3 reads back as 1000, not Decimal's 1E+3).
     if not value.is_finite() or value <= 0:
         raise RuleViolation(
-            "positive-quantity", f"must be greater than 0, got {value}", field=field
+            "positive-quantity", f"must be greater than 0, got {value:f}", field=field
         )
     # Bounded so that caps and the sums of shipments stay exact in decimal arithmetic
     # (24 significant digits at most, within the default 28-digit context).
@@ -91,7 +92,7 @@ def check_quantity(value: Decimal, field: str) -> None:
     if value >= MAX_QUANTITY or (isinstance(exponent, int) and exponent < -QUANTITY_DECIMALS):
         raise RuleViolation(
             "quantity-precision",
-            f"{value} is out of range: quantities are below 10^15 with at most "
+            f"{value:f} is out of range: quantities are below 10^15 with at most "
             f"{QUANTITY_DECIMALS} decimal places",
             field=field,
         )
