@@ -246,17 +246,21 @@ async def first_seq_where(
     jsm: JetStreamManager,
     stream: str,
     reached: Callable[[RawStreamMsg], bool],
-) -> int | None:
-    """The first stream sequence whose message satisfies ``reached`` (monotonic in seq).
+) -> int:
+    """Where a consumer starts to see every message that satisfies ``reached`` (monotonic
+    in seq): the first such message's sequence, or, when no stored message satisfies it
+    yet, the sequence just past the last message the search saw.
 
     Binary search over ``get_msg``; sequences without a message (deleted) are skipped
-    forwards.  None if no message satisfies it.
+    forwards.  The "none yet" answer comes from the same stream info as the search: a
+    message published after the search comes after the messages searched.  (Asking the
+    stream for its last sequence again would skip whatever was published in between.)
     """
     info = await jsm.stream_info(stream)
     lo, hi = max(info.state.first_seq, 1), info.state.last_seq
+    answer = info.state.last_seq + 1
     if info.state.messages == 0 or hi < lo:
-        return None
-    answer: int | None = None
+        return answer
     while lo <= hi:
         mid = (lo + hi) // 2
         found = await _msg_at_or_after(jsm, stream, mid, hi)
@@ -283,8 +287,9 @@ async def _msg_at_or_after(
     return None
 
 
-async def seq_for_position(jsm: JetStreamManager, stream: str, position: int) -> int | None:
-    """Stream sequence of the first event at or after ledger ``position``."""
+async def seq_for_position(jsm: JetStreamManager, stream: str, position: int) -> int:
+    """Stream sequence of the first event at or after ledger ``position`` (or where it
+    will be: see ``first_seq_where``)."""
 
     def reached(msg: RawStreamMsg) -> bool:
         value = header(msg, POSITION)
@@ -293,10 +298,9 @@ async def seq_for_position(jsm: JetStreamManager, stream: str, position: int) ->
     return await first_seq_where(jsm, stream, reached)
 
 
-async def seq_for_recorded_time(
-    jsm: JetStreamManager, stream: str, since: dt.datetime
-) -> int | None:
-    """Stream sequence of the first event recorded at or after ``since``."""
+async def seq_for_recorded_time(jsm: JetStreamManager, stream: str, since: dt.datetime) -> int:
+    """Stream sequence of the first event recorded at or after ``since`` (or where it will
+    be: see ``first_seq_where``)."""
 
     def reached(msg: RawStreamMsg) -> bool:
         value = header(msg, RECORDED_AT)

@@ -308,9 +308,6 @@ class Subscription:
             raise SubscriberError(
                 f"start must be 'beginning', 'new', a datetime or a position, not {start!r}"
             )
-        if seq is None:  # nothing stored qualifies yet: start after the current last message
-            info = await jsm.stream_info(self.stream)
-            seq = info.state.last_seq + 1
         return {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": seq}
 
     async def close(self, exc: BaseException | None = None) -> None:

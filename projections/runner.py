@@ -458,9 +458,6 @@ async def _consume(
     jsm = nc.jsm()
     js = nc.jetstream()
     start = await st.seq_for_position(jsm, stream_name, projector.position + 1)
-    if start is None:
-        info = await jsm.stream_info(stream_name)
-        start = info.state.last_seq + 1
     existing = None
     with contextlib.suppress(NotFoundError):
         existing = await jsm.consumer_info(stream_name, DURABLE)

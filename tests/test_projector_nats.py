@@ -138,6 +138,43 @@ def test_nats_projector_follows_and_resumes(backend: Backend, nats_server: Embed
         app.close()
 
 
+def test_events_published_while_the_projector_looks_up_its_start_are_applied(
+    backend: Backend, nats_server: EmbeddedNats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caught up, the projector looks up where to resume (the next position is not in the
+    stream yet); events the relay publishes just then are applied, not skipped.  It used
+    to read the stream's last sequence again and start after it: the views then stayed
+    behind until some later event revealed the gap (the follow test hung on it)."""
+    import asyncio
+
+    from ledger import stream as st
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    settings = backend.settings(env)
+    app = Ledger(settings)
+    try:
+        record_history(app, batches=1, per_batch=60)
+        relay = Relay(app, nats_server.url)
+        relay.run_once()
+        stop = threading.Event()
+        assert run(settings, stop, source="nats", once=True).position == app.head()
+        look_up = st.seq_for_position
+        published: list[Any] = []
+
+        async def look_up_then_publish(jsm: Any, stream: str, position: int) -> int:
+            seq = await look_up(jsm, stream, position)
+            if not published:
+                app.append_objects(shipments(60, 30))
+                published.append(await asyncio.to_thread(relay.run_once))
+            return seq
+
+        monkeypatch.setattr(st, "seq_for_position", look_up_then_publish)
+        assert run(settings, stop, source="nats", once=True).position == app.head()
+        assert used_now(app, "stored") == expected_used(90)
+    finally:
+        app.close()
+
+
 def test_events_missing_from_the_stream_are_read_from_the_store(
     backend: Backend, nats_server: EmbeddedNats
 ) -> None:

@@ -264,6 +264,35 @@ def test_start_at_a_recorded_time_or_a_position(
     assert asyncio.run(later_only("new")) == [p for p, _ in store_log(app)][-3:]
 
 
+def test_events_published_while_the_start_is_looked_up_are_delivered(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, monkeypatch: Any
+) -> None:
+    """Starting at a position not in the stream yet, events the relay publishes just after
+    the look-up are delivered: the start comes from the look-up itself.  (It used to ask
+    the stream for its last sequence again and start after that, skipping them.)"""
+    from ledger import stream as st
+
+    app = make_ledger()
+    append_parties(app, 3)
+    publish(app, nats_server.url)
+    head = app.head()
+    look_up = st.seq_for_position
+
+    async def look_up_then_publish(jsm: Any, stream: str, position: int) -> int:
+        seq = await look_up(jsm, stream, position)
+        append_parties(app, 2, tag="late")
+        await asyncio.to_thread(publish, app, nats_server.url)
+        return seq
+
+    monkeypatch.setattr(st, "seq_for_position", look_up_then_publish)
+
+    async def delivered() -> list[int]:
+        async with subscribe(nats_server.url, settings=app.settings, start=head + 1) as sub:
+            return [d.position for d in await drain(sub, 2)]
+
+    assert asyncio.run(delivered()) == [p for p, _ in store_log(app)][-2:]
+
+
 ODD_IDS = ["GL.1", "GL 1", "GL*1", "GL>1", "GL%1", "北方.1", "GL-1"]
 
 
