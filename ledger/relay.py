@@ -582,8 +582,12 @@ class Relay:
         self._epoch += 1
         self._in_flight = 0
         self._failure = None
-        head = await st.read_head(self._nc.jsm(), self.stream)
+        # Tracked first: a position tracked by then (by this relay or another one) is in
+        # the stream by then, so a head read after it is at least as far unless the stream
+        # lost messages.  Read the other way round, another relay publishing and tracking
+        # in between looked like a gap.
         tracked = await asyncio.to_thread(self.tracked_position)
+        head = await st.read_head(self._nc.jsm(), self.stream)
         self._tracked = max(self._tracked, tracked)
         if self.republish_from is not None:
             # The stream's own head still rules out duplicates; tracking is ignored.

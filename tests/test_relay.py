@@ -373,3 +373,34 @@ def test_stream_configuration_follows_settings(
     Relay(again, nats_server.url).run_once()
     assert stream_info(nats_server.url, "AUDIT").config.duplicate_window == 120
     assert_stream_matches_store(nats_server.url, again, "AUDIT")
+
+
+def test_a_relay_resyncing_while_another_one_publishes_sees_no_gap(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, monkeypatch: Any
+) -> None:
+    """Two relays (`ledger relay --once` beside `ledger serve`'s): while B resynchronises,
+    A publishes and tracks more.  B used to read the stream's head before the tracked
+    position and took A's progress for a gap (RelayError: "positions ... are no longer in
+    the stream"), which stops a relay; now it carries on and nothing is published twice."""
+    from ledger import stream as st
+
+    app = make_ledger()
+    append_parties(app, 20)
+    a = Relay(app, nats_server.url)
+    a.run_once()
+    b = Relay(app, nats_server.url)
+    read_head = st.read_head
+    published: list[Any] = []
+    once = threading.Lock()
+
+    async def read_head_then_the_other_relay_publishes(jsm: Any, stream: str, **kw: Any) -> Any:
+        head = await read_head(jsm, stream, **kw)
+        if once.acquire(blocking=False):  # only B's first read (A reads the head too)
+            append_parties(app, 10, tag="more")
+            published.append(await asyncio.to_thread(a.run_once))
+        return head
+
+    monkeypatch.setattr(st, "read_head", read_head_then_the_other_relay_publishes)
+    b.run_once()
+    assert published  # A did publish in the middle of B's resynchronisation
+    assert_stream_matches_store(nats_server.url, app)
