@@ -368,3 +368,50 @@ def test_project_nats_without_server_fails_clearly(backend: Backend, source: str
     )
     assert out.returncode == 1
     assert "nats://127.0.0.1:1" in out.stderr
+
+
+def test_an_event_committed_before_the_listen_is_applied(
+    postgres_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the store follower's subscription reads what is stored, then runs
+    LISTEN in another thread; an event committed in between used to stay out of the views
+    until some later event's NOTIFY (here: never).  Now it is applied at once."""
+    from projections.subscription_postgres import BatchingPostgresSubscription
+
+    settings = postgres_backend.settings()
+    app = Ledger(settings)
+    try:
+        record_history(app, batches=1, per_batch=30)
+        catch_up(app, new_projector(app))
+        first_read, committed = threading.Event(), threading.Event()
+        pull, listen = BatchingPostgresSubscription._pull, BatchingPostgresSubscription._listen
+
+        def first_read_then_wait(self: Any) -> None:
+            pull(self)
+            if not first_read.is_set():
+                first_read.set()
+                committed.wait(10)
+
+        def listen_after_the_commit(self: Any) -> None:
+            committed.wait(10)
+            listen(self)
+
+        monkeypatch.setattr(BatchingPostgresSubscription, "_pull", first_read_then_wait)
+        monkeypatch.setattr(BatchingPostgresSubscription, "_listen", listen_after_the_commit)
+        stop = threading.Event()
+        follower = threading.Thread(target=run, args=(settings, stop), daemon=True)
+        follower.start()
+        try:
+            assert first_read.wait(30)
+            app.append_objects(shipments(30, 5))  # its NOTIFY goes to nobody
+            committed.set()
+            deadline = time.monotonic() + 15
+            while _tracked(app) < app.head():
+                assert time.monotonic() < deadline, "the event committed before LISTEN waits"
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            follower.join(timeout=30)
+        assert used_now(app, "stored") == expected_used(35)
+    finally:
+        app.close()
