@@ -49,7 +49,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -222,6 +222,9 @@ class Subscription:
         self._buffer: deque[Msg] = deque()
         self._handled = 0  # highest position acknowledged in this session
         self._nakked: set[int] = set()
+        self._unsettled: Counter[int] = Counter()
+        """Positions handed out and not yet acked or nakked (copies of each: a redelivery
+        can be handed out while the first copy is still being handled)."""
         self.skipped = 0
         """Redeliveries of events already acknowledged in this session (acked, not handed out)."""
 
@@ -404,15 +407,21 @@ class Subscription:
         position = delivery.position
         if position in self._nakked:
             self._nakked.discard(position)
-        elif 0 < position <= self._handled:
+        elif 0 < position <= self._handled and position not in self._unsettled:
             # Already handled here; its ack was lost (e.g. NATS restarted): ack again.
+            # (Not one still being handled: with auto_ack=False a later event can be
+            # acked first, and this one may yet be nakked.)
             self.skipped += 1
             await msg.ack()
             return None
+        self._unsettled[position] += 1
         delivery._on_settle = self._settled
         return delivery
 
     def _settled(self, delivery: Delivery, acked: bool) -> None:
+        self._unsettled[delivery.position] -= 1
+        if self._unsettled[delivery.position] <= 0:
+            del self._unsettled[delivery.position]
         if acked:
             self._handled = max(self._handled, delivery.position)
         else:

@@ -431,3 +431,35 @@ def test_the_longest_durable_name_and_non_ascii_names_work(
 
     for name in ("d" * 255, "prüfung-审计"):
         assert asyncio.run(first_position(name)) == store_log(app)[0][0], name
+
+
+def test_a_redelivery_of_an_event_still_being_handled_is_not_acked_away(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """With auto_ack=False a later event can be acked before an earlier one.  When
+    JetStream redelivers the earlier one (its ack_wait passed) it is handed out again, not
+    taken for a repeat of an acknowledged event and acked: that ack used to lose it when its
+    handler then failed and nakked it."""
+    app = make_ledger()
+    append_parties(app, 3)
+    publish(app, nats_server.url)
+    positions = [p for p, _ in store_log(app)]
+
+    async def scenario() -> list[int]:
+        async with subscribe(
+            nats_server.url, settings=app.settings, auto_ack=False, ack_wait=1.0, batch=3
+        ) as sub:
+            first = await sub.next_delivery(5.0)
+            second = await sub.next_delivery(5.0)
+            assert first is not None and second is not None
+            await second.ack()  # the first one's handler is still at work
+            again = await sub.next_delivery(5.0)  # the third, then the first redelivered
+            seen = [again.position] if again is not None else []
+            redelivered = await sub.next_delivery(5.0)
+            if redelivered is not None:
+                seen.append(redelivered.position)
+                await redelivered.nak()
+            await first.nak()
+            return seen
+
+    assert asyncio.run(scenario()) == [positions[2], positions[0]]
