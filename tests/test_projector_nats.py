@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ledger.app import Ledger
+from ledger.config import Settings
 from ledger.nats_server import EmbeddedNats
 from ledger.relay import Relay
 from projections import api
@@ -34,6 +35,11 @@ PROBES = [
 ]
 
 
+def nats_settings(backend: Backend, nats_server: EmbeddedNats) -> Settings:
+    """The backend's settings with this test's NATS server."""
+    return backend.settings({**backend.env(), "LEDGER_NATS_URL": nats_server.url})
+
+
 def snapshot(app: Ledger) -> list[Any]:
     v = Views(app, mode="stored")
     out: list[Any] = []
@@ -52,8 +58,7 @@ def snapshot(app: Ledger) -> list[Any]:
 def test_views_from_nats_equal_views_from_the_store(
     backend: Backend, nats_server: EmbeddedNats
 ) -> None:
-    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
-    settings = backend.settings(env)
+    settings = nats_settings(backend, nats_server)
     app = Ledger(settings)
     try:
         record_scenario(app)  # backdated events and a retraction
@@ -87,8 +92,7 @@ def test_views_from_nats_equal_views_from_the_store(
 
 
 def test_nats_projector_follows_and_resumes(backend: Backend, nats_server: EmbeddedNats) -> None:
-    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
-    settings = backend.settings(env)
+    settings = nats_settings(backend, nats_server)
     app = Ledger(settings)
     try:
         record_history(app, batches=2, per_batch=200)
@@ -149,8 +153,7 @@ def test_events_published_while_the_projector_looks_up_its_start_are_applied(
 
     from ledger import stream as st
 
-    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
-    settings = backend.settings(env)
+    settings = nats_settings(backend, nats_server)
     app = Ledger(settings)
     try:
         record_history(app, batches=1, per_batch=60)
@@ -184,8 +187,7 @@ def test_events_missing_from_the_stream_are_read_from_the_store(
 
     from ledger import stream as st
 
-    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
-    settings = backend.settings(env)
+    settings = nats_settings(backend, nats_server)
     app = Ledger(settings)
     try:
         record_history(app, batches=2, per_batch=200)
@@ -229,8 +231,7 @@ def test_idle_fetches_that_time_out_or_come_back_empty_are_retried(
 
     from projections.runner import follow_nats, new_projector
 
-    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
-    settings = backend.settings(env)
+    settings = nats_settings(backend, nats_server)
     app = Ledger(settings)
     failures: list[BaseException] = []
     stop = threading.Event()
