@@ -21,11 +21,14 @@ the durable's next subscriber gets it again at once.  If the process dies, JetSt
 redelivers it after ``ack_wait`` (default 30 s).  Delivery is therefore at least once
 across sessions; ``Delivery.redelivered`` and the ledger position (``Delivery.position``,
 increasing along the stream) let a handler recognise a repeat.  Within one open
-subscription positions only increase: a redelivery of an event already acknowledged in
-this session (its ack was lost, e.g. NATS restarted) is acknowledged again and skipped
-(``Subscription.skipped`` counts them).  The client reconnects by itself when NATS goes
-away and the consumer continues where it was.  At most ``batch`` events are outstanding
-(``max_ack_pending``), which keeps redeliveries in stream order.
+subscription a redelivery of an event already acknowledged in this session (its ack was
+lost, e.g. NATS restarted) is acknowledged again and skipped (``Subscription.skipped``
+counts them), so positions only increase, except for events handed out again on
+purpose: a nakked one, and, with ``auto_ack=False``, one still unsettled when its
+``ack_wait`` passed (a later event may have been acked first).  The client reconnects
+by itself when NATS goes away and the consumer continues where it was.  At most
+``batch`` events are outstanding (``max_ack_pending``), which keeps redeliveries in
+stream order.
 
 **Durable or not.**  With ``durable="name"`` the consumer survives: the next
 ``subscribe(durable="name")`` resumes after the last acknowledged event, whatever
