@@ -286,6 +286,9 @@ def parse_json(
     try:
         obj = _json_decoder.decode(data)
     except msgspec.DecodeError as exc:
+        # Worded here, not by msgspec: its wording of the same fault changes between releases.
+        if isinstance(data, bytes) and not _is_utf8(data):
+            raise InputError("malformed JSON: the text is not valid UTF-8", line=line) from None
         if _starts_with_bom(data):
             raise InputError(
                 "malformed JSON: a byte-order mark (BOM) is allowed only at the start of the input",
@@ -315,6 +318,14 @@ def strip_bom(data: bytes) -> bytes:
     """``data`` without a byte-order mark at its very start (anywhere else it stays, and
     is malformed JSON)."""
     return data.removeprefix(UTF8_BOM)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _starts_with_bom(data: bytes | str) -> bool:
