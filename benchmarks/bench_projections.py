@@ -111,7 +111,7 @@ def raw_read_decode(app: Ledger) -> tuple[int, float]:
 
 
 def rebuild(app: Ledger) -> tuple[int, float, dict[str, int]]:
-    from projections.runner import catch_up, new_projector, view_store
+    from ledger.projections.runner import catch_up, new_projector, view_store
 
     store = view_store(app)
     started = time.perf_counter()
@@ -257,8 +257,8 @@ def main() -> None:
             ratio=ratio,
         )
 
-        from projections import api
-        from projections.query import Views
+        from ledger.projections import api
+        from ledger.projections.query import Views
 
         v = Views(app, mode="stored")
         bounds = spans(app)

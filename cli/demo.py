@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from cli.common import echo_json, handle_errors, output_option
+from ledger.cli.common import echo_json, handle_errors, output_option
 
 
 def _on(day: str) -> list[str]:
@@ -65,7 +65,7 @@ def _questions(military: dict[str, Any]) -> list[tuple[str, list[str]]]:
 
 def _run_command(globals_: list[str], args: list[str], *, capture: bool) -> tuple[int, str]:
     """Run one ledger command in process against the demo's ledger."""
-    from cli.main import cli
+    from ledger.cli.main import cli
 
     buffer = io.StringIO()
     code = 0

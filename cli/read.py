@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.common import (
+from ledger.cli.common import (
     echo_json,
     handle_errors,
     open_ledger,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from cli.common import echo_json, handle_errors, output_option, settings
+from ledger.cli.common import echo_json, handle_errors, output_option, settings
 
 if TYPE_CHECKING:
     from ledger.config import Settings
@@ -51,7 +51,7 @@ def _stale_hint(config: Settings) -> str:
 
 
 def _fail(message: str, *, as_json: bool, code: int = 1) -> NoReturn:
-    from cli.common import emit_error
+    from ledger.cli.common import emit_error
 
     emit_error(RuntimeError(message), as_json=as_json)
     sys.exit(code)
@@ -138,7 +138,7 @@ def relay(
     import asyncio
     import signal
 
-    from cli.common import open_ledger
+    from ledger.cli.common import open_ledger
     from ledger.relay import Relay, RelayError
 
     _setup_logging(verbose, quiet or (once and output == "json"))
@@ -398,7 +398,7 @@ def status(ctx: click.Context, output: str) -> None:
     """
     import asyncio
 
-    from cli.common import open_ledger
+    from ledger.cli.common import open_ledger
     from ledger.relay import read_tracked_position
 
     config = settings(ctx)
@@ -532,7 +532,7 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
     import signal
     import threading
 
-    from cli.common import open_ledger
+    from ledger.cli.common import open_ledger
     from ledger.nats_server import NatsServerError
     from ledger.relay import Relay
 
@@ -735,9 +735,9 @@ def _remove_url_file(config: Settings, url: str) -> None:
 
 
 def _projector(log: logging.Logger) -> Any:
-    """``projections.runner.run_forever`` when the projections package provides it."""
+    """``ledger.projections.runner.run_forever`` when the projections package provides it."""
     try:
-        from projections.runner import run_forever
+        from ledger.projections.runner import run_forever
     except (ImportError, AttributeError) as exc:
         log.info("projector not available (%s); serving without it", exc)
         return None

@@ -1,7 +1,7 @@
 """Commands that answer as-of questions: licences, commitments, asymmetry, measures,
 end users, findings, export decisions (``check``/``apply``) and the projector (``project``).
 
-Each command parses its options, asks ``projections.api`` and renders the answer; the
+Each command parses its options, asks ``ledger.projections.api`` and renders the answer; the
 rules live in ``projections``.  Answers come from the stored views, caught up first when
 they are behind the store (``--fold`` answers by folding the events instead).
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from cli.common import (
+from ledger.cli.common import (
     echo_json,
     handle_errors,
     open_ledger,
@@ -26,10 +26,10 @@ from cli.common import (
     time_options,
     write_csv,
 )
-from projections.names import CLAUSE_STATUSES, FINDING_KINDS, LICENCE_STATUSES
+from ledger.projections.names import CLAUSE_STATUSES, FINDING_KINDS, LICENCE_STATUSES
 
 if TYPE_CHECKING:
-    from projections.query import Views
+    from ledger.projections.query import Views
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,7 +52,7 @@ def _width() -> int:
 
 @contextmanager
 def open_views(ctx: click.Context, fold: bool) -> Iterator[Views]:
-    from projections.query import Views
+    from ledger.projections.query import Views
 
     def notice(lag: int) -> None:
         if lag >= CATCH_UP_NOTICE:
@@ -64,14 +64,14 @@ def open_views(ctx: click.Context, fold: bool) -> Iterator[Views]:
 
 def _day(value: dt.datetime | None) -> str:
     """A table cell for an instant: its date (in its own offset); JSON keeps the time."""
-    from projections.views import day
+    from ledger.projections.views import day
 
     return day(value)
 
 
 def _last_day(end: dt.datetime | None) -> str:
     """A table cell for an exclusive end: the last day it covers; JSON keeps the instant."""
-    from projections.views import last_day
+    from ledger.projections.views import last_day
 
     return last_day(end)
 
@@ -94,7 +94,7 @@ def _note_unknown(
     ids: Sequence[str] | None,
 ) -> None:
     """One line on stderr per id that names nothing (an empty answer is otherwise mute)."""
-    from projections import api
+    from ledger.projections import api
 
     header = _header(as_of, known_at)
     when = header[0].lower() + header[1:]
@@ -150,7 +150,7 @@ def _remaining(row: dict[str, Any], *, caps: bool = False) -> str:
 def _num(value: Any) -> str:
     from decimal import Decimal
 
-    from projections.names import quantity_text
+    from ledger.projections.names import quantity_text
 
     return quantity_text(value) if isinstance(value, Decimal) else str(value)
 
@@ -193,7 +193,7 @@ def licences(
       ledger licences --exporter jl-mag --status active -o json
       ledger licences --licence JLM-GL-2025-001 -o csv
     """
-    from projections import api
+    from ledger.projections import api
 
     with open_views(ctx, fold) as v:
         rows = api.licences(
@@ -282,7 +282,7 @@ def commitments(
       ledger commitments --agreement busan-2025
       ledger commitments --as-of 2025-11-14 --known-at 2025-11-14 --party CN -o json
     """
-    from projections import api
+    from ledger.projections import api
 
     with open_views(ctx, fold) as v:
         rows = api.commitments(v, as_of, known_at, agreement=agreement, party=party)
@@ -383,7 +383,7 @@ def asymmetry(
       ledger asymmetry --agreement busan-2025 --as-of 2025-11-30 --known-at 2025-11-30
       ledger asymmetry --pairs -o csv
     """
-    from projections import api
+    from ledger.projections import api
 
     with open_views(ctx, fold) as v:
         report = api.asymmetry(v, as_of, known_at, agreement=agreement)
@@ -475,7 +475,7 @@ def measures(
       ledger measures --status suspended -o json
       ledger measures --measure MOFCOM-2025-61 --as-of 2025-12-01 --known-at 2025-11-20
     """
-    from projections import api
+    from ledger.projections import api
 
     with open_views(ctx, fold) as v:
         rows = api.measures(v, as_of, known_at, ids=list(measure_ids) or None, status=status)
@@ -538,7 +538,7 @@ def end_users(
       ledger end-users
       ledger end-users --party baotou-magnet --as-of 2025-12-01 -o json
     """
-    from projections import api
+    from ledger.projections import api
 
     with open_views(ctx, fold) as v:
         rows = api.end_users(
@@ -610,7 +610,7 @@ def findings(
       ledger findings
       ledger findings --kind late-usage --as-of 2026-01-31 --known-at 2026-01-31 -o json
     """
-    from projections import api
+    from ledger.projections import api
 
     with open_views(ctx, fold) as v:
         found = api.all_findings(v, as_of, known_at, kinds=list(kinds) or None)
@@ -661,8 +661,8 @@ def _request(
     date: dt.datetime,
 ) -> Any:
     from ledger.errors import InputError
-    from projections.api import parse_quantity
-    from projections.decisions import Request
+    from ledger.projections.api import parse_quantity
+    from ledger.projections.decisions import Request
 
     try:
         amount = parse_quantity(quantity)
@@ -769,8 +769,8 @@ def check(
         --quantity 500 --destination US --end-use "EV motors" --as-of 2025-12-15
       ledger check ... --known-at 2025-12-01 -o json
     """
+    from ledger.projections import api
     from ledger.times import now
-    from projections import api
 
     date = as_of or now()
     request = _request(
@@ -845,9 +845,9 @@ def apply(
     """
     from ledger.errors import InputError
     from ledger.intake import uuid7
+    from ledger.projections import api
+    from ledger.projections.query import Views
     from ledger.times import now
-    from projections import api
-    from projections.query import Views
 
     date = as_of or now()
     request = _request(
@@ -914,8 +914,8 @@ def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: 
     import signal
     import threading
 
-    from cli.common import settings
-    from projections import runner
+    from ledger.cli.common import settings
+    from ledger.projections import runner
 
     stop = threading.Event()
 

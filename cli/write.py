@@ -8,7 +8,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from cli.common import echo_json, handle_errors, open_ledger, output_option, require_text
+from ledger.cli.common import echo_json, handle_errors, open_ledger, output_option, require_text
 
 if TYPE_CHECKING:
     from ledger.app import AppendResult

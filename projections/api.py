@@ -15,10 +15,10 @@ import msgspec
 
 from ledger import events as ev
 from ledger.errors import InputError, LedgerError
+from ledger.projections import decisions, findings, views
+from ledger.projections.names import CLAUSE_STATUSES, FINDING_KINDS, LICENCE_STATUSES
+from ledger.projections.query import Views
 from ledger.times import now
-from projections import decisions, findings, views
-from projections.names import CLAUSE_STATUSES, FINDING_KINDS, LICENCE_STATUSES
-from projections.query import Views
 
 if TYPE_CHECKING:
     from ledger.app import AppendResult, Ledger

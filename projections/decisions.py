@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from projections import records as rec
-from projections.names import quantity_text
-from projections.query import Resolved
-from projections.views import last_day
+from ledger.projections import records as rec
+from ledger.projections.names import quantity_text
+from ledger.projections.query import Resolved
+from ledger.projections.views import last_day
 
 DECIDING = frozenset({"prohibited", "denied-in-principle", "licence-required", "enhanced-review"})
 BLOCKING = frozenset({"prohibited", "denied-in-principle"})

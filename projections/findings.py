@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from ledger.projections import records as rec
+from ledger.projections import views
+from ledger.projections.query import Resolved, Segment
 from ledger.times import to_us
-from projections import records as rec
-from projections import views
-from projections.query import Resolved, Segment
 
 SUSPECT_LISTS = frozenset({"military-end-user", "restricted"})
 

@@ -2,7 +2,7 @@
 quantity, in one place.
 
 Kept free of heavy imports so the CLI can use them without loading the views;
-``projections.api`` re-exports the names.
+``ledger.projections.api`` re-exports the names.
 """
 
 from __future__ import annotations

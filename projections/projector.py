@@ -13,7 +13,7 @@ For each event it recomputes only the entity the event belongs to:
 
 Rows created and closed within one recorded instant are never written (nobody could see
 them), and batches are written in one transaction with the tracking record
-(``projections.store``), so the views move from one consistent position to the next.
+(``ledger.projections.store``), so the views move from one consistent position to the next.
 
 The projector is an eventsourcing ``Projection`` whose view is a view recorder; it takes
 events one at a time (``process_event``, the library's interface) or in batches
@@ -35,17 +35,17 @@ from eventsourcing.projection import Projection
 
 from ledger import events as ev
 from ledger.domain import state as st
-from ledger.times import to_us
-from projections import records as rec
-from projections.store import (
+from ledger.projections import records as rec
+from ledger.projections.store import (
     Changes,
     CurrentRow,
     ViewsMoved,
     ViewStore,
 )
+from ledger.times import to_us
 
 if TYPE_CHECKING:
-    from projections.writer import ProcessWriter
+    from ledger.projections.writer import ProcessWriter
 
 log = logging.getLogger("ledger.projector")
 

@@ -3,7 +3,7 @@
 ``Views(app)`` gives every view at (as_of T, known_at K).  Both paths give the same
 answer (the property tests check it):
 
-- **stored**: indexed lookups in the view tables (``projections.store``);
+- **stored**: indexed lookups in the view tables (``ledger.projections.store``);
 - **fold**: the store's events visible at (T, K) (``Ledger.log``), folded per entity.
 
 Which one: ``mode="auto"`` (the CLI default) uses the stored views when they cover K,
@@ -26,11 +26,11 @@ import msgspec
 from eventsourcing.persistence import PersistenceError
 
 from ledger import events as ev
+from ledger.projections import records as rec
+from ledger.projections.store import ViewStore
 from ledger.store.codec import decode_event
 from ledger.store.index import LogQuery
 from ledger.times import now, to_us
-from projections import records as rec
-from projections.store import ViewStore
 
 if TYPE_CHECKING:
     from ledger.app import Ledger
@@ -83,7 +83,7 @@ class Views:
     @property
     def store(self) -> ViewStore:
         if self._store is None:
-            from projections.runner import view_store
+            from ledger.projections.runner import view_store
 
             self._store = view_store(self.app)
         return self._store
@@ -121,7 +121,7 @@ class Views:
 
     def catch_up(self) -> int:
         """Bring the stored views to the store's head; returns how many events it applied."""
-        from projections.runner import catch_up, new_projector
+        from ledger.projections.runner import catch_up, new_projector
 
         lag = self.app.head() - self.store.position()
         if self._on_catch_up is not None:

@@ -2,7 +2,7 @@
 
 - **store** source: the notification log.  Catching up reads it in large pages
   (``select_notifications``); following uses the recorder's ``subscribe()`` (LISTEN/NOTIFY
-  on PostgreSQL, polling on SQLite: ``projections.subscription``) and applies whatever has
+  on PostgreSQL, polling on SQLite: ``ledger.projections.subscription``) and applies whatever has
   arrived as one batch.
 - **nats** source: the ``LEDGER`` stream through a durable pull consumer.  Each fetched
   batch is decoded from the payload (``decode_event(payload, Ledger-Event-Type)``),
@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 from ledger import events as ev
 from ledger.app import gc_paused
+from ledger.projections.projector import Projector
+from ledger.projections.store import ViewsMoved, ViewStore
 from ledger.store.codec import decode_event
 from ledger.store.index import LogQuery
-from projections.projector import Projector
-from projections.store import ViewsMoved, ViewStore
 
 if TYPE_CHECKING:
     from ledger.app import Ledger
@@ -57,7 +57,7 @@ writes in a second process).  A 1M-event rebuild took ~0.3 s less with 25,000 th
 more; 10,000-15,000 were no faster than 25,000."""
 PARALLEL_WRITES_FROM = 200_000
 """A catch-up of at least this many events (several batches) writes each batch in a
-second process while it applies the next (``projections.writer``), on a machine with more
+second process while it applies the next (``ledger.projections.writer``), on a machine with more
 than one CPU."""
 SKIPPED_TOPICS = frozenset({"ApplicationSubmitted", "ApplicationDecided"})
 """Event types no stored view uses (applications are decided on demand)."""
@@ -73,11 +73,11 @@ def view_store(app: Ledger) -> ViewStore:
     if existing is not None:
         return existing  # type: ignore[no-any-return]
     if app.settings.backend == "sqlite":
-        from projections.store import SQLiteViewRecorder
+        from ledger.projections.store import SQLiteViewRecorder
 
         store: Any = app.factory.tracking_recorder(SQLiteViewRecorder)
     else:
-        from projections.store_postgres import PostgresViewRecorder
+        from ledger.projections.store_postgres import PostgresViewRecorder
 
         store = app.factory.tracking_recorder(PostgresViewRecorder)  # type: ignore[arg-type]
     assert isinstance(store, ViewStore)
@@ -183,7 +183,7 @@ def catch_up(
     backlog = (app.head() if until is None else until) - projector.position
     writer = None
     if backlog >= parallel_from and projector.writer is None:
-        from projections.writer import ProcessWriter
+        from ledger.projections.writer import ProcessWriter
 
         writer = projector.writer = ProcessWriter(app.settings)
     try:
@@ -269,7 +269,7 @@ class RunResult:
 def open_app(settings: Settings) -> Ledger:
     """The ledger with a recorder whose ``subscribe()`` batches (polling on SQLite)."""
     from ledger.app import Ledger
-    from projections.subscription import subscribing_env
+    from ledger.projections.subscription import subscribing_env
 
     return Ledger(settings, env=subscribing_env(settings))
 

@@ -8,7 +8,7 @@ crash the projector resumes from the tracked position.
 
 Tables (``views_*``):
 
-- ``views_data(id, static, timeline)``: record bodies (``projections.records``), shared by
+- ``views_data(id, static, timeline)``: record bodies (``ledger.projections.records``), shared by
   every row that shows the same record;
 - ``views_current(id, key, vf, vt, rf, data_id, kind, vkey)``: the rows of *current*
   knowledge: per entity, disjoint valid-time intervals ``[vf, vt)``, known since ``rf``.
@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
 
-from projections.records import INFINITY, KIND_CODE
+from ledger.projections.records import INFINITY, KIND_CODE
 
 DYADIC_LEVELS = 63
 """Cells per query: enough for any interval of non-negative 62-bit microsecond times."""
@@ -508,6 +508,6 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 def postgres_view_recorder_class() -> type[ViewStore]:
     """The PostgreSQL view recorder (imported lazily: psycopg is optional)."""
-    from projections.store_postgres import PostgresViewRecorder
+    from ledger.projections.store_postgres import PostgresViewRecorder
 
     return PostgresViewRecorder

@@ -1,4 +1,4 @@
-"""The stored views on PostgreSQL (see ``projections.store`` for the design).
+"""The stored views on PostgreSQL (see ``ledger.projections.store`` for the design).
 
 Same tables and indexes as on SQLite, in the ledger's schema.  Batches are written with
 ``COPY`` and array updates, under a transaction-scoped advisory lock so two projectors
@@ -15,8 +15,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from projections.records import INFINITY, KIND_CODE
-from projections.store import (
+from ledger.projections.records import INFINITY, KIND_CODE
+from ledger.projections.store import (
     SCHEMA_VERSION,
     Changes,
     Counters,

@@ -107,7 +107,7 @@ class PollingSQLiteRecorder(LedgerSQLiteRecorder):
 
 
 def postgres_recorder_topic() -> str:
-    from projections.subscription_postgres import BatchingPostgresRecorder
+    from ledger.projections.subscription_postgres import BatchingPostgresRecorder
 
     return get_topic(BatchingPostgresRecorder)
 

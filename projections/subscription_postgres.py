@@ -8,8 +8,8 @@ from eventsourcing.persistence import ApplicationRecorder, Subscription
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresSubscription
 from psycopg.sql import SQL, Identifier
 
+from ledger.projections.subscription import SELECT_LIMIT, BatchingMixin
 from ledger.store.postgres import LedgerPostgresRecorder
-from projections.subscription import SELECT_LIMIT, BatchingMixin
 
 
 class BatchingPostgresSubscription(BatchingMixin, PostgresSubscription):

@@ -36,8 +36,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from projections import records as rec
-from projections.query import Resolved
+from ledger.projections import records as rec
+from ledger.projections.query import Resolved
 
 PENDING = frozenset({"pledged", "overdue"})
 IMPLEMENTED = frozenset({"implemented", "partially-implemented"})

@@ -34,7 +34,7 @@ from ledger.errors import StoreError
 
 if TYPE_CHECKING:
     from ledger.config import Settings
-    from projections.store import Changes
+    from ledger.projections.store import Changes
 
 _encoder = msgspec.msgpack.Encoder()
 _STOP = b""
@@ -53,7 +53,7 @@ class ProcessWriter:
             "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
         }
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "projections.writer"],
+            [sys.executable, "-m", "ledger.projections.writer"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -170,8 +170,8 @@ def _serve() -> None:
     except EOFError:
         return
     from ledger.app import Ledger
-    from projections.runner import view_store
-    from projections.store import Changes
+    from ledger.projections.runner import view_store
+    from ledger.projections.store import Changes
 
     app = Ledger(settings)
     try:

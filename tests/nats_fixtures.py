@@ -192,7 +192,7 @@ def append_parties(app: Ledger, n: int, *, chunk: int = 1000, tag: str = "p") ->
 
 def relay_command() -> list[str]:
     """``ledger relay`` run by this test's Python (the venv's console script)."""
-    return [sys.executable, "-m", "cli.main", "relay"]
+    return [sys.executable, "-m", "ledger.cli.main", "relay"]
 
 
 def subprocess_env(env: dict[str, str], **extra: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Run ``python -m ledger.scenario.build`` to regenerate the JSONL after editing this file,
 and ``python -m ledger.scenario.build --check`` to verify the shipped file matches it
-(``tests/test_scenario.py`` does the same).
+(``tests/e2e/test_scenario.py`` does the same).
 
 Conventions (see ``docs/scenario.md`` for the reasoning):
 

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 from ledger.app import Ledger
 from ledger.errors import LedgerError
+from ledger.projections import api
+from ledger.projections.query import Views
+from ledger.projections.runner import catch_up, new_projector
 from ledger.times import from_us, to_us
-from projections import api
-from projections.query import Views
-from projections.runner import catch_up, new_projector
 from tests.conftest import SOURCE, Backend
 
 S = [SOURCE]

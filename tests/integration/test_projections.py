@@ -37,11 +37,11 @@ import pytest
 
 from ledger.app import Ledger
 from ledger.errors import InputError, RuleViolation
+from ledger.projections import api
+from ledger.projections.decisions import Request
+from ledger.projections.query import Views
+from ledger.projections.runner import catch_up, new_projector
 from ledger.times import parse_query_time
-from projections import api
-from projections.decisions import Request
-from projections.query import Views
-from projections.runner import catch_up, new_projector
 from tests.conftest import SOURCE
 
 S = [SOURCE]
@@ -830,7 +830,7 @@ def test_stored_views_read_stored_rows(scenario: Ledger) -> None:
 )
 def test_last_day_agrees_with_the_query_convention(end: str) -> None:
     """ "through D" means `--as-of D` (end of D, UTC) still holds and `--as-of D+1` does not."""
-    from projections.views import last_day
+    from ledger.projections.views import last_day
 
     instant = dt.datetime.fromisoformat(end)
     day = last_day(instant)

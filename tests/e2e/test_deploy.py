@@ -25,7 +25,7 @@ from ledger.nats_server import find_nats_server
 from tests import factory as f
 from tests.conftest import Backend
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 NATS_CONF = DEPLOY / "nats" / "nats.conf"
 COMPOSE = DEPLOY / "compose.yaml"
 NODES = ("nats-1", "nats-2", "nats-3")
@@ -57,7 +57,7 @@ def test_compose_wires_the_cluster_and_the_services() -> None:
     # The services run real commands of this CLI, against all three nodes, replicated.
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from ledger.cli.main import cli
 
     for name in ("relay", "projector"):
         command = services[name]["command"][0]

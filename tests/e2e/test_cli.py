@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import cli
+from ledger.cli.main import cli
 from tests import factory as f
 from tests.conftest import Backend
 

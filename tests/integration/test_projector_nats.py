@@ -16,14 +16,14 @@ import pytest
 from ledger.app import Ledger
 from ledger.config import Settings
 from ledger.nats_server import EmbeddedNats
+from ledger.projections import api
+from ledger.projections.query import Views
+from ledger.projections.runner import run, view_store
 from ledger.relay import Relay
-from projections import api
-from projections.query import Views
-from projections.runner import run, view_store
 from tests.conftest import Backend
+from tests.integration.test_projections import q, record_scenario
+from tests.integration.test_projector import expected_used, record_history, shipments, used_now
 from tests.nats_fixtures import nats_server_fixture  # noqa: F401
-from tests.test_projections import q, record_scenario
-from tests.test_projector import expected_used, record_history, shipments, used_now
 
 PROBES = [
     ("2025-12-04", "2025-12-11"),
@@ -229,7 +229,7 @@ def test_idle_fetches_that_time_out_or_come_back_empty_are_retried(
     import asyncio
     import time
 
-    from projections.runner import follow_nats, new_projector
+    from ledger.projections.runner import follow_nats, new_projector
 
     settings = nats_settings(backend, nats_server)
     app = Ledger(settings)

@@ -14,9 +14,9 @@ from uuid import UUID
 
 import pytest
 
-from projections import records as rec
-from projections.decisions import Request, decide, item_matches
-from projections.query import Resolved
+from ledger.projections import records as rec
+from ledger.projections.decisions import Request, decide, item_matches
+from ledger.projections.query import Resolved
 
 D = dt.datetime(2025, 12, 10, tzinfo=dt.UTC)
 E = UUID(int=1)
@@ -265,7 +265,7 @@ def test_licence_covers_only_in_its_own_unit() -> None:
     assert "L: caps 1C902.a in kg, not t (units are not converted)" in d.reasons[0]
     ok = run(request(quantity="20", unit="t"), LICENCE_REQUIRED, [licence("L", unit="t")])
     assert ok.outcome == "approved" and "(100 t remaining)" in ok.reasons[0]
-    from projections.names import quantity_text
+    from ledger.projections.names import quantity_text
 
     assert quantity_text(Decimal("902448")) == "902,448"
     assert quantity_text(Decimal("1234.500")) == "1,234.5"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import cli
 from ledger.app import Ledger
+from ledger.cli.main import cli
 from ledger.config import Settings
 from ledger.nats_server import EmbeddedNats
 from ledger.relay import Relay
@@ -113,7 +113,7 @@ def test_long_running_relay_stops_cleanly_on_sigterm(
     append_parties(app, 300)
     log = tmp_path / "relay.log"
     relay = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "relay"],
+        [sys.executable, "-m", "ledger.cli.main", "relay"],
         env=subprocess_env(env, LEDGER_NATS_URL=nats_server.url),
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
@@ -473,7 +473,7 @@ def test_serve_runs_embedded_nats_and_the_relay(backend: Backend, tmp_path: Path
     app = Ledger(settings)
     append_parties(app, 40)
     serve = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--no-projector"],
+        [sys.executable, "-m", "ledger.cli.main", "serve", "--no-projector"],
         env=child_env,
         stdout=subprocess.PIPE,
         stderr=(tmp_path / "serve.log").open("wb"),
@@ -504,7 +504,7 @@ def test_serve_runs_embedded_nats_and_the_relay(backend: Backend, tmp_path: Path
         ]
 
         second = subprocess.run(
-            [sys.executable, "-m", "cli.main", "serve"],
+            [sys.executable, "-m", "ledger.cli.main", "serve"],
             env=child_env,
             capture_output=True,
             text=True,
@@ -536,7 +536,7 @@ def test_serve_runs_embedded_nats_and_the_relay(backend: Backend, tmp_path: Path
 def _serve(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[str]:
     """``ledger serve`` in its own process group (so the test can signal the group)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", *args],
+        [sys.executable, "-m", "ledger.cli.main", "serve", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=log.open("wb"),
@@ -610,7 +610,7 @@ def test_serve_stops_with_the_relays_error_on_one_line(
 
     asyncio.run(delete())
     serve = subprocess.run(
-        [sys.executable, "-m", "cli.main", "serve", "--no-projector"],
+        [sys.executable, "-m", "ledger.cli.main", "serve", "--no-projector"],
         env=subprocess_env(env),
         capture_output=True,
         text=True,
@@ -636,7 +636,7 @@ def test_serve_reports_a_nats_server_that_cannot_start_on_one_line(
     child_env = subprocess_env(env)
     child_env.pop("LEDGER_NATS_URL", None)
     serve = subprocess.run(
-        [sys.executable, "-m", "cli.main", "serve", "--no-projector"],
+        [sys.executable, "-m", "ledger.cli.main", "serve", "--no-projector"],
         env=child_env,
         capture_output=True,
         text=True,
@@ -669,7 +669,7 @@ def test_a_nats_url_that_cannot_be_a_server_is_a_configuration_error(
         assert "is not a NATS server URL" in done.output, (args, done.output)
         assert len(done.output.strip().splitlines()) == 1, (args, done.output)
     serve = subprocess.run(
-        [sys.executable, "-m", "cli.main", "serve"],
+        [sys.executable, "-m", "ledger.cli.main", "serve"],
         env=subprocess_env(env),
         capture_output=True,
         text=True,

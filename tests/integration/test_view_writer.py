@@ -1,4 +1,4 @@
-"""Long catch-ups write the views in a second process (``projections.writer``): the same
+"""Long catch-ups write the views in a second process (``ledger.projections.writer``): the same
 rows as writing inline, another projector's write still detected, and a writer process
 that dies leaves the views at their last complete batch.  Both backends."""
 
@@ -10,11 +10,16 @@ import pytest
 
 from ledger.app import Ledger
 from ledger.errors import StoreError
-from projections.runner import apply_notifications, catch_up, new_projector, view_store
-from projections.store import ViewsMoved
-from projections.writer import ProcessWriter
+from ledger.projections.runner import apply_notifications, catch_up, new_projector, view_store
+from ledger.projections.store import ViewsMoved
+from ledger.projections.writer import ProcessWriter
 from tests.conftest import Backend
-from tests.test_projector import assert_views_exact, expected_used, record_history, used_now
+from tests.integration.test_projector import (
+    assert_views_exact,
+    expected_used,
+    record_history,
+    used_now,
+)
 
 
 def test_a_long_catch_up_writes_in_a_second_process(backend: Backend) -> None:

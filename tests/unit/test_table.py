@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli.common import _wrap_words, render_table
+from ledger.cli.common import _wrap_words, render_table
 
 
 def test_a_word_that_fits_a_line_is_never_split() -> None:

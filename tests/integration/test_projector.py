@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from ledger.app import Ledger
-from projections import api
-from projections.query import Views
-from projections.runner import catch_up, new_projector, run, view_store
-from projections.store import TRACKING_NAME
+from ledger.projections import api
+from ledger.projections.query import Views
+from ledger.projections.runner import catch_up, new_projector, run, view_store
+from ledger.projections.store import TRACKING_NAME
 from tests.conftest import SOURCE, Backend
 
 S = [SOURCE]
@@ -144,10 +144,10 @@ def _project_process(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]
         **os.environ,
         **env,
         "LEDGER_PROJECTOR_BATCH": "20",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "project", *args],
+        [sys.executable, "-m", "ledger.cli.main", "project", *args],
         env=merged,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -306,9 +306,9 @@ def test_project_command(backend: Backend) -> None:
     app = Ledger(backend.settings(env))
     try:
         record_history(app, batches=1, per_batch=60)
-        merged = {**os.environ, **env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        merged = {**os.environ, **env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         out = subprocess.run(
-            [sys.executable, "-m", "cli.main", "project", "--once", "-o", "json"],
+            [sys.executable, "-m", "ledger.cli.main", "project", "--once", "-o", "json"],
             env=merged,
             capture_output=True,
             text=True,
@@ -320,7 +320,7 @@ def test_project_command(backend: Backend) -> None:
         body = json.loads(out.stdout)
         assert body["position"] == app.head() and body["applied"] == app.head()
         again = subprocess.run(
-            [sys.executable, "-m", "cli.main", "project", "--once"],
+            [sys.executable, "-m", "ledger.cli.main", "project", "--once"],
             env=merged,
             capture_output=True,
             text=True,
@@ -329,7 +329,16 @@ def test_project_command(backend: Backend) -> None:
         )
         assert "0 events applied" in again.stdout
         rebuilt = subprocess.run(
-            [sys.executable, "-m", "cli.main", "project", "--once", "--rebuild", "-o", "json"],
+            [
+                sys.executable,
+                "-m",
+                "ledger.cli.main",
+                "project",
+                "--once",
+                "--rebuild",
+                "-o",
+                "json",
+            ],
             env=merged,
             capture_output=True,
             text=True,
@@ -339,7 +348,7 @@ def test_project_command(backend: Backend) -> None:
         assert json.loads(rebuilt.stdout)["applied"] == app.head()
         assert used_now(app, "stored") == expected_used(60)
         bad = subprocess.run(
-            [sys.executable, "-m", "cli.main", "project", "--source", "kafka"],
+            [sys.executable, "-m", "ledger.cli.main", "project", "--source", "kafka"],
             env=merged,
             capture_output=True,
             text=True,
@@ -357,10 +366,10 @@ def test_project_nats_without_server_fails_clearly(backend: Backend, source: str
         **os.environ,
         **env,
         "LEDGER_NATS_URL": "nats://127.0.0.1:1",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
     out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "project", "--once", "--source", source],
+        [sys.executable, "-m", "ledger.cli.main", "project", "--once", "--source", source],
         env=merged,
         capture_output=True,
         text=True,
@@ -376,7 +385,7 @@ def test_an_event_committed_before_the_listen_is_applied(
     """PostgreSQL: the store follower's subscription reads what is stored, then runs
     LISTEN in another thread; an event committed in between used to stay out of the views
     until some later event's NOTIFY (here: never).  Now it is applied at once."""
-    from projections.subscription_postgres import BatchingPostgresSubscription
+    from ledger.projections.subscription_postgres import BatchingPostgresSubscription
 
     settings = postgres_backend.settings()
     app = Ledger(settings)

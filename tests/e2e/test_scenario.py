@@ -13,9 +13,9 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
 from ledger import scenario
 from ledger.app import Ledger
+from ledger.cli.main import cli
 from ledger.domain import state as st
 from ledger.events import EVENT_TYPES_BY_NAME, named_parties
 from ledger.scenario import build

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import cli
 from ledger.app import Ledger
+from ledger.cli.main import cli
 from ledger.config import Settings
 from tests import factory as f
 from tests.conftest import Backend
-from tests.test_projections import record_scenario
+from tests.integration.test_projections import record_scenario
 
 LEDGER = str(Path(sys.executable).parent / "ledger")
 WIDTH = 100
