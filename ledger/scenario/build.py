@@ -4,6 +4,9 @@ Run ``python -m ledger.scenario.build`` to regenerate the JSONL after editing th
 and ``python -m ledger.scenario.build --check`` to verify the shipped file matches it
 (``tests/e2e/test_scenario.py`` does the same).
 
+The story is told in chapters, one function each (``CHAPTERS``, in story order); the
+sources they cite are one table in ``ledger/scenario/sources.py``.
+
 Conventions (see ``docs/scenario.md`` for the reasoning):
 
 - ``recorded_at`` is the day the fact became public (the instrument's publication, the
@@ -31,292 +34,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ledger.scenario.sources import Src, cite, illustrative, instrument
+
 NAMESPACE = uuid.UUID("ec4fd7ed-5adf-5f3e-a46a-eab36d1ae2d4")
 """uuid5(NAMESPACE_URL, 'https://github.com/ledger/scenario/us-china-2025')."""
 ACTOR = "scenario-2025"
 RECORDED_TIME_OF_DAY = "T12:00:00Z"
 OUTPUT = Path(__file__).with_name("scenario.jsonl")
-
-# --- sources --------------------------------------------------------------------------
-# Keys S<n> follow shared/domain/sources.md; the others are the instruments or official
-# statements themselves (cited by title and date) and a few official pages found while
-# verifying the timeline.
-
-Src = dict[str, Any]
-
-
-def _source(
-    reference: str, publisher: str, published_on: str | None, status: str, note: str = ""
-) -> Src:
-    out: Src = {"reference": reference, "publisher": publisher}
-    if published_on is not None:
-        out["published_on"] = published_on
-    out["status"] = status
-    if note:
-        out["note"] = note
-    return out
-
-
-SOURCES: dict[str, Src] = {
-    # sources.md
-    "S2": _source(
-        "https://www.lexiscn.com/law/law-english-1-3877231-T.html",
-        "LexisNexis China (English text of the law)",
-        None,
-        "official",
-    ),
-    "S3": _source(
-        "https://www.csrcare.com/Law/LawShowEn?id=233583",
-        "CSRcare (English text of the Regulations)",
-        None,
-        "official",
-    ),
-    "S9": _source(
-        "https://www.china-briefing.com/news/china-issues-new-export-control-regulations",
-        "China Briefing",
-        None,
-        "official",
-    ),
-    "S10": _source(
-        "https://www.chinajusticeobserver.com/a/china-imposes-export-controls-on-gallium-and-germanium",
-        "China Justice Observer",
-        None,
-        "official",
-    ),
-    "S11": _source(
-        "https://english.news.cn/20231020/b218269f9f9e4c708aae37c0ad3d4fe1/c.html",
-        "Xinhua",
-        "2023-10-20",
-        "official",
-    ),
-    "S12": _source(
-        "https://www.nasdaq.com/articles/china-bans-export-of-rare-earths-processing-technologies",
-        "Reuters via Nasdaq",
-        "2023-12-21",
-        "official",
-    ),
-    "S13": _source(
-        "um-material.com (text of MOFCOM/GAC Announcement No. 33 of 2024); "
-        "analitycdc.com (Reuters: effective 2024-09-15)",
-        "UM Material; Reuters",
-        "2024-08-15",
-        "official",
-    ),
-    "S14": _source(
-        "https://cryptogon.com/?p=71535",
-        "Reuters via Cryptogon",
-        "2024-12-03",
-        "official",
-    ),
-    "S14b": _source(
-        "https://www.pakistantoday.com.pk/2025/11/09/china-suspends-part-of-control-measures-on-dual-use-items-export-to-us/",
-        "Pakistan Today (Xinhua)",
-        "2025-11-09",
-        "official",
-    ),
-    "S15": _source(
-        "hklaw.com/…/2025/04/china-imposes-export-controls-on-medium-and-heavy-rare-earth-materials",
-        "Holland & Knight",
-        None,
-        "official",
-        "April 2025; reference truncated in sources.md",
-    ),
-    "S16": _source(
-        "https://osencmagnet.com/export-controls-on-rare-earth-elements/",
-        "Osenc Magnet (English translation of Announcement No. 18)",
-        None,
-        "official",
-    ),
-    "S17": _source(
-        "https://en.portnews.ru/news/376823/",
-        "PortNews",
-        None,
-        "official",
-        "report of the Geneva joint statement (May 2025)",
-    ),
-    "S18": _source(
-        "https://legalmorningcoffee.com/trump-signs-executive-order-extending-suspension-of-reciprocal-tariffs-with-china-until-november",
-        "Legal Morning Coffee",
-        None,
-        "official",
-        "August 2025",
-    ),
-    "S18b": _source(
-        "lexiscn.com (State Council Tariff Commission announcement of 2025-08-12)",
-        "LexisNexis China",
-        "2025-08-12",
-        "official",
-    ),
-    "S19": _source(
-        "https://www.thompsonhinesmartrade.com/2025/11/white-house-announces-one-year-suspension-of-the-bis-affiliates-rule/",
-        "Thompson Hine SmarTrade",
-        None,
-        "official",
-        "November 2025",
-    ),
-    "S20": _source(
-        "https://www.chemradar.com/en/news/detail/f1la2toi5p1c",
-        "ChemRadar",
-        None,
-        "official",
-        "October 2025",
-    ),
-    "S20-61": _source(
-        "http://www.sscollege.cn/en/news/44800.html",
-        "SSCollege (English text of MOFCOM Announcement No. 61 of 2025)",
-        "2025-10-09",
-        "official",
-    ),
-    "S20-62": _source(
-        "http://www.sscollege.cn/en/news/44809.html",
-        "SSCollege (English text of MOFCOM Announcement No. 62 of 2025)",
-        "2025-10-09",
-        "official",
-    ),
-    "S20-people": _source(
-        "https://en.people.cn/n3/2025/1010/c90000-20374885.html",
-        "People's Daily Online",
-        "2025-10-10",
-        "official",
-    ),
-    "S21": _source(
-        "https://www.freightwaves.com/news/us-suspends-port-fees-on-chinese-ships",
-        "FreightWaves",
-        "2025-11-10",
-        "official",
-    ),
-    "S22": _source(
-        "https://www.dawn.com/news/1952144",
-        "Dawn",
-        None,
-        "official",
-        "report of the Busan meeting (October 2025)",
-    ),
-    "S23": _source(
-        "https://carmnet.com/?p=3284",
-        "CARMNET (on the White House fact sheet of 2025-11-01)",
-        None,
-        "official",
-        "on the White House fact sheet (November 2025)",
-    ),
-    "S24": _source(
-        "mondaq.com/…/1702762/united-states-begins-implementing-us-china-trade-arrangement-…",
-        "Mondaq",
-        None,
-        "official",
-        "November 2025; reference truncated in sources.md",
-    ),
-    "S25": _source(
-        "https://www.sinobtd.com/news/8935.html",
-        "SinoBTD (State Council Tariff Commission announcements of 2025-11-05)",
-        None,
-        "official",
-        "November 2025",
-    ),
-    "S26": _source(
-        "https://www.chemradar.com/en/news/detail/f3s7t2oy9qf4",
-        "ChemRadar",
-        None,
-        "official",
-        "November 2025",
-    ),
-    "S26b": _source(
-        "https://rawmaterials.net/china-officially-suspends-october-export-tightening",
-        "RawMaterials.net",
-        None,
-        "official",
-        "November 2025",
-    ),
-    "S27": _source(
-        "https://www.businesstimes.com.sg/international/china-suspends-ban-exports-gallium-germanium-antimony-us",
-        "The Business Times (Reuters)",
-        "2025-11-09",
-        "official",
-    ),
-    "S29": _source(
-        "https://www.tomshardware.com/tech-industry/china-issues-first-batch-of-general-rare-earth-export-licenses-to-magnet-makers",
-        "Tom's Hardware (Reuters report)",
-        "2025-12-02",
-        "official",
-        "Reuters: JL Mag, Ningbo Yunsheng and Zhong Ke San Huan received one-year, "
-        "customer-specific general licences; JL Mag for nearly all customers, the others "
-        "for some (dated 2025-12-02 by the timeline)",
-    ),
-    "S29b": _source(
-        "https://www.trtworld.com/article/b8d356291765",
-        "TRT World (MOFCOM press briefing)",
-        "2025-12-04",
-        "official",
-        "MOFCOM spokesperson: compliant civilian rare-earth export applications are "
-        "approved; general licences introduced to facilitate compliant trade",
-    ),
-    "S36": _source(
-        "duramag.com/techtalk/magnet-news/general-hree-export-licenses-…",
-        "Duramag",
-        None,
-        "official",
-        "December 2025; reference truncated in sources.md",
-    ),
-    "S37": _source(
-        "https://eurasiabusinessnews.com/2025/08/11/trump-extends-china-deadline-says-no-gold-tariff",
-        "Eurasia Business News",
-        "2025-08-11",
-        "official",
-    ),
-    # seed reports (reported, unofficial)
-    "seed000": _source(
-        "seed000 (project seed report, 2025-11-14)",
-        "seed report (unofficial)",
-        "2025-11-14",
-        "reported",
-        "seed-only: the general-licence terms were to be finalised by the end of "
-        "November 2025; the commitment was still unimplemented on 2025-11-14",
-    ),
-    # official pages found while verifying the timeline (not in sources.md)
-    "MOFCOM-1030": _source(
-        "https://english.mofcom.gov.cn/News/SpokesmansRemarks/art/2025/"
-        "art_d3b018b922a4458989e43a46a04be6fe.html",
-        "MOFCOM spokesperson (Kuala Lumpur consultations / Busan meeting)",
-        "2025-10-30",
-        "official",
-    ),
-    "MOT-1110": _source(
-        "https://en.people.cn/n3/2025/1110/c90000-20388634.html",
-        "Xinhua via People's Daily Online (Ministry of Transport announcement)",
-        "2025-11-10",
-        "official",
-    ),
-    "MOFCOM-55": _source(
-        "http://www.mofcom.gov.cn/zwgk/zcfb/art/2025/art_949f47563b834dad95b0010f375a892c.html",
-        "MOFCOM",
-        "2025-10-09",
-        "official",
-    ),
-}
-
-ILLUSTRATIVE = _source(
-    "illustrative (made up for the scenario)",
-    "ledger scenario",
-    None,
-    "illustrative",
-)
-
-
-def cite(key: str, note: str = "") -> Src:
-    source = dict(SOURCES[key])
-    if note:
-        source["note"] = note
-    return source
-
-
-def instrument(reference: str, publisher: str, published_on: str | None, note: str = "") -> Src:
-    """The instrument or official statement itself, cited by title and date."""
-    return _source(reference, publisher, published_on, "official", note)
-
-
-def illustrative(note: str) -> Src:
-    return {**ILLUSTRATIVE, "note": note}
-
 
 # --- times ------------------------------------------------------------------------------
 
@@ -349,7 +73,7 @@ class Scenario:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self._keys: set[str] = set()
+        self._ids: dict[str, str] = {}
 
     def add(
         self,
@@ -364,10 +88,9 @@ class Scenario:
         **fields: Any,
     ) -> str:
         """Add one event; returns its event id."""
-        if key in self._keys:
+        if key in self._ids:
             raise ValueError(f"duplicate event key {key!r}")
-        self._keys.add(key)
-        event_id = str(uuid.uuid5(NAMESPACE, key))
+        event_id = self._ids[key] = str(uuid.uuid5(NAMESPACE, key))
         event: dict[str, Any] = {
             "type": type_,
             "event_id": event_id,
@@ -381,6 +104,10 @@ class Scenario:
         event["actor"] = ACTOR
         self.events.append(event)
         return event_id
+
+    def event_id(self, key: str) -> str:
+        """The id of the event added under ``key`` (an earlier chapter's event)."""
+        return self._ids[key]
 
     def measure(
         self,
@@ -583,10 +310,22 @@ GL_DEADLINE = utc("2025-12-01")
 """End of November 2025 (exclusive end; UTC because the seed gives no zone)."""
 
 
-def build() -> Scenario:
-    s = Scenario()
+FACT_SHEET = instrument(
+    "White House fact sheet of 2025-11-01: President Donald J. Trump Strikes Deal on "
+    "Economic and Trade Relations with China",
+    "The White House",
+    "2025-11-01",
+)
+BUSAN_AT = "2025-10-30T00:00:00+09:00"
+GL_DESCRIPTION = (
+    "Issue general licences valid for exports of rare earths, gallium, germanium, "
+    "antimony and graphite for the benefit of US end users and their suppliers (per the "
+    "White House, the de facto removal of the controls imposed since 2023)."
+)
 
-    # ---- Chinese framework and control measures 2020-2024 -------------------------------
+
+def chinese_controls_2020_24(s: Scenario) -> None:
+    """The Chinese framework and control measures of 2020-2024."""
     s.measure(
         "cn-export-control-law",
         issuer="CN",
@@ -806,7 +545,9 @@ def build() -> Scenario:
         summary="CN Ann.46/2024: military ban and Ga/Ge/Sb/superhard denial for the US",
     )
 
-    # ---- 2025 tariffs: US fentanyl and reciprocal tariffs, Chinese counter-measures ------
+
+def tariffs_2025(s: Scenario) -> None:
+    """The 2025 tariffs: US fentanyl and reciprocal tariffs, Chinese counter-measures."""
     s.measure(
         "us-ieepa-fentanyl-tariff",
         issuer="US",
@@ -983,7 +724,9 @@ def build() -> Scenario:
         summary="CN Ann.18/2025: licensing of 7 medium/heavy rare earths (1C902-1C908)",
     )
 
-    # ---- US port fees (announced April, in force October) --------------------------------
+
+def us_port_fees(s: Scenario) -> None:
+    """The US port fees (announced in April, in force in October)."""
     s.measure(
         "us-section-301-port-fees",
         issuer="US",
@@ -1013,7 +756,9 @@ def build() -> Scenario:
         summary="US Section 301 port fees on Chinese-linked ships (from 2025-10-14)",
     )
 
-    # ---- Geneva: the May truce and its August extension ----------------------------------
+
+def geneva(s: Scenario) -> None:
+    """Geneva: the May truce and its August extension."""
     s.add(
         "AgreementReached",
         f"agreement/{GENEVA}/reached",
@@ -1188,7 +933,9 @@ def build() -> Scenario:
         summary="CN mirrors the extension of the Geneva tariff suspension from 2025-08-12",
     )
 
-    # ---- September/October 2025: the Affiliates rule, China's October measures ----------
+
+def october_2025(s: Scenario) -> None:
+    """September/October 2025: the Affiliates rule and China's October measures."""
     s.measure(
         "us-bis-affiliates-rule",
         issuer="US",
@@ -1440,7 +1187,9 @@ def build() -> Scenario:
         summary="CN special port fees on US-linked ships (from 2025-10-14)",
     )
 
-    # ---- Busan: the arrangement and the pledges of both sides ---------------------------
+
+def busan(s: Scenario) -> None:
+    """Busan: the arrangement and the pledges of both sides."""
     s.add(
         "AgreementReached",
         f"agreement/{BUSAN}/reached",
@@ -1455,14 +1204,7 @@ def build() -> Scenario:
         valid_until=est("2026-11-10", "00:01:00"),
         extendable=True,
     )
-    fact_sheet = instrument(
-        "White House fact sheet of 2025-11-01: President Donald J. Trump Strikes Deal on "
-        "Economic and Trade Relations with China",
-        "The White House",
-        "2025-11-01",
-    )
-    both = [fact_sheet, cite("MOFCOM-1030"), cite("S23")]
-    busan_at = "2025-10-30T00:00:00+09:00"
+    both = [FACT_SHEET, cite("MOFCOM-1030"), cite("S23")]
     s.pledge(
         US_FENTANYL_CUT,
         agreement_id=BUSAN,
@@ -1472,7 +1214,7 @@ def build() -> Scenario:
         category="tariffs",
         description="Lower the IEEPA fentanyl duty on Chinese goods from 20% to 10% from "
         "2025-11-10.",
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-01",
         sources=both,
         summary="Busan: US to cut the fentanyl duty from 20% to 10%",
@@ -1486,7 +1228,7 @@ def build() -> Scenario:
         category="tariffs",
         description="Keep 24 points of the 34% reciprocal tariff suspended for one more "
         "year, to 2026-11-10 (10% remains).",
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-01",
         sources=both,
         summary="Busan: US to keep the 24-point tariff suspension for a year",
@@ -1499,7 +1241,7 @@ def build() -> Scenario:
         asserted_by=["US", "CN"],
         category="export-controls",
         description="Suspend the BIS Affiliates (50%) rule for one year.",
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-01",
         sources=both,
         summary="Busan: US to suspend the Affiliates rule for a year",
@@ -1512,7 +1254,7 @@ def build() -> Scenario:
         asserted_by=["US", "CN"],
         category="port-fees",
         description="Suspend the Section 301 port fees and related maritime actions for one year.",
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-01",
         sources=both,
         summary="Busan: US to suspend the Section 301 port fees for a year",
@@ -1527,7 +1269,7 @@ def build() -> Scenario:
         description="Keep 24 points of the 34% counter-tariff on US goods suspended for one "
         "year (10% remains).",
         reciprocates=[US_RECIPROCAL_SUSPENSION],
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-01",
         sources=both,
         summary="Busan: CN to keep its 24-point counter-tariff suspension for a year",
@@ -1542,7 +1284,7 @@ def build() -> Scenario:
         description="Stop the additional 10-15% tariffs on US agricultural products imposed "
         "from 2025-03-10 in response to the fentanyl duty.",
         reciprocates=[US_FENTANYL_CUT],
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-01",
         sources=both,
         summary="Busan: CN to lift its counter-tariffs on US farm products",
@@ -1557,7 +1299,7 @@ def build() -> Scenario:
         description="Suspend for one year the export-control measures announced on "
         "2025-10-09 (Ann.55-58, 61, 62).",
         reciprocates=[US_AFFILIATES_SUSPENSION],
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-01",
         sources=both,
         summary="Busan: CN to suspend its October 2025 export controls for a year",
@@ -1572,33 +1314,30 @@ def build() -> Scenario:
         description="Suspend the special port fees on US vessels for one year once the US "
         "suspension takes effect.",
         reciprocates=[US_PORT_FEES_SUSPENSION],
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-01",
         sources=both,
         summary="Busan: CN to suspend its special port fees for a year",
     )
-    gl_description = (
-        "Issue general licences valid for exports of rare earths, gallium, germanium, "
-        "antimony and graphite for the benefit of US end users and their suppliers (per the "
-        "White House, the de facto removal of the controls imposed since 2023)."
-    )
-    gl_first = s.pledge(
+    s.pledge(
         CN_GENERAL_LICENCES,
         agreement_id=BUSAN,
         obligor="CN",
         beneficiary="US",
         asserted_by=["US"],
         category="export-controls",
-        description=gl_description,
+        description=GL_DESCRIPTION,
         reciprocates=[US_AFFILIATES_SUSPENSION],
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-01",
-        sources=[fact_sheet, cite("S23")],
+        sources=[FACT_SHEET, cite("S23")],
         summary="Busan (US fact sheet only): CN to issue general licences for REs, Ga, Ge, "
         "Sb, graphite",
     )
 
-    # ---- November 2025: implementations and suspensions ---------------------------------
+
+def november_2025(s: Scenario) -> None:
+    """November 2025: the implementations and suspensions."""
     eo_fentanyl = (
         "Executive Order of 2025-11-04 modifying the fentanyl duties on China (20% to 10%)"
     )
@@ -1840,7 +1579,9 @@ def build() -> Scenario:
         summary="CN implements the port counter-fee suspension from 2025-11-10 13:01",
     )
 
-    # ---- 2025-11-14: the deadline becomes known (reported) ------------------------------
+
+def deadline_reported(s: Scenario) -> None:
+    """2025-11-14: the end-of-November deadline becomes known (reported)."""
     s.add(
         "EventRetracted",
         f"commitment/{CN_GENERAL_LICENCES}/pledged/retracted",
@@ -1850,7 +1591,7 @@ def build() -> Scenario:
         sources=[cite("seed000")],
         summary="Pledge re-recorded with the reported end-of-November deadline",
         entity_kind="commitment",
-        retracted_event_id=gl_first,
+        retracted_event_id=s.event_id(f"commitment/{CN_GENERAL_LICENCES}/pledged"),
         reason="Superseded: a report of 2025-11-14 (seed000) gives the end of November 2025 "
         "as the deadline to finalise the general-licence terms, which the record of "
         "2025-11-01 lacked; the pledge is re-recorded with that deadline, otherwise "
@@ -1863,13 +1604,13 @@ def build() -> Scenario:
         beneficiary="US",
         asserted_by=["US"],
         category="export-controls",
-        description=gl_description,
+        description=GL_DESCRIPTION,
         due_by=GL_DEADLINE,
         reciprocates=[US_AFFILIATES_SUSPENSION],
-        effective_at=busan_at,
+        effective_at=BUSAN_AT,
         recorded_on="2025-11-14",
         sources=[
-            fact_sheet,
+            FACT_SHEET,
             cite("S23"),
             cite(
                 "seed000",
@@ -1881,7 +1622,9 @@ def build() -> Scenario:
         key_suffix="/with-deadline",
     )
 
-    # ---- illustrative parties (made up) -------------------------------------------------
+
+def illustrative_parties(s: Scenario) -> None:
+    """The illustrative (made-up) exporter and end users."""
     vetted_at = utc("2025-11-25")
     parties = [
         (
@@ -1953,7 +1696,9 @@ def build() -> Scenario:
                 authority="MOFCOM (illustrative)",
             )
 
-    # ---- 2025-12-01: applications on the day after the deadline (illustrative) ---------
+
+def applications_dec1(s: Scenario) -> None:
+    """2025-12-01: applications on the day after the deadline (illustrative)."""
     s.add(
         "ApplicationSubmitted",
         "application/app-2025-12-01-example-civil-dy/submitted",
@@ -1987,7 +1732,9 @@ def build() -> Scenario:
         end_use="Magnets for guidance-system actuators (military)",
     )
 
-    # ---- 2025-12-02: the first general licences (real fact, illustrative terms) --------
+
+def first_licences(s: Scenario) -> None:
+    """2025-12-02: the first general licences (real fact, illustrative terms)."""
     makers = [
         ("jl-mag", "JL MAG Rare-Earth Co., Ltd."),
         ("ningbo-yunsheng", "Ningbo Yunsheng Co., Ltd."),
@@ -2109,6 +1856,28 @@ def build() -> Scenario:
         summary="CN general licences in use (partial: three magnet makers, some customers); "
         "MOFCOM confirms 2025-12-04",
     )
+
+
+CHAPTERS = (
+    chinese_controls_2020_24,
+    tariffs_2025,
+    us_port_fees,
+    geneva,
+    october_2025,
+    busan,
+    november_2025,
+    deadline_reported,
+    illustrative_parties,
+    applications_dec1,
+    first_licences,
+)
+"""The story in order: the order of the events within a recorded day follows it."""
+
+
+def build() -> Scenario:
+    s = Scenario()
+    for chapter in CHAPTERS:
+        chapter(s)
     return s
 
 
