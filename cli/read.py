@@ -97,6 +97,7 @@ def log(
     from ledger.describe import describe
     from ledger.errors import InputError
     from ledger.events import EVENT_TYPES_BY_NAME
+    from ledger.projections.answers import log_entry
     from ledger.store.codec import encode_event
     from ledger.times import short
 
@@ -130,9 +131,7 @@ def log(
             if output == "jsonl":
                 sys.stdout.write(encode_event(entry.event).decode() + "\n")
             elif output == "json":
-                rows.append(
-                    {"position": entry.position, "retracted": entry.retracted, "event": entry.event}
-                )
+                rows.append(log_entry(entry))
             else:
                 e = entry.event
                 rows.append(
@@ -207,6 +206,7 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
 
     from ledger.describe import describe
     from ledger.errors import InputError, RuleViolation
+    from ledger.projections.answers import log_entry
 
     try:
         target = UUID(event_id)
@@ -217,7 +217,7 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
     if entry is None:
         raise RuleViolation("unknown-reference", f"no event {event_id} is recorded")
     if output == "json":
-        echo_json({"position": entry.position, "retracted": entry.retracted, "event": entry.event})
+        echo_json(log_entry(entry))
         return
     click.echo(f"position {entry.position}{'  (retracted)' if entry.retracted else ''}")
     click.echo(describe(entry.event))

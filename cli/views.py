@@ -76,16 +76,6 @@ def _last_day(end: dt.datetime | None) -> str:
     return last_day(end)
 
 
-def _meta(v: Views, as_of: dt.datetime | None, known_at: dt.datetime | None) -> dict[str, Any]:
-    from ledger.times import now
-
-    return {
-        "as_of": as_of or now(),
-        "known_at": known_at or now(),  # nothing is recorded after now: K is now
-        "source": "events" if v.source == "fold" else "views",
-    }
-
-
 def _note_unknown(
     v: Views,
     kind: str,
@@ -193,10 +183,10 @@ def licences(
       ledger licences --exporter jl-mag --status active -o json
       ledger licences --licence JLM-GL-2025-001 -o csv
     """
-    from ledger.projections import api
+    from ledger.projections import answers
 
     with open_views(ctx, fold) as v:
-        rows = api.licences(
+        body = answers.licences(
             v,
             as_of,
             known_at,
@@ -206,7 +196,7 @@ def licences(
             end_user=end_user,
         )
         _note_unknown(v, "licence", as_of, known_at, licence_ids)
-        meta = _meta(v, as_of, known_at)
+    rows = body["licences"]
     # Shape only what the chosen output shows (thousands of rows: it adds up).
     table = [
         {
@@ -244,7 +234,7 @@ def licences(
             "valid_until": "through",
             "remaining": "remaining",
         },
-        json_body={**meta, "licences": rows},
+        json_body=body,
         table_rows=table,
         csv_rows=[
             {**row, "remaining": _remaining(row, caps=True)}
@@ -282,12 +272,12 @@ def commitments(
       ledger commitments --agreement busan-2025
       ledger commitments --as-of 2025-11-14 --known-at 2025-11-14 --party CN -o json
     """
-    from ledger.projections import api
+    from ledger.projections import answers
 
     with open_views(ctx, fold) as v:
-        rows = api.commitments(v, as_of, known_at, agreement=agreement, party=party)
+        body = answers.commitments(v, as_of, known_at, agreement=agreement, party=party)
         _note_unknown(v, "agreement", as_of, known_at, [agreement] if agreement else None)
-        meta = _meta(v, as_of, known_at)
+    rows = body["commitments"]
     table = [
         {
             **row,
@@ -317,7 +307,7 @@ def commitments(
             "due_by": "due",
             "first_implemented_at": "implemented",
         },
-        json_body={**meta, "commitments": rows},
+        json_body=body,
         table_rows=table,
         csv_rows=[{**row, "parties": f"{row['obligor']}->{row['beneficiary']}"} for row in rows],
         title=_header(as_of, known_at),
@@ -383,14 +373,13 @@ def asymmetry(
       ledger asymmetry --agreement busan-2025 --as-of 2025-11-30 --known-at 2025-11-30
       ledger asymmetry --pairs -o csv
     """
-    from ledger.projections import api
+    from ledger.projections import answers, api
 
     with open_views(ctx, fold) as v:
-        report = api.asymmetry(v, as_of, known_at, agreement=agreement)
+        report = answers.asymmetry(v, as_of, known_at, agreement=agreement)
         _note_unknown(v, "agreement", as_of, known_at, [agreement] if agreement else None)
-        meta = _meta(v, as_of, known_at)
     if output == "json":
-        echo_json({**meta, **report})
+        echo_json(report)
         return
     parties = [{**p, **p["counts"]} for p in report["parties"]]
     pairs = api.pair_rows(report)
@@ -475,12 +464,12 @@ def measures(
       ledger measures --status suspended -o json
       ledger measures --measure MOFCOM-2025-61 --as-of 2025-12-01 --known-at 2025-11-20
     """
-    from ledger.projections import api
+    from ledger.projections import answers, api
 
     with open_views(ctx, fold) as v:
-        rows = api.measures(v, as_of, known_at, ids=list(measure_ids) or None, status=status)
+        body = answers.measures(v, as_of, known_at, ids=list(measure_ids) or None, status=status)
         _note_unknown(v, "measure", as_of, known_at, measure_ids)
-        meta = _meta(v, as_of, known_at)
+    rows = body["clauses"]
     table = [{**row, "when": api.clause_when(row)} for row in rows]
     _emit(
         output,
@@ -503,7 +492,7 @@ def measures(
             "destinations": "dest",
             "end_user_classes": "users",
         },
-        json_body={**meta, "clauses": rows},
+        json_body=body,
         table_rows=table,
         csv_rows=table,
         title=_header(as_of, known_at),
@@ -538,10 +527,10 @@ def end_users(
       ledger end-users
       ledger end-users --party baotou-magnet --as-of 2025-12-01 -o json
     """
-    from ledger.projections import api
+    from ledger.projections import answers
 
     with open_views(ctx, fold) as v:
-        rows = api.end_users(
+        body = answers.end_users(
             v,
             as_of,
             known_at,
@@ -549,7 +538,7 @@ def end_users(
             role=None if all_roles or party_ids else "end-user",
         )
         _note_unknown(v, "party", as_of, known_at, party_ids)
-        meta = _meta(v, as_of, known_at)
+    rows = body["parties"]
     table = [
         {
             **row,
@@ -564,7 +553,7 @@ def end_users(
         rows,
         ["party_id", "name", "country", "vetting", "vetting_until", "class", "lists"],
         headers={"party_id": "party", "vetting_until": "through"},
-        json_body={**meta, "parties": rows},
+        json_body=body,
         table_rows=table,
         csv_rows=table,
         title=_header(as_of, known_at),
@@ -610,18 +599,17 @@ def findings(
       ledger findings
       ledger findings --kind late-usage --as-of 2026-01-31 --known-at 2026-01-31 -o json
     """
-    from ledger.projections import api
+    from ledger.projections import answers
 
     with open_views(ctx, fold) as v:
-        found = api.all_findings(v, as_of, known_at, kinds=list(kinds) or None)
-        meta = _meta(v, as_of, known_at)
-    rows = [f.to_dict() for f in found]
+        body = answers.findings(v, as_of, known_at, kinds=list(kinds) or None)
+    rows = body["findings"]
     _emit(
         output,
         rows,
         ["kind", "subject", "at", "summary", "events"],
         headers={},
-        json_body={**meta, "findings": rows},
+        json_body=body,
         table_rows=[{**r, "at": _day(r["at"]), "events": len(r["events"])} for r in rows],
         csv_rows=[{**r, "events": " ".join(r["events"])} for r in rows],
         title=_header(as_of, known_at),
@@ -769,7 +757,7 @@ def check(
         --quantity 500 --destination US --end-use "EV motors" --as-of 2025-12-15
       ledger check ... --known-at 2025-12-01 -o json
     """
-    from ledger.projections import api
+    from ledger.projections import answers, api
     from ledger.times import now
 
     date = as_of or now()
@@ -778,15 +766,9 @@ def check(
     )
     with open_views(ctx, fold) as v, _naming_options():
         decision = api.check(v, request, known_at)
-        meta = _meta(v, date, known_at)
+        body = answers.check_body(v, request, decision, known_at)
     if output == "json":
-        echo_json(
-            {
-                **meta,
-                "request": vars(request),
-                "decision": decision.to_dict(),
-            }
-        )
+        echo_json(body)
         return
     click.echo(_header(date, known_at))
     _print_decision(decision, request)
