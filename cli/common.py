@@ -88,7 +88,7 @@ def handle_errors(func: F) -> F:
         from ledger.errors import LedgerError
         from ledger.times import TimeParseError
 
-        as_json = kwargs.get("output") in ("json", "jsonl")
+        as_json = kwargs.get("output") in JSON_OUTPUTS
         try:
             return func(*args, **kwargs)
         except LedgerError as exc:
@@ -180,11 +180,33 @@ def time_options(func: F) -> F:
     return func
 
 
+OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
+"""The ``-o`` choices, in this order wherever a command offers them: ``table`` for people,
+``json`` one document, ``jsonl`` one object per line (rows, events), ``csv`` tidy rows."""
+
+OUTPUT_ALIASES = {"text": "table"}
+"""Names scripts may still pass (``-o text`` was the plain format's name); not listed."""
+
+JSON_OUTPUTS = ("json", "jsonl", "cloudevents")
+"""Formats whose errors are JSON on stderr too."""
+
+
+class OutputChoice(click.Choice):  # type: ignore[type-arg]
+    """``click.Choice`` that also takes the hidden aliases (``text`` for ``table``)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value in OUTPUT_ALIASES and value not in self.choices:
+            value = OUTPUT_ALIASES[value]
+        return super().convert(value, param, ctx)
+
+
 def output_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+    """``-o/--output`` with ``choices`` (a subset of OUTPUT_FORMATS, and extras such as
+    ``cloudevents``); the plain format is always called ``table``."""
     return click.option(
         "--output",
         "-o",
-        type=click.Choice(choices),
+        type=OutputChoice(choices),
         default=default,
         show_default=True,
         help="Output format.",
@@ -201,6 +223,15 @@ def echo_json(obj: Any) -> None:
     import msgspec
 
     click.echo(msgspec.json.encode(obj).decode())
+
+
+def echo_jsonl(rows: Any) -> None:
+    """One JSON object per line (``-o jsonl``): each row of what ``-o json`` wraps."""
+    import msgspec
+
+    encoder = msgspec.json.Encoder()
+    for row in rows:
+        sys.stdout.write(encoder.encode(row).decode() + "\n")
 
 
 def render_table(

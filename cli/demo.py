@@ -121,9 +121,10 @@ async def _receive_all(url: str, settings: Any, expected: int, timeout: float) -
     type=click.Path(file_okay=False),
     help="Keep the demo's ledger here (default: a temporary directory, removed afterwards).",
 )
-@output_option("text", "json", default="text")
+@output_option("table", "json")
+@click.pass_context
 @handle_errors
-def demo(demo_home: str | None, output: str) -> None:
+def demo(ctx: click.Context, demo_home: str | None, output: str) -> None:
     """Run the real 2025 scenario end to end on the embedded defaults.
 
     Imports the US-China critical-minerals facts of 2023-2025 (measures, the Geneva and
@@ -131,12 +132,15 @@ def demo(demo_home: str | None, output: str) -> None:
     first general licences) into a fresh SQLite ledger with their historical recorded
     times, relays them to an embedded NATS JetStream server, shows a subscriber
     receiving every event, and answers an auditor's questions as of past dates.  Ignores
-    LEDGER_DATABASE_URL and LEDGER_NATS_URL.
+    LEDGER_DATABASE_URL and LEDGER_NATS_URL, and LEDGER_HOME too (a demo never writes
+    into your ledger): the ledger is kept only where --home names it, given after `demo`
+    or before it.
 
     \b
     Examples:
       ledger demo
       ledger demo --home ./demo-ledger     # keep the ledger to explore it afterwards
+      ledger --home ./demo-ledger demo     # the same
       ledger demo --output json
     """
     from ledger.app import Ledger
@@ -150,6 +154,8 @@ def demo(demo_home: str | None, output: str) -> None:
     as_json = output == "json"
     say = (lambda *a, **k: None) if as_json else click.echo
     started = time.perf_counter()
+    if demo_home is None:
+        demo_home = _global_home(ctx)
     keep = demo_home is not None
     home = Path(demo_home) if demo_home else Path(tempfile.mkdtemp(prefix="ledger-demo-"))
     home.mkdir(parents=True, exist_ok=True)
@@ -254,6 +260,18 @@ def demo(demo_home: str | None, output: str) -> None:
                 "COMMAND ...`."
             )
         )
+
+
+def _global_home(ctx: click.Context) -> str | None:
+    """``ledger --home DIR demo``: the global --home when given on the command line (not
+    LEDGER_HOME from the environment, which names the user's own ledger)."""
+    from click.core import ParameterSource
+
+    root = ctx.find_root()
+    if root.get_parameter_source("home") != ParameterSource.COMMANDLINE:
+        return None
+    home = root.params.get("home")
+    return str(home) if home else None
 
 
 def _quote(arg: str) -> str:

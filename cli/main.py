@@ -41,13 +41,17 @@ COMMANDS: dict[str, str] = {
 def _wants_json(args: list[str]) -> bool:
     """True if the command line asks for ``-o json``/``jsonl`` (read before click parses it,
     so that click's own errors, a bad option value say, can answer in JSON too)."""
+    json_outputs = ("json", "jsonl", "cloudevents")
     for i, arg in enumerate(args):
         if arg == "--":
             break
         if arg in ("-o", "--output") and i + 1 < len(args):
-            if args[i + 1] in ("json", "jsonl"):
+            if args[i + 1] in json_outputs:
                 return True
-        elif arg in ("-ojson", "-ojsonl", "--output=json", "--output=jsonl"):
+        elif any(
+            arg.startswith(prefix) and arg[len(prefix) :] in json_outputs
+            for prefix in ("--output=", "-o")
+        ):
             return True
     return False
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ledger.cli.common import (
+    OUTPUT_FORMATS,
     echo_json,
     handle_errors,
     open_ledger,
@@ -60,7 +61,7 @@ def parse_entity(value: str | None) -> tuple[str | None, str | None]:
     help="effective: when facts took effect; recorded: when the ledger learned them.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
-@output_option("table", "json", "jsonl")
+@output_option(*OUTPUT_FORMATS)
 @click.pass_context
 @handle_errors
 def log(
@@ -83,9 +84,20 @@ def log(
 
     --as-of T keeps events effective at or before T; --known-at K keeps events recorded
     at or before K and hides events retracted by K.  A bare date means the end of that
-    day UTC.  --output jsonl prints the events exactly as stored; with --order recorded
-    and --include-retracted it is a complete export that `ledger import --backfill`
-    re-imports into an empty ledger exactly.
+    day UTC.
+
+    \b
+    Output:
+      table  two lines per event (above)
+      json   one array of {"position", "retracted", "event"} objects; `ledger watch -o
+             json` prints the same "position" and "event" (the stored event) one object
+             per line, with the stream's "stream_seq", "subject" and "redelivered"
+             instead of "retracted" (a stream has no end to close an array at)
+      jsonl  the events exactly as stored, one per line; with --order recorded and
+             --include-retracted a complete export that `ledger import --backfill`
+             re-imports into an empty ledger exactly
+      csv    one row per event: position, times, type, kind, entity id, event id,
+             actor, retracted, description
 
     \b
     Examples:
@@ -93,13 +105,14 @@ def log(
       ledger log --as-of 2025-11-14 --known-at 2025-11-14 --party CN
       ledger log --type ClauseSuspended --type SuspensionEnded -o json
       ledger log --order recorded --include-retracted -o jsonl > record.jsonl
+      ledger log --kind licence -o csv > licence-history.csv
     """
     from ledger.describe import describe
     from ledger.errors import InputError
     from ledger.events import EVENT_TYPES_BY_NAME
     from ledger.projections.answers import log_entry
     from ledger.store.codec import encode_event
-    from ledger.times import short
+    from ledger.times import iso, short
 
     for t in types:
         if t not in EVENT_TYPES_BY_NAME:
@@ -125,11 +138,28 @@ def log(
         ) as entries,
     ):
         rows: list[Any] = []
+        csv_out = _log_csv_writer() if output == "csv" else None
         for count, entry in enumerate(entries):
             if limit is not None and count >= limit:
                 break
             if output == "jsonl":
                 sys.stdout.write(encode_event(entry.event).decode() + "\n")
+            elif csv_out is not None:
+                e = entry.event
+                csv_out.writerow(
+                    [
+                        entry.position,
+                        iso(e.effective_at),
+                        iso(e.recorded_at),
+                        e.type,
+                        e.entity_kind,
+                        e.entity_id,
+                        str(e.event_id),
+                        e.actor,
+                        "true" if entry.retracted else "false",
+                        describe(e),
+                    ]
+                )
             elif output == "json":
                 rows.append(log_entry(entry))
             else:
@@ -153,6 +183,29 @@ def log(
         click.echo(_log_text(rows, _width()))
         if include_retracted and any(r["type"].startswith("✗") for r in rows):
             click.echo("\n✗ = retracted (as known at the query's known-at time)")
+
+
+LOG_CSV_COLUMNS = (
+    "position",
+    "effective_at",
+    "recorded_at",
+    "type",
+    "entity_kind",
+    "entity_id",
+    "event_id",
+    "actor",
+    "retracted",
+    "description",
+)
+
+
+def _log_csv_writer() -> Any:
+    """A CSV writer on stdout with the log's header written (rows stream as read)."""
+    import csv
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow(LOG_CSV_COLUMNS)
+    return writer
 
 
 def _log_text(rows: list[dict[str, Any]], width: int) -> str:
@@ -189,7 +242,7 @@ def _width() -> int:
 
 @click.command()
 @click.argument("event_id")
-@output_option("text", "json", default="text")
+@output_option("table", "json", "jsonl")
 @click.pass_context
 @handle_errors
 def show(ctx: click.Context, event_id: str, output: str) -> None:
@@ -199,6 +252,7 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
     Examples:
       ledger show 01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e
       ledger show 01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e -o json
+      ledger show 01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e -o jsonl   # the event as stored
     """
     from uuid import UUID
 
@@ -218,6 +272,11 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
         raise RuleViolation("unknown-reference", f"no event {event_id} is recorded")
     if output == "json":
         echo_json(log_entry(entry))
+        return
+    if output == "jsonl":  # as `ledger log -o jsonl` prints it: the event as stored
+        from ledger.store.codec import encode_event
+
+        sys.stdout.write(encode_event(entry.event).decode() + "\n")
         return
     click.echo(f"position {entry.position}{'  (retracted)' if entry.retracted else ''}")
     click.echo(describe(entry.event))

@@ -102,7 +102,7 @@ def _fail(message: str, *, as_json: bool, code: int = 1) -> NoReturn:
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
-@output_option("text", "json", default="text")
+@output_option("table", "json")
 @click.pass_context
 @handle_errors
 def relay(

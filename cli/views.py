@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ledger.cli.common import (
+    OUTPUT_FORMATS,
     echo_json,
+    echo_jsonl,
     handle_errors,
     open_ledger,
     output_option,
@@ -114,6 +116,8 @@ def _emit(
 ) -> None:
     if output == "json":
         echo_json(json_body)
+    elif output == "jsonl":
+        echo_jsonl(rows)
     elif output == "csv":
         write_csv(csv_rows if csv_rows is not None else rows, columns)
     else:
@@ -145,6 +149,53 @@ def _num(value: Any) -> str:
     return quantity_text(value) if isinstance(value, Decimal) else str(value)
 
 
+_LICENCE_CSV_COLUMNS = [
+    "licence_id",
+    "status",
+    "licence_type",
+    "issuer",
+    "exporter",
+    "end_users",
+    "destinations",
+    "valid_from",
+    "valid_until",
+    "suspended_until",
+    "item",
+    "unit",
+    "cap",
+    "used",
+    "remaining",
+]
+
+
+def _licence_item_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tidy CSV: one row per licence item, quantities as plain numbers (no thousands
+    separators, no unit in the cell); a licence without items keeps one row."""
+    out = []
+    for row in rows:
+        items = row["items"] or [{}]
+        for item in items:
+            out.append(
+                {
+                    **row,
+                    "item": item.get("item"),
+                    "unit": item.get("unit"),
+                    **{k: _plain(item.get(k)) for k in ("cap", "used", "remaining")},
+                }
+            )
+    return out
+
+
+def _plain(value: Any) -> str:
+    """A quantity for machines: positional notation, no separators, no trailing zeros."""
+    from decimal import Decimal
+
+    if not isinstance(value, Decimal):
+        return "" if value is None else str(value)
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 @click.command()
 @time_options
 @click.option("--licence", "licence_ids", multiple=True, metavar="ID", help="Only this licence.")
@@ -156,7 +207,7 @@ def _num(value: Any) -> str:
 @click.option("--exporter", help="Only licences held by this exporter.")
 @click.option("--end-user", help="Only licences naming this end user.")
 @fold_option
-@output_option("table", "json", "csv")
+@output_option(*OUTPUT_FORMATS)
 @click.pass_context
 @handle_errors
 def licences(
@@ -216,7 +267,9 @@ def licences(
     _emit(
         output,
         rows,
-        [
+        _LICENCE_CSV_COLUMNS
+        if output == "csv"
+        else [
             "licence_id",
             "status",
             "licence_type",
@@ -236,10 +289,7 @@ def licences(
         },
         json_body=body,
         table_rows=table,
-        csv_rows=[
-            {**row, "remaining": _remaining(row, caps=True)}
-            for row in (rows if output == "csv" else ())
-        ],
+        csv_rows=_licence_item_rows(rows) if output == "csv" else None,
         title=_header(as_of, known_at),
         empty="No licences match.",
     )
@@ -253,7 +303,7 @@ def licences(
 @click.option("--agreement", help="Only commitments under this agreement.")
 @click.option("--party", help="Only commitments this government owes or is owed.")
 @fold_option
-@output_option("table", "json", "csv")
+@output_option(*OUTPUT_FORMATS)
 @click.pass_context
 @handle_errors
 def commitments(
@@ -343,10 +393,10 @@ _PAIR_COLUMNS = [
 @time_options
 @click.option("--agreement", help="Only this agreement.")
 @click.option(
-    "--pairs", "pairs_only", is_flag=True, help="Only the reciprocal pairs (table and csv)."
+    "--pairs", "pairs_only", is_flag=True, help="Only the reciprocal pairs (table, csv, jsonl)."
 )
 @fold_option
-@output_option("table", "json", "csv")
+@output_option(*OUTPUT_FORMATS)
 @click.pass_context
 @handle_errors
 def asymmetry(
@@ -364,8 +414,8 @@ def asymmetry(
     reversed, lapsed and unilateral claims (asserted only by the other side).  Per
     reciprocal pair: who implemented first, since when the implementation has been
     one-sided, and for how many days (to the other side's implementation, or to the
-    as-of date while it is pending), also counted from the agreement's date.  CSV gives
-    the per-party counts, or the pairs with --pairs.
+    as-of date while it is pending), also counted from the agreement's date.  CSV and
+    JSONL give the per-party counts, or the pairs with --pairs.
 
     \b
     Examples:
@@ -380,6 +430,9 @@ def asymmetry(
         _note_unknown(v, "agreement", as_of, known_at, [agreement] if agreement else None)
     if output == "json":
         echo_json(report)
+        return
+    if output == "jsonl":
+        echo_jsonl(report["pairs"] if pairs_only else report["parties"])
         return
     parties = [{**p, **p["counts"]} for p in report["parties"]]
     pairs = api.pair_rows(report)
@@ -443,7 +496,7 @@ def asymmetry(
     help="Only clauses with this status on the as-of date.",
 )
 @fold_option
-@output_option("table", "json", "csv")
+@output_option(*OUTPUT_FORMATS)
 @click.pass_context
 @handle_errors
 def measures(
@@ -508,7 +561,7 @@ def measures(
 @click.option("--party", "party_ids", multiple=True, metavar="ID", help="Only this party.")
 @click.option("--all-roles", is_flag=True, help="Every party (exporters too), not only end users.")
 @fold_option
-@output_option("table", "json", "csv")
+@output_option(*OUTPUT_FORMATS)
 @click.pass_context
 @handle_errors
 def end_users(
@@ -574,7 +627,7 @@ def end_users(
     help="Only findings of this kind (repeatable).",
 )
 @fold_option
-@output_option("table", "json", "csv")
+@output_option(*OUTPUT_FORMATS)
 @click.pass_context
 @handle_errors
 def findings(
@@ -726,7 +779,7 @@ def _print_decision(decision: Any, request: Any) -> None:
 @time_options
 @request_options
 @fold_option
-@output_option("text", "json", default="text")
+@output_option("table", "json")
 @click.pass_context
 @handle_errors
 def check(
@@ -796,7 +849,7 @@ def _effective(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @click.option("--id", "application_id", help="Application id (default: generated; not blank).")
 @request_options
-@output_option("text", "json", default="text")
+@output_option("table", "json")
 @click.pass_context
 @handle_errors
 def apply(
@@ -877,7 +930,7 @@ def apply(
 @click.option(
     "--rebuild", is_flag=True, help="Drop the stored views and rebuild them from the start."
 )
-@output_option("text", "json", default="text")
+@output_option("table", "json")
 @click.pass_context
 @handle_errors
 def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: str) -> None:
@@ -909,7 +962,7 @@ def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: 
         signal.signal(signal.SIGINT, on_signal)
 
     def report(p: runner.Progress) -> None:
-        if output == "text" and sys.stderr.isatty():
+        if output == "table" and sys.stderr.isatty():
             click.echo(
                 f"\rposition {p.position:,}  ({p.applied:,} events, {p.seconds:.1f} s)",
                 err=True,
@@ -930,7 +983,7 @@ def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: 
         )
     except NatsUnavailable as exc:
         raise StoreError(str(exc)) from None
-    if output == "text" and sys.stderr.isatty():
+    if output == "table" and sys.stderr.isatty():
         click.echo(err=True)
     if output == "json":
         echo_json(result.to_dict())

@@ -43,7 +43,7 @@ def _summary(result: AppendResult, *, source: str, seconds: float | None = None)
 
 @click.command()
 @click.argument("event_json", required=False, metavar="[JSON]")
-@output_option("text", "json", default="text")
+@output_option("table", "json")
 @click.pass_context
 @handle_errors
 def append(ctx: click.Context, event_json: str | None, output: str) -> None:
@@ -104,7 +104,7 @@ def append(ctx: click.Context, event_json: str | None, output: str) -> None:
     default=None,
     help="Show progress bars on stderr. [default: for large files on a terminal]",
 )
-@output_option("text", "json", default="text")
+@output_option("table", "json")
 @click.pass_context
 @handle_errors
 def import_(
@@ -175,7 +175,7 @@ def import_(
     help="Reference for the correction (URL, document). Optional.",
 )
 @click.option("--publisher", help="Publisher of --source (needs --source). Default: operator.")
-@output_option("text", "json", default="text")
+@output_option("table", "json")
 @click.pass_context
 @handle_errors
 def retract(

@@ -1,0 +1,180 @@
+"""Conventions operators and integrators expect (issue 16 part D): the same output formats
+everywhere, tidy CSV, the global --home honoured by the demo."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger.cli.common import OUTPUT_FORMATS
+from ledger.cli.main import COMMANDS, cli
+from tests import factory as f
+from tests.conftest import Backend
+
+LEDGER = str(Path(sys.executable).parent / "ledger")
+
+VIEWS = ["licences", "commitments", "asymmetry", "measures", "end-users", "findings"]
+
+
+@pytest.fixture
+def run(sqlite_backend: Backend) -> Callable[..., Result]:
+    env = {**sqlite_backend.env(), "COLUMNS": "100"}
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, env=env)
+
+    return invoke
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _output_choices(name: str) -> list[str] | None:
+    command = cli.get_command(click.Context(cli), name)
+    assert command is not None
+    for param in command.params:
+        if param.name == "output":
+            assert isinstance(param.type, click.Choice)
+            return list(param.type.choices)
+    return None
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_output_option_uses_the_shared_names(name: str) -> None:
+    """table|json|jsonl|csv in that order (plus cloudevents for a stream); the plain
+    format is never called `text`, and its default is table."""
+    choices = _output_choices(name)
+    if choices is None:
+        return
+    assert "text" not in choices
+    assert choices[0] == "table"
+    known = [c for c in choices if c in OUTPUT_FORMATS]
+    assert known == [c for c in OUTPUT_FORMATS if c in choices]
+    assert set(choices) - set(OUTPUT_FORMATS) <= {"cloudevents"}
+
+
+def test_views_and_log_offer_every_format() -> None:
+    for name in [*VIEWS, "log"]:
+        assert _output_choices(name) == list(OUTPUT_FORMATS), name
+
+
+def test_text_is_a_hidden_alias_of_table(run: Callable[..., Result]) -> None:
+    ok(run("append", "-o", "text", json.dumps(f.party("x"))))
+    assert ok(run("log", "-o", "text")) == ok(run("log", "-o", "table"))
+    assert ok(run("end-users", "--output", "text")) == ok(run("end-users"))
+    help_text = ok(run("append", "--help"))
+    assert "[table|json]" in help_text and "text" not in help_text.split("--output")[1]
+
+
+def _world(run: Callable[..., Result]) -> None:
+    events = [
+        *f.licensed_world(
+            items=[
+                {"item": "1C902.a", "cap": "1250000", "unit": "kg"},
+                {"item": "1C905.a", "cap": "2500.5", "unit": "kg"},
+            ]
+        ),
+        f.usage(quantity="1000"),
+        f.pledge("c1"),
+    ]
+    ok(run("import", "-", input="".join(json.dumps(e) + "\n" for e in [f.agreement(), *events])))
+
+
+def test_licence_csv_is_tidy(run: Callable[..., Result]) -> None:
+    """One row per licence item, quantities as plain numbers (no thousands separators,
+    no unit in the cell) that a spreadsheet or pandas reads as numbers."""
+    _world(run)
+    csv_text = ok(run("licences", "--as-of", "2025-12-20", "-o", "csv"))
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert [
+        (r["licence_id"], r["item"], r["unit"], r["cap"], r["used"], r["remaining"]) for r in rows
+    ] == [
+        ("GL-1", "1C902.a", "kg", "1250000", "1000", "1249000"),
+        ("GL-1", "1C905.a", "kg", "2500.5", "0", "2500.5"),
+    ]
+    for r in rows:
+        for column in ("cap", "used", "remaining"):
+            float(r[column])  # a plain number
+    assert rows[0]["end_users"] == "buyer" and rows[0]["status"] == "active"
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_views_print_jsonl_rows(run: Callable[..., Result], view: str) -> None:
+    """-o jsonl: one object per line, the rows -o json wraps in its document."""
+    _world(run)
+    document = json.loads(ok(run(view, "-o", "json")))
+    lines = [json.loads(line) for line in ok(run(view, "-o", "jsonl")).splitlines()]
+    key = {
+        "licences": "licences",
+        "commitments": "commitments",
+        "asymmetry": "parties",
+        "measures": "clauses",
+        "end-users": "parties",
+        "findings": "findings",
+    }[view]
+    # as_of/known_at default to now, read at each run: compare the rows only.
+    assert lines == document[key]
+    if view == "asymmetry":
+        pairs = [json.loads(x) for x in ok(run(view, "--pairs", "-o", "jsonl")).splitlines()]
+        assert pairs == document["pairs"]
+
+
+def test_log_csv_has_one_row_per_event(run: Callable[..., Result]) -> None:
+    _world(run)
+    events = json.loads(ok(run("log", "-o", "json", "--order", "recorded")))
+    rows = list(csv.DictReader(io.StringIO(ok(run("log", "-o", "csv", "--order", "recorded")))))
+    assert [int(r["position"]) for r in rows] == [e["position"] for e in events]
+    assert [r["event_id"] for r in rows] == [e["event"]["event_id"] for e in events]
+    assert [r["type"] for r in rows] == [e["event"]["type"] for e in events]
+    assert rows[0]["entity_kind"] == "agreement" and rows[0]["retracted"] == "false"
+    assert rows[0]["recorded_at"] == events[0]["event"]["recorded_at"]
+    limited = list(csv.DictReader(io.StringIO(ok(run("log", "-o", "csv", "--limit", "2")))))
+    assert len(limited) == 2
+
+
+def test_show_jsonl_is_the_event_as_log_exports_it(run: Callable[..., Result]) -> None:
+    _world(run)
+    first = ok(run("log", "-o", "jsonl", "--order", "recorded", "--limit", "1"))
+    event_id = json.loads(first)["event_id"]
+    assert ok(run("show", event_id, "-o", "jsonl")) == first
+
+
+def test_demo_honours_the_global_home(tmp_path: Path) -> None:
+    """`ledger --home DIR demo` keeps the demo's ledger in DIR, as `demo --home DIR` does;
+    LEDGER_HOME from the environment is still ignored (it names the user's ledger)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["HOME"] = str(tmp_path / "user")
+    home = tmp_path / "kept"
+    proc = subprocess.run(
+        [LEDGER, "--home", str(home), "demo", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["home"] == str(home)
+    assert (home / "ledger.db").exists()
+    mine = tmp_path / "mine"
+    proc = subprocess.run(
+        [LEDGER, "demo", "-o", "json"],
+        env={**env, "LEDGER_HOME": str(mine)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not mine.exists()
