@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from ledger.cli.common import echo_json, handle_errors, output_option, settings
+from ledger.config import redact_url
 
 if TYPE_CHECKING:
     from ledger.config import Settings
@@ -168,7 +169,7 @@ def relay(
             _fail(f"relay: {exc}{hint}", as_json=output == "json")
             return
     if output == "json":
-        echo_json({"stream": worker.stream, "url": url, **stats.to_dict()})
+        echo_json({"stream": worker.stream, "url": redact_url(url), **stats.to_dict()})
     elif once:
         click.echo(
             f"Published {stats.published} event(s) to stream {worker.stream}; "
@@ -434,18 +435,19 @@ def status(ctx: click.Context, output: str) -> None:
         echo_json(body)
     else:
         s = body["stream"]
+        shown = redact_url(url) if url else ""
         click.echo(f"store      {config.backend}  {config.redacted_url}")
         click.echo(f"head       position {head}")
         click.echo(f"relay      tracked position {tracked}")
         if not url:
             click.echo("stream     no NATS configured (set LEDGER_NATS_URL or run `ledger serve`)")
         elif not s.get("reachable"):
-            click.echo(f"stream     {config.stream} at {url}: unreachable ({s.get('error')})")
+            click.echo(f"stream     {config.stream} at {shown}: unreachable ({s.get('error')})")
         elif not s.get("exists"):
-            click.echo(f"stream     {config.stream} at {url}: not created yet (run the relay)")
+            click.echo(f"stream     {config.stream} at {shown}: not created yet (run the relay)")
         else:
             click.echo(
-                f"stream     {s['name']} at {url}: {s['messages']} message(s), last position "
+                f"stream     {s['name']} at {shown}: {s['messages']} message(s), last position "
                 f"{s['last_position']} (seq {s['last_seq']}), {s['consumers']} consumer(s)"
             )
         if read_stream:
@@ -471,7 +473,7 @@ async def _stream_state(config: Settings, url: str) -> dict[str, Any]:
 
     from ledger import stream as st
 
-    state: dict[str, Any] = {"name": config.stream, "url": url, "reachable": False}
+    state: dict[str, Any] = {"name": config.stream, "url": redact_url(url), "reachable": False}
     try:
         nc = await st.connect(url, name="ledger-status", connect_timeout=2)
     except st.NatsUnavailable as exc:
@@ -573,7 +575,7 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
                     as_json=False,
                 )
         lock.record(url)
-        click.echo(f"NATS {url}", nl=True)
+        click.echo(f"NATS {redact_url(url) if url else url}", nl=True)
         sys.stdout.flush()
         threads: list[threading.Thread] = []
         errors: dict[str, BaseException] = {}
@@ -660,7 +662,7 @@ class _ServeLock:
         if self._fd is None:
             return
         os.ftruncate(self._fd, 0)
-        text = f"pid {os.getpid()}" + (f", NATS {url}" if url else "")
+        text = f"pid {os.getpid()}" + (f", NATS {redact_url(url)}" if url else "")
         os.pwrite(self._fd, (text + "\n").encode(), 0)
 
     def release(self) -> None:
@@ -713,7 +715,8 @@ def _start_embedded(config: Settings) -> tuple[str, Any]:
 
         if asyncio.run(alive()):
             _fail(
-                f"a NATS server recorded in {config.nats_url_file} is running at {recorded} "
+                f"a NATS server recorded in {config.nats_url_file} is running at "
+                f"{redact_url(recorded)} "
                 "(another `ledger serve`?); stop it or set LEDGER_NATS_URL to use it",
                 as_json=False,
             )

@@ -156,6 +156,8 @@ def _server(settings: Settings) -> dict[str, Any]:
     """The configured NATS server, or a placeholder the reader fills in."""
     from urllib.parse import urlparse
 
+    from ledger.config import redact_url
+
     urls = [u.strip() for u in (settings.resolved_nats_url() or "").split(",") if u.strip()]
     if urls:
         first = urlparse(urls[0] if "://" in urls[0] else f"nats://{urls[0]}")
@@ -163,7 +165,7 @@ def _server(settings: Settings) -> dict[str, Any]:
             "host": f"{first.hostname}:{first.port or 4222}",
             "protocol": "nats",
             "description": "The configured NATS server"
-            + (f" (one of {', '.join(urls)})" if len(urls) > 1 else "")
+            + (f" (one of {', '.join(redact_url(u) for u in urls)})" if len(urls) > 1 else "")
             + ": LEDGER_NATS_URL, or the URL of the running `ledger serve`.",
         }
     return {

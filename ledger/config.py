@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,39 @@ SQLITE_LOCK_TIMEOUT_SECONDS = 60
 
 class ConfigError(ValueError):
     pass
+
+
+_NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+_SECRET_QUERY = re.compile(
+    r"((?:^|[?&;])[^=&;#]*(?:password|passwd|token|secret)[^=&;#]*=)[^&;#]*", re.I
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: the password of ``user:password@`` (and a NATS token, which
+    is the whole userinfo of ``nats://token@host``) and query parameters such as
+    ``?password=`` become ``***``.  A comma-separated list of NATS servers is redacted
+    server by server."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    if "," in url and (not sep or scheme.strip().lower() in _NATS_SCHEMES):
+        return ",".join(redact_url(part) for part in url.split(","))
+    end = len(rest)
+    for stop in "/?#":
+        found = rest.find(stop)
+        if found != -1:
+            end = min(end, found)
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        if colon:
+            netloc = f"{user}:***@{hostport}"
+        elif scheme.strip().lower() in _NATS_SCHEMES or not sep:
+            netloc = f"***@{hostport}"
+    tail = _SECRET_QUERY.sub(r"\1***", tail)
+    return f"{scheme}{sep}{netloc}{tail}"
 
 
 def default_home(environ: Mapping[str, str]) -> Path:
@@ -123,11 +157,8 @@ class Settings:
 
     @property
     def redacted_url(self) -> str:
-        parsed = urlparse(self.database_url)
-        if parsed.password:
-            netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
-            return parsed._replace(netloc=netloc).geturl()
-        return self.database_url
+        """The database URL fit to print (see ``redact_url``)."""
+        return redact_url(self.database_url)
 
     @property
     def sqlite_path(self) -> Path:

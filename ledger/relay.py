@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ledger import stream as st
+from ledger.config import redact_url
 from ledger.subjects import check_prefix, entity_token, header_text
 
 if TYPE_CHECKING:
@@ -486,7 +487,10 @@ class Relay:
             self._window.set()
 
         async def reconnected() -> None:
-            log.info("relay: reconnected to %s", self._nc.connected_url if self._nc else "?")
+            connected = self._nc.connected_url if self._nc else None
+            log.info(
+                "relay: reconnected to %s", redact_url(connected.geturl()) if connected else "?"
+            )
 
         self._nc = await st.connect(
             self.nats_url,
@@ -497,7 +501,7 @@ class Relay:
             reconnect_time_wait=0.5,
             pending_size=8 * 1024 * 1024,
         )
-        log.info("relay: connected to %s", self.nats_url)
+        log.info("relay: connected to %s", redact_url(self.nats_url))
         self._inbox = self._nc.new_inbox()
         await self._nc.subscribe(f"{self._inbox}.>", cb=self._on_ack)
         await st.ensure_stream(

@@ -99,7 +99,11 @@ async def connect(
         nc.options["reconnect_time_wait"] = wanted_wait
         return nc
     reason = errors[-1] if errors else "no answer"
-    raise NatsUnavailable(f"no NATS server at {url} ({type(reason).__name__}: {reason})".strip())
+    from ledger.config import redact_url
+
+    raise NatsUnavailable(
+        f"no NATS server at {redact_url(url)} ({type(reason).__name__}: {reason})".strip()
+    )
 
 
 def check_nats_url(url: str) -> list[str]:
@@ -107,7 +111,7 @@ def check_nats_url(url: str) -> list[str]:
     server address (a configuration mistake, not an outage to retry)."""
     from urllib.parse import urlparse
 
-    from ledger.config import ConfigError
+    from ledger.config import ConfigError, redact_url
 
     servers = [u.strip() for u in url.split(",") if u.strip()]
     for server in servers:
@@ -115,10 +119,10 @@ def check_nats_url(url: str) -> list[str]:
         try:
             parsed.port  # noqa: B018 - raises on a port out of range
         except ValueError as exc:
-            raise ConfigError(f"'{server}' is not a NATS server URL: {exc}") from None
+            raise ConfigError(f"'{redact_url(server)}' is not a NATS server URL: {exc}") from None
         if parsed.scheme not in ("nats", "tls", "ws", "wss") or not parsed.hostname:
             raise ConfigError(
-                f"'{server}' is not a NATS server URL (nats://host:port, e.g. "
+                f"'{redact_url(server)}' is not a NATS server URL (nats://host:port, e.g. "
                 "nats://127.0.0.1:4222)"
             )
     if not servers:
