@@ -54,6 +54,14 @@ def parse_entity(value: str | None) -> tuple[str | None, str | None]:
 @click.option("--party", help="Only events naming this party (government code or party id).")
 @click.option("--include-retracted", is_flag=True, help="Also show retracted events, marked.")
 @click.option(
+    "--source-status",
+    "source_statuses",
+    multiple=True,
+    type=click.Choice(["official", "reported", "claim", "illustrative"]),
+    help="Only facts whose strongest source has this status (repeatable); 'reported': "
+    "facts no official source backs.",
+)
+@click.option(
     "--order",
     type=click.Choice(["effective", "recorded"]),
     default="effective",
@@ -73,6 +81,7 @@ def log(
     types: tuple[str, ...],
     party: str | None,
     include_retracted: bool,
+    source_statuses: tuple[str, ...],
     order: str,
     limit: int | None,
     output: str,
@@ -99,11 +108,16 @@ def log(
       csv    one row per event: position, times, type, kind, entity id, event id,
              actor, retracted, description
 
+    --source-status S keeps the facts that stand on S: a fact stands on the strongest
+    source it cites (official > reported > claim > illustrative), so `--source-status
+    reported` lists the facts that no official source backs, only reports.
+
     \b
     Examples:
       ledger log --entity licence:JLM-GL-2025-001
       ledger log --as-of 2025-11-14 --known-at 2025-11-14 --party CN
       ledger log --type ClauseSuspended --type SuspensionEnded -o json
+      ledger log --source-status reported --source-status claim
       ledger log --order recorded --include-retracted -o jsonl > record.jsonl
       ledger log --kind licence -o csv > licence-history.csv
     """
@@ -134,6 +148,7 @@ def log(
                 party=party,
                 include_retracted=include_retracted,
                 order=order,
+                source_statuses=source_statuses,
             )
         ) as entries,
     ):

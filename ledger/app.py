@@ -389,8 +389,12 @@ class Ledger(Application[str]):
         party: str | None = None,
         include_retracted: bool = False,
         order: str = "effective",
+        source_statuses: Sequence[str] = (),
     ) -> Generator[LogEntry, None, None]:
-        """The history in effective (or recorded) order, as known at ``known_at``."""
+        """The history in effective (or recorded) order, as known at ``known_at``.
+
+        ``source_statuses`` keeps the events whose strongest source has one of these
+        statuses (``reported``: facts that no official source backs)."""
         mapper = self.msgspec_mapper
         query = LogQuery(
             as_of_us=None if as_of is None else to_us(as_of),
@@ -412,6 +416,8 @@ class Ledger(Application[str]):
         for row in self.index.select_log(query):
             event = decode_event(mapper.payload(row.state), row.topic)
             if party is not None and party not in ev.named_parties(event):
+                continue
+            if source_statuses and ev.source_standing(event.sources) not in source_statuses:
                 continue
             yield LogEntry(row.position, event, row.retracted)
 

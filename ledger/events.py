@@ -85,6 +85,9 @@ ENTITY_KINDS: tuple[str, ...] = (
 # the cyclic garbage collector (``gc=False``): bulk imports hold many of them at once.
 
 
+SourceStatus = Literal["official", "reported", "claim", "illustrative"]
+
+
 class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """What a fact rests on."""
 
@@ -93,10 +96,23 @@ class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     publisher: Text
     """Who published it (MOFCOM, BIS, Reuters, ...)."""
     published_on: dt.date | None = None
-    status: Literal["official", "reported", "illustrative"] = "official"
-    """``official``: the authority's own instrument or statement.  ``reported``: press
-    reports, unofficial or disputed claims.  ``illustrative``: made-up example data."""
+    status: SourceStatus = "official"
+    """What the source is.  ``official``: the issuing government's own text or statement,
+    nothing else.  ``reported``: news and secondary reporting, even of an official act
+    (cite it beside the instrument).  ``claim``: a report that something will happen or
+    was said privately.  ``illustrative``: made-up example data."""
     note: OptionalText = ""
+
+
+SOURCE_STATUSES: tuple[str, ...] = ("official", "reported", "claim", "illustrative")
+"""Strongest first: a fact stands on the strongest source it cites."""
+
+
+def source_standing(sources: tuple[Source, ...]) -> str | None:
+    """The strongest status among a fact's sources (``official`` if any source is the
+    government's own text), or None for a fact that cites none."""
+    statuses = {s.status for s in sources}
+    return next((status for status in SOURCE_STATUSES if status in statuses), None)
 
 
 # --- the envelope -----------------------------------------------------------------------

@@ -18,12 +18,13 @@ How the facts are modelled (details and the hand-checked answers in docs/scenari
   year, extendable).  **Commitments** of both sides are paired with ``reciprocates`` the
   way the MOFCOM statement of 2025-10-30 pairs them; the general-licence pledge is
   asserted only by the US (the White House fact sheet) and carries the reported
-  end-of-November deadline, learnt from the seed report of 2025-11-14 (the pledge is
+  end-of-November deadline, learnt from a report of 2025-11-14 (Discovery Alert; the pledge is
   re-recorded then: a retraction plus a new pledge, so "known at 2025-11-10" shows it
   without a deadline).
-- **Sources**: ``official`` for instruments, official statements and verified reporting
-  of them, ``reported`` for seed-only facts, ``illustrative`` for the made-up end users,
-  applications, licence terms and shipment.
+- **Sources**: ``official`` only for the instruments and the governments' own
+  statements and pages, ``reported`` for news and third-party texts of them (cited
+  beside the instrument) and for the reports of ``shared/domain/sources.md`` (R1, R2),
+  ``illustrative`` for the made-up end users, applications, licence terms and shipment.
 
 ``scenario_path()`` finds the packaged file (also in a non-editable install);
 ``load()`` returns its events as JSON objects.

@@ -10,7 +10,7 @@ sources they cite are one table in ``ledger/scenario/sources.py``.
 Conventions (see ``docs/scenario.md`` for the reasoning):
 
 - ``recorded_at`` is the day the fact became public (the instrument's publication, the
-  report's date, or the seed report's date for reported facts), at a fixed 12:00Z; the
+  report's date for reported facts), at a fixed 12:00Z; the
   file is ordered by recorded time (stable within a day, so references come first).
 - Effective times are real: local midnight of the stated day in the issuer's zone
   (Beijing +08:00, Washington -05:00/-04:00, Geneva +02:00, Busan +09:00) unless the
@@ -307,7 +307,7 @@ CN_OCTOBER_SUSPENSION = "busan-cn-october-measures-suspension"
 CN_PORT_FEES_SUSPENSION = "busan-cn-port-fees-suspension"
 CN_GENERAL_LICENCES = "busan-cn-general-licences"
 GL_DEADLINE = utc("2025-12-01")
-"""End of November 2025 (exclusive end; UTC because the seed gives no zone)."""
+"""End of November 2025 (exclusive end; UTC because the reports give no zone)."""
 
 
 FACT_SHEET = instrument(
@@ -399,7 +399,14 @@ def chinese_controls_2020_24(s: Scenario) -> None:
                 items=["graphite"],
             )
         ],
-        sources=[cite("S11")],
+        sources=[
+            instrument(
+                "MOFCOM/GAC announcement of 2023-10-20 on graphite items",
+                "MOFCOM; GAC",
+                "2023-10-20",
+            ),
+            cite("S11"),
+        ],
         summary="CN graphite licensing from 2023-12-01",
     )
     s.measure(
@@ -417,7 +424,7 @@ def chinese_controls_2020_24(s: Scenario) -> None:
                 "prohibited",
                 beijing("2023-12-21"),
                 "Export of rare-earth extraction/separation, metal and alloy production and "
-                "magnet-making technologies is prohibited (seed: 'Dec 2023 tech bans').",
+                "magnet-making technologies is prohibited.",
                 items=[
                     "rare-earth extraction and separation technology",
                     "rare-earth metal and alloy production technology",
@@ -425,7 +432,15 @@ def chinese_controls_2020_24(s: Scenario) -> None:
                 ],
             )
         ],
-        sources=[cite("S12")],
+        sources=[
+            instrument(
+                "Catalogue of Technologies Prohibited and Restricted from Export, as revised "
+                "on 2023-12-21",
+                "MOFCOM; MOST",
+                "2023-12-21",
+            ),
+            cite("S12"),
+        ],
         summary="CN prohibits export of rare-earth processing and magnet technologies",
     )
     s.measure(
@@ -497,7 +512,7 @@ def chinese_controls_2020_24(s: Scenario) -> None:
         sources=[
             instrument(
                 "Export Control List of Dual-Use Items of the PRC (published 2024-11-15)",
-                "MOFCOM; GAC; and others",
+                "MOFCOM; GAC; and other PRC authorities",
                 "2024-11-15",
             ),
             cite("S9"),
@@ -773,8 +788,7 @@ def geneva(s: Scenario) -> None:
             ),
             cite("S17"),
         ],
-        summary="Geneva joint statement: 24-point tariff suspension for 90 days (seed: "
-        "'May truce')",
+        summary="Geneva joint statement: 24-point tariff suspension for 90 days",
         title="Joint Statement on US-China Economic and Trade Meeting in Geneva",
         parties=["US", "CN"],
         valid_until=edt("2025-08-12", "00:01:00"),
@@ -1197,8 +1211,7 @@ def busan(s: Scenario) -> None:
         effective_at="2025-10-30T00:00:00+09:00",
         recorded_on="2025-10-30",
         sources=[cite("MOFCOM-1030"), cite("S22")],
-        summary="Trump-Xi meeting in Busan: one-year, extendable arrangement (seed: 'late "
-        "Oct APEC')",
+        summary="Trump-Xi meeting in Busan: one-year, extendable arrangement",
         title="US-China arrangement of the Trump-Xi meeting in Busan (Kuala Lumpur consensus)",
         parties=["US", "CN"],
         valid_until=est("2026-11-10", "00:01:00"),
@@ -1479,8 +1492,7 @@ def november_2025(s: Scenario) -> None:
         in_force_until=ann70_until,
         recorded_on="2025-11-07",
         sources=ann70_sources,
-        summary="CN suspends the October measures through 2026-11-10 (Ann.70; seed: "
-        "'one-year pause')",
+        summary="CN suspends the October measures through 2026-11-10 (Ann.70)",
     )
     ann46_suspension = "MOFCOM announcement of 2025-11-09 suspending Art.2 of Ann.46/2024"
     ann46_sources = [
@@ -1557,7 +1569,11 @@ def november_2025(s: Scenario) -> None:
         "Ministry of Transport announcement of 2025-11-10 suspending the "
         "special port fees for one year"
     )
-    mot_sources = [cite("MOT-1110"), cite("S21")]
+    mot_sources = [
+        instrument(mot_suspension, "Ministry of Transport of the PRC", "2025-11-10"),
+        cite("MOT-1110"),
+        cite("S21"),
+    ]
     s.suspend(
         "cn-special-port-fees",
         "cl.1",
@@ -1588,12 +1604,12 @@ def deadline_reported(s: Scenario) -> None:
         CN_GENERAL_LICENCES,
         effective_at=utc("2025-11-14", "12:00:00"),
         recorded_on="2025-11-14",
-        sources=[cite("seed000")],
+        sources=[cite("R1")],
         summary="Pledge re-recorded with the reported end-of-November deadline",
         entity_kind="commitment",
         retracted_event_id=s.event_id(f"commitment/{CN_GENERAL_LICENCES}/pledged"),
-        reason="Superseded: a report of 2025-11-14 (seed000) gives the end of November 2025 "
-        "as the deadline to finalise the general-licence terms, which the record of "
+        reason="Superseded: a report of 2025-11-14 (Discovery Alert) gives the end of "
+        "November 2025 as the deadline to finalise the general-licence terms, which the record of "
         "2025-11-01 lacked; the pledge is re-recorded with that deadline, otherwise "
         "unchanged.",
     )
@@ -1612,10 +1628,7 @@ def deadline_reported(s: Scenario) -> None:
         sources=[
             FACT_SHEET,
             cite("S23"),
-            cite(
-                "seed000",
-                "reported, seed-only: due_by (terms to be finalised by the end of November 2025)",
-            ),
+            cite("R1", "due_by: the terms were to be finalised by the end of November 2025"),
         ],
         summary="Busan (US fact sheet only): CN general licences, terms due by end of "
         "November (reported)",
@@ -1852,7 +1865,16 @@ def first_licences(s: Scenario) -> None:
         effective_at=licence_day,
         in_force_until=utc("2026-12-02"),
         recorded_on="2025-12-04",
-        sources=[cite("S29b"), cite("S29")],
+        sources=[
+            instrument(
+                "MOFCOM regular press conference of 2025-12-04 (spokesperson on general "
+                "licences for civilian rare-earth exports)",
+                "MOFCOM",
+                "2025-12-04",
+            ),
+            cite("S29b"),
+            cite("S29"),
+        ],
         summary="CN general licences in use (partial: three magnet makers, some customers); "
         "MOFCOM confirms 2025-12-04",
     )

@@ -89,22 +89,78 @@ def test_illustrative_and_reported_markings() -> None:
             assert "illustrative" in statuses(e), (e["type"], e["entity_id"])
         if e["type"] == "PartyRegistered" and e["entity_id"] in made_up:
             assert "(illustrative)" in e["name"]
-    # The licences of 2025-12-02 are real facts with made-up terms.
+    # The licences of 2025-12-02 are real facts with made-up terms, known from reports only:
+    # the licences themselves are not published.
     for licence_id in scenario.GENERAL_LICENCES:
         (granted,) = by_id(licence_id, "LicenceGranted")
-        assert statuses(granted) == {"official", "illustrative"}
-    # The end-of-November deadline is seed-only: reported, never official alone.
+        assert statuses(granted) == {"reported", "illustrative"}
+    # The end-of-November deadline rests on R1 (Discovery Alert, 2025-11-14): reported.
     with_deadline = [
         e for e in by_id(scenario.CN_GENERAL_LICENCES, "CommitmentPledged") if "due_by" in e
     ]
     assert len(with_deadline) == 1
-    assert "reported" in statuses(with_deadline[0])
-    reported_only = [e for e in EVENTS if statuses(e) == {"reported"}]
-    assert [e["type"] for e in reported_only] == ["EventRetracted"]
-    # Disputed or unofficial claims are not recorded as facts: no measure is reported.
+    assert [
+        s["publisher"] for s in with_deadline[0]["sources"] if "due_by" in s.get("note", "")
+    ] == ["Discovery Alert"]
+    reported_only = sorted(
+        (e["type"], e["entity_id"]) for e in EVENTS if statuses(e) == {"reported"}
+    )
+    assert reported_only == [
+        ("EventRetracted", scenario.CN_GENERAL_LICENCES),
+        *(
+            ("PartyRegistered", maker)
+            for maker in ("jl-mag", "ningbo-yunsheng", "zhong-ke-san-huan")
+        ),
+    ]
+    # Every measure rests on the instrument itself, not only on reports of it.
     assert not [
         e for e in EVENTS if e["type"] == "MeasurePublished" and "official" not in statuses(e)
     ]
+
+
+# The issuing governments and their bodies: the only publishers of an `official` source.
+GOVERNMENT_PUBLISHERS = (
+    "MOFCOM",
+    "GAC",
+    "MOST",
+    "NPC Standing Committee",
+    "State Council",
+    "Ministry of Transport of the PRC",
+    "The White House",
+    "US Department of Commerce, BIS",
+    "Office of the US Trade Representative",
+    "and other PRC authorities",
+)
+
+
+def test_official_means_the_governments_own_text() -> None:
+    for e in EVENTS:
+        for s in e["sources"]:
+            if s["status"] != "official":
+                continue
+            publishers = [p.strip() for p in s["publisher"].split(";")]
+            assert all(p.startswith(GOVERNMENT_PUBLISHERS) for p in publishers), (
+                e["entity_id"],
+                s,
+            )
+    # News of an official act is reported: Reuters, Xinhua, law firms, translations.
+    news = [
+        s
+        for e in EVENTS
+        for s in e["sources"]
+        if any(w in s["publisher"] for w in ("Reuters", "Xinhua", "Nasdaq", "Dawn", "PortNews"))
+    ]
+    assert news and {s["status"] for s in news} == {"reported"}
+
+
+def test_no_internal_wording_and_the_reports_are_named() -> None:
+    text = scenario.read_text().lower()
+    assert "seed" not in text
+    r1 = [s for e in EVENTS for s in e["sources"] if s["publisher"] == "Discovery Alert"]
+    assert r1 and {(s["published_on"], s["status"]) for s in r1} == {("2025-11-14", "reported")}
+    assert {s["reference"] for s in r1} == {
+        "Understanding the Current Diplomatic Impasse in China-US Rare Earth Deal Negotiations"
+    }
 
 
 def test_effective_times_keep_their_offsets() -> None:
@@ -174,6 +230,31 @@ def test_cli_import_and_known_at(backend: Backend) -> None:
         if e["entity_id"] == scenario.CN_GENERAL_LICENCES and e["type"] == "CommitmentPledged"
     ]
     assert len(pledges) == 1 and pledges[0]["due_by"] == "2025-12-01T00:00:00Z"
+
+    # Facts that no official source backs, only reports (sources.md): the deadline's
+    # retraction (R1, Discovery Alert), and the first general licences and their holders
+    # (Reuters; the licences are not published).  Made-up facts stand on 'illustrative'.
+    def standing(*statuses: str) -> list[tuple[str, str]]:
+        flags = [arg for s in statuses for arg in ("--source-status", s)]
+        rows = json.loads(run("log", *flags, "--output", "json").output)
+        return sorted((row["event"]["type"], row["event"]["entity_id"]) for row in rows)
+
+    on_reports = [
+        ("EventRetracted", scenario.CN_GENERAL_LICENCES),
+        *(("LicenceGranted", licence) for licence in scenario.GENERAL_LICENCES),
+        *(
+            ("PartyRegistered", maker)
+            for maker in ("jl-mag", "ningbo-yunsheng", "zhong-ke-san-huan")
+        ),
+    ]
+    assert standing("reported") == sorted(on_reports)
+    made_up = standing("illustrative")
+    assert len(made_up) == 4 + 3 + 2 + 3 + 1  # registered, classified, vetted, applied, shipped
+    assert standing("reported", "illustrative") == sorted(on_reports + made_up)
+    retracted = 1  # the first record of the general-licence pledge
+    assert len(standing("official")) == N - retracted - len(on_reports) - len(made_up)
+    bad = CliRunner().invoke(cli, ["log", "--source-status", "rumour"], env=env)
+    assert bad.exit_code == 2 and "rumour" in bad.output
 
 
 # --- the hand-checked answers of docs/scenario.md ---------------------------------------
