@@ -255,9 +255,13 @@ def render_table(
     headers = headers or {}
     titles = [headers.get(c, c.replace("_", " ")) for c in columns]
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(t)] + [len(r[i]) for r in cells]) for i, t in enumerate(titles)]
+    # Widths are display columns (wcwidth): a CJK character takes two, a combining mark none.
+    widths = [
+        max([display_width(t)] + [display_width(r[i]) for r in cells]) for i, t in enumerate(titles)
+    ]
     words = [
-        max([len(w) for r in cells for w in r[i].split()] + [len(t)]) for i, t in enumerate(titles)
+        max([display_width(w) for r in cells for w in r[i].split()] + [display_width(t)])
+        for i, t in enumerate(titles)
     ]
     budget = width - 2 * (len(columns) - 1)
     last = len(columns) - 1
@@ -287,18 +291,18 @@ def render_table(
         for k in range(max(len(parts) for parts in wrapped)):
             lines.append(
                 "  ".join(
-                    (parts[k] if k < len(parts) else "").ljust(w)
+                    pad(parts[k] if k < len(parts) else "", w)
                     for parts, w in zip(wrapped, widths, strict=True)
                 ).rstrip()
             )
 
     # Titles wrap like cells (a narrowed column's title is never cut).
-    add([_wrap(t, w, len(t) + 1) for t, w in zip(titles, widths, strict=True)])
+    add([_wrap(t, w, display_width(t) + 1) for t, w in zip(titles, widths, strict=True)])
     lines.append("  ".join("-" * w for w in widths))
     for r in cells:
         add(
             [
-                _wrap(c, w, max_lines if i == last and i else len(c) + 1)
+                _wrap(c, w, max_lines if i == last and i else display_width(c) + 1)
                 for i, (c, w) in enumerate(zip(r, widths, strict=True))
             ]
         )
@@ -306,12 +310,12 @@ def render_table(
 
 
 def _wrap(text: str, width: int, max_lines: int) -> list[str]:
-    if len(text) <= width:
+    if display_width(text) <= width:
         return [text]
     parts = _wrap_words(text, width) or [""]
     if len(parts) > max_lines:
         parts = parts[:max_lines]
-        parts[-1] = _fit(parts[-1] + " …", width).rstrip()
+        parts[-1] = fit(parts[-1] + " …", width).rstrip()
     return parts
 
 
@@ -325,27 +329,29 @@ def _wrap_words(text: str, width: int) -> list[str]:
     line = ""
     for word in text.split():
         sep = " " if line else ""
-        if len(line) + len(sep) + len(word) <= width:
+        if display_width(line) + len(sep) + display_width(word) <= width:
             line += sep + word
             continue
-        if len(word) <= width:
+        if display_width(word) <= width:
             lines.append(line)
             line = word
             continue
         pieces = [p for p in re.split(r"(?<=-)", word) if p]
         for k, piece in enumerate(pieces):
             sep = " " if line and k == 0 else ""
-            while len(piece) > width:  # no hyphen left to split at: cut
-                room = width - len(line) - len(sep)
-                if room <= 0:
+            while display_width(piece) > width:  # no hyphen left to split at: cut
+                room = width - display_width(line) - len(sep)
+                head = cut_to_width(piece, room)
+                if not head and line:
                     lines.append(line)
                     line, sep = "", ""
                     continue
-                line += sep + piece[:room]
-                piece = piece[room:]
+                head = head or piece[0]  # a column narrower than one wide character
+                line += sep + head
+                piece = piece[len(head) :]
                 lines.append(line)
                 line, sep = "", ""
-            if len(line) + len(sep) + len(piece) <= width:
+            if display_width(line) + len(sep) + display_width(piece) <= width:
                 line += sep + piece
             else:
                 lines.append(line)
@@ -367,10 +373,39 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _fit(text: str, width: int) -> str:
-    if len(text) <= width:
-        return text.ljust(width)
-    return text[: max(0, width - 1)] + "…"
+def fit(text: str, width: int) -> str:
+    """``text`` in exactly ``width`` display columns: padded, or cut with an ellipsis."""
+    if display_width(text) <= width:
+        return pad(text, width)
+    return cut_to_width(text, max(0, width - 1)) + "…"
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: two per East Asian wide character, none per
+    combining mark or control character (``len`` counts characters)."""
+    if text.isascii() and text.isprintable():
+        return len(text)
+    from wcwidth import wcswidth, wcwidth
+
+    width = wcswidth(text)
+    return width if width >= 0 else sum(max(wcwidth(c), 0) for c in text)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` display columns (``str.ljust`` by display width)."""
+    return text + " " * max(0, width - display_width(text))
+
+
+def cut_to_width(text: str, width: int) -> str:
+    """The longest prefix of ``text`` that takes at most ``width`` display columns."""
+    if display_width(text) <= width:
+        return text
+    used = 0
+    for k, char in enumerate(text):
+        used += display_width(char)
+        if used > width:
+            return text[:k]
+    return text
 
 
 def write_csv(rows: list[dict[str, Any]], columns: list[str]) -> None:

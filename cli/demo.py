@@ -218,7 +218,9 @@ def demo(ctx: click.Context, demo_home: str | None, output: str) -> None:
 
         # 4. The auditor's questions, each answered by the command that answers it.
         questions = _questions(_military_application(app))
-        globals_ = ["--home", str(home), "--database-url", database_url]
+        # The answers run as commands of their own: they inherit the demo's --color.
+        colour = {True: "always", False: "never", None: "auto"}[ctx.color]
+        globals_ = ["--home", str(home), "--database-url", database_url, "--color", colour]
         answers = []
         for number, (question, args) in enumerate(questions, start=1):
             say("\n" + click.style(f"{number}. {question}", bold=True))

@@ -8,6 +8,7 @@ simple commands start fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -123,8 +124,18 @@ class LazyGroup(click.Group):
     help="sqlite:///PATH or postgresql://USER[:PASS]@HOST[:PORT]/DB[?schema=S]. "
     "[env: LEDGER_DATABASE_URL; default: SQLite in the home]",
 )
+@click.option(
+    "--color",
+    "--colour",
+    "color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour in messages and decisions: auto = only on a terminal, and never when "
+    "NO_COLOR is set (https://no-color.org).",
+)
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, database_url: str | None) -> None:
+def cli(ctx: click.Context, home: str | None, database_url: str | None, color: str) -> None:
     """An event-sourced ledger of export-control compliance facts.
 
     Every fact (a licence granted, a clause suspended, a commitment implemented) is an
@@ -138,13 +149,27 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None) -> None:
       ledger log --entity licence:GL-1      # history of one licence
       ledger log --as-of 2025-11-14 --known-at 2025-11-14
       ledger schema > events.schema.json    # the event contract
+      ledger --color never licences         # no colour even on a terminal (or NO_COLOR=1)
     """
+    ctx.color = color_setting(color)
     overrides: dict[str, str] = {}
     if home:
         overrides["LEDGER_HOME"] = home
     if database_url:
         overrides["LEDGER_DATABASE_URL"] = database_url
     ctx.obj = overrides
+
+
+def color_setting(choice: str, environ: dict[str, str] | None = None) -> bool | None:
+    """click's ``Context.color`` for ``--color``: True forces colour, False strips it, None
+    lets click colour only a terminal.  NO_COLOR (set and not empty) turns auto off; an
+    explicit ``--color always`` still wins, as no-color.org asks."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    env = os.environ if environ is None else environ
+    return False if env.get("NO_COLOR") else None
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -367,10 +367,9 @@ def _print_delivery(delivery: Any, output: str) -> None:
 
         e = delivery.event
         cells = [str(delivery.position), iso_seconds(e.recorded_at), e.type, e.entity]
-        line = "  ".join(
-            (c if len(c) <= w else c[: w - 1] + "…").ljust(w)
-            for c, (_, w) in zip(cells, _WATCH_COLUMNS, strict=True)
-        )
+        from ledger.cli.common import fit
+
+        line = "  ".join(fit(c, w) for c, (_, w) in zip(cells, _WATCH_COLUMNS, strict=True))
         sys.stdout.write(f"{line}  {describe(e)}\n")
     sys.stdout.flush()
 

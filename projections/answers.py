@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ledger.projections.decisions import Decision, Request
     from ledger.projections.query import Views
 
+
 def encode(body: Any) -> bytes:
     """The JSON text of an answer, as ``echo_json`` prints it (instants as given,
     quantities as decimal strings): msgspec's own encoding, not a web framework's."""

@@ -178,3 +178,64 @@ def test_demo_honours_the_global_home(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert not mine.exists()
+
+
+# --- colour -------------------------------------------------------------------------------
+
+ESC = "\x1b["
+
+
+def _stderr_of(args: list[str], env: dict[str, str], *, tty: bool) -> str:
+    """The command's stderr, written to a pseudo-terminal when ``tty``."""
+    import os
+    import pty
+
+    if not tty:
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+        return proc.stderr
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=follower, stdin=subprocess.DEVNULL
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the follower side closed: the process is done
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=60)
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize(
+    ("options", "no_color", "tty", "coloured"),
+    [
+        ([], None, True, True),  # auto on a terminal
+        ([], None, False, False),  # auto into a pipe or file
+        ([], "1", True, False),  # NO_COLOR
+        ([], "", True, True),  # NO_COLOR set but empty: ignored, as no-color.org says
+        (["--color", "never"], None, True, False),
+        (["--color", "always"], None, False, True),
+        (["--color", "always"], "1", False, True),  # an explicit flag beats NO_COLOR
+        (["--colour", "auto"], None, False, False),
+    ],
+)
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    tmp_path: Path, options: list[str], no_color: str | None, tty: bool, coloured: bool
+) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    if no_color is not None:
+        env["NO_COLOR"] = no_color
+    missing = str(tmp_path / "no-ledger-here")
+    err = _stderr_of([LEDGER, *options, "--home", missing, "log"], env, tty=tty)
+    assert "no ledger at" in err
+    assert (ESC in err) is coloured, repr(err)
