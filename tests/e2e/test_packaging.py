@@ -63,3 +63,29 @@ def test_the_demo_runs_from_the_unpacked_wheel(wheel: Path, tmp_path: Path) -> N
     )
     assert demo.returncode == 0, demo.stderr
     assert "Done in" in demo.stdout
+
+
+def _metadata(wheel: Path) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return archive.read(name).decode()
+
+
+def test_the_wheel_declares_its_licence_and_platforms(wheel: Path) -> None:
+    """An SPDX licence expression with the licence text shipped beside it, classifiers
+    that say POSIX (serve needs fcntl), and no made-up project URLs."""
+    metadata = _metadata(wheel)
+    headers = [line for line in metadata.split("\n\n", 1)[0].splitlines()]
+    assert "License-Expression: Apache-2.0" in headers
+    assert "License-File: LICENSE" in headers
+    with zipfile.ZipFile(wheel) as archive:
+        (licence,) = [n for n in archive.namelist() if n.endswith("/licenses/LICENSE")]
+        text = archive.read(licence).decode()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert (ROOT / "LICENSE").read_text() == text
+    classifiers = [h.split(": ", 1)[1] for h in headers if h.startswith("Classifier: ")]
+    assert "Operating System :: POSIX" in classifiers
+    assert not any("Windows" in c or c.startswith("License ::") for c in classifiers)
+    assert "Programming Language :: Python :: 3.11" in classifiers
+    assert "Typing :: Typed" in classifiers
+    assert not any(h.startswith("Project-URL:") for h in headers)
