@@ -146,7 +146,7 @@ def demo(ctx: click.Context, demo_home: str | None, output: str) -> None:
     from ledger.app import Ledger
     from ledger.config import Settings
     from ledger.intake import iter_lines
-    from ledger.nats_server import EmbeddedNats
+    from ledger.nats_auth import embedded_server
     from ledger.relay import Relay
     from ledger.scenario import scenario_path
     from ledger.times import iso_seconds
@@ -164,7 +164,7 @@ def demo(ctx: click.Context, demo_home: str | None, output: str) -> None:
         {"LEDGER_HOME": str(home), "LEDGER_DATABASE_URL": database_url, "LEDGER_ACTOR": "demo"}
     )
     report: dict[str, Any] = {"home": str(home), "store": database_url}
-    server = EmbeddedNats(home / "nats")
+    server = embedded_server(settings)
     app = Ledger(settings)
     try:
         url = server.start()

@@ -474,7 +474,9 @@ async def _stream_state(config: Settings, url: str) -> dict[str, Any]:
 
     state: dict[str, Any] = {"name": config.stream, "url": redact_url(url), "reachable": False}
     try:
-        nc = await st.connect(url, name="ledger-status", connect_timeout=2)
+        nc = await st.connect(
+            url, name="ledger-status", connect_timeout=2, **config.nats_options("subscriber")
+        )
     except st.NatsUnavailable as exc:
         state["error"] = str(exc)
         return state
@@ -699,14 +701,16 @@ def _start_embedded(config: Settings) -> tuple[str, Any]:
     import asyncio
 
     from ledger import stream as st
-    from ledger.nats_server import EmbeddedNats
+    from ledger.nats_auth import embedded_server
 
     recorded = config.resolved_nats_url()
     if recorded:
 
         async def alive() -> bool:
             try:
-                nc = await st.connect(recorded, connect_timeout=1)
+                nc = await st.connect(
+                    recorded, connect_timeout=1, **config.nats_options("subscriber")
+                )
             except st.NatsUnavailable:
                 return False
             await nc.close()
@@ -719,7 +723,7 @@ def _start_embedded(config: Settings) -> tuple[str, Any]:
                 "(another `ledger serve`?); stop it or set LEDGER_NATS_URL to use it",
                 as_json=False,
             )
-    server = EmbeddedNats(config.home / "nats")
+    server = embedded_server(config)
     url = server.start()
     config.nats_url_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = config.nats_url_file.with_suffix(".tmp")

@@ -12,6 +12,11 @@ The server runs in its own session (process group), so a Ctrl-C in the terminal 
 drain and record their positions) and then the server.  On Linux the server is also asked
 to die with the thread that started it (``PR_SET_PDEATHSIG``), so a ``ledger serve``
 killed with SIGKILL does not leave an orphan server behind.
+
+With ``authorization`` (the block ``ledger.nats_auth.server_authorization`` builds, as
+``ledger serve`` and the demo pass it) the server only admits the ledger's roles, each with
+its permissions; the configuration file it is written to (``nats-server.conf`` in the store
+directory) is rewritten at every start.
 """
 
 from __future__ import annotations
@@ -76,12 +81,14 @@ class EmbeddedNats:
         host: str = "127.0.0.1",
         die_with_parent: bool = True,
         extra_args: tuple[str, ...] = (),
+        authorization: str | None = None,
     ):
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port
         self.die_with_parent = die_with_parent and sys.platform.startswith("linux")
         self.extra_args = extra_args
+        self.authorization = authorization
         self._process: subprocess.Popen[bytes] | None = None
 
     # --- state --------------------------------------------------------------------------
@@ -105,6 +112,10 @@ class EmbeddedNats:
         return self.store_dir / "nats-server.log"
 
     @property
+    def config_file(self) -> Path:
+        return self.store_dir / "nats-server.conf"
+
+    @property
     def _ports_dir(self) -> Path:
         return self.store_dir / "ports"
 
@@ -125,8 +136,13 @@ class EmbeddedNats:
         self._ports_dir.mkdir(exist_ok=True)
         for stale in self._ports_dir.glob("*.ports"):
             stale.unlink(missing_ok=True)
+        config: list[str] = []
+        if self.authorization is not None:
+            self.config_file.write_text(self.authorization)
+            config = ["--config", str(self.config_file)]
         args = [
             str(binary),
+            *config,
             "--addr",
             self.host,
             "--port",

@@ -328,6 +328,7 @@ class Relay:
         progress_interval: float = 30.0,
         fast_publish: bool = True,
         republish_from: int | None = None,
+        nats_options: dict[str, Any] | None = None,
     ):
         settings = app.settings
         self.app = app
@@ -349,6 +350,10 @@ class Relay:
         # (to refill a stream that was recreated, or lost its tail with a node's disk).
         self.republish_from = republish_from
         self.tracking_name = tracking_name(self.stream)
+        # Credentials: the relay role's, from the settings, unless given.
+        self.nats_options = (
+            dict(nats_options) if nats_options is not None else settings.nats_options("relay")
+        )
         self._tracking: TrackingRecorder | None = None
         self.stats = RelayStats()
         # Pipeline state (valid within one epoch).
@@ -500,6 +505,7 @@ class Relay:
             max_reconnect_attempts=3,
             reconnect_time_wait=0.5,
             pending_size=8 * 1024 * 1024,
+            **self.nats_options,
         )
         log.info("relay: connected to %s", redact_url(self.nats_url))
         self._inbox = self._nc.new_inbox()

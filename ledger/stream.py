@@ -46,9 +46,16 @@ SCHEMA_VERSION = "Ledger-Schema-Version"
 
 DEFAULT_DUPLICATE_WINDOW = 120.0
 
+PROJECTOR_CONSUMER = "ledger-views"
+"""The durable consumer of the NATS projector (only its role may use it)."""
+
 
 class NatsUnavailable(RuntimeError):
     """No NATS server answered at the configured URL."""
+
+
+class NatsRefused(NatsUnavailable):
+    """The NATS server answered but refused the client's credentials."""
 
 
 async def connect(
@@ -98,6 +105,14 @@ async def connect(
         nc.options["max_reconnect_attempts"] = wanted_attempts
         nc.options["reconnect_time_wait"] = wanted_wait
         return nc
+    refusal = next((e for e in errors if "authorization" in str(e).lower()), None)
+    if refusal is not None:
+        raise NatsRefused(
+            f"the NATS server at {url} refused the connection ({refusal}): check the NATS "
+            "credentials (LEDGER_NATS_USER/LEDGER_NATS_PASSWORD, LEDGER_NATS_CREDS, "
+            "LEDGER_NATS_NKEY_SEED; without LEDGER_NATS_URL, the seeds `ledger serve` keeps "
+            "in $LEDGER_HOME/nats-auth)"
+        )
     reason = errors[-1] if errors else "no answer"
     from ledger.config import redact_url
 

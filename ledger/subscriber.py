@@ -203,8 +203,10 @@ class Subscription:
         auto_ack: bool,
         inactive_threshold: float,
         fetch_timeout: float,
+        nats_options: dict[str, Any] | None = None,
     ):
         self.nats_url = nats_url
+        self.nats_options = dict(nats_options or {})
         self.stream = stream
         self.prefix = prefix
         self.durable = durable
@@ -237,7 +239,11 @@ class Subscription:
         from nats.js.api import AckPolicy, ConsumerConfig
         from nats.js.errors import NotFoundError
 
-        self._nc = await st.connect(self.nats_url, name=f"ledger-subscriber:{self.durable or '-'}")
+        self._nc = await st.connect(
+            self.nats_url,
+            name=f"ledger-subscriber:{self.durable or '-'}",
+            **self.nats_options,
+        )
         try:
             js = self._nc.jetstream()
             jsm = self._nc.jsm()
@@ -504,6 +510,7 @@ def subscribe(
     auto_ack: bool = True,
     inactive_threshold: float = 300.0,
     fetch_timeout: float = 5.0,
+    nats_options: dict[str, Any] | None = None,
 ) -> Subscription:
     """A subscription to the ledger's events; use ``async with subscribe(...) as sub``.
 
@@ -513,6 +520,9 @@ def subscribe(
     ``durable``, ``filters``, ``start`` and acknowledgement.  A durable name JetStream
     cannot use raises ``DurableNameError`` (a ``ValueError``) before connecting, and so
     does a filter that is not one or covers another (``SubjectError``, a ``ValueError``).
+    ``nats_options`` (``nats.connect`` keyword arguments such as ``user``/``password``,
+    ``nkeys_seed``, ``user_credentials``, ``tls``) default to the subscriber role's
+    credentials from the settings (see ``ledger.config``).
     """
     from ledger.config import Settings
     from ledger.subjects import check_prefix, parse_filters
@@ -528,6 +538,8 @@ def subscribe(
     if durable is not None:
         check_durable_name(durable)
     subjects = parse_filters(filters, prefix)  # SubjectError (a ValueError) before connecting
+    if nats_options is None:
+        nats_options = (settings or Settings.from_env()).nats_options("subscriber")
     return Subscription(
         url,
         stream=stream or (settings.stream if settings else "LEDGER"),
@@ -540,4 +552,5 @@ def subscribe(
         auto_ack=auto_ack,
         inactive_threshold=inactive_threshold,
         fetch_timeout=fetch_timeout,
+        nats_options=nats_options,
     )

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger import events as ev
+from ledger import stream as st
 from ledger.app import gc_paused
 from ledger.projections.projector import Projector
 from ledger.projections.store import ViewsMoved, ViewStore
@@ -61,7 +62,7 @@ second process while it applies the next (``ledger.projections.writer``), on a m
 than one CPU."""
 SKIPPED_TOPICS = frozenset({"ApplicationSubmitted", "ApplicationDecided"})
 """Event types no stored view uses (applications are decided on demand)."""
-DURABLE = "ledger-views"
+DURABLE = st.PROJECTOR_CONSUMER
 
 
 def view_store(app: Ledger) -> ViewStore:
@@ -385,7 +386,7 @@ async def follow_nats(
         )
 
     result = result or RunResult("nats")
-    nc = await st.connect(url, name="ledger-projector")
+    nc = await st.connect(url, name="ledger-projector", **settings.nats_options("projector"))
     timeouts = 0
     try:
         while not stop.is_set():

@@ -1,0 +1,249 @@
+"""Who may do what on the ledger's NATS server: roles, permissions, credentials.
+
+Three roles, each a NATS user with its own permissions:
+
+- ``relay``: the stream's only writer.  Publishes to ``{prefix}.>`` and may use the whole
+  JetStream API (create, update, purge the stream).
+- ``projector``: reads the stream and manages its own durable consumer
+  (``ledger.stream.PROJECTOR_CONSUMER``) only.
+- ``subscriber`` (``ledger watch``, ``ledger status``, ``subscribe()``): reads the stream
+  and creates, reads from, acks and deletes consumers, except the projector's.
+
+Neither reader may publish to ``{prefix}.>``, purge, delete or edit the stream or its
+messages: anything not allowed is refused by the server ("Permissions Violation").
+
+The embedded server (``ledger serve``) authenticates each role with an nkey: the seeds
+are generated once into ``$LEDGER_HOME/nats-auth/{role}.nk`` (mode 0600, directory 0700),
+and the server's configuration lists only their public keys.  Clients of a ledger home
+find the seed of their role there; with ``LEDGER_NATS_URL`` (a server of your own) they
+use the credentials configured in the environment instead (see ``ledger.config``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+if TYPE_CHECKING:
+    from ledger.config import Settings
+    from ledger.nats_server import EmbeddedNats
+
+Role: TypeAlias = Literal["relay", "projector", "subscriber"]
+ROLES: tuple[Role, ...] = ("relay", "projector", "subscriber")
+
+AUTH_DIR = "nats-auth"
+
+
+def _api(stream: str, *operations: str) -> list[str]:
+    return [f"$JS.API.{op.format(stream=stream)}" for op in operations]
+
+
+def permissions(role: Role, *, stream: str, prefix: str) -> dict[str, Any]:
+    """The NATS permissions of ``role`` on ``stream`` (subjects ``{prefix}.>``)."""
+    from ledger.stream import PROJECTOR_CONSUMER
+
+    if role == "relay":
+        return {
+            "publish": {"allow": [f"{prefix}.>", "$JS.API.>"]},
+            "subscribe": {"allow": ["_INBOX.>"]},
+        }
+    reading = _api(
+        stream,
+        "INFO",
+        "STREAM.NAMES",
+        "STREAM.INFO.{stream}",
+        "STREAM.MSG.GET.{stream}",
+        "DIRECT.GET.{stream}",
+        "DIRECT.GET.{stream}.>",
+    )
+    if role == "projector":
+        own = f"{stream}.{PROJECTOR_CONSUMER}"
+        consumers = [
+            *_api(
+                stream,
+                f"CONSUMER.CREATE.{own}",
+                f"CONSUMER.CREATE.{own}.>",
+                f"CONSUMER.DURABLE.CREATE.{own}",
+                f"CONSUMER.INFO.{own}",
+                f"CONSUMER.DELETE.{own}",
+                f"CONSUMER.MSG.NEXT.{own}",
+            ),
+            f"$JS.ACK.{own}.>",
+        ]
+        return {
+            "publish": {"allow": reading + consumers},
+            "subscribe": {"allow": ["_INBOX.>"]},
+        }
+    if role == "subscriber":
+        consumers = [
+            *_api(
+                stream,
+                "CONSUMER.CREATE.{stream}",
+                "CONSUMER.CREATE.{stream}.>",
+                "CONSUMER.DURABLE.CREATE.{stream}.>",
+                "CONSUMER.INFO.{stream}.>",
+                "CONSUMER.DELETE.{stream}.>",
+                "CONSUMER.MSG.NEXT.{stream}.>",
+                "CONSUMER.NAMES.{stream}",
+                "CONSUMER.LIST.{stream}",
+            ),
+            f"$JS.ACK.{stream}.>",
+        ]
+        projectors = f"{stream}.{PROJECTOR_CONSUMER}"
+        not_the_projectors = [
+            *_api(
+                stream,
+                f"CONSUMER.CREATE.{projectors}",
+                f"CONSUMER.CREATE.{projectors}.>",
+                f"CONSUMER.DURABLE.CREATE.{projectors}",
+                f"CONSUMER.DELETE.{projectors}",
+                f"CONSUMER.MSG.NEXT.{projectors}",
+            ),
+            f"$JS.ACK.{projectors}.>",
+        ]
+        return {
+            "publish": {"allow": reading + consumers, "deny": not_the_projectors},
+            "subscribe": {"allow": ["_INBOX.>"]},
+        }
+    raise ValueError(f"unknown NATS role {role!r}: one of {', '.join(ROLES)}")
+
+
+# --- the embedded server's nkeys ----------------------------------------------------------
+
+
+def seed_file(home: Path, role: Role) -> Path:
+    return home / AUTH_DIR / f"{role}.nk"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file that only its owner can read (0600 from the start)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+
+
+def ensure_seeds(home: Path) -> dict[Role, str]:
+    """Each role's public nkey, generating missing seeds into ``$LEDGER_HOME/nats-auth``."""
+    import nkeys
+
+    directory = home / AUTH_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    public: dict[Role, str] = {}
+    for role in ROLES:
+        path = seed_file(home, role)
+        if not path.exists():
+            seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+            _write_private(path, seed + b"\n")
+        path.chmod(0o600)
+        keys = nkeys.from_seed(bytearray(path.read_bytes().strip()))
+        public[role] = keys.public_key.decode()
+        keys.wipe()
+    return public
+
+
+def server_authorization(home: Path, *, stream: str, prefix: str) -> str:
+    """The ``authorization`` block of the embedded server's configuration."""
+    users = [
+        {"nkey": key, "permissions": permissions(role, stream=stream, prefix=prefix)}
+        for role, key in ensure_seeds(home).items()
+    ]
+    # JSON is valid NATS configuration syntax, and quotes every subject safely.
+    return "authorization " + json.dumps({"users": users}, indent=2) + "\n"
+
+
+# --- what a client presents ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NatsCredentials:
+    """How a client authenticates: at most one of user/password, a credentials (JWT)
+    file or an nkey seed file, plus a CA file to verify the server's TLS certificate."""
+
+    user: str | None = None
+    password: str | None = None
+    creds_file: Path | None = None
+    nkey_seed_file: Path | None = None
+    ca_file: Path | None = None
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``nats.connect``."""
+        options: dict[str, Any] = {}
+        if self.user is not None:
+            options["user"] = self.user
+            options["password"] = self.password or ""
+        if self.creds_file is not None:
+            options["user_credentials"] = str(self.creds_file)
+        if self.nkey_seed_file is not None:
+            options["nkeys_seed"] = str(self.nkey_seed_file)
+        if self.ca_file is not None:
+            import ssl
+
+            options["tls"] = ssl.create_default_context(cafile=str(self.ca_file))
+        return options
+
+    @property
+    def configured(self) -> bool:
+        return any(
+            v is not None for v in (self.user, self.creds_file, self.nkey_seed_file, self.ca_file)
+        )
+
+
+def credentials_from_env(env: Mapping[str, str]) -> NatsCredentials:
+    """``LEDGER_NATS_USER``/``LEDGER_NATS_PASSWORD``, ``LEDGER_NATS_CREDS``,
+    ``LEDGER_NATS_NKEY_SEED`` and ``LEDGER_NATS_CA``; files must exist and be readable."""
+    from ledger.config import ConfigError
+
+    def file(name: str) -> Path | None:
+        value = env.get(name)
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise ConfigError(f"{name}='{value}' is not a readable file")
+        return path
+
+    user = env.get("LEDGER_NATS_USER") or None
+    password = env.get("LEDGER_NATS_PASSWORD") or None
+    if password is not None and user is None:
+        raise ConfigError("LEDGER_NATS_PASSWORD is set without LEDGER_NATS_USER")
+    credentials = NatsCredentials(
+        user=user,
+        password=password,
+        creds_file=file("LEDGER_NATS_CREDS"),
+        nkey_seed_file=file("LEDGER_NATS_NKEY_SEED"),
+        ca_file=file("LEDGER_NATS_CA"),
+    )
+    chosen = [
+        name
+        for name, value in (
+            ("LEDGER_NATS_USER", credentials.user),
+            ("LEDGER_NATS_CREDS", credentials.creds_file),
+            ("LEDGER_NATS_NKEY_SEED", credentials.nkey_seed_file),
+        )
+        if value is not None
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(f"choose one way to authenticate to NATS, not {' and '.join(chosen)}")
+    return credentials
+
+
+def embedded_server(settings: Settings) -> EmbeddedNats:
+    """The embedded server of a ledger home (``$LEDGER_HOME/nats``), admitting only the
+    ledger's roles with their permissions (seeds generated on first use)."""
+    from ledger.nats_server import EmbeddedNats
+
+    authorization = server_authorization(
+        settings.home, stream=settings.stream, prefix=settings.subject_prefix
+    )
+    return EmbeddedNats(settings.home / "nats", authorization=authorization)

@@ -1,0 +1,210 @@
+"""The embedded server admits only the ledger's roles: the relay writes, readers read.
+
+A real nats-server per test, started as ``ledger serve`` starts it (``embedded_server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.app import Ledger
+from ledger.config import Settings
+from ledger.nats_auth import ROLES, embedded_server, seed_file
+from ledger.nats_server import EmbeddedNats
+from ledger.relay import Relay
+from tests.conftest import Backend
+from tests.nats_fixtures import append_parties, store_log
+
+pytestmark = pytest.mark.nats
+
+
+@pytest.fixture
+def home_settings(backend: Backend) -> Settings:
+    """The backend's settings without LEDGER_NATS_URL: the home's embedded server."""
+    env = {k: v for k, v in backend.env().items() if k != "LEDGER_NATS_URL"}
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def secured(home_settings: Settings) -> Iterator[EmbeddedNats]:
+    server = embedded_server(home_settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _connect(url: str, errors: list[str], **options: Any) -> Any:
+    from ledger import stream as st
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    return await st.connect(url, error_cb=on_error, **options)
+
+
+def test_the_seeds_are_private_and_the_server_config_holds_public_keys_only(
+    home_settings: Settings, secured: EmbeddedNats
+) -> None:
+    directory = home_settings.home / "nats-auth"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    config = secured.config_file.read_text()
+    for role in ROLES:
+        path = seed_file(home_settings.home, role)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        seed = path.read_text().strip()
+        assert seed.startswith("SU")
+        assert seed not in config
+    assert config.count('"nkey": "U') == len(ROLES)
+    # A restart keeps the same keys: clients holding a seed still get in.
+    before = {role: seed_file(home_settings.home, role).read_text() for role in ROLES}
+    secured.stop()
+    embedded_server(home_settings).start()
+    assert {role: seed_file(home_settings.home, role).read_text() for role in ROLES} == before
+
+
+def test_a_reader_is_refused_publishing_purging_and_deleting(
+    home_settings: Settings, secured: EmbeddedNats
+) -> None:
+    """The forgeries of issue 11 with a subscriber's (or the projector's) credentials:
+    the server refuses them, and the stream keeps exactly the relay's events."""
+    from ledger.stream import PROJECTOR_CONSUMER
+
+    app = Ledger(home_settings)
+    try:
+        append_parties(app, 5)
+        assert Relay(app, secured.url).run_once().published == 5
+
+        async def attempt(role: str) -> list[str]:
+            errors: list[str] = []
+            nc = await _connect(secured.url, errors, **home_settings.nats_options(role))  # type: ignore[arg-type]
+            js, jsm = nc.jetstream(timeout=1), nc.jsm(timeout=1)
+            forged = {"Nats-Msg-Id": "forged", "Ledger-Position": "6"}
+            tries: list[Any] = [
+                lambda: js.publish("ledger.licence.LicenceGranted.GL", b"{}", headers=forged),
+                lambda: jsm.purge_stream("LEDGER"),
+                lambda: jsm.delete_msg("LEDGER", 1),
+                lambda: jsm.delete_stream("LEDGER"),
+                lambda: jsm.update_stream(name="LEDGER", subjects=["ledger.>", "other.>"]),
+            ]
+            if role == "subscriber":
+                tries.append(lambda: jsm.delete_consumer("LEDGER", PROJECTOR_CONSUMER))
+            for request in tries:
+                # Refused: the server answers with an asynchronous -ERR, the request none.
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(request(), 30)
+            # Still allowed: reading the stream.
+            assert (await jsm.stream_info("LEDGER")).state.messages == 5
+            await nc.close()
+            return errors
+
+        for role in ("subscriber", "projector"):
+            errors = asyncio.run(attempt(role))
+            # (nats-py lower-cases the server's message)
+            refused = [e.lower() for e in errors if "permissions violation for publish" in e]
+            assert any('"ledger.licence.licencegranted.gl"' in e for e in refused), errors
+            assert any("stream.purge.ledger" in e for e in refused), errors
+            assert any("stream.delete.ledger" in e for e in refused), errors
+            assert any("stream.msg.delete.ledger" in e for e in refused), errors
+            assert any("stream.update.ledger" in e for e in refused), errors
+            if role == "subscriber":
+                assert any("consumer.delete.ledger.ledger-views" in e for e in refused), errors
+
+        # Nothing was forged, purged or deleted.
+        async def read() -> list[Any]:
+            import nats
+
+            nc = await nats.connect(secured.url, **home_settings.nats_options("relay"))
+            info = await nc.jsm().stream_info("LEDGER")
+            msgs = [await nc.jsm().get_msg("LEDGER", s) for s in range(1, info.state.last_seq + 1)]
+            await nc.close()
+            return msgs
+
+        stored = asyncio.run(read())
+        assert [(int(m.headers["Ledger-Position"]), m.headers["Nats-Msg-Id"]) for m in stored] == (
+            store_log(app)
+        )
+    finally:
+        app.close()
+
+
+def test_readers_read_and_strangers_are_turned_away(
+    home_settings: Settings, secured: EmbeddedNats
+) -> None:
+    from ledger import stream as st
+    from ledger.subscriber import subscribe
+
+    app = Ledger(home_settings)
+    try:
+        append_parties(app, 7)
+        Relay(app, secured.url).run_once()
+
+        async def receive() -> list[int]:
+            got: list[int] = []
+            async with subscribe(secured.url, settings=home_settings, durable="audit") as sub:
+                while len(got) < 7:
+                    delivery = await sub.next_delivery(30)
+                    assert delivery is not None
+                    got.append(delivery.position)
+            return got
+
+        assert asyncio.run(receive()) == [p for p, _ in store_log(app)]
+
+        async def stranger(**options: Any) -> None:
+            await st.connect(secured.url, **options)
+
+        with pytest.raises(st.NatsRefused, match="refused the connection"):
+            asyncio.run(stranger())
+        with pytest.raises(st.NatsRefused):
+            asyncio.run(stranger(user="relay", password="guess"))
+    finally:
+        app.close()
+
+
+def test_the_home_seeds_are_not_offered_to_a_configured_server(
+    home_settings: Settings, tmp_path: Path
+) -> None:
+    embedded_server(home_settings)  # generates the seeds
+    assert "nkeys_seed" in home_settings.nats_options("relay")
+    elsewhere = Settings.from_env(
+        {"LEDGER_HOME": str(home_settings.home), "LEDGER_NATS_URL": "nats://127.0.0.1:4222"}
+    )
+    assert elsewhere.nats_options("relay") == {}
+    seed = tmp_path / "relay.nk"
+    seed.write_text(seed_file(home_settings.home, "relay").read_text())
+    configured = Settings.from_env(
+        {
+            "LEDGER_HOME": str(home_settings.home),
+            "LEDGER_NATS_URL": "nats://127.0.0.1:4222",
+            "LEDGER_NATS_NKEY_SEED": str(seed),
+        }
+    )
+    assert configured.nats_options("relay") == {"nkeys_seed": str(seed)}
+
+
+def test_the_projector_reads_the_stream_with_its_own_role(
+    home_settings: Settings, secured: EmbeddedNats
+) -> None:
+    """``ledger project --source nats`` on a served home: the projector role's permissions
+    are enough to create its durable consumer, fetch and ack (and the relay's url file
+    is how it finds the server)."""
+    import threading
+
+    from ledger.projections.runner import run
+
+    home_settings.nats_url_file.write_text(secured.url + "\n")
+    app = Ledger(home_settings)
+    try:
+        append_parties(app, 12)
+        Relay(app, secured.url).run_once()
+        result = run(home_settings, threading.Event(), source="nats", once=True)
+        assert result.position == app.head() == 12
+    finally:
+        app.close()
