@@ -12,10 +12,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
+
+if TYPE_CHECKING:
+    from ledger.store.codec import IndexRow
+
+INSERT_CHUNK_ROWS = 2000
+"""Rows per INSERT statement when a write is larger: a statement's parameters stay small
+(PostgreSQL: well below the sizes at which psycopg's pipeline mode deadlocked), and a
+write of any size is a sequence of such statements in one transaction."""
 
 
 class RecordedTimeConflict(IntegrityError):
@@ -58,8 +68,55 @@ class LogQuery:
     the database (e.g. a party id's JSON encoding); the caller still checks each event."""
 
 
+class EventWrite(ABC):
+    """One open write transaction of the event store: ``insert`` any number of times,
+    everything commits together when the ``EventIndex.writing()`` block ends without an
+    exception, and nothing does otherwise."""
+
+    @abstractmethod
+    def insert(
+        self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
+    ) -> list[int]:
+        """Write events and their index rows (one per event); returns their positions.
+
+        The first insert of a write takes the store's write lock and checks that no
+        later recorded time is stored (``RecordedTimeConflict``); a stored
+        ``(originator_id, originator_version)`` raises the library's ``IntegrityError``."""
+
+
 class EventIndex(ABC):
-    """Queries over the event index (implemented by both ledger recorders)."""
+    """Writes events with their index rows, and queries the index (implemented by both
+    ledger recorders).
+
+    **Extension point (rows written in the same transaction as the events).**  After
+    each ``EventWrite.insert`` has written its events and index rows, the recorder calls
+    ``after_insert(write, positions, index_rows)``; once, just before the commit, it
+    calls ``before_commit(write)``.  Both do nothing here; a subclass overrides them
+    (calling ``super()``) and executes its SQL through ``write.cursor``, the backend's
+    cursor inside the transaction (sqlite3 ``?`` or psycopg ``%s`` placeholders).  An
+    exception from either rolls the whole write back.
+    """
+
+    @abstractmethod
+    def writing(self) -> AbstractContextManager[EventWrite]:
+        """A write transaction (see ``EventWrite``)."""
+
+    def insert_events_with_index(
+        self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
+    ) -> list[int]:
+        """One write of events and their index rows; returns their positions."""
+        with self.writing() as write:
+            return write.insert(stored_events, index_rows)
+
+    def after_insert(
+        self, write: EventWrite, positions: Sequence[int], index_rows: Sequence[IndexRow]
+    ) -> None:
+        """Hook: rows that must be written with these events (see the class doc)."""
+        return None
+
+    def before_commit(self, write: EventWrite) -> None:
+        """Hook: rows that must be written once per write transaction."""
+        return None
 
     @abstractmethod
     def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:

@@ -1,8 +1,10 @@
 """PostgreSQL storage: the library's PostgreSQL recorder plus the ledger's event index.
 
-The library serialises writers with a table lock, so notification ids follow commit
-order (ids may skip numbers after a rolled-back insert; readers must not assume they are
-contiguous).  The index rows are written after the events, in the same transaction.
+Writers take the library's table lock, so notification ids follow commit order (ids may
+skip numbers after a rolled-back insert; readers must not assume they are contiguous).
+The ledger writes through ``writing()``: one transaction, not in pipeline mode, events
+inserted in statements of at most ``INSERT_CHUNK_ROWS`` rows, each followed by its index
+rows; a write of any size stays all or nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from psycopg.sql import SQL, Composable, Identifier
 
 from ledger.store.codec import IndexRow
 from ledger.store.index import (
+    INSERT_CHUNK_ROWS,
     EventIndex,
+    EventWrite,
     IndexEntry,
     LogQuery,
     LogRow,
@@ -78,40 +82,72 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
 
     # --- writing ------------------------------------------------------------------------
 
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        rows: Sequence[IndexRow] | None = kwargs.get("index_rows")
-        if rows is not None:
-            if len(rows) != len(stored_events):
-                raise ProgrammingError("one index row per stored event is required")
-            # Check before inserting: the library commits the transaction even when a
-            # Python exception is raised after its pipeline sync, so nothing may be written
-            # before a conflict is detected.  With the table lock held, every earlier
-            # commit is visible.
-            self._lock_table(curs)
-            curs.execute(
-                SQL("SELECT recorded_us FROM {0} ORDER BY notification_id DESC LIMIT 1").format(
-                    self._t
-                )
-            )
-            row = curs.fetchone()
-            if row is not None and row["recorded_us"] > min(r.recorded_us for r in rows):
-                raise RecordedTimeConflict(
-                    "a later recorded time was committed concurrently; retry with a fresh time"
-                )
-        super()._insert_stored_events(curs, stored_events, **kwargs)
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        rows: Sequence[IndexRow] | None = kwargs.get("index_rows")
-        if rows is None or not ids:
-            return ids
-        # Only database statements from here on: a failure aborts the transaction.
-        columns = list(zip(*rows, strict=True))
-        curs.execute(self._insert_index, (list(ids), *map(list, columns)))
+        """The library's call; with ``index_rows`` (the ledger's writes) it is one
+        ``writing()`` transaction."""
+        index_rows: Sequence[IndexRow] | None = kwargs.pop("index_rows", None)
+        if index_rows is None:
+            return super().insert_events(stored_events, **kwargs)
+        return self.insert_events_with_index(stored_events, index_rows)
+
+    @contextmanager
+    def writing(self) -> Iterator[PostgresEventWrite]:
+        # Not in pipeline mode (the library's insert_events is): a pipelined statement
+        # with large parameters can deadlock the client and the server (psycopg issue
+        # 685), which hung imports of ~15,000 events or more.
+        with self.datastore.transaction(commit=True) as curs:
+            write = PostgresEventWrite(self, curs)
+            yield write
+            self.before_commit(write)
+
+    def start_write(self, curs: Cursor[DictRow]) -> None:
+        """Take the table lock the library's writers take (so positions follow commit
+        order) and queue the library's NOTIFY for its LISTEN subscriptions."""
+        for statement in self.lock_table_statements:
+            curs.execute(statement, prepare=True)
+        curs.execute(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
+
+    def write_chunk(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        index_rows: Sequence[IndexRow],
+    ) -> list[int]:
+        if len(index_rows) != len(stored_events):
+            raise ProgrammingError("one index row per stored event is required")
+        if not stored_events:
+            return []
+        # Checked before inserting, under the table lock: every earlier commit is visible.
+        curs.execute(
+            SQL("SELECT recorded_us FROM {0} ORDER BY notification_id DESC LIMIT 1").format(self._t)
+        )
+        row = curs.fetchone()
+        if row is not None and row["recorded_us"] > min(r.recorded_us for r in index_rows):
+            raise RecordedTimeConflict(
+                "a later recorded time was committed concurrently; retry with a fresh time"
+            )
+        ids: list[int] = []
+        for start in range(0, len(stored_events), INSERT_CHUNK_ROWS):
+            events = stored_events[start : start + INSERT_CHUNK_ROWS]
+            curs.execute(
+                self.insert_events_statement,
+                (
+                    [
+                        self.construct_pg_stored_event(
+                            e.originator_id, e.originator_version, e.topic, e.state
+                        )
+                        for e in events
+                    ],
+                ),
+            )
+            chunk_ids = [r["notification_id"] for r in curs.fetchall()]
+            if len(chunk_ids) != len(events):
+                raise ProgrammingError("the store did not return a position for every event")
+            columns = list(zip(*index_rows[start : start + INSERT_CHUNK_ROWS], strict=True))
+            curs.execute(self._insert_index, (chunk_ids, *map(list, columns)))
+            ids += chunk_ids
         return ids
 
     # --- the event index ----------------------------------------------------------------
@@ -265,6 +301,27 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
                 )
                 for row in curs.fetchall()
             ]
+
+
+class PostgresEventWrite(EventWrite):
+    """A write transaction on PostgreSQL (``cursor``: a psycopg cursor inside it)."""
+
+    def __init__(self, recorder: LedgerPostgresRecorder, cursor: Cursor[DictRow]):
+        self.recorder = recorder
+        self.cursor = cursor
+        self.started = False
+
+    def insert(
+        self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
+    ) -> list[int]:
+        if not stored_events:
+            return []
+        if not self.started:
+            self.recorder.start_write(self.cursor)
+            self.started = True
+        ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
+        self.recorder.after_insert(self, ids, index_rows)
+        return ids
 
 
 @contextmanager

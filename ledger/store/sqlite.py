@@ -7,8 +7,8 @@ of failing.  Notification ids are SQLite rowids, assigned in commit order.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +26,7 @@ from eventsourcing.utils import Environment, EnvType
 from ledger.store.codec import IndexRow
 from ledger.store.index import (
     EventIndex,
+    EventWrite,
     IndexEntry,
     LogQuery,
     LogRow,
@@ -45,15 +46,22 @@ SQL takes ~25 % less time.  Writes are unchanged (SQLite still writes with write
 
 
 class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
+    """The library's pool; each new connection also gets the ledger's settings.
+
+    ``_create_connection`` is the pool's factory method (the library's own subclasses
+    override it the same way); docs/architecture.md names it, and
+    ``test_sqlite_connections_carry_the_ledger_settings`` fails if it stops being called.
+    """
+
     def _create_connection(self) -> SQLiteConnection:
         conn = super()._create_connection()
-        raw: sqlite3.Connection = conn._sqlite_conn
-        if not self.is_sqlite_memory_mode:
-            raw.execute("PRAGMA synchronous=FULL")
-        raw.execute(f"PRAGMA cache_size=-{CACHE_SIZE_KIB}")
-        if not self.is_sqlite_memory_mode:
-            raw.execute(f"PRAGMA mmap_size={MMAP_SIZE_BYTES}")
-            raw.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
+        with conn.cursor() as cursor:
+            if not self.is_sqlite_memory_mode:
+                cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA cache_size=-{CACHE_SIZE_KIB}")
+            if not self.is_sqlite_memory_mode:
+                cursor.execute(f"PRAGMA mmap_size={MMAP_SIZE_BYTES}")
+                cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
         return conn
 
 
@@ -88,14 +96,31 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
 
     # --- writing ------------------------------------------------------------------------
 
-    def _insert_events(
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's call; with ``index_rows`` (the ledger's writes) it is one
+        ``writing()`` transaction."""
+        index_rows: Sequence[IndexRow] | None = kwargs.pop("index_rows", None)
+        if index_rows is None:
+            return super().insert_events(stored_events, **kwargs)
+        return self.insert_events_with_index(stored_events, index_rows)
+
+    @contextmanager
+    def writing(self) -> Iterator[SQLiteEventWrite]:
+        with self.datastore.transaction(commit=True) as c:
+            write = SQLiteEventWrite(self, c)
+            yield write
+            self.before_commit(write)
+
+    def write_chunk(
         self,
         c: SQLiteCursor,
         stored_events: Sequence[StoredEvent],
-        *,
-        index_rows: Sequence[IndexRow] | None = None,
-        **_: Any,
-    ) -> Sequence[int] | None:
+        index_rows: Sequence[IndexRow],
+    ) -> list[int]:
+        if len(index_rows) != len(stored_events):
+            raise ProgrammingError("one index row per stored event is required")
         if not stored_events:
             return []
         rows = [
@@ -119,28 +144,25 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         if c.fetchone()[0] != last:
             raise ProgrammingError("notification ids were not assigned consecutively")
         ids = list(range(first, last + 1))
-        if index_rows is not None:
-            if len(index_rows) != len(rows):
-                raise ProgrammingError("one index row per stored event is required")
-            self._check_recorded_order(c, first, min(r.recorded_us for r in index_rows))
-            c.executemany(
-                self.insert_index_statement,
-                [
-                    (
-                        n,
-                        r.event_id.bytes,
-                        r.event_type,
-                        r.entity_kind,
-                        r.entity_id,
-                        r.effective_us,
-                        r.recorded_us,
-                        r.content_hash,
-                        r.retracts.bytes if r.retracts is not None else None,
-                        r.originator_version,
-                    )
-                    for n, r in zip(ids, index_rows, strict=True)
-                ],
-            )
+        self._check_recorded_order(c, first, min(r.recorded_us for r in index_rows))
+        c.executemany(
+            self.insert_index_statement,
+            [
+                (
+                    n,
+                    r.event_id.bytes,
+                    r.event_type,
+                    r.entity_kind,
+                    r.entity_id,
+                    r.effective_us,
+                    r.recorded_us,
+                    r.content_hash,
+                    r.retracts.bytes if r.retracts is not None else None,
+                    r.originator_version,
+                )
+                for n, r in zip(ids, index_rows, strict=True)
+            ],
+        )
         return ids
 
     def _check_recorded_order(self, c: SQLiteCursor, first_id: int, earliest_us: int) -> None:
@@ -282,6 +304,22 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
             c.sqlite_cursor.row_factory = None  # plain tuples: a page is thousands of rows
             c.execute(sql, params)
             return c.sqlite_cursor.fetchall()  # type: ignore[no-any-return]
+
+
+class SQLiteEventWrite(EventWrite):
+    """A write transaction on SQLite (``cursor``: the library's cursor inside it)."""
+
+    def __init__(self, recorder: LedgerSQLiteRecorder, cursor: SQLiteCursor):
+        self.recorder = recorder
+        self.cursor = cursor
+
+    def insert(
+        self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
+    ) -> list[int]:
+        ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
+        if ids:
+            self.recorder.after_insert(self, ids, index_rows)
+        return ids
 
 
 class LedgerSQLiteFactory(SQLiteFactory):

@@ -4,8 +4,9 @@ across processes; recorded times never decrease along the log."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import msgspec
@@ -297,8 +298,12 @@ def test_an_export_reimported_into_the_same_ledger_is_all_duplicates(
     assert app.head() == 3
 
 
-def test_sqlite_reads_go_through_a_memory_map(tmp_path: Path) -> None:
-    """The views' listings read thousands of scattered record bodies: mapped, not copied."""
+def test_sqlite_connections_carry_the_ledger_settings(tmp_path: Path) -> None:
+    """Set by overriding the library's pool factory method ``_create_connection``: this
+    fails if the library stops calling it.  The views' listings read thousands of
+    scattered record bodies: mapped, not copied."""
+    from ledger.store.sqlite import CACHE_SIZE_KIB, JOURNAL_SIZE_LIMIT_BYTES
+
     app = Ledger(Settings.from_env({"LEDGER_HOME": str(tmp_path)}))
     try:
         with app.factory.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
@@ -306,6 +311,10 @@ def test_sqlite_reads_go_through_a_memory_map(tmp_path: Path) -> None:
             assert c.fetchone()[0] > 0
             c.execute("PRAGMA synchronous")
             assert c.fetchone()[0] == 2  # FULL: the map changes reads only
+            c.execute("PRAGMA cache_size")
+            assert c.fetchone()[0] == -CACHE_SIZE_KIB
+            c.execute("PRAGMA journal_size_limit")
+            assert c.fetchone()[0] == JOURNAL_SIZE_LIMIT_BYTES
     finally:
         app.close()
 
@@ -327,3 +336,44 @@ def test_sqlite_wal_shrinks_back_after_a_big_write(
         assert wal.stat().st_size <= 64 << 10
     finally:
         app.close()
+
+
+def test_rows_written_by_the_insert_hooks_share_the_events_transaction(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    """``after_insert`` sees each insert's positions inside the transaction (its SQL reads
+    the uncommitted events); a hook that raises leaves nothing appended."""
+    from ledger.store.codec import IndexRow
+    from ledger.store.index import EventWrite
+
+    app = make_ledger()
+    recorder: Any = app.index
+    schema = getattr(recorder.datastore, "schema", None)  # PostgreSQL's
+    table = recorder.index_table if schema is None else f'"{schema}"."{recorder.index_table}"'
+    seen: list[tuple[list[int], int]] = []
+    commits: list[int] = []
+
+    def after_insert(write: EventWrite, positions: Sequence[int], rows: Sequence[IndexRow]) -> None:
+        cursor: Any = write.cursor  # type: ignore[attr-defined]
+        cursor.execute(f"SELECT COUNT(*) AS n FROM {table}")
+        row = cursor.fetchone()
+        seen.append((list(positions), row[0] if isinstance(row, tuple | list) else row["n"]))
+
+    def before_commit(write: EventWrite) -> None:
+        commits.append(len(seen))
+
+    app.index.after_insert = after_insert  # type: ignore[method-assign]
+    app.index.before_commit = before_commit  # type: ignore[method-assign]
+    result = app.append_objects([f.party("a"), f.party("b")])
+    assert seen == [([o.position for o in result.outcomes], 2)]
+    assert commits == [1]
+
+    def failing(write: EventWrite, positions: Sequence[int], rows: Sequence[IndexRow]) -> None:
+        raise RuntimeError("the hook's own rows could not be written")
+
+    app.index.after_insert = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        app.append_objects([f.party("c")])
+    assert app.head() == max(o.position for o in result.outcomes)
+    assert app.index.count_events() == 2
+    assert app.entity("party", "c") is None
