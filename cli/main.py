@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "watch": "ledger.cli.stream:watch",
     "status": "ledger.cli.stream:status",
     "serve": "ledger.cli.stream:serve",
+    "web": "ledger.cli.web:web",
     "demo": "ledger.cli.demo:demo",
 }
 

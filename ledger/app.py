@@ -390,11 +390,13 @@ class Ledger(Application[str]):
         include_retracted: bool = False,
         order: str = "effective",
         source_statuses: Sequence[str] = (),
+        after_position: int | None = None,
     ) -> Generator[LogEntry, None, None]:
         """The history in effective (or recorded) order, as known at ``known_at``.
 
         ``source_statuses`` keeps the events whose strongest source has one of these
-        statuses (``reported``: facts that no official source backs)."""
+        statuses (``reported``: facts that no official source backs); ``after_position``
+        only events stored after that position (a page's cursor)."""
         mapper = self.msgspec_mapper
         query = LogQuery(
             as_of_us=None if as_of is None else to_us(as_of),
@@ -404,6 +406,7 @@ class Ledger(Application[str]):
             types=tuple(types),
             include_retracted=include_retracted,
             order=order,
+            after_position=after_position,
             # A party is named in the payload as its JSON string: let the database skip
             # the events that cannot name it (stored as plain JSON, not compressed or
             # encrypted), instead of decoding the whole history to look.
