@@ -82,7 +82,9 @@ def _fail(message: str, *, as_json: bool, code: int = 1) -> NoReturn:
     type=click.FloatRange(0.001, 60),
     default=0.05,
     show_default=True,
-    help="Seconds between store polls once caught up.",
+    help="Seconds between store polls once caught up (the fallback: a commit to the "
+    "store wakes the relay at once, through file notifications on SQLite and LISTEN on "
+    "PostgreSQL).",
 )
 @click.option(
     "--give-up-after",

@@ -37,8 +37,9 @@ Exactly once, in order, whatever happens to NATS or the relay:
   current one is being published.  Acks from before a resynchronisation (an older epoch)
   are ignored.
 
-The relay polls the store when it has caught up (``poll_interval``); SQLite has no change
-notification and polling keeps both backends alike.  It reconnects with exponential
+Once caught up, the relay waits for the next commit: a hint from the store
+(``ledger.store.wake``: file notifications on SQLite, LISTEN on PostgreSQL) wakes it at
+once, and it polls every ``poll_interval`` as the fallback.  It reconnects with exponential
 backoff (capped at ``max_backoff``) while NATS is away, and stops cleanly when ``stop`` is
 set: it drains outstanding acks and records its position.
 """
@@ -104,6 +105,12 @@ _ack_decoder = msgspec.json.Decoder(_PubAck)
 
 class RelayError(RuntimeError):
     """The relay could not make progress (and was told not to keep trying)."""
+
+
+COMMIT_SETTLE_FIRST_SECONDS = 0.001
+COMMIT_SETTLE_SECONDS = 0.1
+"""After a commit hint the log is read again, at doubling intervals from the first,
+until this long has passed: the commit may still be finishing when its hint arrives."""
 
 
 def gap_message(stream: str, head: int, tracked: int) -> str:
@@ -328,6 +335,7 @@ class Relay:
         progress_interval: float = 30.0,
         fast_publish: bool = True,
         republish_from: int | None = None,
+        wake_on_commit: bool = True,
         nats_options: dict[str, Any] | None = None,
     ):
         settings = app.settings
@@ -349,6 +357,8 @@ class Relay:
         # Operator override: re-publish from this position whatever the tracking says
         # (to refill a stream that was recreated, or lost its tail with a node's disk).
         self.republish_from = republish_from
+        self.wake_on_commit = wake_on_commit
+        """Read as soon as the store hints at a commit (else: poll only)."""
         self.tracking_name = tracking_name(self.stream)
         # Credentials: the relay role's, from the settings, unless given.
         self.nats_options = (
@@ -366,6 +376,11 @@ class Relay:
         self._last_ack = 0.0
         self._failure: _Resync | None = None
         self._window = asyncio.Event()
+        self._appended = asyncio.Event()
+        """Set by the store's hint that another commit happened (``watch_appends``)."""
+        self._settle: float | None = None
+        """After a hint: the next pause before reading the log again (see
+        ``_wait_for_appends``)."""
 
     # --- position tracking --------------------------------------------------------------
 
@@ -431,6 +446,10 @@ class Relay:
         """
         stop = stop or asyncio.Event()
         self._window = asyncio.Event()  # bound to this run's event loop
+        self._appended = asyncio.Event()
+        watcher = (
+            asyncio.create_task(self._watch_appends()) if self.wake_on_commit and not once else None
+        )
         started = time.monotonic()
         backoff = 0.0
         failing_since: float | None = None
@@ -469,6 +488,10 @@ class Relay:
                     log.warning("relay: %s; retrying in %.1fs", reason, delay)
                     await _sleep_until(stop, delay)
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(BaseException):
+                    await watcher
             try:
                 await self._track_acked()
             except Exception as exc:  # the store is down: the stream still has the truth
@@ -482,6 +505,46 @@ class Relay:
             self.stats.position,
         )
         return self.stats
+
+    # --- waiting for new events ---------------------------------------------------------
+
+    async def _watch_appends(self) -> None:
+        """Keep the store's commit hints coming (restarted after a failure; meanwhile the
+        relay polls)."""
+        from ledger.store.wake import watch_appends
+
+        while True:
+            try:
+                await watch_appends(self.app, self._appended)
+                return  # no hints on this store or platform: polling only
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("relay: commit hints failed (%s); polling meanwhile", _describe(exc))
+                await asyncio.sleep(self.max_backoff)
+
+    async def _wait_for_appends(self, stop: asyncio.Event) -> None:
+        """Until a commit hint, ``stop``, or the poll interval, whichever comes first.
+
+        A hint can come before its commit is visible (SQLite's last write to the WAL
+        precedes its fsync and the index update), so after a hint the log is read again
+        after short, doubling pauses until ``COMMIT_SETTLE_SECONDS`` have passed.  The
+        hint is cleared before the next read: a commit during that read sets it again."""
+        appended = self._appended
+        if not appended.is_set() and not stop.is_set():
+            timeout = self.poll_interval
+            if self._settle is not None:
+                timeout = min(timeout, self._settle)
+                self._settle = self._settle * 2 if self._settle < COMMIT_SETTLE_SECONDS else None
+            waiters = [asyncio.ensure_future(appended.wait()), asyncio.ensure_future(stop.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        if appended.is_set():
+            self._settle = COMMIT_SETTLE_FIRST_SECONDS
+            appended.clear()
 
     # --- connection ---------------------------------------------------------------------
 
@@ -657,7 +720,7 @@ class Relay:
                     await self._track_acked()
                     if once or stop.is_set():
                         return True
-                    await _sleep_until(stop, self.poll_interval)
+                    await self._wait_for_appends(stop)
                     reading = asyncio.create_task(asyncio.to_thread(self._read, position))
                     continue
                 position = batch[-1].id

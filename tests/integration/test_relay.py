@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +17,7 @@ from ledger.app import Ledger
 from ledger.nats_server import EmbeddedNats
 from ledger.relay import EventTooLarge, Relay, RelayError
 from tests import factory as f
+from tests.conftest import Backend
 from tests.nats_fixtures import (
     append_parties,
     assert_stream_matches_store,
@@ -404,3 +407,40 @@ def test_a_relay_resyncing_while_another_one_publishes_sees_no_gap(
     b.run_once()
     assert published  # A did publish in the middle of B's resynchronisation
     assert_stream_matches_store(nats_server.url, app)
+
+
+def test_a_commit_by_another_process_wakes_the_caught_up_relay(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """The relay reads the log as soon as the store hints at a commit (file notification
+    on SQLite, NOTIFY on PostgreSQL), not at its next poll: with a poll interval of ten
+    minutes, only the hint can bring the events into the stream within the wait."""
+    import os
+    import subprocess
+    import sys
+
+    env = backend.env()
+    app = Ledger(backend.settings(env))
+    try:
+        app.append_objects([f.party("first")])
+        with running_relay(app, nats_server.url, poll_interval=600):
+            wait_until(lambda: stream_count(nats_server.url) == 1, "the first event")
+            time.sleep(0.5)  # caught up: the relay now waits for a hint
+            for n in range(3):
+                code = (
+                    "import json, sys; from ledger.app import Ledger; "
+                    "Ledger().append_objects([json.loads(sys.argv[1])])"
+                )
+                subprocess.run(
+                    [sys.executable, "-c", code, json.dumps(f.party(f"other-{n}"))],
+                    env={**os.environ, **env},
+                    check=True,
+                    timeout=60,
+                )
+                wait_until(
+                    lambda n=n: stream_count(nats_server.url) == 2 + n,
+                    f"event {2 + n}, appended by another process",
+                    timeout=30,
+                )
+    finally:
+        app.close()

@@ -1,0 +1,94 @@
+"""Hints that another process has committed events, so a follower reads now, not at its
+next poll.
+
+A hint is only a hint: the store stays the truth, a follower still reads the log to see
+what is new, and polling remains the fallback (a missed or forged hint costs one read or
+one poll interval, never an event).
+
+- **SQLite**: the kernel's file notifications (Linux inotify, through ``asyncinotify``)
+  on the database's directory.  A commit writes the write-ahead log (``<db>-wal``), so
+  every commit by any process on this machine is seen, with no change to the writers.
+- **PostgreSQL**: ``LISTEN`` on the channel the write path already ``NOTIFY``s in the
+  same transaction as the events (delivered at commit), on a connection of its own.
+
+Elsewhere (another OS, an in-memory database) there is no watcher, and followers poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ledger.app import Ledger
+
+log = logging.getLogger("ledger.wake")
+
+LISTEN_CHECK_SECONDS = 0.5
+"""How often the PostgreSQL listener thread looks whether it should stop."""
+
+
+async def watch_appends(app: Ledger, wake: asyncio.Event) -> None:
+    """Set ``wake`` soon after each commit to ``app``'s store, until cancelled.
+
+    Returns at once (the caller polls) when this store and platform give no hint.
+    """
+    settings = app.settings
+    if settings.backend == "sqlite":
+        await _watch_sqlite(settings.sqlite_path, wake)
+    else:
+        await _listen_postgres(app, wake)
+
+
+async def _watch_sqlite(database: Path, wake: asyncio.Event) -> None:
+    try:
+        from asyncinotify import Inotify, Mask
+    except (ImportError, OSError, AttributeError) as exc:  # not Linux: no inotify in libc
+        log.debug("no file notifications (%s); polling", exc)
+        return
+    if str(database) == ":memory:" or not database.parent.is_dir():
+        return
+    names = {database.name, database.name + "-wal"}
+    with Inotify() as inotify:
+        # The directory, not the files: the WAL file is created and removed by SQLite.
+        inotify.add_watch(database.parent, Mask.MODIFY | Mask.CREATE | Mask.MOVED_TO)
+        async for event in inotify:
+            if event.name is not None and event.name.name in names:
+                wake.set()
+
+
+async def _listen_postgres(app: Ledger, wake: asyncio.Event) -> None:
+    from psycopg.sql import SQL, Identifier
+
+    recorder = app.recorder
+    channel = getattr(recorder, "channel_name", None)
+    datastore = getattr(recorder, "datastore", None)
+    if channel is None or datastore is None:
+        return
+    loop = asyncio.get_running_loop()
+    stopping = threading.Event()
+
+    def listen() -> None:
+        with datastore.get_connection() as conn:
+            conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+            while not stopping.is_set():
+                for _ in conn.notifies(timeout=LISTEN_CHECK_SECONDS):
+                    _call_soon(loop, wake.set)
+
+    thread = asyncio.create_task(asyncio.to_thread(listen))
+    try:
+        await asyncio.shield(thread)
+    finally:
+        stopping.set()
+        with contextlib.suppress(BaseException):
+            await thread
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop has closed
+        loop.call_soon_threadsafe(callback)
