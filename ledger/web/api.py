@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Request, Response, get
 from litestar.params import FromPath, FromQuery, QueryParameter
@@ -20,6 +20,10 @@ from ledger.errors import InputError, RuleViolation
 from ledger.projections.names import CLAUSE_STATUSES, FINDING_KINDS, LICENCE_STATUSES
 from ledger.web import params as p
 from ledger.web.server import state_of
+
+if TYPE_CHECKING:
+    from ledger.app import Ledger
+    from ledger.projections.query import Views
 
 
 def doc(description: str) -> Any:
@@ -222,6 +226,38 @@ def check(
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger check -o json`: the decision as of a date, its clauses, licence, reasons."""
+    body = check_answer(
+        state_of(request).views(),
+        exporter=exporter,
+        end_user=end_user,
+        item=item,
+        quantity=quantity,
+        destination=destination,
+        end_use=end_use,
+        unit=unit,
+        licence=licence,
+        as_of=as_of,
+        known_at=known_at,
+        format=format,
+    )
+    return answer(body)
+
+
+def check_answer(
+    views: Views,
+    exporter: str | None = None,
+    end_user: str | None = None,
+    item: str | None = None,
+    quantity: str | None = None,
+    destination: str | None = None,
+    end_use: str | None = None,
+    unit: str | None = None,
+    licence: str | None = None,
+    as_of: str | None = None,
+    known_at: str | None = None,
+    format: str | None = None,
+) -> dict[str, Any]:
+    """The body of ``/api/check`` (the check page shows the same)."""
     from ledger.projections import answers
     from ledger.projections.api import parse_quantity
     from ledger.projections.decisions import Request as ExportRequest
@@ -245,11 +281,11 @@ def check(
     )
     known = p.time_bound("known_at", known_at)
     try:
-        body = answers.check(state_of(request).views(), export, known)
+        body = answers.check(views, export, known)
     except (InputError, RuleViolation) as exc:
         exc.field = _REQUEST_PARAM.get(exc.field or "", exc.field)
         raise
-    return answer(body)
+    return body
 
 
 MAX_PAGE = 1000
@@ -274,6 +310,41 @@ def events(
 ) -> Response[bytes]:
     """`ledger log -o json`, a page at a time: `events` are its items; `next` is the `after`
     of the next page (order=recorded), or null when there is none."""
+    body = events_answer(
+        state_of(request).app,
+        as_of=as_of,
+        known_at=known_at,
+        entity=entity,
+        kind=kind,
+        type=type,
+        party=party,
+        include_retracted=include_retracted,
+        source_status=source_status,
+        order=order,
+        limit=limit,
+        after=after,
+        format=format,
+    )
+    return answer(body)
+
+
+def events_answer(
+    app: Ledger,
+    *,
+    as_of: str | None = None,
+    known_at: str | None = None,
+    entity: str | None = None,
+    kind: str | None = None,
+    type: list[str] | None = None,
+    party: str | None = None,
+    include_retracted: str | None = None,
+    source_status: list[str] | None = None,
+    order: str | None = None,
+    limit: str | None = None,
+    after: str | None = None,
+    format: str | None = None,
+) -> dict[str, Any]:
+    """The body of ``/api/events`` (the pages show the same)."""
     import contextlib
 
     from ledger.events import ENTITY_KINDS, EVENT_TYPES_BY_NAME, SOURCE_STATUSES
@@ -299,7 +370,6 @@ def events(
     after_ = p.integer("after", after, low=0, high=2**62)
     if after_ is not None and order_ != "recorded":
         raise InputError("pages by position: use order=recorded", field="after")
-    app = state_of(request).app
     rows: list[dict[str, Any]] = []
     more = False
     with contextlib.closing(
@@ -328,7 +398,7 @@ def events(
         "next": rows[-1]["position"] if more and order_ == "recorded" else None,
         "truncated": more,
     }
-    return answer(body)
+    return body
 
 
 def _entity(value: str | None) -> tuple[str | None, str | None]:

@@ -389,3 +389,39 @@ def test_stream_resumes_from_last_event_id_while_events_are_appended(
         if writer.is_alive():
             writer.join()
         app.close()
+
+
+PAGES = [
+    "/",
+    "/commitments?agreement=busan-2025&as_of=2025-11-14&known_at=2025-11-14",
+    "/measures?as_of=2025-11-14&known_at=2025-11-14&issuer=CN&item=1C902.a",
+    "/licences?as_of=2025-12-05&known_at=2025-12-05",
+    "/licences/cn-gl-2025-jl-mag-001?as_of=2025-12-05",
+    "/events",
+    "/events?order=recorded&after=50&type=LicenceGranted",
+    "/check",
+    "/check?exporter=jl-mag&end_user=example-de-drives&item=1C905.a&quantity=10"
+    "&destination=DE&end_use=motors&as_of=2025-12-05",
+]
+
+
+def test_pages_have_no_script_no_inline_style_and_escape_input(client: TestClient[Any]) -> None:
+    html = {"accept": "text/html"}
+    for page in PAGES:
+        response = client.get(page, headers=html)
+        assert response.status_code == 200, (page, response.text[:300])
+        assert response.headers["content-type"].startswith("text/html")
+        text = response.text.lower()
+        # The CSP allows neither: a page that used them would break in the browser.
+        assert "<script" not in text and " style=" not in text and " on" + "click" not in text
+        assert "what changed" in text or page.startswith("/check")
+    hostile = "<script>alert(1)</script>"
+    response = client.get("/events", params={"party": hostile}, headers=html)
+    assert response.status_code == 200
+    assert hostile not in response.text and "&lt;script&gt;" in response.text
+    # Errors on a page are a page (for a browser), JSON for the API.
+    missing = client.get("/licences/no-such-licence", headers=html)
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    bad = client.get("/commitments?as_of=someday", headers=html)
+    assert bad.status_code == 400 and "as_of" in bad.text and "<script" not in bad.text
+    assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
