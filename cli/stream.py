@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -14,6 +15,7 @@ from ledger.config import redact_url
 
 if TYPE_CHECKING:
     from ledger.config import Settings
+    from ledger.stream import StreamHead
 
 
 def _setup_logging(verbose: bool = False, quiet: bool = False) -> None:
@@ -251,6 +253,8 @@ def watch(
 
     By default starts with new events.  Each event is acknowledged after it is printed,
     so a --durable watch that is interrupted resumes with the next unprinted event.
+    A message in the stream that is not a ledger event (junk headers or payload) is not
+    printed: a warning on stderr names its stream sequence and what is wrong with it.
 
     \b
     Output:
@@ -310,7 +314,14 @@ def watch(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            sub = subscribe(url, settings=config, durable=durable, filters=filters, start=start)
+            sub = subscribe(
+                url,
+                settings=config,
+                durable=durable,
+                filters=filters,
+                start=start,
+                on_rejected=lambda rejected: _warn_rejected(rejected, as_json),
+            )
             async with sub:
                 if output == "table":
                     click.echo(_watch_header(), err=False)
@@ -339,6 +350,20 @@ def watch(
             return 0
 
     asyncio.run(main())
+
+
+def _warn_rejected(rejected: Any, as_json: bool) -> None:
+    """One line on stderr for a stream message that is not a ledger event."""
+    if as_json:
+        body = {
+            "warning": "not a ledger event",
+            "stream_seq": rejected.stream_seq,
+            "subject": rejected.subject,
+            "reason": rejected.reason,
+        }
+        click.echo(json.dumps(body), err=True)
+    else:
+        click.echo(f"Warning: skipped a message that is not a ledger event: {rejected}", err=True)
 
 
 _WATCH_COLUMNS = (("pos", 7), ("recorded", 20), ("type", 22), ("entity", 28))
@@ -391,7 +416,11 @@ def status(ctx: click.Context, output: str) -> None:
     lag = head - published, in positions (the number of events waiting on SQLite; on
     PostgreSQL positions can skip numbers, so it is an upper bound).
     Exits 1 when NATS cannot be reached, or when the stream has lost positions the relay
-    published (a gap: purged, recreated or lost its tail; the relay refuses to go on).
+    published (a gap: purged, recreated or lost its tail; the relay refuses to go on), or
+    when the stream's last message is not the store's event at the position it claims
+    (same event id and bytes): forged, edited or foreign.  The relay refuses to resume
+    after such a message, so the lag is then unknown (null in JSON) and "forged" says
+    which message it is.
 
     \b
     Examples:
@@ -401,20 +430,29 @@ def status(ctx: click.Context, output: str) -> None:
     import asyncio
 
     from ledger.cli.common import open_ledger
-    from ledger.relay import read_tracked_position
+    from ledger.relay import forged_head_message, head_mismatch, read_tracked_position
 
     config = settings(ctx)
     url = config.resolved_nats_url()
+    forged: dict[str, Any] | None = None
     with open_ledger(ctx, existing=True) as app:
         head = app.head()
         tracked = read_tracked_position(app, config.stream)
-    stream_state = asyncio.run(_stream_state(config, url)) if url else None
+        stream_state, stream_head = asyncio.run(_stream_state(config, url)) if url else (None, None)
+        if stream_head is not None:
+            # The stream's word for where it is is checked against the store, as the
+            # relay checks it before resuming.
+            problem = head_mismatch(app, config.stream, stream_head)
+            if problem is not None:
+                forged = {"seq": stream_head.seq, "problem": problem}
     if stream_state is not None and not stream_state.get("reachable"):
         stream_state["error"] = stream_state.get("error", "unreachable") + _stale_hint(config)
     published = tracked
     read_stream = bool(stream_state and stream_state.get("reachable"))
     gap = None
-    if stream_state is not None and read_stream:
+    if forged is not None:
+        pass  # the stream's head says nothing trustworthy: published stays the tracked one
+    elif stream_state is not None and read_stream:
         last = stream_state.get("last_position", 0)
         if stream_state.get("exists") and last < tracked:
             # The stream is the truth: positions the relay published are gone from it.
@@ -429,8 +467,10 @@ def status(ctx: click.Context, output: str) -> None:
         "published_position": published,
         # Without the stream, the relay's tracked position is the best knowledge there is.
         "published_from": "stream" if read_stream else "relay",
-        "lag": max(0, head - published),
+        # Unknown while the stream's head is not the store's event: the relay stops there.
+        "lag": None if forged is not None else max(0, head - published),
         "gap": gap,
+        "forged": forged,
     }
     if output == "json":
         echo_json(body)
@@ -458,18 +498,22 @@ def status(ctx: click.Context, output: str) -> None:
                 f"published  position {published} (the relay's tracked position; "
                 "the stream could not be read)"
             )
-        click.echo(f"lag        {body['lag']}")
+        if forged is not None:
+            click.echo("lag        unknown: the relay cannot resume after the stream's head")
+            click.echo(f"forged     {forged_head_message(config.stream, forged['problem'])}")
+        else:
+            click.echo(f"lag        {body['lag']}")
         if gap is not None:
             click.echo(
                 f"gap        positions {gap['from']}-{gap['to']} were published but are no "
                 f"longer in the stream: `ledger relay --republish-from {gap['from']}` "
                 "refills them"
             )
-    if not url or not body["stream"].get("reachable") or gap is not None:
+    if not url or not body["stream"].get("reachable") or gap is not None or forged is not None:
         sys.exit(1)
 
 
-async def _stream_state(config: Settings, url: str) -> dict[str, Any]:
+async def _stream_state(config: Settings, url: str) -> tuple[dict[str, Any], StreamHead | None]:
     from nats.js.errors import NotFoundError
 
     from ledger import stream as st
@@ -481,7 +525,7 @@ async def _stream_state(config: Settings, url: str) -> dict[str, Any]:
         )
     except st.NatsUnavailable as exc:
         state["error"] = str(exc)
-        return state
+        return state, None
     try:
         jsm = nc.jsm()
         state["reachable"] = True
@@ -489,7 +533,7 @@ async def _stream_state(config: Settings, url: str) -> dict[str, Any]:
             info = await jsm.stream_info(config.stream)
         except NotFoundError:
             state.update(exists=False, messages=0, last_seq=0, last_position=0, consumers=0)
-            return state
+            return state, None
         head = await st.read_head(jsm, config.stream)
         state.update(
             exists=True,
@@ -501,10 +545,10 @@ async def _stream_state(config: Settings, url: str) -> dict[str, Any]:
             replicas=info.config.num_replicas,
             duplicate_window=info.config.duplicate_window,
         )
-        return state
+        return state, head
     except Exception as exc:
         state.update(reachable=False, error=f"{type(exc).__name__}: {exc}")
-        return state
+        return state, None
     finally:
         await nc.close()
 

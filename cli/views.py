@@ -994,3 +994,9 @@ def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: 
             f"{'the NATS stream' if source == 'nats' else 'the store'} in "
             f"{result.seconds:.2f} s, {rate:,.0f} events/s)."
         )
+        if result.rejected:
+            click.echo(
+                f"{result.rejected:,} stream message(s) were not the store's events (forged, "
+                "altered or junk) and were not applied; the log names each one.",
+                err=True,
+            )

@@ -125,6 +125,47 @@ def gap_message(stream: str, head: int, tracked: int) -> str:
     )
 
 
+def head_mismatch(app: Ledger, stream: str, head: st.StreamHead) -> str | None:
+    """Why the stream's last message is not the store's event at the position it claims
+    (None when it is: same event id and the same bytes, i.e. the same RFC 9162 leaf hash).
+
+    The relay checks this before resuming after the stream's head, and ``ledger status``
+    before reporting a lag: the stream's word for where it is must not be taken, since
+    whoever can publish to it (or edit its files) could claim any position.
+    """
+    from ledger.merkle import leaf_hash
+
+    if head.problem is not None:
+        return f"the last message of stream {stream}, {head.problem}"
+    if head.position == 0:
+        return None
+    found = app.recorder.select_notifications(start=head.position, limit=1)
+    claim = (
+        f"the last ledger message of stream {stream} (seq {head.seq}) claims position "
+        f"{head.position}, event {head.event_id}"
+    )
+    if not found or found[0].id != head.position:
+        return f"{claim}, but the store has no event at that position (its head is {app.head()})"
+    payload = app.msgspec_mapper.payload(found[0].state)
+    stored_id = _fields_decoder.decode(payload).event_id
+    if stored_id != head.event_id:
+        return f"{claim}, but the store's event there is {stored_id}"
+    if leaf_hash(payload) != leaf_hash(head.data):
+        return (
+            f"{claim}, but its payload differs from the stored event's (leaf hash "
+            f"{leaf_hash(head.data).hex()[:16]}… instead of {leaf_hash(payload).hex()[:16]}…)"
+        )
+    return None
+
+
+def forged_head_message(stream: str, problem: str) -> str:
+    return (
+        f"{problem}. It was not published by this ledger's relay (forged, edited, or from "
+        f"another ledger): not resuming after it. Find out who wrote it, remove it and "
+        f"whatever followed it (`nats stream rmm {stream} SEQ`), then run the relay again"
+    )
+
+
 class EventTooLarge(RelayError):
     """An event (with its headers) exceeds the NATS server's ``max_payload``."""
 
@@ -661,6 +702,9 @@ class Relay:
         # in between looked like a gap.
         tracked = await asyncio.to_thread(self.tracked_position)
         head = await st.read_head(self._nc.jsm(), self.stream)
+        problem = await asyncio.to_thread(head_mismatch, self.app, self.stream, head)
+        if problem is not None:
+            raise RelayError(forged_head_message(self.stream, problem))
         self._tracked = max(self._tracked, tracked)
         if self.republish_from is not None:
             # The stream's own head still rules out duplicates; tracking is ignored.

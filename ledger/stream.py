@@ -145,6 +145,26 @@ def check_nats_url(url: str) -> list[str]:
     return servers
 
 
+MAX_POSITION_DIGITS = 19
+"""A ``Ledger-Position`` longer than this is not one (positions are 64-bit integers)."""
+
+
+def parse_position(value: str | None) -> int | None:
+    """The ledger position a ``Ledger-Position`` header carries; None unless it is a
+    plain positive decimal number (a header anyone could have written)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_POSITION_DIGITS:
+        return None
+    position = int(text)
+    return position if position > 0 else None
+
+
+def describe_message(seq: int, subject: str | None) -> str:
+    return f"seq {seq}" + (f" (subject {subject[:200]})" if subject else "")
+
+
 @dataclass(frozen=True)
 class StreamHead:
     """The stream's last message: its sequence and the ledger position it carries."""
@@ -155,6 +175,11 @@ class StreamHead:
     """Ledger position in the newest message that has one (0 if none)."""
     event_id: str | None = None
     messages: int = 0
+    data: bytes = b""
+    """The payload of the message that carries ``position``."""
+    problem: str | None = None
+    """Why the last message is not one of the ledger's events (no valid
+    ``Ledger-Position``), when it is not."""
 
 
 def stream_config_dict(
@@ -244,36 +269,54 @@ def header(msg: RawStreamMsg, name: str) -> str | None:
 async def read_head(jsm: JetStreamManager, stream: str, *, scan_limit: int = 1000) -> StreamHead:
     """The stream's last sequence and the newest ledger position stored in it.
 
-    Messages without a ``Ledger-Position`` header (published by someone else) are skipped,
-    looking back at most ``scan_limit`` messages.
+    Messages without a valid ``Ledger-Position`` header (not published by the relay) are
+    skipped, looking back at most ``scan_limit`` messages; if the last message is one of
+    them, ``problem`` says so (the relay refuses to resume after it).
     """
     info = await jsm.stream_info(stream)
     last_seq = info.state.last_seq
     seq = last_seq
     first = max(info.state.first_seq, 1)
+    problem: str | None = None
     while seq >= first and last_seq - seq < scan_limit:
         msg = await get_msg(jsm, stream, seq)
         if msg is not None:
-            position = header(msg, POSITION)
+            raw = header(msg, POSITION)
+            position = parse_position(raw)
             if position is not None:
-                return StreamHead(last_seq, int(position), header(msg, MSG_ID), info.state.messages)
+                return StreamHead(
+                    last_seq,
+                    position,
+                    header(msg, MSG_ID),
+                    info.state.messages,
+                    msg.data or b"",
+                    problem,
+                )
+            if problem is None:
+                problem = (
+                    f"{describe_message(seq, msg.subject)} carries "
+                    + ("no Ledger-Position" if raw is None else f"Ledger-Position {raw[:40]!r}")
+                    + ", so it is not an event published by the ledger's relay"
+                )
         seq -= 1
-    return StreamHead(last_seq, 0, None, info.state.messages)
+    return StreamHead(last_seq, 0, None, info.state.messages, b"", problem)
 
 
 async def first_seq_where(
     jsm: JetStreamManager,
     stream: str,
-    reached: Callable[[RawStreamMsg], bool],
+    reached: Callable[[RawStreamMsg], bool | None],
 ) -> int:
     """Where a consumer starts to see every message that satisfies ``reached`` (monotonic
     in seq): the first such message's sequence, or, when no stored message satisfies it
     yet, the sequence just past the last message the search saw.
 
-    Binary search over ``get_msg``; sequences without a message (deleted) are skipped
-    forwards.  The "none yet" answer comes from the same stream info as the search: a
-    message published after the search comes after the messages searched.  (Asking the
-    stream for its last sequence again would skip whatever was published in between.)
+    Binary search over ``get_msg``; sequences without a message (deleted) and messages
+    for which ``reached`` answers None (not a ledger event: junk must not steer the
+    search) are skipped forwards.  The "none yet" answer comes from the same stream info
+    as the search: a message published after the search comes after the messages
+    searched.  (Asking the stream for its last sequence again would skip whatever was
+    published in between.)
     """
     info = await jsm.stream_info(stream)
     lo, hi = max(info.state.first_seq, 1), info.state.last_seq
@@ -282,12 +325,12 @@ async def first_seq_where(
         return answer
     while lo <= hi:
         mid = (lo + hi) // 2
-        found = await _msg_at_or_after(jsm, stream, mid, hi)
-        if found is None:  # nothing stored in [mid, hi]
+        found = await _msg_at_or_after(jsm, stream, mid, hi, reached)
+        if found is None:  # nothing usable stored in [mid, hi]
             hi = mid - 1
             continue
-        seq, msg = found
-        if reached(msg):
+        seq, is_reached = found
+        if is_reached:
             answer = seq
             hi = mid - 1
         else:
@@ -296,12 +339,18 @@ async def first_seq_where(
 
 
 async def _msg_at_or_after(
-    jsm: JetStreamManager, stream: str, seq: int, hi: int
-) -> tuple[int, RawStreamMsg] | None:
+    jsm: JetStreamManager,
+    stream: str,
+    seq: int,
+    hi: int,
+    reached: Callable[[RawStreamMsg], bool | None],
+) -> tuple[int, bool] | None:
     while seq <= hi:
         msg = await get_msg(jsm, stream, seq)
         if msg is not None:
-            return seq, msg
+            answer = reached(msg)
+            if answer is not None:
+                return seq, answer
         seq += 1
     return None
 
@@ -310,9 +359,9 @@ async def seq_for_position(jsm: JetStreamManager, stream: str, position: int) ->
     """Stream sequence of the first event at or after ledger ``position`` (or where it
     will be: see ``first_seq_where``)."""
 
-    def reached(msg: RawStreamMsg) -> bool:
-        value = header(msg, POSITION)
-        return value is not None and int(value) >= position
+    def reached(msg: RawStreamMsg) -> bool | None:
+        value = parse_position(header(msg, POSITION))
+        return None if value is None else value >= position
 
     return await first_seq_where(jsm, stream, reached)
 
@@ -321,10 +370,16 @@ async def seq_for_recorded_time(jsm: JetStreamManager, stream: str, since: dt.da
     """Stream sequence of the first event recorded at or after ``since`` (or where it will
     be: see ``first_seq_where``)."""
 
-    def reached(msg: RawStreamMsg) -> bool:
+    def reached(msg: RawStreamMsg) -> bool | None:
         value = header(msg, RECORDED_AT)
-        if value is None:
-            return False
-        return dt.datetime.fromisoformat(value) >= since
+        if value is None or parse_position(header(msg, POSITION)) is None:
+            return None
+        try:
+            recorded = dt.datetime.fromisoformat(value)
+        except ValueError:  # not written by the relay: not a ledger event
+            return None
+        if recorded.tzinfo is None:
+            return None
+        return recorded >= since
 
     return await first_seq_where(jsm, stream, reached)

@@ -161,16 +161,44 @@ class Delivery:
         await self._msg.in_progress()
 
 
+class MalformedMessage(SubscriberError):
+    """A stream message that is not a ledger event as the relay publishes them."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A stream message a subscription did not hand out, and why."""
+
+    stream_seq: int
+    subject: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{st.describe_message(self.stream_seq, self.subject)}: {self.reason}"
+
+
 def decode_delivery(msg: Msg) -> Delivery:
-    """A typed ``Delivery`` from a JetStream message published by the relay."""
+    """A typed ``Delivery`` from a JetStream message published by the relay;
+    ``MalformedMessage`` (saying what is wrong) for anything else."""
     from ledger.store.codec import decode_event
 
     headers = dict(msg.headers or {})
-    event = decode_event(msg.data, headers.get(st.EVENT_TYPE))
+    type_name = headers.get(st.EVENT_TYPE)
+    raw = headers.get(st.POSITION)
+    position = st.parse_position(raw)
+    if not type_name or raw is None:
+        raise MalformedMessage("no Ledger-Event-Type or Ledger-Position header")
+    if position is None:
+        raise MalformedMessage(f"Ledger-Position {raw[:40]!r} is not a position")
+    try:
+        event = decode_event(msg.data, type_name)
+    except Exception as exc:  # whatever the bytes are, they are not this event type
+        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MalformedMessage(f"the payload is not a {type_name[:60]} event: {text}") from None
     meta = msg.metadata
     return Delivery(
         event=event,
-        position=int(headers.get(st.POSITION, 0)),
+        position=position,
         subject=msg.subject,
         stream_seq=meta.sequence.stream,
         num_delivered=meta.num_delivered,
@@ -204,6 +232,7 @@ class Subscription:
         inactive_threshold: float,
         fetch_timeout: float,
         nats_options: dict[str, Any] | None = None,
+        on_rejected: Callable[[Rejected], None] | None = None,
     ):
         self.nats_url = nats_url
         self.nats_options = dict(nats_options or {})
@@ -232,6 +261,11 @@ class Subscription:
         can be handed out while the first copy is still being handled)."""
         self.skipped = 0
         """Redeliveries of events already acknowledged in this session (acked, not handed out)."""
+        self.rejected = 0
+        """Malformed messages met in this session (reported, terminated, not handed out)."""
+        self.last_rejected: deque[Rejected] = deque(maxlen=100)
+        """The most recent of them."""
+        self.on_rejected = on_rejected
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -407,12 +441,13 @@ class Subscription:
             self._buffer.extend(msgs)
 
     async def _admit(self, msg: Msg) -> Delivery | None:
-        """The delivery to hand out, or None for a repeat (acked again) or a foreign message."""
-        if not (msg.headers or {}).get(st.EVENT_TYPE):
-            log.warning("skipping a message without ledger headers on %s", msg.subject)
-            await msg.ack()
+        """The delivery to hand out, or None for a repeat (acked again) or a message that
+        is not a ledger event (rejected: reported and terminated)."""
+        try:
+            delivery = decode_delivery(msg)
+        except MalformedMessage as exc:
+            await self._reject(msg, str(exc))
             return None
-        delivery = decode_delivery(msg)
         position = delivery.position
         if position in self._nakked:
             self._nakked.discard(position)
@@ -426,6 +461,22 @@ class Subscription:
         self._unsettled[position] += 1
         delivery._on_settle = self._settled
         return delivery
+
+    async def _reject(self, msg: Msg, reason: str) -> None:
+        """Report a malformed message: a log line, the count, ``on_rejected``.  It is
+        terminated, not acknowledged: JetStream does not hand it to this consumer again
+        (it would only be rejected again), and it stays in the stream for inspection."""
+        try:
+            seq = msg.metadata.sequence.stream
+        except Exception:  # not even JetStream metadata
+            seq = 0
+        rejected = Rejected(seq, msg.subject, reason)
+        self.rejected += 1
+        self.last_rejected.append(rejected)
+        log.warning("rejected a stream message that is not a ledger event: %s", rejected)
+        if self.on_rejected is not None:
+            self.on_rejected(rejected)
+        await msg.term()
 
     def _settled(self, delivery: Delivery, acked: bool) -> None:
         self._unsettled[delivery.position] -= 1
@@ -511,6 +562,7 @@ def subscribe(
     inactive_threshold: float = 300.0,
     fetch_timeout: float = 5.0,
     nats_options: dict[str, Any] | None = None,
+    on_rejected: Callable[[Rejected], None] | None = None,
 ) -> Subscription:
     """A subscription to the ledger's events; use ``async with subscribe(...) as sub``.
 
@@ -522,7 +574,10 @@ def subscribe(
     does a filter that is not one or covers another (``SubjectError``, a ``ValueError``).
     ``nats_options`` (``nats.connect`` keyword arguments such as ``user``/``password``,
     ``nkeys_seed``, ``user_credentials``, ``tls``) default to the subscriber role's
-    credentials from the settings (see ``ledger.config``).
+    credentials from the settings (see ``ledger.config``).  A message in the stream that
+    is not a ledger event (no or a non-numeric ``Ledger-Position``, a payload that does
+    not decode) is never handed out: it is logged, counted (``Subscription.rejected``),
+    passed to ``on_rejected`` and terminated.
     """
     from ledger.config import Settings
     from ledger.subjects import check_prefix, parse_filters
@@ -553,4 +608,5 @@ def subscribe(
         inactive_threshold=inactive_threshold,
         fetch_timeout=fetch_timeout,
         nats_options=nats_options,
+        on_rejected=on_rejected,
     )

@@ -257,12 +257,15 @@ class RunResult:
     position: int = 0
     applied: int = 0
     seconds: float = 0.0
+    rejected: int = 0
+    """Stream messages not applied because they are not the store's events (NATS source)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "position": self.position,
             "applied": self.applied,
+            "rejected": self.rejected,
             "seconds": round(self.seconds, 3),
         }
 
@@ -419,6 +422,76 @@ async def follow_nats(
             await nc.close()
 
 
+def _verified(
+    app: Ledger, after: int, msgs: Sequence[Any], result: RunResult
+) -> tuple[list[tuple[int, ev.Event]], list[int], int]:
+    """The events of ``msgs`` after position ``after`` that are byte for byte the store's
+    events at the positions they claim: (position, event) to apply, the delivered
+    positions, the newest one.
+
+    The projector writes the views into the store's own database, so the store is what a
+    message must match; anything else (no or a non-numeric ``Ledger-Position``, a
+    position the store does not have, other bytes than the stored event's: forged,
+    altered or foreign) is never applied, and reported (a log line naming the stream
+    sequence, ``RunResult.rejected``).  The store's events at positions the stream
+    did not deliver are read from the store (``_missing_from_stream``).
+    """
+    candidates: list[tuple[int, Any]] = []
+    for m in msgs:
+        raw = (m.headers or {}).get(st.POSITION)
+        pos = st.parse_position(raw)
+        if pos is None:
+            what = "no Ledger-Position" if raw is None else f"Ledger-Position {raw[:40]!r}"
+            _reject(result, m, f"{what}: not a ledger event")
+            continue
+        if pos > after:
+            candidates.append((pos, m))
+    if not candidates:
+        return [], [], 0
+    lo = min(pos for pos, _ in candidates)
+    hi = max(pos for pos, _ in candidates)
+    payload_of = app.msgspec_mapper.payload
+    stored = {
+        n.id: (n.topic, n.state)
+        for n in app.recorder.select_notifications(start=lo, limit=hi - lo + 1, stop=hi)
+    }
+    items: list[tuple[int, ev.Event]] = []
+    delivered: list[int] = []
+    seen: set[int] = set()
+    upto = 0
+    for pos, m in candidates:
+        entry = stored.get(pos)
+        if entry is None:
+            _reject(result, m, f"claims position {pos}, where the store has no event")
+            continue
+        topic, state = entry
+        payload = payload_of(state)
+        if payload != m.data:
+            _reject(result, m, f"claims position {pos}, but is not the store's event there")
+            continue
+        if pos in seen:
+            continue  # a second copy of the same event (one forged with the same bytes)
+        seen.add(pos)
+        delivered.append(pos)
+        upto = max(upto, pos)
+        if topic not in SKIPPED_TOPICS:
+            items.append((pos, decode_event(payload, topic)))
+    return items, delivered, upto
+
+
+def _reject(result: RunResult, msg: Any, reason: str) -> None:
+    try:
+        seq = msg.metadata.sequence.stream
+    except Exception:  # not even JetStream metadata
+        seq = 0
+    result.rejected += 1
+    log.warning(
+        "not applying stream message %s: %s (forged, altered or foreign)",
+        st.describe_message(seq, msg.subject),
+        reason,
+    )
+
+
 def _missing_from_stream(app: Ledger, after: int, delivered: Sequence[int]) -> list[Any]:
     """The store's notifications after ``after`` and before the last delivered position
     that the stream did not deliver (a purged or lossy stream).
@@ -494,23 +567,7 @@ async def _consume(
                     if not info.num_pending and not info.num_ack_pending:
                         return True
                 continue
-            items: list[tuple[int, ev.Event]] = []
-            delivered: list[int] = []
-            upto = 0
-            for m in msgs:
-                headers = m.headers or {}
-                position = headers.get(st.POSITION)
-                if position is None:
-                    continue  # not a ledger event
-                pos = int(position)
-                upto = max(upto, pos)
-                if pos <= projector.position:
-                    continue
-                delivered.append(pos)
-                type_name = headers.get(st.EVENT_TYPE)
-                if type_name in SKIPPED_TOPICS:
-                    continue
-                items.append((pos, decode_event(m.data, type_name)))
+            items, delivered, upto = _verified(app, projector.position, msgs, result)
             missing = _missing_from_stream(app, projector.position, delivered)
             if missing:
                 log.warning(

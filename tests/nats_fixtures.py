@@ -21,6 +21,7 @@ import pytest
 
 from ledger.app import Ledger
 from ledger.nats_server import EmbeddedNats
+from ledger.stream import parse_position
 from tests import factory as f
 
 WAIT_SECONDS = 60.0
@@ -81,7 +82,7 @@ async def _read_stream(url: str, stream: str) -> list[StoredMessage]:
                         m.metadata.sequence.stream,
                         m.subject,
                         h.get("Nats-Msg-Id", ""),
-                        int(h.get("Ledger-Position", "0")),
+                        parse_position(h.get("Ledger-Position")) or 0,
                         h,
                         m.data,
                     )

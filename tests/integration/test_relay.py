@@ -336,9 +336,11 @@ def test_relay_once_waits_out_the_duplicate_window_rather_than_giving_up(
     assert_stream_matches_store(nats_server.url, app)
 
 
-def test_a_foreign_message_in_the_stream_does_not_stop_the_relay(
+def test_a_foreign_message_at_the_streams_head_stops_the_relay(
     make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
 ) -> None:
+    """Only the relay may publish to the stream: a message after its last event that is
+    not one of them (someone holds the relay's credential) is not resumed after."""
     app = make_ledger()
     append_parties(app, 20)
     Relay(app, nats_server.url).run_once()
@@ -352,9 +354,15 @@ def test_a_foreign_message_in_the_stream_does_not_stop_the_relay(
 
     asyncio.run(publish_foreign())
     append_parties(app, 20)
-    assert Relay(app, nats_server.url).run_once().published == 20
-    messages = [m for m in stream_messages(nats_server.url) if m.subject != "ledger.note.Note.x"]
-    assert [(m.position, m.msg_id) for m in messages] == store_log(app)
+    with pytest.raises(RelayError) as refused:
+        Relay(app, nats_server.url).run_once()
+    assert str(refused.value).startswith(
+        "the last message of stream LEDGER, seq 21 (subject ledger.note.Note.x) carries no "
+        "Ledger-Position, so it is not an event published by the ledger's relay. It was not "
+        "published by this ledger's relay"
+    )
+    assert "nats stream rmm LEDGER SEQ" in str(refused.value)
+    assert len(stream_messages(nats_server.url)) == 21
 
 
 def test_stream_configuration_follows_settings(

@@ -1,0 +1,300 @@
+"""Forged, altered and junk messages on the stream (issue 11, "Why"): as someone holding
+the relay's credential could publish them (the test's server has no authorization; see
+test_nats_auth for the refusals without it).
+
+The relay does not take the stream's word for where it is; the subscriber and the NATS
+projector never hand out or apply what is not a ledger event, and report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from ledger.app import Ledger
+from ledger.nats_server import EmbeddedNats
+from ledger.projections.query import Views
+from ledger.projections.runner import run
+from ledger.relay import Relay, RelayError, iter_notifications, outgoing_message
+from ledger.times import parse_query_time
+from tests import factory as f
+from tests.conftest import Backend
+from tests.nats_fixtures import (
+    append_parties,
+    nats_server_fixture,  # noqa: F401 - the nats_server fixture
+    store_log,
+    stream_messages,
+)
+
+pytestmark = pytest.mark.nats
+
+
+def publish(url: str, subject: str, payload: bytes, headers: dict[str, str] | None) -> None:
+    """One message into the stream, acknowledged by JetStream (as a forger would)."""
+
+    async def go() -> None:
+        import nats
+
+        nc = await nats.connect(url)
+        try:
+            ack = await nc.jetstream().publish(subject, payload, headers=headers)
+            assert not ack.duplicate
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+def publish_as_relay(url: str, app: Ledger, after: int) -> None:
+    """The store's events after ``after``, published exactly as the relay does (to put
+    genuine events after junk, which the relay itself refuses to resume after)."""
+    for n in iter_notifications(app, after):
+        message = outgoing_message("ledger", n, app.msgspec_mapper.payload(n.state))
+        publish(url, message.subject, message.payload, message.headers)
+
+
+def stored_event(app: Ledger, position: int) -> tuple[bytes, dict[str, str], str]:
+    n = next(iter_notifications(app, position - 1))
+    message = outgoing_message("ledger", n, app.msgspec_mapper.payload(n.state))
+    return message.payload, message.headers, message.subject
+
+
+def forged_licence(app: Ledger, position: int, *, cap: str) -> tuple[str, bytes, dict[str, str]]:
+    """A copy of the stored LicenceGranted at ``position`` with another cap (same id)."""
+    payload, headers, subject = stored_event(app, position)
+    body = json.loads(payload)
+    assert body["type"] == "LicenceGranted"
+    body["items"][0]["cap"] = cap
+    body["end_users"] = [*body["end_users"], "forged-military-buyer"]
+    forged = json.dumps(body, separators=(",", ":")).encode()
+    return subject, forged, {**headers, "Nats-Msg-Id": f"forged-{position}"}
+
+
+JUNK: list[tuple[str, bytes, dict[str, str] | None]] = [
+    ("ledger.party.PartyRegistered.x", b'{"not": "an event"}', None),
+    (
+        "ledger.party.PartyRegistered.x",
+        b"\xff\xfe junk",
+        {"Ledger-Position": "12abc", "Ledger-Event-Type": "PartyRegistered"},
+    ),
+    (
+        "ledger.party.PartyRegistered.x",
+        b"[1, 2, 3]",
+        {"Ledger-Position": "3", "Ledger-Event-Type": "PartyRegistered"},
+    ),
+    (
+        "ledger.party.PartyRegistered.x",
+        b"{}",
+        {"Ledger-Position": "9" * 40, "Ledger-Event-Type": "NoSuchType"},
+    ),
+]
+
+
+# --- the relay ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["head+1", "10^9"])
+def test_the_relay_stops_at_a_forged_position_instead_of_skipping_or_stalling(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, claim: str
+) -> None:
+    app = make_ledger()
+    append_parties(app, 5)
+    Relay(app, nats_server.url).run_once()
+    position = app.head() + 1 if claim == "head+1" else 10**9
+    payload, headers, subject = stored_event(app, 5)
+    forged_headers = {**headers, "Nats-Msg-Id": "forged", "Ledger-Position": str(position)}
+    publish(nats_server.url, subject, payload, forged_headers)
+    append_parties(app, 3)  # the real event at head+1 and two more
+
+    for _ in range(2):  # and again: it neither skips the real events nor goes quiet
+        with pytest.raises(RelayError) as refused:
+            Relay(app, nats_server.url).run_once()
+        message = str(refused.value)
+        assert f"(seq 6) claims position {position}, event forged" in message
+        if claim == "head+1":
+            assert f"but the store's event there is {store_log(app)[5][1]}" in message
+        else:
+            assert "but the store has no event at that position (its head is 8)" in message
+        assert "It was not published by this ledger's relay" in message
+    assert len(stream_messages(nats_server.url)) == 6
+
+
+def test_the_relay_stops_at_an_altered_copy_of_its_last_event(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """Same event id, same position, other bytes: the leaf hash differs."""
+    import time
+
+    app = make_ledger()
+    app.append_objects([f.exporter(), f.party("buyer"), f.vetted(), f.licence()])
+    Relay(app, nats_server.url, duplicate_window=1).run_once()
+    subject, forged, headers = forged_licence(app, 4, cap="900000")
+    time.sleep(1.5)  # past the duplicate window: JetStream stores the same id again
+    publish(nats_server.url, subject, forged, {**headers, "Nats-Msg-Id": store_log(app)[3][1]})
+    with pytest.raises(RelayError, match=r"its payload differs from the stored event's"):
+        Relay(app, nats_server.url, duplicate_window=1).run_once()
+
+
+# --- the subscriber ---------------------------------------------------------------------------
+
+
+def test_the_subscriber_rejects_junk_reports_it_and_hands_out_every_event(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    from ledger.subscriber import Rejected, subscribe
+
+    app = make_ledger()
+    append_parties(app, 3)
+    Relay(app, nats_server.url).run_once()
+    for subject, payload, headers in JUNK:
+        publish(nats_server.url, subject, payload, headers)
+    append_parties(app, 3)
+    publish_as_relay(nats_server.url, app, 3)
+    reported: list[Rejected] = []
+
+    async def receive() -> tuple[list[int], int]:
+        positions: list[int] = []
+        async with subscribe(
+            nats_server.url, settings=app.settings, on_rejected=reported.append
+        ) as sub:
+            while len(positions) < 6:
+                delivery = await sub.next_delivery(30)
+                assert delivery is not None
+                positions.append(delivery.position)
+            assert await sub.next_delivery(0.5) is None
+            return positions, sub.rejected
+
+    positions, rejected = asyncio.run(receive())
+    assert positions == [1, 2, 3, 4, 5, 6]
+    assert rejected == len(JUNK)
+    assert [r.stream_seq for r in reported] == [4, 5, 6, 7]
+    reasons = [r.reason for r in reported]
+    assert reasons[0] == "no Ledger-Event-Type or Ledger-Position header"
+    assert reasons[1] == "Ledger-Position '12abc' is not a position"
+    assert reasons[2].startswith("the payload is not a PartyRegistered event: ")
+    assert reasons[3] == f"Ledger-Position {'9' * 40!r} is not a position"
+    # Terminated, not acked and forgotten: they are still in the stream, for inspection.
+    assert len(stream_messages(nats_server.url)) == 6 + len(JUNK)
+
+
+# --- the NATS projector -----------------------------------------------------------------------
+
+
+def test_the_nats_projector_applies_only_the_stores_events(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """Junk, a forged licence at head+1, an altered copy of a real one: none is applied,
+    each is reported, and the views equal the fold of the store."""
+    settings = backend.settings({**backend.env(), "LEDGER_NATS_URL": nats_server.url})
+    app = Ledger(settings)
+    try:
+        app.append_objects([f.exporter(), f.party("buyer"), f.vetted(), f.licence()])
+        Relay(app, nats_server.url).run_once()
+        for subject, payload, headers in JUNK:
+            publish(nats_server.url, subject, payload, headers)
+        subject, forged, headers = forged_licence(app, 4, cap="900000")
+        publish(
+            nats_server.url,
+            subject,
+            forged,
+            {**headers, "Ledger-Position": "5", "Nats-Msg-Id": "forged-head+1"},
+        )
+        publish(nats_server.url, subject, forged, headers)  # claims position 4
+        app.append_objects([f.usage(quantity="100")])
+        publish_as_relay(nats_server.url, app, 4)
+
+        result = run(settings, threading.Event(), source="nats", once=True)
+        assert result.position == app.head() == 5
+        assert result.rejected == len(JUNK) + 2
+
+        stored, fold = Views(app, mode="stored"), Views(app, mode="fold")
+
+        now = parse_query_time("2026-01-01")
+        licences = stored.records("licence", now, now)
+        assert licences == fold.records("licence", now, now)
+        text = json.dumps(licences, default=str)
+        assert "900000" not in text and "forged-military-buyer" not in text
+    finally:
+        app.close()
+
+
+def test_status_reports_a_forged_head_and_no_lag(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    from click.testing import CliRunner
+
+    from ledger.cli.main import cli
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    app = Ledger(backend.settings(env))
+    try:
+        append_parties(app, 4)
+        Relay(app, nats_server.url).run_once()
+        payload, headers, subject = stored_event(app, 4)
+        forged = {**headers, "Nats-Msg-Id": "forged", "Ledger-Position": str(10**9)}
+        publish(nats_server.url, subject, payload, forged)
+        result = CliRunner().invoke(cli, ["status", "-o", "json"], env=env)
+        assert result.exit_code == 1, result.output
+        body = json.loads(result.output)
+        assert body["stream"]["reachable"] is True
+        assert body["lag"] is None
+        assert body["forged"]["seq"] == 5
+        assert "claims position 1000000000" in body["forged"]["problem"]
+        assert body["published_position"] == 4
+
+        publish(nats_server.url, subject, b"junk", {"Ledger-Position": "x"})
+        table = CliRunner().invoke(cli, ["status"], env=env)
+        assert table.exit_code == 1, table.output
+        assert "unreachable" not in table.output
+        assert "lag        unknown" in table.output
+        assert "seq 6 (subject " in table.output and "Ledger-Position 'x'" in table.output
+        assert "Traceback" not in table.output
+    finally:
+        app.close()
+
+
+def test_watch_and_project_report_junk_without_a_traceback(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    from click.testing import CliRunner
+
+    from ledger.cli.main import cli
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    app = Ledger(backend.settings(env))
+    try:
+        append_parties(app, 2)
+        Relay(app, nats_server.url).run_once()
+        for subject, payload, headers in JUNK:
+            publish(nats_server.url, subject, payload, headers)
+        append_parties(app, 2)
+        publish_as_relay(nats_server.url, app, 2)
+
+        watched = CliRunner().invoke(
+            cli, ["watch", "--all", "--limit", "4", "--timeout", "60", "-o", "json"], env=env
+        )
+        assert watched.exit_code == 0, watched.output
+        assert "Traceback" not in watched.output
+        lines = [json.loads(x) for x in watched.stdout.splitlines()]
+        assert [x["position"] for x in lines] == [1, 2, 3, 4]
+        warnings = [json.loads(x) for x in watched.stderr.splitlines()]
+        assert [w["stream_seq"] for w in warnings] == [3, 4, 5, 6]
+        assert warnings[1]["reason"] == "Ledger-Position '12abc' is not a position"
+
+        table = CliRunner().invoke(cli, ["watch", "--all", "--limit", "4"], env=env)
+        assert table.exit_code == 0, table.output
+        assert table.stderr.count("Warning: skipped a message that is not a ledger event") == 4
+
+        projected = CliRunner().invoke(
+            cli, ["project", "--source", "nats", "--once", "-o", "json"], env=env
+        )
+        assert projected.exit_code == 0, projected.output
+        assert "Traceback" not in projected.output
+        body = json.loads(projected.stdout)
+        assert (body["position"], body["rejected"]) == (4, len(JUNK))
+    finally:
+        app.close()
