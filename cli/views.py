@@ -701,6 +701,8 @@ def _request(
     licence_id: str | None,
     date: dt.datetime,
 ) -> Any:
+    from unicodedata import normalize
+
     from ledger.errors import InputError
     from ledger.projections.api import parse_quantity
     from ledger.projections.decisions import Request
@@ -709,6 +711,10 @@ def _request(
         amount = parse_quantity(quantity)
     except ValueError as exc:
         raise InputError(str(exc), field="--quantity") from None
+    # Ids are stored in normal form C (see ledger.intake); look them up the same way.
+    exporter, end_user, item = (normalize("NFC", text) for text in (exporter, end_user, item))
+    if licence_id is not None:
+        licence_id = normalize("NFC", licence_id)
     return Request(
         exporter=exporter,
         end_user=end_user,

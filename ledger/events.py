@@ -36,22 +36,61 @@ Time = Annotated[
     dt.datetime,
     msgspec.Meta(tz=True, description="RFC 3339 date-time with a UTC offset"),
 ]
-ID_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
-CODE_PATTERN = r"^[A-Z]{2}$"
+# Every pattern must mean the same to msgspec (Python's re.search) and to a JSON Schema
+# validator (ECMAScript, where ``$`` is only the end of the input).  Python's ``$`` also
+# matches before a final newline, so each pattern ends ``$(?!\n)``; and none uses ``\s``,
+# ``\w`` or ``\d``, whose meanings differ between the two (U+FEFF, U+001C-U+001F, digits
+# of other scripts): the character sets are spelt out.
+_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+"""C0 controls, DEL and C1 controls (ESC sequences, NUL, carriage returns...)."""
+_BIDI = r"\u202a-\u202e\u2066-\u2069"
+"""Bidirectional-text embeddings, overrides and isolates: they reorder what a reader sees."""
+_BLANK = r" \u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff"
+"""Spaces and zero-width characters: nothing a reader can see."""
+_END = r"$(?!\n)"
+
+ID_PATTERN = (
+    rf"^[^{_CONTROLS}{_BIDI}{_BLANK}]"
+    rf"(?:[^{_CONTROLS}{_BIDI}]*[^{_CONTROLS}{_BIDI}{_BLANK}])?{_END}"
+)
+"""Ids, item codes and units: visible text, spaces inside only; no controls of any kind."""
+CODE_PATTERN = rf"^[A-Z]{{2}}{_END}"
+_TEXT_CHAR = r"[^\x00-\x08\x0b-\x1f\x7f-\x9f]"
+"""Free text keeps tab and newline; other controls (NUL, ESC, CR, C1) are refused."""
+TEXT_PATTERN = rf"^(?={_TEXT_CHAR}*?[^{_CONTROLS}{_BLANK}]){_TEXT_CHAR}*{_END}"
+"""Required free text: something visible, not only spaces or line breaks."""
+OPTIONAL_TEXT_PATTERN = rf"^{_TEXT_CHAR}*{_END}"
+PATTERNS = (ID_PATTERN, CODE_PATTERN, TEXT_PATTERN, OPTIONAL_TEXT_PATTERN)
+
 Id = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
         max_length=200,
         pattern=ID_PATTERN,
-        description="Identifier: any text without control characters or leading/trailing "
-        "whitespace (dots and spaces allowed)",
+        description="Identifier: visible text without control characters, bidirectional-text "
+        "controls or leading/trailing spaces (dots and spaces inside allowed); stored in "
+        "Unicode normal form C",
     ),
 ]
-NO_NUL = r"^[^\x00]*$"
-"""Text may hold line breaks but not NUL (which PostgreSQL text cannot store)."""
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=NO_NUL)]
-OptionalText = Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)]
+Text = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=4000,
+        pattern=TEXT_PATTERN,
+        description="Text with something visible in it; tab and newline are the only "
+        "control characters allowed",
+    ),
+]
+OptionalText = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=4000,
+        pattern=OPTIONAL_TEXT_PATTERN,
+        description="Text; tab and newline are the only control characters allowed",
+    ),
+]
 Code = Annotated[
     str,
     msgspec.Meta(
@@ -68,6 +107,52 @@ ItemCode = Annotated[
         description="Control list code (e.g. 1C902.a), HS code (e.g. 8505.11) or item name",
     ),
 ]
+Unit = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=20,
+        pattern=ID_PATTERN,
+        description="Unit of a quantity (kg, t, pieces...)",
+    ),
+]
+
+QUANTITY_RANGE = "quantities are below 10^15 with at most 9 decimal places"
+_QUANTITY_SCALE = 30
+"""Quantities whose exponent is beyond +-30 are refused before anything writes them out:
+in positional notation 1E+1000000000 is a gigabyte of zeros (the rules' own range is far
+narrower; this only keeps their messages short)."""
+
+
+def echo(given: object, limit: int = 40) -> str:
+    """Input quoted back in a message, cut short."""
+    text = str(given)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def quantity_scale_error(value: Decimal, given: object) -> str | None:
+    """Why a quantity cannot even be written out, or None (checked by exponent alone)."""
+    if not value.is_finite():
+        return None
+    adjusted = value.adjusted()
+    if -_QUANTITY_SCALE <= adjusted <= _QUANTITY_SCALE and (
+        isinstance(given, str) and len(given) <= _QUANTITY_SCALE
+    ):
+        return None  # (the usual case, without building the digits' tuple)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and (adjusted > _QUANTITY_SCALE or exponent < -_QUANTITY_SCALE):
+        return f"'{echo(given)}' is out of range: {QUANTITY_RANGE}"
+    return None
+
+
+MAX_EVENT_BYTES = 512 * 1024
+"""An event's stored (and published) JSON is at most this long: well below NATS's default
+``max_payload`` of 1 MiB, which a relay cannot publish past.  Intake refuses larger events."""
+MAX_SOURCES = 50
+MAX_PARTIES = 300
+"""Countries, destinations and parties named in one list (there are ~250 countries)."""
+MAX_ENTRIES = 1000
+"""Items, end users, clauses and other lists of one event."""
 Quantity = Annotated[Decimal, msgspec.Meta(description="Decimal quantity, encoded as a string")]
 
 EntityKind = Literal["agreement", "commitment", "measure", "party", "licence", "application"]
@@ -135,10 +220,10 @@ class Event(
     effective_at: Time
     recorded_at: Time
     actor: Text
-    sources: tuple[Source, ...] = ()
+    sources: Annotated[tuple[Source, ...], msgspec.Meta(max_length=MAX_SOURCES)] = ()
     summary: OptionalText = ""
     """Optional one-line human description of the fact."""
-    schema_version: int = 1
+    schema_version: Annotated[int, msgspec.Meta(ge=1)] = 1
 
     KIND: ClassVar[str] = ""
     SCHEMA_VERSION: ClassVar[int] = 1
@@ -165,7 +250,7 @@ class AgreementReached(Event, kw_only=True, frozen=True):
 
     entity_kind: Literal["agreement"] = "agreement"
     title: Text
-    parties: Annotated[tuple[Code, ...], msgspec.Meta(min_length=2)]
+    parties: Annotated[tuple[Code, ...], msgspec.Meta(min_length=2, max_length=MAX_PARTIES)]
     valid_until: Time | None = None
     extendable: bool = False
     KIND = "agreement"
@@ -194,12 +279,12 @@ class CommitmentPledged(Event, kw_only=True, frozen=True):
     agreement_id: Id
     obligor: Code
     beneficiary: Code
-    asserted_by: Annotated[tuple[Code, ...], msgspec.Meta(min_length=1)]
+    asserted_by: Annotated[tuple[Code, ...], msgspec.Meta(min_length=1, max_length=MAX_PARTIES)]
     category: Text
     """e.g. export-controls, tariffs, port-fees, purchases."""
     description: Text
     due_by: Time | None = None
-    reciprocates: tuple[Id, ...] = ()
+    reciprocates: Annotated[tuple[Id, ...], msgspec.Meta(max_length=MAX_ENTRIES)] = ()
     """Commitment ids this pledge is given in return for."""
     KIND = "commitment"
     CREATES = True
@@ -264,11 +349,11 @@ class Clause(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
     clause_id: Id
     effect: Effect
-    items: tuple[ItemCode, ...] = ()
+    items: Annotated[tuple[ItemCode, ...], msgspec.Meta(max_length=MAX_ENTRIES)] = ()
     """Control codes / HS codes / item names covered; empty means every item."""
-    destinations: tuple[Code, ...] = ()
+    destinations: Annotated[tuple[Code, ...], msgspec.Meta(max_length=MAX_PARTIES)] = ()
     """Destinations covered; empty means every destination."""
-    end_user_classes: tuple[EndUserClass, ...] = ()
+    end_user_classes: Annotated[tuple[EndUserClass, ...], msgspec.Meta(max_length=3)] = ()
     """End-user classes covered; empty means every end user."""
     effective_at: Time
     """When the clause comes into force (may differ from the measure's publication)."""
@@ -282,7 +367,7 @@ class MeasurePublished(Event, kw_only=True, frozen=True):
     issuer: Code
     title: Text
     instrument: Text
-    clauses: Annotated[tuple[Clause, ...], msgspec.Meta(min_length=1)]
+    clauses: Annotated[tuple[Clause, ...], msgspec.Meta(min_length=1, max_length=MAX_ENTRIES)]
     KIND = "measure"
     CREATES = True
 
@@ -313,7 +398,7 @@ class MeasureRevoked(Event, kw_only=True, frozen=True):
     """Clauses of a measure (all of them when ``clause_ids`` is empty) were revoked."""
 
     entity_kind: Literal["measure"] = "measure"
-    clause_ids: tuple[Id, ...] = ()
+    clause_ids: Annotated[tuple[Id, ...], msgspec.Meta(max_length=MAX_ENTRIES)] = ()
     reason: Text
     KIND = "measure"
 
@@ -330,7 +415,7 @@ class PartyRegistered(Event, kw_only=True, frozen=True):
     entity_kind: Literal["party"] = "party"
     name: Text
     country: Code
-    roles: Annotated[tuple[PartyRole, ...], msgspec.Meta(min_length=1)]
+    roles: Annotated[tuple[PartyRole, ...], msgspec.Meta(min_length=1, max_length=4)]
     KIND = "party"
     CREATES = True
 
@@ -381,7 +466,7 @@ class LicenceItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     item: ItemCode
     cap: Quantity
-    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] = "kg"
+    unit: Unit = "kg"
     description: OptionalText = ""
 
 
@@ -396,9 +481,9 @@ class LicenceGranted(Event, kw_only=True, frozen=True):
     licence_type: Literal["general", "single"]
     issuer: Code
     exporter: Id
-    end_users: Annotated[tuple[Id, ...], msgspec.Meta(min_length=1)]
-    items: Annotated[tuple[LicenceItem, ...], msgspec.Meta(min_length=1)]
-    destinations: Annotated[tuple[Code, ...], msgspec.Meta(min_length=1)]
+    end_users: Annotated[tuple[Id, ...], msgspec.Meta(min_length=1, max_length=MAX_ENTRIES)]
+    items: Annotated[tuple[LicenceItem, ...], msgspec.Meta(min_length=1, max_length=MAX_ENTRIES)]
+    destinations: Annotated[tuple[Code, ...], msgspec.Meta(min_length=1, max_length=MAX_PARTIES)]
     valid_until: Time
     KIND = "licence"
     CREATES = True
@@ -409,9 +494,9 @@ class LicenceAmended(Event, kw_only=True, frozen=True):
 
     entity_kind: Literal["licence"] = "licence"
     valid_until: Time | None = None
-    end_users: tuple[Id, ...] | None = None
-    items: tuple[LicenceItem, ...] | None = None
-    destinations: tuple[Code, ...] | None = None
+    end_users: Annotated[tuple[Id, ...], msgspec.Meta(max_length=MAX_ENTRIES)] | None = None
+    items: Annotated[tuple[LicenceItem, ...], msgspec.Meta(max_length=MAX_ENTRIES)] | None = None
+    destinations: Annotated[tuple[Code, ...], msgspec.Meta(max_length=MAX_PARTIES)] | None = None
     reason: Text
     KIND = "licence"
 
@@ -475,7 +560,7 @@ class ApplicationSubmitted(Event, kw_only=True, frozen=True):
     end_user: Id
     item: ItemCode
     quantity: Quantity
-    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] = "kg"
+    unit: Unit = "kg"
     destination: Code
     end_use: Text
     licence_id: Id | None = None

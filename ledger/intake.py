@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import IO, Any, Literal
 from uuid import UUID
 
@@ -96,13 +100,54 @@ _END_KEYS = tuple(ev.END_TIME_FIELDS)
 
 
 _PATTERN_MEANING = {
-    ev.ID_PATTERN: "must be text without control characters or leading/trailing spaces",
-    ev.NO_NUL: "must not contain NUL characters",
+    ev.ID_PATTERN: "must be visible text without control characters, bidirectional-text "
+    "controls or leading/trailing spaces",
+    ev.TEXT_PATTERN: "must not be blank, and tab and newline are the only control "
+    "characters allowed",
+    ev.OPTIONAL_TEXT_PATTERN: "tab and newline are the only control characters allowed",
     ev.CODE_PATTERN: "must be a two-letter country code in capitals (ISO 3166-1, e.g. CN)",
 }
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+_PATH_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-def validation_error(exc: msgspec.ValidationError, line: int | None) -> InputError:
+def _value_at(obj: Any, path: str) -> Any:
+    """The value at a msgspec error path (``sources[0].reference``) of the input, or None."""
+    for name, index in _PATH_STEP.findall(path):
+        if name and isinstance(obj, dict):
+            obj = obj.get(name)
+        elif index and isinstance(obj, list) and int(index) < len(obj):
+            obj = obj[int(index)]
+        else:
+            return None
+    return obj
+
+
+def _which_character(value: object, pattern: str) -> str | None:
+    """The character that broke a text pattern, in words (None: nothing specific)."""
+    if not isinstance(value, str) or pattern == ev.CODE_PATTERN:
+        return None
+    free_text = pattern in (ev.TEXT_PATTERN, ev.OPTIONAL_TEXT_PATTERN)
+    for char in value:
+        code = ord(char)
+        if free_text and char in "\t\n":
+            continue
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            allowed = "; tab and newline are the only ones allowed" if free_text else ""
+            return f"contains the control character U+{code:04X}{allowed}"
+        if char in _BIDI_CONTROLS and pattern == ev.ID_PATTERN:
+            return (
+                f"contains U+{code:04X}, a bidirectional-text control (it changes the order "
+                "in which the text is shown)"
+            )
+    if pattern == ev.ID_PATTERN and value:
+        return "must not begin or end with a space or an invisible character"
+    if pattern == ev.TEXT_PATTERN:
+        return "must not be blank"
+    return None
+
+
+def validation_error(exc: msgspec.ValidationError, line: int | None, obj: Any = None) -> InputError:
     """msgspec's validation error as an ``InputError`` naming the field, in words."""
     text = str(exc)
     field: str | None = None
@@ -110,8 +155,14 @@ def validation_error(exc: msgspec.ValidationError, line: int | None) -> InputErr
         text, _, path = text.partition(" - at `$")
         field = path.rstrip("`").lstrip(".") or None
     if "matching regex" in text:
-        pattern = text.split("matching regex", 1)[1].strip(" '")
-        text = _PATTERN_MEANING.get(pattern.replace("\\\\", "\\"), f"does not match {pattern}")
+        pattern = text.split("matching regex", 1)[1].strip(" '").replace("\\\\", "\\")
+        specific = _which_character(_value_at(obj, field or ""), pattern)
+        text = specific or _PATTERN_MEANING.get(pattern, f"does not match {pattern}")
+    elif text.startswith("Expected `array` of length <= "):
+        limit = text.rsplit(" ", 1)[1]
+        text = f"too many entries: at most {limit}"
+    elif text == "Expected `int` >= 1":
+        text = "must be a positive whole number"
     elif "datetime` with a timezone" in text:
         text += " (add 'Z' or an offset such as +08:00)"
     elif text.startswith("Invalid RFC3339"):
@@ -138,11 +189,13 @@ def parse_object(
     backfill: bool = False,
     resolve_retracted: RetractionResolver | None = None,
     owned: bool = False,
+    ascii_only: bool = False,
 ) -> Submission:
     """Validate one decoded JSON object as an event, filling in the ledger's fields.
 
     ``owned=True`` lets the parser fill in the object in place (it was decoded for us);
-    otherwise the caller's object is left untouched.
+    otherwise the caller's object is left untouched.  ``ascii_only`` says the object was
+    decoded from ASCII text (so its ids need no Unicode normalisation).
     """
     if not isinstance(obj, dict):
         hint = (
@@ -153,12 +206,19 @@ def parse_object(
             line=line,
         )
     type_name = obj.get("type")
-    if not isinstance(type_name, str):
+    if type_name is None:
         raise InputError(f"missing event type; one of: {_TYPE_NAMES}", field="type", line=line)
+    if not isinstance(type_name, str):
+        raise InputError(
+            f"type must be a string naming an event type, not {_json_kind(type_name)}; "
+            f"one of: {_TYPE_NAMES}",
+            field="type",
+            line=line,
+        )
     cls = ev.EVENT_TYPES_BY_NAME.get(type_name)
     if cls is None:
         raise InputError(
-            f"unknown event type '{type_name}'; known types: {_TYPE_NAMES}",
+            f"unknown event type '{ev.echo(type_name)}'; known types: {_TYPE_NAMES}",
             field="type",
             line=line,
         )
@@ -194,7 +254,10 @@ def parse_object(
         )
     if not owned:
         obj = _json_decoder.decode(msgspec.json.encode(obj))
+        ascii_only = False
     _normalise_times(obj, line)
+    if not ascii_only:
+        _normalise_ids(obj, _ID_FIELDS[cls])
     effective_defaulted = "effective_at" not in obj
     if effective_defaulted:
         obj["effective_at"] = now
@@ -209,10 +272,96 @@ def parse_object(
     try:
         event: ev.Event = msgspec.convert(obj, cls)
     except msgspec.ValidationError as exc:
-        raise validation_error(exc, line) from None
+        raise validation_error(exc, line, obj) from None
     if isinstance(event, ev.EventRetracted) and event.entity_kind == "":
         raise InputError("entity_kind is required", field="entity_kind", line=line)
+    _check_quantities(event, obj, line)
     return _submission(event, line, effective_defaulted, recorded_supplied)
+
+
+def _json_kind(value: object) -> str:
+    """What a decoded JSON value is, in JSON's words."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {ev.echo(value)}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def _check_quantities(event: ev.Event, obj: dict[str, Any], line: int | None) -> None:
+    """Refuse quantities whose exponent no message could echo in positional notation."""
+    quantity = getattr(event, "quantity", None)
+    if isinstance(quantity, Decimal):
+        problem = ev.quantity_scale_error(quantity, obj.get("quantity"))
+        if problem:
+            raise InputError(problem, field="quantity", line=line)
+    items = getattr(event, "items", None)
+    for i, item in enumerate(items or ()):
+        if isinstance(item, ev.LicenceItem):
+            given = _value_at(obj, f"items[{i}].cap")
+            problem = ev.quantity_scale_error(item.cap, given)
+            if problem:
+                raise InputError(problem, field=f"items[{i}].cap", line=line)
+
+
+# --- ids in Unicode normal form C -----------------------------------------------------------
+
+IdFields = dict[str, Any]
+"""Where a type's ids are: field name -> ``True`` (an id), or the same map for the items
+of a list or the fields of a nested struct."""
+
+
+def _id_fields_of(node: Any) -> Any:
+    from msgspec import inspect as mi
+
+    if isinstance(node, mi.Metadata):
+        return _id_fields_of(node.type)
+    if isinstance(node, mi.StrType):
+        return True if node.pattern == ev.ID_PATTERN else None
+    if isinstance(node, mi.VarTupleType | mi.ListType):
+        return _id_fields_of(node.item_type)
+    if isinstance(node, mi.UnionType):
+        for option in node.types:
+            found = _id_fields_of(option)
+            if found:
+                return found
+        return None
+    if isinstance(node, mi.StructType):
+        fields = {f.encode_name: _id_fields_of(f.type) for f in node.fields}
+        return {name: found for name, found in fields.items() if found} or None
+    return None
+
+
+def _normalise_ids(value: Any, where: Any) -> Any:
+    """``value`` with the ids that ``where`` points at in NFC (dicts changed in place)."""
+    if isinstance(value, list):
+        return [_normalise_ids(item, where) for item in value]
+    if where is True:
+        if isinstance(value, str) and not unicodedata.is_normalized("NFC", value):
+            return unicodedata.normalize("NFC", value)
+        return value
+    if isinstance(value, dict) and isinstance(where, dict):
+        for name, inner in where.items():
+            if name in value:
+                value[name] = _normalise_ids(value[name], inner)
+    return value
+
+
+def _build_id_fields() -> dict[type[ev.Event], IdFields]:
+    from msgspec import inspect as mi
+
+    out: dict[type[ev.Event], IdFields] = {}
+    for cls in ev.EVENT_TYPES:
+        info = mi.type_info(cls)
+        out[cls] = _id_fields_of(info) or {} if isinstance(info, mi.StructType) else {}
+    return out
+
+
+_ID_FIELDS = _build_id_fields()
 
 
 def _submission(
@@ -220,6 +369,12 @@ def _submission(
 ) -> Submission:
     """A submission with its content hash, computed from the event's one encoding."""
     payload = encode_event(event)
+    if len(payload) > ev.MAX_EVENT_BYTES:
+        raise InputError(
+            f"the event is {len(payload):,} bytes as stored; an event is at most "
+            f"{ev.MAX_EVENT_BYTES:,} bytes (NATS refuses messages over 1 MiB)",
+            line=line,
+        )
     # The hash covers the encoding with the ledger's stamps neutral (see ``content_hash``);
     # they sit side by side in the envelope (and a quote inside a string value is always
     # escaped), so blanking them in the bytes equals encoding a copy with neutral stamps.
@@ -283,6 +438,8 @@ def parse_json(
     resolve_retracted: RetractionResolver | None = None,
 ) -> Submission:
     """Parse one event from JSON text."""
+    if len(data) > MAX_LINE_BYTES:
+        raise InputError(_too_long(len(data)), line=line)
     try:
         obj = _json_decoder.decode(data)
     except msgspec.DecodeError as exc:
@@ -299,6 +456,16 @@ def parse_json(
         raise InputError("malformed JSON: the text is not valid UTF-8", line=line) from None
     except RecursionError:
         raise InputError("malformed JSON: nested too deeply", line=line) from None
+    raw = data.encode() if isinstance(data, str) else data
+    escaped = b"\\u" in raw
+    if not _keys_unique(raw, obj, escaped):
+        duplicate = _duplicate_key(raw)
+        if duplicate is not None:
+            raise InputError(
+                f"the key '{ev.echo(duplicate)}' appears twice in one object; "
+                "a fact must be unambiguous",
+                line=line,
+            )
     return parse_object(
         obj,
         line=line,
@@ -307,7 +474,61 @@ def parse_json(
         backfill=backfill,
         resolve_retracted=resolve_retracted,
         owned=True,
+        # (ASCII text may still spell other characters as \u escapes.)
+        ascii_only=not escaped and raw.isascii(),
     )
+
+
+MAX_LINE_BYTES = 4 * ev.MAX_EVENT_BYTES
+"""Longer input is refused before it is decoded (room for whitespace around an event)."""
+
+
+def _too_long(size: int | None) -> str:
+    told = f"is {size:,} bytes" if size is not None else f"is over {MAX_LINE_BYTES:,} bytes"
+    return (
+        f"the input {told}; an event is at most {ev.MAX_EVENT_BYTES:,} bytes "
+        f"(and its line at most {MAX_LINE_BYTES:,})"
+    )
+
+
+_encode = msgspec.json.encode
+
+
+def _keys_unique(raw: bytes, obj: Any, escaped: bool) -> bool:
+    """Whether no JSON object in ``raw`` repeated a key (decoding kept the last value).
+
+    Cheap and exact for text without escaped colons: every key-value pair has one colon
+    outside strings, and the colons inside strings survive decoding; the compact
+    re-encoding has one colon per kept pair and the same colons inside strings.  A
+    dropped pair takes its colon (and any in its value) with it.  When the counts differ,
+    or a colon was escaped (``\\u003a``), the caller looks closer."""
+    if escaped and b"\\u003" in raw:
+        return False
+    return raw.count(b":") == _encode(obj).count(b":")
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _duplicate_key(raw: bytes) -> str | None:
+    """The first key repeated within one object of ``raw`` (valid JSON), or None."""
+    try:
+        json.loads(raw, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey as exc:
+        return str(exc.args[0])
+    except (ValueError, RecursionError):  # msgspec read it; the standard library could not
+        return None
+    return None
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -332,10 +553,24 @@ def _starts_with_bom(data: bytes | str) -> bool:
     return data.startswith(UTF8_BOM) if isinstance(data, bytes) else data.startswith("\ufeff")
 
 
+def _bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """The stream's lines, refusing one longer than ``MAX_LINE_BYTES`` without reading it
+    whole (a 1 GB line is not held in memory to be refused)."""
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise InputError(_too_long(None), line=number)
+        yield raw
+
+
 def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """Non-blank lines of a JSONL stream with their 1-based line numbers; a byte-order
     mark opening the stream is dropped."""
-    lines = enumerate(stream, start=1)
+    lines = enumerate(_bounded_lines(stream), start=1)
     for number, raw in lines:  # the first line only: the loop below takes the rest
         stripped = strip_bom(raw).strip()
         if stripped:

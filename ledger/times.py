@@ -14,6 +14,7 @@ an event (a stored fact must not depend on a reader's zone) and UTC in a query b
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from typing import Literal
@@ -103,17 +104,29 @@ def from_us(us: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=us)
 
 
+END_OF_TIME = dt.datetime.max.replace(tzinfo=UTC)
+START_OF_TIME = dt.datetime.min.replace(tzinfo=UTC)
+
+
 def add_months(value: dt.datetime, months: int) -> dt.datetime:
-    """Calendar month arithmetic, clamping the day (Jan 31 + 1 month = Feb 28/29)."""
+    """Calendar month arithmetic, clamping the day (Jan 31 + 1 month = Feb 28/29).
+
+    The calendar ends at 9999-12-31 (and starts at 0001-01-01): a result beyond it is
+    the calendar's last (first) instant, so a limit 36 months after 9998-06-01 is no
+    limit at all rather than an error.
+    """
     month_index = value.month - 1 + months
     year = value.year + month_index // 12
     month = month_index % 12 + 1
-    for day in (value.day, 30, 29, 28):
-        try:
-            return value.replace(year=year, month=month, day=min(value.day, day))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")  # pragma: no cover
+    if year > dt.MAXYEAR:
+        return END_OF_TIME
+    if year < dt.MINYEAR:
+        return START_OF_TIME
+    return value.replace(year=year, month=month, day=min(value.day, _days_in_month(year, month)))
+
+
+def _days_in_month(year: int, month: int) -> int:
+    return calendar.monthrange(year, month)[1]
 
 
 def iso(value: dt.datetime | None) -> str:

@@ -213,7 +213,8 @@ def validate(request: decisions.Request) -> None:
         try:
             msgspec.convert(getattr(request, name), _SUBMITTED_TYPES[name])
         except msgspec.ValidationError as exc:
-            raise InputError(validation_error(exc, None).message, field=name) from None
+            message = validation_error(exc, None, getattr(request, name)).message
+            raise InputError(message, field=name) from None
     # The contract takes any text; an end use of spaces says nothing about the export.
     if not request.end_use.strip():
         raise InputError("must not be blank", field="end_use")
@@ -313,10 +314,15 @@ _REQUEST_FIELD = {
 def parse_quantity(text: str) -> Decimal:
     from decimal import InvalidOperation
 
+    from ledger.events import echo, quantity_scale_error
+
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"'{text}' is not a decimal quantity") from None
+        raise ValueError(f"'{echo(text)}' is not a decimal quantity") from None
+    problem = quantity_scale_error(value, text)
+    if problem:
+        raise ValueError(problem)
     if not value.is_finite() or value <= 0:
-        raise ValueError(f"quantity must be greater than 0, got {text}")
+        raise ValueError(f"quantity must be greater than 0, got {echo(text)}")
     return value

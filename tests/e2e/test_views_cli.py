@@ -253,7 +253,7 @@ def request_args(**changes: str) -> list[str]:
         ("--quantity", "1e15", 1, "[rule: quantity-precision]"),
         ("--quantity", "1000000000000000", 1, "[rule: quantity-precision]"),
         ("--exporter", "", 2, "Expected `str` of length >= 1"),
-        ("--end-user", "  ", 2, "must be text without control characters or leading/trailing"),
+        ("--end-user", "  ", 2, "must not begin or end with a space or an invisible"),
         ("--item", "", 2, "Expected `str` of length >= 1"),
         ("--licence", "", 2, "Expected `str` of length >= 1"),
         ("--end-use", " ", 2, "must not be blank"),

@@ -82,3 +82,16 @@ def test_uuid7_is_time_ordered() -> None:
     ids = [uuid7() for _ in range(50)]
     assert all(u.version == 7 and u.variant == "specified in RFC 4122" for u in ids)
     assert [u.int >> 80 for u in ids] == sorted(u.int >> 80 for u in ids)
+
+
+def test_add_months_saturates_at_the_ends_of_the_calendar() -> None:
+    """A licence effective in 9998/9999: its 12/36-month limit lies past year 9999, so
+    it is the calendar's last instant (no limit), not an error."""
+    from ledger.times import END_OF_TIME, START_OF_TIME
+
+    assert add_months(dt.datetime(9998, 6, 1, tzinfo=UTC), 36) == END_OF_TIME
+    assert add_months(dt.datetime(9999, 6, 1, tzinfo=UTC), 12) == END_OF_TIME
+    assert add_months(dt.datetime(9999, 1, 31, tzinfo=UTC), 11) == dt.datetime(
+        9999, 12, 31, tzinfo=UTC
+    )
+    assert add_months(dt.datetime(1, 2, 1, tzinfo=UTC), -2) == START_OF_TIME

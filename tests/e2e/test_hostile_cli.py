@@ -1,0 +1,127 @@
+"""Hostile input through the CLI's writing and deciding commands (issue 16 part B): each
+case is one clear line on stderr, exit 1 or 2, no traceback, nothing appended."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger.cli.main import cli
+from tests import factory as f
+from tests.conftest import Backend
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run(sqlite_backend: Backend) -> Run:
+    env = sqlite_backend.env()
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, env=env)
+
+    return invoke
+
+
+def events(run: Run) -> int:
+    done = run("log", "--include-retracted", "-o", "jsonl")
+    assert done.exit_code == 0, done.output
+    return len(done.output.splitlines())
+
+
+def refused(result: Result, code: int, text: str) -> str:
+    """The one line a refusal prints (checked: exit code, no traceback, short)."""
+    assert result.exit_code == code, (result.exit_code, result.output[:500])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert "Traceback" not in result.output
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("Error: ") and text in first, first
+    assert len(result.stderr) < 2000, len(result.stderr)
+    return first
+
+
+def world(run: Run, *extra: dict) -> None:
+    batch = "".join(json.dumps(e) + "\n" for e in [*f.licensed_world(), *extra])
+    done = run("import", "-", input=batch)
+    assert done.exit_code == 0, done.output
+
+
+REQUEST = [
+    "--exporter", "jl-mag", "--end-user", "buyer", "--item", "1C902.a",
+    "--destination", "DE", "--end-use", "EV motors", "--as-of", "2025-12-15",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("quantity", ["1E+100000000", "-1E+100000000000", "1e-999999999"])
+def test_huge_quantity_exponents_are_refused_by_every_path(run: Run, quantity: str) -> None:
+    world(run)
+    before = events(run)
+    message = f"'{quantity}' is out of range: quantities are below 10^15"
+    refused(run("check", *REQUEST, "--quantity", quantity), 2, message)
+    refused(run("apply", *REQUEST, "--quantity", quantity), 2, message)
+    usage = json.dumps(f.usage(quantity=quantity))
+    refused(run("append", usage), 2, message)
+    refused(run("import", "-", input=usage + "\n"), 2, f"line 1: quantity: {message}")
+    capped = f.licence("GL-2", items=[{"item": "x", "cap": quantity}])
+    refused(run("append", json.dumps(capped)), 2, f"items[0].cap: {message}")
+    assert events(run) == before
+
+
+def test_licences_in_the_last_years_of_the_calendar(run: Run) -> None:
+    """The 12/36-month limit of a licence from 9998/9999 lies past the calendar's end."""
+    late = {"effective_at": "9999-01-01T00:00:00Z"}
+    world(run, {**f.vetted("buyer"), **late})
+    general = f.licence("GL-9", effective_at="9999-06-01T00:00:00Z", valid_until="9999-12-01")
+    assert run("append", json.dumps(general)).exit_code == 0
+    single = f.licence(
+        "SL-9",
+        licence_type="single",
+        effective_at="9998-06-01T00:00:00Z",
+        valid_until="9999-12-01T00:00:00Z",
+    )
+    before = events(run)
+    refused(run("append", json.dumps(single)), 1, "until 9999-06-01 at the latest")
+    assert events(run) == before
+
+
+def test_an_application_id_with_a_trailing_newline_is_refused(run: Run) -> None:
+    world(run)
+    before = events(run)
+    refused(
+        run("apply", *REQUEST, "--quantity", "5", "--id", "APP-1\n"),
+        2,
+        "--id: contains the control character U+000A",
+    )
+    assert events(run) == before
+
+
+def test_import_refuses_ambiguous_and_oversized_lines_naming_them(run: Run, tmp_path: Path) -> None:
+    world(run)
+    before = events(run)
+    good = json.dumps(f.party("p1"))
+    duplicate = good[:-1] + ', "entity_id": "p2"}'
+    refused(
+        run("import", "-", input=f"{good}\n{duplicate}\n"),
+        2,
+        "line 2: the key 'entity_id' appears twice in one object",
+    )
+    typed = json.dumps({**f.party("p3"), "type": 5})
+    refused(
+        run("import", "-", input=f"{good}\n{typed}\n"),
+        2,
+        "line 2: type: type must be a string naming an event type, not the number 5",
+    )
+    huge = tmp_path / "huge.jsonl"
+    sources = [{**f.SRC, "note": "n" * 3000}] * 50
+    notes = [{"item": f"i{i}", "cap": "1", "description": "d" * 3000} for i in range(300)]
+    with huge.open("w") as out:
+        out.write(good + "\n")
+        out.write(json.dumps({**f.licence("GL-big", items=notes), "sources": sources}) + "\n")
+    refused(run("import", str(huge)), 2, "line 2: the event is ")
+    assert events(run) == before
