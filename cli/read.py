@@ -302,23 +302,38 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
 @click.option("--type", "type_name", metavar="TYPE", help="Only this event type's schema.")
 @click.option("--types", "list_types", is_flag=True, help="List the event types and exit.")
 @click.option(
+    "--input",
+    "for_input",
+    is_flag=True,
+    help="The schema of what operators write (append, import): bare dates allowed, "
+    "event_id/effective_at/actor optional, no recorded_at.",
+)
+@click.option(
     "--asyncapi",
     is_flag=True,
     help="Print an AsyncAPI document of the NATS subjects and payloads instead.",
 )
 @click.pass_context
 @handle_errors
-def schema(ctx: click.Context, type_name: str | None, list_types: bool, asyncapi: bool) -> None:
+def schema(
+    ctx: click.Context, type_name: str | None, list_types: bool, for_input: bool, asyncapi: bool
+) -> None:
     """Print the JSON Schema of the event contract (every event type).
 
-    Non-Python consumers of the NATS stream validate and generate types from this.
-    --type, --types and --asyncapi each print something else: give at most one.
+    The events as stored and published (NATS payloads, `ledger log -o jsonl`): non-Python
+    consumers validate and generate types from this.  --input prints the schema of what
+    operators write instead: a line `ledger import` takes validates against it.  The
+    schemas are JSON Schema 2020-12 that strict validators accept (ajv strict mode with
+    ajv-formats); each has an $id.  --type, --types, --input and --asyncapi each print
+    something else: give at most one.
 
     \b
     Examples:
       ledger schema > ledger-events.schema.json
+      ledger schema --input > ledger-input.schema.json    # validate files before import
       ledger schema --type LicenceGranted
       ledger schema --types
+      ledger schema --asyncapi > ledger.asyncapi.json
     """
     import msgspec
 
@@ -332,6 +347,7 @@ def schema(ctx: click.Context, type_name: str | None, list_types: bool, asyncapi
         for name, given in (
             ("--type", type_name is not None),
             ("--types", list_types),
+            ("--input", for_input),
             ("--asyncapi", asyncapi),
         )
         if given
@@ -350,13 +366,15 @@ def schema(ctx: click.Context, type_name: str | None, list_types: bool, asyncapi
         document = asyncapi_document(settings(ctx))  # --home's serve URL, subject prefix
         click.echo(msgspec.json.format(msgspec.json.encode(document), indent=2))
         return
+    from ledger import schemas
+
     if type_name is not None:
         named = ev.EVENT_TYPES_BY_NAME.get(type_name)
         if named is None:
             raise InputError(f"unknown event type '{type_name}'", field="--type")
-        body = msgspec.json.schema(named)
-        body["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        body["title"] = type_name
+        body = schemas.event_type_schema(named)
+    elif for_input:
+        body = schemas.input_schema()
     else:
-        body = ev.schema()
+        body = schemas.event_schema()
     click.echo(msgspec.json.format(msgspec.json.encode(body), indent=2))

@@ -7,12 +7,12 @@ prints, one message per event type).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
-
-import msgspec
 
 from ledger import events as ev
 from ledger import stream as st
+from ledger.schemas import components
 
 if TYPE_CHECKING:
     from ledger.config import Settings
@@ -45,6 +45,7 @@ def headers_schema() -> dict[str, Any]:
             },
             st.EVENT_TYPE: {
                 **text,
+                "title": "LedgerEventType",
                 "enum": [cls.__name__ for cls in ev.EVENT_TYPES],
                 "description": "The payload's type.",
             },
@@ -77,13 +78,24 @@ def headers_schema() -> dict[str, Any]:
     }
 
 
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)\.\s+(?=[A-Z(`'\"])")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text``, without its full stop: a stop ends a sentence when
+    a capital (or an opening bracket or quote) follows, and not after "e.g", "i.e" or
+    "etc" (the summary used to end at "(e.g")."""
+    head = _SENTENCE_END.split(" ".join(text.split()), maxsplit=1)[0]
+    return head.rstrip(".")
+
+
 def asyncapi_document(settings: Settings | None = None) -> dict[str, Any]:
     """The AsyncAPI 3.0 document for the configured subject prefix and stream."""
     from ledger.config import Settings
 
     settings = settings or Settings.from_env()
     prefix = settings.subject_prefix
-    payload_refs, schemas = msgspec.json.schema_components(ev.EVENT_TYPES, ref_template=_REF)
+    payload_refs, schemas = components(_REF)
     schemas["LedgerHeaders"] = headers_schema()
     messages: dict[str, Any] = {}
     for cls, ref in zip(ev.EVENT_TYPES, payload_refs, strict=True):
@@ -93,7 +105,7 @@ def asyncapi_document(settings: Settings | None = None) -> dict[str, Any]:
         messages[name] = {
             "name": name,
             "title": name,
-            "summary": doc.split(". ")[0].rstrip(".") if doc else name,
+            "summary": first_sentence(doc) if doc else name,
             "description": f"{doc}\n\nSubject: {prefix}.{cls.KIND or '{entityKind}'}.{name}."
             f"{{entityId}} (entity kind: {kind}).",
             "contentType": "application/json",

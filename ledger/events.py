@@ -705,8 +705,7 @@ def named_parties(event: Event) -> frozenset[str]:
 
 
 def schema() -> dict[str, object]:
-    """JSON Schema (2020-12) of every event type, as one discriminated union."""
-    out = msgspec.json.schema(AnyEvent)
-    out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    out["title"] = "Ledger event"
-    return out
+    """JSON Schema (2020-12) of every event type, as one union (``ledger.schemas``)."""
+    from ledger.schemas import event_schema
+
+    return event_schema()

@@ -254,7 +254,7 @@ def test_retract_refuses_blank_text(
 
 def test_schema(run_sqlite: Callable[..., Result]) -> None:
     body = json.loads(run_sqlite("schema").output)
-    assert body["discriminator"]["propertyName"] == "type"
+    assert body["$id"] == "urn:export-control-ledger:schema:event"
     assert len(body["anyOf"]) == 26
     one = json.loads(run_sqlite("schema", "--type", "LicenceGranted").output)
     assert "valid_until" in json.dumps(one)
