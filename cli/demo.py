@@ -121,10 +121,24 @@ async def _receive_all(url: str, settings: Any, expected: int, timeout: float) -
     type=click.Path(file_okay=False),
     help="Keep the demo's ledger here (default: a temporary directory, removed afterwards).",
 )
+@click.option(
+    "--web",
+    "with_web",
+    is_flag=True,
+    help="Then serve the demo's ledger with `ledger web` on 127.0.0.1 until Ctrl-C, printing "
+    "the URL of the Busan commitments timeline as of 2025-11-14.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="With --web: the port (0: a free one).",
+)
 @output_option("table", "json")
 @click.pass_context
 @handle_errors
-def demo(ctx: click.Context, demo_home: str | None, output: str) -> None:
+def demo(ctx: click.Context, demo_home: str | None, with_web: bool, port: int, output: str) -> None:
     """Run the real 2025 scenario end to end on the embedded defaults.
 
     Imports the US-China critical-minerals facts of 2023-2025 (measures, the Geneva and
@@ -142,6 +156,7 @@ def demo(ctx: click.Context, demo_home: str | None, output: str) -> None:
       ledger demo --home ./demo-ledger     # keep the ledger to explore it afterwards
       ledger --home ./demo-ledger demo     # the same
       ledger demo --output json
+      ledger demo --web                    # then browse it at http://127.0.0.1:8080/
     """
     from ledger.app import Ledger
     from ledger.config import Settings
@@ -153,6 +168,7 @@ def demo(ctx: click.Context, demo_home: str | None, output: str) -> None:
 
     as_json = output == "json"
     say = (lambda *a, **k: None) if as_json else click.echo
+    web = None
     started = time.perf_counter()
     if demo_home is None:
         demo_home = _global_home(ctx)
@@ -241,12 +257,24 @@ def demo(ctx: click.Context, demo_home: str | None, output: str) -> None:
             if code != 0:
                 raise click.ClickException(f"`ledger {' '.join(args)}` failed ({code})")
         report["questions"] = answers
+        if with_web:  # bound now: a port in use fails before the temporary home goes
+            from ledger.web.run import WebError, WebServer
+            from ledger.web.server import WebConfig
+
+            try:
+                web = WebServer(settings, "127.0.0.1", port, WebConfig())
+            except WebError as exc:
+                raise click.ClickException(str(exc)) from None
+            report["web"] = web.url + BUSAN_TIMELINE
     finally:
         app.close()
         server.stop()
-        if not keep:
+        if not keep and web is None:
             shutil.rmtree(home, ignore_errors=True)
     report["seconds"] = round(time.perf_counter() - started, 2)
+    if web is not None:
+        _serve(web, home, keep=keep, report=report if as_json else None)
+        return
     if as_json:
         echo_json(report)
     else:
@@ -262,6 +290,28 @@ def demo(ctx: click.Context, demo_home: str | None, output: str) -> None:
                 "COMMAND ...`."
             )
         )
+
+
+BUSAN_TIMELINE = "/commitments?agreement=busan-2025&as_of=2025-11-14&known_at=2025-11-14"
+"""The page the demo's narrative describes: Busan as of 2025-11-14, as known that day."""
+
+
+def _serve(web: Any, home: Path, *, keep: bool, report: dict[str, Any] | None) -> None:
+    """Serve the demo's ledger until Ctrl-C/SIGTERM; a temporary home goes afterwards."""
+    if report is not None:
+        echo_json(report)
+    else:
+        click.echo(
+            f"\nServing the demo's ledger (read-only); the Busan timeline as of 2025-11-14:\n"
+            f"  {web.url}{BUSAN_TIMELINE}\n"
+            + ("Ctrl-C stops." if keep else "Ctrl-C stops and removes the temporary ledger.")
+        )
+    sys.stdout.flush()
+    try:
+        web.run()
+    finally:
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def _global_home(ctx: click.Context) -> str | None:

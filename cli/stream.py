@@ -558,10 +558,41 @@ async def _stream_state(config: Settings, url: str) -> tuple[dict[str, Any], Str
 
 @click.command()
 @click.option("--no-projector", is_flag=True, help="Do not run the live projector.")
+@click.option("--web", "with_web", is_flag=True, help="Also serve `ledger web` (HTTP API, pages).")
+@click.option("--web-host", default="127.0.0.1", show_default=True, help="With --web: address.")
+@click.option(
+    "--web-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="With --web: port (0: a free one, printed).",
+)
+@click.option(
+    "--web-token",
+    envvar="LEDGER_WEB_TOKEN",
+    metavar="TOKEN",
+    help="With --web: the bearer token (required off loopback). [env: LEDGER_WEB_TOKEN]",
+)
+@click.option(
+    "--web-cors-origin",
+    "web_cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="With --web: allow cross-origin GETs from this origin (repeatable).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
 @handle_errors
-def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
+def serve(
+    ctx: click.Context,
+    no_projector: bool,
+    with_web: bool,
+    web_host: str,
+    web_port: int,
+    web_token: str | None,
+    web_cors_origins: tuple[str, ...],
+    verbose: bool,
+) -> None:
     """Run the ledger's services: NATS (embedded by default), the relay, the projector.
 
     Without LEDGER_NATS_URL it starts an embedded nats-server with JetStream (data in
@@ -572,11 +603,15 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
     projector drain and record their positions, then the embedded server stops.  If the
     relay or the projector fails, the other stops too and serve exits 1 with its error.
 
+    With --web it also serves the read-only HTTP API and pages of `ledger web` (on
+    --web-host:--web-port; its URL on its own line); if that server stops, so does serve.
+
     \b
     Examples:
       ledger serve                          # embedded NATS + relay + projector
       LEDGER_NATS_URL=nats://127.0.0.1:4222 ledger serve
       ledger serve &  ledger watch --all    # in another shell
+      ledger serve --web                    # ... and http://127.0.0.1:8080/
     """
     import signal
     import threading
@@ -601,6 +636,15 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
         from ledger.stream import check_nats_url
 
         check_nats_url(config.nats_url)  # a mistyped URL: exit 2 now, not a retrying relay
+    web = None
+    if with_web:  # a missing token or a port in use: refused before anything starts
+        from ledger.cli.web import web_config
+        from ledger.web.run import WebError, WebServer
+
+        try:
+            web = WebServer(config, web_host, web_port, web_config(web_token, web_cors_origins))
+        except WebError as exc:
+            _fail(str(exc), as_json=False)
     lock = _ServeLock(config)
     holder = lock.acquire()
     if holder is not None:
@@ -648,6 +692,9 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
                 )
             for t in threads:
                 t.start()
+            if web is not None:
+                web.start()
+                click.echo(f"Web {web.url}/")
             click.echo(
                 f"Relaying to stream {config.stream}"
                 + ("; projector running" if projector else "")
@@ -660,11 +707,18 @@ def serve(ctx: click.Context, no_projector: bool, verbose: bool) -> None:
                     error = errors.get(dead.name)
                     failed = (dead.name, _first_line(error) if error else "stopped unexpectedly")
                     break
+                if web is not None and not web.is_alive():
+                    failed = ("web", "the web server stopped unexpectedly")
+                    break
             stop.set()
+            if web is not None:
+                web.stop()
             for t in threads:
                 t.join(timeout=30)
     finally:
         stop.set()
+        if web is not None:
+            web.stop()
         # Only now, after the services drained: they needed the server to record positions.
         if server is not None and url:
             _remove_url_file(config, url)

@@ -120,3 +120,4 @@ def web(
         stop.set()
         if projector is not None:
             projector.join(timeout=30)
+    click.echo("Stopped.")

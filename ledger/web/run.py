@@ -4,10 +4,13 @@ or in a thread next to other services (``ledger serve --web``, ``ledger demo --w
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import signal
 import socket
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ledger.config import ConfigError
@@ -92,6 +95,23 @@ class WebServer:
 
         from ledger.web.server import create_app
 
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                """SIGINT/SIGTERM stop the server gracefully, and that is all: uvicorn's
+                own version raises the signal again afterwards, killing the command
+                before it can say "Stopped." and exit 0."""
+                if threading.current_thread() is not threading.main_thread():
+                    yield
+                    return
+                handled = (signal.SIGINT, signal.SIGTERM)
+                previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+                try:
+                    yield
+                finally:
+                    for sig, handler in previous.items():
+                        signal.signal(sig, handler)
+
         app = create_app(self.settings, self.config)
         config = uvicorn.Config(
             app,
@@ -101,7 +121,7 @@ class WebServer:
             timeout_graceful_shutdown=2,
             server_header=False,
         )
-        return uvicorn.Server(config)
+        return Server(config)
 
     def run(self) -> None:
         """Serve in this thread until SIGINT/SIGTERM."""
