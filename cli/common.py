@@ -162,7 +162,7 @@ def parse_known_at_option(
 
 
 def time_options(func: F) -> F:
-    """``--as-of`` and ``--known-at`` (bare date = end of that day UTC; default now)."""
+    """``--as-of`` and ``--known-at`` (bare date = end of that day in the --tz zone)."""
     func = click.option(
         "--known-at",
         callback=parse_known_at_option,
@@ -175,7 +175,7 @@ def time_options(func: F) -> F:
         callback=parse_time_option,
         metavar="TIME",
         help="State of the world at TIME (effective-time bound; a bare date means the end "
-        "of that day UTC). Default: now.",
+        "of that day in the --tz zone, default UTC). Default: now.",
     )(func)
     return func
 

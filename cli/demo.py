@@ -30,6 +30,12 @@ def _on(day: str) -> list[str]:
     return ["--as-of", day, "--known-at", day]
 
 
+BEIJING_DAYS = ["--tz", "Asia/Shanghai"]
+"""China's measures, decisions and licences read in Beijing's calendar, as MOFCOM's notices
+are ("until 27 November" is a Beijing day); the bilateral questions stay in UTC days."""
+IN_BEIJING = " (in Beijing's calendar, as MOFCOM's notices read: --tz Asia/Shanghai)"
+
+
 def _questions(military: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """(question, ledger command answering it) — what the narrative asks, in order."""
     request = [
@@ -39,27 +45,31 @@ def _questions(military: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return [
         (
             "Commitments and asymmetry under the Busan arrangement on 2025-11-14, "
-            "as the record stood that day",
+            "as the record stood that day (UTC days)",
             ["asymmetry", *_on("2025-11-14")],
         ),
         (
-            "The same on 2025-12-05, after the first general licences",
+            "The same on 2025-12-05, after the first general licences (UTC days)",
             ["asymmetry", *_on("2025-12-05")],
         ),
         (
-            "Chinese export controls in force on 2025-11-14",
-            ["measures", *_on("2025-11-14"), "--status", "in-force"],
+            "Chinese export controls in force on 2025-11-14" + IN_BEIJING,
+            [*BEIJING_DAYS, "measures", *_on("2025-11-14"), "--status", "in-force"],
         ),
         (
-            "...and the ones suspended that day, until when",
-            ["measures", *_on("2025-11-14"), "--status", "suspended"],
+            "...and the ones suspended that day, through which day" + IN_BEIJING,
+            [*BEIJING_DAYS, "measures", *_on("2025-11-14"), "--status", "suspended"],
         ),
         (
-            "Would the military end user's Dy-magnet application of 2025-12-01 be allowed?",
-            ["check", *_on("2025-12-01"), *request],
+            "Would the military end user's Dy-magnet application of 2025-12-01 be allowed?"
+            + IN_BEIJING,
+            [*BEIJING_DAYS, "check", *_on("2025-12-01"), *request],
         ),
-        ("Licences on 2025-12-05", ["licences", *_on("2025-12-05")]),
-        ("What an auditor must look at on 2025-12-05", ["findings", *_on("2025-12-05")]),
+        ("Licences on 2025-12-05" + IN_BEIJING, [*BEIJING_DAYS, "licences", *_on("2025-12-05")]),
+        (
+            "What an auditor must look at on 2025-12-05 (UTC days)",
+            ["findings", *_on("2025-12-05")],
+        ),
     ]
 
 

@@ -135,8 +135,19 @@ class LazyGroup(click.Group):
     help="Colour in messages and decisions: auto = only on a terminal, and never when "
     "NO_COLOR is set (https://no-color.org).",
 )
+@click.option(
+    "--tz",
+    "tz",
+    envvar="LEDGER_TZ",
+    metavar="ZONE",
+    help="Calendar of bare query dates and of every day shown or counted: an IANA zone "
+    "such as Asia/Shanghai or America/New_York. JSON keeps exact instants. "
+    "[env: LEDGER_TZ; default: UTC]",
+)
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, database_url: str | None, color: str) -> None:
+def cli(
+    ctx: click.Context, home: str | None, database_url: str | None, color: str, tz: str | None
+) -> None:
     """An event-sourced ledger of export-control compliance facts.
 
     Every fact (a licence granted, a clause suspended, a commitment implemented) is an
@@ -151,6 +162,7 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None, color: s
       ledger log --as-of 2025-11-14 --known-at 2025-11-14
       ledger schema > events.schema.json    # the event contract
       ledger --color never licences         # no colour even on a terminal (or NO_COLOR=1)
+      ledger --tz Asia/Shanghai measures --as-of 2026-11-27   # Beijing's 27 November
     """
     ctx.color = color_setting(color)
     overrides: dict[str, str] = {}
@@ -159,6 +171,20 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None, color: s
     if database_url:
         overrides["LEDGER_DATABASE_URL"] = database_url
     ctx.obj = overrides
+    _read_days_in(ctx, tz)
+
+
+def _read_days_in(ctx: click.Context, name: str | None) -> None:
+    """Set the reading zone for this invocation (reset when it ends, so in-process
+    callers such as tests start from UTC again)."""
+    from ledger.times import TimeParseError, load_zone, start_reading_in
+
+    try:
+        zone = load_zone(name) if name else load_zone("UTC")
+    except TimeParseError as exc:
+        tz_option = next(p for p in ctx.command.params if p.name == "tz")
+        raise click.BadParameter(str(exc), ctx=ctx, param=tz_option) from None
+    ctx.call_on_close(start_reading_in(zone))
 
 
 def color_setting(choice: str, environ: dict[str, str] | None = None) -> bool | None:

@@ -93,7 +93,7 @@ def log(
 
     --as-of T keeps events effective at or before T; --known-at K keeps events recorded
     at or before K and hides events retracted by K.  A bare date means the end of that
-    day UTC.
+    day in the --tz zone (default UTC).
 
     \b
     Output:

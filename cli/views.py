@@ -95,11 +95,15 @@ def _note_unknown(
 
 
 def _header(as_of: dt.datetime | None, known_at: dt.datetime | None) -> str:
-    from ledger.times import iso_seconds
+    """Which (T, K) the table answers, in the reading zone, and whose calendar its days
+    follow when that is not UTC."""
+    from ledger.times import UTC, iso_seconds, reading_zone, zone_name
 
-    a = iso_seconds(as_of) if as_of else "now"
-    k = iso_seconds(known_at) if known_at else "now"
-    return f"As of {a}, as known at {k}."
+    zone = reading_zone()
+    a = iso_seconds(as_of.astimezone(zone)) if as_of else "now"
+    k = iso_seconds(known_at.astimezone(zone)) if known_at else "now"
+    days = "" if zone is UTC else f" Days are {zone_name(zone)} days."
+    return f"As of {a}, as known at {k}.{days}"
 
 
 def _emit(

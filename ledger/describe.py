@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 from ledger import events as ev
+from ledger.times import reading_zone, through_day
 
 
 def _until(t: dt.datetime | None) -> str:
-    """An exclusive end shown as the last day it covers when it falls on midnight."""
+    """An exclusive end shown as the last day it covers when it falls on a midnight of the
+    reading zone (``--tz``), else as the exact instant."""
     if t is None:
         return "open-ended"
-    if (t.hour, t.minute, t.second, t.microsecond) == (0, 0, 0, 0):
-        return f"through {(t - dt.timedelta(days=1)).date().isoformat()}"
+    local = t.astimezone(reading_zone())
+    if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+        return f"through {through_day(t).isoformat()}"
     return f"until {t.isoformat()}"
 
 

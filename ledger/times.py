@@ -1,15 +1,35 @@
-"""Time parsing shared by event intake and queries.
+"""Time parsing shared by event intake and queries, and the calendar days shown.
 
 The two rules of DESIGN.md:
 
 - As an *effective time* (the start of a fact), a bare date means the start of that day
   UTC; as an exclusive *end* (``valid_until``, ``until``...), a bare date means through
-  the end of that day, i.e. the next midnight UTC.
+  the end of that day, i.e. the next midnight UTC.  Events do not depend on a reader's
+  zone.
 - As a *query bound* (``--as-of``, ``--known-at``), a bare date means the end of that day
-  UTC (the last microsecond), and the bound is inclusive.
+  in the reading zone (``--tz``, default UTC; the last microsecond), and the bound is
+  inclusive.  A query time without an offset is read in that zone too.
 
 Times with an offset are kept exactly as given.  A time without an offset is an error in
-an event (a stored fact must not depend on a reader's zone) and UTC in a query bound.
+an event (a stored fact must not depend on a reader's zone).
+
+**Days are counted as people count them, in the reading zone's calendar** (``--tz``):
+
+- the *day* of an instant is its date in that zone: 2025-11-07T00:00+08:00 is
+  2025-11-07 in Asia/Shanghai and 2025-11-06 in UTC;
+- the *through-day* of an exclusive end E is the day containing E minus one microsecond:
+  ``until 2026-11-28T00:00+08:00`` is "through 2026-11-27" in Beijing (and in UTC, where
+  E is 2026-11-27T16:00Z);
+- *late by* N days: due by D (its through-day) and done on D+N: due 2025-11-30, done
+  2025-12-02 is 2 days late (done on 2025-12-01, 1 day); done after the deadline but on
+  its last day in the reading zone is 0 days late (JSON keeps the hours);
+- a *stretch* (one-sided since S, to U) counts the days from S's day to U's day: since
+  2025-11-10 to 2025-12-02 is 22 days;
+- a *span in force* [start, end) counts the days it touches, both ends included: from
+  2025-01-03 through 2025-01-14 is 12 days.
+
+The same instants written with other offsets give the same counts: only the reading zone
+changes them.  JSON keeps the exact instants (and hours) beside the day counts.
 """
 
 from __future__ import annotations
@@ -17,6 +37,10 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+import zoneinfo
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Literal
 
 UTC = dt.UTC
@@ -27,6 +51,92 @@ END_OF_DAY = dt.timedelta(days=1) - dt.timedelta(microseconds=1)
 
 class TimeParseError(ValueError):
     pass
+
+
+# --- the reading zone ---------------------------------------------------------------------
+
+_READING_ZONE: ContextVar[dt.tzinfo] = ContextVar("reading_zone", default=UTC)
+MAX_ZONE_NAME = 64
+
+
+def load_zone(name: str) -> dt.tzinfo:
+    """An IANA zone by name (``Asia/Shanghai``, ``America/New_York``, ``UTC``)."""
+    name = name.strip()
+    if name.upper() in ("UTC", "Z"):
+        return UTC
+    if not name or len(name) > MAX_ZONE_NAME:
+        raise TimeParseError(f"'{name[:MAX_ZONE_NAME]}' is not a time zone name")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise TimeParseError(
+            f"unknown time zone '{name}'; use an IANA name such as Asia/Shanghai, "
+            "America/New_York or UTC"
+        ) from None
+
+
+def reading_zone() -> dt.tzinfo:
+    """The zone whose calendar bare query dates and every day shown follow."""
+    return _READING_ZONE.get()
+
+
+def zone_name(zone: dt.tzinfo | None = None) -> str:
+    zone = zone or reading_zone()
+    return "UTC" if zone is UTC else str(zone)
+
+
+def start_reading_in(zone: dt.tzinfo) -> Callable[[], None]:
+    """Read and show days in ``zone`` from now on; returns what undoes it."""
+    token = _READING_ZONE.set(zone)
+    return lambda: _READING_ZONE.reset(token)
+
+
+@contextmanager
+def reading_in(zone: dt.tzinfo) -> Iterator[dt.tzinfo]:
+    """Read and show days in ``zone`` within the block."""
+    token = _READING_ZONE.set(zone)
+    try:
+        yield zone
+    finally:
+        _READING_ZONE.reset(token)
+
+
+def local_day(value: dt.datetime) -> dt.date:
+    """The day of an instant in the reading zone."""
+    return value.astimezone(reading_zone()).date()
+
+
+def through_day(end: dt.datetime) -> dt.date:
+    """The last day an exclusive end covers: the day containing ``end`` minus 1 µs."""
+    return local_day(end - dt.timedelta(microseconds=1))
+
+
+def days_late(due_by: dt.datetime, done: dt.datetime) -> int:
+    """Calendar days from a deadline's through-day to the day it was met (0 if on time)."""
+    if done < due_by:
+        return 0
+    return max(0, (local_day(done) - through_day(due_by)).days)
+
+
+def days_between(start: dt.datetime, end: dt.datetime) -> int:
+    """Calendar days from ``start``'s day to ``end``'s day (a stretch; 0 if not after)."""
+    return max(0, (local_day(end) - local_day(start)).days)
+
+
+def span_days(start: dt.datetime, end: dt.datetime) -> int:
+    """Days a span [start, end) touches, both ends included (0 for an empty span)."""
+    if end <= start:
+        return 0
+    return (through_day(end) - local_day(start)).days + 1
+
+
+def hours(start: dt.datetime, end: dt.datetime) -> float:
+    """Exact elapsed hours (two decimals), for JSON beside a day count."""
+    return round((end - start).total_seconds() / 3600, 2)
+
+
+def count_days(n: int) -> str:
+    return f"{n} day{'' if n == 1 else 's'}"
 
 
 def now() -> dt.datetime:
@@ -63,13 +173,20 @@ def event_time_text(text: str, role: Literal["start", "end"]) -> str:
 
 
 def parse_query_time(text: str) -> dt.datetime:
-    """Parse an ``--as-of``/``--known-at`` bound (inclusive; bare date = end of day UTC)."""
+    """Parse an ``--as-of``/``--known-at`` bound (inclusive; a bare date is the end of that
+    day in the reading zone, a time without an offset is read in it)."""
     text = text.strip()
     if text.lower() == "now":
         return now()
+    zone = reading_zone()
     if is_bare_date(text):
         day = parse_date(text)
-        return dt.datetime.combine(day, dt.time(), UTC) + END_OF_DAY
+        try:
+            next_midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
+        except OverflowError:
+            return dt.datetime.combine(day, dt.time(), UTC) + END_OF_DAY
+        # Through UTC: wall-clock arithmetic in a zone would skip a DST change at midnight.
+        return next_midnight.astimezone(UTC) - dt.timedelta(microseconds=1)
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -78,7 +195,7 @@ def parse_query_time(text: str) -> dt.datetime:
             "2025-11-14T12:00:00Z or 2025-11-10T13:01:00+08:00"
         ) from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        value = value.replace(tzinfo=zone)
     return value
 
 

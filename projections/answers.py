@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ledger.projections import api
-from ledger.times import now
+from ledger.times import now, zone_name
 
 if TYPE_CHECKING:
     from ledger.app import LogEntry
@@ -36,6 +36,7 @@ def meta(v: Views, as_of: dt.datetime | None, known_at: dt.datetime | None) -> d
         "as_of": as_of or now(),
         "known_at": known_at or now(),  # nothing is recorded after now: K is now
         "source": "events" if v.source == "fold" else "views",
+        "tz": zone_name(),  # the calendar of the days in the answer; instants stay exact
     }
 
 

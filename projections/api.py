@@ -119,10 +119,10 @@ def clause_when(row: dict[str, Any]) -> str:
             end = dt.datetime.fromisoformat(end)
         return f"through {views.last_day(end)}" if end else "until further notice"
     if status == "not-yet-effective":
-        return "from " + row["effective_at"].date().isoformat()
+        return "from " + views.day(row["effective_at"])
     if status == "revoked":
-        return "on " + row["revoked_at"].date().isoformat()
-    return "since " + row["effective_at"].date().isoformat()
+        return "on " + views.day(row["revoked_at"])
+    return "since " + views.day(row["effective_at"])
 
 
 def measures(

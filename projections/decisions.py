@@ -39,6 +39,7 @@ from ledger.projections import records as rec
 from ledger.projections.names import quantity_text
 from ledger.projections.query import Resolved
 from ledger.projections.views import last_day
+from ledger.times import local_day
 
 DECIDING = frozenset({"prohibited", "denied-in-principle", "licence-required", "enhanced-review"})
 BLOCKING = frozenset({"prohibited", "denied-in-principle"})
@@ -115,7 +116,7 @@ def _applies(clause: rec.ClauseRecord, request: Request, end_user_class: str) ->
 def end_user_status(resolved: Resolved | None, at: dt.datetime) -> str:
     """One line: registration, vetting, class and listings on the date."""
     if resolved is None:
-        return f"not registered on {at.date().isoformat()}"
+        return f"not registered on {local_day(at).isoformat()}"
     p: rec.PartyRecord = resolved.record
     parts = [f"vetting {resolved.dynamic}"]
     if p.vetting_authority and resolved.dynamic in ("approved", "rejected"):
@@ -127,7 +128,7 @@ def end_user_status(resolved: Resolved | None, at: dt.datetime) -> str:
         parts.append(
             "listed on "
             + ", ".join(
-                f"{x.list_name} ({x.list_kind}, since {x.listed_at.date().isoformat()})"
+                f"{x.list_name} ({x.list_kind}, since {local_day(x.listed_at).isoformat()})"
                 for x in p.listings
             )
         )
@@ -141,7 +142,7 @@ def _licence_gap(lic: rec.LicenceRecord, status: str, request: Request) -> str |
     if lic.exporter != request.exporter:
         return f"held by {lic.exporter}, not {request.exporter}"
     if status != "active":
-        return f"{status} on {request.date.date().isoformat()}"
+        return f"{status} on {local_day(request.date).isoformat()}"
     if request.end_user not in lic.end_users:
         return f"does not name end user {request.end_user}"
     if request.destination not in lic.destinations:
@@ -188,7 +189,7 @@ def decide(
             "listings": [x.list_name for x in party.listings] if party else [],
         },
     )
-    day = request.date.date().isoformat()
+    day = local_day(request.date).isoformat()
     if exporter is None:
         decision.outcome = "rejected"
         decision.reasons.append(f"exporter {request.exporter} is not registered on {day}")

@@ -12,15 +12,16 @@ functions surface them, as of T as known at K:
   withdrawal or surrender, and up to T), was on a military end-user or restricted list or
   classified military;
 - ``commitment-overdue``: pending at or after its due date;
-- ``late-implementation``: first implemented after its due date ("missed the deadline
-  by N days H h");
+- ``late-implementation``: first implemented after its due date ("missing the deadline
+  (2025-11-30) by 2 days": calendar days, see ``ledger.times``);
 - ``unilateral-claim``: a pledge asserted only by the other side, never acknowledged;
 - ``one-sided-implementation``: a reciprocal pair that is one-sided at T: one side's
   implementation is in force and the other's is not (pending, overdue, reversed, lapsed
   or ended), see ``views.asymmetry``.
 
-Durations in the text are days and hours (``views.duration``); details keep whole days
-and the exact instants.
+Lateness and one-sided stretches are counted in calendar days of the reading zone, as
+people count them (the rule is in ``ledger.times``); details keep the day counts, the
+exact instants and the elapsed hours.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from uuid import UUID
 from ledger.projections import records as rec
 from ledger.projections import views
 from ledger.projections.query import Resolved, Segment
-from ledger.times import to_us
+from ledger.times import count_days, days_late, hours, to_us
 
 SUSPECT_LISTS = frozenset({"military-end-user", "restricted"})
 
@@ -62,6 +63,13 @@ class Finding:
 
 
 _day = views.day
+
+
+def _late(due: dt.datetime, done: dt.datetime) -> str:
+    """Lateness in calendar days (``ledger.times``); past the deadline but still on its
+    last day in the reading zone, the hours."""
+    days = days_late(due, done)
+    return count_days(days) if days else f"{views.duration(due, done)}, on its last day"
 
 
 def late_usage(licences: Sequence[Resolved]) -> list[Finding]:
@@ -190,15 +198,19 @@ def commitment_findings(
                     summary=(
                         f"{row['obligor']}'s commitment {row['commitment_id']} was due by "
                         f"{views.last_day(due)} and is overdue by "
-                        f"{views.duration(due, as_of)}"
+                        f"{_late(due, as_of)}"
                     ),
                     events=(row["pledge_event"],),
-                    details={"due_by": due, "status": row["status"]},
+                    details={
+                        "due_by": due,
+                        "status": row["status"],
+                        "days_overdue": days_late(due, as_of),
+                        "hours_overdue": hours(due, as_of),
+                    },
                 )
             )
         first = row["first_implemented_at"]
         if first is not None and due is not None and first > due:
-            late = views._days(due, first)
             out.append(
                 Finding(
                     kind="late-implementation",
@@ -206,11 +218,15 @@ def commitment_findings(
                     at=first,
                     summary=(
                         f"{row['obligor']} implemented {row['commitment_id']} on {_day(first)}, "
-                        f"missing the deadline ({views.last_day(due)}) by "
-                        f"{views.duration(due, first)}"
+                        f"missing the deadline ({views.last_day(due)}) by {_late(due, first)}"
                     ),
                     events=(row["pledge_event"], row["first_implementation_event"]),
-                    details={"due_by": due, "implemented_at": first, "days_late": late},
+                    details={
+                        "due_by": due,
+                        "implemented_at": first,
+                        "days_late": days_late(due, first),
+                        "hours_late": hours(due, first),
+                    },
                 )
             )
         if row["unilateral"]:
@@ -249,7 +265,13 @@ def commitment_findings(
                     other["pledge_event"],
                 ),
                 details={
-                    k: pair[k] for k in ("one_sided_days", "one_sided_since", "days_from_agreement")
+                    k: pair[k]
+                    for k in (
+                        "one_sided_days",
+                        "one_sided_hours",
+                        "one_sided_since",
+                        "days_from_agreement",
+                    )
                 }
                 | {"other_status": other["status"]},
             )

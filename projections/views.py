@@ -24,9 +24,11 @@ Asymmetry (``asymmetry``) follows these definitions, all on effective dates:
   date to the same end.  A side that implemented and then reversed is no longer counted
   as implemented: the pair is one-sided again from the reversal.
 
-Durations are whole days completed (``one_sided_days``, ``days_late``) plus the exact
-instants; text shows days and hours (``duration``), so 12 hours late reads "12 h", never
-"0 days".
+Days are counted as people count them, in the reading zone's calendar (``--tz``; the
+rule and its examples are in ``ledger.times``): ``one_sided_days`` from the day the
+stretch began to the day it ended (since 2025-11-10 to 2025-12-02: 22 days),
+``days_late`` from the deadline's last day to the day it was met (due 2025-11-30, done
+2025-12-02: 2).  JSON keeps the exact instants and the elapsed hours beside them.
 """
 
 from __future__ import annotations
@@ -38,36 +40,28 @@ from typing import Any
 
 from ledger.projections import records as rec
 from ledger.projections.query import Resolved
+from ledger.times import count_days, days_between, hours, local_day, through_day
 
 PENDING = frozenset({"pledged", "overdue"})
 IMPLEMENTED = frozenset({"implemented", "partially-implemented"})
 
 
 def day(t: dt.datetime | None) -> str:
-    """An instant's date in its own offset (tables and summaries; JSON keeps the instant)."""
-    return "" if t is None else t.date().isoformat()
+    """An instant's day in the reading zone (tables and summaries; JSON keeps the instant)."""
+    return "" if t is None else local_day(t).isoformat()
 
 
 def last_day(end: dt.datetime | None) -> str:
-    """The last day an exclusive end covers, in the query convention: the last D for which
-    ``--as-of D`` (the end of D, UTC) is still before ``end``.
-
-    An end at UTC midnight covers the day before; any other end covers the day before its
-    UTC date (2026-11-11T00:00+08:00 is 2026-11-10T16:00Z: ``--as-of 2026-11-10`` is past
-    it, so the last day is 2026-11-09).  JSON keeps the exact instant.
-    """
-    if end is None:
-        return ""
-    return (end.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
-
-
-def _days(start: dt.datetime, end: dt.datetime) -> int:
-    """Whole days completed from ``start`` to ``end`` (0 if end is not after start)."""
-    return max(0, (end - start).days)
+    """The last day an exclusive end covers in the reading zone: the day containing
+    ``end`` minus 1 µs (``until 2026-11-28T00:00+08:00`` is through 2026-11-27, in Beijing
+    and in UTC alike).  JSON keeps the exact instant."""
+    return "" if end is None else through_day(end).isoformat()
 
 
 def duration(start: dt.datetime, end: dt.datetime) -> str:
-    """``end - start`` in whole days and hours ("4 days 18 h", "1 day", "12 h", "35 min")."""
+    """Elapsed time in whole days and hours ("4 days 18 h", "1 day", "12 h", "35 min"):
+    for the ledger's own lags (how long after a fact it was recorded), not for calendar
+    counts, which follow ``ledger.times`` (days as people count them)."""
     seconds = max(0, int((end - start).total_seconds()))
     days, rest = divmod(seconds, 86400)
     hours, minutes = rest // 3600, rest % 3600 // 60
@@ -336,6 +330,7 @@ def pair_row(
         "one_sided_until": None,
         "other_pending": False,
         "one_sided_days": None,
+        "one_sided_hours": None,
         "one_sided_for": None,
         "days_from_agreement": None,
         "agreement_date": agreed,
@@ -375,11 +370,12 @@ def pair_row(
         one_sided_until=until,
         other_pending=other["pending"],
         state=state,
-        one_sided_days=_days(since, until),
-        one_sided_for=duration(since, until),
+        one_sided_days=days_between(since, until),
+        one_sided_hours=hours(since, until),
+        one_sided_for=count_days(days_between(since, until)),
     )
     if agreed is not None:
-        row["days_from_agreement"] = _days(agreed, until)
+        row["days_from_agreement"] = days_between(agreed, until)
     return row
 
 

@@ -83,7 +83,9 @@ def test_asymmetry_on_2025_11_14_as_known_then(report: dict[str, Any]) -> None:
     assert gl["one_sided_since"] == "2025-11-10T00:00:00-05:00"
     assert gl["other_pending"] is True and gl["one_sided_days"] == 4
     october = pair(asym, "busan-cn-october-measures-suspension")
-    assert october["implemented_first"] == "CN" and october["one_sided_days"] == 3
+    # Ann.70 from 7 November 00:00 Beijing (6 November UTC) to the US step of 10 November:
+    # 4 UTC days (the demo asks its asymmetry questions in UTC).
+    assert october["implemented_first"] == "CN" and october["one_sided_days"] == 4
     # 00:01 EST = 13:01 Beijing: the tariff steps took effect at the same instant.
     tariffs = pair(asym, "busan-cn-counter-tariff-suspension")
     assert tariffs["implemented_first"] == "both" and tariffs["one_sided_days"] == 0
@@ -95,7 +97,7 @@ def test_asymmetry_on_2025_12_05(report: dict[str, Any]) -> None:
     assert gl["statuses"][gl["commitments"].index("busan-cn-general-licences")] == (
         "partially-implemented"
     )
-    assert gl["one_sided_days"] == 21 and gl["other_pending"] is False
+    assert gl["one_sided_days"] == 22 and gl["other_pending"] is False  # 10 Nov -> 2 Dec
 
 
 def clauses(measures: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -114,6 +116,17 @@ def test_measures_on_2025_11_14(report: dict[str, Any]) -> None:
         c["suspended_until"] == "2026-11-11T00:00:00+08:00" for c in ann61
     )
     assert ("us-bis-affiliates-rule", "cl.1") in suspended
+
+
+def test_chinese_questions_are_answered_in_beijing_days(report: dict[str, Any]) -> None:
+    zones = [q["answer"]["tz"] for q in report["questions"]]
+    assert zones == ["UTC", "UTC", *["Asia/Shanghai"] * 4, "UTC"]
+    for question in report["questions"][2:6]:
+        assert question["command"][1:3] == ["--tz", "Asia/Shanghai"]
+        assert "Beijing's calendar" in question["question"]
+    # Ann.46 Art.2 "until 27 November 2026": ends 2026-11-28T00:00+08:00, so the 14
+    # November question is asked up to the end of that day in Beijing.
+    assert answer(report, 3)["as_of"] == "2025-11-14T15:59:59.999999Z"
 
 
 def test_military_application_is_rejected_by_ann46_cl1(report: dict[str, Any]) -> None:
@@ -144,7 +157,7 @@ def test_findings_report_the_missed_deadline(report: dict[str, Any]) -> None:
         by_kind.setdefault(f["kind"], []).append(f)
     late = by_kind["late-implementation"]
     assert [f["subject"] for f in late] == ["commitment:busan-cn-general-licences"]
-    assert late[0]["details"]["days_late"] == 1
+    assert late[0]["details"]["days_late"] == 2  # due 30 November, met 2 December
     assert [f["subject"] for f in by_kind["unilateral-claim"]] == [
         "commitment:busan-cn-general-licences"
     ]
@@ -161,6 +174,9 @@ def test_text_narrative(tmp_path: Path) -> None:
     assert "A subscriber received 94/94 typed events in order" in out
     assert "$ ledger asymmetry --as-of 2025-11-14 --known-at 2025-11-14" in out
     assert "REJECTED" in out and "prohibited: cn-ann-2024-46/cl.1" in out
+    # The Chinese measures in Beijing days, and the table says so.
+    assert "$ ledger --tz Asia/Shanghai measures --as-of 2025-11-14" in out
+    assert "Days are Asia/Shanghai days." in out
     assert "late-implementation" in out and "commitment:busan-cn-general-licences" in out
     assert out.rstrip().endswith("as `ledger --home DIR COMMAND ...`.")
 

@@ -448,13 +448,27 @@ def test_findings_report_the_missed_deadline_and_the_unilateral_claim(
     assert dec1[("commitment-overdue", gl)]["details"]["due_by"] == "2025-12-01T00:00:00Z"
     one_sided = dec1[("one-sided-implementation", gl)]
     assert "busan-us-affiliates-rule-suspension" in one_sided["summary"]
+    assert dec1[("commitment-overdue", gl)]["details"]["days_overdue"] == 1  # due Nov 30
     dec5 = findings("2025-12-05")
-    late = dec5[("late-implementation", gl)]["details"]
-    assert late == {
+    late = dec5[("late-implementation", gl)]
+    # Due by the end of November (UTC: the reports name no zone), first licences reported
+    # for 2 December: 2 days late as people count (1 December would be 1 day).
+    assert late["details"] == {
         "due_by": "2025-12-01T00:00:00Z",
         "implemented_at": "2025-12-02T00:00:00Z",
-        "days_late": 1,
+        "days_late": 2,
+        "hours_late": 24.0,
     }
+    assert "missing the deadline (2025-11-30) by 2 days" in late["summary"]
+    # In Beijing's calendar the same instants are due through 1 December (08:00 Beijing)
+    # and met on 2 December (08:00): 1 day late.
+    body = views("--tz", "Asia/Shanghai", "findings", "--as-of", "2025-12-05")
+    assert body["tz"] == "Asia/Shanghai"
+    (late_beijing,) = [
+        f for f in body["findings"] if (f["kind"], f["subject"]) == ("late-implementation", gl)
+    ]
+    assert late_beijing["details"]["days_late"] == 1
+    assert "missing the deadline (2025-12-01) by 1 day" in late_beijing["summary"]
     assert dec5[("unilateral-claim", gl)]["details"]["asserted_by"] == ["US"]
     assert ("commitment-overdue", gl) not in dec5  # partially implemented by then
     # No other Busan pledge is flagged: both sides implemented the rest.
@@ -474,16 +488,112 @@ def test_asymmetry_of_the_busan_pairs(views: Callable[..., Any]) -> None:
     assert len([p for p in nov14.values() if p["agreement_id"] == scenario.BUSAN]) == 5
     gl = nov14[gl_pair]
     assert (gl["state"], gl["implemented_first"], gl["other_pending"]) == ("one-sided", "US", True)
+    # The Affiliates rule suspended from 10 November (00:00 EST = 05:00Z): one-sided on
+    # 10, 11, 12, 13 and 14 November: 4 days from the 10th to the 14th.
     assert (gl["one_sided_since"], gl["one_sided_days"]) == ("2025-11-10T00:00:00-05:00", 4)
+    assert gl["one_sided_hours"] == 115.0  # 05:00Z on the 10th to the end of the 14th UTC
+    # Ann.70 suspends the October measures from 7 November 00:00 Beijing (6 November
+    # 16:00Z); the US step follows on 10 November 05:00Z.  In UTC days 6 -> 10: 4 days;
+    # in Beijing's calendar 7 -> 10 (13:00 Beijing): 3 days.
     october = nov14[october_pair]
-    assert (october["implemented_first"], october["one_sided_days"]) == ("CN", 3)
+    assert (october["implemented_first"], october["one_sided_days"]) == ("CN", 4)
+    beijing = {
+        frozenset(p["commitments"]): p
+        for p in views(
+            "--tz",
+            "Asia/Shanghai",
+            "asymmetry",
+            "--as-of",
+            "2025-11-14",
+            "--known-at",
+            "2025-11-14",
+        )["pairs"]
+    }
+    assert beijing[october_pair]["one_sided_days"] == 3
+    assert beijing[gl_pair]["one_sided_days"] == 4  # 10 November 13:00 to 14 November
     for commitments, pair in nov14.items():
         if pair["agreement_id"] == scenario.BUSAN and scenario.US_AFFILIATES_SUSPENSION not in (
             commitments
         ):
             assert pair["state"] == "both-implemented" and pair["one_sided_days"] == 0
+    # One-sided from 10 November to the first general licences of 2 December: 22 days
+    # (not the 21 whole days and 19 hours that elapsed).
     dec5 = pairs("2025-12-05")[gl_pair]
-    assert dec5["one_sided_days"] == 21 and "partially-implemented" in dec5["statuses"]
+    assert dec5["one_sided_days"] == 22 and "partially-implemented" in dec5["statuses"]
+    assert dec5["one_sided_hours"] == 21 * 24 + 19
+
+
+def test_dates_in_the_issuers_calendar(backend: Backend) -> None:
+    """MOFCOM suspends Ann.46 Art.2 "until 27 November 2026" (Beijing): the suspension ends
+    at 2026-11-28T00:00+08:00.  Read in Beijing days, 27 November is still suspended and
+    the table says "through 2026-11-27"; the UTC day 27 November ends at 07:59 on the 28th
+    in Beijing, after the end.  BIS suspends the Affiliates rule through 9 November 2026
+    (ends 2026-11-10T00:00 EST): through 2026-11-09 in Washington's days."""
+    env = backend.env()
+    run_ = CliRunner().invoke
+    assert (
+        run_(cli, ["import", "--backfill", str(scenario.scenario_path())], env=env).exit_code == 0
+    )
+
+    def status(*args: str, env_: dict[str, str] | None = None) -> dict[tuple[str, str], Any]:
+        result = run_(cli, [*args, "-o", "json"], env=env_ or env)
+        assert result.exit_code == 0, result.output
+        body = json.loads(result.output)
+        return {(c["measure_id"], c["clause_id"]): c for c in body["clauses"]} | {
+            ("tz", ""): body["tz"]
+        }
+
+    art2 = (scenario.ANN46, "cl.2")
+    beijing = status("--tz", "Asia/Shanghai", "measures", "--as-of", "2026-11-27")
+    assert beijing[art2]["status"] == "suspended" and beijing[("tz", "")] == "Asia/Shanghai"
+    utc = status("measures", "--as-of", "2026-11-27")
+    assert utc[art2]["status"] == "in-force" and utc[("tz", "")] == "UTC"
+    # LEDGER_TZ does what --tz does.
+    from_env = status(
+        "measures", "--as-of", "2026-11-27", env_={**env, "LEDGER_TZ": "Asia/Shanghai"}
+    )
+    assert from_env[art2]["status"] == "suspended"
+    assert (
+        status("--tz", "Asia/Shanghai", "measures", "--as-of", "2026-11-28")[art2]["status"]
+        == "in-force"
+    )
+
+    def table(*args: str) -> str:
+        result = run_(cli, [*args, "--as-of", "2025-11-14", "--known-at", "2025-11-14"], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def line(text: str, measure: str, clause: str) -> set[str]:
+        """The words of the clause's table row (its cells wrap over several lines)."""
+        rows: list[list[str]] = []
+        for row in text.splitlines():
+            if row and not row.startswith(" "):
+                rows.append([])
+            if rows:
+                rows[-1].extend(row.split())
+        return set(next(r for r in rows if r[:2] == [measure, clause]))
+
+    in_beijing = table("--tz", "Asia/Shanghai", "measures", "--measure", scenario.ANN46)
+    assert "Days are Asia/Shanghai days." in in_beijing
+    assert {"through", "2026-11-27"} <= line(in_beijing, scenario.ANN46, "cl.2")
+    in_utc = table("measures", "--measure", scenario.ANN46)
+    assert {"through", "2026-11-27"} <= line(in_utc, scenario.ANN46, "cl.2")  # 16:00Z on the 27th
+    affiliates = "us-bis-affiliates-rule"
+    in_washington = table("--tz", "America/New_York", "measures", "--measure", affiliates)
+    assert {"through", "2026-11-09"} <= line(in_washington, affiliates, "cl.1")
+    assert {"through", "2026-11-10"} <= line(
+        table("measures", "--measure", affiliates), affiliates, "cl.1"
+    )
+    # Ann.70 suspends the October measures "until 10 November 2026" (Beijing).
+    ann55 = "cn-ann-2025-55"
+    ann70 = line(table("--tz", "Asia/Shanghai", "measures", "--measure", ann55), ann55, "cl.1")
+    assert {"through", "2026-11-10"} <= ann70  # "until 10 November 2026"
+    # A zone that does not exist is a usage error, one line, nothing else.
+    bad = run_(cli, ["--tz", "Asia/Atlantis", "measures"], env=env)
+    assert bad.exit_code == 2 and "unknown time zone 'Asia/Atlantis'" in bad.output
+    assert "Traceback" not in bad.output
+    bad_json = run_(cli, ["--tz", "Nowhere", "measures", "-o", "json"], env=env)
+    assert bad_json.exit_code == 2 and json.loads(bad_json.output)["field"] == "--tz"
 
 
 def test_measures_and_licences_views(views: Callable[..., Any]) -> None:

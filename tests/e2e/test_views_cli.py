@@ -134,7 +134,7 @@ def test_commitments_and_asymmetry(run: Callable[..., Result]) -> None:
     [pair_line] = [line for line in report.splitlines() if line.startswith("c-us ")]
     assert pair_line.split() == [
         *("c-us", "US", "2025-11-10", "c-cn", "pledged"),
-        *("10", "days", "23", "h", "21"),  # 11-10 to the end of 11-20: days and hours
+        *("10", "days", "21"),  # 11-10 to 11-20: 10 calendar days (JSON keeps the hours)
     ]
     data = body(run("asymmetry", *when, "-o", "json"))
     assert [p["party"] for p in data["parties"]] == ["CN", "US"]

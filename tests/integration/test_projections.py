@@ -41,7 +41,7 @@ from ledger.projections import api
 from ledger.projections.decisions import Request
 from ledger.projections.query import Views
 from ledger.projections.runner import catch_up, new_projector
-from ledger.times import parse_query_time
+from ledger.times import load_zone, parse_query_time, reading_in
 from tests.conftest import SOURCE
 
 S = [SOURCE]
@@ -589,15 +589,20 @@ def test_a_reversal_makes_the_pair_one_sided_again(scenario: Ledger, mode: str) 
     )
     assert (pair["other_commitment"], pair["other_status"]) == ("c-us", "reversed")
     assert pair["one_sided_since"] == q("2025-12-10") - dt.timedelta(days=1, microseconds=-1)
-    assert (pair["one_sided_days"], pair["one_sided_for"]) == (10, "10 days 23 h")
+    # 12-10 to 12-20: 10 calendar days (JSON keeps the elapsed hours).
+    assert (pair["one_sided_days"], pair["one_sided_for"]) == (10, "10 days")
+    assert pair["one_sided_hours"] == 264.0
     [finding] = _findings(views, "2025-12-20", "2026-01-10")["one-sided-implementation"]
     assert finding.subject == "commitment:c-us"
     assert "c-us is reversed: one-sided since 2025-12-10" in finding.summary
 
 
 @pytest.mark.parametrize("mode", ["stored", "fold"])
-def test_partial_days_are_shown_in_hours_not_as_zero_days(scenario: Ledger, mode: str) -> None:
-    """c-claim (due by 12-15) implemented at noon on 12-16: 12 h late, not "0 day(s)"."""
+def test_lateness_counts_calendar_days(scenario: Ledger, mode: str) -> None:
+    """c-claim (due by 12-15, i.e. before 12-16T00:00Z) implemented at noon on 12-16: in
+    UTC it was met the day after its last day, 1 day late, though 12 h elapsed.  In
+    Beijing's calendar the deadline is 12-16 08:00 and noon UTC is 20:00 the same day: met
+    on the deadline's last day, 0 days late, and the text gives the hours."""
     views = _append_later(
         scenario,
         mode,
@@ -614,8 +619,16 @@ def test_partial_days_are_shown_in_hours_not_as_zero_days(scenario: Ledger, mode
         for f in _findings(views, "2025-12-31", "2026-01-10")["late-implementation"]
         if f.subject == "commitment:c-claim"
     ]
-    assert "missing the deadline (2025-12-15) by 12 h" in late.summary
-    assert late.details["days_late"] == 0
+    assert "missing the deadline (2025-12-15) by 1 day" in late.summary
+    assert (late.details["days_late"], late.details["hours_late"]) == (1, 12.0)
+    with reading_in(load_zone("Asia/Shanghai")):
+        [late] = [
+            f
+            for f in _findings(views, "2025-12-31", "2026-01-10")["late-implementation"]
+            if f.subject == "commitment:c-claim"
+        ]
+    assert "missing the deadline (2025-12-16) by 12 h, on its last day" in late.summary
+    assert (late.details["days_late"], late.details["hours_late"]) == (0, 12.0)
 
 
 # --- findings ---------------------------------------------------------------------------
@@ -720,8 +733,9 @@ def test_findings_commitments(views: Views) -> None:
     assert [f.subject for f in found["commitment-overdue"]] == ["commitment:c-claim"]
     [late] = found["late-implementation"]
     assert late.subject == "commitment:c-cn"
-    assert late.details["days_late"] == 1
-    assert "missing the deadline (2025-11-30) by 1 day" in late.summary
+    # Due by 11-30, implemented on 12-02: 2 days late as people count.
+    assert late.details["days_late"] == 2
+    assert "missing the deadline (2025-11-30) by 2 days" in late.summary
     assert [f.subject for f in found["unilateral-claim"]] == ["commitment:c-claim"]
     assert "one-sided-implementation" not in found
     found = _findings(views, "2025-11-20", "2025-12-31")
@@ -819,20 +833,29 @@ def test_stored_views_read_stored_rows(scenario: Ledger) -> None:
 
 
 @pytest.mark.parametrize(
-    "end",
+    ("end", "zone", "through"),
     [
-        "2026-11-10T00:00:00Z",
-        "2026-11-11T00:00:00+08:00",  # Ann.70: 2026-11-10T16:00Z
-        "2026-11-10T00:00:00-05:00",  # US "through 11-09": 05:00Z on 11-10
-        "2026-11-10T13:01:00+08:00",
-        "2026-11-10T23:59:59.999999Z",
+        ("2026-11-10T00:00:00Z", "UTC", "2026-11-09"),
+        ("2026-11-11T00:00:00+08:00", "Asia/Shanghai", "2026-11-10"),  # Ann.70, "until 11-10"
+        ("2026-11-11T00:00:00+08:00", "UTC", "2026-11-10"),  # 16:00Z: part of 11-10
+        ("2026-11-28T00:00:00+08:00", "Asia/Shanghai", "2026-11-27"),  # Ann.46, "until 11-27"
+        ("2026-11-28T00:00:00+08:00", "UTC", "2026-11-27"),
+        ("2026-11-10T00:00:00-05:00", "America/New_York", "2026-11-09"),  # US "through 11-09"
+        ("2026-11-10T00:00:00-05:00", "Asia/Shanghai", "2026-11-10"),  # 13:00 in Beijing
+        ("2026-11-10T13:01:00+08:00", "Asia/Shanghai", "2026-11-10"),
+        ("2026-11-10T23:59:59.999999Z", "UTC", "2026-11-10"),
     ],
 )
-def test_last_day_agrees_with_the_query_convention(end: str) -> None:
-    """ "through D" means `--as-of D` (end of D, UTC) still holds and `--as-of D+1` does not."""
+def test_through_day_is_the_day_holding_the_last_instant(end: str, zone: str, through: str) -> None:
+    """ "through D": the end's last covered microsecond falls on D in the reading zone.
+    Where the end is a midnight of that zone, ``--as-of D`` (read in the zone) still
+    holds and ``--as-of D+1`` does not."""
     from ledger.projections.views import last_day
 
     instant = dt.datetime.fromisoformat(end)
-    day = last_day(instant)
-    after = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
-    assert q(day) < instant <= q(after)
+    with reading_in(load_zone(zone)):
+        assert last_day(instant) == through
+        after = (dt.date.fromisoformat(through) + dt.timedelta(days=1)).isoformat()
+        local = instant.astimezone(load_zone(zone))
+        if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+            assert q(through) < instant <= q(after)
