@@ -19,7 +19,13 @@ PROGRESS_MIN_BYTES = 512 * 1024
 def _summary(result: AppendResult, *, source: str, seconds: float | None = None) -> str:
     appended = result.appended
     lines = []
-    if appended:
+    if result.dry_run:
+        would = len(result.valid)
+        lines.append(
+            f"Dry run: every event in {source} passed every check; {would:,} would be "
+            "appended. Nothing was appended."
+        )
+    elif appended:
         first = min(o.position for o in appended)
         last = max(o.position for o in appended)
         span = f"position {first}" if first == last else f"positions {first}-{last}"
@@ -100,6 +106,12 @@ def append(ctx: click.Context, event_json: str | None, output: str) -> None:
     "earlier than the ledger's latest recorded time.",
 )
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the file completely (every line, every rule, against the ledger as it "
+    "stands) and append nothing.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Show progress bars on stderr. [default: for large files on a terminal]",
@@ -108,17 +120,26 @@ def append(ctx: click.Context, event_json: str | None, output: str) -> None:
 @click.pass_context
 @handle_errors
 def import_(
-    ctx: click.Context, file: str, backfill: bool, progress: bool | None, output: str
+    ctx: click.Context,
+    file: str,
+    backfill: bool,
+    dry_run: bool,
+    progress: bool | None,
+    output: str,
 ) -> None:
     """Append a JSONL file of events (one JSON object per line) as one batch.
 
     All or nothing: every line is validated and checked against the ledger's rules
     first; a bad line anywhere is reported with its line number and nothing is appended.
     Events already recorded (same event_id and content) are skipped and reported.
+    --dry-run runs the same checks and appends nothing (exit 0: the file would import;
+    1 or 2: the error it would stop at); on a SQLite home with no ledger yet it checks
+    against an empty ledger without creating one.
 
     \b
     Examples:
       ledger import events.jsonl
+      ledger import --dry-run events.jsonl   # check first, append nothing
       ledger import - < events.jsonl
       ledger import --backfill migrated-record.jsonl --output json
     """
@@ -128,6 +149,8 @@ def import_(
     from ledger.errors import InputError
     from ledger.intake import iter_lines
 
+    if dry_run:
+        _dry_run_without_creating(ctx)
     started = time.perf_counter()
     size = 0 if file == "-" else os.path.getsize(file)
     show = progress if progress is not None else (sys.stderr.isatty() and size > PROGRESS_MIN_BYTES)
@@ -150,9 +173,11 @@ def import_(
                 with click.progressbar(
                     length=len(submissions), label="Checking", file=sys.stderr
                 ) as bar:
-                    result = app.append(submissions, backfill=backfill, progress=bar.update)
+                    result = app.append(
+                        submissions, backfill=backfill, progress=bar.update, dry_run=dry_run
+                    )
             else:
-                result = app.append(submissions, backfill=backfill)
+                result = app.append(submissions, backfill=backfill, dry_run=dry_run)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -164,6 +189,24 @@ def import_(
         echo_json(body)
     else:
         click.echo(_summary(result, source=file if file != "-" else "stdin", seconds=seconds))
+
+
+def _dry_run_without_creating(ctx: click.Context) -> None:
+    """A dry run on a SQLite home with no ledger yet checks against an empty ledger in a
+    temporary directory (removed at exit) rather than create the real one."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from ledger.cli.common import settings
+
+    config = settings(ctx)
+    if config.backend != "sqlite" or config.sqlite_path.exists():
+        return
+    scratch = tempfile.mkdtemp(prefix="ledger-dry-run-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    root = ctx.find_root()
+    root.obj = {**(root.obj or {}), "LEDGER_DATABASE_URL": f"sqlite:///{scratch}/ledger.db"}
 
 
 @click.command()

@@ -222,7 +222,8 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):  # acyclic; one per event
     type: str
     entity: str
     status: str
-    """``appended`` or ``duplicate`` (already recorded: nothing was written)."""
+    """``appended``, ``duplicate`` (already recorded: nothing was written) or, in a dry
+    run, ``valid`` (passed every check; would be appended, at no position yet)."""
     position: int
     line: int | None = None
     duplicate_of: UUID | None = None
@@ -233,6 +234,7 @@ class AppendResult:
     outcomes: list[Outcome] = field(default_factory=list)
     recorded_at: dt.datetime | None = None
     attempts: int = 1
+    dry_run: bool = False
 
     @property
     def appended(self) -> list[Outcome]:
@@ -242,11 +244,17 @@ class AppendResult:
     def duplicates(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "duplicate"]
 
+    @property
+    def valid(self) -> list[Outcome]:
+        """A dry run's events that would be appended."""
+        return [o for o in self.outcomes if o.status == "valid"]
+
     def to_dict(self) -> dict[str, Any]:
         positions = [o.position for o in self.appended]
         return {
             "appended": len(self.appended),
             "duplicates": len(self.duplicates),
+            **({"dry_run": True, "would_append": len(self.valid)} if self.dry_run else {}),
             "recorded_at": iso(self.recorded_at) if self.recorded_at and positions else None,
             "first_position": min(positions) if positions else None,
             "last_position": max(positions) if positions else None,
@@ -518,15 +526,20 @@ class Ledger(Application[str]):
         *,
         backfill: bool = False,
         progress: Callable[[int], None] | None = None,
+        dry_run: bool = False,
     ) -> AppendResult:
         """Append a batch atomically (all or nothing); duplicates are reported, not written.
 
         Raises ``RuleViolation``/``ConflictError`` (naming the line) and ``StoreError``.
+        ``dry_run``: every check, nothing written; the events that would be appended are
+        reported ``valid``.
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with gc_paused():
-                    result = self._append_once(submissions, backfill=backfill, progress=progress)
+                    result = self._append_once(
+                        submissions, backfill=backfill, progress=progress, dry_run=dry_run
+                    )
                 result.attempts = attempt
                 return result
             except (IntegrityError, OperationalError) as exc:
@@ -592,11 +605,12 @@ class Ledger(Application[str]):
         *,
         backfill: bool,
         progress: Callable[[int], None] | None,
+        dry_run: bool = False,
     ) -> AppendResult:
         # Idempotency: ids already stored (checked below), and ids repeated within the batch.
         stored = self.index.lookup([s.event.event_id for s in submissions])
         recorded_at = self._recorded_time(submissions, backfill, stored)
-        result = AppendResult(recorded_at=None if backfill else recorded_at)
+        result = AppendResult(recorded_at=None if backfill else recorded_at, dry_run=dry_run)
         first_seen: dict[UUID, Submission] = {}
         fresh: list[int] = []  # batch indexes of the events to check and write
         duplicates: dict[int, tuple[UUID, int | None]] = {}  # batch index -> (orig id, pos)
@@ -694,7 +708,7 @@ class Ledger(Application[str]):
                 progress(1000)
 
         position_of: dict[int, int] = {}  # batch index -> position
-        if stored_events:
+        if stored_events and not dry_run:
             # What EventStore.put does, minus building a Recording per event: map, then
             # insert through the recorder with the index rows in the same transaction.
             ids = self.recorder.insert_events(stored_events, index_rows=rows)
@@ -713,6 +727,8 @@ class Ledger(Application[str]):
                 outcomes.append(
                     Outcome(e.event_id, type(e).__name__, keys[i], "appended", position, s.line)
                 )
+            elif dry_run and i in keys:
+                outcomes.append(Outcome(e.event_id, type(e).__name__, keys[i], "valid", 0, s.line))
             elif i in duplicates:
                 original_id, stored_position = duplicates[i]
                 outcomes.append(

@@ -239,3 +239,55 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(
     err = _stderr_of([LEDGER, *options, "--home", missing, "log"], env, tty=tty)
     assert "no ledger at" in err
     assert (ESC in err) is coloured, repr(err)
+
+
+# --- import --dry-run ---------------------------------------------------------------------
+
+
+def _count(run: Callable[..., Result]) -> int:
+    result = run("log", "-o", "jsonl", "--include-retracted")
+    return len(result.output.splitlines()) if result.exit_code == 0 else 0
+
+
+def test_import_dry_run_checks_everything_and_appends_nothing(
+    backend: Backend, tmp_path: Path
+) -> None:
+    env = backend.env()
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    import uuid
+
+    world = [{**e, "event_id": str(uuid.uuid4())} for e in [f.agreement(), *f.licensed_world()]]
+    world.append(f.usage())
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(json.dumps(e) + "\n" for e in world))
+    checked = run("import", "--dry-run", str(batch))
+    assert checked.exit_code == 0, checked.output
+    assert "6 would be appended. Nothing was appended." in checked.output
+    if backend.name == "sqlite":  # no ledger created by a dry run
+        assert not Path(env["LEDGER_HOME"]).exists()
+    assert _count(run) == 0
+    ok(run("import", str(batch)))
+    assert _count(run) == 6
+    # A rule broken on the last line (a second shipment beyond the cap), checked against
+    # what is stored: exit 1, the line named, nothing appended.
+    more = tmp_path / "more.jsonl"
+    more.write_text(
+        json.dumps(f.usage(shipment="S-2", quantity="100"))
+        + "\n"
+        + json.dumps(f.usage(shipment="S-3", quantity="5000"))
+        + "\n"
+    )
+    refused = run("import", "--dry-run", str(more))
+    assert refused.exit_code == 1 and "line 2" in refused.output, refused.output
+    assert "Nothing was appended." in refused.output
+    body = json.loads(ok(run("import", "--dry-run", "-o", "json", str(batch))))
+    # (The usage has no event_id: a new one, but the same shipment id: a duplicate too.)
+    assert body["dry_run"] is True and body["would_append"] == 0 and body["duplicates"] == 6
+    more.write_text(json.dumps(f.usage(shipment="S-2", quantity="100")) + "\n")
+    body = json.loads(ok(run("import", "--dry-run", "-o", "json", str(more))))
+    assert body["would_append"] == 1 and body["appended"] == 0
+    assert [e["status"] for e in body["events"]] == ["valid"]
+    assert _count(run) == 6
