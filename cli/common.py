@@ -408,10 +408,38 @@ def cut_to_width(text: str, width: int) -> str:
     return text
 
 
-def write_csv(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    import csv
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
+
+def csv_safe(cell: str) -> str:
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a
+    leading apostrophe (OWASP's advice for CSV exports; a party named
+    '=HYPERLINK(...)' is data, not a formula).  Plain numbers (-5, -0.25) are kept."""
+    if cell.startswith(_FORMULA_STARTS) and not _is_number(cell):
+        return "'" + cell
+    return cell
+
+
+def _is_number(text: str) -> bool:
+    body = text[1:] if text[:1] in "+-" else text
+    whole, _, fraction = body.partition(".")
+    return whole.isascii() and whole.isdigit() and (not fraction or fraction.isdigit())
+
+
+class SafeCsvWriter:
+    """``csv.writer`` on stdout whose every cell goes through ``csv_safe``."""
+
+    def __init__(self) -> None:
+        import csv
+
+        self._writer = csv.writer(sys.stdout)
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_safe(_cell(value)) for value in row])
+
+
+def write_csv(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    writer = SafeCsvWriter()
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow({c: _cell(row.get(c)) for c in columns})
+        writer.writerow([row.get(c) for c in columns])

@@ -216,10 +216,10 @@ LOG_CSV_COLUMNS = (
 
 def _log_csv_writer() -> Any:
     """A CSV writer on stdout with the log's header written (rows stream as read)."""
-    import csv
+    from ledger.cli.common import SafeCsvWriter
 
-    writer = csv.writer(sys.stdout)
-    writer.writerow(LOG_CSV_COLUMNS)
+    writer = SafeCsvWriter()
+    writer.writerow(list(LOG_CSV_COLUMNS))
     return writer
 
 

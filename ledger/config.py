@@ -69,6 +69,28 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}{netloc}{tail}"
 
 
+def _sqlite_read_only_uri(path: Path) -> str | None:
+    """A URI opening an existing ledger read-only when it cannot be written (a read-only
+    file system or mount, a file or home without write permission), else None.
+
+    Opened normally, SQLite fails every command there, reads included ("unable to open
+    database file": it cannot create the write-ahead log's files beside the database).
+    ``immutable=1`` needs neither those files nor locks; it is used only when no
+    write-ahead log is left over (its content would be ignored), otherwise ``mode=ro``.
+    Writing commands then fail with one line ("attempt to write a readonly database").
+    """
+    import os
+    from urllib.parse import quote
+
+    if str(path) == ":memory:" or not path.is_file():
+        return None
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return None
+    wal = path.with_name(path.name + "-wal")
+    option = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
+    return f"file:{quote(str(path.resolve()))}?{option}"
+
+
 def default_home(environ: Mapping[str, str]) -> Path:
     xdg = environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
@@ -230,9 +252,11 @@ class Settings:
                 ) from None
             env.update(
                 PERSISTENCE_MODULE="ledger.store.sqlite:LedgerSQLiteFactory",
-                SQLITE_DBNAME=str(path),
+                SQLITE_DBNAME=_sqlite_read_only_uri(path) or str(path),
                 SQLITE_LOCK_TIMEOUT=str(SQLITE_LOCK_TIMEOUT_SECONDS),
             )
+            if env["SQLITE_DBNAME"].startswith("file:"):
+                env["CREATE_TABLE"] = "no"
         else:
             parsed = urlparse(self.database_url)
             query = parse_qs(parsed.query)

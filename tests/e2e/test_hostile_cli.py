@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -125,3 +126,109 @@ def test_import_refuses_ambiguous_and_oversized_lines_naming_them(run: Run, tmp_
         out.write(json.dumps({**f.licence("GL-big", items=notes), "sources": sources}) + "\n")
     refused(run("import", str(huge)), 2, "line 2: the event is ")
     assert events(run) == before
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(run: Run) -> None:
+    """OWASP CSV injection: cells starting with = + - @ tab or CR get a leading apostrophe
+    in every CSV the CLI writes; plain numbers stay numbers."""
+    import csv
+    import io
+
+    names = ['=HYPERLINK("http://evil.example","x")', "@SUM(A1)", "+1-2", "-2+3", "\t=1+1"]
+    batch = [f.party(f"p{i}", name=name) for i, name in enumerate(names)]
+    done = run("import", "-", input="".join(json.dumps(e) + "\n" for e in batch))
+    assert done.exit_code == 0, done.output
+    table = run("end-users", "-o", "csv")
+    assert table.exit_code == 0, table.output
+    rows = list(csv.DictReader(io.StringIO(table.output)))
+    name_column = next(c for c in rows[0] if c in ("name", "party_name"))
+    assert sorted(r[name_column] for r in rows) == sorted("'" + n for n in names)
+    log = run("log", "-o", "csv")
+    cells = [cell for row in csv.reader(io.StringIO(log.output)) for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
+    assert not [c for c in cells if c.startswith("-") and not c.lstrip("-").isdigit()]
+    from ledger.cli.common import csv_safe
+
+    assert [csv_safe(v) for v in ("-5", "-0.25", "+3", "12", "-", "-x")] == [
+        "-5", "-0.25", "+3", "12", "'-", "'-x",
+    ]  # fmt: skip
+
+
+def _read_only_runs(home: Path, commands: list[list[str]], tmp_path: Path) -> list[Any]:
+    """Run each command against ``home`` made read-only: a read-only bind mount when we
+    are root (who may write anything permissions forbid), else permissions."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    ledger = str(Path(sys.executable).parent / "ledger")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    if os.geteuid() != 0:
+        (home / "ledger.db").chmod(0o444)
+        home.chmod(0o555)
+        try:
+            return [
+                subprocess.run(
+                    [ledger, *c], env={**env, "LEDGER_HOME": str(home)},
+                    capture_output=True, text=True, timeout=120,
+                )
+                for c in commands
+            ]  # fmt: skip
+        finally:
+            home.chmod(0o755)
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a read-only home as root")
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    results = []
+    for c in commands:
+        script = (
+            f"mount --bind {shlex.quote(str(home))} {shlex.quote(str(mount))} && "
+            f"mount -o remount,ro,bind {shlex.quote(str(mount))} && "
+            f"touch {shlex.quote(str(mount))}/probe 2>/dev/null && exit 99; "
+            f"exec {shlex.join([ledger, *c])}"
+        )
+        results.append(
+            subprocess.run(
+                ["unshare", "-m", "sh", "-c", script],
+                env={**env, "LEDGER_HOME": str(mount)},
+                capture_output=True, text=True, timeout=120,
+            )
+        )  # fmt: skip
+        assert results[-1].returncode != 99, "the mount was writable"
+    return results
+
+
+def test_a_read_only_home_still_answers_reads(sqlite_backend: Backend, tmp_path: Path) -> None:
+    """The README: a database that cannot be written is answered by folding; writes fail
+    with one line and append nothing."""
+    home = Path(sqlite_backend.env()["LEDGER_HOME"])
+    env = {"LEDGER_HOME": str(home)}
+    batch = "".join(json.dumps(e) + "\n" for e in f.licensed_world())
+    assert CliRunner().invoke(cli, ["import", "-"], input=batch, env=env).exit_code == 0
+    assert CliRunner().invoke(cli, ["project", "--once"], env=env).exit_code == 0
+    party = json.dumps(f.party("late"))
+    log, licences, check, append = _read_only_runs(
+        home,
+        [
+            ["log", "-o", "jsonl"],
+            ["licences", "-o", "json"],
+            ["check", *REQUEST, "--quantity", "5"],
+            ["append", party],
+        ],
+        tmp_path,
+    )
+    assert log.returncode == 0, log.stderr
+    assert len(log.stdout.splitlines()) == 4
+    assert licences.returncode == 0, licences.stderr
+    assert [r["licence_id"] for r in json.loads(licences.stdout)["licences"]] == ["GL-1"]
+    assert check.returncode == 0 and "\nAPPROVED: 5 kg" in check.stdout, check.stderr
+    assert append.returncode == 1
+    assert append.stderr.splitlines()[0] == (
+        "Error: the store failed: attempt to write a readonly database"
+    )
+    assert "Traceback" not in log.stderr + licences.stderr + check.stderr + append.stderr
+    after = CliRunner().invoke(cli, ["log", "-o", "jsonl"], env=env)
+    assert len(after.output.splitlines()) == 4
