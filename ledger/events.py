@@ -24,6 +24,7 @@ including, that instant.  Quantities are decimals, encoded as JSON strings.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal, TypeAlias
 from uuid import UUID
@@ -60,7 +61,12 @@ _TEXT_CHAR = r"[^\x00-\x08\x0b-\x1f\x7f-\x9f]"
 TEXT_PATTERN = rf"^(?={_TEXT_CHAR}*?[^{_CONTROLS}{_BLANK}]){_TEXT_CHAR}*{_END}"
 """Required free text: something visible, not only spaces or line breaks."""
 OPTIONAL_TEXT_PATTERN = rf"^{_TEXT_CHAR}*{_END}"
-PATTERNS = (ID_PATTERN, CODE_PATTERN, TEXT_PATTERN, OPTIONAL_TEXT_PATTERN)
+DECIMAL_PATTERN = rf"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?{_END}"
+"""Quantities as text: ASCII digits, optional point and exponent.  msgspec's Decimal alone
+would also take ' 1.5', '1_000', '1.5\\n' and other scripts' digits, which the published
+schema refuses; intake holds quantities to this pattern too."""
+_DECIMAL = re.compile(DECIMAL_PATTERN)
+PATTERNS = (ID_PATTERN, CODE_PATTERN, TEXT_PATTERN, OPTIONAL_TEXT_PATTERN, DECIMAL_PATTERN)
 
 Id = Annotated[
     str,
@@ -128,6 +134,17 @@ def echo(given: object, limit: int = 40) -> str:
     """Input quoted back in a message, cut short."""
     text = str(given)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def quantity_syntax_error(given: object) -> str | None:
+    """Why a quantity as given is not decimal text, or None."""
+    if isinstance(given, str) and _DECIMAL.search(given):
+        return None
+    if isinstance(given, int | float) and not isinstance(given, bool):
+        return (
+            f'write quantities as decimal text, e.g. "{echo(given)}" (JSON numbers lose precision)'
+        )
+    return f"'{echo(given)}' is not a decimal number (digits, an optional point and exponent)"
 
 
 def quantity_scale_error(value: Decimal, given: object) -> str | None:

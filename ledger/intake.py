@@ -161,6 +161,9 @@ def validation_error(exc: msgspec.ValidationError, line: int | None, obj: Any = 
     elif text.startswith("Expected `array` of length <= "):
         limit = text.rsplit(" ", 1)[1]
         text = f"too many entries: at most {limit}"
+    elif text == "Invalid decimal string":
+        given = ev.echo(_value_at(obj, field or ""))
+        text = f"'{given}' is not a decimal number (digits, an optional point and exponent)"
     elif text == "Expected `int` >= 1":
         text = "must be a positive whole number"
     elif "datetime` with a timezone" in text:
@@ -296,14 +299,15 @@ def _check_quantities(event: ev.Event, obj: dict[str, Any], line: int | None) ->
     """Refuse quantities whose exponent no message could echo in positional notation."""
     quantity = getattr(event, "quantity", None)
     if isinstance(quantity, Decimal):
-        problem = ev.quantity_scale_error(quantity, obj.get("quantity"))
+        given = obj.get("quantity")
+        problem = ev.quantity_syntax_error(given) or ev.quantity_scale_error(quantity, given)
         if problem:
             raise InputError(problem, field="quantity", line=line)
     items = getattr(event, "items", None)
     for i, item in enumerate(items or ()):
         if isinstance(item, ev.LicenceItem):
             given = _value_at(obj, f"items[{i}].cap")
-            problem = ev.quantity_scale_error(item.cap, given)
+            problem = ev.quantity_syntax_error(given) or ev.quantity_scale_error(item.cap, given)
             if problem:
                 raise InputError(problem, field=f"items[{i}].cap", line=line)
 

@@ -28,9 +28,9 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_PREFIX = "urn:export-control-ledger:schema:"
 """``$id`` of the documents: a URN (the project has no public URL that would serve them)."""
 
-DECIMAL_PATTERN = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+DECIMAL_PATTERN = ev.DECIMAL_PATTERN
 """Decimal text: digits with an optional point and exponent (how a quantity is written and
-how the ledger writes it back, e.g. ``1E+3``)."""
+how the ledger writes it back, e.g. ``1E+3``); intake holds quantities to it."""
 
 LEDGER_FILLED = ("event_id", "effective_at", "actor")
 """Fields the ledger fills in when operator input leaves them out."""

@@ -314,8 +314,11 @@ _REQUEST_FIELD = {
 def parse_quantity(text: str) -> Decimal:
     from decimal import InvalidOperation
 
-    from ledger.events import echo, quantity_scale_error
+    from ledger.events import echo, quantity_scale_error, quantity_syntax_error
 
+    problem = quantity_syntax_error(text)
+    if problem:
+        raise ValueError(problem)
     try:
         value = Decimal(text)
     except InvalidOperation:

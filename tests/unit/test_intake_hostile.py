@@ -48,12 +48,22 @@ def _patterns(node: Any) -> set[str]:
     return found
 
 
-SCHEMA_PATTERNS = sorted(_patterns(ev.schema()))
+def _published_patterns() -> set[str]:
+    from ledger import schemas
+
+    documents = [ev.schema()]
+    if hasattr(schemas, "input_schema"):
+        documents.append(schemas.input_schema())
+    return set().union(*(_patterns(d) for d in documents))
+
+
+SCHEMA_PATTERNS = sorted(_published_patterns())
 SAMPLES = {
     ev.ID_PATTERN: "acme GmbH",
     ev.CODE_PATTERN: "US",
     ev.TEXT_PATTERN: "Acme rare earths",
     ev.OPTIONAL_TEXT_PATTERN: "a note",
+    ev.DECIMAL_PATTERN: "12.5",
 }
 ENDINGS = ("\n", "\r\n", "\r")
 
@@ -238,6 +248,27 @@ def test_an_overlong_line_is_refused_before_it_is_read_whole() -> None:
         next(lines)
     assert caught.value.line == 2 and "bytes" in caught.value.message
     assert stream.tell() <= len(b'{"type": "x"}\n') + MAX_LINE_BYTES + 1
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (" 12.5", "' 12.5' is not a decimal number"),
+        ("12.5\n", "'12.5\n' is not a decimal number"),
+        ("1_000", "'1_000' is not a decimal number"),
+        ("\u0661\u0662", "is not a decimal number"),
+        ("lots", "'lots' is not a decimal number"),
+        (12.5, 'write quantities as decimal text, e.g. "12.5"'),
+    ],
+)
+def test_quantities_are_decimal_text_as_the_schema_says(given: object, message: str) -> None:
+    """msgspec's Decimal takes padded text, underscores and other scripts' digits; the
+    published schema does not, and neither does intake."""
+    error = refused(f.usage(quantity=given))
+    assert error.field == "quantity" and message in error.message, error.message
+    cap = refused(f.licence(items=[{"item": "x", "cap": given}]))
+    assert cap.field == "items[0].cap" and message in cap.message
+    assert parse(f.usage(quantity="1E+3")).quantity == 1000  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
