@@ -235,7 +235,7 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
     metavar="SECONDS",
     help="Exit after SECONDS without an event.",
 )
-@output_option("table", "json", "jsonl")
+@output_option("table", "json", "jsonl", "cloudevents")
 @click.pass_context
 @handle_errors
 def watch(
@@ -261,6 +261,10 @@ def watch(
       table  position, recorded time, type, entity, description (one line per event)
       json   one object per line: position, stream_seq, subject, redelivered, event
       jsonl  the events exactly as stored, one per line
+      cloudevents  one CloudEvents 1.0 JSON event per line (structured mode): id = event
+             id, source = urn:export-control-ledger:stream:STREAM, type =
+             ledger.TYPE, time = recorded time, subject = KIND:ID, data = the event
+             (see the README's CloudEvents mapping)
 
     \b
     Examples:
@@ -269,6 +273,7 @@ def watch(
       ledger watch --since 2025-11-14 -f LicenceSuspended -f LicenceWithdrawn
       ledger watch --durable audit-feed -o jsonl >> feed.jsonl
       ledger watch --from-position 120 --limit 10 -o json
+      ledger watch --all -o cloudevents | my-cloudevents-consumer
     """
     import asyncio
     import signal
@@ -334,7 +339,7 @@ def watch(
                         if timeout is not None and loop.time() - idle_since >= timeout:
                             break
                         continue
-                    _print_delivery(delivery, output)
+                    _print_delivery(delivery, output, config.stream)
                     printed += 1
                     idle_since = loop.time()
                 # The last printed event is acknowledged when the block exits.
@@ -374,10 +379,14 @@ def _watch_header() -> str:
     return head + "\n" + "  ".join("-" * w for _, w in _WATCH_COLUMNS) + "  " + "-" * 16
 
 
-def _print_delivery(delivery: Any, output: str) -> None:
+def _print_delivery(delivery: Any, output: str, stream: str) -> None:
     import msgspec
 
-    if output == "jsonl":
+    if output == "cloudevents":
+        from ledger.cloudevents import from_delivery
+
+        sys.stdout.write(msgspec.json.encode(from_delivery(delivery, stream)).decode() + "\n")
+    elif output == "jsonl":
         sys.stdout.write(delivery.payload.decode() + "\n")
     elif output == "json":
         body = {
