@@ -62,7 +62,7 @@ def answer(body: Any) -> Response[bytes]:
 
 def view_handler(path: str, summary: str) -> Callable[[Callable[..., Any]], Any]:
     """A GET route answering a view (blocking reads: in a worker thread)."""
-    return get(path, sync_to_thread=True, summary=summary, tags=["views"])
+    return get(path, sync_to_thread=False, summary=summary, tags=["views"])
 
 
 @view_handler("/api/licences", "Licences as of a date")

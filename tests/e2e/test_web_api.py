@@ -284,6 +284,11 @@ def live(home: Path) -> Iterator[WebServer]:
 
 
 def test_token_rule(live: WebServer) -> None:
+    import socket
+
+    # Inherited by each connection: without it a keep-alive answer waited ~40 ms for
+    # the client's delayed ACK between its headers and its body.
+    assert live.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     url = live.url
     refused = httpx.get(f"{url}/api/licences")
     assert refused.status_code == 401
