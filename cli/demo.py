@@ -267,6 +267,9 @@ def demo(ctx: click.Context, demo_home: str | None, with_web: bool, port: int, o
             if code != 0:
                 raise click.ClickException(f"`ledger {' '.join(args)}` failed ({code})")
         report["questions"] = answers
+
+        # 5. The record proves itself: the signed checkpoint and one inclusion proof.
+        report["proof"] = _prove_one(app, globals_, say, as_json, len(questions) + 1)
         if with_web:  # bound now: a port in use fails before the temporary home goes
             from ledger.web.run import WebError, WebServer
             from ledger.web.server import WebConfig
@@ -322,6 +325,42 @@ def _serve(web: Any, home: Path, *, keep: bool, report: dict[str, Any] | None) -
     finally:
         if not keep:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _prove_one(
+    app: Any, globals_: list[str], say: Any, as_json: bool, number: int
+) -> dict[str, Any]:
+    """Print the latest signed checkpoint, then prove one licence grant against it and
+    check the proof as an auditor would, offline, with the public key alone."""
+    from ledger import audit
+
+    key = app.signing_key().verifier
+    note = audit.latest_checkpoint(app)
+    entry = next(iter(app.log(types=["LicenceGranted"])))
+    event_id = str(entry.event.event_id)
+    say(
+        "\n"
+        + click.style(f"{number}. Can an auditor check the record without trusting us?", bold=True)
+    )
+    say(click.style("$ ledger checkpoint", fg="cyan"))
+    say(note, nl=False)
+    proof = audit.prove(app, entry.event.event_id, key=key)
+    checked = audit.verify_proof(proof, key)
+    say(click.style(f"$ ledger prove {event_id} -o json > proof.json", fg="cyan"))
+    say(click.style('$ ledger verify-proof proof.json --key "$(ledger key)"', fg="cyan"))
+    say(
+        f"OK: event {event_id} ({entry.event.type} {entry.event.entity_id}) is leaf "
+        f"{checked.leaf_index} of the {checked.tree_size} events of {checked.origin}, "
+        f"signed by {key.name}+{key.key_id.hex()}."
+    )
+    return {
+        "checkpoint": note,
+        "verifier_key": key.text(),
+        "event_id": event_id,
+        "leaf_index": checked.leaf_index,
+        "tree_size": checked.tree_size,
+        "verified": True,
+    }
 
 
 def _global_home(ctx: click.Context) -> str | None:

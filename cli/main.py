@@ -36,6 +36,11 @@ COMMANDS: dict[str, str] = {
     "status": "ledger.cli.stream:status",
     "serve": "ledger.cli.stream:serve",
     "web": "ledger.cli.web:web",
+    "key": "ledger.cli.audit:key",
+    "checkpoint": "ledger.cli.audit:checkpoint",
+    "prove": "ledger.cli.audit:prove",
+    "verify": "ledger.cli.audit:verify",
+    "verify-proof": "ledger.cli.audit:verify_proof",
     "demo": "ledger.cli.demo:demo",
 }
 

@@ -30,6 +30,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, StoredEvent
 
 from ledger import events as ev
+from ledger.checkpoint import SigningKey
 from ledger.config import Settings
 from ledger.domain import rules
 from ledger.domain import state as st
@@ -45,6 +46,7 @@ from ledger.store.codec import (
     encode_event_value,
 )
 from ledger.store.index import EventIndex, IndexEntry, LogQuery
+from ledger.store.tree import TreeBehind
 from ledger.times import from_us, iso, now, to_us
 
 log = logging.getLogger("ledger")
@@ -335,6 +337,19 @@ class Ledger(Application[str]):
         super().__init__(env=merged)
         assert isinstance(self.recorder, EventIndex)
         self.index: EventIndex = self.recorder
+        # The recorder extends the Merkle tree as it inserts (ledger.store.tree): it hashes
+        # each event's JSON bytes and signs a checkpoint per batch with the ledger's key.
+        self._signing_key: SigningKey | None = None
+        self.recorder.payload_of = self.msgspec_mapper.payload  # type: ignore[attr-defined]
+        self.recorder.signer = self.signing_key  # type: ignore[attr-defined]
+
+    def signing_key(self) -> SigningKey:
+        """The key that signs checkpoints (``ledger.audit.signing_key``; made on first use)."""
+        if self._signing_key is None:
+            from ledger.audit import signing_key
+
+            self._signing_key = signing_key(self.settings)
+        return self._signing_key
 
     def construct_mapper(self) -> Mapper[str]:
         return self.factory.mapper(
@@ -534,6 +549,7 @@ class Ledger(Application[str]):
         ``dry_run``: every check, nothing written; the events that would be appended are
         reported ``valid``.
         """
+        self.signing_key()  # made or read before any transaction (a missing key: no write)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with gc_paused():
@@ -542,6 +558,16 @@ class Ledger(Application[str]):
                     )
                 result.attempts = attempt
                 return result
+            except TreeBehind as exc:
+                # Events from before the Merkle tree: build it (resumable), then append.
+                from ledger.audit import build_tree
+
+                log.warning("building the Merkle tree over the events stored before it")
+                if not build_tree(self):
+                    raise StoreError(
+                        f"{exc}; the uncovered events were not written by the ledger: "
+                        "`ledger verify` names the first"
+                    ) from None
             except (IntegrityError, OperationalError) as exc:
                 if isinstance(exc, OperationalError) and not _is_transient(exc):
                     raise StoreError(f"the store failed: {exc}") from exc

@@ -13,6 +13,9 @@
 - ``LEDGER_STREAM`` (``LEDGER``), ``LEDGER_SUBJECT_PREFIX`` (``ledger``),
   ``LEDGER_STREAM_REPLICAS`` (1), ``LEDGER_DUPLICATE_WINDOW`` (``2m``).
 - ``LEDGER_ACTOR``: default ``actor`` of appended events (the OS user name).
+- ``LEDGER_SIGNING_KEY``: the file holding the key that signs checkpoints (default:
+  ``signing.key`` in the home, made on the first write); ``LEDGER_ORIGIN``: the name of a
+  key made here (the checkpoints' origin line).
 """
 
 from __future__ import annotations
@@ -147,6 +150,10 @@ class Settings:
     """``LEDGER_DUPLICATE_WINDOW`` (seconds; ``2m`` in the environment)."""
     nats_credentials: NatsCredentials | None = None
     """``LEDGER_NATS_USER``/``_PASSWORD``, ``_CREDS``, ``_NKEY_SEED``, ``_CA``."""
+    signing_key: Path | None = None
+    """``LEDGER_SIGNING_KEY``: the checkpoint signing key's file (None: the home's)."""
+    origin: str | None = None
+    """``LEDGER_ORIGIN``: the name given to a signing key made here."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -177,7 +184,17 @@ class Settings:
                 "LEDGER_DUPLICATE_WINDOW", env.get("LEDGER_DUPLICATE_WINDOW"), 120.0
             ),
             nats_credentials=credentials_from_env(env),
+            signing_key=(
+                Path(env["LEDGER_SIGNING_KEY"]).expanduser().absolute()
+                if env.get("LEDGER_SIGNING_KEY")
+                else None
+            ),
+            origin=env.get("LEDGER_ORIGIN") or None,
         )
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key or self.home / "signing.key"
 
     @property
     def backend(self) -> str:

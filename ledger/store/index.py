@@ -90,7 +90,8 @@ class EventIndex(ABC):
 
     **Extension point (rows written in the same transaction as the events).**  After
     each ``EventWrite.insert`` has written its events and index rows, the recorder calls
-    ``after_insert(write, positions, index_rows)``; once, just before the commit, it
+    ``after_insert(write, positions, index_rows, stored_events)``; once, just before the
+    commit, it
     calls ``before_commit(write)``.  Both do nothing here; a subclass overrides them
     (calling ``super()``) and executes its SQL through ``write.cursor``, the backend's
     cursor inside the transaction (sqlite3 ``?`` or psycopg ``%s`` placeholders).  An
@@ -109,9 +110,14 @@ class EventIndex(ABC):
             return write.insert(stored_events, index_rows)
 
     def after_insert(
-        self, write: EventWrite, positions: Sequence[int], index_rows: Sequence[IndexRow]
+        self,
+        write: EventWrite,
+        positions: Sequence[int],
+        index_rows: Sequence[IndexRow],
+        stored_events: Sequence[StoredEvent],
     ) -> None:
-        """Hook: rows that must be written with these events (see the class doc)."""
+        """Hook: rows that must be written with these events (see the class doc); the
+        Merkle tree hashes ``stored_events``' payloads."""
         return None
 
     def before_commit(self, write: EventWrite) -> None:

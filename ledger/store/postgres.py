@@ -10,7 +10,7 @@ rows; a write of any size stays all or nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -21,10 +21,11 @@ from eventsourcing.postgres import (
     PostgresDatastore,
     PostgresFactory,
 )
-from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composable, Identifier
 
+from ledger.checkpoint import SigningKey
 from ledger.store.codec import IndexRow
 from ledger.store.index import (
     INSERT_CHUNK_ROWS,
@@ -35,10 +36,46 @@ from ledger.store.index import (
     LogRow,
     RecordedTimeConflict,
 )
+from ledger.store.tree import TreeTables
+
+
+class PostgresPort:
+    """``ledger.store.tree.Port`` over one psycopg connection (inside its transaction)."""
+
+    def __init__(self, connection: Connection[Any]):
+        self.connection = connection
+        self._streams = 0
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self.connection.cursor(row_factory=tuple_row) as cur:
+            cur.execute(sql.encode(), params)
+            return cur.fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.connection.cursor(row_factory=tuple_row) as cur:
+            cur.execute(sql.encode(), params)
+            return cur.fetchall()
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        self._streams += 1
+        name = f"ledger_tree_{self._streams}"
+        with self.connection.cursor(name, row_factory=tuple_row) as cur:
+            cur.itersize = 2000
+            cur.execute(sql.encode(), params)
+            yield from cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.connection.cursor() as cur:
+            cur.execute(sql.encode(), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.connection.cursor() as cur:
+            cur.executemany(sql.encode(), rows)
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
-    """Application recorder that also writes and queries the event index."""
+    """Application recorder that also writes and queries the event index, and extends
+    the Merkle tree (``ledger.store.tree``) in the transaction that writes events."""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
@@ -75,6 +112,65 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::text[], "
             "%s::text[], %s::bigint[], %s::bigint[], %s::bytea[], %s::uuid[], %s::bigint[])"
         ).format(self._t)
+        quoted_schema = '"' + self.datastore.schema.replace('"', '""') + '"'
+
+        def table(name: str) -> str:
+            self.check_identifier_length(name + "_pkey")
+            return f'{quoted_schema}."{name}"'
+
+        self.tree = TreeTables(
+            table(events_table_name),
+            "notification_id",
+            table(f"{events_table_name}_merkle_batches"),
+            table(f"{events_table_name}_merkle_leaves"),
+            table(f"{events_table_name}_merkle_nodes"),
+            table(f"{events_table_name}_merkle_meta"),
+            postgres=True,
+        )
+        self.sql_create_statements += [
+            SQL(statement).format()  # type: ignore[arg-type]
+            for statement in self.tree.create_statements
+        ]
+        self.payload_of: Callable[[bytes], bytes] = bytes
+        """The event's JSON bytes from stored state (the ledger's mapper undoes a cipher)."""
+        self.signer: Callable[[], SigningKey | None] = lambda: None
+        """The key that signs each write's checkpoint (the ledger sets it)."""
+
+    @contextmanager
+    def tree_port(self, *, write: bool = False) -> Iterator[PostgresPort]:
+        """One transaction on the tree and the events (a consistent snapshot to read;
+        with ``write``, holding the events table's write lock)."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            if write:
+                with conn.cursor() as curs:
+                    for statement in self.lock_table_statements:
+                        curs.execute(statement)
+            else:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield PostgresPort(conn)
+
+    def after_insert(
+        self,
+        write: EventWrite,
+        positions: Sequence[int],
+        index_rows: Sequence[IndexRow],
+        stored_events: Sequence[StoredEvent],
+    ) -> None:
+        """The new events become leaves of the Merkle tree (same transaction)."""
+        super().after_insert(write, positions, index_rows, stored_events)
+        assert isinstance(write, PostgresEventWrite)
+        port = PostgresPort(write.cursor.connection)
+        tip = self.tree.tip(port, before=positions[0])
+        payload_of = self.payload_of
+        self.tree.extend(port, tip, positions, [payload_of(e.state) for e in stored_events])
+        write.tree_extended = True
+
+    def before_commit(self, write: EventWrite) -> None:
+        """One signed checkpoint per write, of the tree with all its events."""
+        super().before_commit(write)
+        assert isinstance(write, PostgresEventWrite)
+        if write.tree_extended:
+            self.tree.sign_last(PostgresPort(write.cursor.connection), self.signer())
 
     def create_table(self) -> None:
         with ddl_lock(self.datastore):
@@ -310,6 +406,7 @@ class PostgresEventWrite(EventWrite):
         self.recorder = recorder
         self.cursor = cursor
         self.started = False
+        self.tree_extended = False
 
     def insert(
         self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
@@ -320,7 +417,7 @@ class PostgresEventWrite(EventWrite):
             self.recorder.start_write(self.cursor)
             self.started = True
         ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
-        self.recorder.after_insert(self, ids, index_rows)
+        self.recorder.after_insert(self, ids, index_rows, stored_events)
         return ids
 
 

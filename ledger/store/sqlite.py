@@ -7,7 +7,8 @@ of failing.  Notification ids are SQLite rowids, assigned in commit order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment, EnvType
 
+from ledger.checkpoint import SigningKey
 from ledger.store.codec import IndexRow
 from ledger.store.index import (
     EventIndex,
@@ -32,6 +34,7 @@ from ledger.store.index import (
     LogRow,
     RecordedTimeConflict,
 )
+from ledger.store.tree import TreeTables
 
 CACHE_SIZE_KIB = 65536
 JOURNAL_SIZE_LIMIT_BYTES = 64 << 20
@@ -65,11 +68,51 @@ class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
         return conn
 
 
+class SQLitePort:
+    """``ledger.store.tree.Port`` over one SQLite connection (inside its transaction)."""
+
+    def __init__(self, connection: sqlite3.Connection):
+        self.connection = connection
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row = self.connection.execute(sql, params).fetchone()
+        return None if row is None else tuple(row)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.connection.execute(sql, params).fetchall()]
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        cursor = self.connection.execute(sql, params)
+        while rows := cursor.fetchmany(2000):
+            for row in rows:
+                yield tuple(row)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.connection.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.connection.executemany(sql, rows)
+
+
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
-    """Application recorder that also writes and queries the event index."""
+    """Application recorder that also writes and queries the event index, and extends
+    the Merkle tree (``ledger.store.tree``) in the transaction that writes events."""
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.index_table = f"{events_table_name}_index"
+        self.tree = TreeTables(
+            events_table_name,
+            "rowid",
+            f"{events_table_name}_merkle_batches",
+            f"{events_table_name}_merkle_leaves",
+            f"{events_table_name}_merkle_nodes",
+            f"{events_table_name}_merkle_meta",
+            postgres=False,
+        )
+        self.payload_of: Callable[[bytes], bytes] = bytes
+        """The event's JSON bytes from stored state (the ledger's mapper undoes a cipher)."""
+        self.signer: Callable[[], SigningKey | None] = lambda: None
+        """The key that signs each write's checkpoint (the ledger sets it)."""
         super().__init__(datastore, events_table_name)
         self.insert_index_statement = f"INSERT INTO {self.index_table} VALUES (?,?,?,?,?,?,?,?,?,?)"
 
@@ -91,8 +134,38 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
             f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_event_id ON {t} (event_id)",
             f"CREATE INDEX IF NOT EXISTS {t}_effective ON {t} (effective_us)",
             f"CREATE INDEX IF NOT EXISTS {t}_retracts ON {t} (retracts) WHERE retracts IS NOT NULL",
+            *self.tree.create_statements,
         ]
         return statements
+
+    @contextmanager
+    def tree_port(self, *, write: bool = False) -> Iterator[SQLitePort]:
+        """One transaction on the tree and the events (a consistent snapshot to read)."""
+        with self.datastore.transaction(commit=write) as c:
+            yield SQLitePort(c.sqlite_cursor.connection)
+
+    def after_insert(
+        self,
+        write: EventWrite,
+        positions: Sequence[int],
+        index_rows: Sequence[IndexRow],
+        stored_events: Sequence[StoredEvent],
+    ) -> None:
+        """The new events become leaves of the Merkle tree (same transaction)."""
+        super().after_insert(write, positions, index_rows, stored_events)
+        assert isinstance(write, SQLiteEventWrite)
+        port = SQLitePort(write.cursor.sqlite_cursor.connection)
+        tip = self.tree.tip(port, before=positions[0])
+        payload_of = self.payload_of
+        self.tree.extend(port, tip, positions, [payload_of(e.state) for e in stored_events])
+        write.tree_extended = True
+
+    def before_commit(self, write: EventWrite) -> None:
+        """One signed checkpoint per write, of the tree with all its events."""
+        super().before_commit(write)
+        assert isinstance(write, SQLiteEventWrite)
+        if write.tree_extended:
+            self.tree.sign_last(SQLitePort(write.cursor.sqlite_cursor.connection), self.signer())
 
     # --- writing ------------------------------------------------------------------------
 
@@ -312,13 +385,14 @@ class SQLiteEventWrite(EventWrite):
     def __init__(self, recorder: LedgerSQLiteRecorder, cursor: SQLiteCursor):
         self.recorder = recorder
         self.cursor = cursor
+        self.tree_extended = False
 
     def insert(
         self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
     ) -> list[int]:
         ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
         if ids:
-            self.recorder.after_insert(self, ids, index_rows)
+            self.recorder.after_insert(self, ids, index_rows, stored_events)
         return ids
 
 

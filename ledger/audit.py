@@ -1,0 +1,539 @@
+"""The record proves itself: building the tree, checkpoints, proofs, verification.
+
+What ``ledger key``, ``checkpoint``, ``prove``, ``verify`` and ``verify-proof`` call.
+The tree lives in the store (``ledger.store.tree``); the hashing and proof algebra in
+``ledger.merkle``; the signed notes in ``ledger.checkpoint``.  Everything reads through
+one transaction (``recorder.tree_port()``), so a verification sees one consistent
+snapshot while appends go on.
+
+``verify_proof`` needs no database: an auditor checks a proof handed to them with the
+ledger's public key alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ledger import merkle
+from ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    SigningKey,
+    VerifierKey,
+    load_signing_key,
+    open_checkpoint,
+)
+from ledger.errors import InputError, LedgerError
+
+if TYPE_CHECKING:
+    from ledger.app import Ledger
+    from ledger.config import Settings
+    from ledger.store.tree import Port, TreeTables
+
+PROOF_FORMAT = "ledger-inclusion-proof/1"
+MAX_PROOF_BYTES = 16 * 1024 * 1024
+"""A proof file larger than this is refused unread (an event is at most a few MB)."""
+BUILD_CHUNK = 50_000
+VERIFY_PAGE = 4096
+
+
+class VerificationError(LedgerError):
+    """The record does not verify: ``position`` names the first place it fails."""
+
+    def __init__(self, message: str, position: int | None = None):
+        super().__init__(message)
+        self.position = position
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "position": self.position}
+
+
+def signing_key(settings: Settings) -> SigningKey:
+    """The key that signs checkpoints: ``LEDGER_SIGNING_KEY`` (must exist), else the
+    home's ``signing.key``, made on first use (mode 0600)."""
+    if settings.signing_key is not None:
+        try:
+            return load_signing_key(settings.signing_key, create_name=None)
+        except CheckpointError as exc:
+            raise InputError(f"LEDGER_SIGNING_KEY: {exc}", field="LEDGER_SIGNING_KEY") from None
+    name = settings.origin or f"export-control-ledger/{uuid.uuid4().hex[:12]}"
+    try:
+        return load_signing_key(settings.signing_key_path, create_name=name)
+    except CheckpointError as exc:
+        raise InputError(str(exc), field="LEDGER_SIGNING_KEY") from None
+
+
+def verifier_key(text: str) -> VerifierKey:
+    """A pinned verifier key given on the command line (the key itself or a file)."""
+    from pathlib import Path
+
+    candidate = text.strip()
+    if "+" not in candidate or "\n" in candidate:
+        try:
+            candidate = Path(text).read_text()[:4096].strip()
+        except OSError as exc:
+            raise InputError(f"cannot read the key {text}: {exc.strerror}", field="--key") from None
+    try:
+        return VerifierKey.parse(candidate)
+    except CheckpointError as exc:
+        raise InputError(f"--key: {exc}", field="--key") from None
+
+
+def _tables(app: Ledger) -> TreeTables:
+    tables: TreeTables = app.recorder.tree  # type: ignore[attr-defined]
+    return tables
+
+
+def _port(app: Ledger, *, write: bool = False) -> Any:
+    return app.recorder.tree_port(write=write)  # type: ignore[attr-defined]
+
+
+# --- building -----------------------------------------------------------------------------
+
+
+def pending(app: Ledger) -> int:
+    """How many events stored before the tree existed it does not cover yet."""
+    with _port(app) as port:
+        return _tables(app).pending(port)
+
+
+def build_tree(
+    app: Ledger,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int = BUILD_CHUNK,
+) -> int:
+    """Build the tree over the events of a ledger from before it (an upgrade).
+
+    Works in chunks, each its own write transaction with a signed checkpoint: stopped
+    at any point, it resumes where the last chunk committed.  ``progress(done, total)``
+    is called after each chunk.  Returns how many events were added.
+    """
+    from eventsourcing.persistence import OperationalError
+
+    tables = _tables(app)
+    payload_of = app.msgspec_mapper.payload
+    signer = app.signing_key()
+    total = pending(app)
+    done = 0
+    while True:
+        try:
+            with _port(app, write=True) as port:
+                added = tables.build_chunk(port, payload_of, signer, chunk)
+        except OperationalError as exc:  # another writer (SQLite: busy); try again
+            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                raise
+            continue
+        if added == 0:
+            return done
+        done += added
+        if progress is not None:
+            progress(done, max(total, done))
+
+
+# --- checkpoints and proofs ---------------------------------------------------------------
+
+
+def latest_checkpoint(app: Ledger) -> str | None:
+    """The newest signed checkpoint (None for an empty ledger)."""
+    with _port(app) as port:
+        batch = _tables(app).last_signed_batch(port)
+    return None if batch is None else batch.checkpoint
+
+
+def _open(note: str, key: VerifierKey, what: str) -> Checkpoint:
+    try:
+        return open_checkpoint(note, key, origin=key.name)
+    except CheckpointError as exc:
+        raise VerificationError(f"{what}: {exc}") from None
+
+
+def _b64(h: bytes) -> str:
+    return base64.b64encode(h).decode()
+
+
+def prove(
+    app: Ledger, event_id: uuid.UUID, *, checkpoint: str | None = None, key: VerifierKey
+) -> dict[str, Any]:
+    """An inclusion proof of the event against the latest checkpoint (or ``checkpoint``,
+    a signed note an auditor kept), checked before it is returned."""
+    from ledger.store.tree import StoredTree, TreeError
+
+    entry = app.index.lookup([event_id]).get(event_id)
+    if entry is None:
+        raise InputError(f"no event {event_id} in the ledger", field="EVENT_ID")
+    tables = _tables(app)
+    with _port(app) as port:
+        if checkpoint is None:
+            latest = tables.last_signed_batch(port)
+            if latest is None or latest.checkpoint is None:
+                raise VerificationError("the ledger has no signed checkpoint yet")
+            note = latest.checkpoint
+        else:
+            note = checkpoint
+        target = _open(note, key, "the checkpoint")
+        batch = tables.batch_of_position(port, entry.position)
+        if batch is None:
+            raise VerificationError(
+                f"position {entry.position} is not in the Merkle tree", entry.position
+            )
+        leaf = batch.first_leaf + (entry.position - batch.first_position)
+        if leaf >= target.size:
+            raise VerificationError(
+                f"event {event_id} (position {entry.position}) was recorded after the "
+                f"checkpoint of size {target.size}",
+                entry.position,
+            )
+        row = port.one(
+            tables.sql(
+                f"SELECT {tables.blob('state')} FROM {tables.events} WHERE {tables.position} = ?"
+            ),
+            (entry.position,),
+        )
+        if row is None:
+            raise VerificationError(f"position {entry.position}: the event is missing")
+        data = app.msgspec_mapper.payload(bytes(row[0]))
+        tree = StoredTree(tables, port)
+        try:
+            path = merkle.inclusion_proof(tree, leaf, target.size)
+        except TreeError as exc:
+            raise VerificationError(f"the stored tree cannot prove it: {exc}") from None
+    proof = {
+        "format": PROOF_FORMAT,
+        "event_id": str(event_id),
+        "position": entry.position,
+        "leaf_index": leaf,
+        "tree_size": target.size,
+        "event": data.decode(),
+        "leaf_hash": _b64(merkle.leaf_hash(data)),
+        "audit_path": [_b64(h) for h in path],
+        "checkpoint": note,
+    }
+    verify_proof(proof, key)  # a proof that does not verify is never handed out
+    return proof
+
+
+@dataclass(frozen=True)
+class ProofResult:
+    origin: str
+    tree_size: int
+    leaf_index: int
+    event_id: str | None
+
+
+def verify_proof(proof: Any, key: VerifierKey) -> ProofResult:
+    """Check an inclusion proof (``prove``'s JSON) with the public key alone."""
+    if not isinstance(proof, dict) or proof.get("format") != PROOF_FORMAT:
+        raise InputError(f"not a ledger inclusion proof (format {PROOF_FORMAT})")
+    try:
+        index = proof["leaf_index"]
+        size = proof["tree_size"]
+        note = proof["checkpoint"]
+        path_text = proof["audit_path"]
+    except KeyError as exc:
+        raise InputError(f"the proof has no {exc.args[0]}") from None
+    if not (isinstance(index, int) and isinstance(size, int) and isinstance(note, str)):
+        raise InputError("leaf_index and tree_size are integers and checkpoint is a string")
+    if not isinstance(path_text, list) or len(path_text) > 64:
+        raise InputError("audit_path is a list of at most 64 hashes")
+    try:
+        path = [base64.b64decode(h, validate=True) for h in path_text]
+        given_leaf = proof.get("leaf_hash")
+        leaf_from_hash = None if given_leaf is None else base64.b64decode(given_leaf, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise InputError("the proof's hashes are not base64") from None
+    if any(len(h) != merkle.HASH_SIZE for h in path):
+        raise InputError("the audit path's hashes are 32 bytes")
+    event = proof.get("event")
+    if event is not None:
+        if not isinstance(event, str):
+            raise InputError("event is the event's JSON line, as a string")
+        leaf = merkle.leaf_hash(event.encode())
+        if leaf_from_hash is not None and leaf_from_hash != leaf:
+            raise VerificationError("the proof's leaf_hash is not the hash of its event")
+    elif leaf_from_hash is not None and len(leaf_from_hash) == merkle.HASH_SIZE:
+        leaf = leaf_from_hash
+    else:
+        raise InputError("the proof has neither the event nor its 32-byte leaf_hash")
+    checkpoint = _open(note, key, "the proof's checkpoint")
+    if checkpoint.size != size:
+        raise VerificationError(
+            f"the proof is for a tree of {size} events, its checkpoint for {checkpoint.size}"
+        )
+    try:
+        merkle.verify_inclusion(index, size, leaf, path, checkpoint.root_hash)
+    except merkle.ProofError as exc:
+        raise VerificationError(f"the inclusion proof does not verify: {exc}") from None
+    event_id = proof.get("event_id")
+    return ProofResult(
+        checkpoint.origin, size, index, event_id if isinstance(event_id, str) else None
+    )
+
+
+def load_proof(data: bytes) -> Any:
+    if len(data) > MAX_PROOF_BYTES:
+        raise InputError(f"the proof file is larger than {MAX_PROOF_BYTES} bytes")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"the proof is not JSON: {exc}") from None
+
+
+def consistency(app: Ledger, old_note: str, *, key: VerifierKey) -> dict[str, Any]:
+    """Prove that the ledger today extends the one ``old_note`` (a kept checkpoint) saw."""
+    from ledger.store.tree import StoredTree, TreeError
+
+    old = _open(old_note, key, "the old checkpoint")
+    tables = _tables(app)
+    with _port(app) as port:
+        latest = tables.last_signed_batch(port)
+        if latest is None or latest.checkpoint is None:
+            raise VerificationError("the ledger has no signed checkpoint")
+        new = _open(latest.checkpoint, key, "the ledger's latest checkpoint")
+        if old.size > new.size:
+            raise VerificationError(
+                f"the old checkpoint has {old.size} events, more than the ledger's "
+                f"{new.size}: events were removed",
+                new.size + 1,
+            )
+        try:
+            path = merkle.consistency_proof(StoredTree(tables, port), old.size, new.size)
+        except TreeError as exc:
+            raise VerificationError(f"the stored tree cannot prove it: {exc}") from None
+    try:
+        merkle.verify_consistency(old.size, new.size, old.root_hash, new.root_hash, path)
+    except merkle.ProofError as exc:
+        raise VerificationError(
+            f"the ledger is not an append-only extension of the checkpoint of size "
+            f"{old.size}: {exc}"
+        ) from None
+    return {
+        "old_size": old.size,
+        "new_size": new.size,
+        "consistency_path": [_b64(h) for h in path],
+        "old_checkpoint": old_note,
+        "new_checkpoint": latest.checkpoint,
+    }
+
+
+# --- full verification --------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    events: int = 0
+    checkpoints: int = 0
+    tree_size: int = 0
+    root: bytes = merkle.EMPTY_ROOT
+    checkpoint: str | None = None
+    unsigned_after: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def verify(app: Ledger, *, key: VerifierKey) -> Report:
+    """Recompute every leaf from the stored events and check it against the stored tree,
+    every stored node, every batch's frontier and checkpoint, and the signature of every
+    checkpoint.  Raises ``VerificationError`` naming the first position that fails."""
+    from ledger.store.tree import BLOCK, BLOCK_LEVEL
+
+    tables = _tables(app)
+    payload_of = app.msgspec_mapper.payload
+    report = Report()
+
+    def _bytes(value: Any) -> bytes:
+        return value.encode() if isinstance(value, str) else bytes(value)
+
+    computed_nodes: dict[int, bytearray] = {}
+
+    def keep(level: int, index: int, h: bytes) -> None:
+        computed_nodes.setdefault(level, bytearray()).extend(h)
+
+    frontier = merkle.Frontier(on_node=keep, min_level=BLOCK_LEVEL)
+    with _port(app) as port:
+        events = port.stream(
+            f"SELECT {tables.position}, {tables.blob('state')} FROM {tables.events} "
+            f"ORDER BY {tables.position}"
+        )
+        batches = tables.batches_from(port)
+        stored_leaves = _leaf_stream(
+            port.stream(
+                f"SELECT block, {tables.blob('hashes')} FROM {tables.leaves} ORDER BY block"
+            ),
+            BLOCK,
+        )
+        batch = next(batches, None)
+        leaf = 0  # the next leaf index
+        while True:
+            page = list(itertools.islice(events, VERIFY_PAGE))
+            if not page:
+                break
+            positions = [int(r[0]) for r in page]
+            hashes = merkle.leaf_hashes([payload_of(_bytes(r[1])) for r in page])
+            i = 0
+            while i < len(page):
+                if batch is None:
+                    raise VerificationError(
+                        f"position {positions[i]}: an event that no checkpoint covers "
+                        "(a row inserted behind the ledger's back, or the tree not built)",
+                        positions[i],
+                    )
+                # Events of this page that fall in this batch.
+                take = min(batch.size - leaf, len(page) - i)
+                expected_first = batch.first_position + (leaf - batch.first_leaf)
+                run = positions[i : i + take]
+                if run[-1] - run[0] != take - 1 or run[0] != expected_first:
+                    _name_position_gap(run, expected_first)
+                stored = stored_leaves.take(take)
+                mine = b"".join(hashes[i : i + take])
+                if stored != mine:
+                    _name_leaf_mismatch(stored, hashes[i : i + take], run, leaf)
+                frontier.extend(hashes[i : i + take])
+                leaf += take
+                i += take
+                if leaf == batch.size:
+                    _check_batch(batch, frontier, key, report)
+                    batch = next(batches, None)
+        if batch is not None:
+            missing = batch.first_position + (leaf - batch.first_leaf)
+            raise VerificationError(
+                f"position {missing}: the event is missing (the tree has {batch.size} "
+                f"events, the store {leaf})",
+                missing,
+            )
+        if stored_leaves.take_rest():
+            raise VerificationError(
+                f"the stored tree has more leaves than the {leaf} events (tree tables edited)"
+            )
+        _check_nodes(tables, port, computed_nodes, BLOCK_LEVEL)
+    report.events = leaf
+    report.tree_size = frontier.size
+    report.root = frontier.root()
+    return report
+
+
+class _LeafStream:
+    def __init__(self, rows: Iterator[tuple[Any, ...]], block: int):
+        self.rows, self.block = rows, block
+        self.buffer = bytearray()
+        self.next_block = 0
+
+    def _fill(self, need: int) -> None:
+        while len(self.buffer) < need:
+            row = next(self.rows, None)
+            if row is None:
+                return
+            number, data = int(row[0]), bytes(row[1])
+            if number != self.next_block or len(data) % merkle.HASH_SIZE:
+                raise VerificationError(
+                    f"the stored tree's leaf block {number} is out of place or malformed "
+                    f"(tree tables edited; expected block {self.next_block})"
+                )
+            self.next_block += 1
+            self.buffer += data
+
+    def take(self, count: int) -> bytes:
+        need = count * merkle.HASH_SIZE
+        self._fill(need)
+        out = bytes(self.buffer[:need])
+        del self.buffer[:need]
+        return out
+
+    def take_rest(self) -> bytes:
+        self._fill(1 << 62)
+        return bytes(self.buffer)
+
+
+def _leaf_stream(rows: Iterator[tuple[Any, ...]], block: int) -> _LeafStream:
+    return _LeafStream(rows, block)
+
+
+def _name_position_gap(run: list[int], expected_first: int) -> None:
+    expected = expected_first
+    for p in run:
+        if p > expected:
+            raise VerificationError(f"position {expected}: the event is missing", expected)
+        if p < expected:
+            raise VerificationError(
+                f"position {p}: an event the tree does not have (a row inserted)", p
+            )
+        expected += 1
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _name_leaf_mismatch(stored: bytes, mine: list[bytes], run: list[int], first_leaf: int) -> None:
+    for j, h in enumerate(mine):
+        if stored[j * merkle.HASH_SIZE : (j + 1) * merkle.HASH_SIZE] != h:
+            raise VerificationError(
+                f"position {run[j]} (leaf {first_leaf + j}): the stored event's bytes are "
+                "not those the Merkle tree recorded (the event, or the tree, was edited)",
+                run[j],
+            )
+    raise VerificationError(
+        f"the stored tree lacks leaves from leaf {first_leaf + len(stored) // 32}",
+        run[len(stored) // 32] if len(stored) // 32 < len(run) else None,
+    )
+
+
+def _check_batch(batch: Any, frontier: merkle.Frontier, key: VerifierKey, report: Report) -> None:
+    if batch.frontier != frontier.to_bytes():
+        raise VerificationError(
+            f"position {batch.last_position}: the stored tree state after it does not match "
+            "the events (tree tables edited)",
+            batch.last_position,
+        )
+    if batch.checkpoint is None:
+        report.unsigned_after = report.unsigned_after or batch.first_position
+        return
+    report.unsigned_after = None
+    checkpoint = _open(batch.checkpoint, key, f"the checkpoint of size {batch.size}")
+    if checkpoint.size != batch.size or checkpoint.root_hash != frontier.root():
+        raise VerificationError(
+            f"position {batch.last_position}: the signed checkpoint of size {checkpoint.size} "
+            f"does not match the events up to here (size {frontier.size})",
+            batch.last_position,
+        )
+    report.checkpoints += 1
+    report.checkpoint = batch.checkpoint
+
+
+def _check_nodes(
+    tables: TreeTables, port: Port, computed: dict[int, bytearray], min_level: int
+) -> None:
+    """Every stored node equals the one recomputed; none is missing or extra."""
+    level_of_next = min_level
+    expected = computed.get(level_of_next, bytearray())
+    index = 0
+    for level, idx, h in port.stream(
+        f"SELECT level, idx, {tables.blob('hash')} FROM {tables.nodes} ORDER BY level, idx"
+    ):
+        level, idx, h = int(level), int(idx), bytes(h)
+        while level > level_of_next:
+            if index * 32 != len(expected):
+                break
+            level_of_next += 1
+            expected = computed.get(level_of_next, bytearray())
+            index = 0
+        if level != level_of_next or idx != index:
+            raise VerificationError(
+                f"the stored tree has a node at level {level}, index {idx} that the events "
+                "do not make (tree tables edited)"
+            )
+        if expected[index * 32 : index * 32 + 32] != h:
+            first = idx << level
+            raise VerificationError(
+                f"the stored tree's node over leaves {first}-{first + (1 << level) - 1} "
+                "does not match the events (tree tables edited)"
+            )
+        index += 1
+    missing = index * 32 != len(expected) or any(
+        len(v) for lv, v in computed.items() if lv > level_of_next
+    )
+    if missing:
+        raise VerificationError("nodes of the stored tree are missing (tree tables edited)")

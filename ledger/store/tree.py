@@ -1,0 +1,408 @@
+"""The Merkle tree of the log, stored beside the events and written with them.
+
+Three tables per events table ``T`` (both backends):
+
+- ``T_merkle_batches``: one row per append batch (per run of consecutive positions):
+  its first leaf index and first position, the tree size after it, the tree's frontier
+  after it (``merkle.Frontier.to_bytes``) and the signed checkpoint of that size.  Leaf
+  *i* is the event at ``first_position + (i - first_leaf)`` of the batch holding *i*: on
+  PostgreSQL positions may skip numbers, leaf indexes never do.
+- ``T_merkle_leaves``: the leaf hashes, packed 16 to a row (``block`` = leaf // 16); the
+  last row grows until it holds 16.
+- ``T_merkle_nodes``: the root of every perfect subtree of 16 leaves or more
+  (``level`` >= 4, ``idx``), written as it completes.
+- ``T_merkle_meta``: ``build_until``, the newest event when the tree was first built
+  over a ledger from before it (absent for a ledger born with the tree).
+
+An append reads the last batch's frontier (O(1) rows), adds the new leaves (O(log n)
+node hashes, about 1/8 of a row per event) and signs one checkpoint; a proof reads
+O(log n) rows.  The recorders call ``TreeTables.extend`` inside the transaction that
+inserts the events, after they hold the write lock, so tree, checkpoint and events
+commit together or not at all.  ``TreeBehind`` is raised when events exist that the
+tree does not cover: for a ledger from before the tree, ``build_chunk`` catches it up,
+in resumable chunks, each its own transaction; any other such event was not written by
+the ledger and is never taken into the tree (``ledger verify`` names it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eventsourcing.persistence import IntegrityError
+
+from ledger import merkle
+from ledger.checkpoint import Checkpoint, SigningKey
+
+BLOCK_LEVEL = 4
+BLOCK = 1 << BLOCK_LEVEL
+"""Leaf hashes per row of the leaves table; nodes are stored from this level up."""
+
+
+class TreeBehind(IntegrityError):
+    """Stored events exist that the Merkle tree does not cover: build the tree first."""
+
+
+class TreeError(Exception):
+    """The stored tree cannot answer (missing or malformed rows): it was edited."""
+
+
+class Port(Protocol):
+    """The few database operations the tree needs (one cursor, one transaction)."""
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    first_leaf: int
+    first_position: int
+    size: int
+    frontier: bytes
+    checkpoint: str | None
+
+    @property
+    def count(self) -> int:
+        return self.size - self.first_leaf
+
+    @property
+    def last_position(self) -> int:
+        return self.first_position + self.count - 1
+
+
+@dataclass
+class Tip:
+    """The tree as an append finds it: its frontier, the last position it covers, and
+    the hashes already in its last, partial leaf block."""
+
+    frontier: merkle.Frontier
+    covered: int
+    head: bytes
+
+
+class TreeTables:
+    """SQL for one events table's tree tables (``?`` placeholders; ``%s`` for psycopg)."""
+
+    def __init__(
+        self,
+        events: str,
+        position_column: str,
+        batches: str,
+        leaves: str,
+        nodes: str,
+        meta: str,
+        *,
+        postgres: bool,
+    ):
+        self.events, self.position = events, position_column
+        self.batches, self.leaves, self.nodes, self.meta = batches, leaves, nodes, meta
+        self.postgres = postgres
+        integer, blob = ("bigint", "bytea") if postgres else ("INTEGER", "BLOB")
+        self.create_statements = [
+            f"CREATE TABLE IF NOT EXISTS {batches} ("
+            f"first_leaf {integer} PRIMARY KEY, first_position {integer} NOT NULL UNIQUE, "
+            f"size {integer} NOT NULL, frontier {blob} NOT NULL, checkpoint TEXT)",
+            f"CREATE TABLE IF NOT EXISTS {leaves} (block {integer} PRIMARY KEY, hashes {blob} "
+            "NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {nodes} (level {integer} NOT NULL, idx {integer} "
+            f"NOT NULL, hash {blob} NOT NULL, PRIMARY KEY (level, idx))"
+            + ("" if postgres else " WITHOUT ROWID"),
+            f"CREATE TABLE IF NOT EXISTS {meta} (name TEXT PRIMARY KEY, value {integer} NOT NULL)",
+        ]
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.postgres else text
+
+    def blob(self, column: str) -> str:
+        """A binary column as bytes even if it was overwritten with text (SQLite's
+        ``replace()`` or ``||`` on a BLOB give TEXT, which the driver would decode)."""
+        return column if self.postgres else f"CAST({column} AS BLOB)"
+
+    # --- reading ------------------------------------------------------------------------
+
+    @property
+    def _batch_columns(self) -> str:
+        return f"first_leaf, first_position, size, {self.blob('frontier')}, checkpoint"
+
+    def _batch(self, row: tuple[Any, ...] | None) -> Batch | None:
+        if row is None:
+            return None
+        return Batch(int(row[0]), int(row[1]), int(row[2]), bytes(row[3]), row[4])
+
+    def last_batch(self, port: Port) -> Batch | None:
+        return self._batch(
+            port.one(
+                f"SELECT {self._batch_columns} FROM {self.batches} ORDER BY first_leaf DESC LIMIT 1"
+            )
+        )
+
+    def last_signed_batch(self, port: Port) -> Batch | None:
+        return self._batch(
+            port.one(
+                f"SELECT {self._batch_columns} FROM {self.batches} WHERE checkpoint IS NOT NULL "
+                "ORDER BY first_leaf DESC LIMIT 1"
+            )
+        )
+
+    def batch_of_leaf(self, port: Port, leaf: int) -> Batch | None:
+        batch = self._batch(
+            port.one(
+                self.sql(
+                    f"SELECT {self._batch_columns} FROM {self.batches} WHERE first_leaf <= ? "
+                    "ORDER BY first_leaf DESC LIMIT 1"
+                ),
+                (leaf,),
+            )
+        )
+        return batch if batch is not None and leaf < batch.size else None
+
+    def batch_of_position(self, port: Port, position: int) -> Batch | None:
+        batch = self._batch(
+            port.one(
+                self.sql(
+                    f"SELECT {self._batch_columns} FROM {self.batches} WHERE first_position <= ? "
+                    "ORDER BY first_position DESC LIMIT 1"
+                ),
+                (position,),
+            )
+        )
+        return batch if batch is not None and position <= batch.last_position else None
+
+    def batches_from(self, port: Port, first_leaf: int = 0) -> Iterator[Batch]:
+        for row in port.stream(
+            self.sql(
+                f"SELECT {self._batch_columns} FROM {self.batches} WHERE first_leaf >= ? "
+                "ORDER BY first_leaf"
+            ),
+            (first_leaf,),
+        ):
+            batch = self._batch(row)
+            assert batch is not None
+            yield batch
+
+    def leaf_block(self, port: Port, block: int) -> bytes:
+        row = port.one(
+            self.sql(f"SELECT {self.blob('hashes')} FROM {self.leaves} WHERE block = ?"), (block,)
+        )
+        return b"" if row is None else bytes(row[0])
+
+    def untracked_events(self, port: Port, covered: int) -> int:
+        """How many stored events come after position ``covered`` (the tree's last)."""
+        row = port.one(
+            self.sql(f"SELECT COUNT(*) FROM {self.events} WHERE {self.position} > ?"),
+            (covered,),
+        )
+        return 0 if row is None else int(row[0])
+
+    # --- writing ------------------------------------------------------------------------
+
+    def tip(self, port: Port, *, before: int | None = None) -> Tip:
+        """The tree's newest state, checked to cover every stored event (those before
+        position ``before``, when the new events are already inserted); else
+        ``TreeBehind``.  Call with the write lock held."""
+        last = self.last_batch(port)
+        frontier = merkle.Frontier() if last is None else merkle.Frontier.from_bytes(last.frontier)
+        covered = 0 if last is None else last.last_position
+        if before is None:
+            row = port.one(f"SELECT MAX({self.position}) FROM {self.events}")
+        else:
+            row = port.one(
+                self.sql(
+                    f"SELECT MAX({self.position}) FROM {self.events} WHERE {self.position} < ?"
+                ),
+                (before,),
+            )
+        stored = 0 if row is None or row[0] is None else int(row[0])
+        if stored != covered:
+            raise TreeBehind(
+                f"the Merkle tree covers the events up to position {covered} but the store "
+                f"holds events up to position {stored}: build the tree first"
+            )
+        block, offset = divmod(frontier.size, BLOCK)
+        head = self.leaf_block(port, block) if offset else b""
+        if len(head) != offset * merkle.HASH_SIZE:
+            raise TreeError(f"the stored leaf block {block} is not {offset} hashes long")
+        return Tip(frontier, covered, head)
+
+    def extend(
+        self,
+        port: Port,
+        tip: Tip,
+        positions: Sequence[int],
+        payloads: Sequence[bytes],
+    ) -> Batch:
+        """Add these events (their positions and exact JSON bytes) to the tree at ``tip``.
+
+        Runs inside the transaction that inserted them, with the write lock held since
+        ``tip`` was read.  The batch rows are unsigned: ``sign_last`` signs the tree
+        once per write transaction, before it commits.
+        """
+        frontier = tip.frontier
+        leaves = merkle.leaf_hashes(payloads)
+        nodes: list[tuple[int, int, bytes]] = []
+        frontier.on_node = lambda level, index, h: nodes.append((level, index, h))
+        frontier.min_level = BLOCK_LEVEL
+        first_leaf = frontier.size
+        rows: list[tuple[int, int, int, bytes, str | None]] = []
+        start = 0
+        for run_end in [*_run_ends(positions), len(positions)]:
+            run_first = frontier.size
+            frontier.extend(leaves[start:run_end])
+            rows.append((run_first, positions[start], frontier.size, frontier.to_bytes(), None))
+            start = run_end
+        frontier.on_node = None
+        port.executemany(self.sql(f"INSERT INTO {self.batches} VALUES (?, ?, ?, ?, ?)"), rows)
+        port.executemany(
+            self.sql(
+                f"INSERT INTO {self.leaves} VALUES (?, ?) "
+                "ON CONFLICT (block) DO UPDATE SET hashes = excluded.hashes"
+            ),
+            _leaf_rows(first_leaf, tip.head, leaves),
+        )
+        if nodes:
+            port.executemany(self.sql(f"INSERT INTO {self.nodes} VALUES (?, ?, ?)"), nodes)
+        return Batch(rows[0][0], rows[0][1], rows[-1][2], rows[-1][3], rows[-1][4])
+
+    def sign_last(self, port: Port, signer: SigningKey | None) -> str | None:
+        """Sign the checkpoint of the tree as its last batch left it (in that row)."""
+        last = self.last_batch(port)
+        if last is None or signer is None:
+            return None
+        frontier = merkle.Frontier.from_bytes(last.frontier)
+        note = signer.sign(Checkpoint(signer.name, frontier.size, frontier.root()).body())
+        port.execute(
+            self.sql(f"UPDATE {self.batches} SET checkpoint = ? WHERE first_leaf = ?"),
+            (note, last.first_leaf),
+        )
+        return note
+
+    def _build_until(self, port: Port, last: Batch | None, *, start: bool) -> int:
+        """The last position a migration covers: the newest event when the tree was
+        first built over a ledger from before it (recorded in the meta table).  A ledger
+        born with the tree has none (0): an event it does not cover was not written by
+        the ledger, and is never built into the tree."""
+        row = port.one(self.sql(f"SELECT value FROM {self.meta} WHERE name = ?"), ("build_until",))
+        if row is not None:
+            return int(row[0])
+        if last is not None:
+            return 0
+        top = port.one(f"SELECT MAX({self.position}) FROM {self.events}")
+        until = 0 if top is None or top[0] is None else int(top[0])
+        if start and until:
+            port.execute(self.sql(f"INSERT INTO {self.meta} VALUES (?, ?)"), ("build_until", until))
+        return until
+
+    def pending(self, port: Port) -> int:
+        """How many stored events a migration still has to add to the tree."""
+        last = self.last_batch(port)
+        covered = 0 if last is None else last.last_position
+        until = self._build_until(port, last, start=False)
+        if until <= covered:
+            return 0
+        row = port.one(
+            self.sql(
+                f"SELECT COUNT(*) FROM {self.events} WHERE {self.position} > ? "
+                f"AND {self.position} <= ?"
+            ),
+            (covered, until),
+        )
+        return 0 if row is None else int(row[0])
+
+    def build_chunk(
+        self,
+        port: Port,
+        payload_of: Callable[[bytes], bytes],
+        signer: SigningKey | None,
+        limit: int,
+    ) -> int:
+        """Add up to ``limit`` of the events stored before the tree existed (a ledger
+        from before it); returns how many were added.  Call in a write transaction."""
+        last = self.last_batch(port)
+        covered = 0 if last is None else last.last_position
+        until = self._build_until(port, last, start=True)
+        rows = port.all(
+            self.sql(
+                f"SELECT {self.position}, {self.blob('state')} FROM {self.events} "
+                f"WHERE {self.position} > ? AND {self.position} <= ? "
+                f"ORDER BY {self.position} LIMIT ?"
+            ),
+            (covered, until, limit),
+        )
+        if not rows:
+            return 0
+        tip = self.tip(port, before=int(rows[0][0]))
+        self.extend(port, tip, [int(r[0]) for r in rows], [payload_of(bytes(r[1])) for r in rows])
+        self.sign_last(port, signer)
+        return len(rows)
+
+
+def _leaf_rows(first_leaf: int, head: bytes, leaves: list[bytes]) -> list[tuple[int, bytes]]:
+    """Rows of the leaves table for new leaves from ``first_leaf`` (``head``: the hashes
+    already in its block)."""
+    rows: list[tuple[int, bytes]] = []
+    block, offset = divmod(first_leaf, BLOCK)
+    i = 0
+    if offset:
+        i = BLOCK - offset
+        rows.append((block, head + b"".join(leaves[:i])))
+        block += 1
+    while i < len(leaves):
+        rows.append((block, b"".join(leaves[i : i + BLOCK])))
+        i += BLOCK
+        block += 1
+    return rows
+
+
+def _run_ends(positions: Sequence[int]) -> list[int]:
+    """Indexes where a new run of consecutive positions starts."""
+    return [i for i in range(1, len(positions)) if positions[i] != positions[i - 1] + 1]
+
+
+class StoredTree:
+    """The stored tree as a ``merkle.NodeSource`` (read through one port/transaction)."""
+
+    def __init__(self, tables: TreeTables, port: Port):
+        self.tables, self.port = tables, port
+        self._blocks: dict[int, bytes] = {}
+
+    def leaves_of_block(self, block: int) -> list[bytes]:
+        data = self._blocks.get(block)
+        if data is None:
+            data = self._blocks[block] = self.tables.leaf_block(self.port, block)
+        return [data[i : i + merkle.HASH_SIZE] for i in range(0, len(data), merkle.HASH_SIZE)]
+
+    def leaf(self, index: int) -> bytes:
+        hashes = self.leaves_of_block(index // BLOCK)
+        try:
+            return hashes[index % BLOCK]
+        except IndexError:
+            raise TreeError(f"leaf {index} is not in the stored tree") from None
+
+    def node(self, level: int, index: int) -> bytes:
+        if level >= BLOCK_LEVEL:
+            row = self.port.one(
+                self.tables.sql(
+                    f"SELECT {self.tables.blob('hash')} FROM {self.tables.nodes} "
+                    "WHERE level = ? AND idx = ?"
+                ),
+                (level, index),
+            )
+            if row is None:
+                raise TreeError(f"the stored tree has no node at level {level}, index {index}")
+            return bytes(row[0])
+        first = index << level
+        hashes = self.leaves_of_block(first // BLOCK)
+        offset = first % BLOCK
+        part = hashes[offset : offset + (1 << level)]
+        if len(part) != 1 << level:
+            raise TreeError(f"the stored tree lacks leaves {first}-{first + (1 << level) - 1}")
+        return merkle.perfect_root(part)

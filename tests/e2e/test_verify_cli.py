@@ -1,0 +1,169 @@
+"""`ledger key / checkpoint / prove / verify / verify-proof` as an auditor runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger.cli.main import cli
+from tests import factory as f
+from tests.conftest import Backend
+
+
+def jsonl(events: list[dict]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+@pytest.fixture
+def env(backend: Backend) -> dict[str, str]:
+    return backend.env()
+
+
+def runner(env: dict[str, str]) -> Callable[..., Result]:
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, env=env)
+
+    return invoke
+
+
+def test_an_auditor_pins_the_key_keeps_checkpoints_and_checks_proofs(
+    env: dict[str, str], tmp_path: Path, backend: Backend
+) -> None:
+    run = runner(env)
+    assert run("import", "-", input=jsonl([f.party(f"p{i}") for i in range(12)])).exit_code == 0
+    key = run("key")
+    assert key.exit_code == 0, key.output
+    pub = tmp_path / "ledger.pub"
+    pub.write_text(key.output)
+    key_file = Path(env["LEDGER_HOME"]) / "signing.key"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert json.loads(run("key", "-o", "json").output)["verifier_key"] == key.output.strip()
+
+    first = run("checkpoint")
+    assert first.exit_code == 0 and first.output.splitlines()[1] == "12"
+    kept = tmp_path / "checkpoint-12.txt"
+    kept.write_text(first.output)
+    as_json = json.loads(run("checkpoint", "-o", "json").output)
+    assert as_json["tree_size"] == 12 and as_json["checkpoint"] == first.output
+
+    assert run("append", json.dumps(f.party("late"))).exit_code == 0
+    ok = run("verify", "--key", str(pub))
+    assert ok.exit_code == 0 and "OK: 13 events" in ok.output, ok.output
+    since = run("verify", "--since", str(kept), "--key", str(pub), "-o", "json")
+    assert since.exit_code == 0, since.output
+    assert json.loads(since.output)[("old_size")] == 12
+
+    events = json.loads(run("log", "--order", "recorded", "-o", "json").output)
+    event_id = events[4]["event"]["event_id"]
+    proof = run("prove", event_id, "-o", "json")
+    assert proof.exit_code == 0, proof.output
+    proof_file = tmp_path / "proof.json"
+    proof_file.write_text(proof.output)
+    body = json.loads(proof.output)
+    assert (body["leaf_index"], body["tree_size"]) == (4, 13)
+    old = json.loads(run("prove", event_id, "--checkpoint", str(kept), "-o", "json").output)
+    assert old["tree_size"] == 12
+
+    # Offline: no ledger, no database reachable.
+    offline = runner(
+        {
+            "LEDGER_HOME": str(tmp_path / "nowhere"),
+            "LEDGER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        }
+    )
+    checked = offline("verify-proof", str(proof_file), "--key", str(pub))
+    assert checked.exit_code == 0, checked.output
+    assert f"event {event_id} is leaf 4 of the 13 events" in checked.output
+    assert not (tmp_path / "nowhere").exists()
+
+    altered = dict(body, event=body["event"].replace('"p4"', '"p5"'))
+    (tmp_path / "altered.json").write_text(json.dumps(altered))
+    bad = offline("verify-proof", str(tmp_path / "altered.json"), "--key", str(pub))
+    assert bad.exit_code == 1 and "not the hash of its event" in bad.output
+    del altered["leaf_hash"]
+    (tmp_path / "altered.json").write_text(json.dumps(altered))
+    bad = offline("verify-proof", str(tmp_path / "altered.json"), "--key", str(pub))
+    assert bad.exit_code == 1 and "does not verify" in bad.output
+    other_key = "someone+00000000+" + "A" * 44
+    for args, code in [
+        ((str(proof_file), "--key", other_key), 2),  # a malformed key
+        ((str(tmp_path / "missing.json"), "--key", str(pub)), 2),
+    ]:
+        result = offline("verify-proof", *args)
+        assert result.exit_code == code, result.output
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "content, code",
+    [
+        (b"not json", 2),
+        (b"[]", 2),
+        (b'{"format": "ledger-inclusion-proof/1"}', 2),
+        (b"\xff\xfe", 2),
+        (b" " * (17 * 1024 * 1024), 2),
+    ],
+)
+def test_verify_proof_refuses_what_is_not_a_proof(
+    tmp_path: Path, content: bytes, code: int
+) -> None:
+    path = tmp_path / "proof.json"
+    path.write_bytes(content)
+    from ledger.checkpoint import SigningKey
+
+    pub = SigningKey.generate("ledger/x").verifier.text()
+    result = CliRunner().invoke(cli, ["verify-proof", str(path), "--key", pub, "-o", "json"])
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["error"] == "InputError"
+
+
+def test_verify_exits_1_naming_the_edited_position(sqlite_backend: Backend) -> None:
+    env = sqlite_backend.env()
+    run = runner(env)
+    assert run("import", "-", input=jsonl([f.party(f"p{i}") for i in range(6)])).exit_code == 0
+    db = Path(env["LEDGER_HOME"]) / "ledger.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), "
+            "'\"DE\"', '\"RU\"') AS BLOB) WHERE rowid = 3"
+        )
+    result = run("verify")
+    assert result.exit_code == 1
+    assert "position 3" in result.output and "Traceback" not in result.output
+    as_json = run("verify", "-o", "json")
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.output.strip().splitlines()[-1])["position"] == 3
+
+
+def test_prove_and_verify_refuse_bad_arguments(sqlite_backend: Backend, tmp_path: Path) -> None:
+    env = sqlite_backend.env()
+    run = runner(env)
+    assert run("append", json.dumps(f.party("a"))).exit_code == 0
+    for args, code, words in [
+        (("prove", "not-a-uuid"), 2, "not an event id"),
+        (("prove", "0f8c2d4e-8f0a-4e1b-9c55-3a1d2b7e6f10"), 2, "no event"),
+        (("verify", "--since", str(tmp_path / "missing.txt")), 2, "cannot read"),
+        (("verify", "--key", "garbage+key"), 2, "--key"),
+    ]:
+        result = run(*args)
+        assert result.exit_code == code, (args, result.output)
+        assert words in result.output and "Traceback" not in result.output
+    junk = tmp_path / "junk.txt"
+    junk.write_text("origin\n1\nAAAA\n\n— origin AAAAAAAA\n")
+    result = run("verify", "--since", str(junk))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_a_missing_signing_key_appends_nothing(sqlite_backend: Backend, tmp_path: Path) -> None:
+    env = {**sqlite_backend.env(), "LEDGER_SIGNING_KEY": str(tmp_path / "absent.key")}
+    result = runner(env)("append", json.dumps(f.party("a")))
+    assert result.exit_code == 2 and "no signing key" in result.output
+    assert "Nothing was appended" in result.output

@@ -1,0 +1,315 @@
+"""The Merkle tree in the store (SQLite and PostgreSQL): written with the events, signed
+per batch, provable, verifiable, built over ledgers from before it, and tamper-evident."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger import audit, merkle
+from ledger.app import Ledger
+from ledger.checkpoint import Checkpoint, open_checkpoint, split_note
+from ledger.errors import StoreError
+from ledger.store.codec import encode_event
+from tests import factory
+
+
+def independent_root(lines: list[bytes]) -> bytes:
+    """RFC 9162 MTH, written out from its definition (no ledger code)."""
+    if len(lines) == 1:
+        return hashlib.sha256(b"\x00" + lines[0]).digest()
+    k = 1
+    while k * 2 < len(lines):
+        k *= 2
+    return hashlib.sha256(
+        b"\x01" + independent_root(lines[:k]) + independent_root(lines[k:])
+    ).digest()
+
+
+def export_lines(app: Ledger) -> list[bytes]:
+    """What `ledger log --order recorded --include-retracted -o jsonl` prints."""
+    return [encode_event(e.event) for e in app.log(order="recorded", include_retracted=True)]
+
+
+def append_parties(app: Ledger, count: int, tag: str, *, batch: int = 1) -> None:
+    objs = [factory.party(f"{tag}-{i}") for i in range(count)]
+    for start in range(0, count, batch):
+        app.append_objects(objs[start : start + batch])
+
+
+def all_checkpoints(app: Ledger) -> list[str]:
+    tables = app.recorder.tree  # type: ignore[attr-defined]
+    with app.recorder.tree_port() as port:  # type: ignore[attr-defined]
+        return [b.checkpoint for b in tables.batches_from(port) if b.checkpoint]
+
+
+def test_tree_root_is_the_export_root_and_every_proof_verifies(ledger: Ledger) -> None:
+    key = ledger.signing_key().verifier
+    sizes: list[int] = []
+    for count, batch in [(1, 1), (2, 1), (20, 20), (5, 5), (40, 13), (1, 1)]:
+        append_parties(ledger, count, f"p{len(sizes)}", batch=batch)
+        sizes.append(ledger.head())
+    # A retraction: the retracted event stays a leaf (the export includes it).
+    first = next(iter(ledger.log(order="recorded"))).event.event_id
+    ledger.append_objects(
+        [
+            {
+                "type": "EventRetracted",
+                "retracted_event_id": str(first),
+                "reason": "wrong",
+                "sources": [factory.SRC],
+            }
+        ]
+    )
+    sizes.append(ledger.head())
+    lines = export_lines(ledger)
+    assert len(lines) == 70
+    note = audit.latest_checkpoint(ledger)
+    assert note is not None
+    checkpoint = open_checkpoint(note, key, origin=key.name)
+    assert checkpoint.size == len(lines)
+    assert checkpoint.root_hash == independent_root(lines)
+
+    report = audit.verify(ledger, key=key)
+    assert (report.events, report.root) == (70, checkpoint.root_hash)
+    assert report.checkpoints == len(all_checkpoints(ledger)) == 1 + 2 + 1 + 1 + 4 + 1 + 1
+
+    events = list(ledger.log(order="recorded", include_retracted=True))
+    older = all_checkpoints(ledger)[3]  # after the 20-event batch: size 23
+    assert Checkpoint.parse(split_note(older)[0]).size == 23
+    for i, entry in enumerate(events):
+        proof = audit.prove(ledger, entry.event.event_id, key=key)
+        assert (proof["leaf_index"], proof["tree_size"]) == (i, 70)
+        assert proof["event"].encode() == lines[i]
+        assert audit.verify_proof(proof, key).leaf_index == i
+        if i < 23:
+            old = audit.prove(ledger, entry.event.event_id, checkpoint=older, key=key)
+            assert old["tree_size"] == 23
+            audit.verify_proof(old, key)
+        else:
+            with pytest.raises(audit.VerificationError, match="after the checkpoint"):
+                audit.prove(ledger, entry.event.event_id, checkpoint=older, key=key)
+    for old_note in all_checkpoints(ledger):
+        result = audit.consistency(ledger, old_note, key=key)
+        merkle.verify_consistency(
+            result["old_size"],
+            70,
+            open_checkpoint(old_note, key).root_hash,
+            checkpoint.root_hash,
+            [base64.b64decode(h) for h in result["consistency_path"]],
+        )
+
+
+def test_a_forged_or_foreign_checkpoint_is_refused(ledger: Ledger) -> None:
+    append_parties(ledger, 5, "a", batch=5)
+    key = ledger.signing_key()
+    event_id = next(iter(ledger.log())).event.event_id
+    forged = key.sign(Checkpoint(key.name, 5, b"\x00" * 32).body())  # our key, wrong root
+    with pytest.raises(audit.VerificationError, match="not an append-only extension"):
+        audit.consistency(ledger, forged, key=key.verifier)
+    with pytest.raises(audit.VerificationError):
+        audit.prove(ledger, event_id, checkpoint=forged, key=key.verifier)
+    from ledger.checkpoint import SigningKey
+
+    stranger = SigningKey.generate(key.name)
+    foreign = stranger.sign(Checkpoint(key.name, 5, b"\x00" * 32).body())
+    with pytest.raises(audit.VerificationError, match="not signed by the key"):
+        audit.consistency(ledger, foreign, key=key.verifier)
+    bigger = key.sign(Checkpoint(key.name, 9, b"\x00" * 32).body())
+    with pytest.raises(audit.VerificationError, match="events were removed"):
+        audit.consistency(ledger, bigger, key=key.verifier)
+
+
+def _forget_tree(app: Ledger) -> None:
+    """Make the ledger look like one from before the tree (an upgrade)."""
+    tables = app.recorder.tree  # type: ignore[attr-defined]
+    with app.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+        for table in (tables.batches, tables.leaves, tables.nodes, tables.meta):
+            port.execute(f"DELETE FROM {table}")
+
+
+def test_a_ledger_from_before_the_tree_gets_it_built_resumably(ledger: Ledger) -> None:
+    append_parties(ledger, 45, "old", batch=9)
+    key = ledger.signing_key().verifier
+    root_before = open_checkpoint(audit.latest_checkpoint(ledger) or "", key).root_hash
+    _forget_tree(ledger)
+    assert audit.pending(ledger) == 45
+
+    seen: list[tuple[int, int]] = []
+
+    def stop_after_two(done: int, total: int) -> None:
+        seen.append((done, total))
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        audit.build_tree(ledger, progress=stop_after_two, chunk=10)
+    assert seen == [(10, 45), (20, 45)]
+    assert audit.pending(ledger) == 25  # resumes where the last chunk committed
+    seen.clear()
+    assert audit.build_tree(ledger, progress=seen.append and None, chunk=10) == 25
+    note = audit.latest_checkpoint(ledger) or ""
+    assert open_checkpoint(note, key).root_hash == root_before
+    assert audit.verify(ledger, key=key).events == 45
+
+    # An append on a ledger from before the tree builds it first.
+    _forget_tree(ledger)
+    append_parties(ledger, 1, "new")
+    assert audit.verify(ledger, key=key).events == 46
+    assert audit.pending(ledger) == 0
+
+
+def _insert_behind_the_back(app: Ledger, backend: Any) -> int:
+    """A row written into the events table with SQL, as an intruder would."""
+    tables = app.recorder.tree  # type: ignore[attr-defined]
+    with app.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+        row = port.one(
+            f"SELECT originator_id, originator_version, topic, state FROM {tables.events} "
+            f"ORDER BY {tables.position} DESC LIMIT 1"
+        )
+        assert row is not None
+        port.execute(
+            tables.sql(
+                f"INSERT INTO {tables.events} (originator_id, originator_version, topic, state) "
+                "VALUES (?, ?, ?, ?)"
+            ),
+            ("party:intruder", 1, row[2], bytes(row[3]).replace(b'"p-', b'"x-')),
+        )
+        top = port.one(f"SELECT MAX({tables.position}) FROM {tables.events}")
+        assert top is not None
+        return int(top[0])
+
+
+def test_an_event_written_behind_the_ledgers_back_is_never_taken_into_the_tree(
+    ledger: Ledger, backend: Any
+) -> None:
+    append_parties(ledger, 3, "p", batch=3)
+    key = ledger.signing_key().verifier
+    position = _insert_behind_the_back(ledger, backend)
+    before = ledger.index.count_events()
+    with pytest.raises(StoreError, match="not written by the ledger"):
+        append_parties(ledger, 2, "later", batch=2)
+    assert ledger.index.count_events() == before  # nothing appended (PostgreSQL too)
+    assert audit.pending(ledger) == 0
+    with pytest.raises(audit.VerificationError) as failure:
+        audit.verify(ledger, key=key)
+    assert failure.value.position == position
+
+
+# --- tamper classes on a real SQLite file ---------------------------------------------------
+
+EDITS: dict[str, tuple[str, int | None]] = {
+    "payload byte changed": (
+        "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '\"DE\"', '\"FR\"') "
+        "AS BLOB) WHERE rowid = 17",
+        17,
+    ),
+    "row deleted": ("DELETE FROM stored_events WHERE rowid = 23", 23),
+    "row inserted": (
+        "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+        "SELECT 'party:forged', 1, topic, state FROM stored_events WHERE rowid = 5",
+        41,
+    ),
+    "rows swapped": (
+        "UPDATE stored_events SET state = CASE rowid WHEN 8 THEN "
+        "(SELECT state FROM stored_events WHERE rowid = 9) ELSE "
+        "(SELECT state FROM stored_events WHERE rowid = 8) END WHERE rowid IN (8, 9)",
+        8,
+    ),
+    "leaf hash edited": (
+        "UPDATE stored_events_merkle_leaves SET hashes = "
+        "substr(hashes, 1, 64) || randomblob(32) || substr(hashes, 97) WHERE block = 1",
+        19,
+    ),
+    "node edited": (
+        "UPDATE stored_events_merkle_nodes SET hash = randomblob(32) WHERE level = 5",
+        None,
+    ),
+    "checkpoint edited": (
+        "UPDATE stored_events_merkle_batches SET checkpoint = "
+        "replace(checkpoint, char(10) || '40' || char(10), char(10) || '41' || char(10))",
+        None,
+    ),
+    "frontier edited": (
+        "UPDATE stored_events_merkle_batches SET frontier = "
+        "substr(frontier, 1, 8) || randomblob(length(frontier) - 8) WHERE size = 40",
+        40,
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_verify_names_the_first_bad_position_and_passes_after_restore(
+    sqlite_backend: Any, edit: str
+) -> None:
+    env = sqlite_backend.env()
+    app = Ledger(sqlite_backend.settings(env))
+    try:
+        append_parties(app, 40, "p", batch=40)
+        key = app.signing_key().verifier
+        assert audit.verify(app, key=key).events == 40
+    finally:
+        app.close()
+    db = Path(env["LEDGER_HOME"]) / "ledger.db"
+    files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+    pristine = {f: f.read_bytes() for f in files if f.exists()}
+    sql, position = EDITS[edit]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(sql).rowcount >= 1
+    app = Ledger(sqlite_backend.settings(env))
+    try:
+        with pytest.raises(audit.VerificationError) as failure:
+            audit.verify(app, key=key)
+        assert failure.value.position == position, str(failure.value)
+        if position is not None:
+            assert f"position {position}" in str(failure.value)
+    finally:
+        app.close()
+    for f in files:  # the database file restored as it was
+        f.unlink(missing_ok=True)
+        if f in pristine:
+            f.write_bytes(pristine[f])
+    app = Ledger(sqlite_backend.settings(env))
+    try:
+        assert audit.verify(app, key=key).events == 40
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("edit", ["payload byte changed", "row deleted", "row inserted"])
+def test_verify_catches_edits_on_postgres(postgres_backend: Any, edit: str) -> None:
+    app = Ledger(postgres_backend.settings())
+    try:
+        append_parties(app, 30, "p", batch=30)
+        key = app.signing_key().verifier
+        tables = app.recorder.tree  # type: ignore[attr-defined]
+        with app.recorder.tree_port() as port:  # type: ignore[attr-defined]
+            first = port.one(f"SELECT MIN(notification_id) FROM {tables.events}")
+        assert first is not None
+        p = int(first[0])
+        if edit == "row inserted":
+            position = _insert_behind_the_back(app, postgres_backend)
+        else:
+            sql, position = {
+                "payload byte changed": (
+                    f"UPDATE {tables.events} SET state = overlay(state placing '9' from 20) "
+                    f"WHERE notification_id = {p + 6}",
+                    p + 6,
+                ),
+                "row deleted": (
+                    f"DELETE FROM {tables.events} WHERE notification_id = {p + 11}",
+                    p + 11,
+                ),
+            }[edit]
+            with app.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+                port.execute(sql)
+        with pytest.raises(audit.VerificationError) as failure:
+            audit.verify(app, key=key)
+        assert failure.value.position == position, str(failure.value)
+    finally:
+        app.close()
