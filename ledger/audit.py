@@ -344,11 +344,10 @@ def verify(app: Ledger, *, key: VerifierKey) -> Report:
     from ledger.store.tree import BLOCK, BLOCK_LEVEL
 
     tables = _tables(app)
-    payload_of = app.msgspec_mapper.payload
+    mapper = app.msgspec_mapper
+    plain = not mapper.cipher and not mapper.compressor  # stored bytes are the JSON line
+    payload_of = mapper.payload
     report = Report()
-
-    def _bytes(value: Any) -> bytes:
-        return value.encode() if isinstance(value, str) else bytes(value)
 
     computed_nodes: dict[int, bytearray] = {}
 
@@ -374,8 +373,10 @@ def verify(app: Ledger, *, key: VerifierKey) -> Report:
             page = list(itertools.islice(events, VERIFY_PAGE))
             if not page:
                 break
-            positions = [int(r[0]) for r in page]
-            hashes = merkle.leaf_hashes([payload_of(_bytes(r[1])) for r in page])
+            positions = [r[0] for r in page]
+            hashes = merkle.leaf_hashes(
+                [r[1] for r in page] if plain else [payload_of(r[1]) for r in page]
+            )
             i = 0
             while i < len(page):
                 if batch is None:

@@ -53,12 +53,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 def leaf_hashes(payloads: Iterable[bytes]) -> list[bytes]:
     """``leaf_hash`` of each payload (one list comprehension: the hot loop of a verify)."""
     sha = _sha256
-    out = []
-    for p in payloads:
-        h = sha(b"\x00")
-        h.update(p)
-        out.append(h.digest())
-    return out
+    return [sha(b"\x00" + p).digest() for p in payloads]
 
 
 def perfect_root(hashes: Sequence[bytes]) -> bytes:

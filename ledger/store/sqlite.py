@@ -82,10 +82,11 @@ class SQLitePort:
         return [tuple(r) for r in self.connection.execute(sql, params).fetchall()]
 
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
-        cursor = self.connection.execute(sql, params)
-        while rows := cursor.fetchmany(2000):
-            for row in rows:
-                yield tuple(row)
+        cursor = self.connection.cursor()
+        cursor.row_factory = None  # plain tuples: a verify streams every event
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(4096):
+            yield from rows
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.connection.execute(sql, params)

@@ -353,7 +353,9 @@ def test_rows_written_by_the_insert_hooks_share_the_events_transaction(
     seen: list[tuple[list[int], int]] = []
     commits: list[int] = []
 
-    def after_insert(write: EventWrite, positions: Sequence[int], rows: Sequence[IndexRow]) -> None:
+    def after_insert(
+        write: EventWrite, positions: Sequence[int], rows: Sequence[IndexRow], events: Any
+    ) -> None:
         cursor: Any = write.cursor  # type: ignore[attr-defined]
         cursor.execute(f"SELECT COUNT(*) AS n FROM {table}")
         row = cursor.fetchone()
@@ -368,7 +370,9 @@ def test_rows_written_by_the_insert_hooks_share_the_events_transaction(
     assert seen == [([o.position for o in result.outcomes], 2)]
     assert commits == [1]
 
-    def failing(write: EventWrite, positions: Sequence[int], rows: Sequence[IndexRow]) -> None:
+    def failing(
+        write: EventWrite, positions: Sequence[int], rows: Sequence[IndexRow], events: Any
+    ) -> None:
         raise RuntimeError("the hook's own rows could not be written")
 
     app.index.after_insert = failing  # type: ignore[method-assign]

@@ -1,0 +1,157 @@
+"""The Merkle tree's costs, as ratios against baselines measured in the same run.
+
+    python benchmarks/bench_merkle.py [--events 100000] [--repeat 3] [--proofs 200]
+
+On a realistic JSONL batch (``bench_import.generate``: parties, vetting, licences and
+mostly shipments), in one process:
+
+- **import with / without the tree**: ``ledger import`` of the file into a fresh SQLite
+  ledger, alternately with the tree (as shipped) and without it (the recorder's tree
+  hooks replaced by the no-op ones of ``EventIndex``).  Target: with >= 0.9x without.
+- **verify / plain hash loop**: ``ledger verify`` (``audit.verify``: every leaf
+  recomputed and checked against the stored tree, nodes, frontiers, checkpoints) against
+  reading the same event rows in position order and SHA-256-hashing each payload in one
+  Python loop.  Target: >= 0.5x.
+- **prove**: ``audit.prove`` of ``--proofs`` random events, in process: p50 and p95.
+  Target: p50 < 5 ms at 1M events.
+
+The best of ``--repeat`` runs is reported for each timing (the least disturbed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_import import generate
+
+
+def import_once(path: Path, workdir: Path, *, tree: bool) -> tuple[float, Path]:
+    from ledger.app import Ledger, gc_paused
+    from ledger.config import Settings
+    from ledger.intake import iter_lines
+    from ledger.store.index import EventIndex
+
+    home = workdir / f"home-{uuid.uuid4().hex}"
+    app = Ledger(Settings.from_env({"LEDGER_HOME": str(home), "LEDGER_ACTOR": "bench"}))
+    if not tree:
+        recorder = app.recorder
+        recorder.after_insert = EventIndex.after_insert.__get__(recorder)  # type: ignore[method-assign]
+        recorder.before_commit = EventIndex.before_commit.__get__(recorder)  # type: ignore[method-assign]
+    try:
+        started = time.perf_counter()
+        with path.open("rb") as f, gc_paused():
+            submissions = app.parse_lines(iter_lines(f))
+            result = app.append(submissions)
+        elapsed = time.perf_counter() - started
+        assert len(result.appended) == len(submissions)
+        return elapsed, home
+    finally:
+        app.close()
+
+
+def plain_hash_loop(db: Path) -> float:
+    """Read every event's payload in position order and SHA-256 it: the floor of a verify."""
+    started = time.perf_counter()
+    conn = sqlite3.connect(db)
+    try:
+        sha = hashlib.sha256
+        count = 0
+        for (state,) in conn.execute("SELECT state FROM stored_events ORDER BY rowid"):
+            sha(state).digest()
+            count += 1
+    finally:
+        conn.close()
+    assert count > 0
+    return time.perf_counter() - started
+
+
+def verify_once(home: Path) -> float:
+    from ledger import audit
+    from ledger.app import Ledger
+    from ledger.config import Settings
+
+    app = Ledger(Settings.from_env({"LEDGER_HOME": str(home)}))
+    try:
+        key = app.signing_key().verifier
+        started = time.perf_counter()
+        audit.verify(app, key=key)
+        return time.perf_counter() - started
+    finally:
+        app.close()
+
+
+def prove_times(home: Path, proofs: int) -> list[float]:
+    from ledger import audit
+    from ledger.app import Ledger
+    from ledger.config import Settings
+
+    app = Ledger(Settings.from_env({"LEDGER_HOME": str(home)}))
+    try:
+        key = app.signing_key().verifier
+        ids = [e.event.event_id for e in app.log(order="recorded", include_retracted=True)]
+        rng = random.Random(7)
+        times = []
+        for event_id in rng.sample(ids, min(proofs, len(ids))):
+            started = time.perf_counter()
+            audit.prove(app, event_id, key=key)
+            times.append(time.perf_counter() - started)
+        return times
+    finally:
+        app.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--proofs", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-merkle-") as tmp:
+        workdir = Path(tmp)
+        path = workdir / "batch.jsonl"
+        total = generate(path, args.events)
+        print(f"{total:,} events")
+        with_tree: list[float] = []
+        without: list[float] = []
+        home: Path | None = None
+        for _ in range(args.repeat):
+            t, _ = import_once(path, workdir, tree=False)
+            without.append(t)
+            t, home = import_once(path, workdir, tree=True)
+            with_tree.append(t)
+        best_with, best_without = min(with_tree), min(without)
+        print(
+            f"import   with tree {total / best_with:>10,.0f} ev/s   without "
+            f"{total / best_without:>10,.0f} ev/s   ratio {best_without / best_with:.3f} "
+            "(target >= 0.9)"
+        )
+        assert home is not None
+        db = home / "ledger.db"
+        verify = [verify_once(home) for _ in range(args.repeat)]
+        plain = [plain_hash_loop(db) for _ in range(args.repeat)]
+        print(
+            f"verify   {total / min(verify):>10,.0f} ev/s   read+SHA-256 loop "
+            f"{total / min(plain):>10,.0f} ev/s   ratio {min(plain) / min(verify):.3f} "
+            "(target >= 0.5)"
+        )
+        times = prove_times(home, args.proofs)
+        print(
+            f"prove    p50 {statistics.median(times) * 1000:.2f} ms   "
+            f"p95 {sorted(times)[int(len(times) * 0.95) - 1] * 1000:.2f} ms   "
+            f"({len(times)} proofs; target p50 < 5 ms at 1M)"
+        )
+
+
+if __name__ == "__main__":
+    main()
