@@ -209,6 +209,11 @@ def prove(
     help="Prove with a consistency proof that the ledger is an append-only extension of "
     "this kept checkpoint (fast: reads O(log n) rows).",
 )
+@click.option(
+    "--views",
+    is_flag=True,
+    help="Also check that the stored views answer what a fresh fold of the events answers.",
+)
 @click.option("--key", "key_text", help=KEY_HELP)
 @output_option("table", "json")
 @click.pass_context
@@ -216,6 +221,7 @@ def prove(
 def verify(
     ctx: click.Context,
     since_file: str | None,
+    views: bool,
     key_text: str | None,
     output: str,
 ) -> None:
@@ -224,13 +230,15 @@ def verify(
     Recomputes every event's leaf hash from its stored bytes and checks it against the
     Merkle tree, every stored node, every checkpoint's root and signature.  Exit 1
     naming the first position that does not match: an event edited, deleted, inserted
-    or moved, or the tree's own tables edited.  Exit 0 when all holds.
+    or moved, or the tree's own tables edited.  Exit 0 when all holds.  --views also
+    compares every stored view (licences, parties, measures, commitments, asymmetry,
+    findings) at several dates with a fresh fold of the events.
 
     \b
     Examples:
       ledger verify --key ledger.pub
       ledger verify --since checkpoint-2025-12-01.txt --key ledger.pub
-      ledger verify -o json
+      ledger verify --views -o json
     """
     from ledger.audit import consistency
     from ledger.audit import verify as verify_all
@@ -267,6 +275,16 @@ def verify(
             )
             if report.unsigned_after is not None:
                 text += f" (Events from position {report.unsigned_after} are not signed yet.)"
+        if views:
+            from ledger.audit import verify_views
+
+            counts = verify_views(app)
+            result["views"] = counts
+            text += (
+                "\nOK: the stored views equal a fresh fold of the events ("
+                + ", ".join(f"{n:,} {name} rows" for name, n in counts.items())
+                + ")."
+            )
     if output == "json":
         echo_json(result)
     else:

@@ -167,3 +167,31 @@ def test_a_missing_signing_key_appends_nothing(sqlite_backend: Backend, tmp_path
     result = runner(env)("append", json.dumps(f.party("a")))
     assert result.exit_code == 2 and "no signing key" in result.output
     assert "Nothing was appended" in result.output
+
+
+def test_verify_views_compares_the_stored_views_with_a_fresh_fold(
+    env: dict[str, str], backend: Backend
+) -> None:
+    from ledger.scenario import scenario_path
+
+    run = runner(env)
+    assert run("import", "--backfill", str(scenario_path())).exit_code == 0
+    assert run("project", "--once").exit_code == 0
+    ok = run("verify", "--views", "-o", "json")
+    assert ok.exit_code == 0, ok.output
+    counts = json.loads(ok.output)["views"]
+    assert counts["licences"] > 0 and counts["measures"] > 0 and counts["commitments"] > 0
+    if backend.name != "sqlite":
+        return
+    db = Path(env["LEDGER_HOME"]) / "ledger.db"
+    with sqlite3.connect(db) as conn:  # a licence's cap raised in the stored views only
+        changed = conn.execute(
+            "UPDATE views_data SET static = CAST(replace(CAST(static AS TEXT), "
+            "'\"20000\"', '\"90000\"') AS BLOB) WHERE instr(CAST(static AS TEXT), '20000') > 0"
+        ).rowcount
+    assert changed > 0
+    bad = run("verify", "--views")
+    assert bad.exit_code == 1, bad.output
+    assert "stored view licences" in bad.output and "field items" in bad.output
+    assert "Traceback" not in bad.output
+    assert run("verify").exit_code == 0  # the record itself is intact
