@@ -1,9 +1,9 @@
 """Running the projector: catch up, follow the store or the NATS stream, resume after a crash.
 
 - **store** source: the notification log.  Catching up reads it in large pages
-  (``select_notifications``); following uses the recorder's ``subscribe()`` (LISTEN/NOTIFY
-  on PostgreSQL, polling on SQLite: ``ledger.projections.subscription``) and applies whatever has
-  arrived as one batch.
+  (``select_payloads``); following uses ``ledger.store.follow.StoreFollower`` (woken by
+  the store's commit hints: file notifications on SQLite, LISTEN on PostgreSQL; polling
+  as the fallback) and applies whatever has arrived as one batch.
 - **nats** source: the ``LEDGER`` stream through a durable pull consumer.  Each fetched
   batch is decoded from the payload (``decode_event(payload, Ledger-Event-Type)``),
   applied, written with the tracking record of its highest ``Ledger-Position``, and only
@@ -271,11 +271,9 @@ class RunResult:
 
 
 def open_app(settings: Settings) -> Ledger:
-    """The ledger with a recorder whose ``subscribe()`` batches (polling on SQLite)."""
     from ledger.app import Ledger
-    from ledger.projections.subscription import subscribing_env
 
-    return Ledger(settings, env=subscribing_env(settings))
+    return Ledger(settings)
 
 
 def follow_store(
@@ -286,27 +284,30 @@ def follow_store(
     on_progress: Callable[[Progress], None] | None = None,
     result: RunResult | None = None,
 ) -> None:
-    """Catch up, then apply new events as the store's subscription delivers them."""
+    """Catch up, then apply new events as soon as the store hints at their commit."""
+    from ledger.store.follow import StoreFollower
+
     result = result or RunResult("store")
     started = time.perf_counter()
     while not stop.is_set():
         result.applied += catch_up(app, projector).applied
-        subscription: Any = app.recorder.subscribe(gt=projector.position)
+        follower = StoreFollower(app, projector.position, skip_topics=tuple(SKIPPED_TOPICS))
         try:
-            with subscription:
+            with follower:
                 while not stop.is_set():
-                    batch = subscription.next_batch(timeout=0.5, max_items=FLUSH_EVENTS)
+                    batch = follower.next_batch(timeout=0.5, max_items=FLUSH_EVENTS)
                     if not batch:
                         continue
-                    result.applied += apply_notifications(app, projector, batch)
+                    applied = apply_payloads(app, projector, batch)
+                    if applied:
+                        projector.flush()
+                    result.applied += applied
                     result.position = projector.position
                     if on_progress is not None:
                         elapsed = time.perf_counter() - started
                         on_progress(Progress(result.applied, projector.position, elapsed))
         except ViewsMoved:
-            continue  # another projector wrote: resubscribe after its position
-        except StopIteration:
-            break
+            continue  # another projector wrote: follow on after its position
     result.position = projector.position
 
 

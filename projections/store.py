@@ -356,9 +356,9 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
             # The views are derived data: their commits need not wait for fsync
             # (synchronous=NORMAL in WAL mode keeps the database consistent; a power loss
             # may undo the last batches, tracking included, and they are re-applied).
-            raw = conn._sqlite_conn
-            previous = raw.execute("PRAGMA synchronous").fetchone()[0]
-            raw.execute("PRAGMA synchronous=NORMAL")
+            with conn.cursor() as pragma:  # the library's public cursor, outside a transaction
+                previous = pragma.execute("PRAGMA synchronous").fetchone()[0]
+                pragma.execute("PRAGMA synchronous=NORMAL")
             try:
                 with conn.transaction(commit=True) as c:
                     # A write first, so the transaction holds the write lock before it
@@ -366,7 +366,8 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
                     c.execute("UPDATE views_meta SET writes = writes + 1 WHERE id = 1")
                     self._write_tracked(c, changes, expected, position)
             finally:
-                raw.execute(f"PRAGMA synchronous={int(previous)}")
+                with conn.cursor() as pragma:
+                    pragma.execute(f"PRAGMA synchronous={int(previous)}")
 
     def _write(self, c: SQLiteCursor, changes: Changes) -> None:
         if changes.entities:

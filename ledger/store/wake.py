@@ -76,6 +76,8 @@ async def _listen_postgres(app: Ledger, wake: asyncio.Event) -> None:
     def listen() -> None:
         with datastore.get_connection() as conn:
             conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+            # A commit between the follower's last read and this LISTEN notified nobody.
+            _call_soon(loop, wake.set)
             while not stopping.is_set():
                 for _ in conn.notifies(timeout=LISTEN_CHECK_SECONDS):
                     _call_soon(loop, wake.set)

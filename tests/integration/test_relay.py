@@ -452,3 +452,24 @@ def test_a_commit_by_another_process_wakes_the_caught_up_relay(
                 )
     finally:
         app.close()
+
+
+def test_the_nats_client_still_offers_the_private_calls_the_fast_path_uses(
+    nats_server: EmbeddedNats,
+) -> None:
+    """The relay queues pre-built HPUB frames through nats-py's private ``_send_command``,
+    ``_flush_pending`` and ``_flush_queue`` (docs/architecture.md); without them it falls
+    back to ``nc.publish``, correct but slower.  This fails when a nats-py release drops
+    or renames them, so the pin is not raised unnoticed."""
+    import nats
+
+    from ledger.relay import _frame_sender
+
+    async def check() -> None:
+        nc = await nats.connect(nats_server.url)
+        try:
+            assert _frame_sender(nc) is not None
+        finally:
+            await nc.close()
+
+    asyncio.run(check())
