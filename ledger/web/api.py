@@ -45,19 +45,72 @@ KNOWN_AT = Annotated[
         "of that day UTC; a time still to come is now). Default: now."
     ),
 ]
-FORMAT = Annotated[str | None, doc("json (default)")]
+FORMAT = Annotated[
+    str | None, doc("json (default) or csv (the CSV of `ledger VIEW -o csv`, the same bytes)")
+]
 
 JSON = "application/json"
 
 
-def _format(value: str | None) -> None:
-    p.choice("format", value, ["json"])
+def _format(value: str | None, formats: tuple[str, ...] = ("json", "csv")) -> str:
+    return p.choice("format", value, formats) or "json"
+
+
+def csv_answer(
+    request: Request[Any, Any, Any],
+    command: list[str],
+    as_of: Any,
+    known_at: Any,
+) -> Response[bytes]:
+    """``ledger COMMAND ... -o csv`` run in process on this server's ledger: the CSV is
+    the CLI's own, byte for byte (its shaping lives in the command).  Handlers run on
+    the event loop, one at a time, so capturing stdout is safe here."""
+    import contextlib
+    import io
+
+    from ledger.cli.main import cli
+    from ledger.times import iso
+
+    settings = state_of(request).app.settings
+    when = [
+        *(["--as-of", iso(as_of)] if as_of is not None else []),
+        *(["--known-at", iso(known_at)] if known_at is not None else []),
+    ]
+    args = [
+        "--home",
+        str(settings.home),
+        "--database-url",
+        settings.database_url,
+        *command,
+        *when,
+        "--output",
+        "csv",
+    ]
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.main(args=args, prog_name="ledger", standalone_mode=False)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    if code != 0:
+        message = (err.getvalue().strip().splitlines() or ["the CSV could not be made"])[-1]
+        raise InputError(message.removeprefix("Error: "), field="format")
+    return Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8")
 
 
 def answer(body: Any) -> Response[bytes]:
     from ledger.projections.answers import encode
 
     return Response(encode(body), media_type=JSON)
+
+
+def _opt(option: str, value: str | list[str] | None) -> list[str]:
+    """A CLI option for each value given (none for ``None``)."""
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    return [x for v in values for x in (option, v)]
 
 
 def view_handler(path: str, summary: str) -> Callable[[Callable[..., Any]], Any]:
@@ -79,15 +132,18 @@ def licences(
     """`ledger licences -o json`: status, validity, exporter, end users, remaining."""
     from ledger.projections import answers
 
-    _format(format)
+    t, k = p.time_bound("as_of", as_of), p.time_bound("known_at", known_at)
+    ids = p.texts("licence", licence)
+    status_ = p.choice("status", status, LICENCE_STATUSES)
+    exporter_ = p.optional_text("exporter", exporter)
+    end_user_ = p.optional_text("end_user", end_user)
+    if _format(format) == "csv":
+        command = ["licences", *_opt("--licence", ids), *_opt("--status", status_)]
+        command += [*_opt("--exporter", exporter_), *_opt("--end-user", end_user_)]
+        return csv_answer(request, command, t, k)
+    views = state_of(request).views()
     body = answers.licences(
-        state_of(request).views(),
-        p.time_bound("as_of", as_of),
-        p.time_bound("known_at", known_at),
-        ids=p.texts("licence", licence),
-        status=p.choice("status", status, LICENCE_STATUSES),
-        exporter=p.optional_text("exporter", exporter),
-        end_user=p.optional_text("end_user", end_user),
+        views, t, k, ids=ids, status=status_, exporter=exporter_, end_user=end_user_
     )
     return answer(body)
 
@@ -104,14 +160,13 @@ def commitments(
     """`ledger commitments -o json`: pledged, implemented, pending, overdue, reversed."""
     from ledger.projections import answers
 
-    _format(format)
-    body = answers.commitments(
-        state_of(request).views(),
-        p.time_bound("as_of", as_of),
-        p.time_bound("known_at", known_at),
-        agreement=p.optional_text("agreement", agreement),
-        party=p.optional_text("party", party),
-    )
+    t, k = p.time_bound("as_of", as_of), p.time_bound("known_at", known_at)
+    agreement_ = p.optional_text("agreement", agreement)
+    party_ = p.optional_text("party", party)
+    if _format(format) == "csv":
+        command = ["commitments", *_opt("--agreement", agreement_), *_opt("--party", party_)]
+        return csv_answer(request, command, t, k)
+    body = answers.commitments(state_of(request).views(), t, k, agreement=agreement_, party=party_)
     return answer(body)
 
 
@@ -121,18 +176,19 @@ def asymmetry(
     as_of: AS_OF = None,
     known_at: KNOWN_AT = None,
     agreement: Annotated[str | None, doc("Only this agreement")] = None,
+    pairs: Annotated[str | None, doc("true: CSV of the pairs (as --pairs)")] = None,
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger asymmetry -o json`: who implemented first, one-sided for how long."""
     from ledger.projections import answers
 
-    _format(format)
-    body = answers.asymmetry(
-        state_of(request).views(),
-        p.time_bound("as_of", as_of),
-        p.time_bound("known_at", known_at),
-        agreement=p.optional_text("agreement", agreement),
-    )
+    t, k = p.time_bound("as_of", as_of), p.time_bound("known_at", known_at)
+    agreement_ = p.optional_text("agreement", agreement)
+    pairs_only = p.flag("pairs", pairs)
+    if _format(format) == "csv":
+        command = ["asymmetry", *_opt("--agreement", agreement_)]
+        return csv_answer(request, command + (["--pairs"] if pairs_only else []), t, k)
+    body = answers.asymmetry(state_of(request).views(), t, k, agreement=agreement_)
     return answer(body)
 
 
@@ -148,14 +204,13 @@ def measures(
     """`ledger measures -o json`: in force, suspended, not yet effective or revoked."""
     from ledger.projections import answers
 
-    _format(format)
-    body = answers.measures(
-        state_of(request).views(),
-        p.time_bound("as_of", as_of),
-        p.time_bound("known_at", known_at),
-        ids=p.texts("measure", measure),
-        status=p.choice("status", status, CLAUSE_STATUSES),
-    )
+    t, k = p.time_bound("as_of", as_of), p.time_bound("known_at", known_at)
+    ids = p.texts("measure", measure)
+    status_ = p.choice("status", status, CLAUSE_STATUSES)
+    if _format(format) == "csv":
+        command = ["measures", *_opt("--measure", ids), *_opt("--status", status_)]
+        return csv_answer(request, command, t, k)
+    body = answers.measures(state_of(request).views(), t, k, ids=ids, status=status_)
     return answer(body)
 
 
@@ -171,15 +226,14 @@ def end_users(
     """`ledger end-users -o json`: vetting, classification, lists."""
     from ledger.projections import answers
 
-    _format(format)
+    t, k = p.time_bound("as_of", as_of), p.time_bound("known_at", known_at)
     ids = p.texts("party", party)
-    body = answers.end_users(
-        state_of(request).views(),
-        p.time_bound("as_of", as_of),
-        p.time_bound("known_at", known_at),
-        ids=ids,
-        role=None if p.flag("all_roles", all_roles) or ids else "end-user",
-    )
+    every_role = p.flag("all_roles", all_roles)
+    if _format(format) == "csv":
+        command = ["end-users", *_opt("--party", ids)] + (["--all-roles"] if every_role else [])
+        return csv_answer(request, command, t, k)
+    role = None if every_role or ids else "end-user"
+    body = answers.end_users(state_of(request).views(), t, k, ids=ids, role=role)
     return answer(body)
 
 
@@ -194,16 +248,13 @@ def findings(
     """`ledger findings -o json`: conflicts, each citing the events it rests on."""
     from ledger.projections import answers
 
-    _format(format)
+    t, k = p.time_bound("as_of", as_of), p.time_bound("known_at", known_at)
     kinds = p.texts("kind", kind)
-    for k in kinds or ():
-        p.choice("kind", k, FINDING_KINDS)
-    body = answers.findings(
-        state_of(request).views(),
-        p.time_bound("as_of", as_of),
-        p.time_bound("known_at", known_at),
-        kinds=kinds,
-    )
+    for name in kinds or ():
+        p.choice("kind", name, FINDING_KINDS)
+    if _format(format) == "csv":
+        return csv_answer(request, ["findings", *_opt("--kind", kinds)], t, k)
+    body = answers.findings(state_of(request).views(), t, k, kinds=kinds)
     return answer(body)
 
 
@@ -263,7 +314,7 @@ def check_answer(
     from ledger.projections.decisions import Request as ExportRequest
     from ledger.times import now
 
-    _format(format)
+    _format(format, ("json",))  # as `ledger check`: no CSV
     try:
         amount = parse_quantity(p.text("quantity", quantity))
     except ValueError as exc:
@@ -351,7 +402,7 @@ def events_answer(
     from ledger.projections.answers import log_entry
     from ledger.times import now
 
-    _format(format)
+    _format(format, ("json",))  # pages of the log: JSON (`ledger log -o csv` has it all)
     as_of_t = p.time_bound("as_of", as_of)
     known = p.time_bound("known_at", known_at) or now()
     entity_kind, entity_id = _entity(p.optional_text("entity", entity))

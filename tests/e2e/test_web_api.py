@@ -127,6 +127,33 @@ def test_every_view_answers_what_the_cli_prints(
         got = api_json(client, path, params + when)
         assert got == expected, (path, params)
         assert got["as_of"] and got["known_at"]  # the answer cites its (T, K)
+        # format=csv: the CLI's CSV, byte for byte.
+        result = CliRunner().invoke(
+            cli,
+            ["--home", str(home), *command, "--as-of", as_of, "--known-at", known_at, "-o", "csv"],
+        )
+        assert result.exit_code == 0, result.output
+        response = client.get(path, params=[*params, *when, ("format", "csv")])
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/csv")
+        assert response.content == result.stdout_bytes, (path, params)
+    pairs = client.get("/api/asymmetry", params=[*when, ("pairs", "true"), ("format", "csv")])
+    expected_pairs = CliRunner().invoke(
+        cli,
+        [
+            "--home",
+            str(home),
+            "asymmetry",
+            "--pairs",
+            "--as-of",
+            as_of,
+            "--known-at",
+            known_at,
+            "-o",
+            "csv",
+        ],
+    )
+    assert pairs.content == expected_pairs.stdout_bytes and b"one_sided_days" in pairs.content
 
 
 def test_check_answers_what_the_cli_prints(home: Path, client: TestClient[Any]) -> None:
@@ -212,6 +239,8 @@ def test_errors_are_json_with_the_cli_fields(client: TestClient[Any]) -> None:
     assert error(client, "/api/events?after=3", 400)["field"] == "after"
     assert error(client, "/api/events?type=Nope", 400)["field"] == "type"
     assert error(client, "/api/events?source_status=rumour", 400)["field"] == "source_status"
+    assert error(client, "/api/licences?format=xml", 400)["field"] == "format"
+    assert error(client, "/api/events?format=csv", 400)["field"] == "format"
     assert error(client, "/api/events/not-a-uuid", 400)["field"] == "event_id"
     missing = error(client, "/api/events/01936f1e-5c1a-7c3e-9d2b-6f0a1b2c3d4e", 404)
     assert missing["rule"] == "unknown-reference"
