@@ -6,7 +6,7 @@ and gives the same order and positions as the stream: each message's ``id`` is t
 event's position and its ``data`` the event's JSON exactly as stored and published.  A
 client that reconnects sends ``Last-Event-ID`` (browsers' ``EventSource`` does it by
 itself) and resumes with the next position.  Start options as ``ledger watch``'s: new
-events (default), ``all=true`` or ``from_position=N``; ``filter`` as ``--filter``
+events (default), ``all=true``, ``from_position=N`` or ``since=TIME``; ``filter`` as ``--filter``
 (repeatable; an event matching any is sent); ``limit`` closes after that many.  A comment
 line every 15 s keeps idle connections open through proxies.
 """
@@ -48,6 +48,13 @@ async def stream(
     from_position: Annotated[
         str | None, QueryParameter(description="From this position on (inclusive)")
     ] = None,
+    since: Annotated[
+        str | None,
+        QueryParameter(
+            description="From the first event recorded at or after this time (a bare date: "
+            "its start, UTC)"
+        ),
+    ] = None,
     limit: Annotated[str | None, QueryParameter(description="Close after this many events")] = None,
 ) -> ServerSentEvent:
     """Server-Sent Events of the events stored from now on (or from a position); `id` is
@@ -69,6 +76,7 @@ async def stream(
         for name, given in (
             ("all", p.flag("all", all)),
             ("from_position", from_position not in (None, "")),
+            ("since", since not in (None, "")),
         )
         if given
     ]
@@ -81,6 +89,9 @@ async def stream(
         after = 0
     elif from_position not in (None, ""):
         after = max(0, (p.integer("from_position", from_position, low=0, high=2**62) or 0) - 1)
+    elif since not in (None, ""):
+        start = _since(p.text("since", since))
+        after = await anyio.to_thread.run_sync(_recorded_before, state, start)
     else:
         after = await anyio.to_thread.run_sync(state.app.head)
     if not state.streams.acquire(blocking=False):
@@ -122,6 +133,46 @@ async def _events(
             await anyio.sleep(state.config.stream_poll)
     finally:
         state.streams.release()
+
+
+def _since(text: str) -> Any:
+    """As ``ledger watch --since``: a bare date is the start of that day UTC."""
+    import datetime as dt
+
+    from ledger.times import UTC, TimeParseError, is_bare_date, parse_date, parse_query_time
+
+    try:
+        if is_bare_date(text.strip()):
+            return dt.datetime.combine(parse_date(text.strip()), dt.time(), UTC)
+        return parse_query_time(text)
+    except TimeParseError as exc:
+        raise InputError(str(exc), field="since") from None
+
+
+def _recorded_before(state: WebState, start: Any) -> int:
+    """The position just before the first event recorded at or after ``start``: a binary
+    search over positions (recorded times never decrease along them)."""
+    import datetime as dt
+
+    from ledger.relay import outgoing_message
+    from ledger.stream import RECORDED_AT
+
+    app = state.app
+    prefix = app.settings.subject_prefix
+    lo, hi = 1, app.head() + 1  # the answer's position is in [lo, hi]; hi: none is
+    while lo < hi:
+        mid = (lo + hi) // 2
+        found = app.recorder.select_notifications(start=mid, limit=1)
+        if not found:
+            hi = mid
+            continue
+        n = found[0]
+        headers = outgoing_message(prefix, n, app.msgspec_mapper.payload(n.state)).headers
+        if dt.datetime.fromisoformat(headers[RECORDED_AT]) >= start:
+            hi = mid
+        else:
+            lo = n.id + 1
+    return lo - 1
 
 
 def _read(state: WebState, after: int) -> list[tuple[int, str, bytes]]:

@@ -8,6 +8,7 @@ errors, the token rule, the security headers, paging, and the event stream resum
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -414,6 +415,17 @@ def test_stream_resumes_from_last_event_id_while_events_are_appended(
             ) as r3:
                 only = _sse(r3, 1)
             assert only[0][1]["entity_id"] == "sse-party-3"
+            # since=TIME as `ledger watch --since`: the first event recorded at or after it.
+            record = cli_json(home, "log", "--order", "recorded", "--include-retracted")
+            since = dt.datetime(2025, 11, 14, tzinfo=dt.UTC)
+            first = next(
+                e for e in record if dt.datetime.fromisoformat(e["event"]["recorded_at"]) >= since
+            )
+            with http.stream("GET", "/api/stream", params={"since": "2025-11-14"}) as r4:
+                ((position, event),) = _sse(r4, 1)
+            assert position == first["position"] and event == first["event"]
+            both = http.get("/api/stream", params={"since": "2025-11-14", "all": "true"})
+            assert both.status_code == 400 and both.json()["field"] in ("all", "since")
             bad = http.get("/api/stream", params={"filter": "party", "all": "true", "limit": "x"})
             assert bad.status_code == 400 and bad.json()["field"] == "limit"
             covering = http.get("/api/stream", params=[("filter", "party"), ("filter", "party")])
