@@ -33,7 +33,8 @@ from typing import Any, Protocol
 from eventsourcing.persistence import IntegrityError
 
 from ledger import merkle
-from ledger.checkpoint import Checkpoint, SigningKey
+from ledger.checkpoint import Checkpoint, CheckpointError, SigningKey, split_note
+from ledger.errors import LedgerError
 
 BLOCK_LEVEL = 4
 BLOCK = 1 << BLOCK_LEVEL
@@ -42,6 +43,10 @@ BLOCK = 1 << BLOCK_LEVEL
 
 class TreeBehind(IntegrityError):
     """Stored events exist that the Merkle tree does not cover: build the tree first."""
+
+
+class SigningKeyMismatch(LedgerError):
+    """The signing key is not the one that signed this ledger's checkpoints."""
 
 
 class TreeError(Exception):
@@ -273,10 +278,30 @@ class TreeTables:
         return Batch(rows[0][0], rows[0][1], rows[-1][2], rows[-1][3], rows[-1][4])
 
     def sign_last(self, port: Port, signer: SigningKey | None) -> str | None:
-        """Sign the checkpoint of the tree as its last batch left it (in that row)."""
+        """Sign the checkpoint of the tree as its last batch left it (in that row).
+
+        Refuses (``SigningKeyMismatch``) when the ledger's previous checkpoint was signed
+        by another key: a second writer with a key of its own (a PostgreSQL ledger
+        written from two homes without ``LEDGER_SIGNING_KEY``) would otherwise leave
+        checkpoints that the pinned key does not verify."""
         last = self.last_batch(port)
         if last is None or signer is None:
             return None
+        previous = self.last_signed_batch(port)
+        if previous is not None and previous.checkpoint is not None:
+            try:
+                _, signatures = split_note(previous.checkpoint)
+            except CheckpointError:
+                signatures = []
+            verifier = signer.verifier
+            if not any(
+                sig.name == verifier.name and sig.key_id == verifier.key_id for sig in signatures
+            ):
+                raise SigningKeyMismatch(
+                    "this ledger's checkpoints are signed by another key than "
+                    f"{verifier.name}+{verifier.key_id.hex()}: set LEDGER_SIGNING_KEY to the "
+                    "ledger's key (nothing was written)"
+                )
         frontier = merkle.Frontier.from_bytes(last.frontier)
         note = signer.sign(Checkpoint(signer.name, frontier.size, frontier.root()).body())
         port.execute(

@@ -313,3 +313,38 @@ def test_verify_catches_edits_on_postgres(postgres_backend: Any, edit: str) -> N
         assert failure.value.position == position, str(failure.value)
     finally:
         app.close()
+
+
+def test_a_writer_with_another_key_is_refused(backend: Any) -> None:
+    """Two homes writing one ledger without LEDGER_SIGNING_KEY: the second is refused
+    (its checkpoints would not verify with the key auditors pinned)."""
+    from ledger.store.tree import SigningKeyMismatch
+
+    env = backend.env()
+    first = Ledger(backend.settings(env))
+    try:
+        append_parties(first, 2, "a", batch=2)
+        if backend.name == "sqlite":  # the same file, from another home
+            other_env = {
+                **env,
+                "LEDGER_HOME": env["LEDGER_HOME"] + "-other",
+                "LEDGER_DATABASE_URL": f"sqlite:///{env['LEDGER_HOME']}/ledger.db",
+            }
+        else:
+            other_env = {**env, "LEDGER_HOME": env["LEDGER_HOME"] + "-other"}
+        second = Ledger(backend.settings(other_env))
+        try:
+            with pytest.raises(SigningKeyMismatch, match="LEDGER_SIGNING_KEY"):
+                append_parties(second, 1, "b")
+            assert second.index.count_events() == 2
+            key_file = Path(env["LEDGER_HOME"]) / "signing.key"
+            shared = Ledger(backend.settings({**other_env, "LEDGER_SIGNING_KEY": str(key_file)}))
+            try:
+                append_parties(shared, 1, "c")
+                assert audit.verify(shared, key=first.signing_key().verifier).events == 3
+            finally:
+                shared.close()
+        finally:
+            second.close()
+    finally:
+        first.close()
