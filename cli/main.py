@@ -168,6 +168,7 @@ def cli(
       ledger schema > events.schema.json    # the event contract
       ledger --color never licences         # no colour even on a terminal (or NO_COLOR=1)
       ledger --tz Asia/Shanghai measures --as-of 2026-11-27   # Beijing's 27 November
+      eval "$(_LEDGER_COMPLETE=bash_source ledger)"   # shell completion (zsh_source, fish_source)
     """
     ctx.color = color_setting(color)
     overrides: dict[str, str] = {}

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ledger.cli import complete
 from ledger.cli.common import (
     OUTPUT_FORMATS,
     echo_json,
@@ -37,6 +38,7 @@ def parse_entity(value: str | None) -> tuple[str | None, str | None]:
 @click.option(
     "--entity",
     metavar="KIND:ID",
+    shell_complete=complete.entities,
     help="Only this entity, e.g. licence:GL-1 (or a bare id of any kind).",
 )
 @click.option(
@@ -49,9 +51,14 @@ def parse_entity(value: str | None) -> tuple[str | None, str | None]:
     "types",
     multiple=True,
     metavar="TYPE",
+    shell_complete=complete.event_types,
     help="Only this event type (repeatable), e.g. --type LicenceGranted.",
 )
-@click.option("--party", help="Only events naming this party (government code or party id).")
+@click.option(
+    "--party",
+    shell_complete=complete.entity_ids("party"),
+    help="Only events naming this party (government code or party id).",
+)
 @click.option("--include-retracted", is_flag=True, help="Also show retracted events, marked.")
 @click.option(
     "--source-status",
@@ -299,7 +306,13 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
 
 
 @click.command()
-@click.option("--type", "type_name", metavar="TYPE", help="Only this event type's schema.")
+@click.option(
+    "--type",
+    "type_name",
+    metavar="TYPE",
+    shell_complete=complete.event_types,
+    help="Only this event type's schema.",
+)
 @click.option("--types", "list_types", is_flag=True, help="List the event types and exit.")
 @click.option(
     "--input",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from ledger.cli import complete
 from ledger.cli.common import echo_json, handle_errors, output_option, settings
 from ledger.config import redact_url
 
@@ -205,6 +206,7 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
     "filters",
     multiple=True,
     metavar="FILTER",
+    shell_complete=complete.watch_filters,
     help="Only matching events (repeatable; any may match, none may cover another): KIND:ID "
     "(licence:GL.1), KIND (licence), TYPE (LicenceGranted), TYPE@KIND:ID, or a raw subject "
     "(ledger.licence.>).",

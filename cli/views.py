@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ledger.cli import complete
 from ledger.cli.common import (
     OUTPUT_FORMATS,
     echo_json,
@@ -202,14 +203,29 @@ def _plain(value: Any) -> str:
 
 @click.command()
 @time_options
-@click.option("--licence", "licence_ids", multiple=True, metavar="ID", help="Only this licence.")
+@click.option(
+    "--licence",
+    "licence_ids",
+    multiple=True,
+    metavar="ID",
+    shell_complete=complete.entity_ids("licence"),
+    help="Only this licence.",
+)
 @click.option(
     "--status",
     type=click.Choice(LICENCE_STATUSES),
     help="Only licences with this status on the as-of date.",
 )
-@click.option("--exporter", help="Only licences held by this exporter.")
-@click.option("--end-user", help="Only licences naming this end user.")
+@click.option(
+    "--exporter",
+    shell_complete=complete.entity_ids("party"),
+    help="Only licences held by this exporter.",
+)
+@click.option(
+    "--end-user",
+    shell_complete=complete.entity_ids("party"),
+    help="Only licences naming this end user.",
+)
 @fold_option
 @output_option(*OUTPUT_FORMATS)
 @click.pass_context
@@ -304,7 +320,11 @@ def licences(
 
 @click.command()
 @time_options
-@click.option("--agreement", help="Only commitments under this agreement.")
+@click.option(
+    "--agreement",
+    shell_complete=complete.entity_ids("agreement"),
+    help="Only commitments under this agreement.",
+)
 @click.option("--party", help="Only commitments this government owes or is owed.")
 @fold_option
 @output_option(*OUTPUT_FORMATS)
@@ -395,7 +415,9 @@ _PAIR_COLUMNS = [
 
 @click.command()
 @time_options
-@click.option("--agreement", help="Only this agreement.")
+@click.option(
+    "--agreement", shell_complete=complete.entity_ids("agreement"), help="Only this agreement."
+)
 @click.option(
     "--pairs", "pairs_only", is_flag=True, help="Only the reciprocal pairs (table, csv, jsonl)."
 )
@@ -493,7 +515,14 @@ def asymmetry(
 
 @click.command()
 @time_options
-@click.option("--measure", "measure_ids", multiple=True, metavar="ID", help="Only this measure.")
+@click.option(
+    "--measure",
+    "measure_ids",
+    multiple=True,
+    metavar="ID",
+    shell_complete=complete.entity_ids("measure"),
+    help="Only this measure.",
+)
 @click.option(
     "--status",
     type=click.Choice(CLAUSE_STATUSES),
@@ -562,7 +591,14 @@ def measures(
 
 @click.command("end-users")
 @time_options
-@click.option("--party", "party_ids", multiple=True, metavar="ID", help="Only this party.")
+@click.option(
+    "--party",
+    "party_ids",
+    multiple=True,
+    metavar="ID",
+    shell_complete=complete.entity_ids("party"),
+    help="Only this party.",
+)
 @click.option("--all-roles", is_flag=True, help="Every party (exporters too), not only end users.")
 @fold_option
 @output_option(*OUTPUT_FORMATS)
@@ -680,14 +716,29 @@ def findings(
 def request_options(func: F) -> F:
     for option in reversed(
         [
-            click.option("--exporter", required=True, help="Exporter party id."),
-            click.option("--end-user", required=True, help="End user party id."),
+            click.option(
+                "--exporter",
+                required=True,
+                shell_complete=complete.entity_ids("party"),
+                help="Exporter party id.",
+            ),
+            click.option(
+                "--end-user",
+                required=True,
+                shell_complete=complete.entity_ids("party"),
+                help="End user party id.",
+            ),
             click.option("--item", required=True, help="Control code / HS code, e.g. 1C902.a."),
             click.option("--quantity", required=True, help="Quantity (decimal)."),
             click.option("--unit", default="kg", show_default=True, help="Unit of --quantity."),
             click.option("--destination", required=True, help="Destination country code, e.g. US."),
             click.option("--end-use", required=True, help="Declared end use."),
-            click.option("--licence", "licence_id", help="Only consider this licence."),
+            click.option(
+                "--licence",
+                "licence_id",
+                shell_complete=complete.entity_ids("licence"),
+                help="Only consider this licence.",
+            ),
         ]
     ):
         func = option(func)

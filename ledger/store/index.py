@@ -144,6 +144,11 @@ class EventIndex(ABC):
     def count_events(self) -> int:
         """How many events are stored."""
 
+    def entity_keys(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` stored entity keys (``kind:id``) starting with ``prefix``, in
+        order: what shell completion offers for an entity option."""
+        return []
+
     @abstractmethod
     def select_payloads(
         self, after: int, limit: int, *, stop: int | None = None, skip_topics: Sequence[str] = ()

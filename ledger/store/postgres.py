@@ -376,6 +376,17 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             assert row is not None
             return int(row["n"])
 
+    def entity_keys(self, prefix: str, limit: int) -> list[str]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT DISTINCT originator_id FROM {0} WHERE starts_with(originator_id, %s) "
+                    "ORDER BY originator_id LIMIT %s"
+                ).format(self._events),
+                (prefix, limit),
+            )
+            return [str(row["originator_id"]) for row in curs.fetchall()]
+
     def select_payloads(
         self, after: int, limit: int, *, stop: int | None = None, skip_topics: Sequence[str] = ()
     ) -> list[tuple[int, str, bytes | None]]:

@@ -363,6 +363,17 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
             c.execute(f"SELECT COUNT(*) FROM {self.index_table}")
             return int(c.fetchone()[0])
 
+    def entity_keys(self, prefix: str, limit: int) -> list[str]:
+        # A range on the primary key (originator_id, version): SQLite compares text as
+        # UTF-8 bytes, and no character sorts after U+10FFFF.
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT DISTINCT originator_id FROM {self.events_table_name} "
+                "WHERE originator_id >= ? AND originator_id < ? ORDER BY originator_id LIMIT ?",
+                (prefix, prefix + "\U0010ffff", limit),
+            )
+            return [str(row[0]) for row in c.fetchall()]
+
     def select_payloads(
         self, after: int, limit: int, *, stop: int | None = None, skip_topics: Sequence[str] = ()
     ) -> list[tuple[int, str, bytes | None]]:

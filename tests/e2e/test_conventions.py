@@ -291,3 +291,72 @@ def test_import_dry_run_checks_everything_and_appends_nothing(
     assert body["would_append"] == 1 and body["appended"] == 0
     assert [e["status"] for e in body["events"]] == ["valid"]
     assert _count(run) == 6
+
+
+# --- shell completion ---------------------------------------------------------------------
+
+
+def _complete(env: dict[str, str], words: str) -> list[str]:
+    """What `ledger` offers for the last word of ``words`` (click's bash protocol, the one
+    the generated completion script speaks)."""
+    import os
+
+    parts = words.split(" ")
+    proc = subprocess.run(
+        [LEDGER],
+        env={
+            **os.environ,
+            **env,
+            "_LEDGER_COMPLETE": "bash_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(parts) - 1),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    return [line.split(",", 1)[1] for line in proc.stdout.splitlines() if line]
+
+
+def test_completion_offers_types_kinds_ids_and_filters(
+    sqlite_backend: Backend, tmp_path: Path
+) -> None:
+    env = sqlite_backend.env()
+    # No ledger yet: ids complete to nothing, and completing creates no ledger.
+    assert _complete(env, "ledger licences --licence G") == []
+    assert not Path(env["LEDGER_HOME"]).exists()
+    batch = [*f.licensed_world("GL-1"), f.licence("GL-2"), f.licence("XL-9"), f.measure()]
+    result = CliRunner().invoke(
+        cli, ["import", "-"], input="".join(json.dumps(e) + "\n" for e in batch), env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert _complete(env, "ledger log --type LicenceS") == [
+        "LicenceSuspended",
+        "LicenceSurrendered",
+    ]
+    assert _complete(env, "ledger schema --type AgreementR") == ["AgreementReached"]
+    assert _complete(env, "ledger log --kind li") == ["licence"]
+    assert _complete(env, "ledger log --entity li") == ["licence:"]
+    assert _complete(env, "ledger log --entity licence:G") == ["licence:GL-1", "licence:GL-2"]
+    assert _complete(env, "ledger licences --licence G") == ["GL-1", "GL-2"]
+    assert _complete(env, "ledger licences --exporter jl") == ["jl-mag"]
+    assert _complete(env, "ledger end-users --party b") == ["buyer"]
+    assert _complete(env, "ledger measures --measure cn") == ["cn-ann-46"]
+    assert _complete(env, "ledger check --end-user bu") == ["buyer"]
+    assert _complete(env, "ledger findings --kind late") == ["late-usage", "late-implementation"]
+    assert _complete(env, "ledger watch -f licence:X") == ["licence:XL-9"]
+    assert _complete(env, "ledger watch --filter LicenceGranted@licence:GL-2") == [
+        "LicenceGranted@licence:GL-2"
+    ]
+    offered = _complete(env, "ledger watch -f me")
+    assert offered[:2] == ["measure", "measure:"]
+    assert "MeasurePublished" not in offered  # types start with a capital: "Me" offers them
+    assert "MeasurePublished" in _complete(env, "ledger watch -f Me")
+    # The global --home on the line being completed names the ledger.
+    other = {"LEDGER_HOME": str(tmp_path / "elsewhere")}
+    assert _complete(other, "ledger licences --licence G") == []
+    assert _complete(other, f"ledger --home {env['LEDGER_HOME']} licences --licence G") == [
+        "GL-1",
+        "GL-2",
+    ]
