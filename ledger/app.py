@@ -549,7 +549,8 @@ class Ledger(Application[str]):
         ``dry_run``: every check, nothing written; the events that would be appended are
         reported ``valid``.
         """
-        self.signing_key()  # made or read before any transaction (a missing key: no write)
+        if not dry_run:  # a dry run signs nothing, and makes no key
+            self.signing_key()  # made or read before any transaction (a missing key: no write)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with gc_paused():
