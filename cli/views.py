@@ -555,8 +555,20 @@ def measures(
     with open_views(ctx, fold) as v:
         body = answers.measures(v, as_of, known_at, ids=list(measure_ids) or None, status=status)
         _note_unknown(v, "measure", as_of, known_at, measure_ids)
+    from ledger.projections.views import spans_text
+
     rows = body["clauses"]
-    table = [{**row, "when": api.clause_when(row)} for row in rows]
+    at = (
+        dt.datetime.fromisoformat(body["as_of"])
+        if isinstance(body["as_of"], str)
+        else body["as_of"]
+    )
+    table = [
+        {**row, "when": api.clause_when(row), "in_force": spans_text(row["in_force_spans"], at)}
+        for row in rows
+    ]
+    # One measure asked for: room for how long each clause was in force.
+    spans = ["in_force"] if measure_ids else []
     _emit(
         output,
         rows,
@@ -568,6 +580,7 @@ def measures(
             "end_user_classes",
             "status",
             "when",
+            *spans,
             # Last: the one free-text column, cut after a few lines in a table (JSON and
             # CSV carry every item).
             "items",
@@ -577,6 +590,7 @@ def measures(
             "clause_id": "clause",
             "destinations": "dest",
             "end_user_classes": "users",
+            "in_force": "in force",
         },
         json_body=body,
         table_rows=table,
@@ -830,6 +844,15 @@ def _print_decision(decision: Any, request: Any) -> None:
         click.echo("Also applies (does not decide):")
         for f in decision.context:
             click.echo(f"  {f.measure_id}/{f.clause_id}  {f.effect}  ({f.instrument})")
+    if decision.suspended:
+        click.echo("Suspended on the day (would apply otherwise):")
+        for s in decision.suspended:
+            through = _last_day(s["suspended_until"]) if s["suspended_until"] else ""
+            click.echo(
+                f"  {s['measure_id']}/{s['clause_id']}  {s['effect']}  "
+                + (f"through {through}" if through else "until further notice")
+                + (", never in force" if s["never_in_force"] else "")
+            )
     if decision.licence_id:
         remaining = _num(decision.remaining_before)
         click.echo(f"Licence: {decision.licence_id} ({remaining} {request.unit} remaining)")

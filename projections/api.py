@@ -111,17 +111,19 @@ def pair_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def clause_when(row: dict[str, Any]) -> str:
-    """A clause row's status in words: since/from/on a day, or through its last day."""
+    """A clause row's status in words: since/from/on a day, or through its last day; and
+    "never in force" for a clause suspended or revoked before it took effect."""
     status = row["status"]
+    never = ", never in force" if row.get("never_in_force") else ""
     if status == "suspended":
         end = row["suspended_until"]
         if isinstance(end, str):
             end = dt.datetime.fromisoformat(end)
-        return f"through {views.last_day(end)}" if end else "until further notice"
+        return (f"through {views.last_day(end)}" if end else "until further notice") + never
     if status == "not-yet-effective":
         return "from " + views.day(row["effective_at"])
     if status == "revoked":
-        return "on " + views.day(row["revoked_at"])
+        return "on " + views.day(row["revoked_at"]) + never
     return "since " + views.day(row["effective_at"])
 
 
@@ -133,7 +135,8 @@ def measures(
     ids: Sequence[str] | None = None,
     status: str | None = None,
 ) -> list[dict[str, Any]]:
-    return views.measures(v.records("measure", as_of, known_at, ids=ids), status=status)
+    at = as_of or now()
+    return views.measures(v.records("measure", at, known_at, ids=ids), at, status=status)
 
 
 def end_users(

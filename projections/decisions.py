@@ -38,7 +38,7 @@ from typing import Any
 from ledger.projections import records as rec
 from ledger.projections.names import quantity_text
 from ledger.projections.query import Resolved
-from ledger.projections.views import last_day
+from ledger.projections.views import clause_in_force_spans, last_day
 from ledger.times import local_day
 
 DECIDING = frozenset({"prohibited", "denied-in-principle", "licence-required", "enhanced-review"})
@@ -76,6 +76,9 @@ class Decision:
     fired: list[Fired] = field(default_factory=list)
     context: list[Fired] = field(default_factory=list)
     """Clauses that apply but do not decide (tariffs, fees, other)."""
+    suspended: list[dict[str, Any]] = field(default_factory=list)
+    """Control clauses that would apply but are suspended at D (until when; whether they
+    were never in force: suspended before they took effect)."""
     licence_id: str | None = None
     remaining_before: Decimal | None = None
     end_user_status: str = ""
@@ -88,12 +91,27 @@ class Decision:
             "reasons": self.reasons,
             "fired_clauses": [vars(f) for f in self.fired],
             "context_clauses": [vars(f) for f in self.context],
+            "suspended_clauses": self.suspended,
             "licence_id": self.licence_id,
             "remaining_before": self.remaining_before,
             "end_user_status": self.end_user_status,
             "end_user": self.end_user,
             "notes": self.notes,
         }
+
+
+def _suspended(
+    record: rec.MeasureRecord, clause: rec.ClauseRecord, until: str | None, at: dt.datetime
+) -> dict[str, Any]:
+    spans = clause_in_force_spans(clause)
+    return {
+        "measure_id": record.measure_id,
+        "clause_id": clause.clause_id,
+        "effect": clause.effect,
+        "instrument": record.instrument,
+        "suspended_until": None if until is None else dt.datetime.fromisoformat(until),
+        "never_in_force": not any(start <= at for start, _ in spans),
+    }
 
 
 def item_matches(pattern: str, item: str) -> bool:
@@ -207,6 +225,12 @@ def decide(
     for m in sorted(measures, key=lambda r: r.entity_id):
         record: rec.MeasureRecord = m.record
         for clause, dyn in zip(record.clauses, m.dynamic, strict=True):
+            if dyn[0] == "suspended" and clause.effect in DECIDING:
+                if _applies(clause, request, end_user_class) and (
+                    origin is None or record.issuer == origin
+                ):
+                    decision.suspended.append(_suspended(record, clause, dyn[2], request.date))
+                continue
             if dyn[0] != "in-force" or not _applies(clause, request, end_user_class):
                 continue
             fired = Fired(

@@ -40,7 +40,7 @@ from typing import Any
 
 from ledger.projections import records as rec
 from ledger.projections.query import Resolved
-from ledger.times import count_days, days_between, hours, local_day, through_day
+from ledger.times import count_days, days_between, hours, local_day, span_days, through_day
 
 PENDING = frozenset({"pledged", "overdue"})
 IMPLEMENTED = frozenset({"implemented", "partially-implemented"})
@@ -206,12 +206,83 @@ def end_users(
 # --- measures ---------------------------------------------------------------------------
 
 
-def clause_rows(r: Resolved) -> list[dict[str, Any]]:
+Span = tuple[dt.datetime, dt.datetime | None]
+"""[start, end): an exclusive end, None while open."""
+
+
+def _suspension_end(s: rec.SuspensionRecord) -> dt.datetime | None:
+    ends = [x for x in (s.until, s.ended_at) if x is not None]
+    return min(ends) if ends else None
+
+
+def subtract(span: Span, holes: Sequence[Span]) -> list[Span]:
+    """``span`` with the ``holes`` cut out (each [start, end), end None = open)."""
+    start, stop = span
+    out: list[Span] = []
+    cursor: dt.datetime | None = start
+    for hole_start, hole_end in sorted(holes, key=lambda h: h[0]):
+        if cursor is None or (stop is not None and hole_start >= stop):
+            break
+        if hole_end is not None and hole_end <= cursor:
+            continue
+        if hole_start > cursor:
+            out.append((cursor, hole_start))
+        cursor = None if hole_end is None else max(cursor, hole_end)
+    if cursor is not None and (stop is None or cursor < stop):
+        out.append((cursor, stop))
+    return out
+
+
+def clause_in_force_spans(c: rec.ClauseRecord) -> list[Span]:
+    """When the clause was (or is scheduled to be) in force: from its effective time to its
+    revocation, its suspensions cut out.  Empty: it never took effect."""
+    if c.revoked_at is not None and c.revoked_at <= c.effective_at:
+        return []
+    holes = [(s.start, _suspension_end(s)) for s in c.suspensions]
+    return subtract((c.effective_at, c.revoked_at), holes)
+
+
+def spans_as_of(spans: Sequence[Span], as_of: dt.datetime) -> list[dict[str, Any]]:
+    """The spans begun by T, as JSON: exact ``start``, exact ``end`` (null while open; a
+    scheduled end after T is given), and ``days`` in force by T, both ends counted in the
+    reading zone's calendar (``ledger.times``)."""
+    through = as_of + dt.timedelta(microseconds=1)  # T is an inclusive bound
+    return [
+        {
+            "start": start,
+            "end": end,
+            "days": span_days(start, end if end is not None and end <= through else through),
+        }
+        for start, end in spans
+        if start <= as_of
+    ]
+
+
+EN_DASH = "\u2013"
+
+
+def spans_text(spans: Sequence[dict[str, Any]], as_of: dt.datetime, what: str = "in force") -> str:
+    """Each span in words, as of T: "in force 12 days (2025-01-03 to 2025-01-14)" with an
+    en dash; one still running at T: "in force 12 days so far (since 2025-01-03)", and
+    its scheduled last day when it has one."""
+    parts = []
+    for s in spans:
+        start, end = s["start"], s["end"]
+        if end is not None and end <= as_of:
+            parts.append(f"{what} {count_days(s['days'])} ({day(start)} {EN_DASH} {last_day(end)})")
+        else:
+            scheduled = f", through {last_day(end)}" if end is not None else ""
+            parts.append(f"{what} {count_days(s['days'])} so far (since {day(start)}{scheduled})")
+    return "; ".join(parts)
+
+
+def clause_rows(r: Resolved, as_of: dt.datetime) -> list[dict[str, Any]]:
     m: rec.MeasureRecord = r.record
     out = []
     for clause, (status, suspension_event, suspended_until) in zip(
         m.clauses, r.dynamic, strict=True
     ):
+        spans = spans_as_of(clause_in_force_spans(clause), as_of)
         out.append(
             {
                 "measure_id": m.measure_id,
@@ -229,14 +300,19 @@ def clause_rows(r: Resolved) -> list[dict[str, Any]]:
                 "suspension_event": suspension_event,
                 "revoked_at": clause.revoked_at if status == "revoked" else None,
                 "revoked_event": clause.revoked_event if status == "revoked" else None,
+                # Suspended or revoked before it ever took effect: it never bit.
+                "never_in_force": status in ("suspended", "revoked") and not spans,
+                "in_force_spans": spans,
                 "description": clause.description,
             }
         )
     return out
 
 
-def measures(resolved: Sequence[Resolved], *, status: str | None = None) -> list[dict[str, Any]]:
-    rows = [row for r in resolved for row in clause_rows(r)]
+def measures(
+    resolved: Sequence[Resolved], as_of: dt.datetime, *, status: str | None = None
+) -> list[dict[str, Any]]:
+    rows = [row for r in resolved for row in clause_rows(r, as_of)]
     return [row for row in rows if status is None or row["status"] == status]
 
 
@@ -265,6 +341,7 @@ def commitment_row(r: Resolved, as_of: dt.datetime) -> dict[str, Any]:
         "first_implementation_event": c.implementations[0].event_id if first else None,
         "implementation_event": implementation,
         "implemented_spans": [[a, b] for a, b in implemented_spans(c)],
+        "in_force_spans": spans_as_of(implemented_spans(c), as_of),
         "ended_at": c.ended_at,
         "unilateral": c.unilateral,
         "asserted_by": list(c.asserted_by),

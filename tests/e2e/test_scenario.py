@@ -432,6 +432,7 @@ def views(backend: Backend) -> Callable[..., Any]:
         return json.loads(result.output)
 
     run("import", "--backfill", str(scenario.scenario_path()))
+    run.env = env  # type: ignore[attr-defined]
     return run
 
 
@@ -564,36 +565,126 @@ def test_dates_in_the_issuers_calendar(backend: Backend) -> None:
         return result.output
 
     def line(text: str, measure: str, clause: str) -> set[str]:
-        """The words of the clause's table row (its cells wrap over several lines)."""
-        rows: list[list[str]] = []
-        for row in text.splitlines():
-            if row and not row.startswith(" "):
-                rows.append([])
-            if rows:
-                rows[-1].extend(row.split())
-        return set(next(r for r in rows if r[:2] == [measure, clause]))
+        """The words of the clause's "when" (from -o csv: the table's cells wrap)."""
+        import csv
+        import io
 
-    in_beijing = table("--tz", "Asia/Shanghai", "measures", "--measure", scenario.ANN46)
-    assert "Days are Asia/Shanghai days." in in_beijing
+        rows = csv.DictReader(io.StringIO(text))
+        (row,) = [r for r in rows if (r["measure_id"], r["clause_id"]) == (measure, clause)]
+        return set(row["when"].split())
+
+    assert "Days are Asia/Shanghai days." in table("--tz", "Asia/Shanghai", "measures")
+    suspended = ("measures", "--status", "suspended", "-o", "csv")
+    in_beijing = table("--tz", "Asia/Shanghai", *suspended)
     assert {"through", "2026-11-27"} <= line(in_beijing, scenario.ANN46, "cl.2")
-    in_utc = table("measures", "--measure", scenario.ANN46)
+    in_utc = table(*suspended)
     assert {"through", "2026-11-27"} <= line(in_utc, scenario.ANN46, "cl.2")  # 16:00Z on the 27th
     affiliates = "us-bis-affiliates-rule"
-    in_washington = table("--tz", "America/New_York", "measures", "--measure", affiliates)
+    in_washington = table("--tz", "America/New_York", *suspended)
     assert {"through", "2026-11-09"} <= line(in_washington, affiliates, "cl.1")
-    assert {"through", "2026-11-10"} <= line(
-        table("measures", "--measure", affiliates), affiliates, "cl.1"
-    )
+    assert {"through", "2026-11-10"} <= line(in_utc, affiliates, "cl.1")
     # Ann.70 suspends the October measures "until 10 November 2026" (Beijing).
-    ann55 = "cn-ann-2025-55"
-    ann70 = line(table("--tz", "Asia/Shanghai", "measures", "--measure", ann55), ann55, "cl.1")
-    assert {"through", "2026-11-10"} <= ann70  # "until 10 November 2026"
+    # Ann.55 was to apply from 8 November 2025; Ann.70 suspended it from the 7th.
+    assert line(in_beijing, "cn-ann-2025-55", "cl.1") == {
+        "through",
+        "2026-11-10,",
+        "never",
+        "in",
+        "force",
+    }
     # A zone that does not exist is a usage error, one line, nothing else.
     bad = run_(cli, ["--tz", "Asia/Atlantis", "measures"], env=env)
     assert bad.exit_code == 2 and "unknown time zone 'Asia/Atlantis'" in bad.output
     assert "Traceback" not in bad.output
     bad_json = run_(cli, ["--tz", "Nowhere", "measures", "-o", "json"], env=env)
     assert bad_json.exit_code == 2 and json.loads(bad_json.output)["field"] == "--tz"
+
+
+def test_never_in_force_and_in_force_spans(views: Callable[..., Any]) -> None:
+    """From the instruments: Ann.46 (3 December 2024, on publication) was in force until
+    MOFCOM suspended Art.2 from 9 November 2025 (Beijing): 3 December 2024 through 8
+    November 2025, 341 Beijing days (29 + 304 + 8).  Ann.61 Art.1(3), 2 and 3 applied from
+    its publication on 9 October 2025 until Ann.70 suspended them from 7 November: through
+    6 November, 29 days.  Ann.61 Art.1(1) and 1(2) were to apply from 1 December 2025 and
+    were suspended on 7 November: never in force."""
+    on_nov14 = ("--as-of", "2025-11-14", "--known-at", "2025-11-14")
+
+    def clauses(*args: str) -> dict[tuple[str, str], dict[str, Any]]:
+        body = views(
+            *args, "measures", "--measure", scenario.ANN46, "--measure", scenario.ANN61, *on_nov14
+        )
+        return {(c["measure_id"], c["clause_id"]): c for c in body["clauses"]}
+
+    beijing = clauses("--tz", "Asia/Shanghai")
+    art2 = beijing[(scenario.ANN46, "cl.2")]
+    assert art2["in_force_spans"] == [
+        {"start": "2024-12-03T00:00:00+08:00", "end": "2025-11-09T00:00:00+08:00", "days": 341}
+    ]
+    assert art2["status"] == "suspended" and art2["never_in_force"] is False
+    military_ban = beijing[(scenario.ANN46, "cl.1")]  # still in force: open, days so far
+    assert military_ban["in_force_spans"] == [
+        {"start": "2024-12-03T00:00:00+08:00", "end": None, "days": 29 + 304 + 14}
+    ]
+    for clause_id in ("cl.1.3", "cl.2", "cl.3"):
+        c = beijing[(scenario.ANN61, clause_id)]
+        assert [s["days"] for s in c["in_force_spans"]] == [29], clause_id
+        assert c["in_force_spans"][0]["end"] == "2025-11-07T00:00:00+08:00"
+        assert c["never_in_force"] is False
+    for clause_id in ("cl.1.1", "cl.1.2"):
+        c = beijing[(scenario.ANN61, clause_id)]
+        assert (c["status"], c["never_in_force"], c["in_force_spans"]) == ("suspended", True, [])
+    # In UTC days Ann.46's first day is 2 December (16:00Z): one day more.
+    assert clauses()[(scenario.ANN46, "cl.2")]["in_force_spans"][0]["days"] == 342
+
+    # The table says so.
+    result = CliRunner().invoke(
+        cli,
+        ["--tz", "Asia/Shanghai", "measures", "--measure", scenario.ANN61, *on_nov14],
+        env=views.env,  # type: ignore[attr-defined]
+    )
+    assert result.exit_code == 0, result.output
+    words = set(result.output.split())  # cells wrap: their words, not their lines
+    assert {"never", "force", "29", "(2025-10-09", "2025-11-06)", "\u2013"} <= words
+
+    # The US suspended the Affiliates rule from 10 November 2025 00:00 EST, through
+    # 9 November 2026: on 5 December 2025 implemented for 26 days so far (21 + 5).
+    body = views("commitments", "--as-of", "2025-12-05", "--known-at", "2025-12-05")
+    (affiliates,) = [
+        c for c in body["commitments"] if c["commitment_id"] == scenario.US_AFFILIATES_SUSPENSION
+    ]
+    assert affiliates["in_force_spans"] == [
+        {"start": "2025-11-10T00:00:00-05:00", "end": "2026-11-10T00:00:00-05:00", "days": 26}
+    ]
+
+
+def test_check_names_the_suspended_clauses(views: Callable[..., Any]) -> None:
+    """The military end user's application of 1 December 2025 (11:00 Beijing): Ann.61's
+    clauses would apply but Ann.70 suspends them; its Art.1(1)/1(2) never took effect."""
+    (submitted,) = by_id(scenario.MILITARY_APPLICATION_DEC1, "ApplicationSubmitted")
+    decision = views(
+        "check",
+        "--exporter", submitted["exporter"],
+        "--end-user", submitted["end_user"],
+        "--item", submitted["item"],
+        "--quantity", submitted["quantity"],
+        "--destination", submitted["destination"],
+        "--end-use", submitted["end_use"],
+        "--as-of", submitted["effective_at"],
+    )["decision"]  # fmt: skip
+    suspended = {
+        (s["measure_id"], s["clause_id"]): s["never_in_force"]
+        for s in decision["suspended_clauses"]
+    }
+    assert suspended == {
+        (scenario.ANN61, "cl.1.1"): True,
+        (scenario.ANN61, "cl.1.2"): True,
+        (scenario.ANN61, "cl.1.3"): False,
+        (scenario.ANN61, "cl.2"): False,
+        (scenario.ANN61, "cl.3"): False,
+    }
+    assert {s["suspended_until"] for s in decision["suspended_clauses"]} == {
+        "2026-11-11T00:00:00+08:00"
+    }
 
 
 def test_measures_and_licences_views(views: Callable[..., Any]) -> None:
