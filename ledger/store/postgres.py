@@ -432,6 +432,34 @@ class PostgresEventWrite(EventWrite):
         return ids
 
 
+def ensure_schema(datastore: PostgresDatastore, *, user: str) -> None:
+    """Create the schema named by ``?schema=`` when it is missing and the user may; else
+    a ``StoreError`` that says how to create it (PostgreSQL's own "schema does not
+    exist" came only at the first write, and said nothing of what to do)."""
+    from psycopg import errors
+
+    from ledger.errors import StoreError
+
+    schema = datastore.schema
+    if not schema:
+        return
+    with datastore.get_connection() as conn:
+        found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        if found.fetchone() is not None:
+            return
+        try:
+            with conn.transaction():
+                conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema)))
+        except errors.InsufficientPrivilege:
+            database = conn.info.dbname
+            raise StoreError(
+                f'schema "{schema}" does not exist in database "{database}" and user '
+                f'"{user}" may not create it: ask its owner to run CREATE SCHEMA "{schema}" '
+                f'AUTHORIZATION "{user}"; (or to GRANT CREATE ON DATABASE "{database}" TO '
+                f'"{user}"), or choose an existing schema with ?schema=NAME'
+            ) from None
+
+
 @contextmanager
 def ddl_lock(datastore: PostgresDatastore) -> Iterator[None]:
     """Serialise table creation across processes (an advisory lock per schema).
@@ -459,6 +487,11 @@ class LedgerPostgresFactory(PostgresFactory):
     events and of tracking tables) is serialised across processes."""
 
     application_recorder_class = LedgerPostgresRecorder
+
+    def __init__(self, env: Any):
+        super().__init__(env)
+        if self.env_create_table():
+            ensure_schema(self.datastore, user=self.env.get(self.POSTGRES_USER) or "")
 
     def tracking_recorder(self, tracking_recorder_class: Any = None) -> Any:
         with ddl_lock(self.datastore):
