@@ -134,14 +134,18 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def ensure_seeds(home: Path) -> dict[Role, str]:
     """Each role's public nkey, generating missing seeds into ``$LEDGER_HOME/nats-auth``."""
+    return ensure_seeds_in(home / AUTH_DIR)
+
+
+def ensure_seeds_in(directory: Path) -> dict[Role, str]:
+    """Each role's public nkey, generating missing seeds into ``directory/{role}.nk``."""
     import nkeys
 
-    directory = home / AUTH_DIR
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     public: dict[Role, str] = {}
     for role in ROLES:
-        path = seed_file(home, role)
+        path = directory / f"{role}.nk"
         if not path.exists():
             seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
             _write_private(path, seed + b"\n")
@@ -247,3 +251,37 @@ def embedded_server(settings: Settings) -> EmbeddedNats:
         settings.home, stream=settings.stream, prefix=settings.subject_prefix
     )
     return EmbeddedNats(settings.home / "nats", authorization=authorization)
+
+
+def permissions_conf(*, stream: str = "LEDGER", prefix: str = "ledger") -> str:
+    """NATS configuration defining each role's permissions as a variable
+    (``LEDGER_RELAY_PERMISSIONS``, ...), for a server configuration to ``include``:
+    ``deploy/nats/permissions.conf`` is this text (a test keeps them equal)."""
+    lines = [
+        "# Generated from ledger.nats_auth.permissions (stream LEDGER, subjects ledger.>);",
+        "# tests/e2e/test_deploy.py checks this file is what it generates. Do not edit.",
+        "",
+    ]
+    for role in ROLES:
+        body = json.dumps(permissions(role, stream=stream, prefix=prefix), indent=2)
+        lines.append(f"LEDGER_{role.upper()}_PERMISSIONS = {body}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ledger.nats_auth DIR``: make the roles' seeds in DIR (kept if there)
+    and print their public keys as the NATS_*_NKEY lines deploy/ledger.env needs."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m ledger.nats_auth DIR   (e.g. deploy/nats/keys)", file=sys.stderr)
+        return 2
+    for role, key in ensure_seeds_in(Path(args[0])).items():
+        print(f"NATS_{role.upper()}_NKEY={key}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

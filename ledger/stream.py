@@ -23,6 +23,7 @@ The relay keeps the stream a gap-free prefix of the notification log, so both
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -71,6 +72,8 @@ async def connect(
     ``attempts`` bounds the initial connection attempts; once connected the client
     reconnects on its own (``max_reconnect_attempts`` attempts, default forever).
     """
+    import ssl
+
     import nats
     from nats.errors import NoServersError
 
@@ -78,12 +81,15 @@ async def connect(
     options.setdefault("max_reconnect_attempts", -1)
     options.setdefault("reconnect_time_wait", 1)
     errors: list[BaseException] = []
+    caller_error_cb = options.pop("error_cb", None)
 
     async def on_error(exc: Exception) -> None:
         errors.append(exc)
         log.debug("nats: %s", exc)
+        if caller_error_cb is not None:
+            await caller_error_cb(exc)
 
-    options.setdefault("error_cb", on_error)
+    options["error_cb"] = on_error
     wanted_attempts = options.pop("max_reconnect_attempts")
     wanted_wait = options.pop("reconnect_time_wait")
     for _ in range(max(1, attempts)):
@@ -91,13 +97,18 @@ async def connect(
         # when negative) before the first connection, so the first connection is tried
         # briefly here and the reconnect options are restored once connected.
         try:
-            nc = await nats.connect(
-                servers,
-                name=name,
-                connect_timeout=max(1, round(connect_timeout)),
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0.1,
-                **options,
+            # Bounded here too: nats-py 2.16 never returns when a TLS handshake fails
+            # (a server certificate the CA did not sign).
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    servers,
+                    name=name,
+                    connect_timeout=max(1, round(connect_timeout)),
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0.1,
+                    **options,
+                ),
+                timeout=2 * len(servers) * max(1, round(connect_timeout)) + 1,
             )
         except (NoServersError, OSError, TimeoutError) as exc:
             errors.append(exc)
@@ -105,17 +116,23 @@ async def connect(
         nc.options["max_reconnect_attempts"] = wanted_attempts
         nc.options["reconnect_time_wait"] = wanted_wait
         return nc
+    from ledger.config import redact_url
+
     refusal = next((e for e in errors if "authorization" in str(e).lower()), None)
     if refusal is not None:
         raise NatsRefused(
-            f"the NATS server at {url} refused the connection ({refusal}): check the NATS "
-            "credentials (LEDGER_NATS_USER/LEDGER_NATS_PASSWORD, LEDGER_NATS_CREDS, "
+            f"the NATS server at {redact_url(url)} refused the connection ({refusal}): "
+            "check the NATS credentials (LEDGER_NATS_USER/LEDGER_NATS_PASSWORD, LEDGER_NATS_CREDS, "
             "LEDGER_NATS_NKEY_SEED; without LEDGER_NATS_URL, the seeds `ledger serve` keeps "
             "in $LEDGER_HOME/nats-auth)"
         )
+    untrusted = next((e for e in errors if isinstance(e, ssl.SSLError)), None)
+    if untrusted is not None:
+        raise NatsUnavailable(
+            f"TLS with the NATS server at {redact_url(url)} failed ({untrusted}): is "
+            "LEDGER_NATS_CA the CA that signed the server's certificate?"
+        )
     reason = errors[-1] if errors else "no answer"
-    from ledger.config import redact_url
-
     raise NatsUnavailable(
         f"no NATS server at {redact_url(url)} ({type(reason).__name__}: {reason})".strip()
     )

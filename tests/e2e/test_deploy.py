@@ -1,6 +1,7 @@
 """Shipped config is tested config: the 3-node NATS cluster of deploy/ runs from the very
-files in deploy/, with ports remapped to free loopback ports; the relay publishes to a
-replicated stream on it; a node is killed while publishing; no acknowledged event is lost.
+files in deploy/, with ports remapped to free loopback ports, TLS certificates and nkeys
+made here as the README says; the relay publishes to a replicated stream on it; a node is
+killed while publishing; no acknowledged event is lost; a subscriber's key cannot publish.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 NATS_CONF = DEPLOY / "nats" / "nats.conf"
 COMPOSE = DEPLOY / "compose.yaml"
 NODES = ("nats-1", "nats-2", "nats-3")
+ROLE_OF_SERVICE = {"relay": "relay", "projector": "projector", "cli": "subscriber"}
 
 
 def compose() -> dict[str, Any]:
@@ -68,8 +70,31 @@ def test_compose_wires_the_cluster_and_the_services() -> None:
         if line and not line.startswith("#")
     )
     assert env_example["LEDGER_STREAM_REPLICAS"] == "3"
-    assert all(f"nats://{n}:4222" in env_example["LEDGER_NATS_URL"] for n in NODES)
+    assert all(f"tls://{n}:4222" in env_example["LEDGER_NATS_URL"] for n in NODES)
     assert env_example["LEDGER_DATABASE_URL"].startswith("postgresql://")
+    assert env_example["LEDGER_NATS_CA"] == "/etc/ledger/ca.pem"
+    # Each ledger service holds its own role's seed and the CA, nothing else of NATS's.
+    for name, role in ROLE_OF_SERVICE.items():
+        service = services[name]
+        assert service["environment"]["LEDGER_NATS_NKEY_SEED"] == "/run/secrets/nats.nk"
+        mounts = [v for v in service["volumes"] if "/nats/" in v]
+        assert sorted(mounts) == sorted(
+            [
+                f"./nats/keys/{role}.nk:/run/secrets/nats.nk:ro",
+                "./nats/tls/ca.pem:/etc/ledger/ca.pem:ro",
+            ]
+        )
+    for node in NODES:
+        assert "./nats/permissions.conf:/etc/nats/permissions.conf:ro" in services[node]["volumes"]
+        assert "./nats/tls:/etc/nats/tls:ro" in services[node]["volumes"]
+
+
+def test_the_shipped_permissions_are_the_ledgers_roles() -> None:
+    """deploy/nats/permissions.conf is what ledger.nats_auth generates (the embedded
+    server's permissions): one definition of who may do what."""
+    from ledger.nats_auth import permissions_conf
+
+    assert (DEPLOY / "nats" / "permissions.conf").read_text() == permissions_conf()
 
 
 def test_the_documented_compose_commands_pass_the_env_file_compose_interpolates() -> None:
@@ -93,10 +118,16 @@ def test_the_documented_compose_commands_pass_the_env_file_compose_interpolates(
             command
         )
     required = set(re.findall(r"\$\{(\w+):\?", header))
-    assert required == {"POSTGRES_PASSWORD"}
+    keys = {"NATS_RELAY_NKEY", "NATS_PROJECTOR_NKEY", "NATS_SUBSCRIBER_NKEY"}
+    assert required == {"POSTGRES_PASSWORD", *keys}
     example = (DEPLOY / "ledger.env.example").read_text()
     defined = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line}
-    assert required <= defined
+    assert required - keys <= defined
+    # The keys come from the command the example (and compose's error) names.
+    assert "python -m ledger.nats_auth deploy/nats/keys >> deploy/ledger.env" in example
+    from ledger.nats_auth import main
+
+    assert main([]) == 2
     assert "cp deploy/ledger.env.example deploy/ledger.env" in header
 
 
@@ -109,6 +140,78 @@ def test_the_image_creates_ledger_home_for_its_user() -> None:
     assert lines.index(env) < user
     assert 'install -d -o ledger -g ledger "$LEDGER_HOME"' in before_user
     assert home == "/var/lib/ledger"
+
+
+def make_tls_files(directory: Path) -> Path:
+    """A CA and a node certificate (for nats-1..3, localhost and 127.0.0.1; server and
+    client use, for the routes' mutual TLS) as deploy/nats/tls holds them."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("ledger test CA"))
+        .issuer_name(name("ledger test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in (*NODES, "localhost")]
+    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("nats"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (directory / "server.pem").write_bytes(cert.public_bytes(pem))
+    (directory / "server-key.pem").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return directory
 
 
 class Cluster:
@@ -124,6 +227,11 @@ class Cluster:
         self.client_ports: dict[str, int] = {}
         self.cluster_ports = {n: free_port() for n in NODES}
         self.env: dict[str, dict[str, str]] = {}
+        # As the README says: the roles' seeds and public keys, and the TLS files.
+        from ledger.nats_auth import ensure_seeds_in
+
+        keys = ensure_seeds_in(tmp / "keys")
+        tls = make_tls_files(tmp / "tls")
         for node in NODES:
             env = {k: str(v) for k, v in services[node]["environment"].items()}
             routes = {}
@@ -136,14 +244,27 @@ class Cluster:
                 NATS_HTTP_PORT="-1",
                 NATS_CLUSTER_PORT=str(self.cluster_ports[node]),
                 NATS_STORE_DIR=str(tmp / node),
+                NATS_TLS_CERT=str(tls / "server.pem"),
+                NATS_TLS_KEY=str(tls / "server-key.pem"),
+                NATS_TLS_CA=str(tls / "ca.pem"),
+                **{f"NATS_{role.upper()}_NKEY": key for role, key in keys.items()},
                 **routes,
             )
             self.env[node] = env
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
+    def options(self, role: str) -> dict[str, Any]:
+        """``nats.connect`` options of a client holding ``role``'s seed and the CA."""
+        from ledger.nats_auth import NatsCredentials
+
+        credentials = NatsCredentials(
+            nkey_seed_file=self.tmp / "keys" / f"{role}.nk", ca_file=self.tmp / "tls" / "ca.pem"
+        )
+        return credentials.connect_options()
+
     @property
     def url(self) -> str:
-        return ",".join(f"nats://127.0.0.1:{p}" for p in self.client_ports.values())
+        return ",".join(f"tls://127.0.0.1:{p}" for p in self.client_ports.values())
 
     def start(self, node: str) -> None:
         from ledger.nats_server import _read_port
@@ -190,14 +311,16 @@ class Cluster:
         )
 
 
-async def wait_for_jetstream(url: str, timeout: float = 60.0) -> None:
+async def wait_for_jetstream(url: str, options: dict[str, Any], timeout: float = 60.0) -> None:
     import nats
 
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while time.monotonic() < deadline:
         try:
-            nc = await nats.connect(url.split(","), connect_timeout=2, max_reconnect_attempts=0)
+            nc = await nats.connect(
+                url.split(","), connect_timeout=2, max_reconnect_attempts=0, **options
+            )
             try:
                 await nc.jetstream().account_info()  # needs an elected meta leader
                 return
@@ -209,10 +332,10 @@ async def wait_for_jetstream(url: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"JetStream cluster not ready: {last!r}")
 
 
-async def stream_leader(url: str, stream: str) -> str:
+async def stream_leader(url: str, stream: str, options: dict[str, Any]) -> str:
     import nats
 
-    nc = await nats.connect(url.split(","), connect_timeout=5)
+    nc = await nats.connect(url.split(","), connect_timeout=5, **options)
     try:
         info = await nc.jsm().stream_info(stream)
         assert info.cluster is not None and info.cluster.leader
@@ -221,7 +344,9 @@ async def stream_leader(url: str, stream: str) -> str:
         await nc.close()
 
 
-async def stream_contents(url: str, stream: str, timeout: float = 60) -> tuple[list[str], int]:
+async def stream_contents(
+    url: str, stream: str, options: dict[str, Any], timeout: float = 60
+) -> tuple[list[str], int]:
     """(Nats-Msg-Id of every message in sequence order, replicas) read from the cluster.
 
     Read again from the start while the cluster answers 503 "JetStream system temporarily
@@ -233,7 +358,7 @@ async def stream_contents(url: str, stream: str, timeout: float = 60) -> tuple[l
 
     deadline = time.monotonic() + timeout
     while True:
-        nc = await nats.connect(url.split(","), connect_timeout=5)
+        nc = await nats.connect(url.split(","), connect_timeout=5, **options)
         try:
             jsm = nc.jsm()
             info = await jsm.stream_info(stream)
@@ -257,7 +382,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     for node in NODES:
         c.start(node)
     try:
-        asyncio.run(wait_for_jetstream(c.url))
+        asyncio.run(wait_for_jetstream(c.url, c.options("subscriber")))
         yield c
     except BaseException:
         print(c.logs())
@@ -273,7 +398,7 @@ def test_no_acknowledged_event_is_lost_when_a_node_dies(
 
     app = Ledger(sqlite_backend.settings())
     app.append_objects([f.party(f"p{i}") for i in range(200)])
-    relay = Relay(app, cluster.url, replicas=3)
+    relay = Relay(app, cluster.url, replicas=3, nats_options=cluster.options("relay"))
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -292,7 +417,9 @@ def test_no_acknowledged_event_is_lost_when_a_node_dies(
         for batch in range(1, 31):
             app.append_objects([f.party(f"b{batch}-{i}") for i in range(50)])
             if batch == 10:
-                victim = asyncio.run(stream_leader(cluster.url, app.settings.stream))
+                victim = asyncio.run(
+                    stream_leader(cluster.url, app.settings.stream, cluster.options("subscriber"))
+                )
                 cluster.kill(victim)
             time.sleep(0.02)
         head = app.head()
@@ -306,15 +433,66 @@ def test_no_acknowledged_event_is_lost_when_a_node_dies(
     assert relay.tracked_position() == head == 1700, cluster.logs()
 
     # Every acknowledged event is on the surviving nodes, exactly once, in log order.
-    ids, replicas = asyncio.run(stream_contents(cluster.url, app.settings.stream))
+    reader = cluster.options("subscriber")
+    ids, replicas = asyncio.run(stream_contents(cluster.url, app.settings.stream, reader))
     expected = [str(e.event.event_id) for e in app.log(order="recorded")]
     assert replicas == 3
     assert ids == expected
 
     # The killed node comes back and catches up: the stream still holds everything.
     cluster.start(victim)
-    asyncio.run(wait_for_jetstream(cluster.url))
-    ids_after, _ = asyncio.run(stream_contents(cluster.url, app.settings.stream))
+    asyncio.run(wait_for_jetstream(cluster.url, reader))
+    ids_after, _ = asyncio.run(stream_contents(cluster.url, app.settings.stream, reader))
     assert ids_after == expected
     app.close()
     json.dumps(relay.stats.to_dict())  # stats stay serialisable for `ledger status`
+
+
+def test_on_the_cluster_only_the_relay_writes_and_only_over_tls(
+    cluster: Cluster, sqlite_backend: Backend
+) -> None:
+    from ledger import stream as st
+    from ledger.relay import Relay
+
+    app = Ledger(sqlite_backend.settings())
+    try:
+        app.append_objects([f.party(f"p{i}") for i in range(10)])
+        relay = Relay(app, cluster.url, replicas=3, nats_options=cluster.options("relay"))
+        assert relay.run_once().published == 10
+
+        async def as_subscriber() -> list[str]:
+            errors: list[str] = []
+
+            async def on_error(exc: Exception) -> None:
+                errors.append(str(exc).lower())
+
+            nc = await st.connect(cluster.url, error_cb=on_error, **cluster.options("subscriber"))
+            try:
+                js, jsm = nc.jetstream(timeout=2), nc.jsm(timeout=2)
+                forged = {"Nats-Msg-Id": "forged", "Ledger-Position": "11"}
+                for request in (
+                    lambda: js.publish("ledger.party.PartyRegistered.x", b"{}", headers=forged),
+                    lambda: jsm.purge_stream("LEDGER"),
+                ):
+                    with pytest.raises(TimeoutError):
+                        await asyncio.wait_for(request(), 30)
+                assert (await jsm.stream_info("LEDGER")).state.messages == 10
+            finally:
+                await nc.close()
+            return errors
+
+        errors = asyncio.run(as_subscriber())
+        assert any('permissions violation for publish to "ledger.party' in e for e in errors)
+        assert any("stream.purge.ledger" in e for e in errors)
+
+        async def connect(**options: Any) -> None:
+            nc = await st.connect(cluster.url, connect_timeout=2, **options)
+            await nc.close()
+
+        with pytest.raises(st.NatsRefused):  # TLS, but no key
+            asyncio.run(connect(tls=cluster.options("subscriber")["tls"]))
+        with pytest.raises(st.NatsUnavailable, match="LEDGER_NATS_CA"):  # CA unknown
+            seed = cluster.options("subscriber")["nkeys_seed"]
+            asyncio.run(connect(nkeys_seed=seed))
+    finally:
+        app.close()
