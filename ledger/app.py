@@ -13,7 +13,6 @@ busy database makes the whole batch re-check against fresh state and retry.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import gc
 import logging
@@ -34,6 +33,8 @@ from ledger.checkpoint import SigningKey
 from ledger.config import Settings
 from ledger.domain import rules
 from ledger.domain import state as st
+from ledger.domain.aggregate import Entity, Workspace, entity_key, project_entity, references
+from ledger.domain.licence import same_shipment
 from ledger.errors import ConflictError, LedgerError, RuleViolation, StoreError
 from ledger.intake import Submission, parse_json, parse_object
 from ledger.store.codec import (
@@ -52,166 +53,6 @@ from ledger.times import from_us, iso, now, to_us
 log = logging.getLogger("ledger")
 
 MAX_ATTEMPTS = 30
-
-
-# --- the aggregate ----------------------------------------------------------------------
-
-
-LATER_EVENTS_REPLAYED = 64
-"""A licence event effective before this many or fewer later-effective events is folded
-onto a copy of the state just before it; with more, the entity is refolded."""
-
-
-class Entity:
-    """Every event recorded for one entity, in recorded order, with cached folds.
-
-    The cached fold is the entity's state as currently known, over all effective times.
-    It advances incrementally while events arrive in effective order (the common case) and
-    is recomputed after a retraction or an event backdated before much of the history.
-
-    A second fold, the *cursor*, holds the state as of an earlier effective time and moves
-    forward with the questions asked of it.  So a batch of shipments effective before a
-    later-effective event (a suspension scheduled ahead, say) costs one step each instead
-    of a refold each: the state as of each shipment is the cursor, and the whole state is
-    a copy of the cursor with the few later events folded in again.
-    """
-
-    __slots__ = (
-        "_current",
-        "_cursor",
-        "_cursor_at",
-        "_cursor_pos",
-        "_max_effective",
-        "_seen",
-        "_stale",
-        "events",
-        "id",
-        "version",
-    )
-
-    def __init__(self, entity_key: str, events: list[ev.Event] | None = None, version: int = 0):
-        self.id = entity_key
-        self.version = version
-        self.events: list[ev.Event] = events or []
-        self._current: st.State | None = None
-        self._max_effective: dt.datetime | None = None
-        self._stale = True
-        self._seen: list[ev.Event] = []
-        """The visible events in effective order (equal times in recorded order)."""
-        self._cursor: st.State | None = None
-        self._cursor_at: dt.datetime | None = None
-        """The cursor is the fold of ``_seen[:_cursor_pos]``: every event effective at or
-        before ``_cursor_at`` (None: no cursor)."""
-        self._cursor_pos = 0
-
-    def add(self, event: ev.Event) -> None:
-        self.events.append(event)
-        self.version += 1
-        if self._stale or isinstance(event, ev.EventRetracted):
-            self._stale = True
-        elif self._max_effective is None or event.effective_at >= self._max_effective:
-            self._current = st.evolve(self._current, event)
-            self._max_effective = event.effective_at
-            self._seen.append(event)
-        else:
-            self._add_before_later_events(event)
-
-    def _add_before_later_events(self, event: ev.Event) -> None:
-        at = event.effective_at
-        if not isinstance(self._current, st.LicenceState):
-            self._stale = True  # other kinds have few events: a refold is cheap
-            return
-        bisect.insort_right(self._seen, event, key=_effective)
-        # The cursor, moved to the new event (the last at its time) or started over if it
-        # was already past it.
-        before = self._advance(at)
-        later = self._seen[self._cursor_pos :]
-        if not isinstance(before, st.LicenceState) or len(later) > LATER_EVENTS_REPLAYED:
-            self._stale = True
-            return
-        whole: st.State | None = before.copy()
-        for e in later:
-            whole = st.evolve(whole, e)
-        self._current = whole
-
-    def _advance(self, as_of: dt.datetime) -> st.State | None:
-        """The cursor moved to ``as_of`` (from scratch if it is already past it)."""
-        if self._cursor_at is None or as_of < self._cursor_at:
-            self._cursor, self._cursor_pos = None, 0
-        state, pos, seen = self._cursor, self._cursor_pos, self._seen
-        while pos < len(seen) and seen[pos].effective_at <= as_of:
-            state = st.evolve(state, seen[pos])
-            pos += 1
-        self._cursor, self._cursor_pos, self._cursor_at = state, pos, as_of
-        return state
-
-    def _refresh(self) -> None:
-        if self._stale:
-            self._seen = st.visible(self.events)
-            self._current = st.fold(self._seen)
-            self._max_effective = self._seen[-1].effective_at if self._seen else None
-            self._cursor_at = None
-            self._stale = False
-
-    def state(self, as_of: dt.datetime | None = None) -> st.State | None:
-        """The state as of ``as_of`` (None: over all effective times).
-
-        Read it, do not keep it: a state as of an earlier time is the cursor, which the
-        next question about this entity moves on.
-        """
-        if self._stale:
-            self._refresh()
-        if as_of is None or self._max_effective is None or as_of >= self._max_effective:
-            return self._current
-        return self._advance(as_of)
-
-
-def _effective(e: ev.Event) -> dt.datetime:
-    return e.effective_at
-
-
-def project_entity(entity: Entity | None, recorded: Iterable[Recorded]) -> Entity | None:
-    """Projector function for the library's repository."""
-    for r in recorded:
-        if entity is None:
-            entity = Entity(r.originator_id)
-        entity.add(r.event)
-        entity.version = r.originator_version
-    return entity
-
-
-def entity_key(kind: str, entity_id: str) -> str:
-    return f"{kind}:{entity_id}"
-
-
-# Fields naming other entities: (field, entity kind, holds a sequence of ids).
-_REFERENCE_FIELDS: tuple[tuple[str, str, bool], ...] = (
-    ("exporter", "party", False),
-    ("end_user", "party", False),
-    ("end_users", "party", True),
-    ("agreement_id", "agreement", False),
-    ("reciprocates", "commitment", True),
-    ("licence_id", "licence", False),
-)
-_references_of_type: dict[type, tuple[tuple[str, str, bool], ...]] = {}
-
-
-def references(e: ev.Event) -> list[str]:
-    """Entity keys an event's rules may consult (for prefetching)."""
-    keys = [f"{e.entity_kind}:{e.entity_id}"]
-    fields = _references_of_type.get(type(e))
-    if fields is None:
-        names = {f.name for f in msgspec.structs.fields(type(e))}
-        fields = _references_of_type[type(e)] = tuple(
-            spec for spec in _REFERENCE_FIELDS if spec[0] in names
-        )
-    for name, kind, many in fields:
-        value = getattr(e, name)
-        if many:
-            keys.extend(f"{kind}:{v}" for v in value or ())
-        elif isinstance(value, str):
-            keys.append(f"{kind}:{value}")
-    return keys
 
 
 # --- results ----------------------------------------------------------------------------
@@ -282,46 +123,6 @@ class LogEntry:
     retracted: bool
 
 
-# --- working set for one append ---------------------------------------------------------
-
-
-class Workspace(rules.Facts):
-    """The entities one append touches, loaded once and advanced as events are accepted."""
-
-    def __init__(self, ledger: Ledger):
-        self._ledger = ledger
-        self.entities: dict[str, Entity] = {}
-
-    def prefetch(self, keys: Iterable[str]) -> None:
-        missing = [k for k in dict.fromkeys(keys) if k not in self.entities]
-        if not missing:
-            return
-        found = self._ledger.index.select_entities(missing)
-        mapper = self._ledger.mapper
-        for key in missing:
-            entity = Entity(key)
-            for stored in found.get(key, ()):
-                recorded: Recorded = mapper.to_domain_event(stored)  # type: ignore[assignment]
-                entity.add(recorded.event)
-                entity.version = recorded.originator_version
-            self.entities[key] = entity
-
-    def entity(self, kind: str, entity_id: str) -> Entity:
-        key = f"{kind}:{entity_id}"
-        entity = self.entities.get(key)
-        if entity is None:
-            self.prefetch([key])
-            entity = self.entities[key]
-        return entity
-
-    def events(self, kind: str, entity_id: str) -> Sequence[ev.Event]:
-        return self.entity(kind, entity_id).events
-
-    def state(self, kind: str, entity_id: str, as_of: dt.datetime | None) -> st.State | None:
-        entity = self.entities.get(f"{kind}:{entity_id}") or self.entity(kind, entity_id)
-        return entity.state(as_of)
-
-
 # --- the application --------------------------------------------------------------------
 
 
@@ -362,6 +163,13 @@ class Ledger(Application[str]):
         return self.mapper
 
     # --- reading ----------------------------------------------------------------------
+
+    def load_entities(self, keys: list[str]) -> dict[str, Iterator[Recorded]]:
+        """The stored events of many entities (``kind:id`` keys), decoded lazily in
+        version order: what ``Workspace`` checks an append against."""
+        to_domain_event = self.msgspec_mapper.to_domain_event
+        found = self.index.select_entities(keys)
+        return {key: map(to_domain_event, stored) for key, stored in found.items()}
 
     def entity(self, kind: str, entity_id: str) -> Entity | None:
         """An entity reconstructed by the library's repository (None if unknown)."""
@@ -672,7 +480,7 @@ class Ledger(Application[str]):
                 continue
             fresh.append(i)
 
-        workspace = Workspace(self)
+        workspace = Workspace(self.load_entities)
         workspace.prefetch(k for i in fresh for k in references(submissions[i].event))
         entities = workspace.entities
         mapper = self.msgspec_mapper
@@ -850,7 +658,7 @@ def _same_shipment(workspace: Workspace, e: ev.LicenceUsageRecorded) -> UUID | N
     if not isinstance(licence, st.LicenceState):
         return None
     previous = licence.shipments.get(e.shipment_id)
-    if previous is not None and rules.same_shipment(previous, e):
+    if previous is not None and same_shipment(previous, e):
         return previous.event_id
     return None
 

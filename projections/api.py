@@ -27,6 +27,8 @@ __all__ = ["CLAUSE_STATUSES", "FINDING_KINDS", "LICENCE_STATUSES"]
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 """How far ahead of the clock an application may be dated (clock skew between machines)."""
+END_OF_TIME = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+"""An as-of time after every effective time (a licence's state over its whole life)."""
 
 
 def unknown_ids(
@@ -200,7 +202,7 @@ def validate(request: decisions.Request) -> None:
     """Reject a request ``apply`` could not record, so ``check`` never answers one: the
     quantity rule (a ``RuleViolation``, as for the recorded event) and the field types of
     ``ApplicationSubmitted`` (an ``InputError`` naming the request field)."""
-    from ledger.domain.rules import check_quantity
+    from ledger.domain.quantities import check_quantity
     from ledger.intake import validation_error
 
     check_quantity(request.quantity, "quantity")
@@ -233,12 +235,23 @@ def check(v: Views, request: decisions.Request, known_at: dt.datetime | None) ->
         for r in v.records("party", d, known_at, ids=sorted({request.exporter, request.end_user}))
     }
     licence_records = v.records("licence", d, known_at, ref=request.exporter)
+    # The same licences over all effective times: shipments dated after D count against
+    # the caps as well (as the append rule counts them).
+    lifetime = (
+        {
+            r.entity_id: r.record
+            for r in v.records("licence", END_OF_TIME, known_at, ref=request.exporter)
+        }
+        if licence_records
+        else {}
+    )
     return decisions.decide(
         request,
         measures_at,
         parties.get(request.end_user),
         parties.get(request.exporter),
         licence_records,
+        lifetime,
     )
 
 

@@ -5,20 +5,21 @@ as of D (as known at K): every measure, the end user and exporter, and the expor
 licences, each resolved at D.  The rules:
 
 1. A clause **applies** when it is in force at D (effective, not suspended, not revoked)
-   and matches the item, the destination and the end user's class; an empty list in the
-   clause matches everything.  Items match exactly, or when the clause's item is a
-   prefix of the requested item at a dot boundary (clause ``1C902`` covers ``1C902.a``;
-   ``8505`` covers ``8505.11``).  The end user's class is ``military`` when classified
-   military or listed on a military end-user list, else its classification (``civil``
-   when unclassified).
+   and matches the item, the destination and the end user's class
+   (``ledger.domain.measure.clause_applies``; items match as ``ledger.domain.items``
+   says: exactly, or a prefix at a dot boundary).  The end user's class is ``military``
+   when classified military or listed on a military end-user list, else its
+   classification (``civil`` when unclassified).
 2. A ``prohibited`` or ``denied-in-principle`` clause that applies **rejects** (each is
    named).
-3. A ``licence-required`` clause that applies needs a licence **active** at D that names
-   the exporter, the end user and the destination, and covers the item (same matching
-   as clauses) in the request's unit with remaining quantity >= the requested quantity
-   (an item capped in another unit does not cover it: no conversion): **approved** citing
-   that licence (the first by id when several do), else **rejected** ("licence
-   required; none covers it", with why each candidate does not).
+3. A ``licence-required`` clause that applies needs a licence of the exporter that
+   covers the shipment (``ledger.domain.licence.coverage``, the very rule that accepts or
+   refuses recording the shipment under it): active at D, the most specific item
+   covering the requested item capped in the request's unit (no conversion), the end
+   user and the destination named, and the quantity within what remains at D and over
+   the licence's whole life.  **Approved** citing that licence (the first by id when
+   several do), else **rejected** ("licence required; none covers it", with why each
+   candidate does not).
 4. ``enhanced-review`` clauses are noted; ``tariff``, ``fee`` and ``other`` clauses do not
    decide (they are listed as context).
 5. When no control clause applies: **approved** ("no control applies").
@@ -30,13 +31,16 @@ an unregistered exporter or end user rejects.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.items import item_matches
+from ledger.domain.licence import Coverage, coverage
+from ledger.domain.measure import clause_applies
+from ledger.domain.quantities import quantity_text
 from ledger.projections import records as rec
-from ledger.projections.names import quantity_text
 from ledger.projections.query import Resolved
 from ledger.projections.views import clause_in_force_spans, last_day
 from ledger.times import local_day
@@ -100,6 +104,9 @@ class Decision:
         }
 
 
+__all__ = ["Decision", "Fired", "Request", "decide", "item_matches"]
+
+
 def _suspended(
     record: rec.MeasureRecord, clause: rec.ClauseRecord, until: str | None, at: dt.datetime
 ) -> dict[str, Any]:
@@ -114,21 +121,8 @@ def _suspended(
     }
 
 
-def item_matches(pattern: str, item: str) -> bool:
-    """Exact match, or ``pattern`` is a prefix of ``item`` at a dot boundary."""
-    return item == pattern or item.startswith(pattern + ".")
-
-
 def _class_of(end_user: rec.PartyRecord | None) -> str:
     return end_user.end_user_class if end_user is not None else "civil"
-
-
-def _applies(clause: rec.ClauseRecord, request: Request, end_user_class: str) -> bool:
-    return (
-        (not clause.items or any(item_matches(p, request.item) for p in clause.items))
-        and (not clause.destinations or request.destination in clause.destinations)
-        and (not clause.end_user_classes or end_user_class in clause.end_user_classes)
-    )
 
 
 def end_user_status(resolved: Resolved | None, at: dt.datetime) -> str:
@@ -155,34 +149,23 @@ def end_user_status(resolved: Resolved | None, at: dt.datetime) -> str:
     return "; ".join(parts)
 
 
-def _licence_gap(lic: rec.LicenceRecord, status: str, request: Request) -> str | None:
-    """Why this licence does not cover the request (None: it does)."""
+def _coverage(
+    r: Resolved, request: Request, lifetime: Mapping[str, rec.LicenceRecord]
+) -> Coverage | str:
+    """How this licence covers the request, or why it cannot (held by another exporter)."""
+    lic: rec.LicenceRecord = r.record
     if lic.exporter != request.exporter:
         return f"held by {lic.exporter}, not {request.exporter}"
-    if status != "active":
-        return f"{status} on {local_day(request.date).isoformat()}"
-    if request.end_user not in lic.end_users:
-        return f"does not name end user {request.end_user}"
-    if request.destination not in lic.destinations:
-        return f"does not cover destination {request.destination}"
-    matching = [i for i in lic.items if item_matches(i.item, request.item)]
-    if not matching:
-        return f"does not cover {request.item}"
-    covering = [i for i in matching if i.unit == request.unit]
-    if not covering:
-        units = ", ".join(sorted({i.unit for i in matching}))
-        return f"caps {request.item} in {units}, not {request.unit} (units are not converted)"
-    best = max(covering, key=lambda i: i.remaining)
-    if best.remaining < request.quantity:
-        return f"only {quantity_text(best.remaining)} {best.unit} of {best.item} remain"
-    return None
-
-
-def _remaining(lic: rec.LicenceRecord, request: Request) -> Decimal:
-    return max(
-        i.remaining
-        for i in lic.items
-        if item_matches(i.item, request.item) and i.unit == request.unit
+    return coverage(
+        lic,
+        r.dynamic,
+        request.date,
+        request.item,
+        request.unit,
+        request.quantity,
+        request.end_user,
+        request.destination,
+        lifetime.get(r.entity_id),
     )
 
 
@@ -192,8 +175,13 @@ def decide(
     end_user: Resolved | None,
     exporter: Resolved | None,
     licences: Sequence[Resolved],
+    lifetime: Mapping[str, rec.LicenceRecord] | None = None,
 ) -> Decision:
-    """The decision on ``request`` against the state of the world as of its date."""
+    """The decision on ``request`` against the state of the world as of its date.
+
+    ``lifetime``: the licences over all effective times (as known at the same time), by
+    id: shipments effective after D count against the caps too.
+    """
     party: rec.PartyRecord | None = end_user.record if end_user is not None else None
     decision = Decision(
         outcome="approved",
@@ -225,13 +213,12 @@ def decide(
     for m in sorted(measures, key=lambda r: r.entity_id):
         record: rec.MeasureRecord = m.record
         for clause, dyn in zip(record.clauses, m.dynamic, strict=True):
+            applies = clause_applies(clause, request.item, request.destination, end_user_class)
             if dyn[0] == "suspended" and clause.effect in DECIDING:
-                if _applies(clause, request, end_user_class) and (
-                    origin is None or record.issuer == origin
-                ):
+                if applies and (origin is None or record.issuer == origin):
                     decision.suspended.append(_suspended(record, clause, dyn[2], request.date))
                 continue
-            if dyn[0] != "in-force" or not _applies(clause, request, end_user_class):
+            if dyn[0] != "in-force" or not applies:
                 continue
             fired = Fired(
                 record.measure_id, clause.clause_id, clause.effect, record.title, record.instrument
@@ -265,12 +252,15 @@ def decide(
             candidates = [r for r in candidates if request.end_user in r.record.end_users]
         gaps: list[str] = []
         for r in candidates:
-            gap = _licence_gap(r.record, r.dynamic, request)
-            if gap is None:
+            found = _coverage(r, request, lifetime or {})
+            if isinstance(found, str):
+                gaps.append(f"{r.entity_id}: {found}")
+            elif found.gap is not None:
+                gaps.append(f"{r.entity_id}: {found.gap.reason}")
+            else:
                 decision.licence_id = r.record.licence_id
-                decision.remaining_before = _remaining(r.record, request)
+                decision.remaining_before = found.remaining
                 break
-            gaps.append(f"{r.entity_id}: {gap}")
         if decision.licence_id is not None and decision.remaining_before is not None:
             if decision.outcome == "approved":
                 remaining = quantity_text(decision.remaining_before)

@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from ledger.domain.party import SUSPECT_LISTS
 from ledger.projections import records as rec
 from ledger.projections import views
 from ledger.projections.query import Resolved, Segment
 from ledger.times import count_days, days_late, hours, to_us
-
-SUSPECT_LISTS = frozenset({"military-end-user", "restricted"})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ Kept free of heavy imports so the CLI can use them without loading the views;
 
 from __future__ import annotations
 
-from decimal import Decimal
+from ledger.domain.quantities import quantity_text
+
+__all__ = ["CLAUSE_STATUSES", "FINDING_KINDS", "LICENCE_STATUSES", "quantity_text"]
 
 FINDING_KINDS: tuple[str, ...] = (
     "late-usage",
@@ -26,9 +28,3 @@ LICENCE_STATUSES: tuple[str, ...] = (
     "exhausted",
 )
 CLAUSE_STATUSES: tuple[str, ...] = ("in-force", "suspended", "not-yet-effective", "revoked")
-
-
-def quantity_text(value: Decimal) -> str:
-    """A quantity as people read it: thousands separated, no trailing zeros."""
-    text = f"{value:,f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text

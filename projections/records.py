@@ -30,6 +30,8 @@ import msgspec
 
 from ledger import events as ev
 from ledger.domain import state as st
+from ledger.domain.items import most_specific
+from ledger.domain.licence import inactive_since
 from ledger.times import EPOCH as _EPOCH
 from ledger.times import to_us
 
@@ -100,6 +102,16 @@ class LicenceRecord(_Rec, frozen=True, kw_only=True):
     terminal_event: UUID | None = None
     shipments: int = 0
     late_usage: tuple[LateUsage, ...] = ()
+
+    # What ``ledger.domain.licence.coverage`` reads of a licence (``LicenceTerms``).
+    def licensed_items(self) -> tuple[ItemUse, ...]:
+        return self.items
+
+    def licensed_item(self, code: str) -> ItemUse | None:
+        return most_specific(self.items, code)
+
+    def item_named(self, item: str) -> ItemUse | None:
+        return next((i for i in self.items if i.item == item), None)
 
 
 # --- parties ----------------------------------------------------------------------------
@@ -267,18 +279,7 @@ class Folded:
         self.state = st.evolve(state, e)
 
     def _late(self, licence: st.LicenceState, e: ev.LicenceUsageRecorded, status: str) -> LateUsage:
-        cause_id: UUID | None = None
-        since: dt.datetime | None = None
-        if status in ("withdrawn", "surrendered"):
-            cause_id = licence.terminal_event_id
-            since = licence.withdrawn_at or licence.surrendered_at
-        elif status == "suspended":
-            cause_id = licence.suspension_event_id
-            since = licence.suspended_from
-        elif status == "expired":
-            since = licence.valid_until
-        elif status == "not-yet-valid":
-            since = licence.valid_from
+        cause_id = licence.cause_of(status)
         cause = self.causes.get(cause_id) if cause_id is not None else None
         return LateUsage(
             usage_event=e.event_id,
@@ -288,7 +289,7 @@ class Folded:
             item=e.item,
             quantity=e.quantity,
             licence_status=status,
-            since=since,
+            since=inactive_since(licence, status),
             cause_event=cause_id,
             cause_recorded_at=cause.recorded_at if cause is not None else None,
         )
@@ -468,15 +469,16 @@ def next_record(previous: Record | None, f: Folded, e: ev.Event) -> Record | Non
         and type(previous) is LicenceRecord
         and type(s) is st.LicenceState
     ):
-        item = s.items.get(e.item)
+        item = s.licensed_item(e.item)
         items = previous.items
         if item is not None:
-            if len(items) == 1 and items[0].item == e.item:
-                items = (ItemUse(e.item, item.cap, item.used, item.unit),)
+            code = item.item  # the licensed item drawn on (the shipment's code or a prefix)
+            if len(items) == 1 and items[0].item == code:
+                items = (ItemUse(code, item.cap, item.used, item.unit),)
             else:
                 items = tuple(  # a list first: faster than a generator on this hot path
                     [
-                        ItemUse(i.item, item.cap, item.used, i.unit) if i.item == e.item else i
+                        ItemUse(i.item, item.cap, item.used, i.unit) if i.item == code else i
                         for i in items
                     ]
                 )

@@ -1,4 +1,4 @@
-"""The aggregate's cached folds (``ledger.app.Entity``) against a fresh fold.
+"""The aggregate's cached folds (``ledger.domain.aggregate.Entity``) against a fresh fold.
 
 ``Entity`` keeps the state over all effective times incrementally and a cursor for the
 state as of earlier times, so that events effective before later ones (shipments before
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st_
 
 from ledger import events as ev
-from ledger.app import LATER_EVENTS_REPLAYED, Entity
 from ledger.domain import state as st
+from ledger.domain.aggregate import LATER_EVENTS_REPLAYED, Entity
 from ledger.intake import parse_object
 from tests import factory as f
 

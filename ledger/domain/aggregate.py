@@ -1,0 +1,240 @@
+"""The aggregate: one entity's recorded events with cached folds, and the working set of
+entities one append checks its events against.  Pure (no I/O): the application hands
+``Workspace`` a loader for the stored events.
+
+``Entity`` is the eventsourcing library's mutable aggregate for the ledger (``id``,
+``version``); ``project_entity`` is the projector function its ``Repository`` uses to
+reconstruct one.  Entity keys are ``kind:id`` (``licence:GL-1``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
+
+import msgspec
+
+from ledger import events as ev
+from ledger.domain import state as st
+from ledger.domain.facts import Facts
+
+LATER_EVENTS_REPLAYED = 64
+"""A licence event effective before this many or fewer later-effective events is folded
+onto a copy of the state just before it; with more, the entity is refolded."""
+
+
+class Entity:
+    """Every event recorded for one entity, in recorded order, with cached folds.
+
+    The cached fold is the entity's state as currently known, over all effective times.
+    It advances incrementally while events arrive in effective order (the common case) and
+    is recomputed after a retraction or an event backdated before much of the history.
+
+    A second fold, the *cursor*, holds the state as of an earlier effective time and moves
+    forward with the questions asked of it.  So a batch of shipments effective before a
+    later-effective event (a suspension scheduled ahead, say) costs one step each instead
+    of a refold each: the state as of each shipment is the cursor, and the whole state is
+    a copy of the cursor with the few later events folded in again.
+    """
+
+    __slots__ = (
+        "_current",
+        "_cursor",
+        "_cursor_at",
+        "_cursor_pos",
+        "_max_effective",
+        "_seen",
+        "_stale",
+        "events",
+        "id",
+        "version",
+    )
+
+    def __init__(self, entity_key: str, events: list[ev.Event] | None = None, version: int = 0):
+        self.id = entity_key
+        self.version = version
+        self.events: list[ev.Event] = events or []
+        self._current: st.State | None = None
+        self._max_effective: dt.datetime | None = None
+        self._stale = True
+        self._seen: list[ev.Event] = []
+        """The visible events in effective order (equal times in recorded order)."""
+        self._cursor: st.State | None = None
+        self._cursor_at: dt.datetime | None = None
+        """The cursor is the fold of ``_seen[:_cursor_pos]``: every event effective at or
+        before ``_cursor_at`` (None: no cursor)."""
+        self._cursor_pos = 0
+
+    def add(self, event: ev.Event) -> None:
+        self.events.append(event)
+        self.version += 1
+        if self._stale or isinstance(event, ev.EventRetracted):
+            self._stale = True
+        elif self._max_effective is None or event.effective_at >= self._max_effective:
+            self._current = st.evolve(self._current, event)
+            self._max_effective = event.effective_at
+            self._seen.append(event)
+        else:
+            self._add_before_later_events(event)
+
+    def _add_before_later_events(self, event: ev.Event) -> None:
+        at = event.effective_at
+        if not isinstance(self._current, st.LicenceState):
+            self._stale = True  # other kinds have few events: a refold is cheap
+            return
+        bisect.insort_right(self._seen, event, key=_effective)
+        # The cursor, moved to the new event (the last at its time) or started over if it
+        # was already past it.
+        before = self._advance(at)
+        later = self._seen[self._cursor_pos :]
+        if not isinstance(before, st.LicenceState) or len(later) > LATER_EVENTS_REPLAYED:
+            self._stale = True
+            return
+        whole: st.State | None = before.copy()
+        for e in later:
+            whole = st.evolve(whole, e)
+        self._current = whole
+
+    def _advance(self, as_of: dt.datetime) -> st.State | None:
+        """The cursor moved to ``as_of`` (from scratch if it is already past it)."""
+        if self._cursor_at is None or as_of < self._cursor_at:
+            self._cursor, self._cursor_pos = None, 0
+        state, pos, seen = self._cursor, self._cursor_pos, self._seen
+        while pos < len(seen) and seen[pos].effective_at <= as_of:
+            state = st.evolve(state, seen[pos])
+            pos += 1
+        self._cursor, self._cursor_pos, self._cursor_at = state, pos, as_of
+        return state
+
+    def _refresh(self) -> None:
+        if self._stale:
+            self._seen = st.visible(self.events)
+            self._current = st.fold(self._seen)
+            self._max_effective = self._seen[-1].effective_at if self._seen else None
+            self._cursor_at = None
+            self._stale = False
+
+    def state(self, as_of: dt.datetime | None = None) -> st.State | None:
+        """The state as of ``as_of`` (None: over all effective times).
+
+        Read it, do not keep it: a state as of an earlier time is the cursor, which the
+        next question about this entity moves on.
+        """
+        if self._stale:
+            self._refresh()
+        if as_of is None or self._max_effective is None or as_of >= self._max_effective:
+            return self._current
+        return self._advance(as_of)
+
+
+def _effective(e: ev.Event) -> dt.datetime:
+    return e.effective_at
+
+
+class RecordedEvent(Protocol):
+    """An event in its entity's stream, as the library's repository hands it over."""
+
+    @property
+    def originator_id(self) -> str: ...
+    @property
+    def originator_version(self) -> int: ...
+    @property
+    def event(self) -> ev.Event: ...
+
+
+def project_entity(entity: Entity | None, recorded: Iterable[RecordedEvent]) -> Entity | None:
+    """Projector function for the library's repository."""
+    for r in recorded:
+        if entity is None:
+            entity = Entity(r.originator_id)
+        entity.add(r.event)
+        entity.version = r.originator_version
+    return entity
+
+
+def entity_key(kind: str, entity_id: str) -> str:
+    return f"{kind}:{entity_id}"
+
+
+# Fields naming other entities: (field, entity kind, holds a sequence of ids).
+_REFERENCE_FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("exporter", "party", False),
+    ("end_user", "party", False),
+    ("end_users", "party", True),
+    ("agreement_id", "agreement", False),
+    ("reciprocates", "commitment", True),
+    ("licence_id", "licence", False),
+)
+_references_of_type: dict[type, tuple[tuple[str, str, bool], ...]] = {}
+
+
+def references(e: ev.Event) -> list[str]:
+    """Entity keys an event's rules may consult (for prefetching)."""
+    keys = [f"{e.entity_kind}:{e.entity_id}"]
+    fields = _references_of_type.get(type(e))
+    if fields is None:
+        names = {f.name for f in msgspec.structs.fields(type(e))}
+        fields = _references_of_type[type(e)] = tuple(
+            spec for spec in _REFERENCE_FIELDS if spec[0] in names
+        )
+    for name, kind, many in fields:
+        value = getattr(e, name)
+        if many:
+            keys.extend(f"{kind}:{v}" for v in value or ())
+        elif isinstance(value, str):
+            keys.append(f"{kind}:{value}")
+    return keys
+
+
+Loader = Callable[[list[str]], Mapping[str, Iterable[RecordedEvent]]]
+"""Reads the stored events of many entities at once (each in version order; an
+unknown key may be missing)."""
+
+
+class Workspace(Facts):
+    """The entities one append touches, loaded once and advanced as events are accepted.
+
+    ``load`` reads stored entities (the application's event store); a workspace over
+    ``lambda keys: {}`` starts from an empty ledger (the unit tests' facts).
+    """
+
+    def __init__(self, load: Loader):
+        self._load = load
+        self.entities: dict[str, Entity] = {}
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        missing = [k for k in dict.fromkeys(keys) if k not in self.entities]
+        if not missing:
+            return
+        found = self._load(missing)
+        for key in missing:
+            entity = Entity(key)
+            for recorded in found.get(key, ()):
+                entity.add(recorded.event)
+                entity.version = recorded.originator_version
+            self.entities[key] = entity
+
+    def entity(self, kind: str, entity_id: str) -> Entity:
+        key = f"{kind}:{entity_id}"
+        entity = self.entities.get(key)
+        if entity is None:
+            self.prefetch([key])
+            entity = self.entities[key]
+        return entity
+
+    def events(self, kind: str, entity_id: str) -> Sequence[ev.Event]:
+        return self.entity(kind, entity_id).events
+
+    def state(self, kind: str, entity_id: str, as_of: dt.datetime | None) -> st.State | None:
+        entity = self.entities.get(f"{kind}:{entity_id}") or self.entity(kind, entity_id)
+        return entity.state(as_of)
+
+    def add(self, e: ev.Event) -> Entity:
+        """Fold an accepted event into its entity; returns the entity."""
+        entity = self.entities.get(f"{e.entity_kind}:{e.entity_id}") or self.entity(
+            e.entity_kind, e.entity_id
+        )
+        entity.add(e)
+        return entity

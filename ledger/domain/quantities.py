@@ -1,0 +1,36 @@
+"""Quantities: which ones the ledger can record, and how they read back."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ledger.errors import RuleViolation
+
+MAX_QUANTITY = Decimal(10) ** 15
+QUANTITY_DECIMALS = 9
+
+
+def check_quantity(value: Decimal, field: str) -> None:
+    """A quantity the ledger can record: positive, below 10^15, at most 9 decimal places
+    (``ledger check`` asks it of a request too, so it refuses what ``apply`` would)."""
+    # Echoed in plain decimal notation (1e3 reads back as 1000, not Decimal's 1E+3).
+    if not value.is_finite() or value <= 0:
+        raise RuleViolation(
+            "positive-quantity", f"must be greater than 0, got {value:f}", field=field
+        )
+    # Bounded so that caps and the sums of shipments stay exact in decimal arithmetic
+    # (24 significant digits at most, within the default 28-digit context).
+    exponent = value.as_tuple().exponent
+    if value >= MAX_QUANTITY or (isinstance(exponent, int) and exponent < -QUANTITY_DECIMALS):
+        raise RuleViolation(
+            "quantity-precision",
+            f"{value:f} is out of range: quantities are below 10^15 with at most "
+            f"{QUANTITY_DECIMALS} decimal places",
+            field=field,
+        )
+
+
+def quantity_text(value: Decimal) -> str:
+    """A quantity as people read it: thousands separated, no trailing zeros."""
+    text = f"{value:,f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
