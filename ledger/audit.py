@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import itertools
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +137,57 @@ def build_tree(
         done += added
         if progress is not None:
             progress(done, max(total, done))
+
+
+# --- for consumers of the log (the relay, subscribers) ----------------------------------
+
+
+def leaf_indexes(app: Ledger, positions: Sequence[int]) -> list[int | None]:
+    """The leaf index of each position (None: not in the tree), in one read.
+
+    On SQLite leaf = position - 1; on PostgreSQL positions may skip numbers, so the
+    batch rows map them.  What a message's leaf index header is made from."""
+    if not positions:
+        return []
+    tables = _tables(app)
+    low, high = min(positions), max(positions)
+    with _port(app) as port:
+        first = tables.batch_of_position(port, low)
+        rows = port.all(
+            tables.sql(
+                f"SELECT first_leaf, first_position, size FROM {tables.batches} "
+                "WHERE first_position >= ? AND first_position <= ? ORDER BY first_position"
+            ),
+            (low, high),
+        )
+    runs = [(b.first_position, b.first_leaf, b.size) for b in [first] if b is not None]
+    runs += [(int(r[1]), int(r[0]), int(r[2])) for r in rows]
+    starts = [r[0] for r in runs]
+    out: list[int | None] = []
+    for p in positions:
+        i = bisect.bisect_right(starts, p) - 1
+        if i < 0:
+            out.append(None)
+            continue
+        first_position, first_leaf, size = runs[i]
+        leaf = first_leaf + (p - first_position)
+        out.append(leaf if leaf < size else None)
+    return out
+
+
+def signed_checkpoints(app: Ledger, *, after_size: int = 0) -> list[tuple[int, str]]:
+    """The signed checkpoints of trees larger than ``after_size``, oldest first, as
+    (tree size, note): what the relay publishes for verifying consumers."""
+    tables = _tables(app)
+    with _port(app) as port:
+        rows = port.all(
+            tables.sql(
+                f"SELECT size, checkpoint FROM {tables.batches} "
+                "WHERE size > ? AND checkpoint IS NOT NULL ORDER BY first_leaf"
+            ),
+            (after_size,),
+        )
+    return [(int(size), str(note)) for size, note in rows]
 
 
 # --- checkpoints and proofs ---------------------------------------------------------------

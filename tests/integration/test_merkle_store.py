@@ -348,3 +348,43 @@ def test_a_writer_with_another_key_is_refused(backend: Any) -> None:
             second.close()
     finally:
         first.close()
+
+
+def test_positions_that_skip_numbers_map_to_consecutive_leaves(postgres_backend: Any) -> None:
+    """PostgreSQL positions can skip numbers (a rolled-back insert used them); leaf
+    indexes do not, and proofs, verify and the leaf index map follow the batch rows."""
+    app = Ledger(postgres_backend.settings())
+    try:
+        append_parties(app, 3, "a", batch=3)
+        tables = app.recorder.tree  # type: ignore[attr-defined]
+        with app.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+            sequence = port.one(
+                f"SELECT pg_get_serial_sequence('{tables.events}', 'notification_id')"
+            )
+            assert sequence is not None
+            for _ in range(5):  # what rolled-back inserts leave behind
+                port.one(f"SELECT nextval('{sequence[0]}')")
+        append_parties(app, 4, "b", batch=2)
+        positions = [e.position for e in app.log(order="recorded", include_retracted=True)]
+        assert positions[3] - positions[2] == 6  # the gap
+        assert audit.leaf_indexes(app, positions) == list(range(7))
+        assert audit.leaf_indexes(app, [positions[2] + 1, positions[-1] + 1]) == [None, None]
+        key = app.signing_key().verifier
+        assert audit.verify(app, key=key).events == 7
+        sizes = [size for size, _ in audit.signed_checkpoints(app)]
+        assert sizes == [3, 5, 7]
+        assert [s for s, _ in audit.signed_checkpoints(app, after_size=5)] == [7]
+        for entry in app.log(order="recorded", include_retracted=True):
+            audit.verify_proof(audit.prove(app, entry.event.event_id, key=key), key)
+    finally:
+        app.close()
+
+
+def test_leaf_indexes_on_sqlite(sqlite_backend: Any) -> None:
+    app = Ledger(sqlite_backend.settings())
+    try:
+        append_parties(app, 5, "a", batch=2)
+        assert audit.leaf_indexes(app, [1, 2, 5, 6]) == [0, 1, 4, None]
+        assert audit.leaf_indexes(app, []) == []
+    finally:
+        app.close()
