@@ -389,6 +389,8 @@ def _leaf_rows(first_leaf: int, head: bytes, leaves: list[bytes]) -> list[tuple[
 
 def _run_ends(positions: Sequence[int]) -> list[int]:
     """Indexes where a new run of consecutive positions starts."""
+    if positions[-1] - positions[0] == len(positions) - 1:  # increasing: one run
+        return []
     return [i for i in range(1, len(positions)) if positions[i] != positions[i - 1] + 1]
 
 
