@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "relay": "ledger.cli.stream:relay",
     "watch": "ledger.cli.stream:watch",
     "status": "ledger.cli.stream:status",
+    "health": "ledger.cli.stream:health",
     "serve": "ledger.cli.stream:serve",
     "web": "ledger.cli.web:web",
     "key": "ledger.cli.audit:key",

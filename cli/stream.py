@@ -414,13 +414,17 @@ def _print_delivery(delivery: Any, output: str, stream: str) -> None:
 
 # --- status ------------------------------------------------------------------------------
 
+VIEWS_TRACKING = "views"
+"""The projector's tracking name (``ledger.projections.store.TRACKING_NAME``; not imported:
+that module loads the view machinery)."""
+
 
 @click.command()
 @output_option("table", "json")
 @click.pass_context
 @handle_errors
 def status(ctx: click.Context, output: str) -> None:
-    """Store head, published position and relay lag.
+    """Store head, published position and relay lag; the views' position and lag.
 
     The published position is the newest ledger position in the stream (and the relay's
     tracked position; only that one when the stream cannot be read, as the output says);
@@ -433,6 +437,10 @@ def status(ctx: click.Context, output: str) -> None:
     after such a message, so the lag is then unknown (null in JSON) and "forged" says
     which message it is.
 
+    The projector's position is the one the stored views are at (tracked with them by
+    `ledger serve` or `ledger project`); its lag is head - that position.  It does not
+    change the exit code: for a container health check use `ledger health`.
+
     \b
     Examples:
       ledger status
@@ -441,7 +449,12 @@ def status(ctx: click.Context, output: str) -> None:
     import asyncio
 
     from ledger.cli.common import open_ledger
-    from ledger.relay import forged_head_message, head_mismatch, read_tracked_position
+    from ledger.relay import (
+        forged_head_message,
+        head_mismatch,
+        read_tracked_position,
+        read_tracking,
+    )
 
     config = settings(ctx)
     url = config.resolved_nats_url()
@@ -449,6 +462,7 @@ def status(ctx: click.Context, output: str) -> None:
     with open_ledger(ctx, existing=True) as app:
         head = app.head()
         tracked = read_tracked_position(app, config.stream)
+        views_position = read_tracking(app, VIEWS_TRACKING)
         stream_state, stream_head = asyncio.run(_stream_state(config, url)) if url else (None, None)
         if stream_head is not None:
             # The stream's word for where it is is checked against the store, as the
@@ -482,6 +496,8 @@ def status(ctx: click.Context, output: str) -> None:
         "lag": None if forged is not None else max(0, head - published),
         "gap": gap,
         "forged": forged,
+        # The stored views: the projector's tracked position (serve's, or `ledger project`).
+        "projector": {"tracked_position": views_position, "lag": max(0, head - views_position)},
     }
     if output == "json":
         echo_json(body)
@@ -514,6 +530,7 @@ def status(ctx: click.Context, output: str) -> None:
             click.echo(f"forged     {forged_head_message(config.stream, forged['problem'])}")
         else:
             click.echo(f"lag        {body['lag']}")
+        click.echo(f"projector  views at position {views_position}, lag {body['projector']['lag']}")
         if gap is not None:
             click.echo(
                 f"gap        positions {gap['from']}-{gap['to']} were published but are no "
@@ -521,6 +538,103 @@ def status(ctx: click.Context, output: str) -> None:
                 "refills them"
             )
     if not url or not body["stream"].get("reachable") or gap is not None or forged is not None:
+        sys.exit(1)
+
+
+# --- health ------------------------------------------------------------------------------
+
+HEALTH_CHECKS = ("store", "nats", "relay", "projector")
+
+
+@click.command()
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    type=click.Choice(HEALTH_CHECKS),
+    help="Only this check (repeatable). Default: store, plus nats when NATS is configured, "
+    "plus relay and projector when --max-lag is given.",
+)
+@click.option(
+    "--max-lag",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="The relay and the projector are unhealthy when more than N positions behind the "
+    "store's head.",
+)
+@output_option("table", "json")
+@click.pass_context
+@handle_errors
+def health(ctx: click.Context, checks: tuple[str, ...], max_lag: int | None, output: str) -> None:
+    """Exit 0 when healthy, 1 when not: for container health checks and monitors.
+
+    store: the ledger's database answers (its head position is read).  nats: the NATS
+    server answers and the stream exists.  relay: the relay's tracked position is at most
+    --max-lag behind the head.  projector: so are the stored views.  One line per check
+    (or -o json); a failed check says why.
+
+    \b
+    Examples:
+      ledger health                                   # store (and NATS if configured)
+      ledger health --check relay --max-lag 10000     # the relay container's check
+      ledger health --check projector --max-lag 10000 -o json
+    """
+    import asyncio
+
+    from ledger.cli.common import open_ledger
+    from ledger.relay import read_tracked_position, read_tracking
+
+    config = settings(ctx)
+    url = config.resolved_nats_url()
+    chosen = list(checks) or [
+        "store",
+        *(["nats"] if url else []),
+        *(["relay", "projector"] if max_lag is not None else []),
+    ]
+    results: list[dict[str, Any]] = []
+
+    def report(name: str, ok: bool, detail: str) -> None:
+        results.append({"check": name, "ok": ok, "detail": detail})
+
+    head: int | None = None
+    try:
+        with open_ledger(ctx, existing=True) as app:
+            head = app.head()
+            positions = {
+                "relay": read_tracked_position(app, config.stream),
+                "projector": read_tracking(app, VIEWS_TRACKING),
+            }
+    except Exception as exc:  # any failure to read the store is what this reports
+        report("store", False, _first_line(exc))
+    else:
+        if "store" in chosen:
+            report("store", True, f"{config.backend} head position {head}")
+        for name in ("relay", "projector"):
+            if name not in chosen:
+                continue
+            lag = max(0, head - positions[name])
+            if max_lag is not None and lag > max_lag:
+                report(name, False, f"position {positions[name]}, lag {lag} > {max_lag}")
+            else:
+                report(name, True, f"position {positions[name]}, lag {lag}")
+    if "nats" in chosen:
+        if not url:
+            report("nats", False, "no NATS configured (LEDGER_NATS_URL, or `ledger serve`)")
+        else:
+            state, _ = asyncio.run(_stream_state(config, url))
+            if not state.get("reachable"):
+                report("nats", False, f"unreachable: {state.get('error', '')}")
+            elif not state.get("exists"):
+                report("nats", False, f"stream {config.stream} not created yet (run the relay)")
+            else:
+                report("nats", True, f"stream {config.stream}, {state['messages']} message(s)")
+    healthy = all(r["ok"] for r in results)
+    if output == "json":
+        echo_json({"healthy": healthy, "checks": results})
+    else:
+        for r in results:
+            click.echo(f"{'ok  ' if r['ok'] else 'FAIL'}  {r['check']:<9}  {r['detail']}")
+    if not healthy:
         sys.exit(1)
 
 

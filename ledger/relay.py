@@ -259,6 +259,12 @@ def read_tracked_position(app: Ledger, stream: str) -> int:
     For readers such as ``ledger status``: no DDL (and no catalog lock on PostgreSQL) just
     to read a number; a missing tracking table means nothing was tracked yet (0).
     """
+    return read_tracking(app, tracking_name(stream))
+
+
+def read_tracking(app: Ledger, name: str) -> int:
+    """The position tracked under ``name`` (the relay's, or ``views`` for the projector)
+    in the library's tracking table, without creating any table (0: nothing yet)."""
     from eventsourcing.persistence import OperationalError, ProgrammingError
 
     factory: Any = app.factory
@@ -268,7 +274,7 @@ def read_tracked_position(app: Ledger, stream: str) -> int:
     finally:
         del factory.env_create_table  # the factory's own method again
     try:
-        return recorder.max_tracking_id(tracking_name(stream)) or 0
+        return recorder.max_tracking_id(name) or 0
     except (OperationalError, ProgrammingError) as exc:
         if _is_missing_table(exc):
             return 0

@@ -29,8 +29,8 @@ VIEWS = ["licences", "commitments", "asymmetry", "measures", "end-users", "findi
 def run(sqlite_backend: Backend) -> Callable[..., Result]:
     env = {**sqlite_backend.env(), "COLUMNS": "100"}
 
-    def invoke(*args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(cli, list(args), input=input, env=env)
+    def invoke(*args: str, input: str | None = None, **more_env: str) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, env={**env, **more_env})
 
     return invoke
 
@@ -360,3 +360,39 @@ def test_completion_offers_types_kinds_ids_and_filters(
         "GL-1",
         "GL-2",
     ]
+
+
+# --- operations: status and health --------------------------------------------------------
+
+
+def test_status_shows_the_projector_beside_the_relay(run: Callable[..., Result]) -> None:
+    _world(run)
+    before = json.loads(run("status", "-o", "json").output)  # exit 1: no NATS configured
+    head = before["store"]["head"]
+    assert before["projector"] == {"tracked_position": 0, "lag": head}
+    ok(run("project", "--once"))
+    after = run("status")
+    assert f"projector  views at position {head}, lag 0" in after.output
+    assert json.loads(run("status", "-o", "json").output)["projector"] == {
+        "tracked_position": head,
+        "lag": 0,
+    }
+
+
+def test_health_exit_code_serves_as_a_health_check(
+    run: Callable[..., Result], tmp_path: Path
+) -> None:
+    missing = CliRunner().invoke(cli, ["health"], env={"LEDGER_HOME": str(tmp_path / "none")})
+    assert missing.exit_code == 1 and missing.output.startswith("FAIL  store"), missing.output
+    _world(run)
+    healthy = run("health")
+    assert healthy.exit_code == 0 and healthy.output.startswith("ok    store"), healthy.output
+    # Nothing relayed or projected yet: behind by every event.
+    lagging = run("health", "--max-lag", "2")
+    assert lagging.exit_code == 1, lagging.output
+    assert "FAIL  relay" in lagging.output and "FAIL  projector" in lagging.output
+    ok(run("project", "--once"))
+    body = json.loads(run("health", "--check", "projector", "--max-lag", "0", "-o", "json").output)
+    assert body["healthy"] is True and [c["check"] for c in body["checks"]] == ["projector"]
+    nats = run("health", "--check", "nats", LEDGER_NATS_URL="nats://127.0.0.1:1")
+    assert nats.exit_code == 1 and "FAIL  nats" in nats.output and "unreachable" in nats.output
