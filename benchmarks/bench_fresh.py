@@ -101,7 +101,11 @@ def measure(
 
     async def receive() -> None:
         async with subscribe(
-            url, settings=app.settings, stream=stream, subject_prefix=prefix, start="new"
+            url,
+            settings=app.settings,
+            stream=stream,
+            subject_prefix=prefix,
+            start=app.head() + 1,  # every new event ("new" may miss the first ones)
         ) as sub:
             assert proc.stdin is not None
             proc.stdin.write("go\n")

@@ -1,0 +1,256 @@
+"""Costs that should not grow with history: append latency by history length, and peak
+memory of import and rebuild by ledger size, each against its own baseline in one run.
+
+    python benchmarks/bench_scale.py append [--sizes 0,1000,10000,50000] [--repeat 5]
+    python benchmarks/bench_scale.py memory [--sizes 100000,300000] [--postgres URL]
+    python benchmarks/bench_scale.py postgres-import [--events 200000] --postgres URL
+
+**append**: one licence is given N past shipments (imported in batches), then one more
+shipment is appended to it, in a new ``Ledger`` each time (as ``ledger append`` does in
+a new process), against registering a fresh party in the same ledger, alternately
+``--repeat`` times; prints the median of each and the ratio (target: <= 1.3x at every N).
+
+**memory**: ``ledger import`` of an N-event file (``bench_import``'s generator) into a
+fresh SQLite ledger, then ``ledger project --rebuild --once`` of its views, each in a
+child process; prints each one's peak RSS (the largest process of the tree, from
+``getrusage(RUSAGE_CHILDREN)`` of a fresh wrapper process) and time (target: flat within
++-20 % across N).
+
+**postgres-import**: ``ledger import`` of an N-event file into a fresh PostgreSQL schema
+against a raw ``COPY`` of the same lines into a one-column table of another fresh schema,
+in one run; prints events/s of each and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LEDGER = str(Path(sys.executable).parent / "ledger")
+SOURCE = {"reference": "https://example.org/customs", "publisher": "GACC"}
+
+
+def _bench_import() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "bench_import", ROOT / "benchmarks" / "bench_import.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _shipment(n: int, licence: str) -> dict[str, Any]:
+    return {
+        "type": "LicenceUsageRecorded",
+        "entity_id": licence,
+        "shipment_id": f"{licence}-S{n}",
+        "item": "1C902.a",
+        "quantity": "0.001",
+        "end_user": "buyer",
+        "destination": "DE",
+        "effective_at": "2026-01-01T00:00:00Z",
+        "sources": [SOURCE],
+    }
+
+
+def _world(licence: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "PartyRegistered",
+            "entity_id": "exporter",
+            "name": "Exporter",
+            "country": "CN",
+            "roles": ["exporter"],
+            "effective_at": "2025-01-01",
+            "sources": [SOURCE],
+        },
+        {
+            "type": "PartyRegistered",
+            "entity_id": "buyer",
+            "name": "Buyer",
+            "country": "DE",
+            "roles": ["end-user"],
+            "effective_at": "2025-01-01",
+            "sources": [SOURCE],
+        },
+        {
+            "type": "PartyVetted",
+            "entity_id": "buyer",
+            "outcome": "approved",
+            "authority": "MOFCOM",
+            "effective_at": "2025-06-01",
+            "sources": [SOURCE],
+        },
+        {
+            "type": "LicenceGranted",
+            "entity_id": licence,
+            "licence_type": "general",
+            "issuer": "CN",
+            "exporter": "exporter",
+            "end_users": ["buyer"],
+            "items": [{"item": "1C902.a", "cap": "1000000000", "unit": "kg"}],
+            "destinations": ["DE"],
+            "effective_at": "2025-12-02",
+            "valid_until": "2026-12-01",
+            "sources": [SOURCE],
+        },
+    ]
+
+
+def append_latency(sizes: list[int], repeat: int) -> None:
+    from ledger.app import Ledger
+    from ledger.config import Settings
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        env = {"LEDGER_HOME": tmp, "LEDGER_ACTOR": "bench"}
+        app = Ledger(Settings.from_env(env))
+        app.append_objects(_world("GL-0")[:3])
+        had = 0
+        print(f"{'past events':>12} {'append (ms)':>12} {'fresh (ms)':>11} {'ratio':>6}")
+        for size in sizes:
+            licence = f"GL-{size}"
+            app.append_objects(_world(licence)[3:])
+            while had < size:
+                count = min(20_000, size - had)
+                app.append_objects([_shipment(had + i, licence) for i in range(count)])
+                had += count
+            had = 0
+            timed: list[float] = []
+            fresh: list[float] = []
+            for r in range(repeat):
+                for target in ("licence", "party"):
+                    one = Ledger(Settings.from_env(env))
+                    obj: dict[str, Any] = (
+                        _shipment(10**9 + r, licence)
+                        if target == "licence"
+                        else {
+                            "type": "PartyRegistered",
+                            "entity_id": f"fresh-{size}-{r}",
+                            "name": "Fresh",
+                            "country": "DE",
+                            "roles": ["end-user"],
+                            "effective_at": "2025-01-01",
+                            "sources": [SOURCE],
+                        }
+                    )
+                    started = time.perf_counter()
+                    one.append_objects([obj])
+                    (timed if target == "licence" else fresh).append(time.perf_counter() - started)
+                    one.close()
+            a, b = statistics.median(timed), statistics.median(fresh)
+            print(f"{size:>12,} {a * 1e3:>12.1f} {b * 1e3:>11.1f} {a / b:>6.2f}")
+        app.close()
+
+
+def _peak(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Seconds and peak RSS (KiB) of ``cmd`` run as the only child of a fresh process."""
+    wrapper = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+        "print(rc, time.perf_counter() - t, "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rc, seconds, peak = out.stdout.split()
+    if rc != "0":
+        raise SystemExit(f"{' '.join(cmd)} failed ({rc}): {out.stderr[-2000:]}")
+    return float(seconds), int(peak)
+
+
+def memory(sizes: list[int], postgres: str | None) -> None:
+    generate = _bench_import().generate
+    print(
+        f"{'events':>10} {'import s':>9} {'import MiB':>11} {'rebuild s':>10} {'rebuild MiB':>12}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        for size in sizes:
+            path = Path(tmp) / f"events-{size}.jsonl"
+            generate(path, size)
+            env = {"LEDGER_HOME": f"{tmp}/home-{size}", "LEDGER_ACTOR": "bench"}
+            if postgres:
+                env["LEDGER_DATABASE_URL"] = _fresh_schema(postgres)
+            imported = _peak([LEDGER, "import", str(path), "--no-progress"], env)
+            rebuilt = _peak([LEDGER, "project", "--rebuild", "--once"], env)
+            path.unlink()
+            print(
+                f"{size:>10,} {imported[0]:>9.1f} {imported[1] / 1024:>11.0f}"
+                f" {rebuilt[0]:>10.1f} {rebuilt[1] / 1024:>12.0f}"
+            )
+
+
+def _fresh_schema(url: str) -> str:
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}schema={schema}"
+
+
+def postgres_import(events: int, url: str) -> None:
+    import psycopg
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        path = Path(tmp) / "events.jsonl"
+        _bench_import().generate(path, events)
+        # Raw: the same lines COPYed into a one-column table, one transaction.
+        raw_url = _fresh_schema(url)
+        schema = raw_url.rsplit("schema=", 1)[1]
+        with psycopg.connect(url) as conn:
+            conn.execute(f'CREATE TABLE "{schema}".t (id bigserial PRIMARY KEY, payload bytea)')
+            conn.commit()
+            started = time.perf_counter()
+            with conn.cursor() as cur, cur.copy(f'COPY "{schema}".t (payload) FROM STDIN') as copy:
+                for line in path.open("rb"):
+                    copy.write_row((line.rstrip(b"\n"),))
+            conn.commit()
+            raw = time.perf_counter() - started
+        env = {"LEDGER_HOME": f"{tmp}/home", "LEDGER_DATABASE_URL": _fresh_schema(url)}
+        seconds, peak = _peak([LEDGER, "import", str(path), "--no-progress"], env)
+        print(
+            f"{events:,} events into PostgreSQL: raw COPY {events / raw:,.0f} events/s, "
+            f"ledger import {events / seconds:,.0f} events/s ({raw / seconds:.1%}"
+            f" of raw), import peak RSS {peak / 1024:.0f} MiB"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["append", "memory", "postgres-import"])
+    parser.add_argument("--sizes", default=None, help="Comma-separated sizes.")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--postgres", metavar="URL")
+    args = parser.parse_args()
+    if args.what == "append":
+        sizes = [int(s) for s in (args.sizes or "0,1000,10000,50000").split(",")]
+        append_latency(sizes, args.repeat)
+    elif args.what == "memory":
+        sizes = [int(s) for s in (args.sizes or "100000,300000").split(",")]
+        memory(sizes, args.postgres)
+    else:
+        if not args.postgres:
+            raise SystemExit("postgres-import needs --postgres URL")
+        postgres_import(args.events, args.postgres)
+
+
+if __name__ == "__main__":
+    main()
