@@ -699,12 +699,15 @@ def findings(
     licensed-end-user-listed: a licence names an end user who was on a military or
     restricted list, or classified military, within the licence's validity.
     commitment-overdue, late-implementation, unilateral-claim, one-sided-implementation:
-    see `ledger asymmetry`.
+    see `ledger asymmetry`.  misaligned-ends: reciprocal commitments in force whose
+    implementations (or clauses suspended by one instrument) are scheduled to end on
+    different days, ahead of time.  rests-on-reports: facts no official source backs.
 
     \b
     Examples:
       ledger findings
       ledger findings --kind late-usage --as-of 2026-01-31 --known-at 2026-01-31 -o json
+      ledger --tz America/New_York findings --kind misaligned-ends
     """
     from ledger.projections import answers
 

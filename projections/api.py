@@ -181,8 +181,13 @@ def all_findings(
             )
             history = v.history("party", known_at, named)
             out += findings.listed_end_users(licence_history, history, t)
-    commitment_kinds = wanted - {"late-usage", "licensed-end-user-listed"}
-    if commitment_kinds:
+    commitment_kinds = wanted - {
+        "late-usage",
+        "licensed-end-user-listed",
+        "misaligned-ends",
+        "rests-on-reports",
+    }
+    if commitment_kinds or "misaligned-ends" in wanted:
         commitment_records = v.records("commitment", t, known_at)
         agreement_records = v.records("agreement", t, known_at)
         out += [
@@ -190,6 +195,12 @@ def all_findings(
             for f in findings.commitment_findings(commitment_records, agreement_records, t)
             if f.kind in commitment_kinds
         ]
+        if "misaligned-ends" in wanted:
+            out += findings.misaligned_commitment_ends(commitment_records, agreement_records, t)
+            out += findings.misaligned_suspension_ends(v.records("measure", t, known_at), t)
+    if "rests-on-reports" in wanted:
+        reported = v.app.log(as_of=t, known_at=known_at, source_statuses=("reported", "claim"))
+        out += findings.rests_on_reports(list(reported))
     out.sort(key=lambda f: (f.kind, f.at or t, f.subject))
     return out
 

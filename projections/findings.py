@@ -17,7 +17,12 @@ functions surface them, as of T as known at K:
 - ``unilateral-claim``: a pledge asserted only by the other side, never acknowledged;
 - ``one-sided-implementation``: a reciprocal pair that is one-sided at T: one side's
   implementation is in force and the other's is not (pending, overdue, reversed, lapsed
-  or ended), see ``views.asymmetry``.
+  or ended), see ``views.asymmetry``;
+- ``misaligned-ends``: ahead of time, a reciprocal pair both in force at T whose
+  implementations are scheduled to end on different days, or clauses suspended at T by
+  the same instrument whose suspensions end on different days: both ends and the gap;
+- ``rests-on-reports``: a fact effective by T that no official source backs (the
+  strongest source it cites is a report or a claim).
 
 Lateness and one-sided stretches are counted in calendar days of the reading zone, as
 people count them (the rule is in ``ledger.times``); details keep the day counts, the
@@ -32,11 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from ledger import events as ev
 from ledger.domain.party import SUSPECT_LISTS
 from ledger.projections import records as rec
 from ledger.projections import views
 from ledger.projections.query import Resolved, Segment
-from ledger.times import count_days, days_late, hours, to_us
+from ledger.times import count_days, days_late, hours, through_day, to_us
 
 
 @dataclass(frozen=True)
@@ -273,6 +279,155 @@ def commitment_findings(
                     )
                 }
                 | {"other_status": other["status"]},
+            )
+        )
+    return out
+
+
+# --- ends that do not line up, and facts that rest on reports ------------------------------
+
+
+def _current_end(row: dict[str, Any], as_of: dt.datetime) -> tuple[bool, dt.datetime | None]:
+    """(in force at T, scheduled end of the implementation in force at T: None = open)."""
+    for start, end in row["implemented_spans"]:
+        if start <= as_of and (end is None or as_of < end):
+            return True, end
+    return False, None
+
+
+def _ends_text(end: dt.datetime | None) -> str:
+    return f"through {views.last_day(end)}" if end is not None else "with no end"
+
+
+def misaligned_commitment_ends(
+    commitment_records: Sequence[Resolved],
+    agreement_records: Sequence[Resolved],
+    as_of: dt.datetime,
+) -> list[Finding]:
+    """Reciprocal pairs, both implemented at T, whose implementations are scheduled to end
+    on different days (of the reading zone), or one with an end and one without."""
+    out = []
+    report = views.asymmetry(commitment_records, agreement_records, as_of)
+    by_id = {row["commitment_id"]: row for row in report["commitments"]}
+    for pair in report["pairs"]:
+        a, b = (by_id[c] for c in pair["commitments"])
+        (live_a, end_a), (live_b, end_b) = _current_end(a, as_of), _current_end(b, as_of)
+        if not (live_a and live_b) or end_a == end_b:
+            continue
+        sides: list[tuple[dt.datetime | None, dict[str, Any]]] = [(end_a, a), (end_b, b)]
+        if end_a is not None and end_b is not None:
+            gap = abs((through_day(end_a) - through_day(end_b)).days)
+            if gap == 0:
+                continue
+            sides.sort(key=lambda x: x[0] or as_of)
+            text = f"{count_days(gap)} apart"
+            details: dict[str, Any] = {"gap_days": gap, "gap_hours": abs(hours(end_a, end_b))}
+        else:
+            sides.sort(key=lambda x: x[0] is None)
+            text = "one has no end"
+            details = {"gap_days": None, "gap_hours": None}
+        first, last = sides
+        ends = {a["commitment_id"]: end_a, b["commitment_id"]: end_b}
+        out.append(
+            Finding(
+                kind="misaligned-ends",
+                subject=f"commitment:{first[1]['commitment_id']}",
+                at=first[0],
+                summary=(
+                    f"{first[1]['obligor']}'s {first[1]['commitment_id']} is in force "
+                    f"{_ends_text(first[0])}, its reciprocal {last[1]['obligor']}'s "
+                    f"{last[1]['commitment_id']} {_ends_text(last[0])}: {text}"
+                ),
+                events=tuple(
+                    e
+                    for e in (a["implementation_event"], b["implementation_event"])
+                    if e is not None
+                ),
+                details={"ends": ends, "commitments": pair["commitments"]} | details,
+            )
+        )
+    return out
+
+
+def misaligned_suspension_ends(measures: Sequence[Resolved], as_of: dt.datetime) -> list[Finding]:
+    """Clauses suspended at T by the same instrument whose suspensions are scheduled to end
+    on different days (of the reading zone): the step lapses piecemeal."""
+    by_step: dict[tuple[str, str], list[tuple[str, rec.SuspensionRecord]]] = {}
+    for r in measures:
+        m: rec.MeasureRecord = r.record
+        for clause in m.clauses:
+            for s in clause.suspensions:
+                end = views.suspension_end(s)
+                if s.start <= as_of and (end is None or as_of < end) and s.instrument:
+                    key = (m.issuer, s.instrument)
+                    by_step.setdefault(key, []).append((f"{m.measure_id}/{clause.clause_id}", s))
+    out = []
+    for (issuer, instrument), held in sorted(by_step.items()):
+        days = {
+            name: (None if (end := views.suspension_end(s)) is None else through_day(end))
+            for name, s in held
+        }
+        if len(set(days.values())) < 2:
+            continue
+        known = sorted(d for d in days.values() if d is not None)
+        gap = (known[-1] - known[0]).days if len(known) > 1 else None
+        groups: dict[str, list[str]] = {}
+        for name, d in sorted(days.items()):
+            groups.setdefault(d.isoformat() if d else "no end", []).append(name)
+        out.append(
+            Finding(
+                kind="misaligned-ends",
+                subject=f"instrument:{instrument}",
+                at=min((s.start for _, s in held)),
+                summary=(
+                    f"{issuer}'s {instrument} suspends clauses to different ends: "
+                    + "; ".join(f"{', '.join(names)} through {d}" for d, names in groups.items())
+                    + (f" ({count_days(gap)} apart)" if gap else "")
+                ),
+                events=tuple(dict.fromkeys(s.event_id for _, s in held)),
+                details={
+                    "instrument": instrument,
+                    "ends": {name: views.suspension_end(s) for name, s in held},
+                    "gap_days": gap,
+                },
+            )
+        )
+    return out
+
+
+def rests_on_reports(entries: Sequence[Any]) -> list[Finding]:
+    """Facts that no official source backs: the strongest source they cite is a report
+    (or a claim).  ``entries`` are the log's entries that stand on reports."""
+    out = []
+    for entry in entries:
+        e = entry.event
+        standing = ev.source_standing(e.sources)
+        publishers = "; ".join(
+            dict.fromkeys(s.publisher for s in e.sources if s.status != "illustrative")
+        )
+        out.append(
+            Finding(
+                kind="rests-on-reports",
+                subject=e.entity,
+                at=e.effective_at,
+                summary=(
+                    f"{e.type} {e.entity_id} rests on {standing} sources only, no official "
+                    f"text: {publishers}"
+                ),
+                events=(e.event_id,),
+                details={
+                    "event_type": e.type,
+                    "standing": standing,
+                    "sources": [
+                        {
+                            "publisher": s.publisher,
+                            "reference": s.reference,
+                            "published_on": s.published_on,
+                            "status": s.status,
+                        }
+                        for s in e.sources
+                    ],
+                },
             )
         )
     return out

@@ -18,6 +18,8 @@ FINDING_KINDS: tuple[str, ...] = (
     "late-implementation",
     "unilateral-claim",
     "one-sided-implementation",
+    "misaligned-ends",
+    "rests-on-reports",
 )
 LICENCE_STATUSES: tuple[str, ...] = (
     "active",

@@ -210,7 +210,7 @@ Span = tuple[dt.datetime, dt.datetime | None]
 """[start, end): an exclusive end, None while open."""
 
 
-def _suspension_end(s: rec.SuspensionRecord) -> dt.datetime | None:
+def suspension_end(s: rec.SuspensionRecord) -> dt.datetime | None:
     ends = [x for x in (s.until, s.ended_at) if x is not None]
     return min(ends) if ends else None
 
@@ -238,7 +238,7 @@ def clause_in_force_spans(c: rec.ClauseRecord) -> list[Span]:
     revocation, its suspensions cut out.  Empty: it never took effect."""
     if c.revoked_at is not None and c.revoked_at <= c.effective_at:
         return []
-    holes = [(s.start, _suspension_end(s)) for s in c.suspensions]
+    holes = [(s.start, suspension_end(s)) for s in c.suspensions]
     return subtract((c.effective_at, c.revoked_at), holes)
 
 

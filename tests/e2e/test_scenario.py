@@ -473,9 +473,56 @@ def test_findings_report_the_missed_deadline_and_the_unilateral_claim(
     assert dec5[("unilateral-claim", gl)]["details"]["asserted_by"] == ["US"]
     assert ("commitment-overdue", gl) not in dec5  # partially implemented by then
     # No other Busan pledge is flagged: both sides implemented the rest.
-    assert {s for _, s in dec5 if s.startswith("commitment:busan-")} == {gl}
+    # (Ahead of time, the general licences outlast the Affiliates-rule suspension: see
+    # test_misaligned_ends_and_facts_resting_on_reports.)
+    assert {s for k, s in dec5 if s.startswith("commitment:busan-") and k != "misaligned-ends"} == {
+        gl
+    }
     nov14 = findings("2025-11-14")
     assert ("commitment-overdue", gl) not in nov14 and ("unilateral-claim", gl) in nov14
+
+
+def test_misaligned_ends_and_facts_resting_on_reports(views: Callable[..., Any]) -> None:
+    """From the instruments: BIS suspends the Affiliates rule through 9 November 2026
+    (ends 2026-11-10 00:00 EST = 05:00Z); Ann.70 suspends the October measures until 10
+    November 2026 Beijing (ends 2026-11-11 00:00 +08:00 = 2026-11-10 16:00Z); the first
+    general licences (Reuters, 2 December 2025) run one year, to 2026-12-02 00:00Z.  In
+    UTC days the Affiliates pair ends on 10 November on both sides (no finding) while
+    the licences outlast the Affiliates suspension by 21 days (10 Nov -> 1 Dec); in
+    Washington's days the Affiliates suspension ends on the 9th, Ann.70's on the 10th."""
+    us = scenario.US_AFFILIATES_SUSPENSION
+
+    def misaligned(*tz: str) -> dict[frozenset[str], dict[str, Any]]:
+        body = views(*tz, "findings", "--kind", "misaligned-ends", "--as-of", "2025-12-05")
+        return {frozenset(f["details"]["commitments"]): f for f in body["findings"]}
+
+    utc = misaligned()
+    gl = utc.pop(frozenset({us, scenario.CN_GENERAL_LICENCES}))
+    assert not utc
+    assert gl["details"]["gap_days"] == 21 and gl["subject"] == f"commitment:{us}"
+    assert gl["details"]["ends"] == {
+        us: "2026-11-10T00:00:00-05:00",
+        scenario.CN_GENERAL_LICENCES: "2026-12-02T00:00:00Z",
+    }
+    assert "through 2026-11-10" in gl["summary"] and "through 2026-12-01" in gl["summary"]
+    washington = misaligned("--tz", "America/New_York")
+    october = washington[frozenset({us, scenario.CN_OCTOBER_SUSPENSION})]
+    assert october["details"]["gap_days"] == 1 and october["details"]["gap_hours"] == 11.0
+    assert washington[frozenset({us, scenario.CN_GENERAL_LICENCES})]["details"]["gap_days"] == 22
+    # Before the licences, as of 14 November: in UTC days every Busan pair ends together.
+    nov14 = views("findings", "--kind", "misaligned-ends", "--as-of", "2025-11-14")
+    assert nov14["findings"] == []
+
+    body = views("findings", "--kind", "rests-on-reports", "--as-of", "2025-12-05")
+    on_reports = sorted(f["subject"] for f in body["findings"])
+    assert on_reports == sorted(
+        [
+            f"commitment:{scenario.CN_GENERAL_LICENCES}",  # the deadline's retraction (R1)
+            *(f"licence:{licence}" for licence in scenario.GENERAL_LICENCES),
+            *(f"party:{maker}" for maker in ("jl-mag", "ningbo-yunsheng", "zhong-ke-san-huan")),
+        ]
+    )
+    assert all(f["details"]["standing"] == "reported" for f in body["findings"])
 
 
 def test_asymmetry_of_the_busan_pairs(views: Callable[..., Any]) -> None:
