@@ -282,12 +282,14 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
 
     from ledger.describe import describe
     from ledger.errors import InputError, RuleViolation
+    from ledger.events import echo
     from ledger.projections.answers import log_entry
 
     try:
         target = UUID(event_id)
     except ValueError:
-        raise InputError(f"'{event_id}' is not an event id (UUID)", field="EVENT_ID") from None
+        message = f"'{echo(event_id)}' is not an event id (UUID)"
+        raise InputError(message, field="EVENT_ID") from None
     with open_ledger(ctx, existing=True) as app:
         entry = app.get_event(target)
     if entry is None:

@@ -243,12 +243,13 @@ def retract(
     from uuid import UUID
 
     from ledger.errors import InputError
-    from ledger.events import Source
+    from ledger.events import Source, echo
 
     try:
         target = UUID(event_id)
     except ValueError:
-        raise InputError(f"'{event_id}' is not an event id (UUID)", field="EVENT_ID") from None
+        message = f"'{echo(event_id)}' is not an event id (UUID)"
+        raise InputError(message, field="EVENT_ID") from None
     require_text(reason, "--reason")
     if source_ref is not None:
         require_text(source_ref, "--source")

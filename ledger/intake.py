@@ -32,7 +32,13 @@ import msgspec
 from ledger import events as ev
 from ledger.errors import InputError, RuleViolation
 from ledger.store.codec import NEUTRAL_STAMPS, content_hash, encode_event
-from ledger.times import TimeParseError, event_time_text, is_bare_date
+from ledger.times import (
+    CALENDAR_RANGE,
+    TimeParseError,
+    event_time_text,
+    is_bare_date,
+    within_calendar,
+)
 
 RetractionResolver = Callable[[UUID], tuple[str, str] | None]
 
@@ -279,7 +285,32 @@ def parse_object(
     if isinstance(event, ev.EventRetracted) and event.entity_kind == "":
         raise InputError("entity_kind is required", field="entity_kind", line=line)
     _check_quantities(event, obj, line)
+    _check_instants(event, line)
     return _submission(event, line, effective_defaulted, recorded_supplied)
+
+
+_INSTANT_FIELDS = ("effective_at", "recorded_at", *sorted(ev.END_TIME_FIELDS))
+
+
+def _check_instants(event: ev.Event, line: int | None) -> None:
+    """Refuse instants so near an end of the calendar that showing them in another zone
+    would fall off it (9999-12-31T23:00-05:00 is in year 10000 in UTC)."""
+    for name in _INSTANT_FIELDS:
+        value = getattr(event, name, None)
+        if isinstance(value, dt.datetime) and not within_calendar(value):
+            raise InputError(
+                f"{value.isoformat()} is too close to an end of the calendar: {CALENDAR_RANGE}",
+                field=name,
+                line=line,
+            )
+    for i, clause in enumerate(getattr(event, "clauses", None) or ()):
+        if isinstance(clause, ev.Clause) and not within_calendar(clause.effective_at):
+            raise InputError(
+                f"{clause.effective_at.isoformat()} is too close to an end of the calendar: "
+                f"{CALENDAR_RANGE}",
+                field=f"clauses[{i}].effective_at",
+                line=line,
+            )
 
 
 def _json_kind(value: object) -> str:
@@ -418,7 +449,7 @@ def _fill_retracted_entity(
         target = UUID(str(raw))
     except ValueError:
         raise InputError(
-            f"'{raw}' is not an event id (UUID)", field="retracted_event_id", line=line
+            f"'{ev.echo(raw)}' is not an event id (UUID)", field="retracted_event_id", line=line
         ) from None
     found = resolve(target) if resolve is not None else None
     if found is None:

@@ -139,6 +139,11 @@ def count_days(n: int) -> str:
     return f"{n} day{'' if n == 1 else 's'}"
 
 
+def _echo(text: str) -> str:
+    """Input quoted back in a message, cut short."""
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
 def now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
@@ -152,7 +157,7 @@ def parse_date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
-        raise TimeParseError(f"'{text}' is not a date ({exc})") from None
+        raise TimeParseError(f"'{_echo(text)}' is not a date ({exc})") from None
 
 
 def event_time_text(text: str, role: Literal["start", "end"]) -> str:
@@ -168,8 +173,30 @@ def event_time_text(text: str, role: Literal["start", "end"]) -> str:
         try:
             day = day + dt.timedelta(days=1)
         except OverflowError:
-            raise TimeParseError(f"'{text}' is the last representable day") from None
+            raise TimeParseError(f"'{_echo(text)}' is the last representable day") from None
     return f"{day.isoformat()}T00:00:00Z"
+
+
+EARLIEST = dt.datetime(1, 1, 2, tzinfo=UTC)
+LATEST = dt.datetime(9999, 12, 30, 23, 59, 59, 999_999, tzinfo=UTC)
+"""The instants the ledger takes: a day inside each end of the calendar, so that an
+instant shown in any zone (offsets are less than a day) is still a date."""
+CALENDAR_RANGE = "times fall between 0001-01-02 and 9999-12-30 (UTC)"
+
+
+def within_calendar(value: dt.datetime) -> bool:
+    """Whether an aware instant lies in ``EARLIEST``..``LATEST`` (compared, not converted:
+    converting 9999-12-31T23:00-05:00 to UTC overflows)."""
+    return EARLIEST <= value <= LATEST
+
+
+def _clamped(value: dt.datetime) -> dt.datetime:
+    """A query bound beyond the calendar's ends asks for everything up to (from) them."""
+    if value > LATEST:
+        return LATEST
+    if value < EARLIEST:
+        return EARLIEST
+    return value
 
 
 def parse_query_time(text: str) -> dt.datetime:
@@ -183,20 +210,20 @@ def parse_query_time(text: str) -> dt.datetime:
         day = parse_date(text)
         try:
             next_midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
+            # Through UTC: wall-clock arithmetic in a zone would skip a DST change at midnight.
+            return _clamped(next_midnight.astimezone(UTC) - dt.timedelta(microseconds=1))
         except OverflowError:
-            return dt.datetime.combine(day, dt.time(), UTC) + END_OF_DAY
-        # Through UTC: wall-clock arithmetic in a zone would skip a DST change at midnight.
-        return next_midnight.astimezone(UTC) - dt.timedelta(microseconds=1)
+            return LATEST if day.year == dt.MAXYEAR else EARLIEST
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
         raise TimeParseError(
-            f"'{text}' is not an ISO-8601 time; use e.g. 2025-11-14, "
+            f"'{_echo(text)}' is not an ISO-8601 time; use e.g. 2025-11-14, "
             "2025-11-14T12:00:00Z or 2025-11-10T13:01:00+08:00"
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
-    return value
+    return _clamped(value)
 
 
 def parse_event_time(text: str, role: Literal["start", "end"] = "start") -> dt.datetime:
@@ -205,9 +232,15 @@ def parse_event_time(text: str, role: Literal["start", "end"] = "start") -> dt.d
     try:
         value = dt.datetime.fromisoformat(normalised)
     except ValueError:
-        raise TimeParseError(f"'{text}' is not an ISO-8601 time") from None
+        raise TimeParseError(f"'{_echo(text)}' is not an ISO-8601 time") from None
     if value.tzinfo is None:
-        raise TimeParseError(f"'{text}' has no UTC offset; add 'Z' or an offset such as +08:00")
+        raise TimeParseError(
+            f"'{_echo(text)}' has no UTC offset; add 'Z' or an offset such as +08:00"
+        )
+    if not within_calendar(value):
+        raise TimeParseError(
+            f"'{_echo(text)}' is too close to an end of the calendar: {CALENDAR_RANGE}"
+        )
     return value
 
 

@@ -220,7 +220,7 @@ def validate(request: decisions.Request) -> None:
     destination = request.destination
     if len(destination) != 2 or not (destination.isascii() and destination.isupper()):
         raise InputError(
-            f"'{destination}' is not a country code (two capital letters, e.g. US)",
+            f"'{ev.echo(destination)}' is not a country code (two capital letters, e.g. US)",
             field="destination",
         )
     if not request.unit.strip():

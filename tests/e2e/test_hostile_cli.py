@@ -232,3 +232,23 @@ def test_a_read_only_home_still_answers_reads(sqlite_backend: Backend, tmp_path:
     assert "Traceback" not in log.stderr + licences.stderr + check.stderr + append.stderr
     after = CliRunner().invoke(cli, ["log", "-o", "jsonl"], env=env)
     assert len(after.output.splitlines()) == 4
+
+
+def test_times_at_the_ends_of_the_calendar(run: Run) -> None:
+    """An instant that falls off the calendar once shown in UTC or another zone
+    (9999-12-31T23:00-05:00 is in year 10000 in UTC) is refused in events; as a query
+    bound it means everything up to (or from) the calendar's end."""
+    world(run)
+    before = events(run)
+    late = f.party("late", effective_at="9999-12-31T23:00:00-05:00")
+    refused(run("append", json.dumps(late)), 2, "effective_at: 9999-12-31T23:00:00-05:00 is too")
+    early = run("apply", *REQUEST[:-2], "--quantity", "5", "--as-of", "0001-01-01T00:00:00+05:00")
+    assert early.exit_code == 2 and "Traceback" not in early.output
+    assert "'0001-01-01T00:00:00+05:00' is too close to an end of the calendar" in early.stderr
+    assert events(run) == before
+    for bound in ("9999-12-31T23:59:59-05:00", "9999-12-31", "0001-01-01T00:00:00+05:00"):
+        for view in (["licences"], ["end-users", "--fold"], ["log"]):
+            shown = run(*view, "--as-of", bound, "--known-at", bound, "-o", "json")
+            assert shown.exit_code == 0, (view, bound, shown.output[-500:])
+    shown = run("check", *REQUEST[:-2], "--quantity", "5", "--as-of", "9999-12-31T23:59:59-05:00")
+    assert shown.exit_code == 0 and "Traceback" not in shown.output
