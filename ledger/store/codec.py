@@ -13,7 +13,10 @@ decoder, so a stored row comes back as the right class, validated.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import types
+import typing
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -40,13 +43,107 @@ def encode_event_value(value: Any) -> bytes:
 
 
 def decode_event(data: bytes, type_name: str | None = None) -> ev.Event:
-    """Typed decode of a stored/published payload (by type name when known)."""
-    if type_name is not None:
-        decoder = _decoders.get(type_name)
-        if decoder is not None:
-            result: ev.Event = decoder.decode(data)
-            return result
-    return _any_decoder.decode(data)
+    """Typed decode of a stored/published payload (by type name when known).
+
+    An event recorded before a constraint of the contract was tightened (a trailing
+    newline in an id, a carriage return in a summary...) is still read: the record is
+    never edited, so what it holds must stay readable.  It is decoded a second time
+    without the value constraints (types and structure still checked)."""
+    try:
+        if type_name is not None:
+            decoder = _decoders.get(type_name)
+            if decoder is not None:
+                result: ev.Event = decoder.decode(data)
+                return result
+        return _any_decoder.decode(data)
+    except msgspec.ValidationError:
+        recorded = _decode_unconstrained(data, type_name)
+        if recorded is None:
+            raise
+        return recorded
+
+
+# --- reading what older, looser contracts accepted ------------------------------------------
+
+_unconstrained: dict[type[Any], type[Any]] = {}
+
+
+def _without_constraints(tp: Any) -> Any:
+    """``tp`` with every ``msgspec.Meta`` constraint dropped (a time's zone kept)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        base = typing.get_args(tp)[0]
+        return tp if base is dt.datetime else _without_constraints(base)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple[_without_constraints(args[0]), ...]  # type: ignore[misc]
+        return tp
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(_without_constraints(a) for a in typing.get_args(tp))]  # noqa: UP007
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return _unconstrained_struct(tp)
+    return tp
+
+
+def _unconstrained_struct(cls: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    found = _unconstrained.get(cls)
+    if found is None:
+        config = cls.__struct_config__
+        fields: list[Any] = []
+        for f in msgspec.structs.fields(cls):
+            loose = _without_constraints(f.type)
+            if f.default is not msgspec.NODEFAULT:
+                fields.append((f.name, loose, f.default))
+            elif f.default_factory is not msgspec.NODEFAULT:
+                fields.append((f.name, loose, msgspec.field(default_factory=f.default_factory)))
+            else:
+                fields.append((f.name, loose))
+        found = msgspec.defstruct(
+            f"Unconstrained{cls.__name__}",
+            fields,
+            kw_only=True,
+            frozen=True,
+            forbid_unknown_fields=config.forbid_unknown_fields,
+            tag_field=config.tag_field,
+            tag=config.tag,
+        )
+        _unconstrained[cls] = found
+    return found
+
+
+def _as_contract(value: Any) -> Any:
+    """An unconstrained struct as the contract's class (constructors do not re-check)."""
+    if isinstance(value, tuple):
+        return tuple(_as_contract(item) for item in value)
+    if not isinstance(value, msgspec.Struct):
+        return value
+    target = next(c for c, u in _unconstrained.items() if isinstance(value, u))
+    fields = value.__struct_fields__
+    return target(**{name: _as_contract(getattr(value, name)) for name in fields})
+
+
+def _decode_unconstrained(data: bytes, type_name: str | None) -> ev.Event | None:
+    """The event as recorded, checked for types and structure only; None if even that
+    fails (the caller raises the original error)."""
+    if type_name is None:
+        try:
+            type_name = msgspec.json.decode(data, type=_TypeOnly).type
+        except msgspec.DecodeError:
+            return None
+    cls = ev.EVENT_TYPES_BY_NAME.get(type_name or "")
+    if cls is None:
+        return None
+    try:
+        loose = msgspec.json.decode(data, type=_unconstrained_struct(cls))
+    except msgspec.DecodeError:
+        return None
+    event: ev.Event = _as_contract(loose)
+    return event
+
+
+class _TypeOnly(msgspec.Struct):
+    type: str = ""
 
 
 def content_hash(event: ev.Event, *, without_effective: bool = False) -> bytes:
