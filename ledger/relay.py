@@ -24,8 +24,9 @@ Exactly once, in order, whatever happens to NATS or the relay:
 - **Restart = resynchronise.**  On start and after any failure (a rejected publish, a
   missing ack, a lost connection) the relay reads the stream's last message and resumes
   after ``max(tracked position, Ledger-Position of that message)``.  Tracking (the
-  eventsourcing library's tracking recorder, ``relay:{stream}``) is written once per
-  batch from acknowledged positions, so it can lag; the stream itself is the truth.
+  eventsourcing library's tracking recorder, ``relay:{stream}``) is written from
+  acknowledged positions at most every ``TRACK_EVERY_SECONDS`` while publishing and when
+  stopping, so it can lag; the stream itself is the truth.
 - **Never past a gap.**  If the stream ends before the tracked position (it was recreated
   or purged, or lost its tail with a node's disk), publishing on would leave a hole for
   good.  The relay refuses (``RelayError``, naming the missing positions) until the
@@ -107,6 +108,11 @@ class RelayError(RuntimeError):
     """The relay could not make progress (and was told not to keep trying)."""
 
 
+TRACK_EVERY_SECONDS = 0.5
+"""While publishing, the tracked position is written at most this often: woken on every
+commit, the relay publishes batches of one event, and a durable tracking write (an fsync
+on SQLite) per event competed with the appends themselves.  Tracking may lag; the
+stream's last message is the truth on restart."""
 COMMIT_SETTLE_FIRST_SECONDS = 0.001
 COMMIT_SETTLE_SECONDS = 0.1
 """After a commit hint the log is read again, at doubling intervals from the first,
@@ -420,6 +426,7 @@ class Relay:
         self._in_flight = 0
         self._acked = 0  # newest acknowledged position
         self._tracked = 0  # newest position written to the tracking table
+        self._tracked_at = 0.0  # when (monotonic)
         self._last_ack = 0.0
         self._failure: _Resync | None = None
         self._window = asyncio.Event()
@@ -450,9 +457,15 @@ class Relay:
             self.tracking.insert_tracking(Tracking(self.tracking_name, position))
         self._tracked = position
 
-    async def _track_acked(self) -> None:
-        if self._acked > self._tracked:
-            await asyncio.to_thread(self._track, self._acked)
+    async def _track_acked(self, *, throttled: bool = False) -> None:
+        """Record the acknowledged position (``throttled``: unless it was recorded less
+        than ``TRACK_EVERY_SECONDS`` ago; on stop and on failure it always is)."""
+        if self._acked <= self._tracked:
+            return
+        if throttled and time.monotonic() - self._tracked_at < TRACK_EVERY_SECONDS:
+            return
+        await asyncio.to_thread(self._track, self._acked)
+        self._tracked_at = time.monotonic()
 
     # --- entry points -------------------------------------------------------------------
 
@@ -767,9 +780,10 @@ class Relay:
                 self._check()
                 if not batch:
                     await self._drain()
-                    await self._track_acked()
                     if once or stop.is_set():
+                        await self._track_acked()
                         return True
+                    await self._track_acked(throttled=True)
                     await self._wait_for_appends(stop)
                     reading = asyncio.create_task(asyncio.to_thread(self._read, position))
                     continue
@@ -823,7 +837,7 @@ class Relay:
                 if send is not None:
                     await _flush(nc)
                 self._check()
-                await self._track_acked()
+                await self._track_acked(throttled=True)
                 if stop.is_set():
                     await self._drain()
                     await self._track_acked()
