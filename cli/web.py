@@ -34,7 +34,8 @@ def web_options(func: F) -> F:
                 envvar="LEDGER_WEB_TOKEN",
                 metavar="TOKEN",
                 help="Require Authorization: Bearer TOKEN (or TOKEN as the HTTP Basic "
-                "password) on every request but /healthz; at least 16 characters. "
+                "password) on every request but /healthz; at least 16 characters. Prefer "
+                "the environment: a command line is visible to other users. "
                 "[env: LEDGER_WEB_TOKEN]",
             ),
             click.option(
