@@ -791,7 +791,7 @@ def test_decision_rejections(views: Views) -> None:
     ("change", "error", "field", "text"),
     [
         ({"exporter": ""}, InputError, "exporter", "Expected `str` of length >= 1"),
-        ({"end_user": " acme"}, InputError, "end_user", "leading/trailing spaces"),
+        ({"end_user": " acme"}, InputError, "end_user", "must not begin or end with a space"),
         ({"licence_id": ""}, InputError, "licence_id", "Expected `str` of length >= 1"),
         ({"end_use": "   "}, InputError, "end_use", "must not be blank"),
         ({"quantity": Decimal("0.0000000001")}, RuleViolation, "quantity", "decimal places"),
