@@ -8,9 +8,19 @@ set -eu
 cd "$(dirname "$0")/.."
 versions=${*:-"3.11 3.12"}
 status=0
+# The interpreter of a version: pythonX.Y on PATH if it runs (a pyenv shim of a version
+# that is installed but not selected is on PATH and does not), else pyenv's own copy.
+find_python() {
+  if "python$1" -c 'import sys' >/dev/null 2>&1; then echo "python$1"; return; fi
+  if command -v pyenv >/dev/null 2>&1; then
+    for dir in "$(pyenv root)/versions/$1" "$(pyenv root)"/versions/"$1".*; do
+      if [ -x "$dir/bin/python$1" ]; then echo "$dir/bin/python$1"; return; fi
+    done
+  fi
+}
 for version in $versions; do
-  python="python$version"
-  if ! command -v "$python" >/dev/null 2>&1; then
+  python=$(find_python "$version")
+  if [ -z "$python" ]; then
     echo "Python $version: not installed here, skipped"; continue
   fi
   venv=".venv-$version"
