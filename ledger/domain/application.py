@@ -11,6 +11,7 @@ from ledger.domain.facts import Check, Facts, day, require
 from ledger.domain.licence import LicenceState
 from ledger.domain.party import PartyState
 from ledger.domain.quantities import check_quantity
+from ledger.domain.visibility import visible
 from ledger.errors import RuleViolation
 
 
@@ -31,10 +32,28 @@ def new_application(e: ev.ApplicationSubmitted) -> ApplicationState:
     return ApplicationState(application_id=e.entity_id, submitted=e, event_ids=[e.event_id])
 
 
+def _registered_by(facts: Facts, e: ev.ApplicationSubmitted, party_id: str, field: str) -> None:
+    """An application names parties registered by its date: before that the ledger knows
+    nothing of them there (README: `apply` records nothing, `unknown-reference`)."""
+    require(facts, "party", party_id, field, PartyState)
+    if facts.state("party", party_id, e.effective_at) is not None:
+        return
+    registered = min(
+        (x.effective_at for x in visible(facts.events("party", party_id)) if x.CREATES),
+        default=None,
+    )
+    raise RuleViolation(
+        "unknown-reference",
+        f"party '{party_id}' was registered with effect from {day(registered)}, after the "
+        f"application's date ({day(e.effective_at)})",
+        field=field,
+    )
+
+
 def _application_submitted(e: ev.ApplicationSubmitted, facts: Facts) -> None:
     check_quantity(e.quantity, "quantity")
-    require(facts, "party", e.exporter, "exporter", PartyState)
-    require(facts, "party", e.end_user, "end_user", PartyState)
+    _registered_by(facts, e, e.exporter, "exporter")
+    _registered_by(facts, e, e.end_user, "end_user")
     if e.licence_id is not None:
         require(facts, "licence", e.licence_id, "licence_id", LicenceState)
 

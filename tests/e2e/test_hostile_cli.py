@@ -252,3 +252,23 @@ def test_times_at_the_ends_of_the_calendar(run: Run) -> None:
             assert shown.exit_code == 0, (view, bound, shown.output[-500:])
     shown = run("check", *REQUEST[:-2], "--quantity", "5", "--as-of", "9999-12-31T23:59:59-05:00")
     assert shown.exit_code == 0 and "Traceback" not in shown.output
+
+
+def test_apply_before_the_exporter_was_registered_records_nothing(run: Run) -> None:
+    """As the README says: an application names parties registered by its date
+    (unknown-reference, exit 1), where check answers 'rejected'."""
+    world(run)  # the exporter and the buyer are registered with effect from 2025-01-01
+    before = events(run)
+    early = [*REQUEST[:-2], "--quantity", "5", "--as-of", "2024-06-01"]
+    checked = run("check", *early)
+    assert checked.exit_code == 0 and "REJECTED" in checked.output, checked.output
+    first = refused(run("apply", *early), 1, "--exporter: party 'jl-mag' was registered")
+    assert "[rule: unknown-reference]" in first
+    assert events(run) == before
+    submitted = {
+        "type": "ApplicationSubmitted", "entity_id": "APP-early", "exporter": "jl-mag",
+        "end_user": "buyer", "item": "1C902.a", "quantity": "5", "destination": "DE",
+        "end_use": "EV motors", "effective_at": "2024-06-01",
+    }  # fmt: skip
+    refused(run("append", json.dumps(submitted)), 1, "exporter: party 'jl-mag' was registered")
+    assert events(run) == before
