@@ -213,6 +213,51 @@ def output_option(*choices: str, default: str = "table") -> Callable[[F], F]:
     )
 
 
+def metrics_options(func: F) -> F:
+    """``--metrics-port`` / ``--metrics-address``: Prometheus ``/metrics`` of a service."""
+    func = click.option(
+        "--metrics-address",
+        envvar="LEDGER_METRICS_ADDRESS",
+        default="127.0.0.1",
+        show_default=True,
+        metavar="ADDRESS",
+        help="Address the metrics endpoint listens on (loopback unless you choose another). "
+        "[env: LEDGER_METRICS_ADDRESS]",
+    )(func)
+    func = click.option(
+        "--metrics-port",
+        envvar="LEDGER_METRICS_PORT",
+        type=click.IntRange(0, 65535),
+        metavar="PORT",
+        help="Serve Prometheus metrics at http://ADDRESS:PORT/metrics (positions, lag, "
+        "published/applied events, errors, poison messages); 0 picks a free port. The URL "
+        "goes to stderr. [env: LEDGER_METRICS_PORT]",
+    )(func)
+    return func
+
+
+@contextmanager
+def metrics_server(ctx: click.Context, port: int | None, address: str) -> Iterator[Any]:
+    """The metrics endpoint while the block runs (None without ``--metrics-port``)."""
+    if port is None:
+        yield None
+        return
+    from ledger.config import ConfigError
+    from ledger.metrics import MetricsServer
+
+    try:
+        server = MetricsServer(settings(ctx), port, address)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}"
+        ) from None
+    click.echo(f"Metrics at {server.url}", err=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def to_jsonable(obj: Any) -> Any:
     import msgspec
 

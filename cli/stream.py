@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from ledger.cli import complete
-from ledger.cli.common import echo_json, handle_errors, output_option, settings
+from ledger.cli.common import (
+    echo_json,
+    handle_errors,
+    metrics_options,
+    metrics_server,
+    output_option,
+    settings,
+)
 from ledger.config import redact_url
 
 if TYPE_CHECKING:
@@ -108,6 +115,7 @@ def _fail(message: str, *, as_json: bool, code: int = 1) -> NoReturn:
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
+@metrics_options
 @output_option("table", "json")
 @click.pass_context
 @handle_errors
@@ -121,6 +129,8 @@ def relay(
     republish_from: int | None,
     verbose: bool,
     quiet: bool,
+    metrics_port: int | None,
+    metrics_address: str,
     output: str,
 ) -> None:
     """Publish every stored event to NATS JetStream, exactly once, in order.
@@ -140,6 +150,7 @@ def relay(
       ledger relay --once                   # publish what is pending, then exit
       LEDGER_NATS_URL=nats://nats-1:4222,nats://nats-2:4222 ledger relay
       ledger relay --once --republish-from 1  # refill a recreated stream
+      ledger relay --metrics-port 9464      # Prometheus metrics on 127.0.0.1:9464
     """
     import asyncio
     import signal
@@ -168,7 +179,10 @@ def relay(
             return await worker.run(stop, once=once, give_up_after=give_up_after if once else None)
 
         try:
-            stats = asyncio.run(main())
+            with metrics_server(ctx, metrics_port, metrics_address) as metrics:
+                if metrics is not None:
+                    metrics.collector.relay = worker
+                stats = asyncio.run(main())
         except RelayError as exc:
             hint = _stale_hint(config) if str(exc).startswith("gave up") else ""
             _fail(f"relay: {exc}{hint}", as_json=output == "json")
@@ -706,6 +720,7 @@ async def _stream_state(config: Settings, url: str) -> tuple[dict[str, Any], Str
     help="With --web: allow cross-origin GETs from this origin (repeatable).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@metrics_options
 @click.pass_context
 @handle_errors
 def serve(
@@ -717,6 +732,8 @@ def serve(
     web_token: str | None,
     web_cors_origins: tuple[str, ...],
     verbose: bool,
+    metrics_port: int | None,
+    metrics_address: str,
 ) -> None:
     """Run the ledger's services: NATS (embedded by default), the relay, the projector.
 
@@ -737,12 +754,14 @@ def serve(
       LEDGER_NATS_URL=nats://127.0.0.1:4222 ledger serve
       ledger serve &  ledger watch --all    # in another shell
       ledger serve --web                    # ... and http://127.0.0.1:8080/
+      ledger serve --metrics-port 9464      # Prometheus metrics on 127.0.0.1:9464
     """
     import signal
     import threading
 
     from ledger.cli.common import open_ledger
     from ledger.nats_server import NatsServerError
+    from ledger.projections.runner import ProjectorTotals
     from ledger.relay import Relay
 
     _setup_logging(verbose)
@@ -795,8 +814,15 @@ def serve(
         sys.stdout.flush()
         threads: list[threading.Thread] = []
         errors: dict[str, BaseException] = {}
-        with open_ledger(ctx) as app:
+        with (
+            open_ledger(ctx) as app,
+            metrics_server(ctx, metrics_port, metrics_address) as metrics,
+        ):
             worker = Relay(app, url)
+            totals = ProjectorTotals()
+            if metrics is not None:
+                metrics.collector.relay = worker
+                metrics.collector.projector = None if no_projector else totals
             threads.append(
                 threading.Thread(
                     target=_logged(worker.run_forever, log, "relay", errors),
@@ -810,7 +836,7 @@ def serve(
                 threads.append(
                     threading.Thread(
                         target=_logged(projector, log, "projector", errors),
-                        args=(config, stop),
+                        args=(config, stop, totals),
                         name="projector",
                         daemon=True,
                     )

@@ -23,6 +23,8 @@ from ledger.cli.common import (
     echo_json,
     echo_jsonl,
     handle_errors,
+    metrics_options,
+    metrics_server,
     open_ledger,
     output_option,
     render_table,
@@ -1017,10 +1019,19 @@ def apply(
 @click.option(
     "--rebuild", is_flag=True, help="Drop the stored views and rebuild them from the start."
 )
+@metrics_options
 @output_option("table", "json")
 @click.pass_context
 @handle_errors
-def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: str) -> None:
+def project(
+    ctx: click.Context,
+    once: bool,
+    source: str,
+    rebuild: bool,
+    metrics_port: int | None,
+    metrics_address: str,
+    output: str,
+) -> None:
     """Keep the stored views current (exactly once, resumable after a crash).
 
     Applies every event after the tracked position to the bitemporal view tables and
@@ -1032,6 +1043,7 @@ def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: 
       ledger project --once
       ledger project --rebuild --once
       ledger project --source nats          # follow the JetStream stream
+      ledger project --metrics-port 9465    # Prometheus metrics on 127.0.0.1:9465
     """
     import signal
     import threading
@@ -1060,14 +1072,19 @@ def project(ctx: click.Context, once: bool, source: str, rebuild: bool, output: 
     from ledger.stream import NatsUnavailable
 
     try:
-        result = runner.run(
-            settings(ctx),
-            stop,
-            source=source,
-            once=once,
-            rebuild=rebuild,
-            on_progress=report,
-        )
+        with metrics_server(ctx, metrics_port, metrics_address) as metrics:
+            result = runner.RunResult(source)
+            if metrics is not None:
+                metrics.collector.projector = result
+            runner.run(
+                settings(ctx),
+                stop,
+                source=source,
+                once=once,
+                rebuild=rebuild,
+                on_progress=report,
+                result=result,
+            )
     except NatsUnavailable as exc:
         raise StoreError(str(exc)) from None
     if output == "table" and sys.stderr.isatty():

@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ledger import events as ev
@@ -319,10 +319,13 @@ def run(
     once: bool = False,
     rebuild: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    result: RunResult | None = None,
 ) -> RunResult:
-    """Run the projector: catch up (``once``) or keep following until ``stop`` is set."""
+    """Run the projector: catch up (``once``) or keep following until ``stop`` is set.
+
+    ``result``: the caller's record to fill in as the run goes (metrics read it live)."""
     started = time.perf_counter()
-    result = RunResult(source)
+    result = result if result is not None else RunResult(source)
     app = open_app(settings)
     try:
         store = view_store(app)
@@ -346,19 +349,45 @@ def run(
     return result
 
 
-def run_forever(settings: Settings, stop: threading.Event) -> None:
+@dataclass
+class ProjectorTotals:
+    """What a projector did since its process started, across restarts (for metrics)."""
+
+    runs: list[RunResult] = field(default_factory=list)
+    errors: int = 0
+    """Runs that stopped on an error (and were retried)."""
+
+    def start(self, source: str) -> RunResult:
+        result = RunResult(source)
+        self.runs.append(result)
+        return result
+
+    @property
+    def applied(self) -> int:
+        return sum(r.applied for r in self.runs)
+
+    @property
+    def rejected(self) -> int:
+        return sum(r.rejected for r in self.runs)
+
+
+def run_forever(
+    settings: Settings, stop: threading.Event, totals: ProjectorTotals | None = None
+) -> None:
     """Keep the views current until ``stop`` is set (what ``ledger serve`` runs in a thread).
 
     The source is the store, or the NATS stream when ``LEDGER_PROJECTOR_SOURCE=nats``.
     Failures (database or NATS unreachable) are logged and retried with backoff.
     """
     source = os.environ.get("LEDGER_PROJECTOR_SOURCE", "store")
+    totals = totals if totals is not None else ProjectorTotals()
     backoff = 0.5
     while not stop.is_set():
         try:
-            run(settings, stop, source=source)
+            run(settings, stop, source=source, result=totals.start(source))
             backoff = 0.5
         except Exception as exc:
+            totals.errors += 1
             log.warning(
                 "projector stopped (%s: %s); retrying in %.1f s", type(exc).__name__, exc, backoff
             )
