@@ -246,6 +246,20 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
 )
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Exit after N events.")
 @click.option(
+    "--verify",
+    is_flag=True,
+    help="Recompute the Merkle tree from the messages and print an event only once a "
+    "checkpoint signed with the ledger's key covers it; exit 1 naming the position of "
+    "any message that does not belong (forged, altered, reordered, missing). No --filter.",
+)
+@click.option(
+    "--key",
+    "key_text",
+    metavar="KEY",
+    help="With --verify: the ledger's public key (the text or a file), as `ledger key` "
+    "prints it. Default: the key of this ledger home, if it has one.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
     metavar="SECONDS",
@@ -262,6 +276,8 @@ def watch(
     from_start: bool,
     durable: str | None,
     limit: int | None,
+    verify: bool,
+    key_text: str | None,
     timeout: float | None,
     output: str,
 ) -> None:
@@ -290,6 +306,7 @@ def watch(
       ledger watch --durable audit-feed -o jsonl >> feed.jsonl
       ledger watch --from-position 120 --limit 10 -o json
       ledger watch --all -o cloudevents | my-cloudevents-consumer
+      ledger watch --all --verify --key ledger.pub   # only what the signed tree holds
     """
     import asyncio
     import signal
@@ -322,12 +339,23 @@ def watch(
             check_durable_name(durable)
         except DurableNameError as exc:
             raise InputError(str(exc), field="--durable") from None
+    key = None
+    if verify:
+        if filters:
+            raise InputError(
+                "--verify recomputes the tree from every event: it takes no --filter",
+                field="--filter",
+            )
+        key = _watch_key(config, key_text)
+    elif key_text is not None:
+        raise InputError("--key goes with --verify", field="--key")
     url = _nats_url(config)
     as_json = output != "table"
 
     async def main() -> int:
         from nats.js.errors import APIError
 
+        from ledger.bus_verify import BusVerificationError
         from ledger.stream import NatsUnavailable
 
         stop = asyncio.Event()
@@ -342,6 +370,8 @@ def watch(
                 filters=filters,
                 start=start,
                 on_rejected=lambda rejected: _warn_rejected(rejected, as_json),
+                verify=verify,
+                verifier_key=key,
             )
             async with sub:
                 if output == "table":
@@ -363,7 +393,7 @@ def watch(
         except NatsUnavailable as exc:
             _fail(f"{exc}{_stale_hint(config)}", as_json=as_json)
             return 0
-        except SubscriberError as exc:
+        except (SubscriberError, BusVerificationError) as exc:
             _fail(str(exc), as_json=as_json)
             return 0
         except APIError as exc:  # JetStream refused a request (e.g. the consumer's config)
@@ -371,6 +401,21 @@ def watch(
             return 0
 
     asyncio.run(main())
+
+
+def _watch_key(config: Settings, key_text: str | None) -> Any:
+    """The verifier key for ``watch --verify``: --key, else the home's (never made here)."""
+    from ledger.audit import signing_key, verifier_key
+    from ledger.errors import InputError
+
+    if key_text is not None:
+        return verifier_key(key_text)
+    if config.signing_key is None and not config.signing_key_path.exists():
+        raise InputError(
+            "--verify needs the ledger's public key: --key KEY (`ledger key` prints it)",
+            field="--key",
+        )
+    return signing_key(config).verifier
 
 
 def _warn_rejected(rejected: Any, as_json: bool) -> None:

@@ -66,6 +66,13 @@ def headers_schema() -> dict[str, Any]:
                 "non-decreasing along the stream.",
             },
             st.SCHEMA_VERSION: {**text, "pattern": "^[0-9]+$"},
+            "Ledger-Leaf": {
+                **text,
+                "pattern": "^[0-9]+$",
+                "description": "The event's leaf index in the ledger's RFC 9162 Merkle tree "
+                "(0-based; consecutive along the stream); see the checkpoint stream "
+                "{stream}_CHECKPOINTS.",
+            },
             "Nats-Expected-Last-Msg-Id": {
                 **text,
                 "description": "Publisher bookkeeping (the previous event id); ignore.",

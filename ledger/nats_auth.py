@@ -46,9 +46,10 @@ def permissions(role: Role, *, stream: str, prefix: str) -> dict[str, Any]:
     """The NATS permissions of ``role`` on ``stream`` (subjects ``{prefix}.>``)."""
     from ledger.stream import PROJECTOR_CONSUMER
 
+    checkpoints = f"{stream}_CHECKPOINTS"  # ledger.bus_verify.checkpoint_stream
     if role == "relay":
         return {
-            "publish": {"allow": [f"{prefix}.>", "$JS.API.>"]},
+            "publish": {"allow": [f"{prefix}.>", f"{prefix}-checkpoint.>", "$JS.API.>"]},
             "subscribe": {"allow": ["_INBOX.>"]},
         }
     reading = _api(
@@ -59,6 +60,10 @@ def permissions(role: Role, *, stream: str, prefix: str) -> dict[str, Any]:
         "STREAM.MSG.GET.{stream}",
         "DIRECT.GET.{stream}",
         "DIRECT.GET.{stream}.>",
+        f"STREAM.INFO.{checkpoints}",
+        f"STREAM.MSG.GET.{checkpoints}",
+        f"DIRECT.GET.{checkpoints}",
+        f"DIRECT.GET.{checkpoints}.>",
     )
     if role == "projector":
         own = f"{stream}.{PROJECTOR_CONSUMER}"

@@ -60,6 +60,16 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ledger import stream as st
+from ledger.bus_verify import (
+    LEAF,
+    TREE_SIZE,
+    checkpoint_payload,
+    checkpoint_stream,
+    checkpoint_subject,
+    ensure_checkpoint_stream,
+    leaf_indexes,
+    signed_batches,
+)
 from ledger.config import redact_url
 from ledger.subjects import check_prefix, entity_token, header_text
 
@@ -304,8 +314,11 @@ class OutgoingMessage:
     event_id: str
 
 
-def outgoing_message(prefix: str, notification: Notification, payload: bytes) -> OutgoingMessage:
-    """Subject, payload and ``Ledger-*`` headers of one stored event (without expectations)."""
+def outgoing_message(
+    prefix: str, notification: Notification, payload: bytes, leaf: int | None = None
+) -> OutgoingMessage:
+    """Subject, payload and ``Ledger-*`` headers of one stored event (without expectations);
+    ``leaf``: its leaf index in the Merkle tree (``Ledger-Leaf``)."""
     f = _fields_decoder.decode(payload)
     headers = {
         st.MSG_ID: f.event_id,
@@ -316,6 +329,8 @@ def outgoing_message(prefix: str, notification: Notification, payload: bytes) ->
         st.RECORDED_AT: f.recorded_at,
         st.SCHEMA_VERSION: str(f.schema_version),
     }
+    if leaf is not None:
+        headers[LEAF] = str(leaf)
     subject = f"{prefix}.{f.entity_kind}.{notification.topic}.{entity_token(f.entity_id)}"
     return OutgoingMessage(subject, payload, headers, f.event_id)
 
@@ -327,6 +342,7 @@ def hpub_frame(
     reply: str,
     expectation: str,
     max_payload: int | None = None,
+    leaf: int | None = None,
 ) -> tuple[bytes, str]:
     """The NATS ``HPUB`` protocol frame of one event, and its event id.
 
@@ -346,7 +362,9 @@ def hpub_frame(
         f"Ledger-Event-Type: {topic}\r\n"
         f"Ledger-Entity: {f.entity_kind}:{header_text(f.entity_id)}\r\n"
         f"Ledger-Effective-At: {f.effective_at}\r\nLedger-Recorded-At: {f.recorded_at}\r\n"
-        f"Ledger-Schema-Version: {f.schema_version}\r\n{expectation}\r\n\r\n"
+        f"Ledger-Schema-Version: {f.schema_version}\r\n"
+        + ("" if leaf is None else f"Ledger-Leaf: {leaf}\r\n")
+        + f"{expectation}\r\n\r\n"
     ).encode()
     subject = f"{prefix}.{f.entity_kind}.{topic}.{entity_token(f.entity_id)}"
     size = len(headers)
@@ -430,6 +448,8 @@ class Relay:
         self._last_ack = 0.0
         self._failure: _Resync | None = None
         self._window = asyncio.Event()
+        self._leaves: dict[int, int] = {}  # position -> leaf index, of the batches read
+        self._checkpoint_size = -1  # the newest checkpoint published (-1: not read yet)
         self._appended = asyncio.Event()
         """Set by the store's hint that another commit happened (``watch_appends``)."""
         self._settle: float | None = None
@@ -640,6 +660,10 @@ class Relay:
             replicas=self.replicas,
             duplicate_window=self.duplicate_window,
         )
+        await ensure_checkpoint_stream(
+            self._nc.jsm(), self.stream, self.prefix, replicas=self.replicas
+        )
+        self._checkpoint_size = -1
 
     async def _disconnect(self) -> None:
         nc, self._nc = self._nc, None
@@ -750,9 +774,41 @@ class Relay:
         return position, head.seq
 
     def _read(self, after: int) -> Sequence[Notification]:
-        return self.app.recorder.select_notifications(
+        batch = self.app.recorder.select_notifications(
             start=after, limit=self.batch_size, inclusive_of_start=False
         )
+        self._leaves.update(leaf_indexes(self.app, [n.id for n in batch]))
+        return batch
+
+    async def _publish_checkpoints(self) -> None:
+        """Publish the signed checkpoints of the append batches now published in full."""
+        from nats.js.errors import NotFoundError
+
+        assert self._nc is not None
+        js = self._nc.jetstream()
+        stream = checkpoint_stream(self.stream)
+        subject = checkpoint_subject(self.prefix, self.stream)
+        if self._checkpoint_size < 0:
+            try:
+                last = await self._nc.jsm().get_last_msg(stream, subject)
+                self._checkpoint_size = int((last.headers or {}).get(TREE_SIZE, 0))
+            except NotFoundError:
+                self._checkpoint_size = 0
+        batches = await asyncio.to_thread(
+            signed_batches, self.app, self._checkpoint_size, self._acked
+        )
+        for batch in batches:
+            await js.publish(
+                subject,
+                checkpoint_payload(batch),
+                stream=stream,
+                headers={
+                    st.MSG_ID: f"{self.stream}:{batch.size}",
+                    TREE_SIZE: str(batch.size),
+                    st.POSITION: str(batch.last_position),
+                },
+            )
+            self._checkpoint_size = batch.size
 
     async def _session(self, stop: asyncio.Event, once: bool) -> bool:
         """Publish from the resynchronised position until failure, stop, or (once) caught up.
@@ -780,6 +836,7 @@ class Relay:
                 self._check()
                 if not batch:
                     await self._drain()
+                    await self._publish_checkpoints()
                     if once or stop.is_set():
                         await self._track_acked()
                         return True
@@ -796,6 +853,7 @@ class Relay:
                             await _flush(nc)
                         await self._wait_window()
                     payload = payload_of(notification.state)
+                    leaf = self._leaves.pop(notification.id, None)
                     if previous_id is None:
                         expectation = (EXPECTED_LAST_SEQUENCE, str(last_seq))
                     else:
@@ -813,10 +871,11 @@ class Relay:
                                 reply,
                                 f"{expectation[0]}: {expectation[1]}",
                                 max_payload=nc.max_payload,
+                                leaf=leaf,
                             )
                             await send(frame)
                         else:
-                            message = outgoing_message(self.prefix, notification, payload)
+                            message = outgoing_message(self.prefix, notification, payload, leaf)
                             headers = {**message.headers, expectation[0]: expectation[1]}
                             size = header_block_size(headers) + len(payload)
                             if size > nc.max_payload:
@@ -838,6 +897,7 @@ class Relay:
                     await _flush(nc)
                 self._check()
                 await self._track_acked(throttled=True)
+                await self._publish_checkpoints()
                 if stop.is_set():
                     await self._drain()
                     await self._track_acked()

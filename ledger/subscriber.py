@@ -66,6 +66,8 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js.client import JetStreamContext
 
+    from ledger.bus_verify import StreamVerifier
+    from ledger.checkpoint import VerifierKey
     from ledger.config import Settings
     from ledger.events import Event
 
@@ -233,8 +235,20 @@ class Subscription:
         fetch_timeout: float,
         nats_options: dict[str, Any] | None = None,
         on_rejected: Callable[[Rejected], None] | None = None,
+        verify: bool = False,
+        verifier_key: VerifierKey | None = None,
     ):
         self.nats_url = nats_url
+        self.verify = verify
+        self.verifier_key = verifier_key
+        self._verifier: StreamVerifier | None = None
+        self._ready: deque[Delivery] = deque()
+        self._first_seq = 0
+        self._fed_seq = 0
+        self._checkpoint_seq = 1
+        self._jsm: Any = None
+        self.verified_position = 0
+        """With ``verify``: the newest position a signed checkpoint has covered."""
         self.nats_options = dict(nats_options or {})
         self.stream = stream
         self.prefix = prefix
@@ -301,6 +315,7 @@ class Subscription:
                         "use another name or delete it"
                     )
                 self.consumer = self.durable
+                self._first_seq = existing.ack_floor.stream_seq + 1
                 limit = existing.config.max_ack_pending or 0
                 if 0 < limit < self.batch:
                     # A fetch asking for more than may be outstanding would wait for acks
@@ -312,7 +327,9 @@ class Subscription:
                     description="ledger subscriber",
                     ack_policy=AckPolicy.EXPLICIT,
                     ack_wait=self.ack_wait,
-                    max_ack_pending=self.batch,
+                    # Verifying holds events until a checkpoint covers them (a whole append
+                    # batch): a bound here could stop delivery before that.
+                    max_ack_pending=-1 if self.verify else self.batch,
                     inactive_threshold=None if self.durable else self.inactive_threshold,
                     **await self._start_config(jsm),
                 )
@@ -324,6 +341,8 @@ class Subscription:
                 self.consumer = info.name
                 self.created = True
             self._psub = await js.pull_subscribe_bind(consumer=self.consumer, stream=self.stream)
+            if self.verify:
+                await self._prime(jsm)
         except BaseException:
             await self._nc.close()
             self._nc = None
@@ -341,7 +360,16 @@ class Subscription:
 
         start = self.start
         if start == "beginning":
+            self._first_seq = 1
             return {"deliver_policy": DeliverPolicy.ALL}
+        if start == "new" and self.verify:
+            # Exactly after what is there now: the verifier must know where it starts.
+            info = await jsm.stream_info(self.stream)
+            self._first_seq = info.state.last_seq + 1
+            return {
+                "deliver_policy": DeliverPolicy.BY_START_SEQUENCE,
+                "opt_start_seq": self._first_seq,
+            }
         if start == "new":
             return {"deliver_policy": DeliverPolicy.NEW}
         if isinstance(start, dt.datetime):
@@ -354,7 +382,110 @@ class Subscription:
             raise SubscriberError(
                 f"start must be 'beginning', 'new', a datetime or a position, not {start!r}"
             )
+        self._first_seq = seq
         return {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": seq}
+
+    # --- verification ---------------------------------------------------------------------
+
+    async def _prime(self, jsm: Any) -> None:
+        """Set up the verifier for the first message the consumer delivers: the signed
+        checkpoint at or before it (its frontier), then the messages in between, read
+        from the stream directly (verified, not handed out)."""
+        from ledger.bus_verify import LEAF, StreamVerifier, checkpoint_stream
+        from ledger.bus_verify import open_checkpoint_message as open_message
+
+        if self.verifier_key is None:
+            raise SubscriberError("verify=True needs the ledger's verifier key (verifier_key=)")
+        first_seq = max(self._first_seq, 1)
+        info = await jsm.stream_info(self.stream)
+        next_leaf, seq = 0, min(first_seq - 1, info.state.last_seq)
+        while seq >= max(info.state.first_seq, 1) and first_seq - seq <= 1000:
+            msg = await st.get_msg(jsm, self.stream, seq)
+            leaf = st.header(msg, LEAF) if msg is not None else None
+            if leaf is not None and leaf.isdigit() and len(leaf) <= 19:
+                next_leaf = int(leaf) + 1
+                break
+            seq -= 1
+        cp_stream = checkpoint_stream(self.stream)
+        key = self.verifier_key
+
+        def beyond(msg: Any) -> bool | None:
+            size = st.parse_position(st.header(msg, "Ledger-Tree-Size"))
+            return None if size is None else size > next_leaf
+
+        try:
+            self._checkpoint_seq = await st.first_seq_where(jsm, cp_stream, beyond)
+        except Exception as exc:
+            raise SubscriberError(
+                f"no checkpoints to verify with in {cp_stream} ({exc}); is the relay current?"
+            ) from None
+        start = None
+        if next_leaf > 0 and self._checkpoint_seq > 1:
+            msg = await st.get_msg(jsm, cp_stream, self._checkpoint_seq - 1)
+            if msg is not None:
+                start = open_message(msg.data or b"", key)
+        verifier = StreamVerifier.starting_at(start)
+        if verifier.next_leaf < next_leaf:
+            seq = await st.seq_for_position(
+                jsm, self.stream, start.last_position + 1 if start else 1
+            )
+            while verifier.next_leaf < next_leaf and seq < first_seq:
+                msg = await st.get_msg(jsm, self.stream, seq)
+                seq += 1
+                position = st.parse_position(st.header(msg, st.POSITION)) if msg else None
+                if msg is None or position is None:
+                    continue
+                verifier.add(st.header(msg, LEAF), position, msg.data or b"", None)
+        self._verifier = verifier
+        self._jsm = jsm
+
+    async def _admit_verified(self, msg: Msg) -> None:
+        """Feed one fetched message to the verifier (held until a checkpoint covers it)."""
+        from ledger.bus_verify import LEAF, BusVerificationError
+
+        assert self._verifier is not None
+        try:
+            seq = msg.metadata.sequence.stream
+        except Exception:
+            seq = 0
+        if 0 < seq <= self._fed_seq:
+            return  # a redelivery of one already held or handed out
+        try:
+            delivery = decode_delivery(msg)
+        except MalformedMessage as exc:
+            await self._reject(msg, str(exc))
+            return
+        self._fed_seq = max(self._fed_seq, seq)
+        try:
+            self._verifier.add((msg.headers or {}).get(LEAF), delivery.position, msg.data, delivery)
+        except BusVerificationError as exc:
+            raise BusVerificationError(
+                f"stream {self.stream}, {st.describe_message(seq, msg.subject)}: {exc}",
+                position=exc.position,
+                leaf=exc.leaf,
+            ) from None
+
+    async def _poll_checkpoints(self) -> None:
+        """Read the checkpoints published since, verify what they cover, release it."""
+        from ledger.bus_verify import checkpoint_stream, open_checkpoint_message
+
+        assert self._verifier is not None and self.verifier_key is not None
+        cp_stream = checkpoint_stream(self.stream)
+        while self._verifier.pending:
+            msg = await st.get_msg(self._jsm, cp_stream, self._checkpoint_seq)
+            if msg is None:
+                return
+            checkpoint = open_checkpoint_message(msg.data or b"", self.verifier_key)
+            if checkpoint.size > self._verifier.next_leaf:
+                return  # its events have not all arrived yet
+            self._checkpoint_seq += 1
+            for delivery in self._verifier.check(checkpoint):
+                if delivery is None:
+                    continue  # before the consumer's start: verified, not handed out
+                delivery._on_settle = self._settled
+                self._unsettled[delivery.position] += 1
+                self._ready.append(delivery)
+            self.verified_position = checkpoint.last_position
 
     async def close(self, exc: BaseException | None = None) -> None:
         """Settle what was handed out (ack, or nak on ``exc``), nak the rest, disconnect."""
@@ -367,6 +498,11 @@ class Subscription:
                     await self.current.ack()
                 else:
                     await self.current.nak()
+            while self._ready:
+                await self._ready.popleft()._msg.nak()
+            for _, held in self._verifier.pending if self._verifier is not None else ():
+                if held is not None:
+                    await held._msg.nak()
             while self._buffer:
                 await self._buffer.popleft().nak()
             await nc.flush(timeout=5)
@@ -416,12 +552,22 @@ class Subscription:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
+            if self._verifier is not None:
+                while self._buffer:
+                    await self._admit_verified(self._buffer.popleft())
+                if not self._ready and self._verifier.pending:
+                    await self._poll_checkpoints()
+                if self._ready:
+                    self.current = self._ready.popleft()
+                    return self.current
             while self._buffer:
                 delivery = await self._admit(self._buffer.popleft())
                 if delivery is not None:
                     self.current = delivery
                     return delivery
             wait = self.fetch_timeout
+            if self._verifier is not None and self._verifier.pending:
+                wait = min(wait, 0.05)  # the checkpoint covering them is due
             if deadline is not None:
                 wait = min(wait, deadline - loop.time())
                 if wait <= 0:
@@ -563,6 +709,8 @@ def subscribe(
     fetch_timeout: float = 5.0,
     nats_options: dict[str, Any] | None = None,
     on_rejected: Callable[[Rejected], None] | None = None,
+    verify: bool = False,
+    verifier_key: VerifierKey | str | None = None,
 ) -> Subscription:
     """A subscription to the ledger's events; use ``async with subscribe(...) as sub``.
 
@@ -593,6 +741,21 @@ def subscribe(
     if durable is not None:
         check_durable_name(durable)
     subjects = parse_filters(filters, prefix)  # SubjectError (a ValueError) before connecting
+    key = None
+    if verify:
+        if subjects:
+            raise SubscriberError(
+                "verify=True recomputes the Merkle tree from every event: it takes no filters "
+                "(filter in the loop instead)"
+            )
+        from ledger.audit import verifier_key as parse_key
+
+        if verifier_key is None:
+            raise SubscriberError(
+                "verify=True needs the ledger's verifier key (verifier_key=, `ledger key` "
+                "prints it)"
+            )
+        key = parse_key(verifier_key) if isinstance(verifier_key, str) else verifier_key
     if nats_options is None:
         nats_options = (settings or Settings.from_env()).nats_options("subscriber")
     return Subscription(
@@ -609,4 +772,6 @@ def subscribe(
         fetch_timeout=fetch_timeout,
         nats_options=nats_options,
         on_rejected=on_rejected,
+        verify=verify,
+        verifier_key=key,
     )

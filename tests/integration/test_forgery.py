@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -52,8 +53,13 @@ def publish(url: str, subject: str, payload: bytes, headers: dict[str, str] | No
 def publish_as_relay(url: str, app: Ledger, after: int) -> None:
     """The store's events after ``after``, published exactly as the relay does (to put
     genuine events after junk, which the relay itself refuses to resume after)."""
-    for n in iter_notifications(app, after):
-        message = outgoing_message("ledger", n, app.msgspec_mapper.payload(n.state))
+    from ledger.bus_verify import leaf_indexes
+
+    notifications = list(iter_notifications(app, after))
+    leaves = leaf_indexes(app, [n.id for n in notifications])
+    for n in notifications:
+        payload = app.msgspec_mapper.payload(n.state)
+        message = outgoing_message("ledger", n, payload, leaves.get(n.id))
         publish(url, message.subject, message.payload, message.headers)
 
 
@@ -296,5 +302,134 @@ def test_watch_and_project_report_junk_without_a_traceback(
         assert "Traceback" not in projected.output
         body = json.loads(projected.stdout)
         assert (body["position"], body["rejected"]) == (4, len(JUNK))
+    finally:
+        app.close()
+
+
+# --- verifying consumers: the Merkle tree on the bus ------------------------------------------
+
+
+async def _verified_positions(
+    url: str, app: Ledger, expected: int, **options: object
+) -> tuple[list[int], object]:
+    from ledger.subscriber import subscribe
+
+    positions: list[int] = []
+    async with subscribe(
+        url, settings=app.settings, verify=True, verifier_key=app.signing_key().verifier, **options
+    ) as sub:  # type: ignore[arg-type]
+        while len(positions) < expected:
+            delivery = await sub.next_delivery(30)
+            assert delivery is not None, positions
+            positions.append(delivery.position)
+        return positions, sub.verified_position
+
+
+def test_a_verifying_subscriber_recomputes_the_tree_from_any_start(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    app = make_ledger()
+    for _ in range(4):  # four append batches: four signed checkpoints
+        append_parties(app, 7)
+    Relay(app, nats_server.url).run_once()
+    messages = stream_messages(nats_server.url)
+    assert [int(m.headers["Ledger-Leaf"]) for m in messages] == list(range(28))
+
+    everything, verified = asyncio.run(_verified_positions(nats_server.url, app, 28))
+    assert everything == [p for p, _ in store_log(app)] and verified == 28
+    # Mid-stream (in the middle of a batch): primed from the checkpoint before it.
+    middle, _ = asyncio.run(_verified_positions(nats_server.url, app, 28 - 17, start=18))
+    assert middle == list(range(18, 29))
+    append_parties(app, 3)
+    Relay(app, nats_server.url).run_once()
+    later, _ = asyncio.run(_verified_positions(nats_server.url, app, 3, start=29))
+    assert later == [29, 30, 31]
+
+
+@pytest.mark.parametrize("forgery", ["altered", "inserted", "missing"])
+def test_a_verifying_subscriber_refuses_what_does_not_belong(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, forgery: str
+) -> None:
+    """As someone holding the relay's credential: a licence with another cap in place of
+    the real one, a forged one inserted before it, or the real one left out."""
+    from ledger.bus_verify import BusVerificationError
+
+    app = make_ledger()
+    app.append_objects([f.exporter(), f.party("buyer"), f.vetted()])
+    Relay(app, nats_server.url).run_once()
+    app.append_objects([f.licence(), f.usage(quantity="100")])  # positions 4, 5
+    subject, forged, headers = forged_licence(app, 4, cap="900000")
+    leaf = {**headers, "Ledger-Leaf": "3"}
+    if forgery == "altered":
+        publish(nats_server.url, subject, forged, leaf)
+    elif forgery == "inserted":
+        publish(nats_server.url, subject, forged, {**leaf, "Nats-Msg-Id": "inserted"})
+        publish_as_relay(nats_server.url, app, 3)
+    if forgery != "inserted":
+        publish_as_relay(nats_server.url, app, 4)
+    # The relay's checkpoint of the second batch, as it publishes it.
+    from ledger.bus_verify import checkpoint_payload, signed_batches
+
+    (batch,) = signed_batches(app, 3, 5)
+    publish(
+        nats_server.url,
+        "ledger-checkpoint.LEDGER",
+        checkpoint_payload(batch),
+        {"Nats-Msg-Id": "LEDGER:5", "Ledger-Tree-Size": "5"},
+    )
+    with pytest.raises(BusVerificationError) as refused:
+        asyncio.run(_verified_positions(nats_server.url, app, 5))
+    message = str(refused.value)
+    if forgery == "altered":
+        assert "positions 4-5 do not add up to the signed tree of size 5" in message
+    elif forgery == "inserted":
+        assert "position 4 is leaf 3, but leaf 4 comes next" in message
+    else:
+        assert "position 5 is leaf 4, but leaf 3 comes next: leaves missing" in message
+
+
+def test_watch_verify_prints_only_verified_events_and_refuses_a_forgery_on_one_line(
+    backend: Backend, nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from ledger.cli.main import cli
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    app = Ledger(backend.settings(env))
+    try:
+        app.append_objects([f.exporter(), f.party("buyer"), f.vetted()])
+        Relay(app, nats_server.url).run_once()
+        key_file = tmp_path / "ledger.pub"
+        key_file.write_text(app.signing_key().verifier.text() + "\n")
+        args = ["watch", "--all", "--verify", "--limit", "3", "--timeout", "60", "-o", "json"]
+        good = CliRunner().invoke(cli, [*args, "--key", str(key_file)], env=env)
+        assert good.exit_code == 0, good.output
+        assert [json.loads(x)["position"] for x in good.stdout.splitlines()] == [1, 2, 3]
+        home_key = CliRunner().invoke(cli, args, env=env)  # the home's own key
+        assert home_key.exit_code == 0, home_key.output
+
+        app.append_objects([f.licence()])
+        subject, forged, headers = forged_licence(app, 4, cap="900000")
+        publish(nats_server.url, subject, forged, {**headers, "Ledger-Leaf": "3"})
+        from ledger.bus_verify import checkpoint_payload, signed_batches
+
+        (batch,) = signed_batches(app, 3, 4)
+        publish(
+            nats_server.url,
+            "ledger-checkpoint.LEDGER",
+            checkpoint_payload(batch),
+            {"Nats-Msg-Id": "LEDGER:4", "Ledger-Tree-Size": "4"},
+        )
+        refused = CliRunner().invoke(
+            cli, ["watch", "--from-position", "4", "--verify", "--timeout", "30"], env=env
+        )
+        assert refused.exit_code == 1, refused.output
+        assert "Traceback" not in refused.output
+        assert "positions 4-4 do not add up to the signed tree of size 4" in refused.stderr
+        assert refused.stdout.count("LicenceGranted") == 0
+
+        usage = CliRunner().invoke(cli, ["watch", "--verify", "-f", "licence"], env=env)
+        assert usage.exit_code == 2 and "takes no --filter" in usage.output
     finally:
         app.close()

@@ -88,6 +88,7 @@ def test_publishes_every_event_once_in_order_then_resumes(
         "Ledger-Effective-At": "2025-12-02T08:00:00+08:00",
         "Ledger-Recorded-At": licence.headers["Ledger-Recorded-At"],
         "Ledger-Schema-Version": "1",
+        "Ledger-Leaf": "3",  # leaves count from 0
     }
     assert {k: licence.headers[k] for k in expected} == expected
     assert licence.headers["Ledger-Recorded-At"].startswith(

@@ -227,3 +227,10 @@ def test_hpub_frame_is_what_nc_publish_would_send() -> None:
     assert message.subject == (
         "ledger.party.PartyRegistered.Baotou%0D%0ASteel%2E%20%E5%8C%97%2050%25"
     )
+    # With its leaf index, both ways of building the message carry Ledger-Leaf alike.
+    with_leaf = outgoing_message("ledger", notification, payload, 41)
+    frame, _ = hpub_frame("ledger", notification, payload, "_INBOX.r.1.42", "X: 1", leaf=41)
+    block = frame.split(b"\r\n", 1)[1][: int(frame.split(b"\r\n", 1)[0].split(b" ")[3])]
+    parsed = dict(BytesParser().parsebytes(block[len(b"NATS/1.0\r\n") :]).items())
+    assert parsed == {**with_leaf.headers, "X": "1"}
+    assert with_leaf.headers["Ledger-Leaf"] == "41"
