@@ -111,7 +111,8 @@ def raw_read_decode(app: Ledger) -> tuple[int, float]:
 
 
 def rebuild(app: Ledger) -> tuple[int, float, dict[str, int]]:
-    from ledger.projections.runner import catch_up, new_projector, view_store
+    from ledger.projections.runner import catch_up, new_projector
+    from ledger.projections.stores import view_store
 
     store = view_store(app)
     started = time.perf_counter()

@@ -778,8 +778,7 @@ def _request(
     from unicodedata import normalize
 
     from ledger.errors import InputError
-    from ledger.projections.api import parse_quantity
-    from ledger.projections.decisions import Request
+    from ledger.projections.decisions import Request, parse_quantity
 
     try:
         amount = parse_quantity(quantity)
@@ -899,7 +898,7 @@ def check(
         --quantity 500 --destination US --end-use "EV motors" --as-of 2025-12-15
       ledger check ... --known-at 2025-12-01 -o json
     """
-    from ledger.projections import answers, api
+    from ledger.projections import answers, decisions
     from ledger.times import now
 
     date = as_of or now()
@@ -907,7 +906,7 @@ def check(
         exporter, end_user, item, quantity, unit, destination, end_use, licence_id, date
     )
     with open_views(ctx, fold) as v, _naming_options():
-        decision = api.check(v, request, known_at)
+        decision = decisions.check(v, request, known_at)
         body = answers.check_body(v, request, decision, known_at)
     if output == "json":
         echo_json(body)
@@ -969,7 +968,7 @@ def apply(
     """
     from ledger.errors import InputError
     from ledger.intake import uuid7
-    from ledger.projections import api
+    from ledger.projections import decisions
     from ledger.projections.query import Views
     from ledger.times import now
 
@@ -983,7 +982,7 @@ def apply(
     app_id = application_id if application_id is not None else f"APP-{uuid7().hex[:16]}"
     with open_ledger(ctx) as app, _naming_options():
         v = Views(app)
-        decision, result = api.apply(app, v, app_id, request)
+        decision, result = decisions.apply(app, v, app_id, request)
     if output == "json":
         echo_json(
             {

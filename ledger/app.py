@@ -162,6 +162,30 @@ class Ledger(Application[str]):
         assert isinstance(self.mapper, MsgspecMapper)
         return self.mapper
 
+    # --- reading the stored log (read models, the relay) -------------------------------
+
+    def read_stored(
+        self, after: int, limit: int, *, stop: int | None = None, skip_types: Sequence[str] = ()
+    ) -> list[tuple[int, str, bytes | None]]:
+        """Up to ``limit`` stored events after position ``after`` (and at or before
+        ``stop``), in position order, as ``(position, event type, stored payload)``; the
+        payload is None for ``skip_types`` (counted, not read).  ``decode`` reads one."""
+        return self.index.select_payloads(after, limit, stop=stop, skip_topics=tuple(skip_types))
+
+    @property
+    def stores_plain_json(self) -> bool:
+        """Stored payloads are the events' JSON as published (no cipher, no compression)."""
+        mapper = self.msgspec_mapper
+        return not mapper.cipher and not mapper.compressor
+
+    def payload(self, stored: bytes) -> bytes:
+        """The event's JSON (as published on NATS) from its stored payload."""
+        return self.msgspec_mapper.payload(stored)
+
+    def decode(self, event_type: str, stored: bytes) -> ev.Event:
+        """The typed event from a stored payload."""
+        return decode_event(self.msgspec_mapper.payload(stored), event_type)
+
     # --- reading ----------------------------------------------------------------------
 
     def load_entities(self, keys: list[str]) -> dict[str, Iterator[Recorded]]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ledger.projections import api
+from ledger.projections import api, decisions
 from ledger.times import now, zone_name
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def findings(
 
 def check(v: Views, request: Request, known_at: dt.datetime | None) -> dict[str, Any]:
     """The decision on ``request`` (dated ``request.date``), as known at ``known_at``."""
-    return check_body(v, request, api.check(v, request, known_at), known_at)
+    return check_body(v, request, decisions.check(v, request, known_at), known_at)
 
 
 def check_body(

@@ -1,5 +1,8 @@
 """The views as the CLI and services use them: query, then shape (thin glue, no rules).
 
+Export decisions (``check``, and ``apply``, which records them) are
+``ledger.projections.decisions``.
+
 Every function takes a ``query.Views`` (stored views or folding, see there) and the
 (as_of, known_at) pair; ``None`` means now.
 """
@@ -8,27 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from ledger import events as ev
-from ledger.errors import InputError, LedgerError
-from ledger.projections import decisions, findings, views
+from ledger.projections import findings, views
 from ledger.projections.names import CLAUSE_STATUSES, FINDING_KINDS, LICENCE_STATUSES
 from ledger.projections.query import Views
 from ledger.times import now
 
 if TYPE_CHECKING:
-    from ledger.app import AppendResult, Ledger
+    pass
 
 __all__ = ["CLAUSE_STATUSES", "FINDING_KINDS", "LICENCE_STATUSES"]
-
-FUTURE_TOLERANCE = dt.timedelta(minutes=5)
-"""How far ahead of the clock an application may be dated (clock skew between machines)."""
-END_OF_TIME = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
-"""An as-of time after every effective time (a licence's state over its whole life)."""
 
 
 def unknown_ids(
@@ -203,156 +196,3 @@ def all_findings(
         out += findings.rests_on_reports(list(reported))
     out.sort(key=lambda f: (f.kind, f.at or t, f.subject))
     return out
-
-
-_SUBMITTED_TYPES = {f.name: f.type for f in msgspec.structs.fields(ev.ApplicationSubmitted)}
-"""The field types ``apply`` records a request under: ``validate`` holds a request to them."""
-
-
-def validate(request: decisions.Request) -> None:
-    """Reject a request ``apply`` could not record, so ``check`` never answers one: the
-    quantity rule (a ``RuleViolation``, as for the recorded event) and the field types of
-    ``ApplicationSubmitted`` (an ``InputError`` naming the request field)."""
-    from ledger.domain.quantities import check_quantity
-    from ledger.intake import validation_error
-
-    check_quantity(request.quantity, "quantity")
-    destination = request.destination
-    if len(destination) != 2 or not (destination.isascii() and destination.isupper()):
-        raise InputError(
-            f"'{ev.echo(destination)}' is not a country code (two capital letters, e.g. US)",
-            field="destination",
-        )
-    if not request.unit.strip():
-        raise InputError("unit must not be empty", field="unit")
-    for name in ("exporter", "end_user", "item", "unit", "end_use", "licence_id"):
-        try:
-            msgspec.convert(getattr(request, name), _SUBMITTED_TYPES[name])
-        except msgspec.ValidationError as exc:
-            message = validation_error(exc, None, getattr(request, name)).message
-            raise InputError(message, field=name) from None
-    # The contract takes any text; an end use of spaces says nothing about the export.
-    if not request.end_use.strip():
-        raise InputError("must not be blank", field="end_use")
-
-
-def check(v: Views, request: decisions.Request, known_at: dt.datetime | None) -> decisions.Decision:
-    """The decision on an export request as of its date, as known at ``known_at``."""
-    validate(request)
-    d = request.date
-    measures_at = v.records("measure", d, known_at)
-    parties = {
-        r.entity_id: r
-        for r in v.records("party", d, known_at, ids=sorted({request.exporter, request.end_user}))
-    }
-    licence_records = v.records("licence", d, known_at, ref=request.exporter)
-    # The same licences over all effective times: shipments dated after D count against
-    # the caps as well (as the append rule counts them).
-    lifetime = (
-        {
-            r.entity_id: r.record
-            for r in v.records("licence", END_OF_TIME, known_at, ref=request.exporter)
-        }
-        if licence_records
-        else {}
-    )
-    return decisions.decide(
-        request,
-        measures_at,
-        parties.get(request.end_user),
-        parties.get(request.exporter),
-        licence_records,
-        lifetime,
-    )
-
-
-def apply(
-    app: Ledger,
-    v: Views,
-    application_id: str,
-    request: decisions.Request,
-    *,
-    summary: str = "",
-) -> tuple[decisions.Decision, AppendResult]:
-    """Record an application and its automatic decision in one batch.
-
-    The decision is taken against what the ledger knows now, as of the application's
-    effective time (``request.date``).  An application dated in the future (beyond
-    ``FUTURE_TOLERANCE``) is rejected: it would record as made something not yet made,
-    decided against a state of the world not yet known.  Errors name the request field
-    (``exporter``, ``quantity``, ... or ``date``, ``application_id``), not a batch line.
-    """
-    validate(request)
-    if request.date > now() + FUTURE_TOLERANCE:
-        raise InputError(
-            f"an application cannot be dated in the future ({request.date.isoformat()}); "
-            "it is recorded when it is made",
-            field="date",
-        )
-    decision = check(v, request, None)
-    effective = request.date.isoformat()
-    submitted: dict[str, Any] = {
-        "type": "ApplicationSubmitted",
-        "entity_id": application_id,
-        "exporter": request.exporter,
-        "end_user": request.end_user,
-        "item": request.item,
-        "quantity": str(request.quantity),
-        "unit": request.unit,
-        "destination": request.destination,
-        "end_use": request.end_use,
-        "effective_at": effective,
-    }
-    if request.licence_id is not None:
-        submitted["licence_id"] = request.licence_id
-    if summary:
-        submitted["summary"] = summary
-    decided: dict[str, Any] = {
-        "type": "ApplicationDecided",
-        "entity_id": application_id,
-        "outcome": decision.outcome,
-        "fired_clauses": [
-            {"measure_id": f.measure_id, "clause_id": f.clause_id, "effect": f.effect}
-            for f in decision.fired
-        ],
-        "end_user_status": decision.end_user_status,
-        "reasons": decision.reasons + decision.notes,
-        "effective_at": effective,
-    }
-    if decision.licence_id is not None:
-        decided["licence_id"] = decision.licence_id
-    try:
-        result = app.append_objects([submitted, decided])
-    except LedgerError as exc:
-        # The two events are our own batch: name the request's field, not "line 1: ...".
-        exc.line = None
-        exc.field = _REQUEST_FIELD.get(exc.field or "", exc.field)
-        raise
-    return decision, result
-
-
-_REQUEST_FIELD = {
-    "entity_id": "application_id",
-    "effective_at": "date",
-    "licence_id": "licence_id",
-}
-
-
-def parse_quantity(text: str) -> Decimal:
-    from decimal import InvalidOperation
-
-    from ledger.events import echo, quantity_scale_error, quantity_syntax_error
-
-    problem = quantity_syntax_error(text)
-    if problem:
-        raise ValueError(problem)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"'{echo(text)}' is not a decimal quantity") from None
-    problem = quantity_scale_error(value, text)
-    if problem:
-        raise ValueError(problem)
-    if not value.is_finite() or value <= 0:
-        raise ValueError(f"quantity must be greater than 0, got {echo(text)}")
-    return value

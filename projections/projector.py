@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import msgspec
 from eventsourcing.persistence import Tracking
@@ -44,8 +44,15 @@ from ledger.projections.store import (
 )
 from ledger.times import to_us
 
-if TYPE_CHECKING:
-    from ledger.projections.writer import ProcessWriter
+
+class BackgroundWriter(Protocol):
+    """Writes a batch's changes elsewhere while the next is folded
+    (``ledger.projections.writer.ProcessWriter``)."""
+
+    def submit(self, changes: Changes, expected: int, position: int) -> None: ...
+
+    def wait(self) -> int | None: ...
+
 
 log = logging.getLogger("ledger.projector")
 
@@ -109,7 +116,7 @@ class Projector(Projection[Any]):
         self._pending_position = self._submitted_position = 0
         self._recorded_at: Any = None
         self._recorded_us = 0
-        self.writer: ProcessWriter | None = None
+        self.writer: BackgroundWriter | None = None
         """Where ``flush(background=True)`` sends its writes (None: written inline)."""
         self._reload()
 

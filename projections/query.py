@@ -28,8 +28,6 @@ from eventsourcing.persistence import PersistenceError
 from ledger import events as ev
 from ledger.projections import records as rec
 from ledger.projections.store import ViewStore
-from ledger.store.codec import decode_event
-from ledger.store.index import LogQuery
 from ledger.times import now, to_us
 
 if TYPE_CHECKING:
@@ -83,7 +81,7 @@ class Views:
     @property
     def store(self) -> ViewStore:
         if self._store is None:
-            from ledger.projections.runner import view_store
+            from ledger.projections.stores import view_store
 
             self._store = view_store(self.app)
         return self._store
@@ -97,10 +95,8 @@ class Views:
             return True
         if known_at is None:
             return False
-        query = LogQuery(after_position=position, order="recorded")
-        for row in self.app.index.select_log(query):
-            first = decode_event(self.app.msgspec_mapper.payload(row.state), row.topic)
-            return first.recorded_at > known_at
+        for entry in self.app.log(after_position=position, order="recorded"):
+            return entry.event.recorded_at > known_at
         return True
 
     def _use_stored(self, known_at: dt.datetime | None) -> bool:

@@ -39,8 +39,8 @@ from ledger import stream as st
 from ledger.app import gc_paused
 from ledger.projections.projector import Projector
 from ledger.projections.store import ViewsMoved, ViewStore
+from ledger.projections.stores import view_store
 from ledger.store.codec import decode_event
-from ledger.store.index import LogQuery
 
 if TYPE_CHECKING:
     from ledger.app import Ledger
@@ -65,43 +65,20 @@ SKIPPED_TOPICS = frozenset({"ApplicationSubmitted", "ApplicationDecided"})
 DURABLE = st.PROJECTOR_CONSUMER
 
 
-def view_store(app: Ledger) -> ViewStore:
-    """The view recorder on the ledger's own database (tables created if missing).
-
-    One per ledger application (kept on it), so the tables are checked once.
-    """
-    existing = getattr(app, "_views_store", None)
-    if existing is not None:
-        return existing  # type: ignore[no-any-return]
-    if app.settings.backend == "sqlite":
-        from ledger.projections.store import SQLiteViewRecorder
-
-        store: Any = app.factory.tracking_recorder(SQLiteViewRecorder)
-    else:
-        from ledger.projections.store_postgres import PostgresViewRecorder
-
-        store = app.factory.tracking_recorder(PostgresViewRecorder)  # type: ignore[arg-type]
-    assert isinstance(store, ViewStore)
-    app._views_store = store  # type: ignore[attr-defined]
-    return store
-
-
 def history_loader(app: Ledger) -> Callable[[Sequence[str], int], dict[str, list[ev.Event]]]:
     """Entities' events from the store, up to a position (recorded order)."""
-    mapper = app.msgspec_mapper
 
     def load(keys: Sequence[str], upto: int) -> dict[str, list[ev.Event]]:
         out: dict[str, list[ev.Event]] = {}
         for key in keys:
             kind, _, entity_id = key.partition(":")
-            query = LogQuery(
-                entity_kind=kind, entity_id=entity_id, include_retracted=True, order="recorded"
-            )
             events: list[ev.Event] = []
-            for row in app.index.select_log(query):
-                if row.position > upto:
+            for entry in app.log(
+                entity_kind=kind, entity_id=entity_id, include_retracted=True, order="recorded"
+            ):
+                if entry.position > upto:
                     break
-                events.append(decode_event(mapper.payload(row.state), row.topic))
+                events.append(entry.event)
             out[key] = events
         return out
 
@@ -119,29 +96,6 @@ class Progress:
     seconds: float = 0.0
 
 
-def _decode(app: Ledger, notifications: Sequence[Any]) -> list[tuple[int, ev.Event]]:
-    payload = app.msgspec_mapper.payload
-    return [
-        (n.id, decode_event(payload(n.state), n.topic))
-        for n in notifications
-        if n.topic not in SKIPPED_TOPICS
-    ]
-
-
-def apply_notifications(
-    app: Ledger, projector: Projector, notifications: Sequence[Any], *, flush: bool = True
-) -> int:
-    """Apply a page of notifications (position order) and optionally write."""
-    applied = apply_payloads(
-        app,
-        projector,
-        [(n.id, n.topic, None if n.topic in SKIPPED_TOPICS else n.state) for n in notifications],
-    )
-    if applied and flush:
-        projector.flush()
-    return applied
-
-
 def apply_payloads(
     app: Ledger, projector: Projector, rows: Sequence[tuple[int, str, bytes | None]]
 ) -> int:
@@ -149,9 +103,8 @@ def apply_payloads(
     writing; returns how many events the page covered (skipped types included)."""
     if not rows:
         return 0
-    mapper = app.msgspec_mapper
     # Stored as the event's JSON unless a cipher or compressor is configured.
-    payload = mapper.payload if mapper.cipher or mapper.compressor else None
+    payload = None if app.stores_plain_json else app.payload
     with gc_paused():
         items = [
             (position, decode_event(payload(state) if payload else state, topic))
@@ -219,11 +172,11 @@ def _catch_up(
     while projector.applied_position < target:
         try:
             while True:
-                notes = app.index.select_payloads(
+                notes = app.read_stored(
                     projector.applied_position,
                     min(PAGE, flush_events),
                     stop=target,
-                    skip_topics=tuple(SKIPPED_TOPICS),
+                    skip_types=tuple(SKIPPED_TOPICS),
                 )
                 if not notes:
                     break
@@ -480,10 +433,10 @@ def _verified(
         return [], [], 0
     lo = min(pos for pos, _ in candidates)
     hi = max(pos for pos, _ in candidates)
-    payload_of = app.msgspec_mapper.payload
     stored = {
-        n.id: (n.topic, n.state)
-        for n in app.recorder.select_notifications(start=lo, limit=hi - lo + 1, stop=hi)
+        position: (topic, state)
+        for position, topic, state in app.read_stored(lo - 1, hi - lo + 1, stop=hi)
+        if state is not None
     }
     items: list[tuple[int, ev.Event]] = []
     delivered: list[int] = []
@@ -495,7 +448,7 @@ def _verified(
             _reject(result, m, f"claims position {pos}, where the store has no event")
             continue
         topic, state = entry
-        payload = payload_of(state)
+        payload = app.payload(state)
         if payload != m.data:
             _reject(result, m, f"claims position {pos}, but is not the store's event there")
             continue
@@ -522,20 +475,20 @@ def _reject(result: RunResult, msg: Any, reason: str) -> None:
     )
 
 
-def _missing_from_stream(app: Ledger, after: int, delivered: Sequence[int]) -> list[Any]:
+def _missing_from_stream(
+    app: Ledger, after: int, delivered: Sequence[int]
+) -> list[tuple[int, str, bytes | None]]:
     """The store's notifications after ``after`` and before the last delivered position
     that the stream did not deliver (a purged or lossy stream).
 
     Positions can skip numbers (PostgreSQL), so a jump is only a gap if the store has
     events in it; consecutive positions (the usual case) need no look-up.
     """
-    missing: list[Any] = []
+    missing: list[tuple[int, str, bytes | None]] = []
     previous = after
     for pos in sorted(delivered):
         if pos > previous + 1:
-            missing += app.recorder.select_notifications(
-                start=previous + 1, limit=pos - previous - 1, stop=pos - 1
-            )
+            missing += app.read_stored(previous, pos - previous - 1, stop=pos - 1)
         previous = max(previous, pos)
     return missing
 
@@ -607,7 +560,12 @@ async def _consume(
                     projector.position,
                     upto,
                 )
-                items = sorted(items + _decode(app, missing), key=lambda item: item[0])
+                found = [
+                    (position, app.decode(topic, state))
+                    for position, topic, state in missing
+                    if state is not None and topic not in SKIPPED_TOPICS
+                ]
+                items = sorted(items + found, key=lambda item: item[0])
             if upto > projector.position:
                 projector.prefetch(e.entity for _, e in items)
                 projector.process(items, upto=upto)

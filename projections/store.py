@@ -502,13 +502,3 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-# --- PostgreSQL -----------------------------------------------------------------------
-
-
-def postgres_view_recorder_class() -> type[ViewStore]:
-    """The PostgreSQL view recorder (imported lazily: psycopg is optional)."""
-    from ledger.projections.store_postgres import PostgresViewRecorder
-
-    return PostgresViewRecorder

@@ -170,8 +170,8 @@ def _serve() -> None:
     except EOFError:
         return
     from ledger.app import Ledger
-    from ledger.projections.runner import view_store
     from ledger.projections.store import Changes
+    from ledger.projections.stores import view_store
 
     app = Ledger(settings)
     try:

@@ -310,8 +310,8 @@ def check_answer(
 ) -> dict[str, Any]:
     """The body of ``/api/check`` (the check page shows the same)."""
     from ledger.projections import answers
-    from ledger.projections.api import parse_quantity
     from ledger.projections.decisions import Request as ExportRequest
+    from ledger.projections.decisions import parse_quantity
     from ledger.times import now
 
     _format(format, ("json",))  # as `ledger check`: no CSV

@@ -37,7 +37,7 @@ import pytest
 
 from ledger.app import Ledger
 from ledger.errors import InputError, RuleViolation
-from ledger.projections import api
+from ledger.projections import api, decisions
 from ledger.projections.decisions import Request
 from ledger.projections.query import Views
 from ledger.projections.runner import catch_up, new_projector
@@ -761,7 +761,7 @@ def _request(day: str, end_user: str = "acme", quantity: str = "100", dest: str 
 
 
 def test_decision_licence_required_and_covered(views: Views) -> None:
-    d = api.check(views, _request("2025-12-04"), q("2025-12-04"))
+    d = decisions.check(views, _request("2025-12-04"), q("2025-12-04"))
     assert d.outcome == "approved"
     assert [(f.measure_id, f.clause_id) for f in d.fired] == [("M2", "lr")]
     assert d.licence_id == "GL-1"
@@ -770,19 +770,21 @@ def test_decision_licence_required_and_covered(views: Views) -> None:
 
 
 def test_decision_rejections(views: Views) -> None:
-    too_much = api.check(views, _request("2025-12-04", quantity="2000"), q("2025-12-04"))
+    too_much = decisions.check(views, _request("2025-12-04", quantity="2000"), q("2025-12-04"))
     assert too_much.outcome == "rejected"
     assert "only 1,000 kg of 1C902.a remain" in too_much.reasons[0]
     # After the withdrawal (as known on 12-31) no licence covers it.
-    after = api.check(views, _request("2025-12-09"), q("2025-12-31"))
+    after = decisions.check(views, _request("2025-12-09"), q("2025-12-31"))
     assert after.outcome == "rejected"
     assert "none covers it" in after.reasons[0] and "withdrawn" in after.reasons[0]
     # bolt is a military end user from 12-06 (known from 12-20): M1/cl2 prohibits.
-    military = api.check(views, _request("2025-12-07", "bolt", dest="DE"), q("2025-12-31"))
+    military = decisions.check(views, _request("2025-12-07", "bolt", dest="DE"), q("2025-12-31"))
     assert military.outcome == "rejected"
     assert any(r.startswith("prohibited: M1/cl2") for r in military.reasons)
     assert "MEU list" in military.end_user_status
-    known_earlier = api.check(views, _request("2025-12-07", "bolt", dest="DE"), q("2025-12-19"))
+    known_earlier = decisions.check(
+        views, _request("2025-12-07", "bolt", dest="DE"), q("2025-12-19")
+    )
     assert known_earlier.outcome == "approved"
     assert known_earlier.licence_id == "GL-1"
 
@@ -800,21 +802,21 @@ def test_decision_rejections(views: Views) -> None:
 def test_a_request_apply_could_not_record_is_refused_by_check(
     views: Views, change: dict[str, Any], error: type[Exception], field: str, text: str
 ) -> None:
-    """api.check (the library, not only the CLI) holds a request to what apply records."""
+    """decisions.check (the library, not only the CLI) holds a request to what apply records."""
     import dataclasses
 
     request = dataclasses.replace(_request("2025-12-04"), **change)
     with pytest.raises(error) as refused:
-        api.check(views, request, q("2025-12-04"))
+        decisions.check(views, request, q("2025-12-04"))
     assert refused.value.field == field and text in refused.value.message  # type: ignore[attr-defined]
 
 
 def test_decision_suspended_clause_does_not_apply(views: Views) -> None:
     # 11-20: M1/cl1 (licence required) is suspended and M2 does not exist yet.
-    d = api.check(views, _request("2025-11-20"), q("2025-12-31"))
+    d = decisions.check(views, _request("2025-11-20"), q("2025-12-31"))
     assert (d.outcome, d.reasons, d.fired) == ("approved", ["no control applies"], [])
     # As known on 11-06 the suspension was unknown: cl1 applies and no licence exists.
-    d = api.check(views, _request("2025-11-20"), q("2025-11-06"))
+    d = decisions.check(views, _request("2025-11-20"), q("2025-11-06"))
     assert d.outcome == "rejected"
     assert [(f.measure_id, f.clause_id) for f in d.fired] == [("M1", "cl1")]
     assert "jl-mag holds no licence" in d.reasons[0]

@@ -18,8 +18,9 @@ import pytest
 from ledger.app import Ledger
 from ledger.projections import api
 from ledger.projections.query import Views
-from ledger.projections.runner import catch_up, new_projector, run, view_store
+from ledger.projections.runner import catch_up, new_projector, run
 from ledger.projections.store import TRACKING_NAME
+from ledger.projections.stores import view_store
 from tests.conftest import SOURCE, Backend
 
 S = [SOURCE]

@@ -18,7 +18,8 @@ from ledger.config import Settings
 from ledger.nats_server import EmbeddedNats
 from ledger.projections import api
 from ledger.projections.query import Views
-from ledger.projections.runner import run, view_store
+from ledger.projections.runner import run
+from ledger.projections.stores import view_store
 from ledger.relay import Relay
 from tests.conftest import Backend
 from tests.integration.test_projections import q, record_scenario

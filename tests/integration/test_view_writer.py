@@ -10,8 +10,14 @@ import pytest
 
 from ledger.app import Ledger
 from ledger.errors import StoreError
-from ledger.projections.runner import apply_notifications, catch_up, new_projector, view_store
+from ledger.projections.runner import (
+    SKIPPED_TOPICS,
+    apply_payloads,
+    catch_up,
+    new_projector,
+)
 from ledger.projections.store import ViewsMoved
+from ledger.projections.stores import view_store
 from ledger.projections.writer import ProcessWriter
 from tests.conftest import Backend
 from tests.integration.test_projector import (
@@ -59,8 +65,7 @@ def test_another_projectors_write_is_detected_across_the_process(backend: Backen
     projector.writer = ProcessWriter(app.settings)
     try:
         record_history(app, batches=2, per_batch=200)
-        notes = app.recorder.select_notifications(start=0, limit=150, inclusive_of_start=False)
-        apply_notifications(app, projector, notes, flush=False)
+        apply_payloads(app, projector, app.read_stored(0, 150, skip_types=SKIPPED_TOPICS))
         other = catch_up(app, new_projector(app), until=300)  # writes meanwhile
         projector.flush(background=True)
         with pytest.raises(ViewsMoved) as moved:
@@ -82,15 +87,13 @@ def test_a_writer_process_that_dies_leaves_the_last_complete_batch(backend: Back
     writer = projector.writer = ProcessWriter(app.settings)
     try:
         record_history(app, batches=2, per_batch=200)
-        notes = app.recorder.select_notifications(start=0, limit=100, inclusive_of_start=False)
-        apply_notifications(app, projector, notes, flush=False)
+        apply_payloads(app, projector, app.read_stored(0, 100, skip_types=SKIPPED_TOPICS))
         projector.flush(background=True)
         projector.wait()
         assert view_store(app).position() == 100
 
         writer.kill()
-        more = app.recorder.select_notifications(start=100, limit=100, inclusive_of_start=False)
-        apply_notifications(app, projector, more, flush=False)
+        apply_payloads(app, projector, app.read_stored(100, 100, skip_types=SKIPPED_TOPICS))
         with pytest.raises(StoreError, match="writer process exited"):
             projector.flush(background=True)
             projector.wait()
