@@ -53,7 +53,9 @@ def _stale_hint(config: Settings) -> str:
     """Why a URL read from ``$LEDGER_HOME/nats.url`` does not answer, if it is stale."""
     if config.nats_url or not config.resolved_nats_url():
         return ""
-    if _ServeLock(config).held_by_another():
+    from ledger.serve import ServeLock
+
+    if ServeLock(config).held_by_another():
         return ""
     return (
         f"; that URL comes from {config.nats_url_file}, written by a `ledger serve` that is "
@@ -650,6 +652,8 @@ def health(ctx: click.Context, checks: tuple[str, ...], max_lag: int | None, out
         *(["nats"] if url else []),
         *(["relay", "projector"] if max_lag is not None else []),
     ]
+    from ledger.serve import first_line
+
     results: list[dict[str, Any]] = []
 
     def report(name: str, ok: bool, detail: str) -> None:
@@ -664,7 +668,7 @@ def health(ctx: click.Context, checks: tuple[str, ...], max_lag: int | None, out
                 "projector": read_tracking(app, VIEWS_TRACKING),
             }
     except Exception as exc:  # any failure to read the store is what this reports
-        report("store", False, _first_line(exc))
+        report("store", False, first_line(exc))
     else:
         if "store" in chosen:
             report("store", True, f"{config.backend} head position {head}")
@@ -806,8 +810,14 @@ def serve(
 
     from ledger.cli.common import open_ledger
     from ledger.nats_server import NatsServerError
-    from ledger.projections.runner import ProjectorTotals
-    from ledger.relay import Relay
+    from ledger.serve import (
+        ServeError,
+        ServeLock,
+        Services,
+        first_line,
+        start_embedded,
+        stop_embedded,
+    )
 
     _setup_logging(verbose)
     log = logging.getLogger("ledger.serve")
@@ -834,7 +844,7 @@ def serve(
             web = WebServer(config, web_host, web_port, web_config(web_token, web_cors_origins))
         except WebError as exc:
             _fail(str(exc), as_json=False)
-    lock = _ServeLock(config)
+    lock = ServeLock(config)
     holder = lock.acquire()
     if holder is not None:
         _fail(
@@ -847,218 +857,40 @@ def serve(
     try:
         if not url:
             try:
-                url, server = _start_embedded(config)
+                url, server = start_embedded(config)
+            except ServeError as exc:
+                _fail(str(exc), as_json=False)
             except NatsServerError as exc:
                 where = f" (log: {config.home / 'nats' / 'nats-server.log'})"
                 _fail(
-                    f"could not start the embedded NATS server: {_first_line(exc)}{where}",
+                    f"could not start the embedded NATS server: {first_line(exc)}{where}",
                     as_json=False,
                 )
         lock.record(url)
         click.echo(f"NATS {redact_url(url) if url else url}", nl=True)
         sys.stdout.flush()
-        threads: list[threading.Thread] = []
-        errors: dict[str, BaseException] = {}
         with (
             open_ledger(ctx) as app,
             metrics_server(ctx, metrics_port, metrics_address) as metrics,
         ):
-            worker = Relay(app, url)
-            totals = ProjectorTotals()
+            services = Services(app, url, projector=not no_projector, web=web, log=log)
             if metrics is not None:
-                metrics.collector.relay = worker
-                metrics.collector.projector = None if no_projector else totals
-            threads.append(
-                threading.Thread(
-                    target=_logged(worker.run_forever, log, "relay", errors),
-                    args=(stop,),
-                    name="relay",
-                    daemon=True,
-                )
-            )
-            projector = None if no_projector else _projector(log)
-            if projector is not None:
-                threads.append(
-                    threading.Thread(
-                        target=_logged(projector, log, "projector", errors),
-                        args=(config, stop, totals),
-                        name="projector",
-                        daemon=True,
-                    )
-                )
-            for t in threads:
-                t.start()
-            if web is not None:
-                web.start()
-                click.echo(f"Web {web.url}/")
-            click.echo(
-                f"Relaying to stream {config.stream}"
-                + ("; projector running" if projector else "")
-                + ". Ctrl-C or SIGTERM stops."
-            )
-            sys.stdout.flush()
-            while not stop.wait(0.5):
-                dead = next((t for t in threads if not t.is_alive()), None)
-                if dead is not None:  # one service died: stop the others, report it
-                    error = errors.get(dead.name)
-                    failed = (dead.name, _first_line(error) if error else "stopped unexpectedly")
-                    break
-                if web is not None and not web.is_alive():
-                    failed = ("web", "the web server stopped unexpectedly")
-                    break
-            stop.set()
-            if web is not None:
-                web.stop()
-            for t in threads:
-                t.join(timeout=30)
+                metrics.collector.relay = services.relay
+                metrics.collector.projector = services.projector_totals
+            failed = services.run(stop, say=_say)
     finally:
         stop.set()
         if web is not None:
             web.stop()
         # Only now, after the services drained: they needed the server to record positions.
         if server is not None and url:
-            _remove_url_file(config, url)
-            server.stop()
+            stop_embedded(config, url, server)
         lock.release()
     if failed is not None:
         _fail(f"{failed[0]}: {failed[1]}", as_json=False)
     click.echo("Stopped.")
 
 
-class _ServeLock:
-    """``$LEDGER_HOME/serve.lock``: an exclusive ``flock`` held for the life of ``serve``.
-
-    The file names its holder (pid, NATS URL); the lock itself dies with the process, so
-    a ``serve`` killed with SIGKILL leaves nothing to clean up.
-    """
-
-    def __init__(self, config: Settings):
-        self.path = config.home / "serve.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> str | None:
-        """Take the lock; if another process holds it, return that holder's description."""
-        import fcntl
-        import os
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            text = os.read(fd, 4096).decode(errors="replace").strip()
-            os.close(fd)
-            return text or "pid unknown"
-        self._fd = fd
-        self.record(None)
-        return None
-
-    def record(self, url: str | None) -> None:
-        import os
-
-        if self._fd is None:
-            return
-        os.ftruncate(self._fd, 0)
-        text = f"pid {os.getpid()}" + (f", NATS {redact_url(url)}" if url else "")
-        os.pwrite(self._fd, (text + "\n").encode(), 0)
-
-    def release(self) -> None:
-        import os
-
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.ftruncate(fd, 0)
-            os.close(fd)
-
-    def held_by_another(self) -> bool:
-        """Whether some other process holds the lock (a ``serve`` is running)."""
-        import fcntl
-        import os
-
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)
-        return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def _start_embedded(config: Settings) -> tuple[str, Any]:
-    import asyncio
-
-    from ledger import stream as st
-    from ledger.nats_auth import embedded_server
-
-    recorded = config.resolved_nats_url()
-    if recorded:
-
-        async def alive() -> bool:
-            try:
-                nc = await st.connect(
-                    recorded, connect_timeout=1, **config.nats_options("subscriber")
-                )
-            except st.NatsUnavailable:
-                return False
-            await nc.close()
-            return True
-
-        if asyncio.run(alive()):
-            _fail(
-                f"a NATS server recorded in {config.nats_url_file} is running at "
-                f"{redact_url(recorded)} "
-                "(another `ledger serve`?); stop it or set LEDGER_NATS_URL to use it",
-                as_json=False,
-            )
-    server = embedded_server(config)
-    url = server.start()
-    config.nats_url_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = config.nats_url_file.with_suffix(".tmp")
-    tmp.write_text(url + "\n")
-    tmp.replace(config.nats_url_file)
-    return url, server
-
-
-def _remove_url_file(config: Settings, url: str) -> None:
-    try:
-        if config.nats_url_file.read_text().strip() == url:
-            config.nats_url_file.unlink()
-    except OSError:
-        pass
-
-
-def _projector(log: logging.Logger) -> Any:
-    """``ledger.projections.runner.run_forever`` when the projections package provides it."""
-    try:
-        from ledger.projections.runner import run_forever
-    except (ImportError, AttributeError) as exc:
-        log.info("projector not available (%s); serving without it", exc)
-        return None
-    return run_forever
-
-
-def _logged(target: Any, log: logging.Logger, name: str, errors: dict[str, BaseException]) -> Any:
-    """``target`` in a thread: its exception is logged and kept in ``errors[name]``."""
-
-    def run(*args: Any) -> None:
-        from ledger.relay import RelayError
-
-        try:
-            target(*args)
-        except RelayError as exc:  # an operational refusal, explained in one line
-            errors[name] = exc
-            log.error("%s stopped: %s", name, exc)
-        except Exception as exc:
-            errors[name] = exc
-            log.exception("%s failed", name)
-
-    return run
+def _say(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()

@@ -466,74 +466,45 @@ class Ledger(Application[str]):
         progress: Callable[[int], None] | None,
         dry_run: bool = False,
     ) -> AppendResult:
-        # Idempotency: ids already stored (checked below), and ids repeated within the batch.
+        """One attempt at a batch: sort out repeated ids, check and encode each new event
+        against the state its predecessors produced, write them in one transaction, and
+        say what happened to each submission."""
         stored = self.index.lookup([s.event.event_id for s in submissions])
         recorded_at = self._recorded_time(submissions, backfill, stored)
+        fresh, duplicates = _sort_out_ids(submissions, stored, self._same_without_effective)
+        checked = self._check_and_encode(submissions, fresh, recorded_at, backfill, progress)
+        position_of = {} if dry_run else self._write(checked)
         result = AppendResult(recorded_at=None if backfill else recorded_at, dry_run=dry_run)
-        first_seen: dict[UUID, Submission] = {}
-        fresh: list[int] = []  # batch indexes of the events to check and write
-        duplicates: dict[int, tuple[UUID, int | None]] = {}  # batch index -> (orig id, pos)
-        for i, s in enumerate(submissions):
-            e = s.event
-            entry = stored.get(e.event_id) if stored else None
-            if entry is not None:
-                if entry.content_hash != s.content_hash and not self._same_without_effective(
-                    s, entry
-                ):
-                    raise ConflictError(
-                        "event-id-reused",
-                        f"event {e.event_id} is already recorded (position {entry.position}, "
-                        f"{entry.event_type} on {entry.entity_kind}:{entry.entity_id}) with "
-                        "different content",
-                        field="event_id",
-                        line=s.line,
-                    )
-                duplicates[i] = (e.event_id, entry.position)
-                continue
-            earlier = first_seen.setdefault(e.event_id, s)
-            if earlier is not s:
-                if earlier.content_hash != s.content_hash:
-                    raise ConflictError(
-                        "event-id-reused",
-                        f"event {e.event_id} appears twice in the batch with different content"
-                        + (f" (first on line {earlier.line})" if earlier.line else ""),
-                        field="event_id",
-                        line=s.line,
-                    )
-                duplicates[i] = (e.event_id, None)
-                continue
-            fresh.append(i)
+        result.outcomes = self._outcomes(submissions, checked, duplicates, position_of, dry_run)
+        if progress is not None and len(fresh) % 1000:
+            progress(len(fresh) % 1000)
+        return result
 
+    def _check_and_encode(
+        self,
+        submissions: Sequence[Submission],
+        fresh: Sequence[int],
+        recorded_at: dt.datetime,
+        backfill: bool,
+        progress: Callable[[int], None] | None,
+    ) -> _Checked:
+        """Check each new event against the entities it touches (prefetched at once),
+        fold it in, and encode it with its index row.  Raises the first rule broken,
+        located at its line."""
         workspace = Workspace(self.load_entities)
         workspace.prefetch(k for i in fresh for k in references(submissions[i].event))
         entities = workspace.entities
         mapper = self.msgspec_mapper
-        stored_events: list[StoredEvent] = []
-        rows: list[IndexRow] = []
-        written: list[int] = []  # batch indexes, in the order of stored_events
-        keys: dict[int, str] = {}  # batch index -> entity key, for the outcomes
+        out = _Checked()
         recorded_us = None if backfill else to_us(recorded_at)
-        # The parsed encoding carries the parse-time recorded time: swap it in the bytes.
-        recorded_json = b'"recorded_at":' + encode_event_value(recorded_at)
-        parsed_at: dt.datetime | None = None
-        parsed_json = b""
-        shipment_dupes: dict[int, UUID] = {}  # batch index -> original usage event id
+        stamp = _RecordedStamp(recorded_at)
         for n, i in enumerate(fresh, start=1):
             s = submissions[i]
-            e = s.event
-            payload = s.payload
-            if not backfill and e.recorded_at != recorded_at:
-                if e.recorded_at is not parsed_at:
-                    parsed_at = e.recorded_at
-                    parsed_json = b'"recorded_at":' + encode_event_value(parsed_at)
-                e = msgspec.structs.replace(e, recorded_at=recorded_at)
-                if payload is not None:
-                    swapped = payload.replace(parsed_json, recorded_json, 1)
-                    payload = swapped if swapped != payload else None
+            e, payload = (s.event, s.payload) if backfill else stamp(s.event, s.payload)
             if type(e) is ev.LicenceUsageRecorded:
                 original = _same_shipment(workspace, e)
                 if original is not None:
-                    shipment_dupes[i] = original
+                    out.shipment_dupes[i] = original
                     continue
             try:
                 rules.check(e, workspace)
@@ -542,14 +513,14 @@ class Ledger(Application[str]):
             key = f"{e.entity_kind}:{e.entity_id}"
             entity = entities.get(key) or workspace.entity(e.entity_kind, e.entity_id)
             entity.add(e)
-            keys[i] = key
+            out.keys[i] = key
             type_name = type(e).__name__
-            stored_events.append(
+            out.stored_events.append(
                 mapper.stored_event(
                     key, entity.version, type_name, encode_event(e) if payload is None else payload
                 )
             )
-            rows.append(
+            out.rows.append(
                 IndexRow(
                     e.event_id,
                     type_name,
@@ -562,23 +533,39 @@ class Ledger(Application[str]):
                     entity.version,
                 )
             )
-            written.append(i)
+            out.written.append(i)
             if progress is not None and n % 1000 == 0:
                 progress(1000)
+        return out
 
-        position_of: dict[int, int] = {}  # batch index -> position
-        if stored_events and not dry_run:
-            # What EventStore.put does, minus building a Recording per event: map, then
-            # insert through the recorder with the index rows in the same transaction.
-            ids = self.recorder.insert_events(stored_events, index_rows=rows)
-            if not ids or len(ids) != len(stored_events):
-                raise StoreError("the store did not report positions for every event")
-            position_of = dict(zip(written, ids, strict=True))
+    def _write(self, checked: _Checked) -> dict[int, int]:
+        """Insert the checked events with their index rows in one transaction; returns
+        each one's position by batch index."""
+        if not checked.stored_events:
+            return {}
+        # What EventStore.put does, minus building a Recording per event: map, then
+        # insert through the recorder with the index rows in the same transaction.
+        ids = self.recorder.insert_events(checked.stored_events, index_rows=checked.rows)
+        if not ids or len(ids) != len(checked.stored_events):
+            raise StoreError("the store did not report positions for every event")
+        return dict(zip(checked.written, ids, strict=True))
+
+    def _outcomes(
+        self,
+        submissions: Sequence[Submission],
+        checked: _Checked,
+        duplicates: dict[int, tuple[UUID, int | None]],
+        position_of: dict[int, int],
+        dry_run: bool,
+    ) -> list[Outcome]:
+        """What happened to each submission: appended (or valid, in a dry run) at its
+        position, or a duplicate of an event stored or earlier in the batch."""
+        shipment_dupes, keys = checked.shipment_dupes, checked.keys
         positions: dict[UUID, int] = {}  # event id -> position, for in-batch duplicates
         if duplicates or shipment_dupes:
             positions = {submissions[i].event.event_id: n for i, n in position_of.items()}
         originals = self.index.lookup(list(shipment_dupes.values())) if shipment_dupes else {}
-        outcomes = result.outcomes
+        outcomes: list[Outcome] = []
         for i, s in enumerate(submissions):
             e = s.event
             position = position_of.get(i)
@@ -615,9 +602,7 @@ class Ledger(Application[str]):
                         e.event_id, e.type, e.entity, "duplicate", position, s.line, original_id
                     )
                 )
-        if progress is not None and len(fresh) % 1000:
-            progress(len(fresh) % 1000)
-        return result
+        return outcomes
 
     def append_objects(self, objects: Sequence[Any], *, backfill: bool = False) -> AppendResult:
         """Parse and append decoded JSON objects (one batch)."""
@@ -649,6 +634,85 @@ class Ledger(Application[str]):
         if retraction_id is not None:
             obj["event_id"] = str(retraction_id)
         return self.append_objects([obj])
+
+
+@dataclass
+class _Checked:
+    """A batch's new events, checked and encoded, ready to write."""
+
+    stored_events: list[StoredEvent] = field(default_factory=list)
+    rows: list[IndexRow] = field(default_factory=list)
+    written: list[int] = field(default_factory=list)
+    """Batch indexes, in the order of ``stored_events``."""
+    keys: dict[int, str] = field(default_factory=dict)
+    """Batch index -> entity key, for the outcomes."""
+    shipment_dupes: dict[int, UUID] = field(default_factory=dict)
+    """Batch index -> the usage event already recording that very shipment."""
+
+
+class _RecordedStamp:
+    """Gives a parsed event the batch's recorded time, in the struct and in its encoded
+    bytes (which carry the parse-time recorded time: swapped in place, not re-encoded)."""
+
+    def __init__(self, recorded_at: dt.datetime):
+        self.recorded_at = recorded_at
+        self.recorded_json = b'"recorded_at":' + encode_event_value(recorded_at)
+        self.parsed_at: dt.datetime | None = None
+        self.parsed_json = b""
+
+    def __call__(self, e: ev.Event, payload: bytes | None) -> tuple[ev.Event, bytes | None]:
+        if e.recorded_at == self.recorded_at:
+            return e, payload
+        if e.recorded_at is not self.parsed_at:
+            self.parsed_at = e.recorded_at
+            self.parsed_json = b'"recorded_at":' + encode_event_value(e.recorded_at)
+        e = msgspec.structs.replace(e, recorded_at=self.recorded_at)
+        if payload is not None:
+            swapped = payload.replace(self.parsed_json, self.recorded_json, 1)
+            payload = swapped if swapped != payload else None
+        return e, payload
+
+
+def _sort_out_ids(
+    submissions: Sequence[Submission],
+    stored: dict[UUID, IndexEntry],
+    same_without_effective: Callable[[Submission, IndexEntry], bool],
+) -> tuple[list[int], dict[int, tuple[UUID, int | None]]]:
+    """Idempotency by event id: the batch indexes of the new events, and of the
+    duplicates (of a stored event: its position; of one earlier in the batch: None).
+    An id reused with different content is a ``ConflictError``."""
+    first_seen: dict[UUID, Submission] = {}
+    fresh: list[int] = []
+    duplicates: dict[int, tuple[UUID, int | None]] = {}
+    for i, s in enumerate(submissions):
+        e = s.event
+        entry = stored.get(e.event_id) if stored else None
+        if entry is not None:
+            if entry.content_hash != s.content_hash and not same_without_effective(s, entry):
+                raise ConflictError(
+                    "event-id-reused",
+                    f"event {e.event_id} is already recorded (position {entry.position}, "
+                    f"{entry.event_type} on {entry.entity_kind}:{entry.entity_id}) with "
+                    "different content",
+                    field="event_id",
+                    line=s.line,
+                )
+            duplicates[i] = (e.event_id, entry.position)
+            continue
+        earlier = first_seen.setdefault(e.event_id, s)
+        if earlier is not s:
+            if earlier.content_hash != s.content_hash:
+                raise ConflictError(
+                    "event-id-reused",
+                    f"event {e.event_id} appears twice in the batch with different content"
+                    + (f" (first on line {earlier.line})" if earlier.line else ""),
+                    field="event_id",
+                    line=s.line,
+                )
+            duplicates[i] = (e.event_id, None)
+            continue
+        fresh.append(i)
+    return fresh, duplicates
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal, TypeAlias
+from typing import Annotated, ClassVar, Literal, TypeAlias, get_args
 from uuid import UUID
 
 import msgspec
@@ -626,35 +626,6 @@ class EventRetracted(Event, kw_only=True, frozen=True):
     NEEDS_SOURCE = False
 
 
-EVENT_TYPES: tuple[type[Event], ...] = (
-    AgreementReached,
-    AgreementExtended,
-    CommitmentPledged,
-    CommitmentAcknowledged,
-    CommitmentImplemented,
-    CommitmentReversed,
-    CommitmentLapsed,
-    MeasurePublished,
-    ClauseSuspended,
-    SuspensionEnded,
-    MeasureRevoked,
-    PartyRegistered,
-    PartyVetted,
-    PartyClassified,
-    PartyListed,
-    PartyDelisted,
-    LicenceGranted,
-    LicenceAmended,
-    LicenceSuspended,
-    LicenceReinstated,
-    LicenceWithdrawn,
-    LicenceSurrendered,
-    LicenceUsageRecorded,
-    ApplicationSubmitted,
-    ApplicationDecided,
-    EventRetracted,
-)
-
 AnyEvent: TypeAlias = (
     AgreementReached
     | AgreementExtended
@@ -683,7 +654,11 @@ AnyEvent: TypeAlias = (
     | ApplicationDecided
     | EventRetracted
 )
-"""Union of every event type, discriminated by ``type``: decode with this."""
+"""Union of every event type, discriminated by ``type``: decode with this.  The one list
+of the event types: ``EVENT_TYPES`` is read from it."""
+
+EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)
+"""Every event type, in the contract's order (``AnyEvent``'s)."""
 
 EVENT_TYPES_BY_NAME: dict[str, type[Event]] = {cls.__name__: cls for cls in EVENT_TYPES}
 KIND_OF_TYPE: dict[str, str] = {cls.__name__: cls.KIND for cls in EVENT_TYPES if cls.KIND}
