@@ -117,7 +117,7 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(package_name="ledger", prog_name="ledger")
+@click.version_option(package_name="export-control-ledger", prog_name="ledger")
 @click.option(
     "--home",
     envvar="LEDGER_HOME",
