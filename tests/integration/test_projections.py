@@ -435,8 +435,12 @@ def test_measures_list_every_measure(views: Views) -> None:
         ("M1", "cl2", "in-force"),
         ("M2", "lr", "in-force"),
     ]
-    assert api.measures(views, q("2025-12-03"), q("2025-12-01")) == [
-        r for r in api.measures(views, q("2025-12-03"), q("2025-12-01")) if r["measure_id"] == "M1"
+    # Known on 1 December: M2 was recorded on 12-02, so only M1's clauses are listed
+    # (cl1 suspended since the 11-07 record, cl2 in force).
+    rows = api.measures(views, q("2025-12-03"), q("2025-12-01"))
+    assert [(r["measure_id"], r["clause_id"], r["status"]) for r in rows] == [
+        ("M1", "cl1", "suspended"),
+        ("M1", "cl2", "in-force"),
     ]
 
 
