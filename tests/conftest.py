@@ -1,5 +1,13 @@
 """Shared fixtures: a ledger on SQLite and on PostgreSQL, each isolated per test.
 
+Property tests (Hypothesis) run under one of three profiles, chosen with
+``LEDGER_HYPOTHESIS_PROFILE``:
+
+- ``ci`` (the default, so the README's test command is what CI runs): 200 examples per
+  property, derandomized, so a run is reproducible and a failure recurs on every machine;
+- ``dev``: 20 derandomized examples, for a quick loop while editing;
+- ``nightly``: 5,000 examples with a fresh random seed each run (``tools/test-nightly.sh``).
+
 PostgreSQL: ``LEDGER_TEST_POSTGRES_URL`` (default: the local server's ``test`` database
 with trust auth).  Each test gets its own schema, dropped afterwards.  When the server is
 unreachable the PostgreSQL tests skip, except under CI (``CI=true``), where they fail.
@@ -14,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from ledger.app import Ledger
 from ledger.config import Settings
@@ -22,6 +31,17 @@ POSTGRES_URL = os.environ.get(
     "LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+_SLOW_EXAMPLES = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile("ci", max_examples=200, derandomize=True, **_SLOW_EXAMPLES)
+settings.register_profile("dev", max_examples=20, derandomize=True, **_SLOW_EXAMPLES)
+settings.register_profile(
+    "nightly", max_examples=5000, derandomize=False, database=None, **_SLOW_EXAMPLES
+)
+settings.load_profile(os.environ.get("LEDGER_HYPOTHESIS_PROFILE", "ci"))
 BACKENDS = ["sqlite", "postgres"]
 
 _postgres_checked: bool | None = None

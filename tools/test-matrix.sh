@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run the test suite, installed through constraints.txt, on each Python version given
 # (default: 3.11 and 3.12, the Dockerfile's), each in a fresh venv.  A version whose
-# interpreter (pythonX.Y) is not on PATH is reported and skipped.
+# interpreter (pythonX.Y) is not on PATH is reported and skipped.  Property tests run at
+# the 'dev' Hypothesis profile unless LEDGER_HYPOTHESIS_PROFILE says otherwise.
 #
 #   tools/test-matrix.sh [3.11 3.12 ...]
 set -eu
@@ -27,6 +28,9 @@ for version in $versions; do
   echo "== Python $version ($venv)"
   "$python" -m venv "$venv"
   "$venv/bin/pip" install -q -c constraints.txt -e '.[test]'
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider || status=1
+  # Property tests at the quick 'dev' profile: this run is about the Python version; the
+  # README's command already ran them at full strength.
+  LEDGER_HYPOTHESIS_PROFILE=${LEDGER_HYPOTHESIS_PROFILE:-dev} \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider || status=1
 done
 exit $status

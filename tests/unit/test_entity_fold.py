@@ -73,7 +73,7 @@ def build(spec: list[tuple[str, int, int]]) -> list[ev.Event]:
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=max(300, settings.default.max_examples), deadline=None)
 @given(
     spec=st_.lists(licence_event, max_size=40),
     probes=st_.lists(st_.integers(-10, 320), min_size=1, max_size=4),
