@@ -14,10 +14,14 @@ one the ledger accepts.  Each batch is recorded at its own (backfilled) recorded
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from decimal import Decimal
 from typing import Any
 
+import hypothesis
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from ledger.app import Ledger
 from ledger.errors import LedgerError
@@ -25,6 +29,7 @@ from ledger.projections import api
 from ledger.projections.query import Views
 from ledger.projections.runner import catch_up, new_projector
 from ledger.times import from_us, to_us
+from tests import oracle
 from tests.conftest import SOURCE, Backend
 
 S = [SOURCE]
@@ -54,6 +59,10 @@ OPS = (
     "lapse",
     "acknowledge",
     "retract",
+    "fill",  # a shipment of exactly what is left of an item's cap (the cap's boundary)
+    "fill",
+    "overfill",  # one unit more than is left (the ledger must refuse it)
+    "at-mark",  # a shipment at the very instant of another event of its licence
 )
 
 
@@ -168,8 +177,19 @@ def base_events() -> list[dict[str, Any]]:
     return events
 
 
-def make_event(op: str, a: int, b: int, day: int, appended: list[str]) -> dict[str, Any] | None:
-    """One candidate event (the ledger may reject it; it is then dropped)."""
+def _left(log: oracle.RawLog, licence: str, item: str) -> Decimal | None:
+    """What is left of ``item``'s cap on ``licence`` with every recorded shipment counted
+    (the naive replay of tests/oracle.py, as of the end of time)."""
+    state = oracle.licences(log, dt.datetime.max.replace(tzinfo=dt.UTC), None).get(licence)
+    if state is None or item not in state.caps:
+        return None
+    return state.caps[item] - state.used[item]
+
+
+def make_event(
+    op: str, a: int, b: int, day: int, appended: list[str], log: oracle.RawLog | None = None
+) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """One candidate event, or a few (the ledger may reject them; they are then dropped)."""
     lic = ("L1", "L2")[a % 2]
     party = ("u1", "u2", "u3")[a % 3]
     clause = ("a", "b")[a % 2]
@@ -287,6 +307,36 @@ def make_event(op: str, a: int, b: int, day: int, appended: list[str]) -> dict[s
             "party": ("US", "CN")[a % 2],
             **common,
         }
+    if op in ("fill", "overfill") and log is not None:
+        # An item with something left (the other one first when this one is used up), so
+        # that fills in turn use up every item of a general licence.
+        items = ("1C902.a", "1C903")[:: 1 if b % 2 else -1] if lic == "L1" else ("1C902.a",)
+        open_items = [(i, x) for i in items if (x := _left(log, lic, i)) is not None and x > 0]
+        if not open_items:
+            return None
+        # 'fill' ships what is left of every item (a general licence is then used up),
+        # 'overfill' one unit more than is left of one item.
+        if op == "overfill":
+            open_items = open_items[:1]
+        usage = make_event("usage", a, b, day, appended)
+        assert isinstance(usage, dict)
+        return [
+            {
+                **usage,
+                "item": item,
+                "quantity": str(left + (1 if op == "overfill" else 0)),
+                "shipment_id": f"f{a}-{b}-{n}",
+            }
+            for n, (item, left) in enumerate(open_items)
+        ]
+    if op == "at-mark" and log is not None:
+        marks = sorted(
+            {e["effective_at"] for e in log.events if e["entity_id"] == lic and e["_position"] > 1}
+        )
+        event = make_event("usage", a, b, day, appended)
+        if not marks or not isinstance(event, dict):
+            return None
+        return {**event, "effective_at": marks[b % len(marks)], "shipment_id": f"m{a}-{b}"}
     if op == "retract" and appended:
         return {
             "type": "EventRetracted",
@@ -313,21 +363,51 @@ histories = st.lists(
 )
 
 
-def record(app: Ledger, batches: list[list[Op]], *, first_batch: int = 0) -> list[dt.datetime]:
+def record(
+    app: Ledger,
+    batches: list[list[Op]],
+    *,
+    first_batch: int = 0,
+    tally: Counter[str] | None = None,
+) -> list[dt.datetime]:
     """Append the base history and the batches (dropping rejected events); returns the
-    recorded time of each batch appended."""
+    recorded time of each batch appended.  ``tally`` counts candidates, rejections and
+    licences used up exactly (reported to Hypothesis as events, too).
+
+    A batch whose first operation has ``a == 5`` is recorded at the same instant as the
+    batch before it (two backfills recorded at the ledger's latest recorded time)."""
+    tally = Counter() if tally is None else tally
     times: list[dt.datetime] = []
-    appended = [str(e["event_id"]) for e in []]
     if first_batch == 0:
         recorded = BASE - dt.timedelta(days=40)
-        _append(app, base_events(), recorded)
+        _append(app, base_events(), recorded, Counter())  # the base is not a candidate
         times.append(recorded)
+    recorded = BASE + dt.timedelta(days=12 * first_batch, hours=5)
     for i, ops in enumerate(batches, start=first_batch):
-        recorded = BASE + dt.timedelta(days=12 * i, hours=5)
+        if not (ops and ops[0][1] == 5 and i > first_batch):
+            recorded = BASE + dt.timedelta(days=12 * i, hours=5)
         appended = _event_ids(app)
-        events = [e for e in (make_event(*op, appended) for op in ops) if e is not None]
-        if _append(app, events, recorded):
+        log = oracle.RawLog.read(app)
+        events: list[dict[str, Any]] = []
+        for op in ops:
+            made = make_event(*op, appended, log)
+            events += made if isinstance(made, list) else [made] if made is not None else []
+        if _append(app, events, recorded, tally) and (not times or times[-1] != recorded):
             times.append(recorded)
+    final = oracle.licences(oracle.RawLog.read(app), dt.datetime.max.replace(tzinfo=dt.UTC), None)
+    tally["used up exactly"] += sum(
+        1 for state in final.values() for i in state.caps if state.used[i] == state.caps[i]
+    )
+    tally["general licence used up"] += sum(
+        1
+        for lid, state in final.items()
+        if lid == "L1" and all(state.used[i] >= state.caps[i] for i in state.caps)
+    )
+    if currently_in_test_context():  # reported with --hypothesis-show-statistics
+        share = tally["rejected"] / tally["candidates"] if tally["candidates"] else 0.0
+        hypothesis.event(f"rejected {round(share, 1):.0%} of candidate events")
+        if tally["used up exactly"]:
+            hypothesis.event("an item used up exactly")
     return times
 
 
@@ -339,17 +419,47 @@ def _event_ids(app: Ledger) -> list[str]:
     ]
 
 
-def _append(app: Ledger, events: list[dict[str, Any]], recorded: dt.datetime) -> bool:
+def _append(
+    app: Ledger, events: list[dict[str, Any]], recorded: dt.datetime, tally: Counter[str]
+) -> bool:
     stamp = recorded.isoformat().replace("+00:00", "Z")
     events = [{**e, "recorded_at": stamp} for e in events]
+    tally["candidates"] += len(events)
     while events:
         try:
             app.append_objects([dict(e) for e in events], backfill=True)
             return True
         except LedgerError as exc:
             line = exc.line or 1
+            tally["rejected"] += 1
+            tally[f"rejected {events[line - 1]['type']}"] += 1
             del events[line - 1]
     return False
+
+
+def assert_oracle_agrees(
+    views: Views, log: oracle.RawLog, t: dt.datetime, k: dt.datetime | None
+) -> None:
+    """The views' licences and clauses as of T, known at K, are what the naive replay of
+    the raw log (tests/oracle.py) says they are."""
+    expected = oracle.licences(log, t, k)
+    got = {
+        row["licence_id"]: (
+            row["status"],
+            {i["item"]: (Decimal(i["cap"]), Decimal(i["used"])) for i in row["items"]},
+            row["shipments"],
+        )
+        for row in api.licences(views, t, k)
+    }
+    want = {
+        lid: (o.status, {i: (o.caps[i], o.used[i]) for i in o.caps}, o.shipments)
+        for lid, o in expected.items()
+    }
+    assert got == want, ("licences", t, k)
+    clauses = {
+        f"{r['measure_id']}/{r['clause_id']}": r["status"] for r in api.measures(views, t, k)
+    }
+    assert clauses == oracle.clauses(log, t, k), ("clauses", t, k)
 
 
 def answers(v: Views, as_of: dt.datetime, known_at: dt.datetime) -> dict[str, Any]:
@@ -407,15 +517,18 @@ def test_live_stored_views_equal_a_fresh_fold(
             times += record(app, [ops], first_batch=i)
             catch_up(app, projector)  # live: the views follow batch by batch
         stored, fold = Views(app, mode="stored"), Views(app, mode="fold")
+        log = oracle.RawLog.read(app)
         for t, k in probe_times(times, picks):
             assert answers(stored, t, k) == answers(fold, t, k), (t, k)
-        # Just before and after the instants where statuses change with time alone.
+            assert_oracle_agrees(stored, log, t, k)
+        # Just before, at and after the instants where statuses change with time alone.
         marks = instants(app)
         for n in near:
             t = marks[n % len(marks)] + dt.timedelta(microseconds=(n % 3) - 1)
             k = times[(n // 3) % len(times)] if n % 2 else None
             for kind in KINDS:
                 assert stored.records(kind, t, k) == fold.records(kind, t, k), (kind, t, k)
+            assert_oracle_agrees(stored, log, t, k)
     finally:
         app.close()
 
@@ -440,6 +553,29 @@ def test_answers_are_stable_when_later_knowledge_arrives(
             assert answers(Views(app, mode="fold"), *p) == before[p], p
     finally:
         app.close()
+
+
+def test_generated_histories_are_plausible(sqlite_backend: Backend) -> None:
+    """The generator reaches the boundaries it aims at, and the ledger rejects a
+    plausible share of its candidates: a rule that rejects too much (or a generator that
+    only produces what is refused) would otherwise leave the properties testing little."""
+    tally: Counter[str] = Counter()
+
+    @settings(max_examples=40, derandomize=True, database=None)
+    @given(batches=histories)
+    def run(batches: list[list[Op]]) -> None:
+        app = Ledger(sqlite_backend.settings())
+        try:
+            record(app, batches, tally=tally)
+        finally:
+            app.close()
+
+    run()
+    share = tally["rejected"] / tally["candidates"]
+    assert 0.05 < share < 0.6, tally
+    assert tally["used up exactly"] > 0, tally
+    assert tally["general licence used up"] > 0, tally
+    assert tally["rejected LicenceUsageRecorded"] < tally["candidates"] / 2, tally
 
 
 def test_generated_histories_exercise_late_knowledge(backend: Backend) -> None:
