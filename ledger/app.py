@@ -726,8 +726,9 @@ def gc_paused() -> Iterator[None]:
     On the way out, the objects allocated meanwhile join the oldest generation directly
     (``gc.freeze()`` then ``gc.unfreeze()``: two list splices, and the young generation's
     count starts again from zero) instead of the young-generation pass that re-enabling
-    would trigger at the next allocation.  That pass scans every survivor: ~40 % of the
-    time of a 5,000-licence listing.  Nested pauses act once, at the outermost exit.
+    would trigger at the next allocation.  That pass scans every survivor, which in a
+    listing of thousands of licences is most of what was just built.  Nested pauses act
+    once, at the outermost exit.
     """
     was_enabled = gc.isenabled()
     gc.disable()

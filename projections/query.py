@@ -164,9 +164,8 @@ class Views:
         decode_timeline = rec.timeline_decoder()
         out: list[Resolved] = []
         append = out.append
-        # Many entities share a timeline (licences granted for the same span: ~1 in 5 of
-        # a listing's timelines is new), so each distinct one is decoded and resolved at T
-        # once per query.
+        # Many entities share a timeline (licences granted for the same span), so each
+        # distinct one is decoded and resolved at T once per query.
         value_at_t: dict[bytes, Any] = {}
         # Thousands of rows per listing: no per-row calls beyond the two decodes, and no
         # collector passes rescanning the rows already fetched or decoded (all acyclic).
@@ -268,9 +267,9 @@ class Views:
         validity, withdrawal and surrender, folded from the events that set them.
 
         Shipments change none of these, and they are nearly all of a licence's history
-        (each one a stored record), so this reads the few term events instead: at a
-        million events, ~15 thousand rows instead of ~450 thousand.  The records'
-        usage fields (items used, shipments, late usage) are left empty.
+        (each one a stored record), so this reads the few term events instead: a handful
+        of rows per licence rather than one per shipment.  The records' usage fields
+        (items used, shipments, late usage) are left empty.
         """
         grouped: dict[str, list[ev.Event]] = {}
         for entry in self.app.log(known_at=known_at, entity_kind="licence", types=TERM_TYPES):

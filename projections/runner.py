@@ -53,9 +53,8 @@ PAGE = 20_000
 FLUSH_EVENTS = int(os.environ.get("LEDGER_PROJECTOR_BATCH", "25000"))
 """Events applied per transaction at most (``LEDGER_PROJECTOR_BATCH``; bigger: fewer
 transactions, smaller: shorter ones, and less wait for the last write of a catch-up that
-writes in a second process).  A 1M-event rebuild took ~0.3 s less with 25,000 than with
-50,000 in three alternating pairs (16.4-16.8 s against 16.5-17.5 s), with 100,000 ~1 s
-more; 10,000-15,000 were no faster than 25,000."""
+writes in a second process, which nothing overlaps).  The default is where those two
+costs balance in a full rebuild; the commit that set it has the measurements."""
 PARALLEL_WRITES_FROM = 200_000
 """A catch-up of at least this many events (several batches) writes each batch in a
 second process while it applies the next (``ledger.projections.writer``), on a machine with more

@@ -39,13 +39,13 @@ from ledger.store.tree import TreeTables
 CACHE_SIZE_KIB = 65536
 JOURNAL_SIZE_LIMIT_BYTES = 64 << 20
 """The WAL file shrinks back to this once a checkpoint has copied it into the database.
-SQLite otherwise keeps it at its largest (~455 MB after rebuilding the views of a
-1M-event ledger) for good."""
+SQLite otherwise keeps it at its largest (hundreds of megabytes after a views rebuild
+or a big import) for good."""
 MMAP_SIZE_BYTES = 1 << 31
 """Reads go through a memory map of the file (SQLite caps it at its build's maximum,
 2 GiB here): a page already in the OS cache is read without copying it into SQLite's
-own cache.  The views' as-of listings read thousands of scattered record bodies; their
-SQL takes ~25 % less time.  Writes are unchanged (SQLite still writes with write())."""
+own cache.  The views' as-of listings read thousands of scattered record bodies, so
+copying is much of their cost.  Writes are unchanged (SQLite still writes with write())."""
 
 
 class LedgerSQLiteConnectionPool(SQLiteConnectionPool):

@@ -1,4 +1,4 @@
-"""Time rules of DESIGN.md: bare dates, offsets, query bounds (pure, no services)."""
+"""The time rules (README, "Concepts"): bare dates, offsets, query bounds (pure, no services)."""
 
 from __future__ import annotations
 
