@@ -271,11 +271,12 @@ def demo(ctx: click.Context, demo_home: str | None, with_web: bool, port: int, o
         # 5. The record proves itself: the signed checkpoint and one inclusion proof.
         report["proof"] = _prove_one(app, globals_, say, as_json, len(questions) + 1)
         if with_web:  # bound now: a port in use fails before the temporary home goes
+            from ledger.times import zone_name
             from ledger.web.run import WebError, WebServer
             from ledger.web.server import WebConfig
 
             try:
-                web = WebServer(settings, "127.0.0.1", port, WebConfig())
+                web = WebServer(settings, "127.0.0.1", port, WebConfig(zone=zone_name()))
             except WebError as exc:
                 raise click.ClickException(str(exc)) from None
             report["web"] = web.url + BUSAN_TIMELINE

@@ -52,9 +52,11 @@ def web_options(func: F) -> F:
 
 
 def web_config(token: str | None, cors_origins: tuple[str, ...]) -> Any:
+    """The server's settings; its default calendar is this invocation's ``--tz``."""
+    from ledger.times import zone_name
     from ledger.web.server import WebConfig
 
-    return WebConfig(token=token or None, cors_origins=tuple(cors_origins))
+    return WebConfig(token=token or None, cors_origins=tuple(cors_origins), zone=zone_name())
 
 
 @click.command()

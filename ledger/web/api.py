@@ -45,6 +45,13 @@ KNOWN_AT = Annotated[
         "of that day UTC; a time still to come is now). Default: now."
     ),
 ]
+TZ = Annotated[
+    str | None,
+    doc(
+        "As the CLI's --tz: the calendar (IANA zone) of bare dates and of the days in the "
+        "answer. Default: the server's (--tz / LEDGER_TZ), else UTC."
+    ),
+]
 FORMAT = Annotated[
     str | None, doc("json (default) or csv (the CSV of `ledger VIEW -o csv`, the same bytes)")
 ]
@@ -69,7 +76,7 @@ def csv_answer(
     import io
 
     from ledger.cli.main import cli
-    from ledger.times import iso
+    from ledger.times import iso, zone_name
 
     settings = state_of(request).app.settings
     when = [
@@ -81,6 +88,8 @@ def csv_answer(
         str(settings.home),
         "--database-url",
         settings.database_url,
+        "--tz",
+        zone_name(),
         *command,
         *when,
         "--output",
@@ -127,6 +136,7 @@ def licences(
     status: Annotated[str | None, doc("Only this status")] = None,
     exporter: Annotated[str | None, doc("Only this exporter's")] = None,
     end_user: Annotated[str | None, doc("Only licences naming him")] = None,
+    tz: TZ = None,
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger licences -o json`: status, validity, exporter, end users, remaining."""
@@ -155,6 +165,7 @@ def commitments(
     known_at: KNOWN_AT = None,
     agreement: Annotated[str | None, doc("Only this agreement's")] = None,
     party: Annotated[str | None, doc("Owed by or to this government")] = None,
+    tz: TZ = None,
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger commitments -o json`: pledged, implemented, pending, overdue, reversed."""
@@ -177,6 +188,7 @@ def asymmetry(
     known_at: KNOWN_AT = None,
     agreement: Annotated[str | None, doc("Only this agreement")] = None,
     pairs: Annotated[str | None, doc("true: CSV of the pairs (as --pairs)")] = None,
+    tz: TZ = None,
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger asymmetry -o json`: who implemented first, one-sided for how long."""
@@ -199,6 +211,7 @@ def measures(
     known_at: KNOWN_AT = None,
     measure: Annotated[list[str] | None, doc("Only these measures")] = None,
     status: Annotated[str | None, doc("Only this clause status")] = None,
+    tz: TZ = None,
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger measures -o json`: in force, suspended, not yet effective or revoked."""
@@ -221,6 +234,7 @@ def end_users(
     known_at: KNOWN_AT = None,
     party: Annotated[list[str] | None, doc("Only these parties")] = None,
     all_roles: Annotated[str | None, doc("true: exporters too")] = None,
+    tz: TZ = None,
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger end-users -o json`: vetting, classification, lists."""
@@ -243,6 +257,7 @@ def findings(
     as_of: AS_OF = None,
     known_at: KNOWN_AT = None,
     kind: Annotated[list[str] | None, doc("Only these kinds")] = None,
+    tz: TZ = None,
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger findings -o json`: conflicts, each citing the events it rests on."""
@@ -274,6 +289,7 @@ def check(
     licence: Annotated[str | None, doc("Only this licence")] = None,
     as_of: AS_OF = None,
     known_at: KNOWN_AT = None,
+    tz: TZ = None,
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger check -o json`: the decision as of a date, its clauses, licence, reasons."""
@@ -357,6 +373,7 @@ def events(
     order: Annotated[str | None, doc("effective (default) or recorded")] = None,
     limit: Annotated[str | None, doc("Page size, 1-1000 (100)")] = None,
     after: Annotated[str | None, doc("order=recorded: after position")] = None,
+    tz: TZ = None,
     format: FORMAT = None,
 ) -> Response[bytes]:
     """`ledger log -o json`, a page at a time: `events` are its items; `next` is the `after`

@@ -7,7 +7,7 @@ the Content-Security-Policy needs no inline style; data attributes carry the dat
 mark stands for (what the browser test reads), and the axis says how dates map to x.
 
 The axis runs in UTC; a mark's day (its data attributes, the tables) is the instant's
-date in its own offset, as the CLI's tables show it.
+day in the reading zone (the page's ``tz``), as the CLI's tables show it.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ def instant(value: Any) -> dt.datetime | None:
 
 
 def day(value: Any) -> str:
-    """The day of an instant in its own offset, as the CLI's tables show it (``''`` for
-    none): 2025-11-10T00:00-05:00 is 2025-11-10."""
-    t = instant(value)
-    return "" if t is None else t.date().isoformat()
+    """The day of an instant in the reading zone (``tz``, as the CLI's ``--tz``), as the
+    CLI's tables show it (``''`` for none)."""
+    from ledger.projections.views import day as view_day
+
+    return view_day(instant(value))
 
 
 @dataclass(frozen=True)
@@ -276,14 +277,45 @@ def commitments_chart(report: dict[str, Any], agreement: str, name: str) -> Mark
 # --- measures ---------------------------------------------------------------------------
 
 
+def clause_segments(
+    c: dict[str, Any], start: dt.datetime, end: dt.datetime
+) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    """A clause row's states over ``[start, end)``: not yet effective, in force (its
+    ``in_force_spans``, the view's own), suspended (the gaps between them, and the
+    suspension in force on the as-of date up to its end), revoked."""
+    effective = instant(c["effective_at"])
+    revoked = instant(c["revoked_at"])
+    assert effective is not None
+    stop = revoked or end
+    out: list[tuple[str, dt.datetime, dt.datetime]] = []
+    if effective > start:
+        out.append(("not-yet-effective", start, effective))
+    cursor = effective
+    for span in c["in_force_spans"]:
+        s, e = instant(span["start"]), instant(span["end"])
+        assert s is not None
+        if s > cursor:
+            out.append(("suspended", cursor, s))
+        out.append(("in-force", s, e or stop))
+        cursor = e or stop
+    if cursor < stop:
+        if c["status"] == "suspended":
+            until = instant(c["suspended_until"])
+            out.append(("suspended", cursor, min(until, stop) if until else stop))
+            if until is not None and until < stop:
+                out.append(("in-force", until, stop))  # as scheduled on the as-of date
+        elif c["status"] == "not-yet-effective":
+            out.append(("in-force", cursor, stop))  # scheduled
+    if revoked is not None:
+        out.append(("revoked", revoked, end))
+    return [(state, a, b) for state, a, b in out if b > a]
+
+
 def measures_chart(
-    clauses: Sequence[dict[str, Any]],
-    suspended_from: dict[str, dt.datetime],
-    as_of: dt.datetime,
-    name: str = "measures",
+    clauses: Sequence[dict[str, Any]], as_of: dt.datetime, name: str = "measures"
 ) -> Markup:
-    """Each clause on a shared axis: not yet effective, in force, suspended (the window in
-    force on the as-of date), revoked; and the as-of line."""
+    """Each clause on a shared axis: not yet effective, in force, suspended, revoked (see
+    ``clause_segments``); and the as-of line."""
     moments: list[dt.datetime | None] = [as_of]
     for c in clauses:
         moments += [instant(c["effective_at"]), instant(c["revoked_at"])]
@@ -295,50 +327,29 @@ def measures_chart(
         key = f"{c['measure_id']}/{c['clause_id']}"
         y = AXIS + i * ROW
         body.append(_label(f"{key} {c['effect']}", y + ROW / 2 + 4))
-        effective = instant(c["effective_at"])
-        revoked = instant(c["revoked_at"])
-        until = instant(c["suspended_until"])
-        start = suspended_from.get(key)
-        assert effective is not None
-        segments: list[tuple[str, dt.datetime, dt.datetime]] = []
-        if effective > axis.start:
-            segments.append(("not-yet-effective", axis.start, effective))
-        end_in_force = revoked or axis.end
-        if c["status"] == "suspended" and start is not None:
-            s = max(start, effective) if start < effective else start
-            if s > effective:
-                segments.append(("in-force", effective, s))
-            segments.append(("suspended", start, until or axis.end))
-            if until is not None and until < end_in_force:
-                segments.append(("in-force", until, end_in_force))
-        else:
-            segments.append(("in-force", effective, end_in_force))
-        if revoked is not None:
-            segments.append(("revoked", revoked, axis.end))
-        for cls, s, e in segments:
-            if e > s:
-                body.append(
-                    _bar(
-                        axis,
-                        f"clause {cls}",
-                        s,
-                        e,
-                        y + 6,
-                        ROW - 12,
-                        clause=key,
-                        state=cls,
-                        from_=day(s),
-                        until=day(e),
-                    )
+        for state, s, e in clause_segments(c, axis.start, axis.end):
+            body.append(
+                _bar(
+                    axis,
+                    f"clause {state}",
+                    s,
+                    e,
+                    y + 6,
+                    ROW - 12,
+                    clause=key,
+                    state=state,
+                    from_=day(s),
+                    until=day(e),
                 )
+            )
     body.append(_as_of_line(axis, as_of, height))
     return _svg(
         axis,
         height,
         "Clauses of the measures",
-        "One row per clause: not yet effective (light), in force (dark), suspended "
-        "(amber, the suspension in force on the as-of date), revoked (grey); the vertical "
-        "line is the as-of date. The table below has the same data.",
+        "One row per clause: not yet effective (light blue), in force (dark blue), "
+        "suspended (amber), revoked (grey); the vertical line is the as-of date. The table "
+        "below has the same data.",
         body,
         name,
     )

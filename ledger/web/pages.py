@@ -156,15 +156,12 @@ def measures(
     item: Opt = None,
     status: Opt = None,
 ) -> Response[str]:
-    import uuid
-
     from ledger.projections import answers
     from ledger.projections.names import CLAUSE_STATUSES
 
     when = _when(request, as_of, known_at)
-    state = state_of(request)
     body = answers.measures(
-        state.views(),
+        state_of(request).views(),
         when["as_of"],
         when["known_at"],
         status=p.choice("status", status, CLAUSE_STATUSES),
@@ -177,16 +174,9 @@ def measures(
         if (issuer_ is None or c["issuer"] == issuer_)
         and (item_ is None or not c["items"] or any(_covers(i, item_) for i in c["items"]))
     ]
-    # Where each suspension in force began: the suspension event the view cites.
-    suspended_from: dict[str, dt.datetime] = {}
-    for c in clauses:
-        if c["suspension_event"]:
-            entry = state.app.get_event(uuid.UUID(str(c["suspension_event"])))
-            if entry is not None:
-                suspended_from[f"{c['measure_id']}/{c['clause_id']}"] = entry.event.effective_at
     as_of_t = charts.instant(body["as_of"])
     assert as_of_t is not None
-    chart = charts.measures_chart(clauses, suspended_from, as_of_t) if clauses else None
+    chart = charts.measures_chart(clauses, as_of_t) if clauses else None
     issuers = sorted({c["issuer"] for c in body["clauses"]})
     return render(
         "measures.html",
@@ -195,9 +185,16 @@ def measures(
         item=item_ or "",
         status=status or "",
         statuses=CLAUSE_STATUSES,
-        suspended_from={k: charts.day(v) for k, v in suspended_from.items()},
+        in_force=lambda c: _in_force_text(c, as_of_t),
         title="Measures timeline",
     )
+
+
+def _in_force_text(clause: dict[str, Any], as_of: dt.datetime) -> str:
+    """The CLI's words for a clause's in-force spans ("in force 29 days (...)")."""
+    from ledger.projections.views import spans_text
+
+    return spans_text(clause["in_force_spans"], as_of) or "never in force"
 
 
 def _covers(clause_item: str, wanted: str) -> bool:

@@ -68,6 +68,8 @@ class WebConfig:
     """Concurrent ``/api/stream`` connections at most (each holds a poller)."""
     stream_poll: float = 0.25
     """Seconds between store polls of an idle ``/api/stream``."""
+    zone: str = "UTC"
+    """The calendar of bare dates and days when a request gives no ``tz`` (``--tz``)."""
 
 
 @dataclass
@@ -187,9 +189,31 @@ def reject_unknown_parameters(request: Request[Any, Any, Any]) -> None:
 
     allowed = _parameters_of(request.route_handler)
     for name in request.query_params:
-        if name not in allowed:
+        if name not in allowed and name != "tz":
             takes = ", ".join(sorted(allowed)) or "no parameters"
             raise InputError(f"unknown parameter (this takes {takes})", field=name[:80])
+
+
+def read_days_in_zone(request: Request[Any, Any, Any]) -> None:
+    """``before_request``: the calendar of bare dates and of the days an answer shows, as
+    the CLI's ``--tz``: the ``tz`` parameter, else the server's zone.  Set for this
+    request's task only (each request runs in a context of its own)."""
+    from ledger.errors import InputError
+    from ledger.times import TimeParseError, load_zone, start_reading_in
+
+    name = request.query_params.get("tz") or state_of(request).config.zone
+    try:
+        zone = load_zone(name[:200])
+    except TimeParseError as exc:
+        raise InputError(str(exc), field="tz") from None
+    start_reading_in(zone)
+
+
+async def before_request(request: Request[Any, Any, Any]) -> None:
+    """Async, so it runs in the request's own task: the zone it sets reaches the handler
+    (a sync hook would run in a worker thread, in a copy of the context)."""
+    reject_unknown_parameters(request)
+    read_days_in_zone(request)
 
 
 @functools.cache
@@ -304,7 +328,7 @@ def create_app(settings: Settings, config: WebConfig | None = None) -> Litestar:
         route_handlers=[healthz, readyz, openapi_json, *api.HANDLERS, *pages.HANDLERS],
         exception_handlers={Exception: handle_exception},
         middleware=[guard(config)],
-        before_request=reject_unknown_parameters,
+        before_request=before_request,
         before_send=[security_headers],
         cors_config=cors,
         on_shutdown=[close],

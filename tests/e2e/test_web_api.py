@@ -471,3 +471,29 @@ def test_pages_have_no_script_no_inline_style_and_escape_input(client: TestClien
     bad = client.get("/commitments?as_of=someday", headers=html)
     assert bad.status_code == 400 and "as_of" in bad.text and "<script" not in bad.text
     assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
+
+
+def test_tz_is_the_clis_tz(home: Path, client: TestClient[Any]) -> None:
+    """tz= as the CLI's --tz: bare dates and the days in the answer in that calendar."""
+    for path, command in (
+        ("/api/measures", ["measures"]),
+        ("/api/commitments", ["commitments"]),
+        ("/api/findings", ["findings"]),
+    ):
+        when = ["--as-of", "2025-11-14", "--known-at", "2025-11-14"]
+        result = CliRunner().invoke(
+            cli, ["--home", str(home), "--tz", "Asia/Shanghai", *command, *when, "-o", "json"]
+        )
+        assert result.exit_code == 0, result.output
+        params = [("as_of", "2025-11-14"), ("known_at", "2025-11-14"), ("tz", "Asia/Shanghai")]
+        got = api_json(client, path, params)
+        assert got == json.loads(result.stdout)
+        assert got["tz"] == "Asia/Shanghai" and got["as_of"] == "2025-11-14T15:59:59.999999Z"
+        csv = CliRunner().invoke(
+            cli, ["--home", str(home), "--tz", "Asia/Shanghai", *command, *when, "-o", "csv"]
+        )
+        response = client.get(path, params=[*params, ("format", "csv")])
+        assert response.content == csv.stdout_bytes
+    # Each request has its own calendar: the next one without tz is UTC again.
+    assert api_json(client, "/api/measures", [])["tz"] == "UTC"
+    assert error(client, "/api/measures?tz=Mars/Olympus", 400)["field"] == "tz"

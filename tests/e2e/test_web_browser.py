@@ -133,7 +133,8 @@ def test_commitments_timeline_draws_the_general_licence_pair_one_sided(
 def test_measures_timeline(site: str, session: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    load(session, f"{site}/measures?as_of=2025-11-14&known_at=2025-11-14")
+    # In Beijing's calendar, the issuer's (tz as the CLI's --tz).
+    load(session, f"{site}/measures?as_of=2025-11-14&known_at=2025-11-14&tz=Asia/Shanghai")
     assert console_errors(session) == []
     svg = session.find_element(By.CSS_SELECTOR, "svg.chart")
     # MOFCOM Announcement 61 (2025) clause 2: in force 2025-10-09, suspended from
