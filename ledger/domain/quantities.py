@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ledger.errors import RuleViolation
+from ledger.events import quantity_scale_error
 
 MAX_QUANTITY = Decimal(10) ** 15
 QUANTITY_DECIMALS = 9
@@ -13,7 +14,12 @@ QUANTITY_DECIMALS = 9
 def check_quantity(value: Decimal, field: str) -> None:
     """A quantity the ledger can record: positive, below 10^15, at most 9 decimal places
     (``ledger check`` asks it of a request too, so it refuses what ``apply`` would)."""
-    # Echoed in plain decimal notation (1e3 reads back as 1000, not Decimal's 1E+3).
+    # Echoed in plain decimal notation (1e3 reads back as 1000, not Decimal's 1E+3), but
+    # only once the exponent says that is short: 1E+1000000000 would be a gigabyte.
+    too_wide = quantity_scale_error(value, value)
+    if too_wide:
+        rule = "positive-quantity" if value <= 0 else "quantity-precision"
+        raise RuleViolation(rule, too_wide, field=field)
     if not value.is_finite() or value <= 0:
         raise RuleViolation(
             "positive-quantity", f"must be greater than 0, got {value:f}", field=field

@@ -667,3 +667,17 @@ def test_rule(setup: list[dict], bad: dict, rule: str, field: str, text: str) ->
     assert error.field == field
     assert text in error.message, error.message
     assert f"[rule: {rule}]" in str(error)
+
+
+def test_the_quantity_rule_never_writes_out_a_huge_exponent() -> None:
+    """Intake and --quantity refuse these first; the rule itself stays safe too."""
+    from decimal import Decimal
+
+    from ledger.domain.quantities import check_quantity
+    from ledger.errors import RuleViolation
+
+    for text, rule in (("1E+1000000000", "quantity-precision"), ("-1E+99", "positive-quantity")):
+        with pytest.raises(RuleViolation) as caught:
+            check_quantity(Decimal(text), "quantity")
+        assert caught.value.rule == rule and len(caught.value.message) < 200
+        assert caught.value.message.startswith(f"'{text}' is out of range")
