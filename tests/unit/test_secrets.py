@@ -92,6 +92,8 @@ def test_the_image_build_context_holds_only_what_the_dockerfile_copies() -> None
         ".git/HEAD",
         ".venv/bin/python",
         "deploy/ledger.env",
+        "deploy/nats/keys/relay.nk",
+        "deploy/nats/tls/server-key.pem",
         "ledger/__pycache__/app.cpython-312.pyc",
         ".mypy_cache/x.json",
         ".hypothesis/examples/x",
