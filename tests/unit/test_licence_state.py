@@ -1,0 +1,117 @@
+"""The licence's folded state and rules, case by case, where mutation testing found gaps.
+
+Each case pins a behaviour that a one-line change to ``ledger.domain.licence`` would
+break while every other unit test still passed (see docs/mutation.md).  Pure: no services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ledger.domain import state as st
+from ledger.domain.licence import covers
+from ledger.errors import RuleViolation
+from tests import factory as f
+from tests.unit.test_rules import Ledgerless, single
+
+JAN_20 = dt.datetime(2026, 1, 20, tzinfo=dt.UTC)
+
+
+def licence_state(ledger: Ledgerless, lid: str = "GL-1") -> st.LicenceState:
+    state = ledger.facts.state("licence", lid, None)
+    assert isinstance(state, st.LicenceState)
+    return state
+
+
+@pytest.mark.parametrize("terminal", ["LicenceWithdrawn", "LicenceSurrendered"])
+def test_the_cause_of_a_terminal_status_is_the_event_that_ended_the_licence(
+    terminal: str,
+) -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    suspension, ending = ledger.append(
+        f.licence_event("LicenceSuspended"), f.licence_event(terminal)
+    )
+    licence = licence_state(ledger)
+    status = licence.status_at(JAN_20)
+    assert (
+        status == {"LicenceWithdrawn": "withdrawn", "LicenceSurrendered": "surrendered"}[terminal]
+    )
+    assert licence.cause_of(status) == ending.event_id
+    assert licence.cause_of("suspended") == suspension.event_id
+
+
+def test_the_cause_of_a_suspension_is_the_suspending_event_and_time_has_no_cause() -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    (suspension,) = ledger.append(f.licence_event("LicenceSuspended"))
+    licence = licence_state(ledger)
+    assert licence.status_at(JAN_20) == "suspended"
+    assert licence.cause_of("suspended") == suspension.event_id
+    for status in ("active", "expired", "exhausted", "not-yet-valid"):
+        assert licence.cause_of(status) is None
+
+
+def test_an_amendment_may_not_give_a_single_licence_a_second_end_user() -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world(), f.party("second"), f.vetted("second"), single())
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence_event("LicenceAmended", "SL-1", end_users=["buyer", "second"]))
+    assert (caught.value.rule, caught.value.field) == ("single-licence-one-end-user", "end_users")
+
+
+def test_an_amendment_that_changes_nothing_is_refused_and_says_what_it_may_change() -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence_event("LicenceAmended", items=None))
+    assert caught.value.rule == "empty-amendment"
+    assert caught.value.message == (
+        "an amendment changes at least one of valid_until, end_users, items, destinations"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "covered"),
+    [
+        ({}, True),
+        ({"quantity": Decimal(1000)}, True),  # the cap, exactly
+        ({"quantity": Decimal("1000.001")}, False),
+        ({"item": "1C902.b"}, False),
+        ({"unit": "t"}, False),
+        ({"end_user": "someone-else"}, False),
+        ({"destination": "FR"}, False),
+        ({"at": dt.datetime(2025, 12, 1, 23, 59, tzinfo=dt.UTC)}, False),  # not yet valid
+        ({"at": JAN_20 + dt.timedelta(days=365)}, False),  # expired
+    ],
+)
+def test_covers_answers_for_every_term_of_the_shipment(
+    change: dict[str, object], covered: bool
+) -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    shipment: dict[str, object] = {
+        "item": "1C902.a.1",
+        "unit": "kg",
+        "quantity": Decimal(10),
+        "end_user": "buyer",
+        "destination": "DE",
+        "at": JAN_20,
+        **change,
+    }
+    assert covers(licence_state(ledger), **shipment) is covered  # type: ignore[arg-type]
+
+
+def test_covers_counts_the_later_usage_of_the_whole_licence() -> None:
+    """As of 20 January 900 kg remain, but a shipment effective later drew them all."""
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world(), f.usage(quantity="100"))
+    ledger.append(f.usage(shipment="S-2", quantity="900", effective_at="2026-02-01"))
+    as_of, whole = ledger.facts.state("licence", "GL-1", JAN_20), licence_state(ledger)
+    assert isinstance(as_of, st.LicenceState)
+    shipment = ("1C902.a", "kg", Decimal(1), "buyer", "DE", JAN_20)
+    assert covers(as_of, *shipment)
+    assert not covers(as_of, *shipment, whole=whole)
