@@ -19,7 +19,7 @@ from click.shell_completion import CompletionItem
 MAX_CANDIDATES = 200
 """At most this many ids offered at once (a shell lists them all)."""
 
-ENTITY_KINDS = ("agreement", "commitment", "measure", "party", "licence", "application")
+ENTITY_KINDS = ("agreement", "commitment", "measure", "party", "licence", "application", "claim")
 """As ``ledger.events.ENTITY_KINDS`` (kept here: completion must start fast)."""
 
 

@@ -43,7 +43,9 @@ def parse_entity(value: str | None) -> tuple[str | None, str | None]:
 )
 @click.option(
     "--kind",
-    type=click.Choice(["agreement", "commitment", "measure", "party", "licence", "application"]),
+    type=click.Choice(
+        ["agreement", "commitment", "measure", "party", "licence", "application", "claim"]
+    ),
     help="Only entities of this kind.",
 )
 @click.option(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ledger import events as ev
-from ledger.times import reading_zone, through_day
+from ledger.times import reading_zone, short, through_day
 
 
 def _until(t: dt.datetime | None) -> str:
@@ -90,6 +90,11 @@ def describe(e: ev.Event) -> str:
         case ev.ApplicationDecided():
             why = "; ".join(e.reasons)
             return f"{e.outcome}" + (f": {why}" if why else "")
+        case ev.ClaimReported():
+            when = f" (said to take effect {short(e.takes_effect_at)})" if e.takes_effect_at else ""
+            return f"claim, unverified: {e.claimant} is reported to say: {e.says}{when}"
+        case ev.ClaimResolved():
+            return f"claim {e.outcome} by {', '.join(e.evidence)}: {e.reason}"
         case ev.EventRetracted():
             return f"retracts {e.retracted_event_id}: {e.reason}"
     return e.type  # pragma: no cover

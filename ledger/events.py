@@ -172,7 +172,9 @@ MAX_ENTRIES = 1000
 """Items, end users, clauses and other lists of one event."""
 Quantity = Annotated[Decimal, msgspec.Meta(description="Decimal quantity, encoded as a string")]
 
-EntityKind = Literal["agreement", "commitment", "measure", "party", "licence", "application"]
+EntityKind = Literal[
+    "agreement", "commitment", "measure", "party", "licence", "application", "claim"
+]
 ENTITY_KINDS: tuple[str, ...] = (
     "agreement",
     "commitment",
@@ -180,6 +182,7 @@ ENTITY_KINDS: tuple[str, ...] = (
     "party",
     "licence",
     "application",
+    "claim",
 )
 
 
@@ -609,6 +612,50 @@ class ApplicationDecided(Event, kw_only=True, frozen=True):
     NEEDS_SOURCE = False
 
 
+# --- reported claims ----------------------------------------------------------------------
+
+EntityRef = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        pattern=ID_PATTERN,
+        description="An entity as kind:id, e.g. measure:cn-ann-2025-61 (the ledger checks "
+        "that it names an entity it holds)",
+    ),
+]
+
+
+class ClaimReported(Event, kw_only=True, frozen=True):
+    """A claim or announcement as reported: that something will happen, was decided or
+    was said privately, which no official text confirms yet.  The ledger holds it as a
+    claim (never as the fact it claims) so it can later show whether it came true.
+
+    ``claimant`` is who is said to have made it; the ``sources`` say who reported it
+    (status ``claim`` or ``reported``); ``about`` names the entities it concerns;
+    ``takes_effect_at`` is when it was said to take effect, if it was.
+    """
+
+    entity_kind: Literal["claim"] = "claim"
+    claimant: Text
+    says: Text
+    about: tuple[EntityRef, ...] = ()
+    takes_effect_at: Time | None = None
+    KIND = "claim"
+    CREATES = True
+
+
+class ClaimResolved(Event, kw_only=True, frozen=True):
+    """What became of a claim: ``confirmed`` or ``contradicted`` by the facts named in
+    ``evidence`` (entities as kind:id, e.g. the measure whose instrument settles it)."""
+
+    entity_kind: Literal["claim"] = "claim"
+    outcome: Literal["confirmed", "contradicted"]
+    evidence: Annotated[tuple[EntityRef, ...], msgspec.Meta(min_length=1)]
+    reason: Text
+    KIND = "claim"
+
+
 # --- corrections ------------------------------------------------------------------------
 
 
@@ -652,6 +699,8 @@ AnyEvent: TypeAlias = (
     | LicenceUsageRecorded
     | ApplicationSubmitted
     | ApplicationDecided
+    | ClaimReported
+    | ClaimResolved
     | EventRetracted
 )
 """Union of every event type, discriminated by ``type``: decode with this.  The one list

@@ -179,6 +179,8 @@ def all_findings(
         "licensed-end-user-listed",
         "misaligned-ends",
         "rests-on-reports",
+        "unverified-claim",
+        "claim-contradicted",
     }
     if commitment_kinds or "misaligned-ends" in wanted:
         commitment_records = v.records("commitment", t, known_at)
@@ -191,8 +193,36 @@ def all_findings(
         if "misaligned-ends" in wanted:
             out += findings.misaligned_commitment_ends(commitment_records, agreement_records, t)
             out += findings.misaligned_suspension_ends(v.records("measure", t, known_at), t)
+    if wanted & {"unverified-claim", "claim-contradicted"}:
+        out += [f for f in _claim_findings(v, t, known_at) if f.kind in wanted]
     if "rests-on-reports" in wanted:
         reported = v.app.log(as_of=t, known_at=known_at, source_statuses=("reported", "claim"))
         out += findings.rests_on_reports(list(reported))
     out.sort(key=lambda f: (f.kind, f.at or t, f.subject))
     return out
+
+
+def _claim_findings(
+    v: Views, t: dt.datetime, known_at: dt.datetime | None
+) -> list[findings.Finding]:
+    """The claims effective by T as known at K, folded, and the measures they are about
+    resolved on the day each was said to take effect (T if later or unsaid)."""
+    from ledger.domain.claim import ClaimState, parse_ref
+    from ledger.domain.state import fold
+    from ledger.events import Event
+
+    grouped: dict[str, list[Event]] = {}
+    for entry in v.app.log(as_of=t, known_at=known_at, entity_kind="claim"):
+        grouped.setdefault(entry.event.entity_id, []).append(entry.event)
+    claims = [s for events in grouped.values() if isinstance(s := fold(events), ClaimState)]
+    about: dict[str, list[dict[str, Any]]] = {}
+    for c in claims:
+        r = c.reported
+        on = r.takes_effect_at if r.takes_effect_at and r.takes_effect_at <= t else t
+        for ref in r.about:
+            kind, measure_id = parse_ref(ref, "about")
+            if kind == "measure" and ref not in about:
+                about[ref] = views.measures(
+                    v.records("measure", on, known_at, ids=[measure_id]), on
+                )
+    return findings.claim_findings(claims, about, t)

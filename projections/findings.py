@@ -22,7 +22,10 @@ functions surface them, as of T as known at K:
   implementations are scheduled to end on different days, or clauses suspended at T by
   the same instrument whose suspensions end on different days: both ends and the gap;
 - ``rests-on-reports``: a fact effective by T that no official source backs (the
-  strongest source it cites is a report or a claim).
+  strongest source it cites is a report or a claim);
+- ``unverified-claim``: a claim reported by T and not resolved, set against the clauses
+  of the measures it is about on the day it was said to take effect;
+- ``claim-contradicted``: a claim the facts contradicted (``ClaimResolved``).
 
 Lateness and one-sided stretches are counted in calendar days of the reading zone, as
 people count them (the rule is in ``ledger.times``); details keep the day counts, the
@@ -38,6 +41,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger import events as ev
+from ledger.domain.claim import ClaimState
 from ledger.domain.party import SUSPECT_LISTS
 from ledger.projections import records as rec
 from ledger.projections import views
@@ -401,6 +405,8 @@ def rests_on_reports(entries: Sequence[Any]) -> list[Finding]:
     out = []
     for entry in entries:
         e = entry.event
+        if e.entity_kind == "claim":
+            continue  # a claim is held as a claim: unverified-claim shows it
         standing = ev.source_standing(e.sources)
         publishers = "; ".join(
             dict.fromkeys(s.publisher for s in e.sources if s.status != "illustrative")
@@ -430,4 +436,86 @@ def rests_on_reports(entries: Sequence[Any]) -> list[Finding]:
                 },
             )
         )
+    return out
+
+
+# --- reported claims ---------------------------------------------------------------------
+
+
+def claim_findings(
+    claims: Sequence[ClaimState],
+    about_measures: dict[str, list[dict[str, Any]]],
+    as_of: dt.datetime,
+) -> list[Finding]:
+    """``unverified-claim``: a claim reported by T and not resolved by then, set against
+    what the ledger holds about it (the clauses of the measures it is about, on the day it
+    was said to take effect); ``claim-contradicted``: a claim the facts contradicted.
+
+    ``about_measures`` maps ``measure:ID`` to its clause rows on that day.
+    """
+    out = []
+    for c in claims:
+        r = c.reported
+        status = c.status_at(as_of)
+        reported_by = list(dict.fromkeys(s.publisher for s in r.sources))
+        if status == "unverified":
+            held = []
+            for ref in r.about:
+                rows = about_measures.get(ref)
+                if rows is None:
+                    continue
+                on = (
+                    r.takes_effect_at if r.takes_effect_at and r.takes_effect_at <= as_of else as_of
+                )
+                clauses = ", ".join(
+                    f"{row['clause_id']} {row['status']}"
+                    + (" (never in force)" if row["never_in_force"] else "")
+                    for row in rows
+                )
+                held.append(f"{ref} on {_day(on)}: {clauses}")
+            when = f", said to take effect {_day(r.takes_effect_at)}" if r.takes_effect_at else ""
+            out.append(
+                Finding(
+                    kind="unverified-claim",
+                    subject=f"claim:{c.claim_id}",
+                    at=r.effective_at,
+                    summary=(
+                        f"unverified claim ({', '.join(reported_by)}): {r.claimant}: "
+                        f"{r.says.rstrip('.')}{when}"
+                        + (f"; the ledger holds {'; '.join(held)}" if held else "")
+                    ),
+                    events=(r.event_id,),
+                    details={
+                        "claimant": r.claimant,
+                        "says": r.says,
+                        "about": list(r.about),
+                        "takes_effect_at": r.takes_effect_at,
+                        "reported_by": reported_by,
+                        "held": {
+                            ref: about_measures[ref] for ref in r.about if ref in about_measures
+                        },
+                    },
+                )
+            )
+        elif status == "contradicted" and c.resolution is not None:
+            res = c.resolution
+            out.append(
+                Finding(
+                    kind="claim-contradicted",
+                    subject=f"claim:{c.claim_id}",
+                    at=res.effective_at,
+                    summary=(
+                        f"claim ({', '.join(reported_by)}) that {r.says.rstrip('.')} was "
+                        f"contradicted on {_day(res.effective_at)} by "
+                        f"{', '.join(res.evidence)}: {res.reason}"
+                    ),
+                    events=(r.event_id, res.event_id),
+                    details={
+                        "claimant": r.claimant,
+                        "says": r.says,
+                        "evidence": list(res.evidence),
+                        "reason": res.reason,
+                    },
+                )
+            )
     return out

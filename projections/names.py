@@ -20,6 +20,8 @@ FINDING_KINDS: tuple[str, ...] = (
     "one-sided-implementation",
     "misaligned-ends",
     "rests-on-reports",
+    "unverified-claim",
+    "claim-contradicted",
 )
 LICENCE_STATUSES: tuple[str, ...] = (
     "active",

@@ -28,6 +28,7 @@ NOUN = {
     "party": ("party", "registered"),
     "licence": ("licence", "granted"),
     "application": ("application", "submitted"),
+    "claim": ("claim", "reported"),
 }
 
 

@@ -10,7 +10,7 @@ source, no second creation, nothing before its entity's creation) and retraction
 from __future__ import annotations
 
 from ledger import events as ev
-from ledger.domain import application, commitment, licence, measure, party
+from ledger.domain import application, claim, commitment, licence, measure, party
 from ledger.domain.facts import NOUN, Check, Facts, day
 from ledger.domain.visibility import visible
 from ledger.errors import RuleViolation
@@ -48,6 +48,7 @@ CHECKS: dict[type[ev.Event], Check] = {
     **party.CHECKS,
     **licence.CHECKS,
     **application.CHECKS,
+    **claim.CHECKS,
     ev.EventRetracted: _retracted,
 }
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ledger import events as ev
 from ledger.domain.application import ApplicationState, new_application
+from ledger.domain.claim import ClaimState, new_claim
 from ledger.domain.commitment import (
     AgreementState,
     CommitmentState,
@@ -34,6 +35,7 @@ from ledger.domain.visibility import retracted_ids, visible
 __all__ = [
     "AgreementState",
     "ApplicationState",
+    "ClaimState",
     "ClauseState",
     "CommitmentState",
     "Implementation",
@@ -53,7 +55,13 @@ __all__ = [
 ]
 
 State = (
-    AgreementState | CommitmentState | MeasureState | PartyState | LicenceState | ApplicationState
+    AgreementState
+    | CommitmentState
+    | MeasureState
+    | PartyState
+    | LicenceState
+    | ApplicationState
+    | ClaimState
 )
 
 CREATORS: dict[type[ev.Event], Callable[[Any], State]] = {
@@ -63,6 +71,7 @@ CREATORS: dict[type[ev.Event], Callable[[Any], State]] = {
     ev.PartyRegistered: new_party,
     ev.LicenceGranted: new_licence,
     ev.ApplicationSubmitted: new_application,
+    ev.ClaimReported: new_claim,
 }
 
 

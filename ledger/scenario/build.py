@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ledger.scenario.sources import Src, cite, illustrative, instrument
+from ledger.scenario.sources import Src, as_claim, cite, illustrative, instrument
 
 NAMESPACE = uuid.UUID("ec4fd7ed-5adf-5f3e-a46a-eab36d1ae2d4")
 """uuid5(NAMESPACE_URL, 'https://github.com/ledger/scenario/us-china-2025')."""
@@ -306,6 +306,8 @@ CN_AG_TARIFF_REMOVAL = "busan-cn-ag-tariff-removal"
 CN_OCTOBER_SUSPENSION = "busan-cn-october-measures-suspension"
 CN_PORT_FEES_SUSPENSION = "busan-cn-port-fees-suspension"
 CN_GENERAL_LICENCES = "busan-cn-general-licences"
+VEU_PLAN = "cn-veu-plan-2025-11"
+AUTO_REJECTION_CLAIM = "cn-military-auto-rejection-2025-12-01"
 GL_DEADLINE = utc("2025-12-01")
 """End of November 2025 (exclusive end; UTC because the reports give no zone)."""
 
@@ -1636,6 +1638,47 @@ def deadline_reported(s: Scenario) -> None:
     )
 
 
+def claims(s: Scenario) -> None:
+    """November 2025: what was reported as planned or about to happen, recorded as claims
+    (never as the rules they describe)."""
+    s.add(
+        "ClaimReported",
+        f"claim/{VEU_PLAN}/reported",
+        VEU_PLAN,
+        effective_at=utc("2025-11-11"),
+        recorded_on="2025-11-11",
+        sources=[cite("S28")],
+        summary="Reported (WSJ): China weighing a validated end-user regime that excludes "
+        "US defence-linked buyers",
+        claimant="Chinese officials, per people familiar with the matter (WSJ)",
+        says="China is weighing a validated end-user (VEU) regime for rare-earth exports "
+        "that would exclude US defence-linked buyers.",
+        about=[f"commitment:{CN_GENERAL_LICENCES}"],
+    )
+    s.add(
+        "ClaimReported",
+        f"claim/{AUTO_REJECTION_CLAIM}/reported",
+        AUTO_REJECTION_CLAIM,
+        effective_at=utc("2025-11-14"),
+        recorded_on="2025-11-14",
+        sources=[
+            as_claim(
+                cite("R1"),
+                "claims that applications for military end uses are rejected automatically "
+                "from 2025-12-01",
+            ),
+            cite("S28-wion"),
+        ],
+        summary="Reported (Discovery Alert): military-related applications rejected "
+        "automatically from 1 December 2025",
+        claimant="MOFCOM, as reported",
+        says="From 1 December 2025 export applications for military end uses are rejected "
+        "automatically.",
+        about=[f"measure:{ANN61}"],
+        takes_effect_at=beijing("2025-12-01"),
+    )
+
+
 def illustrative_parties(s: Scenario) -> None:
     """The illustrative (made-up) exporter and end users."""
     vetted_at = utc("2025-11-25")
@@ -1889,6 +1932,7 @@ CHAPTERS = (
     busan,
     november_2025,
     deadline_reported,
+    claims,
     illustrative_parties,
     applications_dec1,
     first_licences,

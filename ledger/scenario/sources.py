@@ -256,6 +256,23 @@ SOURCES: dict[str, Src] = {
         "negotiators have until the end of November to finalise the general-licence terms; "
         "exporters have no new guidance",
     ),
+    # claims: reports that something will happen or was said privately
+    "S28": _source(
+        "https://samarium.dev/news/china-considers-validated-end-user-controls-on-rare-earths",
+        "Samarium.dev (relaying The Wall Street Journal)",
+        "2025-11-11",
+        "claim",
+        "WSJ, 2025-11-11 (per the timeline): China is weighing a validated end-user regime "
+        "for rare-earth exports that would exclude US defence-linked buyers",
+    ),
+    "S28-wion": _source(
+        "wionews.com (the 1 December claim)",
+        "WION",
+        None,
+        "claim",
+        "reference truncated in sources.md: military-related applications rejected "
+        "automatically from 2025-12-01",
+    ),
     # pages found while verifying the timeline (not in sources.md); MOFCOM's own are
     # official, a state news agency's report of a ministry's notice is not
     "MOFCOM-1030": _source(
@@ -301,3 +318,11 @@ def instrument(reference: str, publisher: str, published_on: str | None, note: s
 
 def illustrative(note: str) -> Src:
     return {**ILLUSTRATIVE, "note": note}
+
+
+def as_claim(source: Src, note: str = "") -> Src:
+    """The same publication cited for a claim it reports (status ``claim``)."""
+    out = {**source, "status": "claim"}
+    if note:
+        out["note"] = note
+    return out

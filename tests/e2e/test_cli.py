@@ -255,11 +255,11 @@ def test_retract_refuses_blank_text(
 def test_schema(run_sqlite: Callable[..., Result]) -> None:
     body = json.loads(run_sqlite("schema").output)
     assert body["$id"] == "urn:export-control-ledger:schema:event"
-    assert len(body["anyOf"]) == 26
+    assert len(body["anyOf"]) == 28  # 26 + ClaimReported, ClaimResolved
     one = json.loads(run_sqlite("schema", "--type", "LicenceGranted").output)
     assert "valid_until" in json.dumps(one)
     listing = run_sqlite("schema", "--types").output.splitlines()
-    assert len(listing) == 26 and listing[0].startswith("AgreementReached")
+    assert len(listing) == 28 and listing[0].startswith("AgreementReached")
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,7 @@ def test_every_event_cites_a_source_known_by_its_recorded_day() -> None:
         assert sources, e["event_id"]
         for s in sources:
             assert s["reference"] and s["publisher"]
-            assert s["status"] in ("official", "reported", "illustrative")
+            assert s["status"] in ("official", "reported", "claim", "illustrative")
         recorded_day = e["recorded_at"][:10]
         basis = [
             s
@@ -157,7 +157,11 @@ def test_no_internal_wording_and_the_reports_are_named() -> None:
     text = scenario.read_text().lower()
     assert "seed" not in text
     r1 = [s for e in EVENTS for s in e["sources"] if s["publisher"] == "Discovery Alert"]
-    assert r1 and {(s["published_on"], s["status"]) for s in r1} == {("2025-11-14", "reported")}
+    # Reported for the deadline; a claim where it relays what will happen on 1 December.
+    assert r1 and {(s["published_on"], s["status"]) for s in r1} == {
+        ("2025-11-14", "reported"),
+        ("2025-11-14", "claim"),
+    }
     assert {s["reference"] for s in r1} == {
         "Understanding the Current Diplomatic Impasse in China-US Rare Earth Deal Negotiations"
     }
@@ -251,8 +255,14 @@ def test_cli_import_and_known_at(backend: Backend) -> None:
     made_up = standing("illustrative")
     assert len(made_up) == 4 + 3 + 2 + 3 + 1  # registered, classified, vetted, applied, shipped
     assert standing("reported", "illustrative") == sorted(on_reports + made_up)
+    # The claims of November 2025 (the VEU plan, the 1 December auto-rejection) stand on
+    # claims: recorded as what was said, not as rules.
+    claims = standing("claim")
+    assert claims == sorted(
+        [("ClaimReported", scenario.VEU_PLAN), ("ClaimReported", scenario.AUTO_REJECTION_CLAIM)]
+    )
     retracted = 1  # the first record of the general-licence pledge
-    assert len(standing("official")) == N - retracted - len(on_reports) - len(made_up)
+    assert len(standing("official")) == N - retracted - len(on_reports) - len(made_up) - 2
     bad = CliRunner().invoke(cli, ["log", "--source-status", "rumour"], env=env)
     assert bad.exit_code == 2 and "rumour" in bad.output
 
@@ -523,6 +533,41 @@ def test_misaligned_ends_and_facts_resting_on_reports(views: Callable[..., Any])
         ]
     )
     assert all(f["details"]["standing"] == "reported" for f in body["findings"])
+
+
+def test_reported_claims_are_held_as_claims(views: Callable[..., Any]) -> None:
+    """R1 (Discovery Alert, 14 November 2025) relays a claim that military-use applications
+    are rejected automatically from 1 December 2025; the WSJ (11 November) reports China
+    weighing a VEU regime.  Both are claims, unverified.  Set against the instruments: on
+    1 December 2025 (Beijing) Ann.70 suspends every clause of Ann.61, whose Art.1(1)/(2)
+    were to apply from that day and so never took effect."""
+    body = views(
+        "--tz", "Asia/Shanghai", "findings", "--kind", "unverified-claim", "--as-of", "2025-12-05"
+    )
+    found = {f["subject"]: f for f in body["findings"]}
+    assert set(found) == {f"claim:{scenario.VEU_PLAN}", f"claim:{scenario.AUTO_REJECTION_CLAIM}"}
+    auto = found[f"claim:{scenario.AUTO_REJECTION_CLAIM}"]
+    assert auto["details"]["takes_effect_at"] == "2025-12-01T00:00:00+08:00"
+    assert auto["details"]["reported_by"] == ["Discovery Alert", "WION"]
+    held = {
+        row["clause_id"]: (row["status"], row["never_in_force"])
+        for row in auto["details"]["held"][f"measure:{scenario.ANN61}"]
+    }
+    assert held == {
+        "cl.1.1": ("suspended", True),
+        "cl.1.2": ("suspended", True),
+        "cl.1.3": ("suspended", False),
+        "cl.2": ("suspended", False),
+        "cl.3": ("suspended", False),
+    }
+    assert "cl.1.1 suspended (never in force)" in auto["summary"]
+    # Known on 12 November only the VEU report was in; nothing was contradicted.
+    nov12 = views("findings", "--kind", "unverified-claim", "--kind", "claim-contradicted",
+                  "--as-of", "2025-11-12", "--known-at", "2025-11-12")  # fmt: skip
+    assert [f["subject"] for f in nov12["findings"]] == [f"claim:{scenario.VEU_PLAN}"]
+    assert not views("findings", "--kind", "claim-contradicted", "--as-of", "2025-12-05")[
+        "findings"
+    ]
 
 
 def test_asymmetry_of_the_busan_pairs(views: Callable[..., Any]) -> None:

@@ -21,7 +21,7 @@ from tests import factory as f
 
 
 def every_type_history() -> list[dict]:
-    """A valid history that uses each of the 26 event types at least once."""
+    """A valid history that uses each of the event types at least once."""
     src = [f.SRC]
     return [
         f.agreement(),
@@ -104,6 +104,25 @@ def every_type_history() -> list[dict]:
             "reasons": ["covered by GL-1"],
             "end_user_status": "approved",
             "effective_at": "2025-12-03",
+        },
+        {
+            "type": "ClaimReported",
+            "entity_id": "auto-rejection",
+            "claimant": "MOFCOM, as reported",
+            "says": "military-use applications are rejected automatically",
+            "about": ["measure:cn-ann-46"],
+            "takes_effect_at": "2025-12-01T00:00:00+08:00",
+            "effective_at": "2025-11-14",
+            "sources": [{**f.SRC, "status": "claim"}],
+        },
+        {
+            "type": "ClaimResolved",
+            "entity_id": "auto-rejection",
+            "outcome": "contradicted",
+            "evidence": ["measure:cn-ann-46"],
+            "reason": "the clause it relies on is suspended",
+            "effective_at": "2025-12-02",
+            "sources": src,
         },
     ]
 
