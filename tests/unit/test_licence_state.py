@@ -115,3 +115,45 @@ def test_covers_counts_the_later_usage_of_the_whole_licence() -> None:
     shipment = ("1C902.a", "kg", Decimal(1), "buyer", "DE", JAN_20)
     assert covers(as_of, *shipment)
     assert not covers(as_of, *shipment, whole=whole)
+
+
+AMENDMENT_REFUSALS = [
+    # (case, amendment fields, rule, field, message)
+    (
+        "end user vetted only after the amendment",
+        {"end_users": ["late", "buyer"], "items": None},
+        "end-user-not-vetted",
+        "end_users[0]",
+        "end user 'late' is not vetted-approved on 2026-01-05 (has never been vetted)",
+    ),
+    (
+        "no destination",
+        {"destinations": [], "items": None},
+        "no-destination",
+        "destinations",
+        "a licence needs a destination",
+    ),
+    ("no item", {"items": []}, "no-item", "items", "a licence needs an item"),
+    (
+        "an item twice",
+        {"items": [{"item": "1C902.a", "cap": "1", "unit": "kg"}] * 2},
+        "duplicate-item",
+        "items[1].item",
+        "item '1C902.a' appears twice",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule", "field", "message"),
+    [case[1:] for case in AMENDMENT_REFUSALS],
+    ids=[case[0] for case in AMENDMENT_REFUSALS],
+)
+def test_an_amendment_is_refused_with_its_rule_field_and_message(
+    fields: dict[str, object], rule: str, field: str, message: str
+) -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world(), f.party("late"), f.vetted("late", effective_at="2026-02-01"))
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence_event("LicenceAmended", **fields))
+    assert (caught.value.rule, caught.value.field, caught.value.message) == (rule, field, message)
