@@ -157,3 +157,65 @@ def test_an_amendment_is_refused_with_its_rule_field_and_message(
     with pytest.raises(RuleViolation) as caught:
         ledger.append(f.licence_event("LicenceAmended", **fields))
     assert (caught.value.rule, caught.value.field, caught.value.message) == (rule, field, message)
+
+
+SUSPENSION_REFUSALS = [
+    # (case, setup after the licensed world, offending event, rule, field, message)
+    (
+        "a suspension ending when it starts",
+        [],
+        f.licence_event(
+            "LicenceSuspended", until="2026-01-09"
+        ),  # through the 9th: ends as it starts
+        "window-ends-before-start",
+        "until",
+        "ends at 2026-01-10, not after its start 2026-01-10",
+    ),
+    (
+        "suspend a suspended licence",
+        [f.licence_event("LicenceSuspended")],
+        f.licence_event("LicenceSuspended", effective_at="2026-01-20"),
+        "already-suspended",
+        "effective_at",
+        "licence 'GL-1' is already suspended since 2026-01-10",
+    ),
+    (
+        "suspend an expired licence",
+        [],
+        f.licence_event("LicenceSuspended", effective_at="2026-12-10"),
+        "licence-expired",
+        "effective_at",
+        "licence 'GL-1' expired on 2026-12-02",
+    ),
+    (
+        "reinstate a licence that is not suspended",
+        [],
+        f.licence_event("LicenceReinstated"),
+        "not-suspended",
+        "effective_at",
+        "licence 'GL-1' is not suspended on 2026-02-01",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("setup", "event", "rule", "field", "message"),
+    [case[1:] for case in SUSPENSION_REFUSALS],
+    ids=[case[0] for case in SUSPENSION_REFUSALS],
+)
+def test_a_suspension_or_reinstatement_is_refused_with_its_dates(
+    setup: list[dict], event: dict, rule: str, field: str, message: str
+) -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world(), *setup)
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(event)
+    assert (caught.value.rule, caught.value.field, caught.value.message) == (rule, field, message)
+
+
+def test_a_suspension_may_last_one_day() -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world(), f.licence_event("LicenceSuspended", until="2026-01-10"))
+    licence = licence_state(ledger)
+    assert licence.status_at(dt.datetime(2026, 1, 10, 23, 59, tzinfo=dt.UTC)) == "suspended"
+    assert licence.status_at(dt.datetime(2026, 1, 11, tzinfo=dt.UTC)) == "active"
