@@ -813,18 +813,22 @@ class Relay:
     async def _session(self, stop: asyncio.Event, once: bool) -> bool:
         """Publish from the resynchronised position until failure, stop, or (once) caught up.
 
-        Returns True when everything pending was published and acknowledged.
+        Returns True when everything pending was published and acknowledged.  Steps:
+        resynchronise, then read ahead while each batch is published (``_publish_batch``)
+        and its acks are tracked (``_after_batch``); with nothing left to read, drain and
+        wait for appends (``_caught_up``).
         """
         assert self._nc is not None
-        nc = self._nc
         position, last_seq = await self._resync()
-        epoch = self._epoch
-        reply_prefix = f"{self._inbox}.{epoch}."
-        send = _frame_sender(nc) if self.fast_publish else None
-        payload_of = self.app.msgspec_mapper.payload
-        previous_id: str | None = None
-        last_progress_log = time.monotonic()
-        logged_published = self.stats.published
+        session = _Session(
+            nc=self._nc,
+            reply_prefix=f"{self._inbox}.{self._epoch}.",
+            send=_frame_sender(self._nc) if self.fast_publish else None,
+            payload_of=self.app.msgspec_mapper.payload,
+            last_seq=last_seq,
+            last_progress_log=time.monotonic(),
+            logged_published=self.stats.published,
+        )
         reading: asyncio.Task[Sequence[Notification]] | None = asyncio.create_task(
             asyncio.to_thread(self._read, position)
         )
@@ -835,88 +839,122 @@ class Relay:
                 reading = None
                 self._check()
                 if not batch:
-                    await self._drain()
-                    await self._publish_checkpoints()
-                    if once or stop.is_set():
-                        await self._track_acked()
+                    if await self._caught_up(stop, once):
                         return True
-                    await self._track_acked(throttled=True)
-                    await self._wait_for_appends(stop)
                     reading = asyncio.create_task(asyncio.to_thread(self._read, position))
                     continue
                 position = batch[-1].id
                 # Read ahead while this batch is published.
                 reading = asyncio.create_task(asyncio.to_thread(self._read, position))
-                for notification in batch:
-                    if self._in_flight >= self.max_in_flight:
-                        if send is not None:
-                            await _flush(nc)
-                        await self._wait_window()
-                    payload = payload_of(notification.state)
-                    leaf = self._leaves.pop(notification.id, None)
-                    if previous_id is None:
-                        expectation = (EXPECTED_LAST_SEQUENCE, str(last_seq))
-                    else:
-                        expectation = (EXPECTED_LAST_MSG_ID, previous_id)
-                    if not self._in_flight:
-                        self._last_ack = time.monotonic()
-                    self._in_flight += 1
-                    reply = reply_prefix + str(notification.id)
-                    try:
-                        if send is not None:
-                            frame, previous_id = hpub_frame(
-                                self.prefix,
-                                notification,
-                                payload,
-                                reply,
-                                f"{expectation[0]}: {expectation[1]}",
-                                max_payload=nc.max_payload,
-                                leaf=leaf,
-                            )
-                            await send(frame)
-                        else:
-                            message = outgoing_message(self.prefix, notification, payload, leaf)
-                            headers = {**message.headers, expectation[0]: expectation[1]}
-                            size = header_block_size(headers) + len(payload)
-                            if size > nc.max_payload:
-                                raise EventTooLarge(
-                                    message.event_id, notification.id, size, nc.max_payload
-                                )
-                            await nc.publish(message.subject, payload, reply=reply, headers=headers)
-                            previous_id = message.event_id
-                    except EventTooLarge:
-                        # Not retryable: record what was acknowledged before it, then stop.
-                        self._in_flight -= 1
-                        with contextlib.suppress(Exception):
-                            if send is not None:
-                                await _flush(nc)
-                            await self._drain()
-                        await self._track_acked()
-                        raise
-                if send is not None:
-                    await _flush(nc)
-                self._check()
-                await self._track_acked(throttled=True)
-                await self._publish_checkpoints()
-                if stop.is_set():
-                    await self._drain()
-                    await self._track_acked()
+                await self._publish_batch(session, batch)
+                if await self._after_batch(session, stop):
                     return True
-                now = time.monotonic()
-                if now - last_progress_log > self.progress_interval:
-                    log.info(
-                        "relay: %d event(s) published in the last %.0fs; at position %d",
-                        self.stats.published - logged_published,
-                        now - last_progress_log,
-                        self._acked,
-                    )
-                    last_progress_log, logged_published = now, self.stats.published
         finally:
             if reading is not None:
                 reading.cancel()
                 with contextlib.suppress(BaseException):
                     await reading
             self.stats.position = max(self.stats.position, self._acked)
+
+    async def _caught_up(self, stop: asyncio.Event, once: bool) -> bool:
+        """Nothing left to read: settle what is in flight, publish checkpoints, then
+        either finish (``once``, or a stop asked: True) or wait for new appends."""
+        await self._drain()
+        await self._publish_checkpoints()
+        if once or stop.is_set():
+            await self._track_acked()
+            return True
+        await self._track_acked(throttled=True)
+        await self._wait_for_appends(stop)
+        return False
+
+    async def _publish_batch(self, session: _Session, batch: Sequence[Notification]) -> None:
+        """Publish a batch in position order, each with its JetStream expectation, within
+        the in-flight window.  (The loop stays inline: it is the relay's hot path.)"""
+        nc, send = session.nc, session.send
+        for notification in batch:
+            if self._in_flight >= self.max_in_flight:
+                if send is not None:
+                    await _flush(nc)
+                await self._wait_window()
+            payload = session.payload_of(notification.state)
+            leaf = self._leaves.pop(notification.id, None)
+            if session.previous_id is None:
+                expectation = (EXPECTED_LAST_SEQUENCE, str(session.last_seq))
+            else:
+                expectation = (EXPECTED_LAST_MSG_ID, session.previous_id)
+            if not self._in_flight:
+                self._last_ack = time.monotonic()
+            self._in_flight += 1
+            reply = session.reply_prefix + str(notification.id)
+            try:
+                if send is not None:
+                    frame, session.previous_id = hpub_frame(
+                        self.prefix,
+                        notification,
+                        payload,
+                        reply,
+                        f"{expectation[0]}: {expectation[1]}",
+                        max_payload=nc.max_payload,
+                        leaf=leaf,
+                    )
+                    await send(frame)
+                else:
+                    message = outgoing_message(self.prefix, notification, payload, leaf)
+                    headers = {**message.headers, expectation[0]: expectation[1]}
+                    size = header_block_size(headers) + len(payload)
+                    if size > nc.max_payload:
+                        raise EventTooLarge(message.event_id, notification.id, size, nc.max_payload)
+                    await nc.publish(message.subject, payload, reply=reply, headers=headers)
+                    session.previous_id = message.event_id
+            except EventTooLarge:
+                # Not retryable: record what was acknowledged before it, then stop.
+                self._in_flight -= 1
+                with contextlib.suppress(Exception):
+                    if send is not None:
+                        await _flush(nc)
+                    await self._drain()
+                await self._track_acked()
+                raise
+        if send is not None:
+            await _flush(nc)
+
+    async def _after_batch(self, session: _Session, stop: asyncio.Event) -> bool:
+        """After a batch: check the acks so far, track them, publish checkpoints, log
+        progress now and then.  True when a stop was asked (everything drained)."""
+        self._check()
+        await self._track_acked(throttled=True)
+        await self._publish_checkpoints()
+        if stop.is_set():
+            await self._drain()
+            await self._track_acked()
+            return True
+        now = time.monotonic()
+        if now - session.last_progress_log > self.progress_interval:
+            log.info(
+                "relay: %d event(s) published in the last %.0fs; at position %d",
+                self.stats.published - session.logged_published,
+                now - session.last_progress_log,
+                self._acked,
+            )
+            session.last_progress_log, session.logged_published = now, self.stats.published
+        return False
+
+
+@dataclass
+class _Session:
+    """What one publishing session carries from batch to batch."""
+
+    nc: Client
+    reply_prefix: str
+    send: Callable[[bytes], Awaitable[None]] | None
+    payload_of: Callable[[bytes], bytes]
+    last_seq: int
+    """The stream's last sequence at the resync: the first publish's expectation."""
+    last_progress_log: float
+    logged_published: int
+    previous_id: str | None = None
+    """The last event id published: each later publish expects it."""
 
 
 def _describe_nak(msg: Msg, ack: _PubAck | None) -> str:
