@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.domain import state as st
-from ledger.domain.licence import covers
+from ledger.domain.licence import covers, inactive_since
 from ledger.errors import RuleViolation
 from tests import factory as f
 from tests.unit.test_rules import Ledgerless, single
@@ -219,3 +219,39 @@ def test_a_suspension_may_last_one_day() -> None:
     licence = licence_state(ledger)
     assert licence.status_at(dt.datetime(2026, 1, 10, 23, 59, tzinfo=dt.UTC)) == "suspended"
     assert licence.status_at(dt.datetime(2026, 1, 11, tzinfo=dt.UTC)) == "active"
+
+
+@pytest.mark.parametrize(
+    ("ending", "rule", "message"),
+    [
+        ("LicenceWithdrawn", "licence-withdrawn", "licence 'GL-1' was withdrawn on 2026-03-01"),
+        (
+            "LicenceSurrendered",
+            "licence-surrendered",
+            "licence 'GL-1' was surrendered on 2026-03-01",
+        ),
+    ],
+)
+def test_an_ended_licence_refuses_further_changes_and_says_when_it_ended(
+    ending: str, rule: str, message: str
+) -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world(), f.licence_event(ending))
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence_event("LicenceSuspended", effective_at="2026-03-05"))
+    assert (caught.value.rule, caught.value.field, caught.value.message) == (
+        rule,
+        "entity_id",
+        message,
+    )
+
+
+def test_inactive_since_is_the_time_each_status_began() -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world(), f.licence_event("LicenceSuspended"))
+    licence = licence_state(ledger)
+    assert inactive_since(licence, "expired") == licence.valid_until
+    assert inactive_since(licence, "not-yet-valid") == licence.valid_from
+    assert inactive_since(licence, "suspended") == dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
+    assert inactive_since(licence, "withdrawn") is None  # not withdrawn
+    assert inactive_since(licence, "active") is None
