@@ -255,3 +255,28 @@ def test_inactive_since_is_the_time_each_status_began() -> None:
     assert inactive_since(licence, "suspended") == dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
     assert inactive_since(licence, "withdrawn") is None  # not withdrawn
     assert inactive_since(licence, "active") is None
+
+
+def test_an_amendment_may_lower_a_cap_to_exactly_what_was_shipped_not_below() -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world(), f.usage(quantity="100"))
+    lowered = [{"item": "1C902.a", "cap": "99.999", "unit": "kg"}]
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence_event("LicenceAmended", items=lowered))
+    assert (caught.value.rule, caught.value.field) == ("cap-below-usage", "items[0].cap")
+    ledger.append(
+        f.licence_event("LicenceAmended", items=[{"item": "1C902.a", "cap": "100", "unit": "kg"}])
+    )
+    assert licence_state(ledger).status_at(JAN_20) == "exhausted"
+
+
+def test_an_amendment_may_add_an_item_with_a_cap_below_one_unit() -> None:
+    """A new item has shipped nothing, so any positive cap is above its usage."""
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    items = [
+        {"item": "1C902.a", "cap": "1000", "unit": "kg"},
+        {"item": "1C903", "cap": "0.5", "unit": "kg"},
+    ]
+    ledger.append(f.licence_event("LicenceAmended", items=items))
+    assert licence_state(ledger).items["1C903"].cap == Decimal("0.5")
