@@ -217,6 +217,8 @@ def test_a_suspension_may_last_one_day() -> None:
     ledger = Ledgerless()
     ledger.append(*f.licensed_world(), f.licence_event("LicenceSuspended", until="2026-01-10"))
     licence = licence_state(ledger)
+    assert licence.status_at(dt.datetime(2026, 1, 9, 23, 59, tzinfo=dt.UTC)) == "active"
+    assert licence.status_at(dt.datetime(2026, 1, 10, tzinfo=dt.UTC)) == "suspended"  # its instant
     assert licence.status_at(dt.datetime(2026, 1, 10, 23, 59, tzinfo=dt.UTC)) == "suspended"
     assert licence.status_at(dt.datetime(2026, 1, 11, tzinfo=dt.UTC)) == "active"
 
