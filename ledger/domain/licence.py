@@ -156,11 +156,16 @@ class LicenceState:
             self.suspended_from = None
             self.suspended_until = None
             self.suspension_event_id = None
-        elif isinstance(e, ev.LicenceWithdrawn):
-            self.withdrawn_at = e.effective_at
-            self.terminal_event_id = e.event_id
-        elif isinstance(e, ev.LicenceSurrendered):
-            self.surrendered_at = e.effective_at
+        elif (
+            isinstance(e, ev.LicenceWithdrawn | ev.LicenceSurrendered)
+            and self.terminal_event_id is None
+        ):
+            # The first end stands: a licence surrendered on day 3 is no longer there to
+            # be withdrawn on day 4 (a backdated surrender can arrive after the withdrawal).
+            if isinstance(e, ev.LicenceWithdrawn):
+                self.withdrawn_at = e.effective_at
+            else:
+                self.surrendered_at = e.effective_at
             self.terminal_event_id = e.event_id
 
 

@@ -555,6 +555,30 @@ def test_answers_are_stable_when_later_knowledge_arrives(
         app.close()
 
 
+def test_the_first_end_of_a_licence_stands(backend: Backend) -> None:
+    """Withdrawn on day 4, then a surrender effective day 3 recorded later: the licence
+    was surrendered on day 3 (found by the oracle; the views said 'withdrawn', the state
+    giving a withdrawal precedence whatever the order)."""
+    app = Ledger(backend.settings())
+    try:
+        record(
+            app,
+            [
+                [("usage", 0, 2, 0), ("withdraw", 0, 0, 4)],
+                [("surrender", 0, 0, 3), ("vet", 0, 0, 0)],
+            ],
+        )
+        catch_up(app, new_projector(app))
+        t = BASE + dt.timedelta(days=10)
+        for views in (Views(app, mode="stored"), Views(app, mode="fold")):
+            [row] = api.licences(views, t, None, ids=["L1"])
+            assert (row["status"], row["withdrawn_at"]) == ("surrendered", None)
+            assert row["surrendered_at"] == BASE + dt.timedelta(days=3)
+            assert_oracle_agrees(views, oracle.RawLog.read(app), t, None)
+    finally:
+        app.close()
+
+
 def test_generated_histories_are_plausible(sqlite_backend: Backend) -> None:
     """The generator reaches the boundaries it aims at, and the ledger rejects a
     plausible share of its candidates: a rule that rejects too much (or a generator that
