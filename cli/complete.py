@@ -1,7 +1,7 @@
 """Shell completion of values: event types, entity kinds, entity ids, watch filters.
 
-click generates the shell scripts (``_LEDGER_COMPLETE=bash_source ledger``; see the
-README) and asks these callbacks for the candidates of an option.  Entity ids come from
+click generates the shell scripts (``_LEDGER_COMPLETE=bash_source ledger``; see
+docs/commands.md) and asks these callbacks for the candidates of an option.  Entity ids come from
 the store (the ledger named by ``--home``/``--database-url`` on the command line being
 completed, else the environment); completion never creates a ledger and never fails: on
 any error it offers nothing.

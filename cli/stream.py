@@ -298,7 +298,7 @@ def watch(
       cloudevents  one CloudEvents 1.0 JSON event per line (structured mode): id = event
              id, source = urn:export-control-ledger:stream:STREAM, type =
              ledger.TYPE, time = recorded time, subject = KIND:ID, data = the event
-             (see the README's CloudEvents mapping)
+             (see docs/streaming.md, CloudEvents)
 
     \b
     Examples:

@@ -1,6 +1,6 @@
 """Time parsing shared by event intake and queries, and the calendar days shown.
 
-The two rules of time (README, "Concepts"):
+The two rules of time (docs/concepts.md):
 
 - As an *effective time* (the start of a fact), a bare date means the start of that day
   UTC; as an exclusive *end* (``valid_until``, ``until``...), a bare date means through

@@ -2,7 +2,7 @@
 
 Each function takes the entities as of T as known at K (``query.Resolved``: a record and
 the value of its time-driven part at T) and returns plain, JSON-ready dicts.  The CLI
-renders them as tables, JSON or CSV; ``README.md`` (section views) explains every field.
+renders them as tables, JSON or CSV; ``docs/views.md`` explains every field.
 
 Asymmetry (``asymmetry``) follows these definitions, all on effective dates:
 

@@ -34,7 +34,7 @@ def new_application(e: ev.ApplicationSubmitted) -> ApplicationState:
 
 def _registered_by(facts: Facts, e: ev.ApplicationSubmitted, party_id: str, field: str) -> None:
     """An application names parties registered by its date: before that the ledger knows
-    nothing of them there (README: `apply` records nothing, `unknown-reference`)."""
+    nothing of them there (docs/views.md: `apply` records nothing, `unknown-reference`)."""
     require(facts, "party", party_id, field, PartyState)
     if facts.state("party", party_id, e.effective_at) is not None:
         return

@@ -1,4 +1,4 @@
-"""The time rules (README, "Concepts"): bare dates, offsets, query bounds (pure, no services)."""
+"""The time rules (docs/concepts.md): bare dates, offsets, query bounds (pure, no services)."""
 
 from __future__ import annotations
 
