@@ -41,7 +41,7 @@ settings.register_profile("dev", max_examples=20, derandomize=True, **_SLOW_EXAM
 settings.register_profile(
     "nightly", max_examples=5000, derandomize=False, database=None, **_SLOW_EXAMPLES
 )
-settings.load_profile(os.environ.get("LEDGER_HYPOTHESIS_PROFILE", "dev"))
+settings.load_profile(os.environ.get("LEDGER_HYPOTHESIS_PROFILE", "ci"))
 BACKENDS = ["sqlite", "postgres"]
 
 _postgres_checked: bool | None = None
