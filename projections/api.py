@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ledger.projections import findings, views
 from ledger.projections.names import CLAUSE_STATUSES, FINDING_KINDS, LICENCE_STATUSES
 from ledger.projections.query import Views
 from ledger.times import now
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["CLAUSE_STATUSES", "FINDING_KINDS", "LICENCE_STATUSES"]
 
