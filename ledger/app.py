@@ -743,10 +743,9 @@ def gc_paused() -> Iterator[None]:
 
 def _same_shipment(workspace: Workspace, e: ev.LicenceUsageRecorded) -> UUID | None:
     """The earlier usage event recording this very shipment, if any (idempotency)."""
-    licence = workspace.state("licence", e.entity_id, None)
-    if not isinstance(licence, st.LicenceState):
+    if not isinstance(workspace.state("licence", e.entity_id, None), st.LicenceState):
         return None
-    previous = licence.shipments.get(e.shipment_id)
+    previous = workspace.shipment(e.entity_id, e.shipment_id)
     if previous is not None and same_shipment(previous, e):
         return previous.event_id
     return None

@@ -270,7 +270,8 @@ class Folded:
             if isinstance(e, ev.LicenceUsageRecorded):
                 if status is None:
                     status = state.status_at(e.effective_at)
-                if status != "active" and e.shipment_id not in state.shipments:
+                # (Each shipment id occurs once in a licence's history: duplicate-shipment.)
+                if status != "active":
                     self.late_usage.append(self._late(state, e, status))
                 state.apply(e)  # what st.evolve does for it, without the dispatch
                 return
@@ -326,7 +327,7 @@ def _licence(f: Folded, s: st.LicenceState) -> LicenceRecord:
         withdrawn_at=s.withdrawn_at,
         surrendered_at=s.surrendered_at,
         terminal_event=s.terminal_event_id,
-        shipments=len(s.shipments),
+        shipments=s.shipment_count,
         late_usage=tuple(f.late_usage),
     )
 
@@ -486,7 +487,7 @@ def next_record(previous: Record | None, f: Folded, e: ev.Event) -> Record | Non
         if len(f.late_usage) != len(late):
             late = tuple(f.late_usage)
         return msgspec.structs.replace(
-            previous, items=items, shipments=len(s.shipments), late_usage=late
+            previous, items=items, shipments=s.shipment_count, late_usage=late
         )
     return static_record(f)
 

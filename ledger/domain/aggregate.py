@@ -46,6 +46,7 @@ class Entity:
         "_cursor_pos",
         "_max_effective",
         "_seen",
+        "_shipments",
         "_stale",
         "events",
         "id",
@@ -66,6 +67,8 @@ class Entity:
         """The cursor is the fold of ``_seen[:_cursor_pos]``: every event effective at or
         before ``_cursor_at`` (None: no cursor)."""
         self._cursor_pos = 0
+        self._shipments: dict[str, ev.LicenceUsageRecorded] | None = None
+        """A licence's folded shipments by id (built on the first question)."""
 
     def add(self, event: ev.Event) -> None:
         self.events.append(event)
@@ -73,9 +76,12 @@ class Entity:
         if self._stale or isinstance(event, ev.EventRetracted):
             self._stale = True
         elif self._max_effective is None or event.effective_at >= self._max_effective:
+            folded = self._current is not None
             self._current = st.evolve(self._current, event)
             self._max_effective = event.effective_at
             self._seen.append(event)
+            if folded and self._shipments is not None and type(event) is ev.LicenceUsageRecorded:
+                self._shipments[event.shipment_id] = event
         else:
             self._add_before_later_events(event)
 
@@ -96,6 +102,8 @@ class Entity:
         for e in later:
             whole = st.evolve(whole, e)
         self._current = whole
+        if self._shipments is not None and type(event) is ev.LicenceUsageRecorded:
+            self._shipments[event.shipment_id] = event  # folded: the state before it exists
 
     def _advance(self, as_of: dt.datetime) -> st.State | None:
         """The cursor moved to ``as_of`` (from scratch if it is already past it)."""
@@ -114,7 +122,16 @@ class Entity:
             self._current = st.fold(self._seen)
             self._max_effective = self._seen[-1].effective_at if self._seen else None
             self._cursor_at = None
+            self._shipments = None
             self._stale = False
+
+    def shipment(self, shipment_id: str) -> ev.LicenceUsageRecorded | None:
+        """The usage event recording ``shipment_id`` in the state over all effective times."""
+        if self._stale:
+            self._refresh()
+        if self._shipments is None:
+            self._shipments = _folded_shipments(self._seen)
+        return self._shipments.get(shipment_id)
 
     def state(self, as_of: dt.datetime | None = None) -> st.State | None:
         """The state as of ``as_of`` (None: over all effective times).
@@ -131,6 +148,19 @@ class Entity:
 
 def _effective(e: ev.Event) -> dt.datetime:
     return e.effective_at
+
+
+def _folded_shipments(seen: Sequence[ev.Event]) -> dict[str, ev.LicenceUsageRecorded]:
+    """The usage events the fold of ``seen`` applies (those after the creating event), by
+    shipment id."""
+    out: dict[str, ev.LicenceUsageRecorded] = {}
+    created = False
+    for e in seen:
+        if not created:
+            created = type(e) in st.CREATORS
+        elif type(e) is ev.LicenceUsageRecorded:
+            out[e.shipment_id] = e
+    return out
 
 
 class RecordedEvent(Protocol):
@@ -230,6 +260,9 @@ class Workspace(Facts):
     def state(self, kind: str, entity_id: str, as_of: dt.datetime | None) -> st.State | None:
         entity = self.entities.get(f"{kind}:{entity_id}") or self.entity(kind, entity_id)
         return entity.state(as_of)
+
+    def shipment(self, licence_id: str, shipment_id: str) -> ev.LicenceUsageRecorded | None:
+        return self.entity("licence", licence_id).shipment(shipment_id)
 
     def add(self, e: ev.Event) -> Entity:
         """Fold an accepted event into its entity; returns the entity."""

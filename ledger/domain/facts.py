@@ -43,6 +43,11 @@ class Facts(Protocol):
         """The entity's state as of ``as_of`` (None: all effective times), known now."""
         ...
 
+    def shipment(self, licence_id: str, shipment_id: str) -> ev.LicenceUsageRecorded | None:
+        """The usage event recording ``shipment_id`` in the licence's state over all
+        effective times, known now (None: no such shipment)."""
+        ...
+
 
 Check = Callable[[Any, Facts], None]
 """A rule for one event type: raises ``RuleViolation`` if the event cannot be a fact."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
@@ -65,16 +65,16 @@ class LicenceState:
     withdrawn_at: dt.datetime | None = None
     surrendered_at: dt.datetime | None = None
     terminal_event_id: UUID | None = None
-    shipments: dict[str, ev.LicenceUsageRecorded] = field(default_factory=dict)
-    event_ids: list[UUID] = field(default_factory=list)
+    shipment_count: int = 0
+    """Shipments folded in.  The state stays bounded whatever the history (it is what an
+    append's snapshot holds): which shipment ids are recorded is asked of the ledger
+    (``Facts.shipment``: the entity's events, or the store's shipment index)."""
 
     def copy(self) -> LicenceState:
         """An independent copy: folding more events into it leaves this one unchanged."""
         return replace(
             self,
             items={k: ItemState(i.item, i.cap, i.unit, i.used) for k, i in self.items.items()},
-            shipments=dict(self.shipments),
-            event_ids=list(self.event_ids),
         )
 
     def licensed_items(self) -> Sequence[ItemState]:
@@ -97,7 +97,7 @@ class LicenceState:
 
     def is_exhausted(self) -> bool:
         if self.licence_type == "single":
-            return bool(self.shipments)
+            return self.shipment_count > 0
         for item in self.items.values():  # noqa: SIM110 - a plain loop is faster on the hot path
             if item.cap > item.used:
                 return False
@@ -129,9 +129,10 @@ class LicenceState:
         return None
 
     def apply(self, e: ev.Event) -> None:
-        self.event_ids.append(e.event_id)
         if isinstance(e, ev.LicenceUsageRecorded):
-            self.shipments[e.shipment_id] = e
+            # Shipment ids are unique among a licence's folded events (duplicate-shipment),
+            # so counting them counts distinct shipments.
+            self.shipment_count += 1
             item = self.licensed_item(e.item)
             if item is not None:
                 item.used += e.quantity
@@ -181,7 +182,6 @@ def new_licence(e: ev.LicenceGranted) -> LicenceState:
         valid_from=e.effective_at,
         valid_until=e.valid_until,
         granted_event_id=e.event_id,
-        event_ids=[e.event_id],
     )
 
 
@@ -526,7 +526,7 @@ def same_shipment(a: ev.LicenceUsageRecorded, b: ev.LicenceUsageRecorded) -> boo
 
 def _usage_recorded(e: ev.LicenceUsageRecorded, facts: Facts) -> None:
     whole = require(facts, "licence", e.entity_id, "entity_id", LicenceState)
-    previous = whole.shipments.get(e.shipment_id)
+    previous = facts.shipment(e.entity_id, e.shipment_id)
     if previous is not None:
         raise RuleViolation(
             "duplicate-shipment",
