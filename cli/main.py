@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "prove": "ledger.cli.audit:prove",
     "verify": "ledger.cli.audit:verify",
     "verify-proof": "ledger.cli.audit:verify_proof",
+    "access": "ledger.cli.access:access",
     "demo": "ledger.cli.demo:demo",
 }
 

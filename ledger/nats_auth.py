@@ -7,7 +7,12 @@ Three roles, each a NATS user with its own permissions:
 - ``projector``: reads the stream and manages its own durable consumer
   (``ledger.stream.PROJECTOR_CONSUMER``) only.
 - ``subscriber`` (``ledger watch``, ``ledger status``, ``subscribe()``): reads the stream
-  and creates, reads from, acks and deletes consumers, except the projector's.
+  and creates, reads from, acks and deletes consumers, except the projector's and the
+  named services'.
+- a named service (``ledger access add NAME``): a downstream service with its own key.  It
+  reads like a subscriber, and its durable consumer ``NAME`` is its own: no other reader
+  (the shared subscriber key included) may create, update, read from, ack or delete it, and
+  the service may not touch the projector's or another service's.
 
 Neither reader may publish to ``{prefix}.>``, purge, delete or edit the stream or its
 messages: anything not allowed is refused by the server ("Permissions Violation").
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -36,14 +41,51 @@ Role: TypeAlias = Literal["relay", "projector", "subscriber"]
 ROLES: tuple[Role, ...] = ("relay", "projector", "subscriber")
 
 AUTH_DIR = "nats-auth"
+SERVICES_DIR = "services"
+"""Under ``AUTH_DIR``: one seed per named service, ``{name}.nk``."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """A named downstream service: a reader whose durable consumer ``name`` is its own."""
+
+    name: str
 
 
 def _api(stream: str, *operations: str) -> list[str]:
     return [f"$JS.API.{op.format(stream=stream)}" for op in operations]
 
 
-def permissions(role: Role, *, stream: str, prefix: str) -> dict[str, Any]:
-    """The NATS permissions of ``role`` on ``stream`` (subjects ``{prefix}.>``)."""
+def _consumer(stream: str, consumer: str) -> list[str]:
+    """Every subject that creates, updates, reads, fetches from, acks or deletes the
+    consumer ``consumer`` of ``stream`` (its filtered create forms included)."""
+    own = f"{stream}.{consumer}"
+    return [
+        *_api(
+            stream,
+            f"CONSUMER.CREATE.{own}",
+            f"CONSUMER.CREATE.{own}.>",
+            f"CONSUMER.DURABLE.CREATE.{own}",
+            f"CONSUMER.INFO.{own}",
+            f"CONSUMER.DELETE.{own}",
+            f"CONSUMER.MSG.NEXT.{own}",
+        ),
+        f"$JS.ACK.{own}.>",
+    ]
+
+
+def permissions(
+    role: Role | Service,
+    *,
+    stream: str,
+    prefix: str,
+    services: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The NATS permissions of ``role`` on ``stream`` (subjects ``{prefix}.>``).
+
+    ``services`` are the named services' names (their durable consumers): no reader but
+    the service itself may use the consumer of that name.
+    """
     from ledger.stream import PROJECTOR_CONSUMER
 
     checkpoints = f"{stream}_CHECKPOINTS"  # ledger.bus_verify.checkpoint_stream
@@ -66,24 +108,11 @@ def permissions(role: Role, *, stream: str, prefix: str) -> dict[str, Any]:
         f"DIRECT.GET.{checkpoints}.>",
     )
     if role == "projector":
-        own = f"{stream}.{PROJECTOR_CONSUMER}"
-        consumers = [
-            *_api(
-                stream,
-                f"CONSUMER.CREATE.{own}",
-                f"CONSUMER.CREATE.{own}.>",
-                f"CONSUMER.DURABLE.CREATE.{own}",
-                f"CONSUMER.INFO.{own}",
-                f"CONSUMER.DELETE.{own}",
-                f"CONSUMER.MSG.NEXT.{own}",
-            ),
-            f"$JS.ACK.{own}.>",
-        ]
         return {
-            "publish": {"allow": reading + consumers},
+            "publish": {"allow": reading + _consumer(stream, PROJECTOR_CONSUMER)},
             "subscribe": {"allow": ["_INBOX.>"]},
         }
-    if role == "subscriber":
+    if role == "subscriber" or isinstance(role, Service):
         consumers = [
             *_api(
                 stream,
@@ -98,20 +127,13 @@ def permissions(role: Role, *, stream: str, prefix: str) -> dict[str, Any]:
             ),
             f"$JS.ACK.{stream}.>",
         ]
-        projectors = f"{stream}.{PROJECTOR_CONSUMER}"
-        not_the_projectors = [
-            *_api(
-                stream,
-                f"CONSUMER.CREATE.{projectors}",
-                f"CONSUMER.CREATE.{projectors}.>",
-                f"CONSUMER.DURABLE.CREATE.{projectors}",
-                f"CONSUMER.DELETE.{projectors}",
-                f"CONSUMER.MSG.NEXT.{projectors}",
-            ),
-            f"$JS.ACK.{projectors}.>",
-        ]
+        mine = role.name if isinstance(role, Service) else None
+        others = [PROJECTOR_CONSUMER, *sorted(n for n in set(services) if n != mine)]
+        # A deny wins over an allow: whatever the broad allows above, the consumers of
+        # the projector and of every other named service stay out of reach.
+        not_theirs = [subject for name in others for subject in _consumer(stream, name)]
         return {
-            "publish": {"allow": reading + consumers, "deny": not_the_projectors},
+            "publish": {"allow": reading + consumers, "deny": not_theirs},
             "subscribe": {"allow": ["_INBOX.>"]},
         }
     raise ValueError(f"unknown NATS role {role!r}: one of {', '.join(ROLES)}")
@@ -161,11 +183,114 @@ def ensure_seeds_in(directory: Path) -> dict[Role, str]:
     return public
 
 
+# --- named services ------------------------------------------------------------------------
+
+
+class AccessError(ValueError):
+    """A service name that cannot be used, or one that is not registered."""
+
+
+def check_service_name(name: str) -> str:
+    """``name`` if it can name a service (and so its durable consumer), else AccessError.
+
+    The name becomes a subject token in the server's permissions and a file name: ASCII
+    letters, digits, ``-`` and ``_`` only, at most 64 characters, not the projector's.
+    """
+    from ledger.stream import PROJECTOR_CONSUMER
+
+    if (
+        not name
+        or len(name) > 64
+        or not all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    ):
+        shown = name if len(name) <= 70 else name[:67] + "..."
+        raise AccessError(
+            f"service name {shown!r} is not usable: 1 to 64 ASCII letters, digits, '-' or '_'"
+        )
+    if name == PROJECTOR_CONSUMER:
+        raise AccessError(f"{name!r} is the projector's consumer; choose another name")
+    return name
+
+
+def service_seed_file(home: Path, name: str) -> Path:
+    return home / AUTH_DIR / SERVICES_DIR / f"{check_service_name(name)}.nk"
+
+
+def _public_key(path: Path) -> str:
+    import nkeys
+
+    keys = nkeys.from_seed(bytearray(path.read_bytes().strip()))
+    try:
+        return keys.public_key.decode()
+    finally:
+        keys.wipe()
+
+
+def services(home: Path) -> dict[str, str]:
+    """The named services of a ledger home: name -> public nkey, by name."""
+    directory = home / AUTH_DIR / SERVICES_DIR
+    if not directory.is_dir():
+        return {}
+    found: dict[str, str] = {}
+    for path in sorted(directory.glob("*.nk")):
+        try:
+            name = check_service_name(path.stem)
+        except AccessError:
+            continue  # not a seed this module wrote
+        found[name] = _public_key(path)
+    return found
+
+
+def add_service(home: Path, name: str) -> tuple[Path, str, bool]:
+    """Make (or keep) the seed of service ``name``: its path, public key, and whether it
+    was made now."""
+    import nkeys
+
+    path = service_seed_file(home, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for directory in (path.parent.parent, path.parent):
+        directory.chmod(0o700)
+    created = not path.exists()
+    if created:
+        _write_private(path, nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER) + b"\n")
+    path.chmod(0o600)
+    return path, _public_key(path), created
+
+
+def remove_service(home: Path, name: str) -> None:
+    """Forget service ``name``: its seed is deleted, so its key is no longer admitted."""
+    path = service_seed_file(home, name)
+    if not path.exists():
+        raise AccessError(f"no service named {name!r} in {path.parent}")
+    path.unlink()
+
+
+def service_user(
+    name: str, public_key: str, *, stream: str, prefix: str, others: Iterable[str]
+) -> dict[str, Any]:
+    """The server configuration's user entry for service ``name`` (a server of your own
+    lists it beside the ledger's roles)."""
+    return {
+        "nkey": public_key,
+        "permissions": permissions(
+            Service(name), stream=stream, prefix=prefix, services=[name, *others]
+        ),
+    }
+
+
 def server_authorization(home: Path, *, stream: str, prefix: str) -> str:
     """The ``authorization`` block of the embedded server's configuration."""
+    named = services(home)
     users = [
-        {"nkey": key, "permissions": permissions(role, stream=stream, prefix=prefix)}
+        {
+            "nkey": key,
+            "permissions": permissions(role, stream=stream, prefix=prefix, services=named),
+        }
         for role, key in ensure_seeds(home).items()
+    ]
+    users += [
+        service_user(name, key, stream=stream, prefix=prefix, others=named)
+        for name, key in named.items()
     ]
     # JSON is valid NATS configuration syntax, and quotes every subject safely.
     return "authorization " + json.dumps({"users": users}, indent=2) + "\n"
@@ -256,6 +381,14 @@ def embedded_server(settings: Settings) -> EmbeddedNats:
         settings.home, stream=settings.stream, prefix=settings.subject_prefix
     )
     return EmbeddedNats(settings.home / "nats", authorization=authorization)
+
+
+def reload_embedded_server(settings: Settings) -> int | None:
+    """Have the home's embedded server, if one is running (``ledger serve``), admit
+    exactly the roles and named services the home holds now.  Its pid, or None."""
+    return embedded_server(settings).reload(
+        server_authorization(settings.home, stream=settings.stream, prefix=settings.subject_prefix)
+    )
 
 
 def permissions_conf(*, stream: str = "LEDGER", prefix: str = "ledger") -> str:

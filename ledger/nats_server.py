@@ -213,6 +213,57 @@ class EmbeddedNats:
         process.wait()
         self._process = None
 
+    def live_pid(self) -> int | None:
+        """The pid of a server running on this store directory, whichever process started
+        it (``ledger serve`` in another terminal, say), or None.
+
+        Read from the name of the ports file the server keeps while it runs, and checked
+        against the process's command line, so a stale file or a reused pid is ignored.
+        """
+        if self.running:
+            return self.pid
+        for ports_file in self._ports_dir.glob("*.ports"):
+            try:
+                pid = int(ports_file.stem.rsplit("_", 1)[1])
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except (IndexError, ValueError, OSError):
+                continue
+            if os.fsencode(str(self.store_dir)) in cmdline and b"--jetstream" in cmdline:
+                return pid
+        return None
+
+    def reload(self, authorization: str, timeout: float = 10.0) -> int | None:
+        """Rewrite the configuration with ``authorization`` and have a running server load
+        it (SIGHUP: connected clients stay; a client whose user is gone is disconnected).
+        Returns the server's pid, or None if no server runs on this store directory (the
+        next start reads the new configuration).  Waits until the server says it reloaded.
+        """
+        self.authorization = authorization
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.config_file.with_suffix(".tmp")
+        tmp.write_text(authorization)
+        tmp.replace(self.config_file)
+        pid = self.live_pid()
+        if pid is None:
+            return None
+        before = self._reloads()
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self._reloads() <= before:
+            if time.monotonic() > deadline:
+                raise NatsServerError(
+                    f"nats-server (pid {pid}) did not reload its configuration within "
+                    f"{timeout:.0f}s:\n{self.log_tail()}"
+                )
+            time.sleep(0.02)
+        return pid
+
+    def _reloads(self) -> int:
+        try:
+            return self.log_file.read_text(errors="replace").count("Reloaded server configuration")
+        except OSError:
+            return 0
+
     def restart(self, timeout: float = 30.0) -> str:
         self.stop()
         return self.start(timeout)

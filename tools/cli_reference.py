@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from ledger.cli.main import COMMANDS, cli
@@ -33,6 +34,11 @@ def markdown() -> str:
     parts = ["## `ledger`\n\n```\n" + help_text() + "```\n"]
     for name in COMMANDS:
         parts.append(f"## `ledger {name}`\n\n```\n" + help_text(name) + "```\n")
+        command = cli.get_command(click.Context(cli), name)
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(click.Context(command)):
+                text = help_text(name, sub)
+                parts.append(f"### `ledger {name} {sub}`\n\n```\n" + text + "```\n")
     return "\n" + "\n".join(parts) + "\n"
 
 

@@ -208,3 +208,139 @@ def test_the_projector_reads_the_stream_with_its_own_role(
         assert result.position == app.head() == 12
     finally:
         app.close()
+
+
+def _service(home_settings: Settings, name: str) -> Settings:
+    """The settings a downstream service runs with: its own seed, the home's server."""
+    from ledger.nats_auth import service_seed_file
+
+    env = {
+        "LEDGER_HOME": str(home_settings.home),
+        "LEDGER_NATS_NKEY_SEED": str(service_seed_file(home_settings.home, name)),
+    }
+    if home_settings.database_url:
+        env["LEDGER_DATABASE_URL"] = home_settings.database_url
+    return Settings.from_env(env)
+
+
+def test_a_named_service_owns_its_durable_consumer(
+    home_settings: Settings, secured: EmbeddedNats
+) -> None:
+    """Issue 11: readers "may only read and create their own consumers".  Two services
+    added while the server runs (it reloads): neither, nor the shared subscriber key, may
+    delete, update, fetch from, ack on or inspect the other's durable consumer; each
+    reads through its own; a removed service is turned away."""
+    from ledger import stream as st
+    from ledger.nats_auth import (
+        add_service,
+        reload_embedded_server,
+        remove_service,
+        service_seed_file,
+    )
+    from ledger.subscriber import subscribe
+
+    add_service(home_settings.home, "billing")
+    add_service(home_settings.home, "audit")
+    assert reload_embedded_server(home_settings) == secured.pid
+    billing, audit = _service(home_settings, "billing"), _service(home_settings, "audit")
+
+    app = Ledger(home_settings)
+    try:
+        append_parties(app, 5)
+        Relay(app, secured.url).run_once()
+
+        async def receive(settings: Settings, durable: str | None, n: int) -> list[int]:
+            got: list[int] = []
+            async with subscribe(secured.url, settings=settings, durable=durable) as sub:
+                while len(got) < n:
+                    delivery = await sub.next_delivery(30)
+                    assert delivery is not None
+                    got.append(delivery.position)
+                    # Two acked; the rest handed back (redelivered at once, not after ack_wait).
+                    await (delivery.ack() if len(got) <= 2 else delivery.nak())
+            return got
+
+        # Each service reads through its own durable, and through an ephemeral consumer.
+        assert asyncio.run(receive(billing, "billing", 5)) == [1, 2, 3, 4, 5]
+        assert asyncio.run(receive(audit, "audit", 5)) == [1, 2, 3, 4, 5]
+        assert asyncio.run(receive(audit, None, 5)) == [1, 2, 3, 4, 5]
+
+        async def intrude(settings: Settings, victim: str) -> list[str]:
+            from nats.js.api import ConsumerConfig
+
+            errors: list[str] = []
+            nc = await _connect(secured.url, errors, **settings.nats_options("subscriber"))
+            jsm = nc.jsm(timeout=1)
+            tries: list[Any] = [
+                lambda: jsm.delete_consumer("LEDGER", victim),
+                lambda: jsm.consumer_info("LEDGER", victim),
+                lambda: jsm.add_consumer(
+                    "LEDGER", ConsumerConfig(durable_name=victim, description="hijack")
+                ),
+                lambda: jsm.add_consumer(
+                    "LEDGER", ConsumerConfig(name=victim, description="hijack")
+                ),
+                lambda: nc.request(f"$JS.API.CONSUMER.MSG.NEXT.LEDGER.{victim}", b"1", timeout=1),
+                lambda: nc.request(f"$JS.ACK.LEDGER.{victim}.1.3.3.0.0", b"+ACK", timeout=1),
+            ]
+            for request in tries:
+                with pytest.raises((TimeoutError, Exception)):
+                    await asyncio.wait_for(request(), 30)
+            await asyncio.sleep(0.2)  # the server's -ERR lines arrive asynchronously
+            await nc.close()
+            return [e.lower() for e in errors if "permissions violation for publish" in e]
+
+        from ledger.stream import PROJECTOR_CONSUMER
+
+        for intruder, victim in (
+            (audit, "billing"),
+            (home_settings, "billing"),  # the shared subscriber key
+            (billing, "audit"),
+            (billing, PROJECTOR_CONSUMER),
+        ):
+            refused = asyncio.run(intrude(intruder, victim))
+            v = victim.lower()
+            for what in (
+                f"consumer.delete.ledger.{v}",
+                f"consumer.info.ledger.{v}",
+                f"consumer.durable.create.ledger.{v}",
+                f"consumer.create.ledger.{v}",
+                f"consumer.msg.next.ledger.{v}",
+                f"$js.ack.ledger.{v}.",
+            ):
+                assert any(what in e for e in refused), (intruder.home, victim, what, refused)
+
+        # Nothing was taken from billing's consumer: it resumes after its two acks.
+        assert asyncio.run(receive(billing, "billing", 3)) == [3, 4, 5]
+
+        # A removed service is turned away at once (the running server reloaded).
+        kept = home_settings.home / "audit-seed-kept-by-the-service.nk"
+        kept.write_bytes(service_seed_file(home_settings.home, "audit").read_bytes())
+        remove_service(home_settings.home, "audit")
+        assert reload_embedded_server(home_settings) == secured.pid
+        with pytest.raises(st.NatsRefused):
+            asyncio.run(st.connect(secured.url, nkeys_seed=str(kept)))
+        # billing is still admitted (3 and 4 were acked above, 5 handed back).
+        assert asyncio.run(receive(billing, "billing", 1)) == [5]
+    finally:
+        app.close()
+
+
+def test_service_names_are_checked_before_they_reach_the_server_configuration(
+    home_settings: Settings,
+) -> None:
+    from ledger.nats_auth import AccessError, add_service, services
+    from ledger.stream import PROJECTOR_CONSUMER
+
+    for bad in ("", "a.b", "a>", "*", "a b", "a\nb", "é", "x" * 65, "../x", PROJECTOR_CONSUMER):
+        with pytest.raises(AccessError):
+            add_service(home_settings.home, bad)
+    assert services(home_settings.home) == {}
+    path, key, created = add_service(home_settings.home, "svc-1_A")
+    assert created and key.startswith("U")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert add_service(home_settings.home, "svc-1_A") == (path, key, False)
+    # A stray file in the directory is not taken for a service.
+    (path.parent / "not a name.nk").write_text("junk")
+    assert services(home_settings.home) == {"svc-1_A": key}
