@@ -5,18 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from ledger import events as ev
-from ledger.times import reading_zone, short, through_day
+from ledger.times import short, through_text
 
 
 def _until(t: dt.datetime | None) -> str:
     """An exclusive end shown as the last day it covers when it falls on a midnight of the
     reading zone (``--tz``), else as the exact instant."""
-    if t is None:
-        return "open-ended"
-    local = t.astimezone(reading_zone())
-    if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
-        return f"through {through_day(t).isoformat()}"
-    return f"until {t.isoformat()}"
+    return through_text(t)
 
 
 def describe(e: ev.Event) -> str:

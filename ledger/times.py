@@ -111,6 +111,32 @@ def through_day(end: dt.datetime) -> dt.date:
     return local_day(end - dt.timedelta(microseconds=1))
 
 
+def _at_local_midnight(t: dt.datetime) -> bool:
+    local = t.astimezone(reading_zone())
+    return (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0)
+
+
+def end_text(end: dt.datetime) -> str:
+    """When an exclusive end falls, for a message: "the end of D" (D the last day it
+    covers) when it is a midnight of the reading zone, else the exact instant.  A licence
+    "valid until 2026-12-01" is stored to end at 2026-12-02T00:00Z; it expired "at the end
+    of 2026-12-01", never "on 2026-12-02"."""
+    if _at_local_midnight(end):
+        return f"the end of {through_day(end).isoformat()}"
+    return short(end.astimezone(reading_zone()))
+
+
+def through_text(end: dt.datetime | None) -> str:
+    """An exclusive end as a range's close, for a message or a table: "through D" (the
+    last day it covers) at a midnight of the reading zone, else "until" the exact
+    instant; "open-ended" for None."""
+    if end is None:
+        return "open-ended"
+    if _at_local_midnight(end):
+        return f"through {through_day(end).isoformat()}"
+    return f"until {end.isoformat()}"
+
+
 def days_late(due_by: dt.datetime, done: dt.datetime) -> int:
     """Calendar days from a deadline's through-day to the day it was met (0 if on time)."""
     if done < due_by:

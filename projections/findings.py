@@ -46,7 +46,7 @@ from ledger.domain.party import SUSPECT_LISTS
 from ledger.projections import records as rec
 from ledger.projections import views
 from ledger.projections.query import Resolved, Segment
-from ledger.times import count_days, days_late, hours, through_day, to_us
+from ledger.times import count_days, days_late, end_text, hours, through_day, to_us
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,12 @@ def late_usage(licences: Sequence[Resolved]) -> list[Finding]:
             events: list[UUID | str] = [u.usage_event]
             if u.cause_event is not None:
                 events.append(u.cause_event)
-            since = f" since {_day(u.since)}" if u.since else ""
+            if u.since is None:
+                since = ""
+            elif u.licence_status == "expired":  # an exclusive end: name the last valid day
+                since = f" at {end_text(u.since)}"
+            else:
+                since = f" since {_day(u.since)}"
             later = ""
             if u.cause_recorded_at is not None and u.cause_recorded_at > u.recorded_at:
                 lag = views.duration(u.recorded_at, u.cause_recorded_at)

@@ -14,6 +14,7 @@ from uuid import UUID
 from ledger import events as ev
 from ledger.domain.facts import Check, Facts, day, require, window
 from ledger.errors import RuleViolation
+from ledger.times import through_text
 
 # --- agreements -------------------------------------------------------------------------
 
@@ -160,7 +161,8 @@ def _agreement_extended(e: ev.AgreementExtended, facts: Facts) -> None:
     if agreement.valid_until is not None and e.valid_until <= agreement.valid_until:
         raise RuleViolation(
             "extension-must-extend",
-            f"{day(e.valid_until)} does not extend the current end {day(agreement.valid_until)}",
+            f"{through_text(e.valid_until)} does not extend the current end "
+            f"({through_text(agreement.valid_until)})",
             field="valid_until",
         )
 

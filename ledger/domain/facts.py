@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ledger import events as ev
 from ledger.errors import RuleViolation
-from ledger.times import short
+from ledger.times import end_text, short
 
 if TYPE_CHECKING:
     from ledger.domain.state import State
@@ -77,6 +77,6 @@ def window(start: dt.datetime, end: dt.datetime | None, field: str) -> None:
     if end is not None and end <= start:
         raise RuleViolation(
             "window-ends-before-start",
-            f"ends at {day(end)}, not after its start {day(start)}",
+            f"ends at {end_text(end)}, not after its start {day(start)}",
             field=field,
         )

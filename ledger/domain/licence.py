@@ -29,7 +29,7 @@ from ledger.domain.items import most_specific
 from ledger.domain.party import PartyState, check_end_users
 from ledger.domain.quantities import check_quantity, quantity_text
 from ledger.errors import RuleViolation
-from ledger.times import add_months, local_day
+from ledger.times import add_months, end_text, local_day, through_text
 
 GENERAL_LICENCE_MAX_MONTHS = 36
 SINGLE_LICENCE_MAX_MONTHS = 12
@@ -284,12 +284,17 @@ def coverage(
     on = local_day(at).isoformat()
     if status != "active":
         since = inactive_since(licence, status) if status != "not-yet-valid" else None
-        since_text = f" since {day(since)}" if since else ""
+        if status == "expired":
+            # The stored end is exclusive: expired since 2026-12-02T00:00Z is "at the end
+            # of 2026-12-01", the day the licence was last valid.
+            state_text = f"expired at {end_text(licence.valid_until)}"
+        else:
+            state_text = f"{status} since {day(since)}" if since else status
         return Coverage(
             Gap(
                 f"licence-{status}",
                 "effective_at",
-                f"licence '{lid}' is {status}{since_text}; no shipment on {day(at)} can be "
+                f"licence '{lid}' is {state_text}; no shipment on {day(at)} can be "
                 "recorded under it",
                 f"{status} on {on}",
             )
@@ -381,7 +386,8 @@ def check_validity(licence_type: str, start: dt.datetime, until: dt.datetime) ->
         raise RuleViolation(
             f"{licence_type}-licence-max-{months}-months",
             f"a {licence_type} licence may be valid for at most {months} months: "
-            f"valid from {day(start)}, so until {day(limit)} at the latest, not {day(until)}",
+            f"valid from {day(start)}, so {through_text(limit)} at the latest, not "
+            f"{through_text(until)}",
             field="valid_until",
         )
 
@@ -457,8 +463,7 @@ def _licence_amended(e: ev.LicenceAmended, facts: Facts) -> None:
         check_validity(licence.licence_type, licence.valid_from, e.valid_until)
     if e.end_users is not None:
         _single_end_user(licence.licence_type, e.end_users)
-        added = [u for u in e.end_users if u not in licence.end_users]
-        check_end_users(facts, added, e.effective_at, "end_users")
+        check_end_users(facts, e.end_users, e.effective_at, "end_users", already=licence.end_users)
     if e.destinations is not None and not e.destinations:
         raise RuleViolation("no-destination", "a licence needs a destination", field="destinations")
     if e.items is not None:
@@ -492,7 +497,7 @@ def _licence_suspended(e: ev.LicenceSuspended, facts: Facts) -> None:
     if status == "expired":
         raise RuleViolation(
             "licence-expired",
-            f"licence '{e.entity_id}' expired on {day(licence.valid_until)}",
+            f"licence '{e.entity_id}' expired at {end_text(licence.valid_until)}",
             field="effective_at",
         )
 

@@ -16,6 +16,7 @@ from ledger import events as ev
 from ledger.domain.facts import Check, Facts, day, require, window
 from ledger.domain.items import item_matches
 from ledger.errors import RuleViolation
+from ledger.times import through_text
 
 
 @dataclass
@@ -175,11 +176,11 @@ def _clause_suspended(e: ev.ClauseSuspended, facts: Facts) -> None:
         )
     for existing in clause.suspensions:
         if existing.overlaps(e.effective_at, e.until):
-            end = day(existing.end) if existing.end else "open-ended"
             raise RuleViolation(
                 "overlapping-suspension",
                 f"clause '{e.clause_id}' is already suspended from {day(existing.start)} "
-                f"to {end} (event {existing.event_id}); windows of one clause cannot overlap",
+                f"{through_text(existing.end)} (event {existing.event_id}); windows of one "
+                "clause cannot overlap",
                 field="effective_at",
             )
 

@@ -9,13 +9,14 @@ on the day it names them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
 from ledger import events as ev
 from ledger.domain.facts import Check, Facts, day, require, window
 from ledger.errors import RuleViolation
+from ledger.times import end_text
 
 MILITARY_LIST = "military-end-user"
 """The list kind that makes an end user military."""
@@ -101,10 +102,21 @@ def new_party(e: ev.PartyRegistered) -> PartyState:
 # --- licensable end users ---------------------------------------------------------------
 
 
-def check_end_users(facts: Facts, end_users: Sequence[str], at: dt.datetime, field: str) -> None:
+def check_end_users(
+    facts: Facts,
+    end_users: Sequence[str],
+    at: dt.datetime,
+    field: str,
+    *,
+    already: Collection[str] = (),
+) -> None:
     """Each end user is registered, not military and vetted-approved at ``at`` (what a
-    licence needs of the end users it names)."""
+    licence needs of the end users it names).  ``already``: end users the licence names
+    already, not checked again; a refusal still names the end user's index in the whole
+    list (``end_users[1]``), the field as the operator wrote it."""
     for i, party_id in enumerate(end_users):
+        if party_id in already:
+            continue
         name = f"{field}[{i}]"
         require(facts, "party", party_id, name, PartyState)
         party = facts.state("party", party_id, at)
@@ -125,7 +137,9 @@ def check_end_users(facts: Facts, end_users: Sequence[str], at: dt.datetime, fie
             detail = {
                 "not-vetted": "has never been vetted",
                 "rejected": "was rejected at vetting",
-                "expired": f"vetting expired on {day(party.vetting_until)}",
+                "expired": f"vetting expired at {end_text(party.vetting_until)}"
+                if party.vetting_until is not None
+                else "vetting expired",
             }[vetting]
             raise RuleViolation(
                 "end-user-not-vetted",

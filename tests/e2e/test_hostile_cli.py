@@ -87,7 +87,11 @@ def test_licences_in_the_last_years_of_the_calendar(run: Run) -> None:
         valid_until="9999-12-01T00:00:00Z",
     )
     before = events(run)
-    refused(run("append", json.dumps(single)), 1, "until 9999-06-01 at the latest")
+    refused(
+        run("append", json.dumps(single)),
+        1,
+        "so through 9999-05-31 at the latest, not through 9999-11-30",
+    )
     assert events(run) == before
 
 

@@ -169,7 +169,7 @@ SUSPENSION_REFUSALS = [
         ),  # through the 9th: ends as it starts
         "window-ends-before-start",
         "until",
-        "ends at 2026-01-10, not after its start 2026-01-10",
+        "ends at the end of 2026-01-09, not after its start 2026-01-10",
     ),
     (
         "suspend a suspended licence",
@@ -185,7 +185,8 @@ SUSPENSION_REFUSALS = [
         f.licence_event("LicenceSuspended", effective_at="2026-12-10"),
         "licence-expired",
         "effective_at",
-        "licence 'GL-1' expired on 2026-12-02",
+        # valid until 2026-12-01: stored as the next midnight, last valid on the 1st
+        "licence 'GL-1' expired at the end of 2026-12-01",
     ),
     (
         "reinstate a licence that is not suspended",
@@ -282,3 +283,89 @@ def test_an_amendment_may_add_an_item_with_a_cap_below_one_unit() -> None:
     ]
     ledger.append(f.licence_event("LicenceAmended", items=items))
     assert licence_state(ledger).items["1C903"].cap == Decimal("0.5")
+
+
+def test_an_expired_licence_is_refused_with_its_last_valid_day() -> None:
+    """'valid until 2026-12-01' is stored as 2026-12-02T00:00Z (an exclusive end): the
+    refusal names the 1st, the licence's last day, not the stored instant's date."""
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.usage(effective_at="2026-12-02"))
+    assert caught.value.message.startswith(
+        "licence 'GL-1' is expired at the end of 2026-12-01; no shipment on 2026-12-02"
+    )
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence_event("LicenceSuspended", effective_at="2026-12-02"))
+    assert caught.value.message == "licence 'GL-1' expired at the end of 2026-12-01"
+
+
+def test_an_end_off_midnight_is_named_exactly_in_the_reading_zone() -> None:
+    """In Beijing days 2026-12-02T00:00Z is 08:00 on the 2nd: not a day's end, so the
+    refusal gives the instant, in Beijing time."""
+    from ledger.times import load_zone, reading_in
+
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    with (
+        reading_in(load_zone("Asia/Shanghai")),
+        pytest.raises(RuleViolation) as caught,
+    ):
+        ledger.append(f.licence_event("LicenceSuspended", effective_at="2026-12-03"))
+    assert caught.value.message == "licence 'GL-1' expired at 2026-12-02T08:00+08:00"
+
+
+def test_a_validity_over_the_limit_names_last_days() -> None:
+    """From 2 Dec 2025 a general licence may run 36 months: through 1 Dec 2028."""
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world()[:3])
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence(valid_until="2028-12-05"))
+    assert caught.value.message == (
+        "a general licence may be valid for at most 36 months: valid from 2025-12-02, "
+        "so through 2028-12-01 at the latest, not through 2028-12-05"
+    )
+
+
+def test_an_amendment_adding_end_users_names_the_index_in_the_whole_list() -> None:
+    """The licence names 'buyer'; an amendment to ['buyer', 'stranger'] is refused for
+    end_users[1], the stranger's place in the list the operator wrote."""
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(
+            f.licence_event("LicenceAmended", items=None, end_users=["buyer", "stranger"])
+        )
+    assert (caught.value.rule, caught.value.field) == ("unknown-reference", "end_users[1]")
+    ledger.append(f.party("late"), f.vetted("late", effective_at="2026-02-01"))
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence_event("LicenceAmended", items=None, end_users=["late", "buyer"]))
+    assert (caught.value.rule, caught.value.field) == ("end-user-not-vetted", "end_users[0]")
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(
+            f.licence_event("LicenceAmended", items=None, end_users=["buyer", "buyer2", "late"])
+        )
+    assert caught.value.field == "end_users[1]"
+
+
+def test_late_usage_after_a_shortened_validity_names_the_last_valid_day() -> None:
+    """A shipment on 1 June 2026, then an amendment (recorded later) ending the licence
+    'valid until 2026-05-31': the finding says it expired at the end of 31 May."""
+    from ledger.projections import findings
+    from ledger.projections import records as rec
+    from ledger.projections.query import Resolved
+
+    ledger = Ledgerless()
+    events = ledger.append(
+        *f.licensed_world(),
+        f.usage(effective_at="2026-06-01"),
+        f.licence_event("LicenceAmended", items=None, valid_until="2026-05-31"),
+    )
+    licence = [e for e in events if e.entity_kind == "licence"]
+    as_of = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+    found = rec.record_at(licence, as_of, None)
+    assert found is not None
+    [late] = findings.late_usage([Resolved("GL-1", *found)])
+    assert "1C902.a) on 2026-06-01 under licence GL-1, expired at the end of 2026-05-31" in (
+        late.summary
+    ), late.summary

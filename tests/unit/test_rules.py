@@ -165,7 +165,7 @@ CASES: list[tuple[str, list[dict], dict, str, str, str]] = [
         f.licence(),
         "end-user-not-vetted",
         "end_users[0]",
-        "vetting expired on",
+        "vetting expired at the end of 2025-11-30",
     ),
     (
         "end user vetted only later",
@@ -221,7 +221,7 @@ CASES: list[tuple[str, list[dict], dict, str, str, str]] = [
         f.usage(effective_at="2026-12-05"),
         "licence-expired",
         "effective_at",
-        "is expired",
+        "licence 'GL-1' is expired at the end of 2026-12-01; no shipment on 2026-12-05",
     ),
     (
         "usage before validity",
@@ -397,7 +397,7 @@ CASES: list[tuple[str, list[dict], dict, str, str, str]] = [
         f.licence_event("LicenceSuspended", effective_at="2026-12-10"),
         "licence-expired",
         "effective_at",
-        "expired on",
+        "expired at the end of 2026-12-01",
     ),
     (
         "cap amended below usage",
@@ -626,7 +626,7 @@ CASES: list[tuple[str, list[dict], dict, str, str, str]] = [
         },
         "extension-must-extend",
         "valid_until",
-        "does not extend",
+        "through 2026-01-01 does not extend the current end (through 2026-11-09)",
     ),
     (
         "decided twice",
