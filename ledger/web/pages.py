@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from litestar import Request, Response, get
 from litestar.params import FromPath, QueryParameter
 
+from ledger.domain.items import item_matches
 from ledger.errors import InputError, RuleViolation
 from ledger.web import charts
 from ledger.web import params as p
@@ -172,7 +173,7 @@ def measures(
         c
         for c in body["clauses"]
         if (issuer_ is None or c["issuer"] == issuer_)
-        and (item_ is None or not c["items"] or any(_covers(i, item_) for i in c["items"]))
+        and (item_ is None or not c["items"] or any(item_matches(i, item_) for i in c["items"]))
     ]
     as_of_t = charts.instant(body["as_of"])
     assert as_of_t is not None
@@ -195,11 +196,6 @@ def _in_force_text(clause: dict[str, Any], as_of: dt.datetime) -> str:
     from ledger.projections.views import spans_text
 
     return spans_text(clause["in_force_spans"], as_of) or "never in force"
-
-
-def _covers(clause_item: str, wanted: str) -> bool:
-    """The CLI's item matching: exact, or the clause's code a prefix at a dot boundary."""
-    return wanted == clause_item or wanted.startswith(clause_item + ".")
 
 
 @get("/licences", sync_to_thread=True, include_in_schema=False)
