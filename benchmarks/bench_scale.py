@@ -4,6 +4,7 @@ memory of import and rebuild by ledger size, each against its own baseline in on
     python benchmarks/bench_scale.py append [--sizes 0,1000,10000,50000] [--repeat 5]
     python benchmarks/bench_scale.py memory [--sizes 100000,300000] [--postgres URL]
     python benchmarks/bench_scale.py postgres-import [--events 200000] --postgres URL
+    python benchmarks/bench_scale.py rebuild [--sizes 100000,300000,1000000]
 
 **append**: one licence is given N past shipments (imported in batches), then one more
 shipment is appended to it, in a new ``Ledger`` each time (as ``ledger append`` does in
@@ -16,6 +17,16 @@ child process; prints each one's peak RSS (the largest process of the tree, from
 ``getrusage(RUSAGE_CHILDREN)`` of a fresh wrapper process) and time (target: flat within
 +-20 % across N).
 
+**rebuild**: a ledger of N events with ``ledger_history``'s realistic mix (the
+projection benchmark's: licences shipping over months, backdated withdrawals,
+retractions), written as a file and ``ledger import``ed (setup, not timed), then, in one
+run per N: the raw read+decode of every stored row (the baseline), and ``ledger project
+--rebuild --once`` with the default entity-cache budget and with
+``LEDGER_PROJECTOR_CACHE=unlimited``; prints each rebuild's events/s, its ratio to the
+raw read+decode, and its peak RSS summed over the whole process tree (the projector and
+its writer process, sampled every 20 ms from /proc).  Targets: the bounded rebuild's
+peak RSS flat within +-20 % across N, and its events/s >= 25 % of raw at 1M.
+
 **postgres-import**: ``ledger import`` of an N-event file into a fresh PostgreSQL schema
 against a raw ``COPY`` of the same lines into a one-column table of another fresh schema,
 in one run; prints events/s of each and the ratio.
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import statistics
 import subprocess
@@ -195,6 +207,123 @@ def memory(sizes: list[int], postgres: str | None) -> None:
             )
 
 
+def _tree_rss_kib(root: int) -> int:
+    """Resident memory (KiB) of ``root`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def _tree_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Seconds, peak RSS of the whole process tree (KiB) and stdout of ``cmd``."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss_kib(process.pid))
+        time.sleep(0.02)
+    seconds = time.perf_counter() - started
+    out, err = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({process.returncode}): {err[-2000:]}")
+    return seconds, peak, out
+
+
+def _history_file(path: Path, total: int) -> int:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import msgspec
+    from ledger_history import history
+
+    encode = msgspec.json.encode
+    count = 0
+    with path.open("wb") as f:
+        for batch in history(total):
+            for obj in batch:
+                f.write(encode(obj) + b"\n")
+                count += 1
+    return count
+
+
+def _raw_read_decode(env: dict[str, str]) -> tuple[int, float]:
+    from ledger.app import Ledger
+    from ledger.config import Settings
+    from ledger.store.codec import decode_event
+
+    app = Ledger(Settings.from_env(env))
+    try:
+        started = time.perf_counter()
+        count = last = 0
+        while True:
+            rows = app.read_stored(last, 20_000)
+            if not rows:
+                break
+            for _, topic, state in rows:
+                if state is not None:
+                    decode_event(state, topic)
+            count += len(rows)
+            last = rows[-1][0]
+        return count, time.perf_counter() - started
+    finally:
+        app.close()
+
+
+def rebuild_memory(sizes: list[int], postgres: str | None) -> None:
+    print(
+        f"{'events':>10} {'raw ev/s':>9} {'budget':>9} {'rebuild ev/s':>12} {'of raw':>7} "
+        f"{'tree MiB':>9} {'evicted':>9}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        for size in sizes:
+            path = Path(tmp) / f"history-{size}.jsonl"
+            _history_file(path, size)
+            env = {"LEDGER_HOME": f"{tmp}/home-{size}", "LEDGER_ACTOR": "bench"}
+            if postgres:
+                env["LEDGER_DATABASE_URL"] = _fresh_schema(postgres)
+            subprocess.run(
+                [LEDGER, "import", str(path), "--no-progress"],
+                env={**os.environ, **env},
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            path.unlink()
+            events, raw = min(_raw_read_decode(env) for _ in range(2))
+            for budget in ("", "unlimited"):
+                _seconds, peak, out = _tree_peak(
+                    [LEDGER, "project", "--rebuild", "--once", "-o", "json"],
+                    {**env, "LEDGER_PROJECTOR_CACHE": budget},
+                )
+                result = json.loads(out)
+                rate = result["applied"] / result["seconds"]
+                print(
+                    f"{events:>10,} {events / raw:>9,.0f} {budget or 'default':>9} "
+                    f"{rate:>12,.0f} {rate / (events / raw):>7.1%} {peak / 1024:>9.0f} "
+                    f"{result.get('evicted', 0):>9,}",
+                    flush=True,
+                )
+
+
 def _fresh_schema(url: str) -> str:
     import psycopg
 
@@ -234,7 +363,7 @@ def postgres_import(events: int, url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["append", "memory", "postgres-import"])
+    parser.add_argument("what", choices=["append", "memory", "rebuild", "postgres-import"])
     parser.add_argument("--sizes", default=None, help="Comma-separated sizes.")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--events", type=int, default=200_000)
@@ -246,6 +375,9 @@ def main() -> None:
     elif args.what == "memory":
         sizes = [int(s) for s in (args.sizes or "100000,300000").split(",")]
         memory(sizes, args.postgres)
+    elif args.what == "rebuild":
+        sizes = [int(s) for s in (args.sizes or "100000,300000,1000000").split(",")]
+        rebuild_memory(sizes, args.postgres)
     else:
         if not args.postgres:
             raise SystemExit("postgres-import needs --postgres URL")

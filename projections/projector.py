@@ -17,23 +17,31 @@ them), and batches are written in one transaction with the tracking record
 
 The projector is an eventsourcing ``Projection`` whose view is a view recorder; it takes
 events one at a time (``process_event``, the library's interface) or in batches
-(``process``), from the store's notification log or from NATS messages alike.  Entities
-are cached in memory; an entity not cached (after a restart) is reloaded from its events
-up to the tracked position and its current rows.
+(``process``), from the store's notification log or from NATS messages alike.
+
+Entities are cached in memory within a budget (``LEDGER_PROJECTOR_CACHE``, see
+``cache_budget``): after each write the least recently used entities beyond it are
+evicted.  An entity not cached (evicted, or after a restart) is reloaded when an event
+needs it: its events up to the position applied so far (from the event store) and its
+current rows (from the views), which is exactly the state it was evicted in.  So an
+entity is evicted only once its rows are written: never one of the batch whose write
+may still be in flight in a background writer.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 import msgspec
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
 from ledger import events as ev
+from ledger.config import ConfigError
 from ledger.domain import state as st
 from ledger.projections import records as rec
 from ledger.projections.store import (
@@ -58,6 +66,36 @@ log = logging.getLogger("ledger.projector")
 
 HistoryLoader = Callable[[Sequence[str], int], dict[str, list[ev.Event]]]
 """Loads entities' events (recorded order, retractions included) up to a position."""
+
+CACHE_ENV = "LEDGER_PROJECTOR_CACHE"
+DEFAULT_CACHE_MB = 160.0
+"""The default budget: with the process's other memory (the interpreter and its modules,
+a batch of decoded events and of view changes) a rebuild stays under ~300 MB."""
+EVENT_BYTES = 1_200
+"""What one event held in the cache costs (the decoded event, its share of the fold)."""
+ENTITY_BYTES = 2_000
+"""What one cached entity costs besides its events (fold, record, rows, timeline)."""
+
+
+def cache_budget(value: str | None = None) -> int | None:
+    """The cache budget in bytes from ``LEDGER_PROJECTOR_CACHE`` (or ``value``): MB as a
+    number (``160``, ``0.5``; ``0`` evicts every entity after each write) or ``unlimited``
+    (None).  Raises ``ConfigError`` naming the variable on anything else."""
+    raw = os.environ.get(CACHE_ENV) if value is None else value
+    if raw is None or not raw.strip():
+        return int(DEFAULT_CACHE_MB * 1_000_000)
+    text = raw.strip().lower().removesuffix("mb").strip()
+    if text in ("unlimited", "none"):
+        return None
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = -1.0
+    if not mb >= 0 or mb == float("inf"):
+        raise ConfigError(
+            f"{CACHE_ENV}={raw!r}: expected megabytes (e.g. 160 or 0.5) or 'unlimited'"
+        )
+    return int(mb * 1_000_000)
 
 
 class Row(msgspec.Struct, gc=False):
@@ -102,11 +140,26 @@ class Projector(Projection[Any]):
 
     name = "views"
 
-    def __init__(self, view: ViewStore, load_history: HistoryLoader):
+    def __init__(
+        self,
+        view: ViewStore,
+        load_history: HistoryLoader,
+        *,
+        budget: int | Literal["env"] | None = "env",
+    ):
+        """``budget``: the cache's size in bytes (None: unlimited; default: from
+        ``LEDGER_PROJECTOR_CACHE``, see ``cache_budget``)."""
         super().__init__(view)
         self.store = view
         self._load_history = load_history
+        self.budget = cache_budget() if budget == "env" else budget
         self.cache: dict[str, CachedEntity] = {}
+        """Least recently written first: eviction takes from the front."""
+        self.cached_events = 0
+        """Events held by the cached entities (what their size is estimated from)."""
+        self.evicted = 0
+        self.reloaded = 0
+        """Entities evicted and entities reloaded from the store, since the start."""
         self._known: set[str] = set()
         self._pending = Changes()
         self._pending_data: dict[int, tuple[int, bytes, bytes]] = {}
@@ -125,6 +178,7 @@ class Projector(Projection[Any]):
     def _reload(self) -> None:
         """Start over from what is stored (after a restart or another projector's write)."""
         self.cache.clear()
+        self.cached_events = 0
         self._pending = Changes()
         self._pending_data.clear()
         self._touched.clear()
@@ -165,12 +219,16 @@ class Projector(Projection[Any]):
 
     def _load(self, entities: list[CachedEntity]) -> None:
         keys = [e.key for e in entities]
-        histories = self._load_history(keys, self.position)
+        # Up to the position applied in memory: a stored entity not in memory has no
+        # event after the last write that held it (evicted entities are written ones).
+        histories = self._load_history(keys, self._pending_position)
         rows = self.store.current_rows(keys)
         self._unloaded -= len(entities)
+        self.reloaded += len(entities)
         for entity in entities:
             entity.known = True
             entity.events = histories.get(entity.key, [])
+            self.cached_events += len(entity.events)
             self._refold(entity)
             entity.ref = rec.ref_of(entity.folded.state)
             entity.rows = [
@@ -235,6 +293,7 @@ class Projector(Projection[Any]):
         key = f"{kind}:{e.entity_id}"
         entity = self.cache.get(key) or self._entity(key, kind)
         entity.events.append(e)
+        self.cached_events += 1
         self._touched[key] = entity
         # A batch's events share one recorded time: convert it once.
         recorded_at = e.recorded_at
@@ -440,18 +499,52 @@ class Projector(Projection[Any]):
             self._known.add(entity.key)
         expected, position = self._submitted_position, self._pending_position
         self._submitted_position = position
+        touched = self._touched
         self._pending = Changes()
-        self._pending_data.clear()
-        self._touched.clear()
+        self._pending_data = {}
+        self._touched = {}
         self._new_rows = []
         try:
             if background and self.writer is not None:
                 self.writer.submit(changes, expected, position)
+                # The batch's entities are reloadable only once its write is done.
+                self._evict(touched, keep=touched)
                 return
             self.store.write(changes, expected, position)
         except BaseException as error:
             self._failed(error)
         self.position = position
+        self._evict(touched, keep={})
+
+    def _evict(self, touched: dict[str, CachedEntity], keep: dict[str, CachedEntity]) -> None:
+        """Mark the batch's entities most recently used, then evict the least recently
+        used ones (not in ``keep``) until the cache fits its budget."""
+        budget = self.budget
+        if budget is None:
+            return
+        cache = self.cache
+        for key in touched:
+            entity = cache.pop(key, None)
+            if entity is not None:
+                cache[key] = entity
+        size = self.cached_events * EVENT_BYTES + len(cache) * ENTITY_BYTES
+        if size <= budget:
+            return
+        evicted: list[str] = []
+        for key, entity in cache.items():
+            if size <= budget:
+                break
+            if key in keep:
+                break  # the rest is this batch's, in flight
+            if not entity.known:
+                continue  # never written (an entity with no row yet): nothing to reload
+            evicted.append(key)
+            size -= len(entity.events) * EVENT_BYTES + ENTITY_BYTES
+            self.cached_events -= len(entity.events)
+        for key in evicted:
+            del cache[key]
+        self._unloaded += len(evicted)
+        self.evicted += len(evicted)
 
     def wait(self) -> None:
         """Wait for a background write; after a failed one, reload and raise its error."""

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ledger import events as ev
 from ledger import stream as st
@@ -65,27 +65,23 @@ DURABLE = st.PROJECTOR_CONSUMER
 
 
 def history_loader(app: Ledger) -> Callable[[Sequence[str], int], dict[str, list[ev.Event]]]:
-    """Entities' events from the store, up to a position (recorded order)."""
+    """Entities' events from the store, up to a position (recorded order: an entity's
+    versions), many entities per query."""
 
     def load(keys: Sequence[str], upto: int) -> dict[str, list[ev.Event]]:
-        out: dict[str, list[ev.Event]] = {}
-        for key in keys:
-            kind, _, entity_id = key.partition(":")
-            events: list[ev.Event] = []
-            for entry in app.log(
-                entity_kind=kind, entity_id=entity_id, include_retracted=True, order="recorded"
-            ):
-                if entry.position > upto:
-                    break
-                events.append(entry.event)
-            out[key] = events
-        return out
+        decode = app.decode
+        found = app.index.select_entities(keys, upto=upto)
+        return {key: [decode(s.topic, s.state) for s in found.get(key, ())] for key in keys}
 
     return load
 
 
-def new_projector(app: Ledger, store: ViewStore | None = None) -> Projector:
-    return Projector(store or view_store(app), history_loader(app))
+def new_projector(
+    app: Ledger, store: ViewStore | None = None, *, budget: int | Literal["env"] | None = "env"
+) -> Projector:
+    """``budget``: the entity cache's size in bytes (None: unlimited; default:
+    ``LEDGER_PROJECTOR_CACHE``)."""
+    return Projector(store or view_store(app), history_loader(app), budget=budget)
 
 
 @dataclass
@@ -211,6 +207,10 @@ class RunResult:
     seconds: float = 0.0
     rejected: int = 0
     """Stream messages not applied because they are not the store's events (NATS source)."""
+    evicted: int = 0
+    reloaded: int = 0
+    """Entities evicted from the projector's cache (``LEDGER_PROJECTOR_CACHE``) and
+    entities reloaded from the store."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -218,6 +218,8 @@ class RunResult:
             "position": self.position,
             "applied": self.applied,
             "rejected": self.rejected,
+            "evicted": self.evicted,
+            "reloaded": self.reloaded,
             "seconds": round(self.seconds, 3),
         }
 
@@ -284,21 +286,36 @@ def run(
         if rebuild:
             store.reset()
         projector = new_projector(app, store)
-        if source == "store":
-            if once:
-                progress = catch_up(app, projector, on_progress=on_progress)
-                result.applied = progress.applied
-            else:
-                follow_store(app, projector, stop, on_progress=on_progress, result=result)
-        elif source == "nats":
-            asyncio.run(follow_nats(app, projector, stop, once=once, result=result))
-        else:
-            raise ValueError(f"unknown source {source!r}: store or nats")
-        result.position = projector.position
+        try:
+            _run(app, projector, stop, source, once, on_progress, result)
+        finally:
+            result.evicted, result.reloaded = projector.evicted, projector.reloaded
     finally:
         app.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _run(
+    app: Ledger,
+    projector: Projector,
+    stop: threading.Event,
+    source: str,
+    once: bool,
+    on_progress: Callable[[Progress], None] | None,
+    result: RunResult,
+) -> None:
+    if source == "store":
+        if once:
+            progress = catch_up(app, projector, on_progress=on_progress)
+            result.applied = progress.applied
+        else:
+            follow_store(app, projector, stop, on_progress=on_progress, result=result)
+    elif source == "nats":
+        asyncio.run(follow_nats(app, projector, stop, once=once, result=result))
+    else:
+        raise ValueError(f"unknown source {source!r}: store or nats")
+    result.position = projector.position
 
 
 @dataclass

@@ -54,6 +54,8 @@ DYADIC_LEVELS = 63
 SCHEMA_VERSION = 7
 """Bumped when the views' tables or records change: older views are dropped and rebuilt."""
 
+CONTENT_TABLES = ("views_entities", "views_data", "views_current", "views_history")
+
 TRACKING_NAME = "views"
 """Tracking name of the views (the relay tracks ``relay:{stream}`` in the same table)."""
 
@@ -222,6 +224,11 @@ class ViewStore:
         raise NotImplementedError
 
     def row_counts(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def contents(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of the views' tables, in a fixed order: two builds of the same
+        events compare equal exactly when they stored the same views."""
         raise NotImplementedError
 
 
@@ -496,6 +503,14 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
             for table in ("views_entities", "views_data", "views_current", "views_history"):
                 c.execute(f"SELECT COUNT(*) FROM {table}")
                 out[table] = int(c.fetchone()[0])
+        return out
+
+    def contents(self) -> dict[str, list[tuple[Any, ...]]]:
+        out = {}
+        with self.datastore.transaction(commit=False) as c:
+            for table in CONTENT_TABLES:
+                c.execute(f"SELECT * FROM {table} ORDER BY 1")
+                out[table] = [tuple(row) for row in c.fetchall()]
         return out
 
 

@@ -17,6 +17,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.projections.records import INFINITY, KIND_CODE
 from ledger.projections.store import (
+    CONTENT_TABLES,
     SCHEMA_VERSION,
     Changes,
     Counters,
@@ -315,4 +316,15 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
                 c.execute(self._sql(f"SELECT COUNT(*) AS n FROM {{s}}.{table}"))
                 row = c.fetchone()
                 out[table] = int(row["n"]) if row else 0
+        return out
+
+    def contents(self) -> dict[str, list[tuple[Any, ...]]]:
+        out = {}
+        with self.datastore.transaction(commit=False) as c:
+            for table in CONTENT_TABLES:
+                c.execute(self._sql(f"SELECT * FROM {{s}}.{table} ORDER BY 1"))
+                out[table] = [
+                    tuple(bytes(v) if isinstance(v, memoryview) else v for v in row.values())
+                    for row in c.fetchall()
+                ]
         return out

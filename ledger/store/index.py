@@ -133,8 +133,11 @@ class EventIndex(ABC):
         """The recorded time of the newest event (None for an empty ledger)."""
 
     @abstractmethod
-    def select_entities(self, originator_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
-        """Stored events of many entities at once, each in version order."""
+    def select_entities(
+        self, originator_ids: Sequence[str], *, upto: int | None = None
+    ) -> dict[str, list[StoredEvent]]:
+        """Stored events of many entities at once, each in version order (``upto``: only
+        those stored at or before that position)."""
 
     @abstractmethod
     def select_log(self, query: LogQuery) -> Iterator[LogRow]:

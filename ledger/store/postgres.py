@@ -284,7 +284,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             row = curs.fetchone()
             return None if row is None else int(row["recorded_us"])
 
-    def select_entities(self, originator_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+    def select_entities(
+        self, originator_ids: Sequence[str], *, upto: int | None = None
+    ) -> dict[str, list[StoredEvent]]:
         out: dict[str, list[StoredEvent]] = {}
         ids = list(dict.fromkeys(originator_ids))
         if not ids:
@@ -293,9 +295,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             curs.execute(
                 SQL(
                     "SELECT originator_id, originator_version, topic, state FROM {0} "
-                    "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+                    "WHERE originator_id = ANY(%s) AND notification_id <= %s "
+                    "ORDER BY originator_id, originator_version"
                 ).format(self._events),
-                (ids,),
+                (ids, 2**62 if upto is None else upto),
             )
             for row in curs.fetchall():
                 out.setdefault(row["originator_id"], []).append(

@@ -287,18 +287,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
             row = c.fetchone()
             return None if row is None else int(row[0])
 
-    def select_entities(self, originator_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+    def select_entities(
+        self, originator_ids: Sequence[str], *, upto: int | None = None
+    ) -> dict[str, list[StoredEvent]]:
         out: dict[str, list[StoredEvent]] = {}
         ids = list(dict.fromkeys(originator_ids))
+        bound = "" if upto is None else " AND rowid <= ?"
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 c.execute(
                     "SELECT originator_id, originator_version, topic, state "
                     f"FROM {self.events_table_name} "
-                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}) "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}){bound} "
                     "ORDER BY originator_id, originator_version",
-                    chunk,
+                    [*chunk, *([upto] if upto is not None else [])],
                 )
                 for row in c.fetchall():
                     out.setdefault(row[0], []).append(StoredEvent(row[0], row[1], row[2], row[3]))

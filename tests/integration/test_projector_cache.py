@@ -1,0 +1,210 @@
+"""The projector's entity cache under a budget (``LEDGER_PROJECTOR_CACHE``): evicted
+entities are reloaded from the store, so a rebuild that evicts after every batch stores
+exactly the views an unbounded one stores, and the live projector (following the store or
+the NATS stream) keeps them exact too.  Both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from ledger.app import Ledger
+from ledger.config import ConfigError
+from ledger.nats_server import EmbeddedNats
+from ledger.projections.projector import cache_budget
+from ledger.projections.runner import (
+    catch_up,
+    follow_nats,
+    follow_store,
+    new_projector,
+)
+from ledger.projections.stores import view_store
+from ledger.relay import Relay
+from tests.conftest import Backend
+from tests.integration.test_projector import (
+    LICENCES,
+    S,
+    _day,
+    assert_views_exact,
+    setup_events,
+    shipments,
+)
+from tests.nats_fixtures import nats_server_fixture  # noqa: F401
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def late_knowledge(app: Ledger, retract: list[UUID], step: int) -> None:
+    """Events that change the past: a withdrawal and a suspension effective weeks before
+    they are recorded, an amendment, and retractions of earlier shipments."""
+    licence = f"L{step % LICENCES}"
+    objs: list[dict[str, Any]] = []
+    if step == 1:
+        objs.append(
+            {
+                "type": "LicenceWithdrawn",
+                "entity_id": "LX",
+                "reason": "end-use concerns",
+                "effective_at": _day(11),
+                "sources": S,
+            }
+        )
+    elif step == 2:
+        objs += [
+            {
+                "type": "LicenceSuspended",
+                "entity_id": licence,
+                "reason": "audit",
+                "effective_at": _day(10.2),
+                "sources": S,
+            },
+            {"type": "LicenceReinstated", "entity_id": licence, "effective_at": _day(10.3)},
+        ]
+        objs[-1]["sources"] = S
+    elif step == 3:
+        objs.append(
+            {
+                "type": "LicenceAmended",
+                "entity_id": licence,
+                "reason": "cap lowered",
+                "items": [{"item": "1C902.a", "cap": "90000000"}],
+                "effective_at": _day(10.5),
+                "sources": S,
+            }
+        )
+    if objs:
+        app.append_objects(objs)
+    for event_id in retract[:2]:
+        app.retract(event_id, "duplicate customs declaration")
+    del retract[:2]
+
+
+def record(app: Ledger, rounds: int, per_round: int) -> None:
+    """A history with backdated shipments (every 7th), late withdrawals, suspensions,
+    amendments and retractions, in many batches."""
+    app.append_objects(setup_events())
+    grant = {**setup_events()[-1], "entity_id": "LX"}
+    app.append_objects(
+        [grant]
+        + [
+            {**s, "entity_id": "LX", "shipment_id": f"x{n}", "effective_at": _day(day)}
+            for n, (s, day) in enumerate(zip(shipments(0, 3), (10.5, 11.5, 12), strict=True))
+        ]
+    )
+    retract: list[UUID] = []
+    for r in range(rounds):
+        result = app.append_objects(shipments(r * per_round, per_round))
+        retract += [o.event_id for o in result.appended[3::11]]
+        late_knowledge(app, retract, r)
+
+
+def rebuild(app: Ledger, budget: int | None, **kwargs: Any) -> dict[str, Any]:
+    store = view_store(app)
+    store.reset()
+    projector = new_projector(app, store, budget=budget)
+    catch_up(app, projector, **kwargs)
+    assert store.position() == app.head()
+    return {"views": store.contents(), "counters": store.counters(), "evicted": projector}
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["inline", "writer-process"])
+def test_a_rebuild_that_evicts_constantly_stores_the_same_views(
+    backend: Backend, parallel: bool
+) -> None:
+    app = Ledger(backend.settings())
+    try:
+        record(app, rounds=8, per_round=40)
+        unbounded = rebuild(app, None, flush_events=15, parallel_from=10**9)
+        assert unbounded["evicted"].evicted == 0
+        bounded = rebuild(app, 0, flush_events=4, parallel_from=1 if parallel else 10**9)
+        projector = bounded["evicted"]
+        # Every batch evicted what it could and the next reloaded it.
+        assert projector.evicted > 50 and projector.reloaded > 50
+        assert projector.cached_events == sum(len(e.events) for e in projector.cache.values())
+        assert bounded["views"] == unbounded["views"]
+        assert bounded["counters"] == unbounded["counters"]
+        assert_views_exact(app)
+    finally:
+        app.close()
+
+
+def test_the_live_projector_following_the_store_evicts_and_stays_exact(
+    backend: Backend,
+) -> None:
+    app = Ledger(backend.settings())
+    try:
+        record(app, rounds=2, per_round=30)
+        projector = new_projector(app, budget=0)
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def follow() -> None:
+            try:
+                follow_store(app, projector, stop)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        try:
+            retract: list[UUID] = []
+            for r in range(2, 7):
+                result = app.append_objects(shipments(r * 30, 30))
+                retract += [o.event_id for o in result.appended[3::11]]
+                late_knowledge(app, retract, r)
+                _wait_for(lambda: view_store(app).position() == app.head())
+        finally:
+            stop.set()
+            thread.join(30)
+        assert not errors
+        assert projector.evicted > 0 and projector.reloaded > 0
+        live = view_store(app).contents()
+        assert rebuild(app, None)["views"] == live
+        assert_views_exact(app)
+    finally:
+        app.close()
+
+
+def test_the_live_projector_following_nats_evicts_and_stays_exact(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    app = Ledger(backend.settings({**backend.env(), "LEDGER_NATS_URL": nats_server.url}))
+    try:
+        record(app, rounds=4, per_round=30)
+        Relay(app, nats_server.url).run_once()
+        projector = new_projector(app, budget=0)
+        asyncio.run(follow_nats(app, projector, threading.Event(), once=True, fetch=20))
+        assert projector.position == app.head()
+        assert projector.evicted > 0 and projector.reloaded > 0
+        live = view_store(app).contents()
+        assert rebuild(app, None)["views"] == live
+        assert_views_exact(app)
+    finally:
+        app.close()
+
+
+def test_the_cache_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGER_PROJECTOR_CACHE", raising=False)
+    assert cache_budget() == 160_000_000
+    assert cache_budget("0.5") == 500_000
+    assert cache_budget("64MB") == 64_000_000
+    assert cache_budget("0") == 0
+    assert cache_budget("unlimited") is None
+    for bad in ("lots", "-1", "nan", "inf"):
+        with pytest.raises(ConfigError, match="LEDGER_PROJECTOR_CACHE"):
+            cache_budget(bad)
+    monkeypatch.setenv("LEDGER_PROJECTOR_CACHE", "12")
+    assert cache_budget() == 12_000_000
+
+
+def _wait_for(condition: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
