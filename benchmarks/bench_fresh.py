@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -59,6 +60,65 @@ for i in range(total):
     time.sleep(max(0.0, next_at - time.monotonic()))
 app.close()
 """
+
+
+RAW_PUBLISHER = r"""
+import asyncio, sys, time
+import nats
+url, subject, rate, total = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+padding = b"x" * 400  # about an event's payload
+
+async def main():
+    nc = await nats.connect(url)
+    sys.stdin.readline()  # the receiver is ready
+    interval = 1.0 / rate
+    next_at = time.monotonic()
+    for i in range(total):
+        next_at += interval
+        await nc.publish(subject, f"{i} {time.monotonic()!r} ".encode() + padding)
+        await nc.flush()
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    await nc.drain()
+
+asyncio.run(main())
+"""
+
+
+def measure_raw(url: str, rate: float, seconds: float) -> list[float]:
+    """The baseline: raw nats-py, a core publish (and flush) from another process at the
+    same rate to a plain subscription here; latencies in seconds, sorted."""
+    import nats
+
+    subject = f"fresh.raw.{uuid.uuid4().hex[:8]}"
+    total = int(rate * seconds)
+    latencies: list[float] = []
+
+    async def receive() -> None:
+        nc = await nats.connect(url)
+        done = asyncio.Event()
+
+        async def on_message(msg: Any) -> None:
+            latencies.append(time.monotonic() - float(msg.data.split(b" ", 2)[1]))
+            if len(latencies) >= total:
+                done.set()
+
+        await nc.subscribe(subject, cb=on_message)
+        await nc.flush()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RAW_PUBLISHER, url, subject, str(rate), str(total)],
+            stdin=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), seconds + 60)
+        await nc.close()
+        proc.wait(timeout=60)
+
+    asyncio.run(receive())
+    return sorted(latencies)
 
 
 def open_env(workdir: Path, postgres: str | None) -> dict[str, str]:
@@ -160,13 +220,19 @@ def main() -> None:
         app = Ledger(Settings.from_env(env))
         server = EmbeddedNats(workdir / "nats")
         url = server.start()
-        results: dict[str, list[tuple[list[float], list[float]]]] = {"hints": [], "polling": []}
+        results: dict[str, list[tuple[list[float], list[float]]]] = {
+            "raw nats": [],
+            "hints": [],
+            "polling": [],
+        }
         try:
             print(
                 f"{app.settings.backend}: appends from another process at {args.rate:.0f}/s "
                 f"for {args.seconds:.0f} s; nats-server at {url}"
             )
             for _ in range(args.repeat):
+                raw = measure_raw(url, args.rate, args.seconds)
+                results["raw nats"].append((raw, raw))
                 for mode in ("hints", "polling"):
                     results[mode].append(
                         measure(app, env, url, args.rate, args.seconds, mode == "hints")
@@ -177,7 +243,7 @@ def main() -> None:
         for mode, runs in results.items():
             for n, (start, commit) in enumerate(runs, start=1):
                 print(
-                    f"  {mode:8s} run {n}: from append start"
+                    f"  {mode:9s} run {n}: from append start"
                     f" p50 {quantile(start, 0.5) * 1e3:5.1f} ms"
                     f"  p99 {quantile(start, 0.99) * 1e3:5.1f} ms  max {start[-1] * 1e3:6.1f} ms"
                     f" | from commit p50 {quantile(commit, 0.5) * 1e3:5.1f} ms"

@@ -3,9 +3,10 @@
     python benchmarks/bench_web.py [--events 1000000] [--home DIR] [--queries 200]
                                    [--concurrent 8] [--seconds 10]
 
-1. **Build** (or reuse, with ``--home``) the benchmark ledger of ``bench_projections.py``
-   (``ledger_history``: ~12,500 licences, mostly shipments under them), and bring its
-   stored views up to date (untimed).
+1. **Build** (or reuse) the benchmark ledger (``bench_ledger``: the ``ledger_history`` of
+   ``bench_projections.py``, ~12,500 licences at 1M, mostly shipments under them, loaded by
+   ``ledger import --backfill`` and ``ledger project --rebuild``), cached under
+   ``~/.cache/ledger-bench/`` (or ``--home``) between runs.
 2. **Serve** it: ``ledger web --no-projector`` in a process of its own on a free loopback
    port (so the client below does not share its interpreter).
 3. **Latency at random (T, K)**, one keep-alive client: ``/api/licences?exporter=...``
@@ -26,11 +27,9 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,7 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_projections import build, percentiles, spans
+from bench_ledger import ensure
+from bench_projections import percentiles, spans
 
 from ledger.app import Ledger
 from ledger.config import Settings
@@ -68,7 +68,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--home", type=Path, help="keep (and reuse) the ledger here")
+    parser.add_argument(
+        "--home", type=Path, help="the ledger's home [default: under ~/.cache/ledger-bench]"
+    )
     parser.add_argument("--queries", type=int, default=200, help="requests per latency kind")
     parser.add_argument("--concurrent", type=int, default=8, help="clients for throughput")
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput run length")
@@ -79,25 +81,14 @@ def main() -> None:
     from ledger.projections import answers
     from ledger.projections.query import Views
 
-    tmp = None
-    home = args.home
-    if home is None:
-        tmp = tempfile.mkdtemp(prefix="ledger-bench-web-")
-        home = Path(tmp)
+    print(f"The benchmark ledger of ~{args.events:,} events (built once, then cached) ...")
+    home = ensure(args.events, args.seed, args.home)
     env = {"LEDGER_HOME": str(home), "LEDGER_ACTOR": "bench"}
-    marker = home / "bench.json"
     app = Ledger(Settings.from_env(env))
     process = None
     results: dict[str, Any] = {}
     try:
-        wanted = {"events": args.events, "seed": args.seed}
-        if marker.exists() and json.loads(marker.read_text()) == wanted:
-            print(f"Reusing the ledger in {home} ({app.head():,} events)")
-        else:
-            print(f"Building a ledger of ~{args.events:,} events in {home} ...", flush=True)
-            count, seconds, _ = build(app, args.events, args.seed)
-            print(f"Built {count:,} events in {seconds:.1f} s")
-            marker.write_text(json.dumps(wanted))
+        print(f"The ledger in {home}: {app.head():,} events", flush=True)
         v = Views(app, mode="auto")
         started = time.perf_counter()
         applied = v.catch_up()
@@ -215,8 +206,6 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=30)
         app.close()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

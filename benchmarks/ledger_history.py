@@ -66,6 +66,19 @@ class _Ids:
 def history(total: int = 1_000_000, seed: int = 7, batch_events: int = 1) -> Iterator[list[Obj]]:
     """Batches of event objects, ``total`` events in all (about): one day's events per
     batch (several days when a day has fewer than ``batch_events``)."""
+    batch: list[Obj] = []
+    for _day, day_events in daily(total, seed):
+        batch.extend(day_events)
+        if len(batch) >= batch_events:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def daily(total: int = 1_000_000, seed: int = 7) -> Iterator[tuple[int, list[Obj]]]:
+    """``(day, events)`` for each day (counted from ``START``) on which events are
+    appended, in effective order within the day; late knowledge is on a later day."""
     rng = random.Random(seed)
     new_id = _Ids(seed)
     days: list[list[tuple[float, Obj]]] = [[] for _ in range(DAYS + 60)]
@@ -391,12 +404,7 @@ def history(total: int = 1_000_000, seed: int = 7, batch_events: int = 1) -> Ite
             },
         )
 
-    batch: list[Obj] = []
-    for day_events in days:
-        day_events.sort(key=lambda pair: pair[0])
-        batch.extend(obj for _, obj in day_events)
-        if len(batch) >= batch_events:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    for day, day_events in enumerate(days):
+        if day_events:
+            day_events.sort(key=lambda pair: pair[0])
+            yield day, [obj for _, obj in day_events]
