@@ -16,6 +16,8 @@
 4. **Throughput**: requests/s of the exporter query from ``--concurrent`` clients (threads,
    one keep-alive connection each) for ``--seconds``, against the in-process call's
    calls/s on one thread.
+5. **Beside full listings**: the exporter query's and ``/healthz``'s latency while another
+   client keeps asking for the full listing (does one big answer hold up the others?).
 
 Machines are noisy: compare the ratios, not the absolute numbers, across runs.
 """
@@ -133,6 +135,11 @@ def main() -> None:
             t, k = when()
             return len(answers.encode(answers.licences(v, t, k)))
 
+        def healthz() -> int:
+            r = client.get("/healthz")
+            r.raise_for_status()
+            return len(r.content)
+
         def timed(run: Any, n: int) -> tuple[float, float, float]:
             samples, sizes = [], []
             for _ in range(n):
@@ -148,6 +155,7 @@ def main() -> None:
             ("HTTP exporter", http_exporter, args.queries, 20),
             ("in-process all", local_all, max(20, args.queries // 4), None),
             ("HTTP all", http_all, max(20, args.queries // 4), 100),
+            ("HTTP /healthz", healthz, args.queries, None),
         ):
             p50, p99, size = timed(run, n)
             goal = f"; target p50 < {target} ms" if target else ""
@@ -200,6 +208,34 @@ def main() -> None:
             "in_process_per_s": local_rate,
             "ratio": http_rate / local_rate,
         }
+
+        # Head-of-line blocking: small requests while another client keeps asking for the
+        # full listing (the server's concurrency, not its speed).
+        listing = threading.Event()
+
+        def big_listings() -> None:
+            own = random.Random(99)
+            with httpx.Client(base_url=base, timeout=60) as c:
+                while not listing.is_set():
+                    t = from_us(own.randrange(e0, e1))
+                    k = from_us(own.randrange(r0, r1 + 1))
+                    c.get("/api/licences", params={"as_of": iso(t), "known_at": iso(k)})
+
+        background = threading.Thread(target=big_listings)
+        background.start()
+        try:
+            time.sleep(0.5)
+            results["beside_full_listings_ms"] = {}
+            for name, run in (("exporter", http_exporter), ("healthz", healthz)):
+                p50, p99, _ = timed(run, max(20, args.queries // 2))
+                print(
+                    f"{name + ' beside listings':<28}: p50 {p50:7.1f} ms  p99 {p99:7.1f} ms",
+                    flush=True,
+                )
+                results["beside_full_listings_ms"][name] = {"p50": p50, "p99": p99}
+        finally:
+            listing.set()
+            background.join()
         print(json.dumps(results))
     finally:
         if process is not None:

@@ -9,6 +9,7 @@ answer silently.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -58,6 +59,9 @@ FORMAT = Annotated[
 
 JSON = "application/json"
 
+_CAPTURING = threading.Lock()
+"""Held while a CSV answer captures the process's standard output."""
+
 
 def _format(value: str | None, formats: tuple[str, ...] = ("json", "csv")) -> str:
     return p.choice("format", value, formats) or "json"
@@ -70,8 +74,8 @@ def csv_answer(
     known_at: Any,
 ) -> Response[bytes]:
     """``ledger COMMAND ... -o csv`` run in process on this server's ledger: the CSV is
-    the CLI's own, byte for byte (its shaping lives in the command).  Handlers run on
-    the event loop, one at a time, so capturing stdout is safe here."""
+    the CLI's own, byte for byte (its shaping lives in the command).  Handlers run in
+    worker threads and standard output is the process's: one CSV answer at a time."""
     import contextlib
     import io
 
@@ -97,7 +101,7 @@ def csv_answer(
     ]
     out, err = io.StringIO(), io.StringIO()
     code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _CAPTURING, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             cli.main(args=args, prog_name="ledger", standalone_mode=False)
         except SystemExit as exc:
@@ -123,8 +127,10 @@ def _opt(option: str, value: str | list[str] | None) -> list[str]:
 
 
 def view_handler(path: str, summary: str) -> Callable[[Callable[..., Any]], Any]:
-    """A GET route answering a view (blocking reads: in a worker thread)."""
-    return get(path, sync_to_thread=False, summary=summary, tags=["views"])
+    """A GET route answering a view, in a worker thread: its reads block, and a big answer
+    (every licence of a large ledger) would otherwise hold up every other request, the
+    liveness probe and the event streams included."""
+    return get(path, sync_to_thread=True, summary=summary, tags=["views"])
 
 
 @view_handler("/api/licences", "Licences as of a date")

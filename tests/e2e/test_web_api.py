@@ -497,3 +497,55 @@ def test_tz_is_the_clis_tz(home: Path, client: TestClient[Any]) -> None:
     # Each request has its own calendar: the next one without tz is UTC again.
     assert api_json(client, "/api/measures", [])["tz"] == "UTC"
     assert error(client, "/api/measures?tz=Mars/Olympus", 400)["field"] == "tz"
+
+
+def test_a_blocked_view_holds_up_no_other_request(postgres_backend: Any) -> None:
+    """A view that waits on its store (here: a table lock; in production, every licence of
+    a large ledger) answers in a worker thread: meanwhile liveness, the other views and
+    the event stream are served.  On the event loop, everything waited for it."""
+    import psycopg
+
+    from tests.conftest import POSTGRES_URL
+
+    env = postgres_backend.env()
+    result = CliRunner().invoke(
+        cli, ["import", "--backfill", str(scenario_path())], env=env, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    settings = Settings.from_env(env)
+    schema = postgres_backend.schemas[-1]
+    server = WebServer(settings, "127.0.0.1", 0, WebConfig())
+    server.start()
+    blocked: dict[str, Any] = {}
+    try:
+        httpx.get(f"{server.url}/api/licences", timeout=60).raise_for_status()  # views built
+        with psycopg.connect(POSTGRES_URL) as lock:
+            lock.execute(f'LOCK TABLE "{schema}".views_current IN ACCESS EXCLUSIVE MODE')
+
+            def licences() -> None:
+                blocked["response"] = httpx.get(f"{server.url}/api/licences", timeout=60)
+
+            waiting = threading.Thread(target=licences)
+            waiting.start()
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as watch:
+                for _ in range(600):  # until the request waits for the lock
+                    row = watch.execute(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                        "WHERE NOT l.granted AND c.relname = 'views_current'"
+                    ).fetchone()
+                    if row and row[0]:
+                        break
+                    time.sleep(0.05)
+                else:
+                    pytest.fail("the licences request never reached the lock")
+            # The loop is free: these answer while the licences request still waits.
+            assert httpx.get(f"{server.url}/healthz", timeout=15).status_code == 200
+            events = httpx.get(f"{server.url}/api/events", params={"limit": "3"}, timeout=15)
+            assert events.status_code == 200 and len(events.json()["events"]) == 3
+            assert waiting.is_alive() and "response" not in blocked
+            lock.rollback()
+        waiting.join(60)
+        assert blocked["response"].status_code == 200
+        assert blocked["response"].json()["licences"]
+    finally:
+        server.stop()
