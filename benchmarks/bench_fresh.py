@@ -24,8 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,8 +41,11 @@ sys.path.insert(0, str(ROOT))
 APPENDER = r"""
 import sys, time, uuid
 from ledger.app import Ledger
-rate, total, tag = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+rate, total, tag, log = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 app = Ledger()
+# The times go to a file, not a pipe: nobody reads a pipe until the run is over, and a
+# full pipe (~1,000 lines) would block the appender mid-run.
+out = open(log, "w")
 source = {"reference": "https://example.org/latency", "publisher": "bench"}
 sys.stdin.readline()  # the subscriber is ready
 interval = 1.0 / rate
@@ -56,8 +59,9 @@ for i in range(total):
         "name": f"Latency {i}", "country": "DE", "roles": ["end-user"],
         "effective_at": "2025-01-01", "sources": [source],
     }])
-    print(event_id, started, time.monotonic(), flush=True)
+    print(event_id, started, time.monotonic(), file=out)
     time.sleep(max(0.0, next_at - time.monotonic()))
+out.close()
 app.close()
 """
 
@@ -136,28 +140,41 @@ def open_env(workdir: Path, postgres: str | None) -> dict[str, str]:
 
 def measure(
     app: Any, env: dict[str, str], url: str, rate: float, seconds: float, hints: bool
-) -> tuple[list[float], list[float]]:
-    """Latencies (from append start, from append return) in seconds, sorted."""
+) -> dict[str, list[float]]:
+    """Latencies in seconds, each list sorted: from append start, from append return
+    (the commit), commit -> the relay publishes, the relay publishes -> received here."""
     from ledger import subscribe
     from ledger.relay import Relay
 
+    published_at: dict[int, float] = {}
+
+    class StampingRelay(Relay):
+        """The relay as shipped, noting when it starts publishing each position."""
+
+        async def _publish_batch(self, session: Any, batch: Any) -> None:
+            now = time.monotonic()
+            for notification in batch:
+                published_at[notification.id] = now
+            await super()._publish_batch(session, batch)
+
     stream = f"FRESH{uuid.uuid4().hex[:6].upper()}"
     prefix = f"fresh{uuid.uuid4().hex[:6]}"
-    relay = Relay(app, url, stream=stream, subject_prefix=prefix, wake_on_commit=hints)
+    relay = StampingRelay(app, url, stream=stream, subject_prefix=prefix, wake_on_commit=hints)
     relay.run_once()  # the stream exists and the backlog is out: only new events count
     stop = threading.Event()
     relay_thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
     relay_thread.start()
     total = int(rate * seconds)
     tag = uuid.uuid4().hex[:20]
+    times = Path(env["LEDGER_HOME"]).parent / f"appended-{tag}.txt"
     proc = subprocess.Popen(
-        [sys.executable, "-c", APPENDER, str(rate), str(total), tag],
+        [sys.executable, "-c", APPENDER, str(rate), str(total), tag, str(times)],
         env={**os.environ, **env},
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
         text=True,
     )
     received_at: dict[str, float] = {}
+    position_of: dict[str, int] = {}
 
     async def receive() -> None:
         async with subscribe(
@@ -175,27 +192,32 @@ def measure(
                 delivery = await sub.next_delivery(1.0)
                 if delivery is not None:
                     received_at[str(delivery.event.event_id)] = time.monotonic()
+                    position_of[str(delivery.event.event_id)] = delivery.position
 
     asyncio.run(receive())
-    out, _ = proc.communicate(timeout=60)
+    proc.communicate(timeout=60)
+    out = times.read_text()
     stop.set()
     relay_thread.join(30)
-    from_start: list[float] = []
-    from_commit: list[float] = []
+    segments: dict[str, list[float]] = {"start": [], "commit": [], "to relay": [], "bus": []}
     for line in out.splitlines():
         event_id, started, returned = line.split()
         got = received_at.get(event_id)
         if got is not None:
-            from_start.append(got - float(started))
-            from_commit.append(got - float(returned))
-    missing = total - len(from_start)
+            segments["start"].append(got - float(started))
+            segments["commit"].append(got - float(returned))
+            published = published_at.get(position_of[event_id])
+            if published is not None:
+                segments["to relay"].append(published - float(returned))
+                segments["bus"].append(got - published)
+    missing = total - len(segments["start"])
     if missing:
         print(
             f"  warning: {missing} event(s) not matched ({len(out.splitlines())} appended,"
             f" {len(received_at)} received)",
             file=sys.stderr,
         )
-    return sorted(from_start), sorted(from_commit)
+    return {name: sorted(values) for name, values in segments.items()}
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -220,7 +242,7 @@ def main() -> None:
         app = Ledger(Settings.from_env(env))
         server = EmbeddedNats(workdir / "nats")
         url = server.start()
-        results: dict[str, list[tuple[list[float], list[float]]]] = {
+        results: dict[str, list[dict[str, list[float]]]] = {
             "raw nats": [],
             "hints": [],
             "polling": [],
@@ -232,7 +254,7 @@ def main() -> None:
             )
             for _ in range(args.repeat):
                 raw = measure_raw(url, args.rate, args.seconds)
-                results["raw nats"].append((raw, raw))
+                results["raw nats"].append({"publish": raw})
                 for mode in ("hints", "polling"):
                     results[mode].append(
                         measure(app, env, url, args.rate, args.seconds, mode == "hints")
@@ -240,16 +262,37 @@ def main() -> None:
         finally:
             app.close()
             server.stop()
+
+        def ms(values: list[float]) -> str:
+            if not values:
+                return "-"
+            return (
+                f"p50 {quantile(values, 0.5) * 1e3:5.1f}  p99 {quantile(values, 0.99) * 1e3:6.1f}"
+                f"  max {values[-1] * 1e3:6.1f} ms"
+            )
+
+        print("latency to the subscriber (raw nats: publish -> receive), n per run:")
         for mode, runs in results.items():
-            for n, (start, commit) in enumerate(runs, start=1):
-                print(
-                    f"  {mode:9s} run {n}: from append start"
-                    f" p50 {quantile(start, 0.5) * 1e3:5.1f} ms"
-                    f"  p99 {quantile(start, 0.99) * 1e3:5.1f} ms  max {start[-1] * 1e3:6.1f} ms"
-                    f" | from commit p50 {quantile(commit, 0.5) * 1e3:5.1f} ms"
-                    f"  p99 {quantile(commit, 0.99) * 1e3:5.1f} ms  (n={len(start)},"
-                    f" mean {statistics.mean(start) * 1e3:.1f} ms)"
-                )
+            for n, run in enumerate(runs, start=1):
+                first = next(iter(run.values()))
+                print(f"  {mode:9s} run {n} (n={len(first)}):")
+                for name, values in run.items():
+                    label = {
+                        "publish": "publish -> received",
+                        "start": "from append start",
+                        "commit": "from commit",
+                        "to relay": "  commit -> relay publishes",
+                        "bus": "  relay publishes -> received",
+                    }[name]
+                    print(f"    {label:30s} {ms(values)}")
+        print(
+            json.dumps(
+                {
+                    m: [{k: quantile(v, 0.99) for k, v in r.items() if v} for r in runs]
+                    for m, runs in results.items()
+                }
+            )
+        )
 
 
 if __name__ == "__main__":
