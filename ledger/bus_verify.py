@@ -6,7 +6,16 @@ has now published in full to the stream ``{stream}_CHECKPOINTS`` (subject
 ``{prefix}-checkpoint.{stream}``), one message per checkpoint::
 
     {"size": 1200, "last_position": 1200, "checkpoint": "<signed note>",
-     "frontier": "<base64 of the tree's frontier at that size>"}
+     "frontier": "<base64 of the tree's frontier at that size>",
+     "after": 1100, "leaves": "<base64 of the leaf hashes 1100..1199>"}
+
+``after``/``leaves`` are the leaf hashes the checkpoint adds to the one published before
+it.  A batch of more than ``LEAVES_INLINE`` leaves has them in messages of their own on
+the same subject just before its checkpoint (header ``Ledger-Leaves``: the first leaf;
+payload: up to ``LEAVES_INLINE`` raw 32-byte hashes).  A consumer only reads them when
+the leaves it received do not add up to the signed root: once they do (checked against
+the signed root, so a forger cannot supply them), they name the exact message that
+differs.
 
 A ``StreamVerifier`` recomputes the tree from the messages it is fed, in leaf order, and
 releases events only once a checkpoint covering them verifies: its signature against the
@@ -20,7 +29,7 @@ the checkpoint signed) raises ``BusVerificationError`` naming the exact position
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +46,10 @@ if TYPE_CHECKING:
 
 LEAF = "Ledger-Leaf"
 TREE_SIZE = "Ledger-Tree-Size"
-MAX_CHECKPOINT_MESSAGE = 64 * 1024 + 4096
+LEAVES = "Ledger-Leaves"
+LEAVES_INLINE = 1024
+"""Leaf hashes per message (in a checkpoint message, or in one of its own)."""
+MAX_CHECKPOINT_MESSAGE = 2 * LEAVES_INLINE * merkle.HASH_SIZE + 64 * 1024
 
 
 def checkpoint_stream(stream: str) -> str:
@@ -62,6 +74,8 @@ class CheckpointMessage(msgspec.Struct):
     last_position: int
     checkpoint: str
     frontier: str
+    after: int = -1
+    leaves: str = ""
 
 
 _checkpoint_decoder = msgspec.json.Decoder(CheckpointMessage)
@@ -123,6 +137,31 @@ def signed_batches(app: Ledger, after_size: int, upto_position: int) -> list[Bat
     return out
 
 
+def checkpoint_messages(
+    app: Ledger, stream: str, after_size: int, upto_position: int
+) -> list[tuple[int, bytes, dict[str, str]]]:
+    """What the relay publishes to the checkpoint subject once it has published the
+    events up to ``upto_position`` and the checkpoints up to tree size ``after_size``:
+    (tree size published after it, payload, headers), in order: each signed batch's
+    ``LEAVES`` messages (if its leaves do not fit in it), then its checkpoint."""
+    from ledger import stream as st
+
+    out: list[tuple[int, bytes, dict[str, str]]] = []
+    after = after_size
+    for batch in signed_batches(app, after_size, upto_position):
+        leaves = stored_leaves(app, after, batch.size)
+        for first, data in leaves_messages(after, leaves):
+            out.append((after, data, {st.MSG_ID: f"{stream}:leaves:{first}", LEAVES: str(first)}))
+        headers = {
+            st.MSG_ID: f"{stream}:{batch.size}",
+            TREE_SIZE: str(batch.size),
+            st.POSITION: str(batch.last_position),
+        }
+        out.append((batch.size, checkpoint_payload(batch, after=after, leaves=leaves), headers))
+        after = batch.size
+    return out
+
+
 async def ensure_checkpoint_stream(
     jsm: JetStreamManager, stream: str, prefix: str, *, replicas: int = 1
 ) -> None:
@@ -146,16 +185,52 @@ async def ensure_checkpoint_stream(
         )
 
 
-def checkpoint_payload(batch: Batch) -> bytes:
+def stored_leaves(app: Ledger, start: int, end: int) -> bytes:
+    """The stored leaf hashes of leaves ``start`` to ``end - 1``, concatenated."""
+    from ledger.store.tree import BLOCK
+
+    if end <= start:
+        return b""
+    tables, port_cm = _tables_and_port(app)
+    with port_cm as port:
+        rows = port.all(
+            tables.sql(
+                f"SELECT {tables.blob('hashes')} FROM {tables.leaves} "
+                "WHERE block >= ? AND block <= ? ORDER BY block"
+            ),
+            (start // BLOCK, (end - 1) // BLOCK),
+        )
+    data = b"".join(bytes(r[0]) for r in rows)
+    skip = (start % BLOCK) * merkle.HASH_SIZE
+    return data[skip : skip + (end - start) * merkle.HASH_SIZE]
+
+
+def checkpoint_payload(batch: Batch, *, after: int = -1, leaves: bytes = b"") -> bytes:
+    """The checkpoint message of ``batch``; ``leaves``: the leaf hashes from leaf
+    ``after`` to it, when there are at most ``LEAVES_INLINE`` (else published apart)."""
     assert batch.checkpoint is not None
+    inline = after >= 0 and len(leaves) <= LEAVES_INLINE * merkle.HASH_SIZE
     return msgspec.json.encode(
         CheckpointMessage(
             size=batch.size,
             last_position=batch.last_position,
             checkpoint=batch.checkpoint,
             frontier=base64.b64encode(batch.frontier).decode(),
+            after=after if inline else -1,
+            leaves=base64.b64encode(leaves).decode() if inline else "",
         )
     )
+
+
+def leaves_messages(after: int, leaves: bytes) -> list[tuple[int, bytes]]:
+    """(first leaf, payload) of the messages that carry ``leaves`` (from leaf ``after``)
+    when they do not fit in the checkpoint message; none when they do."""
+    step = LEAVES_INLINE * merkle.HASH_SIZE
+    if after < 0 or len(leaves) <= step:
+        return []
+    return [
+        (after + i // merkle.HASH_SIZE, leaves[i : i + step]) for i in range(0, len(leaves), step)
+    ]
 
 
 # --- the consumer's side ------------------------------------------------------------------
@@ -167,6 +242,9 @@ class VerifiedCheckpoint:
     last_position: int
     root: bytes
     frontier: merkle.Frontier
+    after: int = -1
+    leaves: bytes = b""
+    """The leaf hashes from leaf ``after`` to ``size`` as published (not yet checked)."""
 
 
 def open_checkpoint_message(data: bytes, key: VerifierKey) -> VerifiedCheckpoint:
@@ -180,6 +258,7 @@ def open_checkpoint_message(data: bytes, key: VerifierKey) -> VerifiedCheckpoint
         message = _checkpoint_decoder.decode(data)
         checkpoint = open_checkpoint(message.checkpoint, key, origin=key.name)
         frontier = merkle.Frontier.from_bytes(base64.b64decode(message.frontier, validate=True))
+        leaves = base64.b64decode(message.leaves, validate=True)
     except (msgspec.MsgspecError, CheckpointError, ValueError) as exc:
         raise BusVerificationError(f"a checkpoint message does not verify: {exc}") from None
     if checkpoint.size != message.size or frontier.size != message.size:
@@ -192,7 +271,18 @@ def open_checkpoint_message(data: bytes, key: VerifierKey) -> VerifiedCheckpoint
             f"the frontier published with the checkpoint of size {message.size} is not the "
             "signed tree"
         )
-    return VerifiedCheckpoint(message.size, message.last_position, checkpoint.root_hash, frontier)
+    if leaves and (
+        len(leaves) != (message.size - message.after) * merkle.HASH_SIZE or message.after < 0
+    ):
+        leaves = b""  # not usable to locate a difference; the root check stands alone
+    return VerifiedCheckpoint(
+        message.size,
+        message.last_position,
+        checkpoint.root_hash,
+        frontier,
+        message.after if leaves else -1,
+        leaves,
+    )
 
 
 @dataclass
@@ -206,6 +296,63 @@ class StreamVerifier:
     """Leaf hashes received after it."""
     pending: list[tuple[int, Any]] = field(default_factory=list)
     """(position, item) of those leaves, not yet released."""
+    published: dict[int, bytes] = field(default_factory=dict)
+    """Leaf hashes the relay published apart (``LEAVES`` messages), by first leaf."""
+
+    def add_published_leaves(self, first_leaf: int, hashes: bytes) -> None:
+        """A ``LEAVES`` message: kept (until its leaves are verified) to locate a
+        difference; malformed or stale ones are ignored (they only ever help name it)."""
+        count, extra = divmod(len(hashes), merkle.HASH_SIZE)
+        if extra or not 0 < count <= LEAVES_INLINE or first_leaf + count <= self.base.size:
+            return
+        self.published[first_leaf] = hashes
+
+    def _published_range(self, start: int, end: int, checkpoint: VerifiedCheckpoint) -> bytes:
+        """The published leaf hashes ``start`` to ``end - 1`` (empty if some are not)."""
+        pieces = dict(self.published)
+        if checkpoint.leaves:
+            pieces[checkpoint.after] = checkpoint.leaves
+        out = bytearray()
+        at = start
+        while at < end:
+            for first, data in pieces.items():
+                if first <= at < first + len(data) // merkle.HASH_SIZE:
+                    out += data[(at - first) * merkle.HASH_SIZE :]
+                    at = first + len(data) // merkle.HASH_SIZE
+                    break
+            else:
+                return b""
+        return bytes(out[: (end - start) * merkle.HASH_SIZE])
+
+    def _locate(self, checkpoint: VerifiedCheckpoint, count: int) -> BusVerificationError:
+        """The error for leaves that do not add up to ``checkpoint``'s root: the exact
+        message, from the leaf hashes the relay published (checked against the signed
+        root first), else the range of positions."""
+        size, h = checkpoint.size, merkle.HASH_SIZE
+        published = self._published_range(self.base.size, size, checkpoint)
+        if published:
+            signed = [published[i : i + h] for i in range(0, len(published), h)]
+            tree = self.base.copy()
+            tree.extend(signed)
+            if tree.root() == checkpoint.root:
+                for j in range(count):
+                    if self.leaves[j] != signed[j]:
+                        position = self.pending[j][0]
+                        leaf = self.base.size + j
+                        return BusVerificationError(
+                            f"the message at position {position} (leaf {leaf}) is not the "
+                            f"event the signed tree of size {size} holds there: forged or "
+                            "altered",
+                            position=position,
+                            leaf=leaf,
+                        )
+        first = self.pending[0][0]
+        last = self.pending[count - 1][0]
+        return BusVerificationError(
+            f"the messages at positions {first}-{last} do not add up to the signed tree "
+            f"of size {size}: at least one of them was forged or altered",
+            position=first,
+        )
 
     @classmethod
     def starting_at(cls, checkpoint: VerifiedCheckpoint | None) -> StreamVerifier:
@@ -251,15 +398,71 @@ class StreamVerifier:
         tree = self.base.copy()
         tree.extend(self.leaves[:count])
         if tree.root() != checkpoint.root:
-            first = self.pending[0][0]
-            last = self.pending[count - 1][0]
-            raise BusVerificationError(
-                f"the messages at positions {first}-{last} do not add up to the signed tree "
-                f"of size {size}: at least one of them was forged or altered",
-                position=first,
-            )
+            raise self._locate(checkpoint, count)
         released = [item for _, item in self.pending[:count]]
         del self.pending[:count]
         del self.leaves[:count]
         self.base = tree
+        self.published = {
+            first: data
+            for first, data in self.published.items()
+            if first + len(data) // merkle.HASH_SIZE > size
+        }
         return released
+
+
+class CheckpointFeed:
+    """Reads the checkpoint stream for a ``StreamVerifier``: where a consumer starts,
+    then each checkpoint (and ``LEAVES`` message) published since, in stream order."""
+
+    def __init__(self, jsm: JetStreamManager, stream: str, key: VerifierKey):
+        self.jsm, self.stream, self.key = jsm, checkpoint_stream(stream), key
+        self.seq = 1
+        """The next message of the checkpoint stream to read."""
+
+    async def start(self, next_leaf: int) -> VerifiedCheckpoint | None:
+        """Position the feed for a consumer whose first message is leaf ``next_leaf``;
+        the signed checkpoint at or before it (None: verify from the empty tree).
+        Errors from the stream (none there yet) propagate."""
+        from ledger import stream as st
+
+        def beyond(msg: Any) -> bool | None:
+            size = st.parse_position(st.header(msg, TREE_SIZE))
+            return None if size is None else size > next_leaf
+
+        seq = await st.first_seq_where(self.jsm, self.stream, beyond)
+        # The LEAVES messages published just before that checkpoint belong to it.
+        msg = None
+        while seq > 1:
+            msg = await st.get_msg(self.jsm, self.stream, seq - 1)
+            if msg is None or st.header(msg, LEAVES) is None:
+                break
+            seq -= 1
+            msg = None
+        self.seq = seq
+        if next_leaf > 0 and msg is not None:
+            return open_checkpoint_message(msg.data or b"", self.key)
+        return None
+
+    async def poll(
+        self, verifier: StreamVerifier
+    ) -> AsyncIterator[tuple[VerifiedCheckpoint, list[Any]]]:
+        """Read what was published since and verify what it covers: each checkpoint
+        with the items it released (``BusVerificationError`` for what does not belong)."""
+        from ledger import stream as st
+
+        while verifier.pending:
+            msg = await st.get_msg(self.jsm, self.stream, self.seq)
+            if msg is None:
+                break
+            first = st.header(msg, LEAVES)
+            if first is not None:
+                if first.isdigit() and len(first) <= 19:
+                    verifier.add_published_leaves(int(first), msg.data or b"")
+                self.seq += 1
+                continue
+            checkpoint = open_checkpoint_message(msg.data or b"", self.key)
+            if checkpoint.size > verifier.next_leaf:
+                break  # its events have not all arrived yet
+            self.seq += 1
+            yield checkpoint, verifier.check(checkpoint)

@@ -62,13 +62,13 @@ import msgspec
 from ledger import stream as st
 from ledger.bus_verify import (
     LEAF,
+    LEAVES,
     TREE_SIZE,
-    checkpoint_payload,
+    checkpoint_messages,
     checkpoint_stream,
     checkpoint_subject,
     ensure_checkpoint_stream,
     leaf_indexes,
-    signed_batches,
 )
 from ledger.config import redact_url
 from ledger.subjects import check_prefix, entity_token, header_text
@@ -791,24 +791,18 @@ class Relay:
         if self._checkpoint_size < 0:
             try:
                 last = await self._nc.jsm().get_last_msg(stream, subject)
-                self._checkpoint_size = int((last.headers or {}).get(TREE_SIZE, 0))
+                headers = last.headers or {}
+                # A LEAVES message last: the relay stopped between it and its checkpoint;
+                # everything before its first leaf is published.
+                self._checkpoint_size = int(headers.get(TREE_SIZE) or headers.get(LEAVES) or 0)
             except NotFoundError:
                 self._checkpoint_size = 0
-        batches = await asyncio.to_thread(
-            signed_batches, self.app, self._checkpoint_size, self._acked
+        messages = await asyncio.to_thread(
+            checkpoint_messages, self.app, self.stream, self._checkpoint_size, self._acked
         )
-        for batch in batches:
-            await js.publish(
-                subject,
-                checkpoint_payload(batch),
-                stream=stream,
-                headers={
-                    st.MSG_ID: f"{self.stream}:{batch.size}",
-                    TREE_SIZE: str(batch.size),
-                    st.POSITION: str(batch.last_position),
-                },
-            )
-            self._checkpoint_size = batch.size
+        for published, payload, headers in messages:
+            await js.publish(subject, payload, stream=stream, headers=headers)
+            self._checkpoint_size = published
 
     async def _session(self, stop: asyncio.Event, once: bool) -> bool:
         """Publish from the resynchronised position until failure, stop, or (once) caught up.

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js.client import JetStreamContext
 
-    from ledger.bus_verify import StreamVerifier
+    from ledger.bus_verify import CheckpointFeed, StreamVerifier
     from ledger.checkpoint import VerifierKey
     from ledger.config import Settings
     from ledger.events import Event
@@ -245,8 +245,7 @@ class Subscription:
         self._ready: deque[Delivery] = deque()
         self._first_seq = 0
         self._fed_seq = 0
-        self._checkpoint_seq = 1
-        self._jsm: Any = None
+        self._feed: CheckpointFeed | None = None
         self.verified_position = 0
         """With ``verify``: the newest position a signed checkpoint has covered."""
         self.nats_options = dict(nats_options or {})
@@ -391,8 +390,7 @@ class Subscription:
         """Set up the verifier for the first message the consumer delivers: the signed
         checkpoint at or before it (its frontier), then the messages in between, read
         from the stream directly (verified, not handed out)."""
-        from ledger.bus_verify import LEAF, StreamVerifier, checkpoint_stream
-        from ledger.bus_verify import open_checkpoint_message as open_message
+        from ledger.bus_verify import LEAF, BusVerificationError, CheckpointFeed, StreamVerifier
 
         if self.verifier_key is None:
             raise SubscriberError("verify=True needs the ledger's verifier key (verifier_key=)")
@@ -406,24 +404,15 @@ class Subscription:
                 next_leaf = int(leaf) + 1
                 break
             seq -= 1
-        cp_stream = checkpoint_stream(self.stream)
-        key = self.verifier_key
-
-        def beyond(msg: Any) -> bool | None:
-            size = st.parse_position(st.header(msg, "Ledger-Tree-Size"))
-            return None if size is None else size > next_leaf
-
+        feed = CheckpointFeed(jsm, self.stream, self.verifier_key)
         try:
-            self._checkpoint_seq = await st.first_seq_where(jsm, cp_stream, beyond)
+            start = await feed.start(next_leaf)
+        except BusVerificationError:
+            raise
         except Exception as exc:
             raise SubscriberError(
-                f"no checkpoints to verify with in {cp_stream} ({exc}); is the relay current?"
+                f"no checkpoints to verify with in {feed.stream} ({exc}); is the relay current?"
             ) from None
-        start = None
-        if next_leaf > 0 and self._checkpoint_seq > 1:
-            msg = await st.get_msg(jsm, cp_stream, self._checkpoint_seq - 1)
-            if msg is not None:
-                start = open_message(msg.data or b"", key)
         verifier = StreamVerifier.starting_at(start)
         if verifier.next_leaf < next_leaf:
             seq = await st.seq_for_position(
@@ -437,7 +426,7 @@ class Subscription:
                     continue
                 verifier.add(st.header(msg, LEAF), position, msg.data or b"", None)
         self._verifier = verifier
-        self._jsm = jsm
+        self._feed = feed
 
     async def _admit_verified(self, msg: Msg) -> None:
         """Feed one fetched message to the verifier (held until a checkpoint covers it)."""
@@ -467,19 +456,9 @@ class Subscription:
 
     async def _poll_checkpoints(self) -> None:
         """Read the checkpoints published since, verify what they cover, release it."""
-        from ledger.bus_verify import checkpoint_stream, open_checkpoint_message
-
-        assert self._verifier is not None and self.verifier_key is not None
-        cp_stream = checkpoint_stream(self.stream)
-        while self._verifier.pending:
-            msg = await st.get_msg(self._jsm, cp_stream, self._checkpoint_seq)
-            if msg is None:
-                return
-            checkpoint = open_checkpoint_message(msg.data or b"", self.verifier_key)
-            if checkpoint.size > self._verifier.next_leaf:
-                return  # its events have not all arrived yet
-            self._checkpoint_seq += 1
-            for delivery in self._verifier.check(checkpoint):
+        assert self._verifier is not None and self._feed is not None
+        async for checkpoint, released in self._feed.poll(self._verifier):
+            for delivery in released:
                 if delivery is None:
                     continue  # before the consumer's start: verified, not handed out
                 delivery._on_settle = self._settled

@@ -63,6 +63,15 @@ def publish_as_relay(url: str, app: Ledger, after: int) -> None:
         publish(url, message.subject, message.payload, message.headers)
 
 
+def publish_checkpoints_as_relay(url: str, app: Ledger, after_size: int, upto: int) -> None:
+    """The checkpoint messages the relay publishes once it has published the events up
+    to position ``upto``, its last checkpoint being of size ``after_size``."""
+    from ledger.bus_verify import checkpoint_messages
+
+    for _, payload, headers in checkpoint_messages(app, "LEDGER", after_size, upto):
+        publish(url, "ledger-checkpoint.LEDGER", payload, headers)
+
+
 def stored_event(app: Ledger, position: int) -> tuple[bytes, dict[str, str], str]:
     n = next(iter_notifications(app, position - 1))
     message = outgoing_message("ledger", n, app.msgspec_mapper.payload(n.state))
@@ -367,21 +376,16 @@ def test_a_verifying_subscriber_refuses_what_does_not_belong(
         publish_as_relay(nats_server.url, app, 3)
     if forgery != "inserted":
         publish_as_relay(nats_server.url, app, 4)
-    # The relay's checkpoint of the second batch, as it publishes it.
-    from ledger.bus_verify import checkpoint_payload, signed_batches
-
-    (batch,) = signed_batches(app, 3, 5)
-    publish(
-        nats_server.url,
-        "ledger-checkpoint.LEDGER",
-        checkpoint_payload(batch),
-        {"Nats-Msg-Id": "LEDGER:5", "Ledger-Tree-Size": "5"},
-    )
+    publish_checkpoints_as_relay(nats_server.url, app, 3, 5)  # the second batch's
     with pytest.raises(BusVerificationError) as refused:
         asyncio.run(_verified_positions(nats_server.url, app, 5))
     message = str(refused.value)
     if forgery == "altered":
-        assert "positions 4-5 do not add up to the signed tree of size 5" in message
+        # Exactly which message: the relay published the leaf hashes with the checkpoint.
+        assert "the message at position 4 (leaf 3) is not the event the signed tree of size 5" in (
+            message
+        )
+        assert refused.value.position == 4 and refused.value.leaf == 3
     elif forgery == "inserted":
         assert "position 4 is leaf 3, but leaf 4 comes next" in message
     else:
@@ -412,24 +416,65 @@ def test_watch_verify_prints_only_verified_events_and_refuses_a_forgery_on_one_l
         app.append_objects([f.licence()])
         subject, forged, headers = forged_licence(app, 4, cap="900000")
         publish(nats_server.url, subject, forged, {**headers, "Ledger-Leaf": "3"})
-        from ledger.bus_verify import checkpoint_payload, signed_batches
-
-        (batch,) = signed_batches(app, 3, 4)
-        publish(
-            nats_server.url,
-            "ledger-checkpoint.LEDGER",
-            checkpoint_payload(batch),
-            {"Nats-Msg-Id": "LEDGER:4", "Ledger-Tree-Size": "4"},
-        )
+        publish_checkpoints_as_relay(nats_server.url, app, 3, 4)
         refused = CliRunner().invoke(
             cli, ["watch", "--from-position", "4", "--verify", "--timeout", "30"], env=env
         )
         assert refused.exit_code == 1, refused.output
         assert "Traceback" not in refused.output
-        assert "positions 4-4 do not add up to the signed tree of size 4" in refused.stderr
+        assert "the message at position 4 (leaf 3) is not the event the signed tree" in (
+            refused.stderr
+        )
         assert refused.stdout.count("LicenceGranted") == 0
 
         usage = CliRunner().invoke(cli, ["watch", "--verify", "-f", "licence"], env=env)
         assert usage.exit_code == 2 and "takes no --filter" in usage.output
     finally:
         app.close()
+
+
+def test_a_batch_too_large_for_one_message_is_still_located_exactly(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """An append batch of more leaves than a checkpoint message carries: the relay
+    publishes its leaf hashes in messages of their own before its checkpoint.  A verifying
+    subscriber starts mid-stream past them, and names the one altered message of such a
+    batch republished by a forger."""
+    from ledger.bus_verify import LEAVES, LEAVES_INLINE, BusVerificationError
+
+    app = make_ledger()
+    append_parties(app, 3)
+    append_parties(app, LEAVES_INLINE + 500, chunk=10_000)  # one batch: leaves 3..1526
+    Relay(app, nats_server.url).run_once()
+    checkpoints = stream_messages(nats_server.url, "LEDGER_CHECKPOINTS")
+    assert [(m.headers.get(LEAVES), m.headers.get("Ledger-Tree-Size")) for m in checkpoints] == [
+        (None, "3"),
+        ("3", None),
+        (str(3 + LEAVES_INLINE), None),
+        (None, str(LEAVES_INLINE + 503)),
+    ]
+    head = LEAVES_INLINE + 503
+    tail, _ = asyncio.run(_verified_positions(nats_server.url, app, head - 999, start=1000))
+    assert tail == list(range(1000, head + 1))
+
+    async def republish_with_one_altered(position: int) -> None:
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        jsm, js = nc.jsm(), nc.jetstream()
+        msgs = [await jsm.get_msg("LEDGER", s) for s in range(1, head + 1)]
+        await jsm.purge_stream("LEDGER")
+        for m in msgs:
+            payload = m.data
+            if m.headers["Ledger-Position"] == str(position):
+                body = json.loads(payload)
+                body["name"] = "Forged Holdings"
+                payload = json.dumps(body, separators=(",", ":")).encode()
+            headers = {k: v for k, v in m.headers.items() if not k.startswith("Nats-Expected")}
+            await js.publish(m.subject, payload, headers={**headers, "Nats-Msg-Id": f"f{m.seq}"})
+        await nc.close()
+
+    asyncio.run(republish_with_one_altered(1200))
+    with pytest.raises(BusVerificationError) as refused:
+        asyncio.run(_verified_positions(nats_server.url, app, head))
+    assert (refused.value.position, refused.value.leaf) == (1200, 1199)

@@ -344,3 +344,64 @@ def test_service_names_are_checked_before_they_reach_the_server_configuration(
     # A stray file in the directory is not taken for a service.
     (path.parent / "not a name.nk").write_text("junk")
     assert services(home_settings.home) == {"svc-1_A": key}
+
+
+def test_an_altered_copy_published_with_the_relays_key_is_refused_at_its_exact_position(
+    home_settings: Settings, secured: EmbeddedNats
+) -> None:
+    """With the relay's key leaked, a forger purges the stream and republishes it with
+    one licence altered in place (same leaf index; the relay's signed checkpoints left as
+    they are).  A verifying subscriber, with the subscriber's key, refuses it naming that
+    exact message, not just the batch it is in."""
+    import json
+
+    from ledger.bus_verify import BusVerificationError
+    from ledger.subscriber import subscribe
+    from tests import factory as f
+
+    app = Ledger(home_settings)
+    try:
+        app.append_objects([f.exporter(), f.party("buyer"), f.vetted()])
+        app.append_objects([f.party("other"), f.licence(), f.usage(quantity="100")])
+        assert Relay(app, secured.url).run_once().published == 6  # licence: position 5
+
+        async def forge() -> None:
+            nc = await _connect(secured.url, [], **home_settings.nats_options("relay"))  # type: ignore[arg-type]
+            jsm, js = nc.jsm(), nc.jetstream()
+            msgs = [await jsm.get_msg("LEDGER", s) for s in range(1, 7)]
+            await jsm.purge_stream("LEDGER")
+            for m in msgs:
+                payload = m.data
+                headers = {
+                    k: v for k, v in (m.headers or {}).items() if not k.startswith("Nats-Expected")
+                }
+                if headers["Ledger-Position"] == "5":
+                    body = json.loads(payload)
+                    body["items"][0]["cap"] = "900000"
+                    payload = json.dumps(body, separators=(",", ":")).encode()
+                headers["Nats-Msg-Id"] = "forged-" + headers["Nats-Msg-Id"]
+                await js.publish(m.subject, payload, headers=headers)
+            await nc.close()
+
+        asyncio.run(forge())
+
+        async def read() -> list[int]:
+            seen: list[int] = []
+            async with subscribe(
+                secured.url,
+                settings=home_settings,
+                verify=True,
+                verifier_key=app.signing_key().verifier,
+            ) as sub:
+                while (delivery := await sub.next_delivery(30)) is not None:
+                    seen.append(delivery.position)
+            return seen
+
+        with pytest.raises(BusVerificationError) as refused:
+            asyncio.run(read())
+        assert (refused.value.position, refused.value.leaf) == (5, 4)
+        assert "the message at position 5 (leaf 4) is not the event the signed tree of size 6" in (
+            str(refused.value)
+        )
+    finally:
+        app.close()
