@@ -466,3 +466,27 @@ class CheckpointFeed:
                 break  # its events have not all arrived yet
             self.seq += 1
             yield checkpoint, verifier.check(checkpoint)
+
+
+async def prime(
+    jsm: JetStreamManager, stream: str, key: VerifierKey, next_leaf: int, first_seq: int
+) -> tuple[StreamVerifier, CheckpointFeed]:
+    """A verifier for a consumer whose first message (stream sequence ``first_seq``) is
+    leaf ``next_leaf``: from the signed checkpoint at or before it (its frontier), then
+    the messages in between, read from the stream directly (their items are None).
+    Errors from the checkpoint stream (none yet) propagate."""
+    from ledger import stream as st
+
+    feed = CheckpointFeed(jsm, stream, key)
+    start = await feed.start(next_leaf)
+    verifier = StreamVerifier.starting_at(start)
+    if verifier.next_leaf < next_leaf:
+        seq = await st.seq_for_position(jsm, stream, start.last_position + 1 if start else 1)
+        while verifier.next_leaf < next_leaf and seq < first_seq:
+            msg = await st.get_msg(jsm, stream, seq)
+            seq += 1
+            position = st.parse_position(st.header(msg, st.POSITION)) if msg else None
+            if msg is None or position is None:
+                continue
+            verifier.add(st.header(msg, LEAF), position, msg.data or b"", None)
+    return verifier, feed

@@ -390,7 +390,7 @@ class Subscription:
         """Set up the verifier for the first message the consumer delivers: the signed
         checkpoint at or before it (its frontier), then the messages in between, read
         from the stream directly (verified, not handed out)."""
-        from ledger.bus_verify import LEAF, BusVerificationError, CheckpointFeed, StreamVerifier
+        from ledger.bus_verify import LEAF, BusVerificationError, checkpoint_stream, prime
 
         if self.verifier_key is None:
             raise SubscriberError("verify=True needs the ledger's verifier key (verifier_key=)")
@@ -404,27 +404,15 @@ class Subscription:
                 next_leaf = int(leaf) + 1
                 break
             seq -= 1
-        feed = CheckpointFeed(jsm, self.stream, self.verifier_key)
         try:
-            start = await feed.start(next_leaf)
+            verifier, feed = await prime(jsm, self.stream, self.verifier_key, next_leaf, first_seq)
         except BusVerificationError:
             raise
         except Exception as exc:
             raise SubscriberError(
-                f"no checkpoints to verify with in {feed.stream} ({exc}); is the relay current?"
+                f"no checkpoints to verify with in {checkpoint_stream(self.stream)} ({exc}); "
+                "is the relay current?"
             ) from None
-        verifier = StreamVerifier.starting_at(start)
-        if verifier.next_leaf < next_leaf:
-            seq = await st.seq_for_position(
-                jsm, self.stream, start.last_position + 1 if start else 1
-            )
-            while verifier.next_leaf < next_leaf and seq < first_seq:
-                msg = await st.get_msg(jsm, self.stream, seq)
-                seq += 1
-                position = st.parse_position(st.header(msg, st.POSITION)) if msg else None
-                if msg is None or position is None:
-                    continue
-                verifier.add(st.header(msg, LEAF), position, msg.data or b"", None)
         self._verifier = verifier
         self._feed = feed
 

@@ -4,13 +4,16 @@
   (``select_payloads``); following uses ``ledger.store.follow.StoreFollower`` (woken by
   the store's commit hints: file notifications on SQLite, LISTEN on PostgreSQL; polling
   as the fallback) and applies whatever has arrived as one batch.
-- **nats** source: the ``LEDGER`` stream through a durable pull consumer.  Each fetched
-  batch is decoded from the payload (``decode_event(payload, Ledger-Event-Type)``),
-  applied, written with the tracking record of its highest ``Ledger-Position``, and only
-  then acknowledged; messages at or below the tracked position (redeliveries after a
-  crash) are acknowledged and skipped.  The stream is not trusted to be complete: when
-  the positions a batch delivers jump past events the store holds (a purged head, a
-  deleted message), those events are read from the store and applied in order.
+- **nats** source: the ``LEDGER`` stream through a durable pull consumer.  Every message
+  is verified against the Merkle tree and the signed checkpoints, as by
+  ``subscribe(verify=True)`` (``ledger.bus_verify``: leaf indexes in order, leaves adding
+  up to each checkpoint's root, signatures against the ledger's key); messages are held
+  until a checkpoint covers them, then compared byte for byte with the store's events,
+  decoded (``decode_event(payload, topic)``), applied, written with the tracking record
+  of the highest ``Ledger-Position``, and only then acknowledged.  Junk (no position or
+  leaf index) is reported and counted; a message that does not belong (forged, altered,
+  reordered, missing) is refused with its exact position, counted, never applied, and
+  the store's own events are applied in its place.
 
 Either way the position is the store's notification id, tracked under ``views`` in the
 library's tracking table in the same transaction as the rows, so the two sources are
@@ -390,6 +393,7 @@ async def follow_nats(
     result = result or RunResult("nats")
     nc = await st.connect(url, name="ledger-projector", **settings.nats_options("projector"))
     timeouts = 0
+    session = _NatsSession()
     try:
         while not stop.is_set():
             try:
@@ -402,6 +406,7 @@ async def follow_nats(
                     result=result,
                     fetch=fetch,
                     fetch_timeout=fetch_timeout,
+                    session=session,
                 )
             except ViewsMoved:
                 continue  # reposition the consumer after the other projector's position
@@ -509,6 +514,46 @@ def _missing_from_stream(
     return missing
 
 
+@dataclass
+class _NatsSession:
+    """What the NATS source carries from one consumer session to the next."""
+
+    skip_to: int = 0
+    """The stream sequence the next session starts at, at least: past messages that did
+    not verify (the store's events were applied in their place)."""
+
+
+async def _prime(app: Ledger, jsm: Any, stream: str, position: int, first_seq: int) -> Any:
+    """(verifier, feed) for the events after the tracked ``position``: the tree up to it
+    is the store's own (the leaf index of ``position`` in the store's tree), checked
+    against the signed checkpoint at or before it."""
+    from ledger.bus_verify import leaf_indexes, prime
+
+    leaves = await asyncio.to_thread(leaf_indexes, app, [position]) if position else {}
+    next_leaf = leaves[position] + 1 if position in leaves else 0
+    key = app.signing_key().verifier
+    return await prime(jsm, stream, key, next_leaf, first_seq)
+
+
+def _admissible(msg: Any, result: RunResult) -> int | None:
+    """The position of a message that looks like the relay's (a position and a leaf
+    index), for the verifier; anything else is rejected here (junk: reported, counted)."""
+    from ledger.bus_verify import LEAF
+
+    headers = msg.headers or {}
+    raw = headers.get(st.POSITION)
+    pos = st.parse_position(raw)
+    if pos is None:
+        what = "no Ledger-Position" if raw is None else f"Ledger-Position {raw[:40]!r}"
+        _reject(result, msg, f"{what}: not a ledger event")
+        return None
+    leaf = headers.get(LEAF)
+    if leaf is None or not leaf.isdigit() or len(leaf) > 19:
+        _reject(result, msg, f"claims position {pos} but carries no leaf index: not the relay's")
+        return None
+    return pos
+
+
 async def _consume(
     nc: Any,
     app: Ledger,
@@ -519,24 +564,50 @@ async def _consume(
     result: RunResult,
     fetch: int,
     fetch_timeout: float,
+    session: _NatsSession | None = None,
 ) -> bool:
-    """One consumer session; True when done (``once`` and caught up)."""
+    """One consumer session; True when done (``once`` and caught up).
+
+    Every message is verified against the Merkle tree and the signed checkpoints
+    (``ledger.bus_verify``, as ``subscribe(verify=True)``) before its event is applied,
+    and then also compared byte for byte with the store's event (``_verified``).  Until
+    a checkpoint covers them, messages are held, not acknowledged.  A message that does
+    not belong (forged, altered, reordered, missing) is refused with its exact position,
+    counted in ``RunResult.rejected``, and never applied: the store's own events are
+    applied instead (the views are the store's, in its database), and the next session
+    starts past what was delivered.
+    """
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
     from nats.js.errors import NotFoundError
 
     from ledger import stream as st
+    from ledger.bus_verify import BusVerificationError
 
+    session = session if session is not None else _NatsSession()
     settings = app.settings
     stream_name = settings.stream
     jsm = nc.jsm()
     js = nc.jetstream()
     start = await st.seq_for_position(jsm, stream_name, projector.position + 1)
+    start = max(start, session.skip_to)
+    try:
+        verifier, feed = await _prime(app, jsm, stream_name, projector.position, start)
+    except BusVerificationError as exc:
+        return await _refuse(app, projector, result, session, exc, start, once=once)
+    except NotFoundError:  # no checkpoint stream yet: nothing the relay published
+        if once:
+            return True
+        await asyncio.sleep(fetch_timeout)
+        return False
     existing = None
     with contextlib.suppress(NotFoundError):
         existing = await jsm.consumer_info(stream_name, DURABLE)
-    if existing is not None and existing.delivered.stream_seq + 1 != start:
-        # The consumer's own position disagrees with the tracked one (views rebuilt, or a
-        # crash between commit and ack): the tracking is the truth, so start over there.
+    if existing is not None and (
+        existing.delivered.stream_seq + 1 != start or existing.config.max_ack_pending != -1
+    ):
+        # The consumer's own position disagrees with the tracked one (views rebuilt, a
+        # crash between commit and ack, messages held for a checkpoint) or it predates
+        # verification: the tracking is the truth, so start over there.
         await jsm.delete_consumer(stream_name, DURABLE)
         existing = None
     if existing is None:
@@ -549,46 +620,103 @@ async def _consume(
                 opt_start_seq=start,
                 ack_policy=AckPolicy.ALL,
                 ack_wait=300,
-                max_ack_pending=fetch * 4,
+                # Messages are held until a checkpoint covers them: a whole append
+                # batch, however large, is delivered before any is acknowledged.
+                max_ack_pending=-1,
                 filter_subject=f"{settings.subject_prefix}.>",
             ),
         )
     psub = await js.pull_subscribe_bind(durable=DURABLE, stream=stream_name)
+    fed_seq = start - 1
     try:
         while not stop.is_set():
             try:
                 msgs = await psub.fetch(fetch, timeout=fetch_timeout)
             except TimeoutError:  # nats-py: its own subclass, or asyncio's past the deadline
                 msgs = []
-            if not msgs:  # (nats-py also returns an empty list when a pull request expires)
-                if once:
-                    info = await psub.consumer_info()
-                    if not info.num_pending and not info.num_ack_pending:
-                        return True
-                continue
-            items, delivered, upto = _verified(app, projector.position, msgs, result)
-            missing = _missing_from_stream(app, projector.position, delivered)
-            if missing:
-                log.warning(
-                    "the stream lacks %d event(s) between positions %d and %d; "
-                    "reading them from the store",
-                    len(missing),
-                    projector.position,
-                    upto,
-                )
-                found = [
-                    (position, app.decode(topic, state))
-                    for position, topic, state in missing
-                    if state is not None and topic not in SKIPPED_TOPICS
-                ]
-                items = sorted(items + found, key=lambda item: item[0])
-            if upto > projector.position:
-                projector.prefetch(e.entity for _, e in items)
-                projector.process(items, upto=upto)
-                result.applied += len(msgs)
-                result.position = projector.position
-            await msgs[-1].ack()
+            released: list[Any] = []
+            try:
+                for m in msgs:
+                    fed_seq = max(fed_seq, _stream_seq(m))
+                    pos = _admissible(m, result)
+                    if pos is not None:
+                        verifier.add(m.headers.get("Ledger-Leaf"), pos, m.data, m)
+                async for _, items in feed.poll(verifier):
+                    released += [m for m in items if m is not None]
+            except BusVerificationError as exc:
+                return await _refuse(app, projector, result, session, exc, fed_seq + 1, once=once)
+            if released:
+                _apply_verified(app, projector, released, result)
+                await released[-1].ack()
+            elif msgs and not verifier.pending:
+                await msgs[-1].ack()  # junk only: reported, acknowledged
+            if not msgs and once:
+                info = await psub.consumer_info()
+                if not info.num_pending:
+                    if verifier.pending:
+                        log.warning(
+                            "%d stream message(s) after position %d wait for a signed "
+                            "checkpoint; not applied",
+                            len(verifier.pending),
+                            projector.position,
+                        )
+                    return True
     finally:
         with contextlib.suppress(Exception):
             await psub.unsubscribe()
     return False
+
+
+def _stream_seq(msg: Any) -> int:
+    try:
+        return int(msg.metadata.sequence.stream)
+    except Exception:  # not even JetStream metadata
+        return 0
+
+
+def _apply_verified(app: Ledger, projector: Projector, msgs: list[Any], result: RunResult) -> None:
+    """Apply the events of verified messages (also the store's, byte for byte)."""
+    items, delivered, upto = _verified(app, projector.position, msgs, result)
+    missing = _missing_from_stream(app, projector.position, delivered)
+    if missing:
+        log.warning(
+            "the stream lacks %d event(s) between positions %d and %d; reading them from the store",
+            len(missing),
+            projector.position,
+            upto,
+        )
+        found = [
+            (position, app.decode(topic, state))
+            for position, topic, state in missing
+            if state is not None and topic not in SKIPPED_TOPICS
+        ]
+        items = sorted(items + found, key=lambda item: item[0])
+    if upto > projector.position:
+        projector.prefetch(e.entity for _, e in items)
+        projector.process(items, upto=upto)
+        result.applied += len(msgs)
+        result.position = projector.position
+
+
+async def _refuse(
+    app: Ledger,
+    projector: Projector,
+    result: RunResult,
+    session: _NatsSession,
+    exc: Exception,
+    next_seq: int,
+    *,
+    once: bool,
+) -> bool:
+    """A message that does not belong to the signed tree: refused (never applied),
+    reported with its position and counted; the store's events are applied in its
+    place, and the next session starts at ``next_seq`` at the earliest."""
+    result.rejected += 1
+    log.error("refusing the NATS stream: %s; applying the store's events instead", exc)
+    session.skip_to = max(session.skip_to, next_seq)
+    progress = catch_up(app, projector)
+    result.applied += progress.applied
+    result.position = projector.position
+    if not once:
+        await asyncio.sleep(0.5)  # a stream that keeps failing is not retried in a loop
+    return once

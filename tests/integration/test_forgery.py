@@ -221,6 +221,7 @@ def test_the_nats_projector_applies_only_the_stores_events(
         publish(nats_server.url, subject, forged, headers)  # claims position 4
         app.append_objects([f.usage(quantity="100")])
         publish_as_relay(nats_server.url, app, 4)
+        publish_checkpoints_as_relay(nats_server.url, app, 4, 5)
 
         result = run(settings, threading.Event(), source="nats", once=True)
         assert result.position == app.head() == 5
@@ -288,6 +289,7 @@ def test_watch_and_project_report_junk_without_a_traceback(
             publish(nats_server.url, subject, payload, headers)
         append_parties(app, 2)
         publish_as_relay(nats_server.url, app, 2)
+        publish_checkpoints_as_relay(nats_server.url, app, 2, 4)
 
         watched = CliRunner().invoke(
             cli, ["watch", "--all", "--limit", "4", "--timeout", "60", "-o", "json"], env=env
@@ -311,6 +313,101 @@ def test_watch_and_project_report_junk_without_a_traceback(
         assert "Traceback" not in projected.output
         body = json.loads(projected.stdout)
         assert (body["position"], body["rejected"]) == (4, len(JUNK))
+    finally:
+        app.close()
+
+
+def _republish(url: str, forgery: str) -> None:
+    """As a forger holding the relay's key: purge the stream and publish it again with
+    the licence at position 5 (leaf 4) altered in place, swapped with the next event,
+    left out, or with a forged copy (leaf 4 too) inserted before it."""
+
+    async def go() -> None:
+        import nats
+
+        nc = await nats.connect(url)
+        jsm, js = nc.jsm(), nc.jetstream()
+        info = await jsm.stream_info("LEDGER")
+        msgs = [await jsm.get_msg("LEDGER", s) for s in range(1, info.state.last_seq + 1)]
+        await jsm.purge_stream("LEDGER")
+        out: list[tuple[str, bytes, dict[str, str]]] = []
+        for m in msgs:
+            headers = {k: v for k, v in m.headers.items() if not k.startswith("Nats-Expected")}
+            headers["Nats-Msg-Id"] = f"again-{m.seq}"
+            out.append((m.subject, m.data, headers))
+        i = next(i for i, (_, _, h) in enumerate(out) if h["Ledger-Position"] == "5")
+        subject, payload, headers = out[i]
+        body = json.loads(payload)
+        body["items"][0]["cap"] = "900000"
+        forged = (subject, json.dumps(body, separators=(",", ":")).encode(), headers)
+        if forgery == "altered":
+            out[i] = forged
+        elif forgery == "reordered":
+            out[i], out[i + 1] = out[i + 1], out[i]
+        elif forgery == "missing":
+            del out[i]
+        else:
+            out.insert(i, (forged[0], forged[1], {**headers, "Nats-Msg-Id": "forged"}))
+        for subject, payload, headers in out:
+            await js.publish(subject, payload, headers=headers)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("forgery", ["altered", "reordered", "missing", "inserted"])
+def test_the_nats_projector_refuses_what_the_signed_tree_does_not_hold(
+    backend: Backend, nats_server: EmbeddedNats, forgery: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Messages with the relay's headers and leaf indexes, as only the relay's key could
+    publish them: the projector verifies them against the tree and the signed
+    checkpoints, refuses the one that does not belong (naming its position), never
+    applies it, and the views equal the fold of the store."""
+    settings = backend.settings({**backend.env(), "LEDGER_NATS_URL": nats_server.url})
+    app = Ledger(settings)
+    try:
+        app.append_objects([f.exporter(), f.party("buyer"), f.vetted()])
+        app.append_objects([f.party("other"), f.licence(), f.usage(quantity="100")])
+        Relay(app, nats_server.url).run_once()
+        _republish(nats_server.url, forgery)
+
+        with caplog.at_level("ERROR", logger="ledger.projector"):
+            result = run(settings, threading.Event(), source="nats", once=True)
+        assert result.position == app.head() == 6
+        assert result.rejected == 1
+        refusal = {
+            "altered": "the message at position 5 (leaf 4) is not the event the signed tree",
+            "reordered": "the message at position 6 is leaf 5, but leaf 4 comes next",
+            "missing": "the message at position 6 is leaf 5, but leaf 4 comes next",
+            "inserted": "the message at position 5 is leaf 4, but leaf 5 comes next",
+        }[forgery]
+        assert refusal in caplog.text
+
+        stored, fold = Views(app, mode="stored"), Views(app, mode="fold")
+        now = parse_query_time("2026-01-01")
+        for kind in ("licence", "party"):
+            assert stored.records(kind, now, now) == fold.records(kind, now, now)
+        text = json.dumps(stored.records("licence", now, now), default=str)
+        assert "900000" not in text
+    finally:
+        app.close()
+
+
+def test_the_nats_projector_applies_nothing_a_signed_checkpoint_does_not_cover(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """The store's own bytes, with the right leaf index, but no checkpoint covering them
+    yet: held, not applied; applied once the checkpoint is published."""
+    settings = backend.settings({**backend.env(), "LEDGER_NATS_URL": nats_server.url})
+    app = Ledger(settings)
+    try:
+        append_parties(app, 3)
+        Relay(app, nats_server.url).run_once()
+        append_parties(app, 2)
+        publish_as_relay(nats_server.url, app, 3)  # the events, not their checkpoint
+        assert run(settings, threading.Event(), source="nats", once=True).position == 3
+        publish_checkpoints_as_relay(nats_server.url, app, 3, 5)
+        assert run(settings, threading.Event(), source="nats", once=True).position == 5
     finally:
         app.close()
 
