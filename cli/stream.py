@@ -500,7 +500,10 @@ def status(ctx: click.Context, output: str) -> None:
 
     The projector's position is the one the stored views are at (tracked with them by
     `ledger serve` or `ledger project`); its lag is head - that position.  It does not
-    change the exit code: for a container health check use `ledger health`.
+    change the exit code: for a container health check use `ledger health`.  "rejected"
+    counts the stream messages the NATS projector did not apply: refused (not in the
+    signed Merkle tree: forged, altered, reordered or missing) and malformed (not a
+    ledger event); its log names each one.
 
     \b
     Examples:
@@ -524,6 +527,7 @@ def status(ctx: click.Context, output: str) -> None:
         head = app.head()
         tracked = read_tracked_position(app, config.stream)
         views_position = read_tracking(app, VIEWS_TRACKING)
+        rejected = _rejections(app)
         stream_state, stream_head = asyncio.run(_stream_state(config, url)) if url else (None, None)
         if stream_head is not None:
             # The stream's word for where it is is checked against the store, as the
@@ -558,7 +562,12 @@ def status(ctx: click.Context, output: str) -> None:
         "gap": gap,
         "forged": forged,
         # The stored views: the projector's tracked position (serve's, or `ledger project`).
-        "projector": {"tracked_position": views_position, "lag": max(0, head - views_position)},
+        "projector": {
+            "tracked_position": views_position,
+            "lag": max(0, head - views_position),
+            # Stream messages the NATS projector did not apply, since the ledger began.
+            "rejected": rejected,
+        },
     }
     if output == "json":
         echo_json(body)
@@ -592,6 +601,12 @@ def status(ctx: click.Context, output: str) -> None:
         else:
             click.echo(f"lag        {body['lag']}")
         click.echo(f"projector  views at position {views_position}, lag {body['projector']['lag']}")
+        if rejected["malformed"] or rejected["refused"]:
+            click.echo(
+                f"rejected   {rejected['refused']} stream message(s) refused as not in the "
+                f"signed tree, {rejected['malformed']} malformed (the projector's log says "
+                "which)"
+            )
         if gap is not None:
             click.echo(
                 f"gap        positions {gap['from']}-{gap['to']} were published but are no "
@@ -600,6 +615,17 @@ def status(ctx: click.Context, output: str) -> None:
             )
     if not url or not body["stream"].get("reachable") or gap is not None or forged is not None:
         sys.exit(1)
+
+
+def _rejections(app: Any) -> dict[str, int]:
+    """The NATS projector's persisted rejection counts (zeros when there are none)."""
+    from ledger.bus_verify import read_rejections
+
+    try:
+        counts = read_rejections(app).get("views", {})
+    except Exception:  # a ledger from before the tree tables: nothing counted
+        counts = {}
+    return {"malformed": counts.get("malformed", 0), "refused": counts.get("refused", 0)}
 
 
 # --- health ------------------------------------------------------------------------------

@@ -235,6 +235,43 @@ def leaves_messages(after: int, leaves: bytes) -> list[tuple[int, bytes]]:
 
 # --- the consumer's side ------------------------------------------------------------------
 
+REJECTED_PREFIX = "rejected."
+"""Rows ``rejected.{consumer}.{kind}`` of the tree's meta table count the messages a
+consumer with the ledger's database (the NATS projector: ``views``) did not apply:
+``malformed`` (not a ledger event, or not the store's bytes) and ``refused`` (not in
+the signed tree: forged, altered, reordered, missing).  ``ledger status`` shows them."""
+
+
+def record_rejections(app: Ledger, consumer: str, counts: dict[str, int]) -> None:
+    """Add ``counts`` (by kind) to the consumer's persisted rejection counts."""
+    tables, _ = _tables_and_port(app)
+    rows = [(f"{REJECTED_PREFIX}{consumer}.{kind}", n) for kind, n in counts.items() if n]
+    if not rows:
+        return
+    sql = tables.sql(
+        f"INSERT INTO {tables.meta} AS m VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = m.value + excluded.value"
+    )
+    recorder: Any = app.recorder
+    with recorder.datastore.transaction(commit=True) as cursor:
+        for row in rows:
+            cursor.execute(sql, row)
+
+
+def read_rejections(app: Ledger) -> dict[str, dict[str, int]]:
+    """The persisted rejection counts: ``{consumer: {kind: count}}`` (none: ``{}``)."""
+    tables, port_cm = _tables_and_port(app)
+    with port_cm as port:
+        rows = port.all(
+            tables.sql(f"SELECT name, value FROM {tables.meta} WHERE name LIKE ?"),
+            (f"{REJECTED_PREFIX}%",),
+        )
+    out: dict[str, dict[str, int]] = {}
+    for name, value in rows:
+        consumer, _, kind = str(name)[len(REJECTED_PREFIX) :].rpartition(".")
+        out.setdefault(consumer, {})[kind] = int(value)
+    return out
+
 
 @dataclass(frozen=True)
 class VerifiedCheckpoint:

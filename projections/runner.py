@@ -65,6 +65,8 @@ than one CPU."""
 SKIPPED_TOPICS = frozenset({"ApplicationSubmitted", "ApplicationDecided"})
 """Event types no stored view uses (applications are decided on demand)."""
 DURABLE = st.PROJECTOR_CONSUMER
+VIEWS_CONSUMER = "views"
+"""The name the NATS projector's rejection counts are kept under (``ledger status``)."""
 
 
 def history_loader(app: Ledger) -> Callable[[Sequence[str], int], dict[str, list[ev.Event]]]:
@@ -209,7 +211,12 @@ class RunResult:
     applied: int = 0
     seconds: float = 0.0
     rejected: int = 0
-    """Stream messages not applied because they are not the store's events (NATS source)."""
+    """Stream messages not applied (NATS source): ``malformed`` + ``refused``."""
+    malformed: int = 0
+    """Not a ledger event (no position or leaf index), or not the store's bytes."""
+    refused: int = 0
+    """Verification failures: a message not in the signed tree (forged, altered,
+    reordered, missing); the store's events were applied in its place."""
     evicted: int = 0
     reloaded: int = 0
     """Entities evicted from the projector's cache (``LEDGER_PROJECTOR_CACHE``) and
@@ -221,6 +228,8 @@ class RunResult:
             "position": self.position,
             "applied": self.applied,
             "rejected": self.rejected,
+            "malformed": self.malformed,
+            "refused": self.refused,
             "evicted": self.evicted,
             "reloaded": self.reloaded,
             "seconds": round(self.seconds, 3),
@@ -489,6 +498,7 @@ def _reject(result: RunResult, msg: Any, reason: str) -> None:
     except Exception:  # not even JetStream metadata
         seq = 0
     result.rejected += 1
+    result.malformed += 1
     log.warning(
         "not applying stream message %s: %s (forged, altered or foreign)",
         st.describe_message(seq, msg.subject),
@@ -521,6 +531,27 @@ class _NatsSession:
     skip_to: int = 0
     """The stream sequence the next session starts at, at least: past messages that did
     not verify (the store's events were applied in their place)."""
+    persisted: tuple[int, int] = (0, 0)
+    """The (malformed, refused) counts of the run already added to the stored ones."""
+
+
+def _persist_rejections(app: Ledger, result: RunResult, session: _NatsSession) -> None:
+    """Add the rejections since the last call to the counts ``ledger status`` shows."""
+    from ledger.bus_verify import record_rejections
+
+    malformed, refused = session.persisted
+    if (result.malformed, result.refused) == (malformed, refused):
+        return
+    try:
+        record_rejections(
+            app,
+            VIEWS_CONSUMER,
+            {"malformed": result.malformed - malformed, "refused": result.refused - refused},
+        )
+    except Exception as exc:  # a count is not worth stopping the projector for
+        log.warning("could not record the rejection counts: %s", exc)
+        return
+    session.persisted = (result.malformed, result.refused)
 
 
 async def _prime(app: Ledger, jsm: Any, stream: str, position: int, first_seq: int) -> Any:
@@ -650,6 +681,7 @@ async def _consume(
                 await released[-1].ack()
             elif msgs and not verifier.pending:
                 await msgs[-1].ack()  # junk only: reported, acknowledged
+            _persist_rejections(app, result, session)
             if not msgs and once:
                 info = await psub.consumer_info()
                 if not info.num_pending:
@@ -712,6 +744,8 @@ async def _refuse(
     reported with its position and counted; the store's events are applied in its
     place, and the next session starts at ``next_seq`` at the earliest."""
     result.rejected += 1
+    result.refused += 1
+    _persist_rejections(app, result, session)
     log.error("refusing the NATS stream: %s; applying the store's events instead", exc)
     session.skip_to = max(session.skip_to, next_seq)
     progress = catch_up(app, projector)

@@ -313,6 +313,14 @@ def test_watch_and_project_report_junk_without_a_traceback(
         assert "Traceback" not in projected.output
         body = json.loads(projected.stdout)
         assert (body["position"], body["rejected"]) == (4, len(JUNK))
+        # Counted where `ledger status` reads them, after the run has ended.
+        status = CliRunner().invoke(cli, ["status", "-o", "json"], env=env)
+        rejected = json.loads(status.stdout)["projector"]["rejected"]
+        assert rejected == {"malformed": len(JUNK), "refused": 0}
+        table = CliRunner().invoke(cli, ["status"], env=env)
+        assert "rejected   0 stream message(s) refused as not in the signed tree, 4 malformed" in (
+            table.output
+        )
     finally:
         app.close()
 
@@ -363,7 +371,8 @@ def test_the_nats_projector_refuses_what_the_signed_tree_does_not_hold(
     publish them: the projector verifies them against the tree and the signed
     checkpoints, refuses the one that does not belong (naming its position), never
     applies it, and the views equal the fold of the store."""
-    settings = backend.settings({**backend.env(), "LEDGER_NATS_URL": nats_server.url})
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    settings = backend.settings(env)
     app = Ledger(settings)
     try:
         app.append_objects([f.exporter(), f.party("buyer"), f.vetted()])
@@ -382,6 +391,14 @@ def test_the_nats_projector_refuses_what_the_signed_tree_does_not_hold(
             "inserted": "the message at position 5 is leaf 4, but leaf 5 comes next",
         }[forgery]
         assert refusal in caplog.text
+        from click.testing import CliRunner
+
+        from ledger.cli.main import cli
+
+        status = CliRunner().invoke(cli, ["status", "-o", "json"], env=env)
+        assert status.stdout, status.output
+        rejected = json.loads(status.stdout)["projector"]["rejected"]
+        assert rejected == {"malformed": 0, "refused": 1}
 
         stored, fold = Views(app, mode="stored"), Views(app, mode="fold")
         now = parse_query_time("2026-01-01")
