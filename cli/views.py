@@ -247,7 +247,10 @@ def licences(
 
     Status on the as-of date: active, suspended, withdrawn, surrendered, expired,
     exhausted (caps used up; a single licence after its shipment).  Remaining =
-    cap - shipments effective by the as-of date, as known at --known-at.
+    cap - shipments effective by the as-of date, as known at --known-at.  With
+    --licence the table says when each was active, its suspensions cut out ("active
+    38 days (2025-12-02 - 2026-01-08); suspended 10 days (...)"; JSON: active_spans,
+    suspended_spans).
 
     \b
     Examples:
@@ -270,10 +273,14 @@ def licences(
         )
         _note_unknown(v, "licence", as_of, known_at, licence_ids)
     rows = body["licences"]
+    from ledger.projections.views import licence_spans_text
+
+    at = body["as_of"]
     # Shape only what the chosen output shows (thousands of rows: it adds up).
     table = [
         {
             **row,
+            "active": licence_spans_text(row, at) or "never active",
             "valid_from": _day(row["valid_from"]),
             "valid_until": _last_day(row["valid_until"]),
             "remaining": _remaining(row),
@@ -299,6 +306,8 @@ def licences(
             "end_users",
             "valid_from",
             "valid_until",
+            # Licences asked for by id: room for when each was active.
+            *(["active"] if licence_ids else []),
             "remaining",
         ],
         headers={

@@ -106,9 +106,12 @@ def local_day(value: dt.datetime) -> dt.date:
     return value.astimezone(reading_zone()).date()
 
 
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def through_day(end: dt.datetime) -> dt.date:
     """The last day an exclusive end covers: the day containing ``end`` minus 1 µs."""
-    return local_day(end - dt.timedelta(microseconds=1))
+    return local_day(end - _MICROSECOND)
 
 
 def _at_local_midnight(t: dt.datetime) -> bool:
@@ -153,7 +156,8 @@ def span_days(start: dt.datetime, end: dt.datetime) -> int:
     """Days a span [start, end) touches, both ends included (0 for an empty span)."""
     if end <= start:
         return 0
-    return (through_day(end) - local_day(start)).days + 1
+    zone = _READING_ZONE.get()  # once: listings count thousands of spans
+    return ((end - _MICROSECOND).astimezone(zone).date() - start.astimezone(zone).date()).days + 1
 
 
 def hours(start: dt.datetime, end: dt.datetime) -> float:

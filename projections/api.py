@@ -48,9 +48,10 @@ def licences(
     from ledger.app import gc_paused
 
     # Thousands of acyclic records and rows: one pause over reading and shaping them.
+    at = as_of or now()
     with gc_paused():
-        resolved = v.records("licence", as_of, known_at, ids=ids, ref=exporter)
-        return views.licences(resolved, status=status, exporter=exporter, end_user=end_user)
+        resolved = v.records("licence", at, known_at, ids=ids, ref=exporter)
+        return views.licences(resolved, at, status=status, exporter=exporter, end_user=end_user)
 
 
 def commitments(

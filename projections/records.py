@@ -35,6 +35,9 @@ from ledger.domain.licence import inactive_since
 from ledger.times import EPOCH as _EPOCH
 from ledger.times import to_us
 
+Span = tuple[dt.datetime, dt.datetime | None]
+"""[start, end): an exclusive end, None while open."""
+
 INFINITY = 2**62
 """The open end of a valid-time or recorded-time interval (microseconds)."""
 
@@ -102,6 +105,11 @@ class LicenceRecord(_Rec, frozen=True, kw_only=True):
     terminal_event: UUID | None = None
     shipments: int = 0
     late_usage: tuple[LateUsage, ...] = ()
+    active_spans: tuple[Span, ...] = ()
+    """When the licence was (or is scheduled to be) active, as its effective history
+    says: see ``licence_periods``."""
+    suspended_spans: tuple[Span, ...] = ()
+    """The suspensions cut out of its validity."""
 
     # What ``ledger.domain.licence.coverage`` reads of a licence (``LicenceTerms``).
     def licensed_items(self) -> tuple[ItemUse, ...]:
@@ -247,6 +255,69 @@ RECORD_TYPES: dict[str, type[Record]] = {
 Timeline = tuple[tuple[int, Any], ...]
 
 
+# --- a licence's active and suspended spans ---------------------------------------------
+
+
+def licence_periods(
+    s: st.LicenceState, start: dt.datetime, stop: dt.datetime | None
+) -> tuple[list[Span], list[Span]]:
+    """Where ``s``, left unchanged, makes the licence active and suspended within
+    [start, stop) (None: for ever): active from its validity's start to its end or its
+    withdrawal or surrender, with the suspension cut out.  Using up the caps ends no span
+    (``exhausted`` is about quantities: the licence is still valid)."""
+    lo = max(start, s.valid_from)
+    ended = s.withdrawn_at if s.withdrawn_at is not None else s.surrendered_at
+    hi = s.valid_until if ended is None else min(s.valid_until, ended)
+    if stop is not None:
+        hi = min(hi, stop)
+    if hi <= lo:
+        return [], []
+    if s.suspended_from is None:
+        return [(lo, hi)], []
+    cut_from = max(lo, s.suspended_from)
+    cut_to = hi if s.suspended_until is None else min(hi, s.suspended_until)
+    if cut_to <= cut_from:
+        return [(lo, hi)], []
+    active: list[Span] = [(a, b) for a, b in ((lo, cut_from), (cut_to, hi)) if a < b]
+    return active, [(cut_from, cut_to)]
+
+
+def _joined(spans: Iterable[Span]) -> tuple[Span, ...]:
+    """Spans in order, those that meet end to start made one."""
+    out: list[Span] = []
+    for a, b in spans:
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return tuple(out)
+
+
+@dataclass
+class LicencePast:
+    """A licence's spans before ``since`` (the effective time of the last event that
+    changed its terms), settled: each event changes the licence from its own time on, so
+    what the state said about the time before it stands."""
+
+    since: dt.datetime
+    active: list[Span] = field(default_factory=list)
+    suspended: list[Span] = field(default_factory=list)
+
+    def settle(self, s: st.LicenceState, t: dt.datetime) -> None:
+        if t <= self.since:
+            return
+        active, suspended = licence_periods(s, self.since, t)
+        self.active += active
+        self.suspended += suspended
+        self.since = t
+
+    def spans(self, s: st.LicenceState) -> tuple[tuple[Span, ...], tuple[Span, ...]]:
+        """Active and suspended spans over all time: the settled past, then what the
+        current state schedules."""
+        active, suspended = licence_periods(s, self.since, None)
+        return _joined([*self.active, *active]), _joined([*self.suspended, *suspended])
+
+
 # --- folding with findings --------------------------------------------------------------
 
 
@@ -261,6 +332,7 @@ class Folded:
     state: st.State | None = None
     late_usage: list[LateUsage] = field(default_factory=list)
     causes: dict[UUID, ev.Event] = field(default_factory=dict)
+    past: LicencePast | None = None
 
     def step(self, e: ev.Event, status: str | None = None) -> None:
         """Fold one more event.  ``status``: the licence's status at a shipment's time, when
@@ -277,7 +349,11 @@ class Folded:
                 return
             elif isinstance(e, ev.LicenceSuspended | ev.LicenceWithdrawn | ev.LicenceSurrendered):
                 self.causes[e.event_id] = e
+            if self.past is not None:
+                self.past.settle(state, e.effective_at)
         self.state = st.evolve(state, e)
+        if self.past is None and isinstance(self.state, st.LicenceState):
+            self.past = LicencePast(self.state.valid_from)
 
     def _late(self, licence: st.LicenceState, e: ev.LicenceUsageRecorded, status: str) -> LateUsage:
         cause_id = licence.cause_of(status)
@@ -308,6 +384,7 @@ def fold_visible(events: Iterable[ev.Event]) -> Folded:
 
 
 def _licence(f: Folded, s: st.LicenceState) -> LicenceRecord:
+    active, suspended = f.past.spans(s) if f.past is not None else ((), ())
     return LicenceRecord(
         licence_id=s.licence_id,
         licence_type=s.licence_type,
@@ -329,6 +406,8 @@ def _licence(f: Folded, s: st.LicenceState) -> LicenceRecord:
         terminal_event=s.terminal_event_id,
         shipments=s.shipment_count,
         late_usage=tuple(f.late_usage),
+        active_spans=active,
+        suspended_spans=suspended,
     )
 
 

@@ -51,7 +51,7 @@ from ledger.projections.records import INFINITY, KIND_CODE
 DYADIC_LEVELS = 63
 """Cells per query: enough for any interval of non-negative 62-bit microsecond times."""
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """Bumped when the views' tables or records change: older views are dropped and rebuilt."""
 
 CONTENT_TABLES = ("views_entities", "views_data", "views_current", "views_history")

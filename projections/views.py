@@ -115,8 +115,23 @@ def _last_end(
 # --- licences ---------------------------------------------------------------------------
 
 
-def licence_row(r: Resolved) -> dict[str, Any]:
+class _SpansAsOf(dict[tuple[rec.Span, ...], list[dict[str, Any]]]):
+    """``spans_as_of`` at one T, computed once per distinct spans: licences granted on
+    the same day for the same term share them, and a listing has thousands."""
+
+    def __init__(self, as_of: dt.datetime) -> None:
+        super().__init__()
+        self.as_of = as_of
+
+    def __missing__(self, spans: tuple[rec.Span, ...]) -> list[dict[str, Any]]:
+        value = self[spans] = spans_as_of(spans, self.as_of)
+        return value
+
+
+def licence_row(r: Resolved, as_of: dt.datetime, spans: _SpansAsOf | None = None) -> dict[str, Any]:
     lic: rec.LicenceRecord = r.record
+    if spans is None:
+        spans = _SpansAsOf(as_of)
     return {
         "licence_id": lic.licence_id,
         "status": r.dynamic,
@@ -141,6 +156,9 @@ def licence_row(r: Resolved) -> dict[str, Any]:
             }
             for i in lic.items
         ],
+        # As of T: the spans begun by T, days counted to T (a scheduled end given).
+        "active_spans": spans[lic.active_spans],
+        "suspended_spans": spans[lic.suspended_spans],
         "shipments": lic.shipments,
         "late_usage": len(lic.late_usage),
         "granted_event": lic.granted_event,
@@ -150,12 +168,14 @@ def licence_row(r: Resolved) -> dict[str, Any]:
 
 def licences(
     resolved: Sequence[Resolved],
+    as_of: dt.datetime,
     *,
     status: str | None = None,
     exporter: str | None = None,
     end_user: str | None = None,
 ) -> list[dict[str, Any]]:
-    rows = [licence_row(r) for r in resolved]
+    spans = _SpansAsOf(as_of)
+    rows = [licence_row(r, as_of, spans) for r in resolved]
     return [
         row
         for row in rows
@@ -206,8 +226,7 @@ def end_users(
 # --- measures ---------------------------------------------------------------------------
 
 
-Span = tuple[dt.datetime, dt.datetime | None]
-"""[start, end): an exclusive end, None while open."""
+Span = rec.Span
 
 
 def suspension_end(s: rec.SuspensionRecord) -> dt.datetime | None:
@@ -261,19 +280,31 @@ def spans_as_of(spans: Sequence[Span], as_of: dt.datetime) -> list[dict[str, Any
 EN_DASH = "\u2013"
 
 
-def spans_text(spans: Sequence[dict[str, Any]], as_of: dt.datetime, what: str = "in force") -> str:
-    """Each span in words, as of T: "in force 12 days (2025-01-03 to 2025-01-14)" with an
+def span_text(s: dict[str, Any], as_of: dt.datetime, what: str = "in force") -> str:
+    """One span in words, as of T: "in force 12 days (2025-01-03 to 2025-01-14)" with an
     en dash; one still running at T: "in force 12 days so far (since 2025-01-03)", and
     its scheduled last day when it has one."""
-    parts = []
-    for s in spans:
-        start, end = s["start"], s["end"]
-        if end is not None and end <= as_of:
-            parts.append(f"{what} {count_days(s['days'])} ({day(start)} {EN_DASH} {last_day(end)})")
-        else:
-            scheduled = f", through {last_day(end)}" if end is not None else ""
-            parts.append(f"{what} {count_days(s['days'])} so far (since {day(start)}{scheduled})")
-    return "; ".join(parts)
+    start, end = s["start"], s["end"]
+    if end is not None and end <= as_of:
+        return f"{what} {count_days(s['days'])} ({day(start)} {EN_DASH} {last_day(end)})"
+    scheduled = f", through {last_day(end)}" if end is not None else ""
+    return f"{what} {count_days(s['days'])} so far (since {day(start)}{scheduled})"
+
+
+def spans_text(spans: Sequence[dict[str, Any]], as_of: dt.datetime, what: str = "in force") -> str:
+    """Each span in words (``span_text``), "; " between them."""
+    return "; ".join(span_text(s, as_of, what) for s in spans)
+
+
+def licence_spans_text(row: dict[str, Any], as_of: dt.datetime) -> str:
+    """A licence's active and suspended spans in words, in time order: "active 8 days
+    (2026-01-02 - 2026-01-09); suspended 22 days (2026-01-10 - 2026-01-31); active ..."
+    ("" before it is valid)."""
+    labelled = [(s, "active") for s in row["active_spans"]] + [
+        (s, "suspended") for s in row["suspended_spans"]
+    ]
+    labelled.sort(key=lambda x: x[0]["start"])
+    return "; ".join(span_text(s, as_of, what) for s, what in labelled)
 
 
 def clause_rows(r: Resolved, as_of: dt.datetime) -> list[dict[str, Any]]:

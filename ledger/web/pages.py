@@ -265,9 +265,12 @@ def licence(
     row = body["licences"][0]
     as_of_t = charts.instant(body["as_of"])
     assert as_of_t is not None
+    from ledger.projections.views import licence_spans_text
+
     return render(
         "licence.html",
         **_context(request, body, when, row=row, history=history),
+        active=licence_spans_text(row, as_of_t),
         chart=charts.licences_chart([row], as_of_t, "licence"),
         bar=charts.quantity_bar,
         describe=_describe,

@@ -749,6 +749,105 @@ def test_never_in_force_and_in_force_spans(views: Callable[..., Any]) -> None:
     ]
 
 
+def test_licence_active_spans(views: Callable[..., Any]) -> None:
+    """The first general licences: granted 2 December 2025 (00:00Z, as reported), valid
+    one year, to 2026-12-02T00:00Z.  On 15 December 2025 JL Mag's licence had been active
+    14 days (2-15 December), in UTC and in Beijing days alike (00:00Z is 08:00 in
+    Beijing).  A year on, active 365 UTC days (2 December 2025 - 1 December 2026); in
+    Beijing days its last day is 2 December 2026 (08:00), 366 days.
+
+    Then an illustrative suspension, recorded now, from 1 March 2026 (Beijing) "until
+    31 March" (ends 2026-04-01T00:00+08:00), and a reinstatement from 20 March (Beijing)
+    recorded after it.  As of 30 June 2026, in Beijing days: active 2 December 2025 -
+    28 February 2026 (30 + 31 + 28 = 89 days), suspended 1-19 March
+    (19 days), active again since 20 March (12 + 30 + 31 + 30 = 103 days so far, through
+    2 December 2026).  Known before the reinstatement: suspended 1-31 March (31 days),
+    active since 1 April (91 days).  Known before either: one span, 211 days (2 December
+    - 30 June: 30 + 31 + 28 + 31 + 30 + 31 + 30)."""
+    jl = "cn-gl-2025-jl-mag-001"
+
+    def licence(*args: str, tz: str = "UTC") -> dict[str, Any]:
+        (row,) = views("--tz", tz, "licences", "--licence", jl, *args)["licences"]
+        return row
+
+    def spans(row: dict[str, Any], name: str) -> list[tuple[str, str | None, int]]:
+        return [(s["start"], s["end"], s["days"]) for s in row[f"{name}_spans"]]
+
+    granted, ends = "2025-12-02T00:00:00Z", "2026-12-02T00:00:00Z"
+    on_dec15 = ("--as-of", "2025-12-15", "--known-at", "2025-12-15")
+    for zone in ((), ("--tz", "Asia/Shanghai")):
+        row = views(*zone, "licences", "--licence", jl, *on_dec15)["licences"][0]
+        assert spans(row, "active") == [(granted, ends, 14)], zone
+        assert spans(row, "suspended") == []
+    later = ("--as-of", "2027-01-31", "--known-at", "2026-01-01")
+    assert spans(licence(*later), "active") == [(granted, ends, 365)]
+    assert spans(licence(*later, tz="Asia/Shanghai"), "active") == [(granted, ends, 366)]
+    # Known at 1 December 2025: no licence yet.
+    assert not views("licences", "--as-of", "2025-12-15", "--known-at", "2025-12-01")["licences"]
+
+    source = [{"reference": "illustrative", "publisher": "test", "status": "illustrative"}]
+    suspended = views(
+        "append",
+        json.dumps(
+            {
+                "type": "LicenceSuspended",
+                "entity_id": jl,
+                "effective_at": "2026-03-01T00:00:00+08:00",
+                "until": "2026-04-01T00:00:00+08:00",
+                "reason": "audit",
+                "sources": source,
+            }
+        ),
+    )
+    views(
+        "append",
+        json.dumps(
+            {
+                "type": "LicenceReinstated",
+                "entity_id": jl,
+                "effective_at": "2026-03-20T00:00:00+08:00",
+                "reason": "audit closed",
+                "sources": source,
+            }
+        ),
+    )
+    between = suspended["recorded_at"]
+    beijing = ("--as-of", "2026-06-30")
+    march1, march20, april1 = (
+        "2026-03-01T00:00:00+08:00",
+        "2026-03-20T00:00:00+08:00",
+        "2026-04-01T00:00:00+08:00",
+    )
+    now_known = licence(*beijing, tz="Asia/Shanghai")
+    assert spans(now_known, "active") == [(granted, march1, 89), (march20, ends, 103)]
+    assert spans(now_known, "suspended") == [(march1, march20, 19)]
+    before_reinstatement = licence(*beijing, "--known-at", between, tz="Asia/Shanghai")
+    assert spans(before_reinstatement, "active") == [(granted, march1, 89), (april1, ends, 91)]
+    assert spans(before_reinstatement, "suspended") == [(march1, april1, 31)]
+    before_both = licence(*beijing, "--known-at", "2026-01-01", tz="Asia/Shanghai")
+    assert (spans(before_both, "active"), spans(before_both, "suspended")) == (
+        [(granted, ends, 211)],
+        [],
+    )
+    # As of 10 March, known now: suspended since 1 March, 10 days so far, to the end the
+    # suspension set (the reinstatement of 20 March is not yet effective on the 10th).
+    on_march10 = licence("--as-of", "2026-03-10", tz="Asia/Shanghai")
+    assert on_march10["status"] == "suspended"
+    assert spans(on_march10, "suspended") == [(march1, april1, 10)]
+    assert spans(on_march10, "active") == [(granted, march1, 89)]
+
+    # The table says so, in Beijing days (-o csv: the table's cells wrap).
+    result = CliRunner().invoke(
+        cli,
+        ["--tz", "Asia/Shanghai", "licences", "--licence", jl, "--as-of", "2026-06-30"],
+        env=views.env,  # type: ignore[attr-defined]
+    )
+    assert result.exit_code == 0, result.output
+    words = set(result.output.split())  # cells wrap: their words, not their lines
+    assert {"89", "(2025-12-02", "2026-02-28);", "suspended", "19", "(2026-03-01"} <= words
+    assert {"2026-03-19);", "103", "(since", "2026-03-20,", "2026-12-02)"} <= words
+
+
 def test_check_names_the_suspended_clauses(views: Callable[..., Any]) -> None:
     """The military end user's application of 1 December 2025 (11:00 Beijing): Ann.61's
     clauses would apply but Ann.70 suspends them; its Art.1(1)/1(2) never took effect."""

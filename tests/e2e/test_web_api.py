@@ -549,3 +549,22 @@ def test_a_blocked_view_holds_up_no_other_request(postgres_backend: Any) -> None
         assert blocked["response"].json()["licences"]
     finally:
         server.stop()
+
+
+def test_the_licence_page_and_api_give_its_active_spans(client: TestClient[Any]) -> None:
+    """JL Mag's general licence, granted 2 December 2025 (00:00Z) for a year: on
+    5 December active 4 days so far, through 1 December 2026; the API's JSON is the
+    CLI's (active_spans, suspended_spans)."""
+    page = client.get(
+        "/licences/cn-gl-2025-jl-mag-001?as_of=2025-12-05", headers={"accept": "text/html"}
+    )
+    assert page.status_code == 200
+    assert "active 4 days so far (since 2025-12-02, through 2026-12-01)" in page.text
+    body = client.get(
+        "/api/licences", params={"licence": "cn-gl-2025-jl-mag-001", "as_of": "2025-12-05"}
+    ).json()
+    (row,) = body["licences"]
+    assert row["active_spans"] == [
+        {"start": "2025-12-02T00:00:00Z", "end": "2026-12-02T00:00:00Z", "days": 4}
+    ]
+    assert row["suspended_spans"] == []

@@ -533,6 +533,55 @@ def test_live_stored_views_equal_a_fresh_fold(
         app.close()
 
 
+def _inside(spans: list[dict[str, Any]], t: dt.datetime) -> bool:
+    return any(
+        dt.datetime.fromisoformat(str(s["start"])) <= t
+        and (s["end"] is None or t < dt.datetime.fromisoformat(str(s["end"])))
+        for s in spans
+    )
+
+
+@PROPERTY_SETTINGS
+@given(batches=histories, picks=PICKS, near=st.lists(st.integers(0, 10**6), max_size=12))
+def test_licence_spans_follow_the_status_the_oracle_replays(
+    backend: Backend, batches: list[list[Op]], picks: list[tuple[int, int]], near: list[int]
+) -> None:
+    """A licence's active and suspended spans as of T, known at K, say at every earlier
+    instant s what the naive replay of the events effective by s says its status was:
+    active (or exhausted: using up the caps ends no span) inside an active span,
+    suspended inside a suspended span, neither otherwise."""
+    app = Ledger(backend.settings())
+    try:
+        times = record(app, batches)
+        catch_up(app, new_projector(app))
+        stored = Views(app, mode="stored")
+        log = oracle.RawLog.read(app)
+        marks = instants(app)
+        # Every instant the history names, and some a microsecond either side.
+        probes = sorted(
+            {
+                *marks,
+                *(marks[n % len(marks)] + dt.timedelta(microseconds=(n % 3) - 1) for n in near),
+            }
+        )
+        status_at: dict[tuple[dt.datetime, dt.datetime], dict[str, oracle.Licence]] = {}
+        for t, k in probe_times(times, picks):
+            for row in api.licences(stored, t, k):
+                lid = row["licence_id"]
+                for s in [*(p for p in probes if p <= t), t]:
+                    if (s, k) not in status_at:
+                        status_at[s, k] = oracle.licences(log, s, k)
+                    then = status_at[s, k].get(lid)
+                    status = then.status if then is not None else "not granted yet"
+                    where = (lid, status, s, t, k)
+                    assert _inside(row["active_spans"], s) == (status in ("active", "exhausted")), (
+                        where
+                    )
+                    assert _inside(row["suspended_spans"], s) == (status == "suspended"), where
+    finally:
+        app.close()
+
+
 @PROPERTY_SETTINGS
 @given(batches=histories, picks=PICKS, cut=st.integers(1, 5))
 def test_answers_are_stable_when_later_knowledge_arrives(
