@@ -1,7 +1,7 @@
 """Costs that should not grow with history: append latency by history length, and peak
 memory of import and rebuild by ledger size, each against its own baseline in one run.
 
-    python benchmarks/bench_scale.py append [--sizes 0,1000,10000,50000] [--repeat 5]
+    python benchmarks/bench_scale.py append [--sizes 0,1000,10000] [--repeat 5] [--postgres URL]
     python benchmarks/bench_scale.py memory [--sizes 100000,300000] [--postgres URL]
     python benchmarks/bench_scale.py postgres-import [--events 200000] --postgres URL
     python benchmarks/bench_scale.py rebuild [--sizes 100000,300000,1000000]
@@ -9,7 +9,8 @@ memory of import and rebuild by ledger size, each against its own baseline in on
 **append**: one licence is given N past shipments (imported in batches), then one more
 shipment is appended to it, in a new ``Ledger`` each time (as ``ledger append`` does in
 a new process), against registering a fresh party in the same ledger, alternately
-``--repeat`` times; prints the median of each and the ratio (target: <= 1.3x at every N).
+``--repeat`` times; prints the median of each, the ratio (target: <= 1.3x at every N) and
+how many stored events the licence append decoded (its snapshot spares the history).
 
 **memory**: ``ledger import`` of an N-event file (``bench_import``'s generator) into a
 fresh SQLite ledger, then ``ledger project --rebuild --once`` of its views, each in a
@@ -120,16 +121,21 @@ def _world(licence: str) -> list[dict[str, Any]]:
     ]
 
 
-def append_latency(sizes: list[int], repeat: int) -> None:
+def append_latency(sizes: list[int], repeat: int, postgres: str | None) -> None:
     from ledger.app import Ledger
     from ledger.config import Settings
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         env = {"LEDGER_HOME": tmp, "LEDGER_ACTOR": "bench"}
+        if postgres:
+            env["LEDGER_DATABASE_URL"] = _fresh_schema(postgres)
         app = Ledger(Settings.from_env(env))
         app.append_objects(_world("GL-0")[:3])
         had = 0
-        print(f"{'past events':>12} {'append (ms)':>12} {'fresh (ms)':>11} {'ratio':>6}")
+        print(
+            f"{'past events':>12} {'append (ms)':>12} {'fresh (ms)':>11} {'ratio':>6}"
+            f" {'decoded':>8}"
+        )
         for size in sizes:
             licence = f"GL-{size}"
             app.append_objects(_world(licence)[3:])
@@ -140,6 +146,7 @@ def append_latency(sizes: list[int], repeat: int) -> None:
             had = 0
             timed: list[float] = []
             fresh: list[float] = []
+            decoded = 0
             for r in range(repeat):
                 for target in ("licence", "party"):
                     one = Ledger(Settings.from_env(env))
@@ -159,9 +166,11 @@ def append_latency(sizes: list[int], repeat: int) -> None:
                     started = time.perf_counter()
                     one.append_objects([obj])
                     (timed if target == "licence" else fresh).append(time.perf_counter() - started)
+                    if target == "licence":
+                        decoded = max(decoded, getattr(one, "events_loaded", -1))
                     one.close()
             a, b = statistics.median(timed), statistics.median(fresh)
-            print(f"{size:>12,} {a * 1e3:>12.1f} {b * 1e3:>11.1f} {a / b:>6.2f}")
+            print(f"{size:>12,} {a * 1e3:>12.1f} {b * 1e3:>11.1f} {a / b:>6.2f} {decoded:>8,}")
         app.close()
 
 
@@ -370,8 +379,8 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL")
     args = parser.parse_args()
     if args.what == "append":
-        sizes = [int(s) for s in (args.sizes or "0,1000,10000,50000").split(",")]
-        append_latency(sizes, args.repeat)
+        sizes = [int(s) for s in (args.sizes or "0,1000,10000,50000,200000").split(",")]
+        append_latency(sizes, args.repeat, args.postgres)
     elif args.what == "memory":
         sizes = [int(s) for s in (args.sizes or "100000,300000").split(",")]
         memory(sizes, args.postgres)

@@ -14,6 +14,7 @@ busy database makes the whole batch re-check against fresh state and retry.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import logging
 import random
@@ -47,6 +48,7 @@ from ledger.store.codec import (
     encode_event_value,
 )
 from ledger.store.index import EventIndex, IndexEntry, LogQuery
+from ledger.store.snapshots import SnapshotTables, decode_snapshot, encode_snapshot
 from ledger.store.tree import TreeBehind
 from ledger.times import from_us, iso, now, to_us
 
@@ -143,6 +145,11 @@ class Ledger(Application[str]):
         self._signing_key: SigningKey | None = None
         self.recorder.payload_of = self.msgspec_mapper.payload  # type: ignore[attr-defined]
         self.recorder.signer = self.signing_key  # type: ignore[attr-defined]
+        self.snapshot_tables: SnapshotTables = self.recorder.snapshot_tables  # type: ignore[attr-defined]
+        self._shipments_indexed = False
+        self.events_loaded = 0
+        """Stored events decoded to check appends since this ``Ledger`` was made (loading
+        an entity from its snapshot decodes only the events after the snapshot)."""
 
     def signing_key(self) -> SigningKey:
         """The key that signs checkpoints (``ledger.audit.signing_key``; made on first use)."""
@@ -193,7 +200,97 @@ class Ledger(Application[str]):
         version order: what ``Workspace`` checks an append against."""
         to_domain_event = self.msgspec_mapper.to_domain_event
         found = self.index.select_entities(keys)
+        self.events_loaded += sum(len(stored) for stored in found.values())
         return {key: map(to_domain_event, stored) for key, stored in found.items()}
+
+    def load_snapshots(self, keys: list[str]) -> dict[str, Entity]:
+        """Those of these entities that have a usable snapshot, from it and the events
+        stored after it: what ``Workspace`` checks an append against (the others are read
+        with ``load_entities``).  Only licences are snapshotted: they are the entities
+        with long histories (a shipment each)."""
+        keys = [k for k in keys if k.startswith("licence:")]
+        if not keys or not self._shipments_indexed:
+            return {}
+        tables, mapper = self.snapshot_tables, self.msgspec_mapper
+        with self.recorder.tree_port() as port:  # type: ignore[attr-defined]
+            found = tables.select(port, keys)
+            tails = {key: tables.events_after(port, key, v) for key, (v, _) in found.items()}
+        out: dict[str, Entity] = {}
+        for key, (version, sealed) in found.items():
+            snapshot = decode_snapshot(mapper.payload(sealed))
+            if snapshot is None:
+                continue
+            entity = Entity.from_snapshot(
+                key,
+                version,
+                snapshot.state,
+                snapshot.max_effective,
+                functools.partial(self._history, key, version),
+                functools.partial(self._stored_shipments, snapshot.state, version),
+            )
+            self.events_loaded += len(tails[key])
+            for v, topic, state in tails[key]:
+                entity.add(decode_event(mapper.payload(bytes(state)), topic))
+                entity.version = v
+            out[key] = entity
+        return out
+
+    def _history(self, key: str, version: int) -> list[ev.Event]:
+        """An entity's stored events up to ``version`` (a snapshot's entity needs them)."""
+        with self.recorder.tree_port() as port:  # type: ignore[attr-defined]
+            rows = self.snapshot_tables.events_until(port, key, version)
+        self.events_loaded += len(rows)
+        payload = self.msgspec_mapper.payload
+        return [decode_event(payload(bytes(state)), topic) for _, topic, state in rows]
+
+    def _stored_shipments(
+        self, licence: st.LicenceState, version: int, shipment_ids: Sequence[str]
+    ) -> dict[str, ev.LicenceUsageRecorded]:
+        """The usage events recording these shipment ids in the licence's state at
+        ``version``, from the shipment index (``Facts.shipment`` for an entity from its
+        snapshot)."""
+        with self.recorder.tree_port() as port:  # type: ignore[attr-defined]
+            rows = self.snapshot_tables.find_shipments(
+                port, licence.licence_id, shipment_ids, version
+            )
+        found: dict[str, ev.LicenceUsageRecorded] = {}
+        grant: int | None = None
+        for _, position, _, state in rows:  # effective order: the fold keeps the last
+            e = decode_event(self.msgspec_mapper.payload(bytes(state)), "LicenceUsageRecorded")
+            assert isinstance(e, ev.LicenceUsageRecorded)
+            if e.effective_at == licence.valid_from:
+                # The fold applies events after the grant: at its very time, recorded after.
+                if grant is None:
+                    entry = self.index.lookup([licence.granted_event_id])
+                    grant = entry[licence.granted_event_id].position
+                if position < grant:
+                    continue
+            elif e.effective_at < licence.valid_from:
+                continue
+            found[e.shipment_id] = e
+        return found
+
+    def _index_shipments(self) -> None:
+        """Put every stored usage event in the shipment index, once per ledger (a ledger
+        from before the index); until then no snapshot is used."""
+        if self._shipments_indexed:
+            return
+        tables, mapper = self.snapshot_tables, self.msgspec_mapper
+        with self.recorder.tree_port() as port:  # type: ignore[attr-defined]
+            self._shipments_indexed = tables.indexed(port)
+        if self._shipments_indexed:
+            return
+
+        def shipment_of(state: bytes) -> str:
+            e = decode_event(mapper.payload(state), "LicenceUsageRecorded")
+            assert isinstance(e, ev.LicenceUsageRecorded)
+            return e.shipment_id
+
+        with self.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+            indexed = tables.index_all(port, shipment_of)
+        if indexed:
+            log.warning("indexed the %d shipments stored before the shipment index", indexed)
+        self._shipments_indexed = True
 
     def entity(self, kind: str, entity_id: str) -> Entity | None:
         """An entity reconstructed by the library's repository (None if unknown)."""
@@ -383,6 +480,7 @@ class Ledger(Application[str]):
         """
         if not dry_run:  # a dry run signs nothing, and makes no key
             self.signing_key()  # made or read before any transaction (a missing key: no write)
+            self._index_shipments()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with gc_paused():
@@ -491,13 +589,21 @@ class Ledger(Application[str]):
         """Check each new event against the entities it touches (prefetched at once),
         fold it in, and encode it with its index row.  Raises the first rule broken,
         located at its line."""
-        workspace = Workspace(self.load_entities)
+        workspace = Workspace(self.load_entities, self.load_snapshots)
         workspace.prefetch(k for i in fresh for k in references(submissions[i].event))
         entities = workspace.entities
+        shipments: dict[str, list[str]] = {}  # licence key -> the batch's shipment ids
+        for i in fresh:
+            e = submissions[i].event
+            if type(e) is ev.LicenceUsageRecorded:
+                shipments.setdefault(f"licence:{e.entity_id}", []).append(e.shipment_id)
+        for key, ids in shipments.items():  # one look-up per licence, not per shipment
+            entities[key].expect_shipments(ids)
         mapper = self.msgspec_mapper
         out = _Checked()
         recorded_us = None if backfill else to_us(recorded_at)
         stamp = _RecordedStamp(recorded_at)
+        last_row: dict[str, int] = {}  # licence key -> its last row in the batch
         for n, i in enumerate(fresh, start=1):
             s = submissions[i]
             e, payload = (s.event, s.payload) if backfill else stamp(s.event, s.payload)
@@ -531,12 +637,33 @@ class Ledger(Application[str]):
                     s.content_hash,
                     e.retracted_event_id if type(e) is ev.EventRetracted else None,
                     entity.version,
+                    e.shipment_id if type(e) is ev.LicenceUsageRecorded else None,
                 )
             )
+            if e.entity_kind == "licence":
+                last_row[key] = len(out.rows) - 1
             out.written.append(i)
             if progress is not None and n % 1000 == 0:
                 progress(1000)
+        self._snapshot(workspace, last_row, out.rows)
         return out
+
+    def _snapshot(
+        self, workspace: Workspace, last_row: dict[str, int], rows: list[IndexRow]
+    ) -> None:
+        """Each licence the batch appends to gets a snapshot of its state after the batch,
+        carried by its last row (written in the same transaction as the events)."""
+        mapper = self.msgspec_mapper
+        for key, n in last_row.items():
+            entity = workspace.entities[key]
+            state = entity.state(None)
+            max_effective = entity.max_effective
+            if not isinstance(state, st.LicenceState) or max_effective is None:
+                continue  # (a licence whose grant was retracted is loaded from its events)
+            sealed = mapper.stored_event(
+                key, entity.version, "LicenceSnapshot", encode_snapshot(state, max_effective)
+            ).state
+            rows[n] = rows[n]._replace(snapshot=sealed)
 
     def _write(self, checked: _Checked) -> dict[int, int]:
         """Insert the checked events with their index rows in one transaction; returns

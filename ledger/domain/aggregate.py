@@ -37,6 +37,13 @@ class Entity:
     later-effective event (a suspension scheduled ahead, say) costs one step each instead
     of a refold each: the state as of each shipment is the cursor, and the whole state is
     a copy of the cursor with the few later events folded in again.
+
+    An entity loaded from a snapshot (``from_snapshot``) starts from the snapshot's state
+    over all effective times instead of its events.  It answers what that state answers
+    (the state as of any time at or after its latest effective time, shipments by id
+    through the store's index) and folds events that arrive in effective order; anything
+    else (an earlier effective time, a retraction, the events themselves) first loads the
+    history the snapshot stands for, and from then on it is an entity like any other.
     """
 
     __slots__ = (
@@ -44,11 +51,12 @@ class Entity:
         "_cursor",
         "_cursor_at",
         "_cursor_pos",
+        "_events",
         "_max_effective",
         "_seen",
         "_shipments",
+        "_snapshot",
         "_stale",
-        "events",
         "id",
         "version",
     )
@@ -56,7 +64,8 @@ class Entity:
     def __init__(self, entity_key: str, events: list[ev.Event] | None = None, version: int = 0):
         self.id = entity_key
         self.version = version
-        self.events: list[ev.Event] = events or []
+        self._events: list[ev.Event] = events or []
+        self._snapshot: _FromSnapshot | None = None
         self._current: st.State | None = None
         self._max_effective: dt.datetime | None = None
         self._stale = True
@@ -68,10 +77,65 @@ class Entity:
         before ``_cursor_at`` (None: no cursor)."""
         self._cursor_pos = 0
         self._shipments: dict[str, ev.LicenceUsageRecorded] | None = None
-        """A licence's folded shipments by id (built on the first question)."""
+        """A licence's folded shipments by id (built on the first question; from a
+        snapshot: those folded since, the rest are in the store's index)."""
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        entity_key: str,
+        version: int,
+        state: st.State,
+        max_effective: dt.datetime,
+        history: Callable[[], list[ev.Event]],
+        shipments: ShipmentLookup,
+    ) -> Entity:
+        """The entity at ``version`` from its snapshot: ``state`` over all effective times,
+        whose latest event takes effect at ``max_effective``.  ``history`` reads the events
+        up to ``version`` (only if needed); ``shipments`` finds shipments among them."""
+        entity = cls(entity_key, version=version)
+        entity._snapshot = _FromSnapshot(history, shipments)
+        entity._current = state
+        entity._max_effective = max_effective
+        entity._stale = False
+        entity._shipments = {}
+        return entity
+
+    @property
+    def from_snapshot_still(self) -> bool:
+        """Loaded from a snapshot and not (yet) from its events."""
+        return self._snapshot is not None
+
+    @property
+    def events(self) -> list[ev.Event]:
+        """Every event of the entity, in recorded order (retractions included)."""
+        if self._snapshot is not None:
+            self._load_history()
+        return self._events
+
+    def _load_history(self) -> None:
+        """From a snapshot to the events it stands for, plus those added since."""
+        snapshot = self._snapshot
+        assert snapshot is not None
+        self._snapshot = None
+        self._events = snapshot.history() + snapshot.added
+        self._stale = True
 
     def add(self, event: ev.Event) -> None:
-        self.events.append(event)
+        snapshot = self._snapshot
+        if snapshot is not None:
+            assert self._max_effective is not None
+            if isinstance(event, ev.EventRetracted) or event.effective_at < self._max_effective:
+                self._load_history()
+            else:
+                snapshot.added.append(event)
+                self.version += 1
+                self._current = st.evolve(self._current, event)
+                self._max_effective = event.effective_at
+                if type(event) is ev.LicenceUsageRecorded and self._shipments is not None:
+                    self._shipments[event.shipment_id] = event
+                return
+        self._events.append(event)
         self.version += 1
         if self._stale or isinstance(event, ev.EventRetracted):
             self._stale = True
@@ -118,7 +182,7 @@ class Entity:
 
     def _refresh(self) -> None:
         if self._stale:
-            self._seen = st.visible(self.events)
+            self._seen = st.visible(self._events)
             self._current = st.fold(self._seen)
             self._max_effective = self._seen[-1].effective_at if self._seen else None
             self._cursor_at = None
@@ -127,11 +191,32 @@ class Entity:
 
     def shipment(self, shipment_id: str) -> ev.LicenceUsageRecorded | None:
         """The usage event recording ``shipment_id`` in the state over all effective times."""
+        snapshot = self._snapshot
+        if snapshot is not None:
+            assert self._shipments is not None
+            found = self._shipments.get(shipment_id)
+            if found is not None:
+                return found
+            if shipment_id not in snapshot.stored:
+                self.expect_shipments([shipment_id])
+            return snapshot.stored[shipment_id]
         if self._stale:
             self._refresh()
         if self._shipments is None:
             self._shipments = _folded_shipments(self._seen)
         return self._shipments.get(shipment_id)
+
+    def expect_shipments(self, shipment_ids: Iterable[str]) -> None:
+        """Look these shipment ids up at once (an entity from a snapshot asks the store;
+        others know their shipments)."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return
+        wanted = [s for s in dict.fromkeys(shipment_ids) if s not in snapshot.stored]
+        if wanted:
+            found = snapshot.shipments(wanted)
+            for s in wanted:
+                snapshot.stored[s] = found.get(s)
 
     def state(self, as_of: dt.datetime | None = None) -> st.State | None:
         """The state as of ``as_of`` (None: over all effective times).
@@ -139,11 +224,43 @@ class Entity:
         Read it, do not keep it: a state as of an earlier time is the cursor, which the
         next question about this entity moves on.
         """
+        if (
+            self._snapshot is not None
+            and as_of is not None
+            and self._max_effective is not None
+            and as_of < self._max_effective
+        ):
+            self._load_history()  # the snapshot knows only the state over all times
         if self._stale:
             self._refresh()
         if as_of is None or self._max_effective is None or as_of >= self._max_effective:
             return self._current
         return self._advance(as_of)
+
+    @property
+    def max_effective(self) -> dt.datetime | None:
+        """The latest effective time among the visible events (None: none)."""
+        if self._stale:
+            self._refresh()
+        return self._max_effective
+
+
+class _FromSnapshot:
+    """What an entity loaded from a snapshot keeps until it needs its events."""
+
+    __slots__ = ("added", "history", "shipments", "stored")
+
+    def __init__(self, history: Callable[[], list[ev.Event]], shipments: ShipmentLookup):
+        self.history = history
+        self.shipments = shipments
+        self.stored: dict[str, ev.LicenceUsageRecorded | None] = {}
+        """Shipment ids looked up in the store, and what was found."""
+        self.added: list[ev.Event] = []
+        """Events folded in since the snapshot (in recorded order)."""
+
+
+ShipmentLookup = Callable[[Sequence[str]], Mapping[str, ev.LicenceUsageRecorded]]
+"""Finds shipments among a snapshot's events: those of these ids the state folded."""
 
 
 def _effective(e: ev.Event) -> dt.datetime:
@@ -222,6 +339,10 @@ Loader = Callable[[list[str]], Mapping[str, Iterable[RecordedEvent]]]
 """Reads the stored events of many entities at once (each in version order; an
 unknown key may be missing)."""
 
+SnapshotLoader = Callable[[list[str]], Mapping[str, Entity]]
+"""Loads those of many entities that have a usable snapshot (``Entity.from_snapshot``,
+brought up to date); the others are read with the ``Loader``."""
+
 
 class Workspace(Facts):
     """The entities one append touches, loaded once and advanced as events are accepted.
@@ -230,14 +351,20 @@ class Workspace(Facts):
     ``lambda keys: {}`` starts from an empty ledger (the unit tests' facts).
     """
 
-    def __init__(self, load: Loader):
+    def __init__(self, load: Loader, snapshots: SnapshotLoader | None = None):
         self._load = load
+        self._snapshots = snapshots
         self.entities: dict[str, Entity] = {}
 
     def prefetch(self, keys: Iterable[str]) -> None:
         missing = [k for k in dict.fromkeys(keys) if k not in self.entities]
         if not missing:
             return
+        if self._snapshots is not None:
+            self.entities.update(self._snapshots(missing))
+            missing = [k for k in missing if k not in self.entities]
+            if not missing:
+                return
         found = self._load(missing)
         for key in missing:
             entity = Entity(key)

@@ -188,6 +188,14 @@ class IndexRow(NamedTuple):
     content_hash: bytes
     retracts: UUID | None
     originator_version: int
+    shipment_id: str | None = None
+    """A usage event's shipment id (a row of the shipment index)."""
+    snapshot: bytes | None = None
+    """The entity's snapshot as of this event (sealed; ``ledger.store.snapshots``)."""
+
+
+INDEX_COLUMNS = 9
+"""The event index table's columns among ``IndexRow``'s fields (the first ones)."""
 
 
 class MsgspecMapper(Mapper[str]):

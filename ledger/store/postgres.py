@@ -26,7 +26,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composable, Identifier
 
 from ledger.checkpoint import SigningKey
-from ledger.store.codec import IndexRow
+from ledger.store.codec import INDEX_COLUMNS, IndexRow
 from ledger.store.index import (
     INSERT_CHUNK_ROWS,
     EventIndex,
@@ -36,6 +36,7 @@ from ledger.store.index import (
     LogRow,
     RecordedTimeConflict,
 )
+from ledger.store.snapshots import SnapshotTables
 from ledger.store.tree import TreeTables
 
 
@@ -127,9 +128,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             table(f"{events_table_name}_merkle_meta"),
             postgres=True,
         )
+        self.snapshot_tables = SnapshotTables(
+            table(self.index_table),
+            table(events_table_name),
+            "notification_id",
+            table(f"{events_table_name}_shipments"),
+            table(f"{events_table_name}_snapshots"),
+            table(f"{events_table_name}_snapshot_meta"),
+            postgres=True,
+        )
         self.sql_create_statements += [
             SQL(statement).format()  # type: ignore[arg-type]
-            for statement in self.tree.create_statements
+            for statement in self.tree.create_statements + self.snapshot_tables.create_statements
         ]
         self.payload_of: Callable[[bytes], bytes] = bytes
         """The event's JSON bytes from stored state (the ledger's mapper undoes a cipher)."""
@@ -156,10 +166,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         index_rows: Sequence[IndexRow],
         stored_events: Sequence[StoredEvent],
     ) -> None:
-        """The new events become leaves of the Merkle tree (same transaction)."""
+        """The new events become leaves of the Merkle tree, and their shipment rows and
+        snapshots are written (same transaction)."""
         super().after_insert(write, positions, index_rows, stored_events)
         assert isinstance(write, PostgresEventWrite)
         port = PostgresPort(write.cursor.connection)
+        self.snapshot_tables.write(port, positions, index_rows)
         tip = self.tree.tip(port, before=positions[0])
         payload_of = self.payload_of
         self.tree.extend(port, tip, positions, [payload_of(e.state) for e in stored_events])
@@ -242,6 +254,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             if len(chunk_ids) != len(events):
                 raise ProgrammingError("the store did not return a position for every event")
             columns = list(zip(*index_rows[start : start + INSERT_CHUNK_ROWS], strict=True))
+            columns = columns[:INDEX_COLUMNS]
             curs.execute(self._insert_index, (chunk_ids, *map(list, columns)))
             ids += chunk_ids
         return ids

@@ -34,6 +34,7 @@ from ledger.store.index import (
     LogRow,
     RecordedTimeConflict,
 )
+from ledger.store.snapshots import SnapshotTables
 from ledger.store.tree import TreeTables
 
 CACHE_SIZE_KIB = 65536
@@ -110,6 +111,15 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
             f"{events_table_name}_merkle_meta",
             postgres=False,
         )
+        self.snapshot_tables = SnapshotTables(
+            self.index_table,
+            events_table_name,
+            "rowid",
+            f"{events_table_name}_shipments",
+            f"{events_table_name}_snapshots",
+            f"{events_table_name}_snapshot_meta",
+            postgres=False,
+        )
         self.payload_of: Callable[[bytes], bytes] = bytes
         """The event's JSON bytes from stored state (the ledger's mapper undoes a cipher)."""
         self.signer: Callable[[], SigningKey | None] = lambda: None
@@ -136,6 +146,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
             f"CREATE INDEX IF NOT EXISTS {t}_effective ON {t} (effective_us)",
             f"CREATE INDEX IF NOT EXISTS {t}_retracts ON {t} (retracts) WHERE retracts IS NOT NULL",
             *self.tree.create_statements,
+            *self.snapshot_tables.create_statements,
         ]
         return statements
 
@@ -152,10 +163,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         index_rows: Sequence[IndexRow],
         stored_events: Sequence[StoredEvent],
     ) -> None:
-        """The new events become leaves of the Merkle tree (same transaction)."""
+        """The new events become leaves of the Merkle tree, and their shipment rows and
+        snapshots are written (same transaction)."""
         super().after_insert(write, positions, index_rows, stored_events)
         assert isinstance(write, SQLiteEventWrite)
         port = SQLitePort(write.cursor.sqlite_cursor.connection)
+        self.snapshot_tables.write(port, positions, index_rows)
         tip = self.tree.tip(port, before=positions[0])
         payload_of = self.payload_of
         self.tree.extend(port, tip, positions, [payload_of(e.state) for e in stored_events])

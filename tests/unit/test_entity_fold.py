@@ -161,3 +161,68 @@ def test_shipments_before_a_scheduled_suspension_cost_a_step_each() -> None:
     whole = entity.state()
     assert isinstance(whole, st.LicenceState)
     assert whole.items["1C902.a"].used == 400 and whole.suspended_from is not None
+
+
+@settings(max_examples=max(300, settings.default.max_examples), deadline=None)
+@given(
+    spec=st_.lists(licence_event, max_size=40),
+    cut=st_.integers(0, 40),
+    probes=st_.lists(st_.integers(-10, 320), min_size=1, max_size=4),
+)
+def test_an_entity_from_a_snapshot_answers_as_one_from_its_events(
+    spec: list[tuple[str, int, int]], cut: int, probes: list[int]
+) -> None:
+    """Loaded from a snapshot taken after any prefix of its history, then given the rest:
+    after every event the same states (over all times and as of any time) and the same
+    shipments as a fresh fold, loading the history only when a question needs it."""
+    events = build(spec)
+    taken = events[: 1 + cut % len(events)]
+    seen = st.visible(taken)
+    state = st.fold(seen)
+    if not isinstance(state, st.LicenceState):
+        return  # the grant was retracted: no snapshot is taken
+    shipments = folded_shipments(taken)
+    entity = Entity.from_snapshot(
+        "licence:GL-1",
+        len(taken),
+        state.copy(),
+        seen[-1].effective_at,
+        lambda: list(taken),
+        lambda ids: {s: shipments[s] for s in ids if s in shipments},
+    )
+    assert entity.version == len(taken)
+    for i in range(len(taken), len(events) + 1):
+        if i > len(taken):
+            entity.add(events[i - 1])
+        so_far = events[:i]
+        assert entity.version == len(so_far)
+        assert entity.state() == st.fold(st.visible(so_far))
+        expected = folded_shipments(so_far)
+        for e in so_far:
+            if isinstance(e, ev.LicenceUsageRecorded):
+                assert entity.shipment(e.shipment_id) == expected.get(e.shipment_id), (i, e)
+    for t in [T0 + dt.timedelta(days=p, hours=12) for p in probes]:  # (these may read it)
+        assert entity.state(t) == st.fold(st.visible(events, t)), t
+    assert entity.events == events
+
+
+def test_an_entity_from_a_snapshot_folds_later_events_without_its_history() -> None:
+    known: dict[UUID, tuple[str, str]] = {}
+    grant = typed(f.licence(items=[{"item": "1C902.a", "cap": "100000", "unit": "kg"}]), known)
+    state = st.fold([grant])
+    assert isinstance(state, st.LicenceState)
+
+    def history() -> list[ev.Event]:
+        raise AssertionError("the history was read")
+
+    entity = Entity.from_snapshot(
+        "licence:GL-1", 1, state, grant.effective_at, history, lambda ids: {}
+    )
+    for n in range(1, 4):
+        usage = typed(f.usage(shipment=f"S-{n}", quantity="2", effective_at=at(n)), known)
+        entity.add(usage)
+        assert entity.state(usage.effective_at) is entity.state()
+        assert entity.shipment(f"S-{n}") == usage and entity.shipment("S-x") is None
+    whole = entity.state()
+    assert isinstance(whole, st.LicenceState) and whole.shipment_count == 3
+    assert whole.items["1C902.a"].used == 6 and entity.version == 4

@@ -1,0 +1,235 @@
+"""Licence snapshots and the shipment index, stored beside the events and written with them.
+
+Two tables per events table ``T`` (both backends), written by the recorders in the
+transaction that inserts the events (``after_insert``), so they commit with the events
+or not at all:
+
+- ``T_shipments``: one row per ``LicenceUsageRecorded`` (licence id, shipment id,
+  position).  The ``duplicate-shipment`` rule and shipment idempotency look a shipment id
+  up here instead of holding every id of a licence's history in its state.
+- ``T_snapshots``: per entity, its latest snapshot: the version it was taken at and the
+  state over all effective times after that version (sealed like an event: the mapper's
+  compression and cipher apply).  An append loads the snapshot and the events after it
+  (normally none) instead of the whole history.
+
+A third, ``T_snapshot_meta``, marks that every stored usage event is in the shipment
+index (``Ledger`` indexes a ledger from before the index once, at first open).
+
+A snapshot is a pure function of the events up to its version, so one that is missing,
+old, of another format or unreadable is only ignored: the entity is then loaded from its
+events, as before snapshots.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from ledger.domain.licence import LicenceState
+from ledger.store.codec import IndexRow
+from ledger.store.tree import Port
+
+SHIPMENTS_INDEXED = "shipments_indexed"
+
+SNAPSHOT_FORMAT = 1
+"""Bump it whenever ``LicenceState`` or its fold changes: snapshots of another format
+are ignored (the entity is then loaded from its events and snapshotted anew)."""
+
+
+class LicenceSnapshot(msgspec.Struct, frozen=True):
+    """What a licence snapshot holds: its state over all effective times, and the latest
+    effective time among the events folded into it."""
+
+    format: int
+    max_effective: dt.datetime
+    state: LicenceState
+
+
+_snapshot_decoder = msgspec.json.Decoder(LicenceSnapshot)
+_snapshot_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+def encode_snapshot(state: LicenceState, max_effective: dt.datetime) -> bytes:
+    return _snapshot_encoder.encode(LicenceSnapshot(SNAPSHOT_FORMAT, max_effective, state))
+
+
+def decode_snapshot(data: bytes) -> LicenceSnapshot | None:
+    """The snapshot, or None if it is of another format or unreadable (then ignored)."""
+    try:
+        found = _snapshot_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return found if found.format == SNAPSHOT_FORMAT else None
+
+
+class SnapshotTables:
+    """SQL for one events table's snapshot and shipment tables (``?`` placeholders;
+    ``%s`` for psycopg).  ``index``: the event index table; ``events`` and
+    ``position``: the events table and its position column."""
+
+    def __init__(
+        self,
+        index: str,
+        events: str,
+        position_column: str,
+        shipments: str,
+        snapshots: str,
+        meta: str,
+        *,
+        postgres: bool,
+    ):
+        self.index, self.events, self.position = index, events, position_column
+        self.shipments, self.snapshots, self.meta = shipments, snapshots, meta
+        self.postgres = postgres
+        integer, blob = ("bigint", "bytea") if postgres else ("INTEGER", "BLOB")
+        rowid = "" if postgres else " WITHOUT ROWID"
+        self.create_statements = [
+            f"CREATE TABLE IF NOT EXISTS {shipments} (licence_id TEXT NOT NULL, "
+            f"shipment_id TEXT NOT NULL, position {integer} NOT NULL, "
+            f"PRIMARY KEY (licence_id, shipment_id, position)){rowid}",
+            f"CREATE TABLE IF NOT EXISTS {snapshots} (originator_id TEXT PRIMARY KEY, "
+            f"originator_version {integer} NOT NULL, state {blob} NOT NULL){rowid}",
+            f"CREATE TABLE IF NOT EXISTS {meta} (name TEXT PRIMARY KEY, value {integer} NOT NULL)",
+        ]
+        self._ignore = " ON CONFLICT DO NOTHING"
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.postgres else text
+
+    # --- writing (inside the events' transaction) ---------------------------------------
+
+    def write(self, port: Port, positions: Sequence[int], rows: Sequence[IndexRow]) -> None:
+        """The shipment rows and snapshots these events carry."""
+        shipments = [
+            (r.entity_id, r.shipment_id, p)
+            for p, r in zip(positions, rows, strict=True)
+            if r.shipment_id is not None
+        ]
+        if shipments:
+            port.executemany(
+                self.sql(f"INSERT INTO {self.shipments} VALUES (?,?,?)" + self._ignore), shipments
+            )
+        snapshots = [
+            (f"{r.entity_kind}:{r.entity_id}", r.originator_version, r.snapshot)
+            for r in rows
+            if r.snapshot is not None
+        ]
+        if snapshots:
+            port.executemany(
+                self.sql(
+                    f"INSERT INTO {self.snapshots} AS s VALUES (?,?,?) "
+                    "ON CONFLICT (originator_id) DO UPDATE SET "
+                    "originator_version = excluded.originator_version, state = excluded.state "
+                    "WHERE excluded.originator_version > s.originator_version"
+                ),
+                snapshots,
+            )
+
+    # --- reading ------------------------------------------------------------------------
+
+    def select(self, port: Port, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+        """The stored snapshots of these entities: key -> (version, sealed state)."""
+        out: dict[str, tuple[int, bytes]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for key, version, state in port.all(
+                self.sql(
+                    f"SELECT originator_id, originator_version, state FROM {self.snapshots} "
+                    f"WHERE originator_id IN ({marks})"
+                ),
+                chunk,
+            ):
+                out[str(key)] = (int(version), bytes(state))
+        return out
+
+    def events_after(self, port: Port, key: str, version: int) -> list[tuple[Any, ...]]:
+        """An entity's stored events after ``version``: (version, topic, state) rows."""
+        return port.all(
+            self.sql(
+                f"SELECT originator_version, topic, state FROM {self.events} "
+                "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version"
+            ),
+            (key, version),
+        )
+
+    def events_until(self, port: Port, key: str, version: int) -> list[tuple[Any, ...]]:
+        """An entity's stored events up to ``version``: (version, topic, state) rows."""
+        return port.all(
+            self.sql(
+                f"SELECT originator_version, topic, state FROM {self.events} "
+                "WHERE originator_id = ? AND originator_version <= ? ORDER BY originator_version"
+            ),
+            (key, version),
+        )
+
+    def find_shipments(
+        self, port: Port, licence_id: str, shipment_ids: Sequence[str], version: int
+    ) -> list[tuple[Any, ...]]:
+        """The usage events of ``licence_id`` recording any of ``shipment_ids``, stored at
+        or before the licence's ``version`` and not retracted by then: (shipment id,
+        position, effective_us, state) rows, in effective order (ties: position)."""
+        out: list[tuple[Any, ...]] = []
+        ids = list(dict.fromkeys(shipment_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out += port.all(
+                self.sql(
+                    "SELECT s.shipment_id, i.notification_id, i.effective_us, e.state "
+                    f"FROM {self.shipments} s "
+                    f"JOIN {self.index} i ON i.notification_id = s.position "
+                    f"JOIN {self.events} e ON e.{self.position} = s.position "
+                    f"WHERE s.licence_id = ? AND s.shipment_id IN ({marks}) "
+                    "AND i.originator_version <= ? "
+                    f"AND NOT EXISTS (SELECT 1 FROM {self.index} r WHERE r.retracts = i.event_id "
+                    "AND r.entity_kind = 'licence' AND r.entity_id = ? "
+                    "AND r.originator_version <= ?)"
+                ),
+                (licence_id, *chunk, version, licence_id, version),
+            )
+        out.sort(key=lambda row: (row[2], row[1]))
+        return out
+
+    def position_of(self, port: Port, event_id: bytes | Any) -> int | None:
+        row = port.one(
+            self.sql(f"SELECT notification_id FROM {self.index} WHERE event_id = ?"), (event_id,)
+        )
+        return None if row is None else int(row[0])
+
+    # --- indexing a ledger from before the shipment index -------------------------------
+
+    def indexed(self, port: Port) -> bool:
+        row = port.one(
+            self.sql(f"SELECT value FROM {self.meta} WHERE name = ?"), (SHIPMENTS_INDEXED,)
+        )
+        return row is not None
+
+    def index_all(self, port: Port, shipment_of: Callable[[bytes], str]) -> int:
+        """Index every stored usage event (inside a write transaction holding the write
+        lock); returns how many.  ``shipment_of``: a stored payload's shipment id."""
+        if self.indexed(port):
+            return 0
+        rows: list[tuple[str, str, int]] = []
+        found: Iterable[tuple[Any, ...]] = port.stream(
+            self.sql(
+                f"SELECT i.notification_id, i.entity_id, e.state FROM {self.index} i "
+                f"JOIN {self.events} e ON e.{self.position} = i.notification_id "
+                "WHERE i.event_type = 'LicenceUsageRecorded' ORDER BY i.notification_id"
+            )
+        )
+        for position, licence_id, state in found:
+            rows.append((str(licence_id), shipment_of(bytes(state)), int(position)))
+        for start in range(0, len(rows), 2000):
+            port.executemany(
+                self.sql(f"INSERT INTO {self.shipments} VALUES (?,?,?)" + self._ignore),
+                rows[start : start + 2000],
+            )
+        port.execute(
+            self.sql(f"INSERT INTO {self.meta} VALUES (?, ?)" + self._ignore),
+            (SHIPMENTS_INDEXED, 1),
+        )
+        return len(rows)
