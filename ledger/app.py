@@ -212,11 +212,10 @@ class Ledger(Application[str]):
         if not keys or not self._shipments_indexed:
             return {}
         tables, mapper = self.snapshot_tables, self.msgspec_mapper
-        with self.recorder.tree_port() as port:  # type: ignore[attr-defined]
-            found = tables.select(port, keys)
-            tails = {key: tables.events_after(port, key, v) for key, (v, _) in found.items()}
+        with self.recorder.read_port() as port:  # type: ignore[attr-defined]
+            found = tables.select_with_tail(port, keys)
         out: dict[str, Entity] = {}
-        for key, (version, sealed) in found.items():
+        for key, (version, sealed, tail) in found.items():
             snapshot = decode_snapshot(mapper.payload(sealed))
             if snapshot is None:
                 continue
@@ -228,16 +227,16 @@ class Ledger(Application[str]):
                 functools.partial(self._history, key, version),
                 functools.partial(self._stored_shipments, snapshot.state, version),
             )
-            self.events_loaded += len(tails[key])
-            for v, topic, state in tails[key]:
-                entity.add(decode_event(mapper.payload(bytes(state)), topic))
+            self.events_loaded += len(tail)
+            for v, topic, state in tail:
+                entity.add(decode_event(mapper.payload(state), topic))
                 entity.version = v
             out[key] = entity
         return out
 
     def _history(self, key: str, version: int) -> list[ev.Event]:
         """An entity's stored events up to ``version`` (a snapshot's entity needs them)."""
-        with self.recorder.tree_port() as port:  # type: ignore[attr-defined]
+        with self.recorder.read_port() as port:  # type: ignore[attr-defined]
             rows = self.snapshot_tables.events_until(port, key, version)
         self.events_loaded += len(rows)
         payload = self.msgspec_mapper.payload
@@ -249,7 +248,7 @@ class Ledger(Application[str]):
         """The usage events recording these shipment ids in the licence's state at
         ``version``, from the shipment index (``Facts.shipment`` for an entity from its
         snapshot)."""
-        with self.recorder.tree_port() as port:  # type: ignore[attr-defined]
+        with self.recorder.read_port() as port:  # type: ignore[attr-defined]
             rows = self.snapshot_tables.find_shipments(
                 port, licence.licence_id, shipment_ids, version
             )
@@ -276,7 +275,7 @@ class Ledger(Application[str]):
         if self._shipments_indexed:
             return
         tables, mapper = self.snapshot_tables, self.msgspec_mapper
-        with self.recorder.tree_port() as port:  # type: ignore[attr-defined]
+        with self.recorder.read_port() as port:  # type: ignore[attr-defined]
             self._shipments_indexed = tables.indexed(port)
         if self._shipments_indexed:
             return
@@ -480,9 +479,10 @@ class Ledger(Application[str]):
         """
         if not dry_run:  # a dry run signs nothing, and makes no key
             self.signing_key()  # made or read before any transaction (a missing key: no write)
-            self._index_shipments()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
+                if not dry_run:
+                    self._index_shipments()  # (once; retried here when the store is busy)
                 with gc_paused():
                     result = self._append_once(
                         submissions, backfill=backfill, progress=progress, dry_run=dry_run

@@ -159,6 +159,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield PostgresPort(conn)
 
+    @contextmanager
+    def read_port(self) -> Iterator[PostgresPort]:
+        """A connection whose every statement is its own transaction (autocommit): one
+        round trip per read, for reads that need no consistent snapshot between them."""
+        with self.datastore.get_connection() as conn:
+            yield PostgresPort(conn)
+
     def after_insert(
         self,
         write: EventWrite,

@@ -109,8 +109,10 @@ class SnapshotTables:
             if r.shipment_id is not None
         ]
         if shipments:
-            port.executemany(
-                self.sql(f"INSERT INTO {self.shipments} VALUES (?,?,?)" + self._ignore), shipments
+            _execute(
+                port,
+                self.sql(f"INSERT INTO {self.shipments} VALUES (?,?,?)" + self._ignore),
+                shipments,
             )
         snapshots = [
             (f"{r.entity_kind}:{r.entity_id}", r.originator_version, r.snapshot)
@@ -118,7 +120,8 @@ class SnapshotTables:
             if r.snapshot is not None
         ]
         if snapshots:
-            port.executemany(
+            _execute(
+                port,
                 self.sql(
                     f"INSERT INTO {self.snapshots} AS s VALUES (?,?,?) "
                     "ON CONFLICT (originator_id) DO UPDATE SET "
@@ -129,6 +132,35 @@ class SnapshotTables:
             )
 
     # --- reading ------------------------------------------------------------------------
+
+    def select_with_tail(
+        self, port: Port, keys: Sequence[str]
+    ) -> dict[str, tuple[int, bytes, list[tuple[int, str, bytes]]]]:
+        """The stored snapshots of these entities with the events stored after each, in
+        one query: key -> (version, sealed state, [(version, topic, state)])."""
+        out: dict[str, tuple[int, bytes, list[tuple[int, str, bytes]]]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = port.all(
+                self.sql(
+                    "SELECT s.originator_id, s.originator_version, s.state, "
+                    "e.originator_version, e.topic, e.state "
+                    f"FROM {self.snapshots} s LEFT JOIN {self.events} e "
+                    "ON e.originator_id = s.originator_id "
+                    "AND e.originator_version > s.originator_version "
+                    f"WHERE s.originator_id IN ({marks}) "
+                    "ORDER BY s.originator_id, e.originator_version"
+                ),
+                chunk,
+            )
+            for key, version, state, tail_version, topic, tail_state in rows:
+                found = out.get(str(key))
+                if found is None:
+                    found = out[str(key)] = (int(version), bytes(state), [])
+                if tail_version is not None:
+                    found[2].append((int(tail_version), str(topic), bytes(tail_state)))
+        return out
 
     def select(self, port: Port, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
         """The stored snapshots of these entities: key -> (version, sealed state)."""
@@ -145,16 +177,6 @@ class SnapshotTables:
             ):
                 out[str(key)] = (int(version), bytes(state))
         return out
-
-    def events_after(self, port: Port, key: str, version: int) -> list[tuple[Any, ...]]:
-        """An entity's stored events after ``version``: (version, topic, state) rows."""
-        return port.all(
-            self.sql(
-                f"SELECT originator_version, topic, state FROM {self.events} "
-                "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version"
-            ),
-            (key, version),
-        )
 
     def events_until(self, port: Port, key: str, version: int) -> list[tuple[Any, ...]]:
         """An entity's stored events up to ``version``: (version, topic, state) rows."""
@@ -233,3 +255,10 @@ class SnapshotTables:
             (SHIPMENTS_INDEXED, 1),
         )
         return len(rows)
+
+
+def _execute(port: Port, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    if len(rows) == 1:
+        port.execute(sql, rows[0])  # one round trip (psycopg's executemany takes more)
+    else:
+        port.executemany(sql, rows)

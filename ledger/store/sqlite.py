@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -155,6 +155,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         """One transaction on the tree and the events (a consistent snapshot to read)."""
         with self.datastore.transaction(commit=write) as c:
             yield SQLitePort(c.sqlite_cursor.connection)
+
+    def read_port(self) -> AbstractContextManager[SQLitePort]:
+        """A read transaction (under WAL, reads neither wait for nor block writers)."""
+        return self.tree_port()
 
     def after_insert(
         self,
