@@ -1110,7 +1110,9 @@ def project(
         )
         if result.rejected:
             click.echo(
-                f"{result.rejected:,} stream message(s) were not the store's events (forged, "
-                "altered or junk) and were not applied; the log names each one.",
+                f"{result.rejected:,} stream message(s) were not applied: {result.refused:,} "
+                f"refused as not in the signed tree (forged, altered, reordered or missing; "
+                f"the store's events were applied instead), {result.malformed:,} malformed; "
+                "the log names each one.",
                 err=True,
             )

@@ -380,10 +380,17 @@ def test_the_nats_projector_refuses_what_the_signed_tree_does_not_hold(
         Relay(app, nats_server.url).run_once()
         _republish(nats_server.url, forgery)
 
+        from click.testing import CliRunner
+
+        from ledger.cli.main import cli
+
         with caplog.at_level("ERROR", logger="ledger.projector"):
-            result = run(settings, threading.Event(), source="nats", once=True)
-        assert result.position == app.head() == 6
-        assert result.rejected == 1
+            projected = CliRunner().invoke(cli, ["project", "--source", "nats", "--once"], env=env)
+        assert projected.exit_code == 0, projected.output
+        assert "Views at position 6 " in projected.stdout and app.head() == 6
+        assert "1 stream message(s) were not applied: 1 refused as not in the signed tree" in (
+            projected.stderr
+        )
         refusal = {
             "altered": "the message at position 5 (leaf 4) is not the event the signed tree",
             "reordered": "the message at position 6 is leaf 5, but leaf 4 comes next",
@@ -391,10 +398,6 @@ def test_the_nats_projector_refuses_what_the_signed_tree_does_not_hold(
             "inserted": "the message at position 5 is leaf 4, but leaf 5 comes next",
         }[forgery]
         assert refusal in caplog.text
-        from click.testing import CliRunner
-
-        from ledger.cli.main import cli
-
         status = CliRunner().invoke(cli, ["status", "-o", "json"], env=env)
         assert status.stdout, status.output
         rejected = json.loads(status.stdout)["projector"]["rejected"]
