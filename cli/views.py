@@ -1,18 +1,24 @@
 """Commands that answer as-of questions: licences, commitments, asymmetry, measures,
 end users, findings, export decisions (``check``/``apply``) and the projector (``project``).
 
-Each command parses its options, asks ``ledger.projections.api`` and renders the answer; the
-rules live in ``projections``.  Answers come from the stored views, caught up first when
-they are behind the store (``--fold`` answers by folding the events instead).
+Every view command is made by ``view_command``: it shares the skeleton (``--as-of`` and
+``--known-at`` first, the command's own options, then ``--fold`` and ``-o``; errors become
+messages and exit codes) and gets one ``Query``, whose ``answer`` opens the ledger and its
+views, asks ``ledger.projections.answers`` and notes ids that name nothing, and whose
+``emit`` prints the answer in the chosen format.  The rules live in ``projections``.
+Answers come from the stored views, caught up first when they are behind the store
+(``--fold`` answers by folding the events instead).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -136,6 +142,109 @@ def _emit(
         click.echo(render_table(table_rows or rows, columns, headers=headers, width=_width()))
 
 
+# --- the shared skeleton of a view command ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    """One invocation of a view command: the options every view shares, and the steps
+    every view takes (answer, then emit)."""
+
+    ctx: click.Context
+    as_of: dt.datetime | None
+    known_at: dt.datetime | None
+    fold: bool
+    output: str
+
+    def answer(
+        self,
+        ask: Callable[[Views], Any],
+        *,
+        unknown: tuple[str, Sequence[str] | None] | None = None,
+    ) -> Any:
+        """``ask(views)`` on this invocation's ledger; with ``unknown=(kind, ids)``, one
+        note on stderr per id that names no entity of that kind then."""
+        with open_views(self.ctx, self.fold) as v:
+            body = ask(v)
+            if unknown is not None:
+                _note_unknown(v, unknown[0], self.as_of, self.known_at, unknown[1])
+        return body
+
+    @property
+    def title(self) -> str:
+        return _header(self.as_of, self.known_at)
+
+    def emit(
+        self,
+        rows: list[dict[str, Any]],
+        columns: list[str],
+        *,
+        json_body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        table_rows: list[dict[str, Any]] | None = None,
+        csv_rows: list[dict[str, Any]] | None = None,
+        empty: str = "Nothing matches.",
+    ) -> None:
+        """The answer in the chosen format, the table under the (T, K) header."""
+        _emit(
+            self.output,
+            rows,
+            columns,
+            json_body=json_body,
+            headers=headers,
+            table_rows=table_rows,
+            csv_rows=csv_rows,
+            title=self.title,
+            empty=empty,
+        )
+
+
+VIEW_COMMANDS: list[click.Command] = []
+"""Every command ``view_command`` made (a unit test checks that each has the shared
+options, and that no other command takes --known-at unless it is listed there)."""
+
+
+def view_command(
+    name: str | None = None,
+    *options: Callable[[Any], Any],
+    outputs: Sequence[str] = OUTPUT_FORMATS,
+) -> Callable[[Callable[..., None]], click.Command]:
+    """A view command: ``--as-of``/``--known-at``, then ``options`` (the command's own,
+    in --help order), then ``--fold`` and ``-o`` (``outputs``), errors handled.  The
+    function gets a ``Query`` and its own options as keywords; its docstring is the
+    help."""
+
+    def decorate(func: Callable[..., None]) -> click.Command:
+        @functools.wraps(func)
+        def run(
+            ctx: click.Context,
+            as_of: dt.datetime | None,
+            known_at: dt.datetime | None,
+            fold: bool,
+            output: str,
+            **own: Any,
+        ) -> None:
+            func(Query(ctx, as_of, known_at, fold, output), **own)
+
+        # The decorators as they would be written above the function, applied bottom up.
+        decorators: list[Callable[[Any], Any]] = [
+            time_options,
+            *options,
+            fold_option,
+            output_option(*outputs),
+            click.pass_context,
+            handle_errors,
+        ]
+        callback: Any = run
+        for decorator in reversed(decorators):
+            callback = decorator(callback)
+        command = click.command(name)(callback)
+        VIEW_COMMANDS.append(command)
+        return command
+
+    return decorate
+
+
 # --- licences ---------------------------------------------------------------------------
 
 
@@ -203,45 +312,38 @@ def _plain(value: Any) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-@click.command()
-@time_options
-@click.option(
-    "--licence",
-    "licence_ids",
-    multiple=True,
-    metavar="ID",
-    shell_complete=complete.entity_ids("licence"),
-    help="Only this licence.",
+@view_command(
+    None,
+    click.option(
+        "--licence",
+        "licence_ids",
+        multiple=True,
+        metavar="ID",
+        shell_complete=complete.entity_ids("licence"),
+        help="Only this licence.",
+    ),
+    click.option(
+        "--status",
+        type=click.Choice(LICENCE_STATUSES),
+        help="Only licences with this status on the as-of date.",
+    ),
+    click.option(
+        "--exporter",
+        shell_complete=complete.entity_ids("party"),
+        help="Only licences held by this exporter.",
+    ),
+    click.option(
+        "--end-user",
+        shell_complete=complete.entity_ids("party"),
+        help="Only licences naming this end user.",
+    ),
 )
-@click.option(
-    "--status",
-    type=click.Choice(LICENCE_STATUSES),
-    help="Only licences with this status on the as-of date.",
-)
-@click.option(
-    "--exporter",
-    shell_complete=complete.entity_ids("party"),
-    help="Only licences held by this exporter.",
-)
-@click.option(
-    "--end-user",
-    shell_complete=complete.entity_ids("party"),
-    help="Only licences naming this end user.",
-)
-@fold_option
-@output_option(*OUTPUT_FORMATS)
-@click.pass_context
-@handle_errors
 def licences(
-    ctx: click.Context,
-    as_of: dt.datetime | None,
-    known_at: dt.datetime | None,
+    q: Query,
     licence_ids: tuple[str, ...],
     status: str | None,
     exporter: str | None,
     end_user: str | None,
-    fold: bool,
-    output: str,
 ) -> None:
     """Licences as of a date: status, validity, exporter, end users, remaining quantities.
 
@@ -261,17 +363,18 @@ def licences(
     """
     from ledger.projections import answers
 
-    with open_views(ctx, fold) as v:
-        body = answers.licences(
+    body = q.answer(
+        lambda v: answers.licences(
             v,
-            as_of,
-            known_at,
+            q.as_of,
+            q.known_at,
             ids=list(licence_ids) or None,
             status=status,
             exporter=exporter,
             end_user=end_user,
-        )
-        _note_unknown(v, "licence", as_of, known_at, licence_ids)
+        ),
+        unknown=("licence", licence_ids),
+    )
     rows = body["licences"]
     from ledger.projections.views import licence_spans_text
 
@@ -291,13 +394,12 @@ def licences(
                 else ""
             ),
         }
-        for row in (rows if output == "table" else ())
+        for row in (rows if q.output == "table" else ())
     ]
-    _emit(
-        output,
+    q.emit(
         rows,
         _LICENCE_CSV_COLUMNS
-        if output == "csv"
+        if q.output == "csv"
         else [
             "licence_id",
             "status",
@@ -320,8 +422,7 @@ def licences(
         },
         json_body=body,
         table_rows=table,
-        csv_rows=_licence_item_rows(rows) if output == "csv" else None,
-        title=_header(as_of, known_at),
+        csv_rows=_licence_item_rows(rows) if q.output == "csv" else None,
         empty="No licences match.",
     )
 
@@ -329,27 +430,16 @@ def licences(
 # --- commitments ------------------------------------------------------------------------
 
 
-@click.command()
-@time_options
-@click.option(
-    "--agreement",
-    shell_complete=complete.entity_ids("agreement"),
-    help="Only commitments under this agreement.",
+@view_command(
+    None,
+    click.option(
+        "--agreement",
+        shell_complete=complete.entity_ids("agreement"),
+        help="Only commitments under this agreement.",
+    ),
+    click.option("--party", help="Only commitments this government owes or is owed."),
 )
-@click.option("--party", help="Only commitments this government owes or is owed.")
-@fold_option
-@output_option(*OUTPUT_FORMATS)
-@click.pass_context
-@handle_errors
-def commitments(
-    ctx: click.Context,
-    as_of: dt.datetime | None,
-    known_at: dt.datetime | None,
-    agreement: str | None,
-    party: str | None,
-    fold: bool,
-    output: str,
-) -> None:
+def commitments(q: Query, agreement: str | None, party: str | None) -> None:
     """Commitments as of a date: pledged, implemented, pending, overdue, reversed.
 
     \b
@@ -359,9 +449,10 @@ def commitments(
     """
     from ledger.projections import answers
 
-    with open_views(ctx, fold) as v:
-        body = answers.commitments(v, as_of, known_at, agreement=agreement, party=party)
-        _note_unknown(v, "agreement", as_of, known_at, [agreement] if agreement else None)
+    body = q.answer(
+        lambda v: answers.commitments(v, q.as_of, q.known_at, agreement=agreement, party=party),
+        unknown=("agreement", [agreement] if agreement else None),
+    )
     rows = body["commitments"]
     table = [
         {
@@ -373,8 +464,7 @@ def commitments(
         }
         for row in rows
     ]
-    _emit(
-        output,
+    q.emit(
         rows,
         [
             "commitment_id",
@@ -395,7 +485,6 @@ def commitments(
         json_body=body,
         table_rows=table,
         csv_rows=[{**row, "parties": f"{row['obligor']}->{row['beneficiary']}"} for row in rows],
-        title=_header(as_of, known_at),
         empty="No commitments match.",
     )
 
@@ -424,27 +513,16 @@ _PAIR_COLUMNS = [
 ]
 
 
-@click.command()
-@time_options
-@click.option(
-    "--agreement", shell_complete=complete.entity_ids("agreement"), help="Only this agreement."
+@view_command(
+    None,
+    click.option(
+        "--agreement", shell_complete=complete.entity_ids("agreement"), help="Only this agreement."
+    ),
+    click.option(
+        "--pairs", "pairs_only", is_flag=True, help="Only the reciprocal pairs (table, csv, jsonl)."
+    ),
 )
-@click.option(
-    "--pairs", "pairs_only", is_flag=True, help="Only the reciprocal pairs (table, csv, jsonl)."
-)
-@fold_option
-@output_option(*OUTPUT_FORMATS)
-@click.pass_context
-@handle_errors
-def asymmetry(
-    ctx: click.Context,
-    as_of: dt.datetime | None,
-    known_at: dt.datetime | None,
-    agreement: str | None,
-    pairs_only: bool,
-    fold: bool,
-    output: str,
-) -> None:
+def asymmetry(q: Query, agreement: str | None, pairs_only: bool) -> None:
     """Who has done what under each agreement, and who implemented first.
 
     Per agreement and party: commitments pledged, implemented, pending, overdue,
@@ -462,9 +540,11 @@ def asymmetry(
     """
     from ledger.projections import answers, api
 
-    with open_views(ctx, fold) as v:
-        report = answers.asymmetry(v, as_of, known_at, agreement=agreement)
-        _note_unknown(v, "agreement", as_of, known_at, [agreement] if agreement else None)
+    report = q.answer(
+        lambda v: answers.asymmetry(v, q.as_of, q.known_at, agreement=agreement),
+        unknown=("agreement", [agreement] if agreement else None),
+    )
+    output = q.output
     if output == "json":
         echo_json(report)
         return
@@ -479,7 +559,7 @@ def asymmetry(
         else:
             write_csv(parties, _PARTY_COLUMNS)
         return
-    click.echo(_header(as_of, known_at))
+    click.echo(q.title)
     if not parties:
         click.echo("No commitments match.", err=True)
         return
@@ -524,34 +604,23 @@ def asymmetry(
 # --- measures ---------------------------------------------------------------------------
 
 
-@click.command()
-@time_options
-@click.option(
-    "--measure",
-    "measure_ids",
-    multiple=True,
-    metavar="ID",
-    shell_complete=complete.entity_ids("measure"),
-    help="Only this measure.",
+@view_command(
+    None,
+    click.option(
+        "--measure",
+        "measure_ids",
+        multiple=True,
+        metavar="ID",
+        shell_complete=complete.entity_ids("measure"),
+        help="Only this measure.",
+    ),
+    click.option(
+        "--status",
+        type=click.Choice(CLAUSE_STATUSES),
+        help="Only clauses with this status on the as-of date.",
+    ),
 )
-@click.option(
-    "--status",
-    type=click.Choice(CLAUSE_STATUSES),
-    help="Only clauses with this status on the as-of date.",
-)
-@fold_option
-@output_option(*OUTPUT_FORMATS)
-@click.pass_context
-@handle_errors
-def measures(
-    ctx: click.Context,
-    as_of: dt.datetime | None,
-    known_at: dt.datetime | None,
-    measure_ids: tuple[str, ...],
-    status: str | None,
-    fold: bool,
-    output: str,
-) -> None:
+def measures(q: Query, measure_ids: tuple[str, ...], status: str | None) -> None:
     """Control measures clause by clause: in force, suspended (until when), not yet
     effective or revoked on the as-of date.
 
@@ -563,9 +632,12 @@ def measures(
     """
     from ledger.projections import answers, api
 
-    with open_views(ctx, fold) as v:
-        body = answers.measures(v, as_of, known_at, ids=list(measure_ids) or None, status=status)
-        _note_unknown(v, "measure", as_of, known_at, measure_ids)
+    body = q.answer(
+        lambda v: answers.measures(
+            v, q.as_of, q.known_at, ids=list(measure_ids) or None, status=status
+        ),
+        unknown=("measure", measure_ids),
+    )
     from ledger.projections.views import spans_text
 
     rows = body["clauses"]
@@ -580,8 +652,7 @@ def measures(
     ]
     # One measure asked for: room for how long each clause was in force.
     spans = ["in_force"] if measure_ids else []
-    _emit(
-        output,
+    q.emit(
         rows,
         [
             "measure_id",
@@ -606,7 +677,6 @@ def measures(
         json_body=body,
         table_rows=table,
         csv_rows=table,
-        title=_header(as_of, known_at),
         empty="No clauses match.",
     )
 
@@ -614,30 +684,21 @@ def measures(
 # --- end users --------------------------------------------------------------------------
 
 
-@click.command("end-users")
-@time_options
-@click.option(
-    "--party",
-    "party_ids",
-    multiple=True,
-    metavar="ID",
-    shell_complete=complete.entity_ids("party"),
-    help="Only this party.",
+@view_command(
+    "end-users",
+    click.option(
+        "--party",
+        "party_ids",
+        multiple=True,
+        metavar="ID",
+        shell_complete=complete.entity_ids("party"),
+        help="Only this party.",
+    ),
+    click.option(
+        "--all-roles", is_flag=True, help="Every party (exporters too), not only end users."
+    ),
 )
-@click.option("--all-roles", is_flag=True, help="Every party (exporters too), not only end users.")
-@fold_option
-@output_option(*OUTPUT_FORMATS)
-@click.pass_context
-@handle_errors
-def end_users(
-    ctx: click.Context,
-    as_of: dt.datetime | None,
-    known_at: dt.datetime | None,
-    party_ids: tuple[str, ...],
-    all_roles: bool,
-    fold: bool,
-    output: str,
-) -> None:
+def end_users(q: Query, party_ids: tuple[str, ...], all_roles: bool) -> None:
     """End users as of a date: vetting, classification and the lists they are on.
 
     \b
@@ -647,15 +708,16 @@ def end_users(
     """
     from ledger.projections import answers
 
-    with open_views(ctx, fold) as v:
-        body = answers.end_users(
+    body = q.answer(
+        lambda v: answers.end_users(
             v,
-            as_of,
-            known_at,
+            q.as_of,
+            q.known_at,
             ids=list(party_ids) or None,
             role=None if all_roles or party_ids else "end-user",
-        )
-        _note_unknown(v, "party", as_of, known_at, party_ids)
+        ),
+        unknown=("party", party_ids),
+    )
     rows = body["parties"]
     table = [
         {
@@ -666,15 +728,13 @@ def end_users(
         }
         for row in rows
     ]
-    _emit(
-        output,
+    q.emit(
         rows,
         ["party_id", "name", "country", "vetting", "vetting_until", "class", "lists"],
         headers={"party_id": "party", "vetting_until": "through"},
         json_body=body,
         table_rows=table,
         csv_rows=table,
-        title=_header(as_of, known_at),
         empty="No parties match.",
     )
 
@@ -682,27 +742,17 @@ def end_users(
 # --- findings ---------------------------------------------------------------------------
 
 
-@click.command()
-@time_options
-@click.option(
-    "--kind",
-    "kinds",
-    multiple=True,
-    type=click.Choice(FINDING_KINDS),
-    help="Only findings of this kind (repeatable).",
+@view_command(
+    None,
+    click.option(
+        "--kind",
+        "kinds",
+        multiple=True,
+        type=click.Choice(FINDING_KINDS),
+        help="Only findings of this kind (repeatable).",
+    ),
 )
-@fold_option
-@output_option(*OUTPUT_FORMATS)
-@click.pass_context
-@handle_errors
-def findings(
-    ctx: click.Context,
-    as_of: dt.datetime | None,
-    known_at: dt.datetime | None,
-    kinds: tuple[str, ...],
-    fold: bool,
-    output: str,
-) -> None:
+def findings(q: Query, kinds: tuple[str, ...]) -> None:
     """Conflicts an auditor must see, each citing the events it rests on.
 
     late-usage: a shipment effective while its licence was withdrawn, surrendered,
@@ -722,18 +772,15 @@ def findings(
     """
     from ledger.projections import answers
 
-    with open_views(ctx, fold) as v:
-        body = answers.findings(v, as_of, known_at, kinds=list(kinds) or None)
+    body = q.answer(lambda v: answers.findings(v, q.as_of, q.known_at, kinds=list(kinds) or None))
     rows = body["findings"]
-    _emit(
-        output,
+    q.emit(
         rows,
         ["kind", "subject", "at", "summary", "events"],
         headers={},
         json_body=body,
         table_rows=[{**r, "at": _day(r["at"]), "events": len(r["events"])} for r in rows],
         csv_rows=[{**r, "events": " ".join(r["events"])} for r in rows],
-        title=_header(as_of, known_at),
         empty="No findings.",
     )
 
@@ -872,17 +919,9 @@ def _print_decision(decision: Any, request: Any) -> None:
     click.echo(f"End user {request.end_user}: {decision.end_user_status}")
 
 
-@click.command()
-@time_options
-@request_options
-@fold_option
-@output_option("table", "json")
-@click.pass_context
-@handle_errors
+@view_command(None, request_options, outputs=("table", "json"))
 def check(
-    ctx: click.Context,
-    as_of: dt.datetime | None,
-    known_at: dt.datetime | None,
+    q: Query,
     exporter: str,
     end_user: str,
     item: str,
@@ -891,8 +930,6 @@ def check(
     destination: str,
     end_use: str,
     licence_id: str | None,
-    fold: bool,
-    output: str,
 ) -> None:
     """Would this export be allowed on the as-of date, and why?  (Read-only.)
 
@@ -910,17 +947,21 @@ def check(
     from ledger.projections import answers, decisions
     from ledger.times import now
 
-    date = as_of or now()
+    date = q.as_of or now()
     request = _request(
         exporter, end_user, item, quantity, unit, destination, end_use, licence_id, date
     )
-    with open_views(ctx, fold) as v, _naming_options():
-        decision = decisions.check(v, request, known_at)
-        body = answers.check_body(v, request, decision, known_at)
-    if output == "json":
+
+    def decide(v: Views) -> tuple[Any, dict[str, Any]]:
+        decision = decisions.check(v, request, q.known_at)
+        return decision, answers.check_body(v, request, decision, q.known_at)
+
+    with _naming_options():
+        decision, body = q.answer(decide)
+    if q.output == "json":
         echo_json(body)
         return
-    click.echo(_header(date, known_at))
+    click.echo(_header(date, q.known_at))
     _print_decision(decision, request)
 
 
