@@ -369,13 +369,15 @@ def test_status_shows_the_projector_beside_the_relay(run: Callable[..., Result])
     _world(run)
     before = json.loads(run("status", "-o", "json").output)  # exit 1: no NATS configured
     head = before["store"]["head"]
-    assert before["projector"] == {"tracked_position": 0, "lag": head}
+    none = {"malformed": 0, "refused": 0}  # stream messages the NATS projector did not apply
+    assert before["projector"] == {"tracked_position": 0, "lag": head, "rejected": none}
     ok(run("project", "--once"))
     after = run("status")
     assert f"projector  views at position {head}, lag 0" in after.output
     assert json.loads(run("status", "-o", "json").output)["projector"] == {
         "tracked_position": head,
         "lag": 0,
+        "rejected": none,
     }
 
 
