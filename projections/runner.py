@@ -560,10 +560,25 @@ async def _prime(app: Ledger, jsm: Any, stream: str, position: int, first_seq: i
     against the signed checkpoint at or before it."""
     from ledger.bus_verify import leaf_indexes, prime
 
+    key = _pinned_key(app)
     leaves = await asyncio.to_thread(leaf_indexes, app, [position]) if position else {}
     next_leaf = leaves[position] + 1 if position in leaves else 0
-    key = app.signing_key().verifier
     return await prime(jsm, stream, key, next_leaf, first_seq)
+
+
+def _pinned_key(app: Ledger) -> Any:
+    """The ledger's verifier key: ``LEDGER_SIGNING_KEY``'s or the home's, never made
+    here (a key of its own would verify no checkpoint the ledger signed)."""
+    from ledger.config import ConfigError
+
+    config = app.settings
+    if config.signing_key is None and not config.signing_key_path.exists():
+        raise ConfigError(
+            "the NATS projector verifies the stream against the ledger's signing key, and "
+            f"there is none at {config.signing_key_path}: set LEDGER_SIGNING_KEY to the "
+            "ledger's key file, or run it in the ledger's home"
+        )
+    return app.signing_key().verifier
 
 
 def _admissible(msg: Any, result: RunResult) -> int | None:

@@ -595,3 +595,37 @@ def test_a_batch_too_large_for_one_message_is_still_located_exactly(
     with pytest.raises(BusVerificationError) as refused:
         asyncio.run(_verified_positions(nats_server.url, app, head))
     assert (refused.value.position, refused.value.leaf) == (1200, 1199)
+
+
+def test_the_nats_projector_needs_the_ledgers_key_and_never_makes_one(
+    postgres_backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """A projector in another home on the same PostgreSQL ledger, without
+    LEDGER_SIGNING_KEY: it says so instead of making a key of its own (which would
+    verify no checkpoint, and refuse every message)."""
+    from click.testing import CliRunner
+
+    from ledger.cli.main import cli
+
+    env = {**postgres_backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    app = Ledger(postgres_backend.settings(env))
+    try:
+        append_parties(app, 3)
+        Relay(app, nats_server.url).run_once()
+        elsewhere = Path(env["LEDGER_HOME"]).parent / "projector-home"
+        projector_env = {**env, "LEDGER_HOME": str(elsewhere)}
+        refused = CliRunner().invoke(
+            cli, ["project", "--source", "nats", "--once"], env=projector_env
+        )
+        assert refused.exit_code != 0
+        assert "LEDGER_SIGNING_KEY" in refused.output and "Traceback" not in refused.output
+        assert not (elsewhere / "signing.key").exists()
+        key_file = Path(env["LEDGER_HOME"]) / "signing.key"
+        pinned = {**projector_env, "LEDGER_SIGNING_KEY": str(key_file)}
+        projected = CliRunner().invoke(
+            cli, ["project", "--source", "nats", "--once", "-o", "json"], env=pinned
+        )
+        assert projected.exit_code == 0, projected.output
+        assert json.loads(projected.stdout)["position"] == 3
+    finally:
+        app.close()
