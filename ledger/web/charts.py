@@ -387,11 +387,14 @@ def licences_chart(rows: Sequence[dict[str, Any]], as_of: dt.datetime, name: str
                 until=day(end),
             )
         )
-        s, u = instant(r["suspended_from"]), instant(r["suspended_until"])
-        if s is not None:
-            body.append(
-                _bar(axis, "suspended", s, u or end, y + 6, ROW - 12, licence=lid, from_=day(s))
-            )
+        # Every suspension cut out of its validity (the view's suspended_spans), not only
+        # the one in force on the as-of date.
+        for span in r.get("suspended_spans", ()):
+            s, u = instant(span["start"]), instant(span["end"])
+            if s is not None:
+                body.append(
+                    _bar(axis, "suspended", s, u or end, y + 6, ROW - 12, licence=lid, from_=day(s))
+                )
         if cut is not None:
             x = axis.x(cut)
             body.append(

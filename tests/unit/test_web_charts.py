@@ -72,3 +72,27 @@ def test_never_in_force_and_revoked() -> None:
         ("not-yet-effective", "2024-12-01", "2025-12-01"),
         ("in-force", "2025-12-01", "2026-01-01"),
     ]
+
+
+def test_a_licence_chart_draws_every_suspension_cut_out() -> None:
+    """Suspended in January and again in March, active on the as-of date in June: both
+    suspensions are drawn (the chart drew only the one in force on the as-of date)."""
+    from ledger.web.charts import licences_chart
+
+    row = {
+        "licence_id": "GL-1",
+        "status": "active",
+        "valid_from": t("2025-12-02"),
+        "valid_until": t("2026-12-02"),
+        "withdrawn_at": None,
+        "surrendered_at": None,
+        "suspended_from": None,
+        "suspended_until": None,
+        "suspended_spans": [
+            {"start": t("2026-01-10"), "end": t("2026-02-01"), "days": 22},
+            {"start": t("2026-03-01"), "end": t("2026-03-20"), "days": 19},
+        ],
+    }
+    svg = str(licences_chart([row], t("2026-06-30"), "licence"))
+    assert svg.count('class="suspended"') == 2
+    assert 'data-from="2026-01-10"' in svg and 'data-from="2026-03-01"' in svg
