@@ -4,7 +4,7 @@ memory of import and rebuild by ledger size, each against its own baseline in on
     python benchmarks/bench_scale.py append [--sizes 0,1000,10000] [--repeat 5] [--postgres URL]
     python benchmarks/bench_scale.py memory [--sizes 100000,300000] [--postgres URL]
     python benchmarks/bench_scale.py postgres-import [--events 200000] --postgres URL
-    python benchmarks/bench_scale.py rebuild [--sizes 100000,300000,1000000]
+    python benchmarks/bench_scale.py rebuild [--sizes 100000,300000,1000000] [--keep DIR]
 
 **append**: one licence is given N past shipments (imported in batches), then one more
 shipment is appended to it, in a new ``Ledger`` each time (as ``ledger append`` does in
@@ -216,8 +216,10 @@ def memory(sizes: list[int], postgres: str | None) -> None:
             )
 
 
-def _tree_rss_kib(root: int) -> int:
-    """Resident memory (KiB) of ``root`` and all its descendants, from /proc."""
+def _tree_rss_kib(root: int) -> tuple[int, int]:
+    """Resident memory (KiB) of ``root`` and all its descendants, from /proc: all of it
+    (VmRSS), and the anonymous part alone (RssAnon: without the pages of files mapped
+    into memory, such as the database SQLite reads through its memory map)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -228,7 +230,8 @@ def _tree_rss_kib(root: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    total = anon = 0
+    todo = [root]
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
@@ -237,21 +240,24 @@ def _tree_rss_kib(root: int) -> int:
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
-                        break
+                    elif line.startswith("RssAnon:"):
+                        anon += int(line.split()[1])
         except OSError:
             continue
-    return total
+    return total, anon
 
 
-def _tree_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """Seconds, peak RSS of the whole process tree (KiB) and stdout of ``cmd``."""
+def _tree_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, tuple[int, int], str]:
+    """Seconds, peak RSS of the whole process tree (KiB: all, anonymous) and stdout of
+    ``cmd``."""
     started = time.perf_counter()
     process = subprocess.Popen(
         cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    peak = 0
+    peak = (0, 0)
     while process.poll() is None:
-        peak = max(peak, _tree_rss_kib(process.pid))
+        total, anon = _tree_rss_kib(process.pid)
+        peak = (max(peak[0], total), max(peak[1], anon))
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     out, err = process.communicate()
@@ -298,25 +304,29 @@ def _raw_read_decode(env: dict[str, str]) -> tuple[int, float]:
         app.close()
 
 
-def rebuild_memory(sizes: list[int], postgres: str | None) -> None:
+def rebuild_memory(sizes: list[int], postgres: str | None, keep: Path | None) -> None:
     print(
         f"{'events':>10} {'raw ev/s':>9} {'budget':>9} {'rebuild ev/s':>12} {'of raw':>7} "
-        f"{'tree MiB':>9} {'evicted':>9}"
+        f"{'tree MiB':>9} {'anon MiB':>9} {'evicted':>9}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        root = keep or Path(tmp)
         for size in sizes:
-            path = Path(tmp) / f"history-{size}.jsonl"
-            _history_file(path, size)
-            env = {"LEDGER_HOME": f"{tmp}/home-{size}", "LEDGER_ACTOR": "bench"}
+            home = root / f"home-{size}"
+            env = {"LEDGER_HOME": str(home), "LEDGER_ACTOR": "bench"}
             if postgres:
                 env["LEDGER_DATABASE_URL"] = _fresh_schema(postgres)
-            subprocess.run(
-                [LEDGER, "import", str(path), "--no-progress"],
-                env={**os.environ, **env},
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            path.unlink()
+            if postgres or not (home / "imported").exists():
+                path = Path(tmp) / f"history-{size}.jsonl"
+                _history_file(path, size)
+                subprocess.run(
+                    [LEDGER, "import", str(path), "--no-progress"],
+                    env={**os.environ, **env},
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                path.unlink()
+                (home / "imported").touch()
             events, raw = min(_raw_read_decode(env) for _ in range(2))
             for budget in ("", "unlimited"):
                 _seconds, peak, out = _tree_peak(
@@ -327,8 +337,8 @@ def rebuild_memory(sizes: list[int], postgres: str | None) -> None:
                 rate = result["applied"] / result["seconds"]
                 print(
                     f"{events:>10,} {events / raw:>9,.0f} {budget or 'default':>9} "
-                    f"{rate:>12,.0f} {rate / (events / raw):>7.1%} {peak / 1024:>9.0f} "
-                    f"{result.get('evicted', 0):>9,}",
+                    f"{rate:>12,.0f} {rate / (events / raw):>7.1%} {peak[0] / 1024:>9.0f} "
+                    f"{peak[1] / 1024:>9.0f} {result['evicted']:>9,}",
                     flush=True,
                 )
 
@@ -377,6 +387,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--postgres", metavar="URL")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="rebuild: keep (and reuse) the SQLite ledgers here"
+    )
     args = parser.parse_args()
     if args.what == "append":
         sizes = [int(s) for s in (args.sizes or "0,1000,10000,50000,200000").split(",")]
@@ -386,7 +399,7 @@ def main() -> None:
         memory(sizes, args.postgres)
     elif args.what == "rebuild":
         sizes = [int(s) for s in (args.sizes or "100000,300000,1000000").split(",")]
-        rebuild_memory(sizes, args.postgres)
+        rebuild_memory(sizes, args.postgres, args.keep)
     else:
         if not args.postgres:
             raise SystemExit("postgres-import needs --postgres URL")

@@ -26,6 +26,13 @@ needs it: its events up to the position applied so far (from the event store) an
 current rows (from the views), which is exactly the state it was evicted in.  So an
 entity is evicted only once its rows are written: never one of the batch whose write
 may still be in flight in a background writer.
+
+With a budget, cached entities are also *slim*: they keep their fold (bounded whatever
+the history: a licence counts its shipments), record and rows, but not their events,
+which only an out-of-order event needs (it reads them from the store, recomputes, and
+lets them go).  An entity's size then does not grow with its history, and the cache
+holds a number of entities, not of events.  Without a budget (``unlimited``) entities
+keep their events.
 """
 
 from __future__ import annotations
@@ -116,7 +123,10 @@ class Row(msgspec.Struct, gc=False):
 class CachedEntity:
     key: str
     kind: str
-    events: list[ev.Event] = field(default_factory=list)
+    events: list[ev.Event] | None = field(default_factory=list)
+    """None in a slim entity (read from the store when needed)."""
+    count: int = 0
+    """How many events the entity has (its size in the cache)."""
     folded: rec.Folded = field(default_factory=rec.Folded)
     max_effective: int = -rec.INFINITY
     """Greatest effective time (microseconds) of the visible events folded."""
@@ -153,10 +163,12 @@ class Projector(Projection[Any]):
         self.store = view
         self._load_history = load_history
         self.budget = cache_budget() if budget == "env" else budget
+        self.slim = self.budget is not None
+        self._event_bytes = 0 if self.slim else EVENT_BYTES
         self.cache: dict[str, CachedEntity] = {}
         """Least recently written first: eviction takes from the front."""
         self.cached_events = 0
-        """Events held by the cached entities (what their size is estimated from)."""
+        """Events of the cached entities (what their size is estimated from)."""
         self.evicted = 0
         self.reloaded = 0
         """Entities evicted and entities reloaded from the store, since the start."""
@@ -211,7 +223,7 @@ class Projector(Projection[Any]):
     def _entity(self, key: str, kind: str) -> CachedEntity:
         entity = self.cache.get(key)
         if entity is None:
-            entity = CachedEntity(key, kind)
+            entity = CachedEntity(key, kind, None if self.slim else [])
             if key in self._known:
                 self._load([entity])
             self.cache[key] = entity
@@ -228,8 +240,11 @@ class Projector(Projection[Any]):
         for entity in entities:
             entity.known = True
             entity.events = histories.get(entity.key, [])
-            self.cached_events += len(entity.events)
+            entity.count = len(entity.events)
+            self.cached_events += entity.count
             self._refold(entity)
+            if self.slim:
+                self._slim(entity)
             entity.ref = rec.ref_of(entity.folded.state)
             entity.rows = [
                 Row(r.id, r.vf, r.vt, r.rf, r.data_id, r.static, True)
@@ -292,7 +307,7 @@ class Projector(Projection[Any]):
             return
         key = f"{kind}:{e.entity_id}"
         entity = self.cache.get(key) or self._entity(key, kind)
-        entity.events.append(e)
+        entity.count += 1
         self.cached_events += 1
         self._touched[key] = entity
         # A batch's events share one recorded time: convert it once.
@@ -312,14 +327,21 @@ class Projector(Projection[Any]):
             # Out of order, or the last row does not cover [start, infinity) (rows of one
             # record can be split where knowledge of them differs): recompute from the
             # earliest effective time the event changes.
+            events = entity.events
+            if events is None:  # slim: every earlier event is in the store
+                events = self._load_history([key], self._pending_position).get(key, [])
+                entity.events = events
+            events.append(e)
             since = start
             if type(e) is ev.EventRetracted:
-                target = next(
-                    (x for x in entity.events if x.event_id == e.retracted_event_id), None
-                )
+                target = next((x for x in events if x.event_id == e.retracted_event_id), None)
                 since = to_us(target.effective_at) if target is not None else -rec.INFINITY
             self._recompute(entity, recorded, since)
+            if self.slim:
+                self._slim(entity)
             return
+        if entity.events is not None:
+            entity.events.append(e)
         folded = entity.folded
         # A shipment onto a licence whose timeline is known: its status at the shipment.
         timeline = entity.timeline_values if type(e) is ev.LicenceUsageRecorded else None
@@ -363,8 +385,13 @@ class Projector(Projection[Any]):
                 self._drop(entity, rows.pop(), recorded)
         rows.append(self._new_row(entity, start, rec.INFINITY, recorded, data_id, static))
 
+    def _slim(self, entity: CachedEntity) -> None:
+        """Let go of the entity's events (see the module docstring)."""
+        entity.events = None
+
     def _refold(self, entity: CachedEntity) -> None:
         """Fold the entity's visible events from scratch."""
+        assert entity.events is not None
         seen = st.visible(entity.events)
         entity.folded = rec.fold_visible(seen)
         entity.max_effective = to_us(seen[-1].effective_at) if seen else -rec.INFINITY
@@ -375,6 +402,7 @@ class Projector(Projection[Any]):
     def _recompute(self, entity: CachedEntity, recorded: int, since: int) -> None:
         """Recompute an entity's records from ``since`` on and replace the rows whose
         record changed (rows before ``since`` cannot have changed)."""
+        assert entity.events is not None
         seen = st.visible(entity.events)
         segments, entity.folded = rec.fold_segments(seen, since)
         entity.max_effective = to_us(seen[-1].effective_at) if seen else -rec.INFINITY
@@ -527,7 +555,8 @@ class Projector(Projection[Any]):
             entity = cache.pop(key, None)
             if entity is not None:
                 cache[key] = entity
-        size = self.cached_events * EVENT_BYTES + len(cache) * ENTITY_BYTES
+        per_event = self._event_bytes
+        size = self.cached_events * per_event + len(cache) * ENTITY_BYTES
         if size <= budget:
             return
         evicted: list[str] = []
@@ -539,8 +568,8 @@ class Projector(Projection[Any]):
             if not entity.known:
                 continue  # never written (an entity with no row yet): nothing to reload
             evicted.append(key)
-            size -= len(entity.events) * EVENT_BYTES + ENTITY_BYTES
-            self.cached_events -= len(entity.events)
+            size -= entity.count * per_event + ENTITY_BYTES
+            self.cached_events -= entity.count
         for key in evicted:
             del cache[key]
         self._unloaded += len(evicted)

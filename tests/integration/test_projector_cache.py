@@ -125,7 +125,7 @@ def test_a_rebuild_that_evicts_constantly_stores_the_same_views(
         projector = bounded["evicted"]
         # Every batch evicted what it could and the next reloaded it.
         assert projector.evicted > 50 and projector.reloaded > 50
-        assert projector.cached_events == sum(len(e.events) for e in projector.cache.values())
+        assert projector.cached_events == sum(e.count for e in projector.cache.values())
         assert bounded["views"] == unbounded["views"]
         assert bounded["counters"] == unbounded["counters"]
         assert_views_exact(app)
