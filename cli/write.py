@@ -11,38 +11,35 @@ import click
 from ledger.cli.common import echo_json, handle_errors, open_ledger, output_option, require_text
 
 if TYPE_CHECKING:
-    from ledger.app import AppendResult
+    from ledger.importing import ImportResult
 
 PROGRESS_MIN_BYTES = 512 * 1024
 
 
-def _summary(result: AppendResult, *, source: str, seconds: float | None = None) -> str:
-    appended = result.appended
+def _summary(result: ImportResult, *, source: str, seconds: float | None = None) -> str:
     lines = []
     if result.dry_run:
-        would = len(result.valid)
         lines.append(
-            f"Dry run: every event in {source} passed every check; {would:,} would be "
+            f"Dry run: every event in {source} passed every check; {result.valid:,} would be "
             "appended. Nothing was appended."
         )
-    elif appended:
-        first = min(o.position for o in appended)
-        last = max(o.position for o in appended)
+    elif result.appended:
+        first, last = result.first_position, result.last_position
         span = f"position {first}" if first == last else f"positions {first}-{last}"
-        lines.append(f"Appended {len(appended):,} event(s) from {source} at {span}.")
+        lines.append(f"Appended {result.appended:,} event(s) from {source} at {span}.")
     else:
         lines.append(f"Nothing new in {source}.")
     if result.duplicates:
         lines.append(
-            f"{len(result.duplicates):,} event(s) were already recorded (idempotent; "
+            f"{result.duplicates:,} event(s) were already recorded (idempotent; "
             "nothing written for them)."
         )
-    if result.recorded_at is not None and appended:
+    if result.recorded_at is not None and result.appended:
         from ledger.times import iso
 
         lines.append(f"Recorded at {iso(result.recorded_at)}.")
-    if seconds is not None and appended:
-        rate = len(result.outcomes) / seconds if seconds > 0 else 0
+    if seconds is not None and result.appended:
+        rate = result.total / seconds if seconds > 0 else 0
         lines.append(f"Took {seconds:.2f} s ({rate:,.0f} events/s).")
     return "\n".join(lines)
 
@@ -145,7 +142,6 @@ def import_(
     """
     import os
 
-    from ledger.app import gc_paused
     from ledger.errors import InputError
     from ledger.intake import iter_lines
 
@@ -156,39 +152,56 @@ def import_(
     show = progress if progress is not None else (sys.stderr.isatty() and size > PROGRESS_MIN_BYTES)
     stream: IO[bytes] = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     try:
-        # One pause of the cyclic GC over reading and appending: a batch is acyclic data.
-        with open_ledger(ctx) as app, gc_paused():
+        with open_ledger(ctx) as app:
+            # The file is read, checked and written a chunk at a time, in one transaction
+            # (memory does not grow with the file), so one bar follows the bytes read.
             if show:
                 with click.progressbar(
-                    length=size, label="Reading ", file=sys.stderr, show_pos=False
-                ) as reading:
-                    submissions = app.parse_lines(
-                        iter_lines(stream), backfill=backfill, progress=reading.update
-                    )
-            else:
-                submissions = app.parse_lines(iter_lines(stream), backfill=backfill)
-            if not submissions:
-                raise InputError(f"{file} contains no events")
-            if show:
-                with click.progressbar(
-                    length=len(submissions), label="Checking", file=sys.stderr
+                    length=size, label="Importing", file=sys.stderr, show_pos=False
                 ) as bar:
-                    result = app.append(
-                        submissions, backfill=backfill, progress=bar.update, dry_run=dry_run
+                    result = app.import_lines(
+                        iter_lines(stream),
+                        backfill=backfill,
+                        dry_run=dry_run,
+                        progress=bar.update,
+                        keep_events=output == "json",
                     )
             else:
-                result = app.append(submissions, backfill=backfill, dry_run=dry_run)
+                result = app.import_lines(
+                    iter_lines(stream),
+                    backfill=backfill,
+                    dry_run=dry_run,
+                    keep_events=output == "json",
+                )
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    seconds = time.perf_counter() - started
-    if output == "json":
-        body = result.to_dict()
-        body["seconds"] = round(seconds, 3)
-        body["source"] = file
-        echo_json(body)
-    else:
-        click.echo(_summary(result, source=file if file != "-" else "stdin", seconds=seconds))
+    try:
+        if not result.total:
+            raise InputError(f"{file} contains no events")
+        seconds = time.perf_counter() - started
+        if output == "json":
+            _echo_import_json(result, seconds=seconds, source=file)
+        else:
+            click.echo(_summary(result, source=file if file != "-" else "stdin", seconds=seconds))
+    finally:
+        if result.events is not None:
+            result.events.close()
+
+
+def _echo_import_json(result: ImportResult, *, seconds: float, source: str) -> None:
+    """The import's JSON (as ``AppendResult.to_dict`` plus seconds and source), with the
+    events streamed from the result's spool rather than built as one list."""
+    import msgspec
+
+    encode = msgspec.json.encode
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    out.write(encode(result.head())[:-1] + b',"events":')
+    assert result.events is not None
+    result.events.write_array(out)
+    out.write(b"," + encode({"seconds": round(seconds, 3), "source": source})[1:] + b"\n")
+    out.flush()
 
 
 def _dry_run_without_creating(ctx: click.Context) -> None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
@@ -51,6 +51,9 @@ from ledger.store.index import EventIndex, IndexEntry, LogQuery
 from ledger.store.snapshots import SnapshotTables, decode_snapshot, encode_snapshot
 from ledger.store.tree import TreeBehind
 from ledger.times import from_us, iso, now, to_us
+
+if TYPE_CHECKING:
+    from ledger.importing import ImportResult
 
 log = logging.getLogger("ledger")
 
@@ -585,11 +588,18 @@ class Ledger(Application[str]):
         recorded_at: dt.datetime,
         backfill: bool,
         progress: Callable[[int], None] | None,
+        *,
+        workspace: Workspace | None = None,
+        snapshots: bool = True,
     ) -> _Checked:
         """Check each new event against the entities it touches (prefetched at once),
         fold it in, and encode it with its index row.  Raises the first rule broken,
-        located at its line."""
-        workspace = Workspace(self.load_entities, self.load_snapshots)
+        located at its line.  ``workspace``: the entities as earlier events left them (a
+        streaming import's chunks share one); default, fresh from the store.
+        ``snapshots``: each licence appended to gets a snapshot (a streaming import takes
+        its own)."""
+        if workspace is None:
+            workspace = Workspace(self.load_entities, self.load_snapshots)
         workspace.prefetch(k for i in fresh for k in references(submissions[i].event))
         entities = workspace.entities
         shipments: dict[str, list[str]] = {}  # licence key -> the batch's shipment ids
@@ -598,7 +608,9 @@ class Ledger(Application[str]):
             if type(e) is ev.LicenceUsageRecorded:
                 shipments.setdefault(f"licence:{e.entity_id}", []).append(e.shipment_id)
         for key, ids in shipments.items():  # one look-up per licence, not per shipment
-            entities[key].expect_shipments(ids)
+            held = entities.get(key)  # (a streaming import holds some entities lean)
+            if held is not None:
+                held.expect_shipments(ids)
         mapper = self.msgspec_mapper
         out = _Checked()
         recorded_us = None if backfill else to_us(recorded_at)
@@ -617,8 +629,7 @@ class Ledger(Application[str]):
             except LedgerError as exc:
                 raise exc.located(s.line) from None
             key = f"{e.entity_kind}:{e.entity_id}"
-            entity = entities.get(key) or workspace.entity(e.entity_kind, e.entity_id)
-            entity.add(e)
+            entity = workspace.add(e)
             out.keys[i] = key
             type_name = type(e).__name__
             out.stored_events.append(
@@ -645,7 +656,8 @@ class Ledger(Application[str]):
             out.written.append(i)
             if progress is not None and n % 1000 == 0:
                 progress(1000)
-        self._snapshot(workspace, last_row, out.rows)
+        if snapshots:
+            self._snapshot(workspace, last_row, out.rows)
         return out
 
     def _snapshot(
@@ -742,6 +754,28 @@ class Ledger(Application[str]):
                 self.parse(obj, line=line, now_=current, backfill=backfill, batch=batch)
             )
         return self.append(submissions, backfill=backfill)
+
+    def import_lines(
+        self,
+        lines: Iterable[tuple[int | None, bytes]],
+        *,
+        backfill: bool = False,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+        keep_events: bool = False,
+    ) -> ImportResult:
+        """Append numbered JSONL lines as one batch, streaming them in chunks through one
+        transaction (``ledger.importing``): memory does not grow with the batch."""
+        from ledger.importing import import_lines
+
+        return import_lines(
+            self,
+            lines,
+            backfill=backfill,
+            dry_run=dry_run,
+            progress=progress,
+            keep_events=keep_events,
+        )
 
     def retract(
         self,

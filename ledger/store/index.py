@@ -73,6 +73,10 @@ class EventWrite(ABC):
     everything commits together when the ``EventIndex.writing()`` block ends without an
     exception, and nothing does otherwise."""
 
+    rehearsal = False
+    """The caller will roll this write back (a dry run): the recorder skips its
+    ``after_insert``/``before_commit`` hooks (nothing of theirs would be kept)."""
+
     @abstractmethod
     def insert(
         self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
@@ -82,6 +86,32 @@ class EventWrite(ABC):
         The first insert of a write takes the store's write lock and checks that no
         later recorded time is stored (``RecordedTimeConflict``); a stored
         ``(originator_id, originator_version)`` raises the library's ``IntegrityError``."""
+
+    # Reading inside the write: a streaming import checks each chunk against what the
+    # earlier chunks wrote (uncommitted, so visible only in this transaction), instead of
+    # holding the file in memory.
+
+    @abstractmethod
+    def lock(self) -> None:
+        """Take the store's write lock now (before anything is read), so that what this
+        transaction reads stays true until it commits: no other writer can append
+        meanwhile, and nothing read has to be re-checked."""
+
+    @abstractmethod
+    def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
+        """``EventIndex.lookup`` inside this transaction (its own inserts included)."""
+
+    @abstractmethod
+    def select_entities(self, originator_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """``EventIndex.select_entities`` inside this transaction."""
+
+    @abstractmethod
+    def last_recorded_us(self) -> int | None:
+        """``EventIndex.last_recorded_us`` inside this transaction."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """The newest position inside this transaction (0: none)."""
 
 
 class EventIndex(ABC):

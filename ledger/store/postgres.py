@@ -272,63 +272,76 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         if not event_ids:
             return {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                SQL(
-                    "SELECT notification_id, event_id, event_type, entity_kind, entity_id, "
-                    "effective_us, recorded_us, content_hash FROM {0} "
-                    "WHERE event_id = ANY(%s)"
-                ).format(self._t),
-                (list(event_ids),),
+            return self.lookup_in(curs, event_ids)
+
+    def lookup_in(self, curs: Cursor[DictRow], event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
+        if not event_ids:
+            return {}
+        curs.execute(
+            SQL(
+                "SELECT notification_id, event_id, event_type, entity_kind, entity_id, "
+                "effective_us, recorded_us, content_hash FROM {0} "
+                "WHERE event_id = ANY(%s)"
+            ).format(self._t),
+            (list(event_ids),),
+        )
+        return {
+            row["event_id"]: IndexEntry(
+                row["notification_id"],
+                row["event_id"],
+                row["event_type"],
+                row["entity_kind"],
+                row["entity_id"],
+                row["effective_us"],
+                row["recorded_us"],
+                bytes(row["content_hash"]),
             )
-            return {
-                row["event_id"]: IndexEntry(
-                    row["notification_id"],
-                    row["event_id"],
-                    row["event_type"],
-                    row["entity_kind"],
-                    row["entity_id"],
-                    row["effective_us"],
-                    row["recorded_us"],
-                    bytes(row["content_hash"]),
-                )
-                for row in curs.fetchall()
-            }
+            for row in curs.fetchall()
+        }
 
     def last_recorded_us(self) -> int | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                SQL("SELECT recorded_us FROM {0} ORDER BY notification_id DESC LIMIT 1").format(
-                    self._t
-                )
-            )
-            row = curs.fetchone()
-            return None if row is None else int(row["recorded_us"])
+            return self.last_recorded_us_in(curs)
+
+    def last_recorded_us_in(self, curs: Cursor[DictRow]) -> int | None:
+        curs.execute(
+            SQL("SELECT recorded_us FROM {0} ORDER BY notification_id DESC LIMIT 1").format(self._t)
+        )
+        row = curs.fetchone()
+        return None if row is None else int(row["recorded_us"])
 
     def select_entities(
         self, originator_ids: Sequence[str], *, upto: int | None = None
+    ) -> dict[str, list[StoredEvent]]:
+        if not originator_ids:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self.select_entities_in(curs, originator_ids, upto=upto)
+
+    def select_entities_in(
+        self, curs: Cursor[DictRow], originator_ids: Sequence[str], *, upto: int | None = None
     ) -> dict[str, list[StoredEvent]]:
         out: dict[str, list[StoredEvent]] = {}
         ids = list(dict.fromkeys(originator_ids))
         if not ids:
             return out
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                SQL(
-                    "SELECT originator_id, originator_version, topic, state FROM {0} "
-                    "WHERE originator_id = ANY(%s) AND notification_id <= %s "
-                    "ORDER BY originator_id, originator_version"
-                ).format(self._events),
-                (ids, 2**62 if upto is None else upto),
-            )
-            for row in curs.fetchall():
-                out.setdefault(row["originator_id"], []).append(
-                    StoredEvent(
-                        row["originator_id"],
-                        row["originator_version"],
-                        row["topic"],
-                        bytes(row["state"]),
-                    )
+        curs.execute(
+            SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {0} "
+                "WHERE originator_id = ANY(%s) AND notification_id <= %s "
+                "ORDER BY originator_id, originator_version"
+            ).format(self._events),
+            (ids, 2**62 if upto is None else upto),
+        )
+        for row in curs.fetchall():
+            out.setdefault(row["originator_id"], []).append(
+                StoredEvent(
+                    row["originator_id"],
+                    row["originator_version"],
+                    row["topic"],
+                    bytes(row["state"]),
                 )
+            )
         return out
 
     def select_log(self, query: LogQuery) -> Iterator[LogRow]:
@@ -447,12 +460,35 @@ class PostgresEventWrite(EventWrite):
     ) -> list[int]:
         if not stored_events:
             return []
+        self.lock()
+        ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
+        if not self.rehearsal:
+            self.recorder.after_insert(self, ids, index_rows, stored_events)
+        return ids
+
+    def lock(self) -> None:
         if not self.started:
             self.recorder.start_write(self.cursor)
             self.started = True
-        ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
-        self.recorder.after_insert(self, ids, index_rows, stored_events)
-        return ids
+
+    def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
+        return self.recorder.lookup_in(self.cursor, event_ids)
+
+    def select_entities(self, originator_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        return self.recorder.select_entities_in(self.cursor, originator_ids)
+
+    def last_recorded_us(self) -> int | None:
+        return self.recorder.last_recorded_us_in(self.cursor)
+
+    def head(self) -> int:
+        self.cursor.execute(
+            SQL("SELECT COALESCE(MAX(notification_id), 0) AS n FROM {0}").format(
+                self.recorder._events
+            )
+        )
+        row = self.cursor.fetchone()
+        assert row is not None
+        return int(row["n"])
 
 
 def ensure_schema(datastore: PostgresDatastore, *, user: str) -> None:

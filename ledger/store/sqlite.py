@@ -271,57 +271,68 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
     # --- the event index ----------------------------------------------------------------
 
     def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
+        with self.datastore.transaction(commit=False) as c:
+            return self.lookup_in(c, event_ids)
+
+    def lookup_in(self, c: SQLiteCursor, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
         out: dict[UUID, IndexEntry] = {}
         ids = [u.bytes for u in event_ids]
-        with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                c.execute(
-                    "SELECT notification_id, event_id, event_type, entity_kind, entity_id, "
-                    "effective_us, recorded_us, content_hash "
-                    f"FROM {self.index_table} WHERE event_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            c.execute(
+                "SELECT notification_id, event_id, event_type, entity_kind, entity_id, "
+                "effective_us, recorded_us, content_hash "
+                f"FROM {self.index_table} WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in c.fetchall():
+                entry = IndexEntry(
+                    row[0],
+                    UUID(bytes=row[1]),
+                    row[2],
+                    row[3],
+                    row[4],
+                    row[5],
+                    row[6],
+                    row[7],
                 )
-                for row in c.fetchall():
-                    entry = IndexEntry(
-                        row[0],
-                        UUID(bytes=row[1]),
-                        row[2],
-                        row[3],
-                        row[4],
-                        row[5],
-                        row[6],
-                        row[7],
-                    )
-                    out[entry.event_id] = entry
+                out[entry.event_id] = entry
         return out
 
     def last_recorded_us(self) -> int | None:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT recorded_us FROM {self.index_table} ORDER BY notification_id DESC LIMIT 1"
-            )
-            row = c.fetchone()
-            return None if row is None else int(row[0])
+            return self.last_recorded_us_in(c)
+
+    def last_recorded_us_in(self, c: SQLiteCursor) -> int | None:
+        c.execute(
+            f"SELECT recorded_us FROM {self.index_table} ORDER BY notification_id DESC LIMIT 1"
+        )
+        row = c.fetchone()
+        return None if row is None else int(row[0])
 
     def select_entities(
         self, originator_ids: Sequence[str], *, upto: int | None = None
     ) -> dict[str, list[StoredEvent]]:
+        with self.datastore.transaction(commit=False) as c:
+            return self.select_entities_in(c, originator_ids, upto=upto)
+
+    def select_entities_in(
+        self, c: SQLiteCursor, originator_ids: Sequence[str], *, upto: int | None = None
+    ) -> dict[str, list[StoredEvent]]:
         out: dict[str, list[StoredEvent]] = {}
         ids = list(dict.fromkeys(originator_ids))
         bound = "" if upto is None else " AND rowid <= ?"
-        with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                c.execute(
-                    "SELECT originator_id, originator_version, topic, state "
-                    f"FROM {self.events_table_name} "
-                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}){bound} "
-                    "ORDER BY originator_id, originator_version",
-                    [*chunk, *([upto] if upto is not None else [])],
-                )
-                for row in c.fetchall():
-                    out.setdefault(row[0], []).append(StoredEvent(row[0], row[1], row[2], row[3]))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            c.execute(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} "
+                f"WHERE originator_id IN ({','.join('?' * len(chunk))}){bound} "
+                "ORDER BY originator_id, originator_version",
+                [*chunk, *([upto] if upto is not None else [])],
+            )
+            for row in c.fetchall():
+                out.setdefault(row[0], []).append(StoredEvent(row[0], row[1], row[2], row[3]))
         return out
 
     def select_log(self, query: LogQuery) -> Iterator[LogRow]:
@@ -423,9 +434,28 @@ class SQLiteEventWrite(EventWrite):
         self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
     ) -> list[int]:
         ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
-        if ids:
+        if ids and not self.rehearsal:
             self.recorder.after_insert(self, ids, index_rows, stored_events)
         return ids
+
+    def lock(self) -> None:
+        # The library began the transaction with a plain BEGIN (deferred): SQLite takes
+        # the write lock at the first statement that writes, even one that changes no row.
+        self.cursor.execute(f"DELETE FROM {self.recorder.index_table} WHERE 0")
+
+    def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
+        return self.recorder.lookup_in(self.cursor, event_ids)
+
+    def select_entities(self, originator_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        return self.recorder.select_entities_in(self.cursor, originator_ids)
+
+    def last_recorded_us(self) -> int | None:
+        return self.recorder.last_recorded_us_in(self.cursor)
+
+    def head(self) -> int:
+        self.cursor.execute(f"SELECT MAX(rowid) FROM {self.recorder.events_table_name}")
+        row = self.cursor.fetchone()
+        return int(row[0] or 0)
 
 
 class LedgerSQLiteFactory(SQLiteFactory):

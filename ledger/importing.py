@@ -1,0 +1,631 @@
+"""Streaming import: a JSONL batch of any size appended in one transaction, in chunks.
+
+``ledger import`` used to parse the whole file, check it, and write it: every event was
+held in memory several times over (~4 KB an event).  Here the write transaction opens
+first, with the store's write lock, and the file is read a chunk of lines at a time:
+each chunk is parsed, its ids looked up, its events checked against the entities as the
+earlier chunks left them, and written; then the next.  What a later line may need from
+an earlier one is read back from the store inside the same transaction (its own writes
+are visible to it, nobody else's are possible meanwhile):
+
+- repeated event ids (idempotency, ``event-id-reused``): looked up in the event index;
+- a retraction of an event earlier in the file: the same lookup;
+- entity state: a working set of entities, trimmed to a budget of events held after
+  each chunk (least recently used first) and reloaded from the store when needed again.
+
+The file stays all or nothing: everything commits together at the end, and an error on
+any line (or the process killed) leaves nothing appended.  A dry run does the same and
+rolls back.  Outcomes are counted, and spooled to a temporary file only when every
+event's outcome is asked for (``-o json``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import IO, TYPE_CHECKING, Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from ledger import events as ev
+from ledger.domain import state as st
+from ledger.domain.aggregate import Entity, Loader, Workspace, references
+from ledger.domain.licence import LicenceState
+from ledger.errors import ConflictError, LedgerError, RuleViolation, StoreError
+from ledger.intake import Submission, parse_json
+from ledger.store.codec import IndexRow, Recorded
+from ledger.store.index import IndexEntry
+from ledger.store.snapshots import encode_snapshot
+from ledger.times import from_us, iso, now
+
+if TYPE_CHECKING:
+    from ledger.app import Ledger
+
+CHUNK_LINES = 2000
+"""Lines parsed, checked and written at a time."""
+
+WORKSPACE_BYTES = 64 << 20
+"""About how much the working set of entities may hold between chunks; beyond it the
+entities least recently used are dropped (reloaded from the store if a later line needs
+them)."""
+
+SNAPSHOT_EVERY = 64
+"""A licence is snapshotted once it has this many new events since its last snapshot."""
+
+LOCK_ATTEMPTS = 30
+
+
+class OutcomeSpool:
+    """Every event's outcome, as compact JSON objects in a temporary file (in memory up
+    to a few megabytes): what ``-o json`` lists, without holding a million of them."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+        self.count = 0
+        self._encode = msgspec.json.Encoder().encode
+
+    def add(self, outcome: dict[str, Any]) -> None:
+        if self.count:
+            self.file.write(b",")
+        self.file.write(self._encode(outcome))
+        self.count += 1
+
+    def write_array(self, out: IO[bytes]) -> None:
+        """The outcomes as one JSON array."""
+        out.write(b"[")
+        self.file.seek(0)
+        while block := self.file.read(1 << 20):
+            out.write(block)
+        out.write(b"]")
+
+    def to_list(self) -> list[dict[str, Any]]:
+        self.file.seek(0)
+        result: list[dict[str, Any]] = msgspec.json.decode(b"[" + self.file.read() + b"]")
+        return result
+
+    def close(self) -> None:
+        self.file.close()
+
+
+@dataclass
+class ImportResult:
+    """What an import did, counted (every event's outcome in ``events`` when kept)."""
+
+    appended: int = 0
+    duplicates: int = 0
+    valid: int = 0
+    """A dry run's events that passed every check (would be appended)."""
+    first_position: int | None = None
+    last_position: int | None = None
+    recorded_at: dt.datetime | None = None
+    dry_run: bool = False
+    events: OutcomeSpool | None = None
+
+    @property
+    def total(self) -> int:
+        return self.appended + self.duplicates + self.valid
+
+    def head(self) -> dict[str, Any]:
+        """The JSON summary without the events (the order ``AppendResult.to_dict`` uses)."""
+        return {
+            "appended": self.appended,
+            "duplicates": self.duplicates,
+            **({"dry_run": True, "would_append": self.valid} if self.dry_run else {}),
+            "recorded_at": iso(self.recorded_at) if self.recorded_at and self.appended else None,
+            "first_position": self.first_position,
+            "last_position": self.last_position,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.head(), "events": self.events.to_list() if self.events else []}
+
+
+class _DryRun(Exception):
+    """Raised inside the write to roll it back."""
+
+
+def import_lines(
+    app: Ledger,
+    lines: Iterable[tuple[int | None, bytes]],
+    *,
+    backfill: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+    keep_events: bool = False,
+    chunk_lines: int = CHUNK_LINES,
+    workspace_bytes: int = WORKSPACE_BYTES,
+) -> ImportResult:
+    """Append numbered JSONL lines as one batch, streaming (see the module doc).
+
+    Raises ``InputError``/``RuleViolation``/``ConflictError`` naming the line, and
+    ``StoreError``; nothing is appended then.  ``progress`` is called with the bytes of
+    each chunk read.
+    """
+    from ledger import audit
+    from ledger.app import gc_paused
+
+    if not dry_run:
+        app.signing_key()  # made or read before any transaction (a missing key: no write)
+        if audit.pending(app):  # events from before the Merkle tree: build it first
+            audit.build_tree(app)
+        app._index_shipments()  # (a ledger from before the shipment index: once)
+    run = _Import(app, iter(lines), backfill, dry_run, progress, keep_events, chunk_lines)
+    run.workspace_bytes = workspace_bytes
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            with gc_paused():
+                return run.run()
+        except _DryRun:
+            return run.result
+        except (IntegrityError, OperationalError) as exc:
+            if run.started or attempt == LOCK_ATTEMPTS or not _is_busy(exc):
+                if run.spool is not None:
+                    run.spool.close()
+                raise StoreError(f"the store failed: {exc}") from exc
+        except BaseException:
+            if run.spool is not None:
+                run.spool.close()
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_busy(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text or "timeout" in text
+
+
+class _Import:
+    """One streaming import (state carried from chunk to chunk)."""
+
+    def __init__(
+        self,
+        app: Ledger,
+        lines: Iterator[tuple[int | None, bytes]],
+        backfill: bool,
+        dry_run: bool,
+        progress: Callable[[int], None] | None,
+        keep_events: bool,
+        chunk_lines: int,
+    ):
+        self.app = app
+        self.lines = lines
+        self.backfill = backfill
+        self.dry_run = dry_run
+        self.progress = progress
+        self.chunk_lines = chunk_lines
+        self.workspace_bytes = WORKSPACE_BYTES
+        self.spool = OutcomeSpool() if keep_events else None
+        self.result = ImportResult(dry_run=dry_run, events=self.spool)
+        self.started = False
+        """Lines have been read: the stream cannot be replayed."""
+        self.line_of = array("I")
+        """Line number of each event this import wrote, by position - ``head``: names the
+        first line of an id that appears twice."""
+
+    # --- the transaction ----------------------------------------------------------------
+
+    def run(self) -> ImportResult:
+        with self.app.index.writing() as write:
+            write.lock()
+            write.rehearsal = self.dry_run
+            self.write = write
+            self.head = write.head()
+            last_us = write.last_recorded_us()
+            self.last = None if last_us is None else from_us(last_us)
+            current = now()
+            self.now = current
+            self.recorded_at = current if self.last is None or current >= self.last else self.last
+            self.previous: dt.datetime | None = None  # backfill: the last line's recorded time
+            self.workspace = _ImportWorkspace(self._load)
+            self.used: dict[str, int] = {}  # entity key -> the last chunk that touched it
+            self.snapshotted: dict[str, int] = {}  # licence key -> version of its snapshot
+            self.chunk = 0
+            while True:
+                block = list(islice(self.lines, self.chunk_lines))
+                self.started = True
+                if not block:
+                    break
+                self.chunk += 1
+                self._chunk(block)
+                if self.progress is not None:
+                    self.progress(sum(len(raw) + 1 for _, raw in block))
+            if not self.backfill and self.result.appended + self.result.valid:
+                self.result.recorded_at = self.recorded_at
+            if self.dry_run:
+                raise _DryRun
+        return self.result
+
+    def _load(self, keys: list[str]) -> dict[str, Iterator[Recorded]]:
+        to_domain_event = self.app.msgspec_mapper.to_domain_event
+        found = self.write.select_entities(keys)
+        return {key: map(to_domain_event, stored) for key, stored in found.items()}
+
+    # --- one chunk ------------------------------------------------------------------------
+
+    def _chunk(self, block: list[tuple[int | None, bytes]]) -> None:
+        submissions = self._parse(block)
+        stored = self.write.lookup([s.event.event_id for s in submissions])
+        fresh, duplicates = self._sort_out_ids(submissions, stored)
+        if self.backfill:
+            self._check_backfill(submissions, stored)
+        keys = [k for i in fresh for k in references(submissions[i].event)]
+        for key in keys:
+            self.used[key] = self.chunk
+        checked = self.app._check_and_encode(
+            submissions,
+            fresh,
+            self.recorded_at,
+            self.backfill,
+            None,
+            workspace=self.workspace,
+            snapshots=False,
+        )
+        self._snapshots(checked.rows)
+        positions: list[int] = []
+        if checked.stored_events:  # (a dry run writes too, and rolls back at the end)
+            positions = self.write.insert(checked.stored_events, checked.rows)
+            if len(positions) != len(checked.stored_events):
+                raise StoreError("the store did not report positions for every event")
+            line_of, head = self.line_of, self.head
+            for i, position in zip(checked.written, positions, strict=True):
+                while len(line_of) < position - head:
+                    line_of.append(0)
+                line_of[position - head - 1] = submissions[i].line or 0
+        self._record(submissions, checked, duplicates, positions)
+        self._trim()
+
+    def _snapshots(self, rows: list[IndexRow]) -> None:
+        """A licence gets a snapshot (carried by its last row of the chunk) once it has
+        gained ``SNAPSHOT_EVERY`` events since its last one: an append after the import
+        loads it with at most that many events after the snapshot, and the import does not
+        encode a licence's state for every chunk that touches it."""
+        last: dict[str, int] = {}
+        for n, row in enumerate(rows):
+            if row.entity_kind == "licence":
+                last[f"licence:{row.entity_id}"] = n
+        workspace, snapshotted = self.workspace, self.snapshotted
+        mapper = self.app.msgspec_mapper
+        for key, n in last.items():
+            version = rows[n].originator_version
+            if version - snapshotted.get(key, 0) < SNAPSHOT_EVERY:
+                continue
+            lean = workspace.lean.get(key)
+            max_effective: dt.datetime | None
+            if lean is not None:
+                state, max_effective, held = lean.state, lean.max_effective, lean.version
+            else:
+                entity = workspace.entities[key]
+                state, max_effective = entity.state(None), entity.max_effective
+                held = entity.version
+            if held != version or not isinstance(state, LicenceState) or max_effective is None:
+                continue  # (a licence whose grant was retracted is loaded from its events)
+            sealed = mapper.stored_event(
+                key, version, "LicenceSnapshot", encode_snapshot(state, max_effective)
+            ).state
+            rows[n] = rows[n]._replace(snapshot=sealed)
+            snapshotted[key] = version
+
+    def _parse(self, block: list[tuple[int | None, bytes]]) -> list[Submission]:
+        app = self.app
+        in_chunk: dict[UUID, tuple[str, str]] = {}
+        write = self.write
+
+        def resolve(target: UUID) -> tuple[str, str] | None:
+            if target in in_chunk:
+                return in_chunk[target]
+            entry = write.lookup([target]).get(target)
+            return None if entry is None else (entry.entity_kind, entry.entity_id)
+
+        actor = app.settings.actor
+        # The batch's recorded time is known (the write lock is held): parse with it, so
+        # the events need no second stamping.
+        stamp = self.now if self.backfill else self.recorded_at
+        out: list[Submission] = []
+        for number, raw in block:
+            s = parse_json(
+                raw,
+                line=number,
+                actor=actor,
+                now=stamp,
+                backfill=self.backfill,
+                resolve_retracted=resolve,
+            )
+            in_chunk[s.event.event_id] = (s.event.entity_kind, s.event.entity_id)
+            out.append(s)
+        return out
+
+    def _sort_out_ids(
+        self, submissions: Sequence[Submission], stored: dict[UUID, IndexEntry]
+    ) -> tuple[list[int], dict[int, tuple[UUID, int]]]:
+        """The chunk's new events, and its duplicates (-> the original id and position).
+        An id stored before the import must match its content (or differ only in a
+        defaulted effective time); an id earlier in the file must match its content."""
+        first_seen: dict[UUID, Submission] = {}
+        fresh: list[int] = []
+        duplicates: dict[int, tuple[UUID, int]] = {}
+        for i, s in enumerate(submissions):
+            e = s.event
+            entry = stored.get(e.event_id) if stored else None
+            if entry is not None and entry.position <= self.head:
+                if entry.content_hash != s.content_hash and not self.app._same_without_effective(
+                    s, entry
+                ):
+                    raise ConflictError(
+                        "event-id-reused",
+                        f"event {e.event_id} is already recorded (position {entry.position}, "
+                        f"{entry.event_type} on {entry.entity_kind}:{entry.entity_id}) with "
+                        "different content",
+                        field="event_id",
+                        line=s.line,
+                    )
+                duplicates[i] = (e.event_id, entry.position)
+                continue
+            if entry is not None:  # earlier in this file, in an earlier chunk
+                if entry.content_hash != s.content_hash:
+                    self._twice(s, self.line_of[entry.position - self.head - 1])
+                duplicates[i] = (e.event_id, 0 if self.dry_run else entry.position)
+                continue
+            earlier = first_seen.setdefault(e.event_id, s)
+            if earlier is not s:
+                if earlier.content_hash != s.content_hash:
+                    self._twice(s, earlier.line or 0)
+                duplicates[i] = (e.event_id, -1)  # position known once the chunk is written
+                continue
+            fresh.append(i)
+        return fresh, duplicates
+
+    @staticmethod
+    def _twice(s: Submission, first_line: int) -> None:
+        raise ConflictError(
+            "event-id-reused",
+            f"event {s.event.event_id} appears twice in the batch with different content"
+            + (f" (first on line {first_line})" if first_line else ""),
+            field="event_id",
+            line=s.line,
+        )
+
+    def _check_backfill(
+        self, submissions: Sequence[Submission], stored: dict[UUID, IndexEntry]
+    ) -> None:
+        """Backfilled recorded times: not in the future, not before the ledger's latest,
+        never decreasing along the file (re-sends of stored events keep theirs)."""
+        last, current = self.last, self.now
+        for s in submissions:
+            entry = stored.get(s.event.event_id)
+            if entry is not None and entry.position <= self.head:
+                continue
+            recorded = s.event.recorded_at
+            if recorded > current:
+                raise RuleViolation(
+                    "backfill-recorded-in-future",
+                    f"recorded time {iso(recorded)} is in the future",
+                    field="recorded_at",
+                    line=s.line,
+                )
+            if last is not None and recorded < last:
+                raise RuleViolation(
+                    "backfill-before-ledger",
+                    f"recorded time {iso(recorded)} is earlier than the latest recorded time "
+                    f"already in the ledger ({iso(last)}); the known-at axis cannot be rewritten",
+                    field="recorded_at",
+                    line=s.line,
+                )
+            if self.previous is not None and recorded < self.previous:
+                raise RuleViolation(
+                    "backfill-recorded-decreases",
+                    f"recorded time {iso(recorded)} is earlier than the previous line's "
+                    f"{iso(self.previous)}; recorded times must never decrease",
+                    field="recorded_at",
+                    line=s.line,
+                )
+            self.previous = recorded
+
+    def _record(
+        self,
+        submissions: Sequence[Submission],
+        checked: Any,
+        duplicates: dict[int, tuple[UUID, int]],
+        positions: list[int],
+    ) -> None:
+        result, spool, dry_run = self.result, self.spool, self.dry_run
+        position_of = dict(zip(checked.written, positions, strict=False))
+        if positions and not dry_run:
+            if result.first_position is None:
+                result.first_position = positions[0]
+            result.last_position = positions[-1]
+        shipment_dupes: dict[int, UUID] = checked.shipment_dupes
+        by_id: dict[UUID, int] = {}
+        if any(p == -1 for _, p in duplicates.values()) or shipment_dupes:
+            by_id = {submissions[i].event.event_id: p for i, p in position_of.items()}
+        originals = {}
+        if shipment_dupes:
+            originals = self.write.lookup(list(dict.fromkeys(shipment_dupes.values())))
+        for i, s in enumerate(submissions):
+            e = s.event
+            status: str
+            original: UUID | None = None
+            if i in position_of:
+                status, position = ("valid", 0) if dry_run else ("appended", position_of[i])
+                entity = checked.keys[i]
+            else:
+                status = "duplicate"
+                entity = e.entity
+                if i in duplicates:
+                    original, position = duplicates[i]
+                    if position == -1:
+                        position = 0 if dry_run else by_id.get(original, 0)
+                else:
+                    original = shipment_dupes[i]
+                    entry = originals.get(original)
+                    if entry is not None and (entry.position <= self.head or not dry_run):
+                        position = entry.position
+                    else:
+                        position = 0 if dry_run else by_id.get(original, 0)
+            if status == "appended":
+                result.appended += 1
+            elif status == "valid":
+                result.valid += 1
+            else:
+                result.duplicates += 1
+            if spool is not None:
+                outcome: dict[str, Any] = {
+                    "line": s.line,
+                    "event_id": str(e.event_id),
+                    "type": type(e).__name__,
+                    "entity": entity,
+                    "status": status,
+                    "position": position,
+                }
+                if original is not None:
+                    outcome["duplicate_of"] = str(original)
+                spool.add(outcome)
+
+    def _trim(self) -> None:
+        """After a chunk is written: entities of many events keep only their state, and
+        the least recently used are dropped while the working set is over its budget."""
+        self.workspace.trim(self.used, self.workspace_bytes)
+
+
+class _Lean:
+    """An entity whose events are all written, held as its state over all effective
+    times: enough for every question about it at or after its latest effective time, and
+    for the events that arrive in effective order (the common case)."""
+
+    __slots__ = ("max_effective", "pending", "shipments", "state", "version")
+
+    def __init__(
+        self, state: st.State, max_effective: dt.datetime, version: int, shipments: array[int]
+    ):
+        self.state: st.State | None = state
+        self.max_effective = max_effective
+        self.version = version
+        self.shipments = shipments
+        """Hashes of the shipment ids the state has folded (a licence): an id not among
+        them was never recorded; one that is, is looked up in the events."""
+        self.pending: list[ev.Event] = []
+        """Events folded in since, not yet written."""
+
+    def size(self) -> int:
+        return LEAN_BYTES + 8 * len(self.shipments)
+
+
+LEAN_MIN_EVENTS = 8
+"""Entities with more events than this are kept lean between chunks."""
+LEAN_BYTES = 3000
+EVENT_BYTES = 1000
+"""Rough sizes in memory (a lean entity; an event held by a full one), for the budget."""
+
+
+class _ImportWorkspace(Workspace):
+    """The working set of a streaming import: full entities (their events) and lean ones
+    (``_Lean``), reloaded from the write transaction when a question needs the events."""
+
+    def __init__(self, load: Loader):
+        super().__init__(load)
+        self.loader = load
+        self.lean: dict[str, _Lean] = {}
+        self.reloads = 0
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        lean = self.lean
+        super().prefetch(k for k in keys if k not in lean)
+
+    def _full(self, key: str) -> Entity:
+        """The lean entity ``key`` with its events again (stored ones, then pending)."""
+        lean = self.lean.pop(key)
+        self.reloads += 1
+        entity = Entity(key)
+        for recorded in self.loader([key]).get(key, ()):
+            entity.add(recorded.event)
+            entity.version = recorded.originator_version
+        for e in lean.pending:
+            entity.add(e)
+        if entity.version != lean.version:
+            raise StoreError(f"{key}: version {entity.version} reloaded, {lean.version} held")
+        self.entities[key] = entity
+        return entity
+
+    def entity(self, kind: str, entity_id: str) -> Entity:
+        key = f"{kind}:{entity_id}"
+        if key in self.lean:
+            return self._full(key)
+        return super().entity(kind, entity_id)
+
+    def events(self, kind: str, entity_id: str) -> Sequence[ev.Event]:
+        return self.entity(kind, entity_id).events
+
+    def state(self, kind: str, entity_id: str, as_of: dt.datetime | None) -> st.State | None:
+        lean = self.lean.get(f"{kind}:{entity_id}")
+        if lean is not None and (as_of is None or as_of >= lean.max_effective):
+            return lean.state
+        return super().state(kind, entity_id, as_of)
+
+    def shipment(self, licence_id: str, shipment_id: str) -> ev.LicenceUsageRecorded | None:
+        lean = self.lean.get(f"licence:{licence_id}")
+        if lean is not None and hash(shipment_id) not in lean.shipments:
+            return None
+        return super().shipment(licence_id, shipment_id)
+
+    def add(self, e: ev.Event) -> Any:
+        """Fold an accepted event in; returns what holds its entity's ``version``."""
+        lean = self.lean.get(f"{e.entity_kind}:{e.entity_id}")
+        if lean is None or type(e) is ev.EventRetracted or e.effective_at < lean.max_effective:
+            return super().add(e)  # (a lean entity is made full first: self.entity)
+        # As Entity.add folds an event in effective order.
+        lean.state = st.evolve(lean.state, e)
+        lean.max_effective = e.effective_at
+        lean.version += 1
+        lean.pending.append(e)
+        if type(e) is ev.LicenceUsageRecorded:
+            lean.shipments.append(hash(e.shipment_id))
+        return lean
+
+    def trim(self, used: dict[str, int], budget: int) -> None:
+        """Called once a chunk is written: pending events are stored now; entities of many
+        events become lean; then the least recently used go while over ``budget`` bytes."""
+        for lean in self.lean.values():
+            lean.pending.clear()
+        entities = self.entities
+        for key in [k for k, entity in entities.items() if len(entity.events) > LEAN_MIN_EVENTS]:
+            made = _lean(entities[key])
+            if made is not None:
+                del entities[key]
+                self.lean[key] = made
+        held = sum(len(x.events) * EVENT_BYTES for x in entities.values())
+        held += sum(x.size() for x in self.lean.values())
+        if held <= budget:
+            return
+        for key in sorted([*entities, *self.lean], key=lambda k: used.get(k, 0)):
+            if held <= budget * 3 // 4:
+                break
+            if key in entities:
+                held -= len(entities.pop(key).events) * EVENT_BYTES
+            else:
+                held -= self.lean.pop(key).size()
+            used.pop(key, None)
+
+
+def _lean(entity: Entity) -> _Lean | None:
+    """The entity as its state (None: it has none over all times, or only a cursor's
+    history would answer, so it stays full)."""
+    seen = st.visible(entity.events)
+    state = entity.state(None)
+    if state is None or not seen:
+        return None
+    shipments = array("q")
+    created = False
+    for e in seen:  # the usage events the fold applied: those after the creating event
+        if not created:
+            created = type(e) in st.CREATORS
+        elif type(e) is ev.LicenceUsageRecorded:
+            shipments.append(hash(e.shipment_id))
+    return _Lean(state, seen[-1].effective_at, entity.version, shipments)
+
+
+__all__ = ["ImportResult", "LedgerError", "import_lines"]

@@ -1,0 +1,299 @@
+"""Streaming import: a file read, checked and written a chunk at a time in one
+transaction (``ledger.importing``), on SQLite and PostgreSQL.
+
+Chunks of a few lines and a working set with no budget make every cross-chunk path run:
+ids and retractions found among the earlier chunks' (uncommitted) rows, entities kept
+lean between chunks and reloaded from the write transaction for a backdated event, a
+duplicate shipment of an earlier chunk.  The result must equal appending the same lines
+as one batch; errors name the line, and nothing is appended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from ledger.app import Ledger
+from ledger.errors import ConflictError, RuleViolation
+from ledger.importing import import_lines
+from tests.conftest import Backend
+
+LEDGER = str(Path(sys.executable).parent / "ledger")
+NAMESPACE = uuid.UUID("4d1f7a3e-6c0b-4e59-8b2d-0c3f5e7a9b11")
+SRC = [{"reference": "https://example.org/customs", "publisher": "GACC"}]
+
+
+def _id(n: int) -> str:
+    return str(uuid.uuid5(NAMESPACE, str(n)))
+
+
+def _shipment(n: int, licence: str, when: str, shipment: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": _id(n),
+        "type": "LicenceUsageRecorded",
+        "entity_id": licence,
+        "shipment_id": shipment or f"S-{n}",
+        "item": "1C902.a",
+        "quantity": "2",
+        "end_user": "buyer",
+        "destination": "DE",
+        "effective_at": when,
+        "sources": SRC,
+    }
+
+
+def history() -> list[dict[str, Any]]:
+    """Two licences, shipments in effective order, then what needs the past."""
+    lines: list[dict[str, Any]] = [
+        {
+            "event_id": _id(1),
+            "type": "PartyRegistered",
+            "entity_id": "exporter",
+            "name": "Exporter",
+            "country": "CN",
+            "roles": ["exporter"],
+            "effective_at": "2025-01-01",
+            "sources": SRC,
+        },
+        {
+            "event_id": _id(2),
+            "type": "PartyRegistered",
+            "entity_id": "buyer",
+            "name": "Buyer",
+            "country": "DE",
+            "roles": ["end-user"],
+            "effective_at": "2025-01-02",
+            "sources": SRC,
+        },
+        {
+            "event_id": _id(3),
+            "type": "PartyVetted",
+            "entity_id": "buyer",
+            "outcome": "approved",
+            "authority": "MOFCOM",
+            "effective_at": "2025-06-01",
+            "sources": SRC,
+        },
+    ]
+    for n, licence in ((4, "GL-1"), (5, "GL-2")):
+        lines.append(
+            {
+                "event_id": _id(n),
+                "type": "LicenceGranted",
+                "entity_id": licence,
+                "licence_type": "general",
+                "issuer": "CN",
+                "exporter": "exporter",
+                "end_users": ["buyer"],
+                "items": [{"item": "1C902.a", "cap": "100", "unit": "kg"}],
+                "destinations": ["DE"],
+                "effective_at": "2025-12-02",
+                "valid_until": "2026-12-01",
+                "sources": SRC,
+            }
+        )
+    for n in range(10, 40):  # 2 kg each, alternating licences, in effective order
+        lines.append(_shipment(n, f"GL-{1 + n % 2}", f"2026-01-{n - 8:02d}T08:00:00Z"))
+    lines += [
+        dict(lines[12]),  # an event of an earlier chunk sent again: a duplicate
+        # The same shipment again under a new event id: idempotent by shipment id.
+        {**lines[20], "event_id": _id(40)},
+        # Backdated before most of GL-1's shipments: its entity is reloaded.
+        _shipment(41, "GL-1", "2025-12-20T08:00:00Z"),
+        {
+            "event_id": _id(42),
+            "type": "LicenceSuspended",
+            "entity_id": "GL-2",
+            "reason": "review",
+            "effective_at": "2026-03-01",
+            "sources": SRC,
+        },
+        # A retraction of a shipment in an earlier chunk (entity from the index).
+        {"event_id": _id(43), "type": "EventRetracted", "retracted_event_id": _id(11),
+         "reason": "wrong licence", "effective_at": "2026-03-02"},
+        _shipment(44, "GL-2", "2026-02-20T08:00:00Z"),
+        _shipment(45, "GL-1", "2026-04-01T08:00:00Z"),
+    ]  # fmt: skip
+    return lines
+
+
+def _lines(objs: list[dict[str, Any]]) -> list[tuple[int | None, bytes]]:
+    return [(n, json.dumps(o).encode()) for n, o in enumerate(objs, start=1)]
+
+
+def _stored(app: Ledger) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every stored event without the ledger's recorded time."""
+    out = []
+    for entry in app.log(order="recorded", include_retracted=True):
+        body = msgspec.to_builtins(entry.event)
+        body.pop("recorded_at", None)
+        out.append((type(entry.event).__name__, entry.event.entity_id, body))
+    return out
+
+
+def test_a_streamed_import_equals_one_batch(make_ledger: Callable[..., Ledger]) -> None:
+    objs = history()
+    batch = make_ledger()
+    expected = batch.append_objects(objs)
+    streamed = make_ledger()
+    result = import_lines(
+        streamed, _lines(objs), chunk_lines=3, workspace_bytes=0, keep_events=True
+    )
+    outcomes = result.to_dict()["events"]
+    assert [(o["status"], o["type"], o["entity"]) for o in outcomes] == [
+        (o.status, o.type, o.entity) for o in expected.outcomes
+    ]
+    assert [o["position"] for o in outcomes] == [o.position for o in expected.outcomes]
+    assert (result.appended, result.duplicates) == (len(objs) - 2, 2)
+    assert _stored(streamed) == _stored(batch)
+    for licence in ("GL-1", "GL-2"):
+        a, b = streamed.entity("licence", licence), batch.entity("licence", licence)
+        assert a is not None and b is not None
+        assert a.state() == b.state()
+    # Again: everything already recorded, nothing appended.
+    again = import_lines(streamed, _lines(objs), chunk_lines=3, workspace_bytes=0)
+    assert (again.appended, again.duplicates) == (0, len(objs))
+    assert streamed.index.count_events() == len(objs) - 2
+
+
+def test_a_dry_run_streams_checks_and_appends_nothing(make_ledger: Callable[..., Ledger]) -> None:
+    objs = history()
+    app = make_ledger()
+    result = import_lines(app, _lines(objs), chunk_lines=4, workspace_bytes=0, dry_run=True)
+    assert (result.valid, result.duplicates, result.appended) == (len(objs) - 2, 2, 0)
+    assert app.index.count_events() == 0
+    assert import_lines(app, _lines(objs), chunk_lines=4).appended == len(objs) - 2
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_errors_in_a_later_chunk_name_the_lines_and_append_nothing(
+    make_ledger: Callable[..., Ledger], dry_run: bool
+) -> None:
+    objs = history()
+    app = make_ledger()
+    reused = [*objs, {**objs[14], "quantity": "3"}]  # event id of line 15, other content
+    with pytest.raises(ConflictError) as conflict:
+        import_lines(app, _lines(reused), chunk_lines=5, workspace_bytes=0, dry_run=dry_run)
+    assert conflict.value.line == len(reused)
+    assert "first on line 15" in str(conflict.value)
+    # A shipment id of an earlier chunk recorded again with other details.
+    other = [*objs, {**_shipment(50, "GL-1", "2026-05-01T08:00:00Z", "S-12"), "quantity": "1"}]
+    with pytest.raises(RuleViolation) as duplicate:
+        import_lines(app, _lines(other), chunk_lines=5, workspace_bytes=0, dry_run=dry_run)
+    assert (duplicate.value.rule, duplicate.value.line) == ("duplicate-shipment", len(other))
+    # GL-2 was suspended on a line of a later chunk than its other events.
+    late = [*objs, _shipment(51, "GL-2", "2026-06-01T08:00:00Z")]
+    with pytest.raises(RuleViolation) as suspended:
+        import_lines(app, _lines(late), chunk_lines=5, workspace_bytes=0, dry_run=dry_run)
+    assert (suspended.value.rule, suspended.value.line) == ("licence-suspended", len(late))
+    assert app.index.count_events() == 0
+
+
+# --- killed midway ----------------------------------------------------------------------
+
+
+def _lines_file(path: Path, total: int) -> None:
+    objs = history()[:5]
+    with path.open("w") as out:
+        for obj in objs:
+            out.write(json.dumps(obj) + "\n")
+        for n in range(total - len(objs)):
+            obj = _shipment(1000 + n, f"GL-{1 + n % 2}", "2026-01-05T08:00:00Z", f"K-{n}")
+            obj["quantity"] = "0.001"
+            out.write(json.dumps(obj) + "\n")
+
+
+def _holds_write_lock(backend: Backend, env: dict[str, str]) -> bool:
+    """Whether some other connection holds the store's write lock."""
+    if backend.name == "sqlite":
+        conn = sqlite3.connect(Path(env["LEDGER_HOME"]) / "ledger.db", timeout=0)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            return True
+        finally:
+            conn.close()
+    import psycopg
+
+    from tests.conftest import POSTGRES_URL
+
+    schema = env["LEDGER_DATABASE_URL"].rsplit("schema=", 1)[1]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND l.mode = 'ExclusiveLock' AND l.granted",
+            (schema,),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_an_import_killed_midway_appends_nothing(backend: Backend, tmp_path: Path) -> None:
+    """``ledger import -`` is fed half a file through a pipe: it must already be writing
+    (holding the write lock, having read well past the first chunk: a streaming import)
+    when it is killed with SIGKILL; nothing of it is then in the ledger, which still
+    verifies, and the whole file imports afterwards."""
+    env = backend.env()
+    full = {**os.environ, **env}
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text(json.dumps(history()[0]) + "\n")
+    subprocess.run([LEDGER, "import", str(seed)], env=full, check=True, capture_output=True)
+    path = tmp_path / "events.jsonl"
+    _lines_file(path, 20_000)
+    lines = path.read_bytes().splitlines(keepends=True)
+    importer = subprocess.Popen(
+        [LEDGER, "import", "-", "--no-progress"],
+        env=full,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert importer.stdin is not None
+    try:
+        # A blocking write returns once the importer has read all but a pipe's worth.
+        importer.stdin.write(b"".join(lines[:10_000]))
+        importer.stdin.flush()
+        deadline = time.monotonic() + 120
+        while not _holds_write_lock(backend, env):
+            assert importer.poll() is None, "the importer stopped"
+            assert time.monotonic() < deadline, "the importer never started writing"
+            time.sleep(0.1)
+    finally:
+        importer.send_signal(signal.SIGKILL)
+        importer.wait(timeout=60)
+        with contextlib.suppress(BrokenPipeError):
+            importer.stdin.close()
+    assert importer.returncode == -signal.SIGKILL
+    app = Ledger(backend.settings(env))
+    try:
+        assert app.index.count_events() == 1
+        assert app.head() == 1
+    finally:
+        app.close()
+    verify = subprocess.run([LEDGER, "verify"], env=full, capture_output=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    done = subprocess.run(
+        [LEDGER, "import", str(path), "-o", "json", "--no-progress"],
+        env=full,
+        capture_output=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    body = json.loads(done.stdout)
+    assert (body["appended"], body["duplicates"]) == (20_000 - 1, 1)
