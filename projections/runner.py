@@ -630,6 +630,12 @@ async def _consume(
     from ledger.bus_verify import BusVerificationError
 
     session = session if session is not None else _NatsSession()
+    if projector.position == 0 and app.head() == 0:
+        # An empty ledger (without a signing key yet, in a fresh home): nothing to apply.
+        if once:
+            return True
+        await asyncio.sleep(fetch_timeout)
+        return False
     settings = app.settings
     stream_name = settings.stream
     jsm = nc.jsm()
