@@ -450,6 +450,8 @@ class Relay:
         self._window = asyncio.Event()
         self._leaves: dict[int, int] = {}  # position -> leaf index, of the batches read
         self._checkpoint_size = -1  # the newest checkpoint published (-1: not read yet)
+        self._housekeeping: asyncio.Task[None] | None = None
+        """Checkpoints and tracking after a batch, beside the publishing (see _housekeep)."""
         self._appended = asyncio.Event()
         """Set by the store's hint that another commit happened (``watch_appends``)."""
         self._settle: float | None = None
@@ -848,19 +850,56 @@ class Relay:
                 reading.cancel()
                 with contextlib.suppress(BaseException):
                     await reading
+            # Ended by a failure: the next session starts from a resynchronisation.
+            await self._settle_housekeeping(cancel=True)
             self.stats.position = max(self.stats.position, self._acked)
 
     async def _caught_up(self, stop: asyncio.Event, once: bool) -> bool:
-        """Nothing left to read: settle what is in flight, publish checkpoints, then
-        either finish (``once``, or a stop asked: True) or wait for new appends."""
+        """Nothing left to read: settle what is in flight, then either publish the
+        checkpoints, record the position and finish (``once``, or a stop asked: True), or
+        leave those to the housekeeping and wait for new appends."""
         await self._drain()
-        await self._publish_checkpoints()
         if once or stop.is_set():
+            await self._settle_housekeeping()
+            await self._publish_checkpoints()
             await self._track_acked()
             return True
-        await self._track_acked(throttled=True)
+        await self._housekeep()
         await self._wait_for_appends(stop)
         return False
+
+    async def _housekeep(self) -> None:
+        """Publish the checkpoints now due and record the position (throttled) in a task
+        of its own, one at a time, so the next commit is read and published meanwhile:
+        under load a durable tracking write (an fsync, and the store's write lock shared
+        with the appenders) or a checkpoint's read took from tens of milliseconds to
+        seconds, and every event committed meanwhile waited for it.  A failure of the
+        previous round is raised here, in the relay's loop, and handled as any other."""
+        previous = self._housekeeping
+        if previous is not None:
+            if not previous.done():
+                return  # still at it; the next call starts the next round
+            self._housekeeping = None
+            previous.result()
+
+        async def round_() -> None:
+            await self._publish_checkpoints()
+            await self._track_acked(throttled=True)
+
+        self._housekeeping = asyncio.create_task(round_())
+
+    async def _settle_housekeeping(self, *, cancel: bool = False) -> None:
+        """Wait for the housekeeping round in progress (``cancel``: end it), raising its
+        failure unless cancelled."""
+        task, self._housekeeping = self._housekeeping, None
+        if task is None:
+            return
+        if cancel:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            return
+        await task
 
     async def _publish_batch(self, session: _Session, batch: Sequence[Notification]) -> None:
         """Publish a batch in position order, each with its JetStream expectation, within
@@ -917,9 +956,9 @@ class Relay:
         """After a batch: check the acks so far, track them, publish checkpoints, log
         progress now and then.  True when a stop was asked (everything drained)."""
         self._check()
-        await self._track_acked(throttled=True)
-        await self._publish_checkpoints()
+        await self._housekeep()
         if stop.is_set():
+            await self._settle_housekeeping()
             await self._drain()
             await self._track_acked()
             return True

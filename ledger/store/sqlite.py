@@ -36,6 +36,7 @@ from ledger.store.index import (
 )
 from ledger.store.snapshots import SnapshotTables
 from ledger.store.tree import TreeTables
+from ledger.store.wake import mark_commit
 
 CACHE_SIZE_KIB = 65536
 JOURNAL_SIZE_LIMIT_BYTES = 64 << 20
@@ -203,6 +204,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
             write = SQLiteEventWrite(self, c)
             yield write
             self.before_commit(write)
+        pool = self.datastore.pool
+        if write.wrote and not pool.is_sqlite_memory_mode:
+            # Committed and visible: followers on this machine (relay, projector) read now.
+            mark_commit(pool.db_name)
 
     def write_chunk(
         self,
@@ -429,12 +434,14 @@ class SQLiteEventWrite(EventWrite):
         self.recorder = recorder
         self.cursor = cursor
         self.tree_extended = False
+        self.wrote = False
 
     def insert(
         self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
     ) -> list[int]:
         ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
         if ids and not self.rehearsal:
+            self.wrote = True
             self.recorder.after_insert(self, ids, index_rows, stored_events)
         return ids
 

@@ -6,8 +6,12 @@ what is new, and polling remains the fallback (a missed or forged hint costs one
 one poll interval, never an event).
 
 - **SQLite**: the kernel's file notifications (Linux inotify, through ``asyncinotify``)
-  on the database's directory.  A commit writes the write-ahead log (``<db>-wal``), so
-  every commit by any process on this machine is seen, with no change to the writers.
+  on the database's directory.  After each commit of events the ledger's write path
+  opens and closes ``<db>-commit`` (``mark_commit``: no data, no fsync), so the hint
+  comes when the events are visible.  Until a follower has seen that marker it also
+  takes writes to the write-ahead log (``<db>-wal``) as hints, which catch any writer
+  but come before the commit is visible (its last write precedes the fsync and the
+  WAL-index update), so a follower woken by one reads again after short pauses.
 - **PostgreSQL**: ``LISTEN`` on the channel the write path already ``NOTIFY``s in the
   same transaction as the events (delivered at commit), on a connection of its own.
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +33,9 @@ if TYPE_CHECKING:
     from ledger.app import Ledger
 
 log = logging.getLogger("ledger.wake")
+
+COMMIT_MARKER_SUFFIX = "-commit"
+"""``<database><suffix>``: the empty file every commit of events opens and closes."""
 
 LISTEN_CHECK_SECONDS = 0.5
 """How often the PostgreSQL listener thread looks whether it should stop."""
@@ -54,12 +62,33 @@ async def _watch_sqlite(database: Path, wake: asyncio.Event) -> None:
     if str(database) == ":memory:" or not database.parent.is_dir():
         return
     names = {database.name, database.name + "-wal"}
+    marker = database.name + COMMIT_MARKER_SUFFIX
+    marked = False
     with Inotify() as inotify:
         # The directory, not the files: the WAL file is created and removed by SQLite.
-        inotify.add_watch(database.parent, Mask.MODIFY | Mask.CREATE | Mask.MOVED_TO)
+        mask = Mask.MODIFY | Mask.CREATE | Mask.MOVED_TO | Mask.CLOSE_WRITE
+        inotify.add_watch(database.parent, mask)
         async for event in inotify:
-            if event.name is not None and event.name.name in names:
+            if event.name is None:
+                continue
+            name = event.name.name
+            if name == marker:
+                # Writers mark their commits: the WAL's writes, which come before the
+                # commit is visible, would only wake the follower too early.
+                marked = True
+                if event.mask & Mask.CLOSE_WRITE:
+                    wake.set()
+            elif name in names and not marked and not event.mask & Mask.CLOSE_WRITE:
                 wake.set()
+
+
+def mark_commit(database: str) -> None:
+    """Tell followers on this machine that events were just committed to ``database``:
+    open and close its empty marker file (a hint: a failure is ignored, they poll)."""
+    try:
+        os.close(os.open(database + COMMIT_MARKER_SUFFIX, os.O_WRONLY | os.O_CREAT, 0o644))
+    except OSError as exc:
+        log.debug("could not mark a commit (%s); followers will poll", exc)
 
 
 async def _listen_postgres(app: Ledger, wake: asyncio.Event) -> None:

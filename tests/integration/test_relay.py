@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -453,6 +454,88 @@ def test_a_commit_by_another_process_wakes_the_caught_up_relay(
                     f"event {2 + n}, appended by another process",
                     timeout=30,
                 )
+    finally:
+        app.close()
+
+
+def test_on_sqlite_a_commit_marks_itself_and_followers_wake_on_the_mark(
+    sqlite_backend: Backend,
+) -> None:
+    """Each commit of events opens and closes ``<db>-commit`` once it is visible; a
+    follower that has seen such a mark wakes on marks only, no longer on the write-ahead
+    log's writes, which come before the commit is visible (a write that marks nothing,
+    here a table of another tool, wakes nobody; polling stays the fallback)."""
+    import sqlite3
+
+    from ledger.store.wake import COMMIT_MARKER_SUFFIX, mark_commit, watch_appends
+
+    app = Ledger(sqlite_backend.settings())
+    database = str(app.settings.sqlite_path)
+    marker = Path(database + COMMIT_MARKER_SUFFIX)
+
+    async def follow() -> None:
+        wake = asyncio.Event()
+        watcher = asyncio.create_task(watch_appends(app, wake))
+        try:
+            await asyncio.sleep(0.3)  # watching
+            await asyncio.to_thread(app.append_objects, [f.party("first")])
+            assert marker.exists()
+            await asyncio.wait_for(wake.wait(), 30)
+            await asyncio.sleep(0.3)  # the WAL's own events of that commit are in
+            wake.clear()
+
+            def unmarked_write() -> None:
+                with sqlite3.connect(database) as conn:
+                    conn.execute("CREATE TABLE IF NOT EXISTS other_tool (x)")
+                    conn.execute("INSERT INTO other_tool VALUES (1)")
+
+            await asyncio.to_thread(unmarked_write)
+            await asyncio.sleep(0.5)
+            assert not wake.is_set()
+            mark_commit(database)
+            await asyncio.wait_for(wake.wait(), 30)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await watcher
+
+    try:
+        asyncio.run(follow())
+    finally:
+        app.close()
+
+
+def test_a_slow_tracking_write_does_not_hold_up_publishing(
+    postgres_backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """The relay records its position beside publishing, not in its way.  Here its
+    tracking table is locked against writes (as a durable write is slow under load: an
+    fsync, the store's write lock shared with the appenders): events appended meanwhile
+    still reach the stream, and the position is recorded once the lock is gone.
+    PostgreSQL only: there a lock can hold the tracking write without holding appends."""
+    import psycopg
+
+    from tests.conftest import POSTGRES_URL
+
+    url = nats_server.url
+    app = Ledger(postgres_backend.settings())
+    schema = postgres_backend.schemas[-1]
+    try:
+        app.append_objects([f.party("first")])
+        with running_relay(app, url) as relay:
+            wait_until(lambda: relay.tracked_position() == 1, "the first position recorded")
+            with psycopg.connect(POSTGRES_URL) as lock:
+                table = f'"{schema}".{relay.tracking.tracking_table_name}'  # type: ignore[attr-defined]
+                lock.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+                for n in range(3):
+                    app.append_objects([f.party(f"later-{n}")])
+                    time.sleep(0.6)  # past the tracking interval: the relay records now
+                wait_until(
+                    lambda: stream_count(url) == 4, "the events appended while tracking waits"
+                )
+                assert relay.tracked_position() == 1
+                lock.rollback()
+            wait_until(lambda: relay.tracked_position() == 4, "the position recorded")
     finally:
         app.close()
 
