@@ -5,16 +5,19 @@ the relay's commit hints, in one run.
 
 An embedded nats-server and a ledger (SQLite in a temporary home, or a fresh schema of
 ``--postgres``); a relay with its default settings runs in a thread of this process, a
-subscriber (``ledger.subscribe``, start ``new``) receives here, and a *separate process*
+subscriber (``ledger.subscribe``, from the next position) receives here, and a *separate process*
 appends single events at ``--rate`` per second (one ``Ledger.append_objects`` call each,
 as ``ledger append`` does).  Per event: (received here) - (the appender's clock just
 before its append call), both ``time.monotonic()`` (one clock for every process on
-Linux).  Alternately ``--repeat`` times:
+Linux); it is also split where the relay starts publishing the event (commit -> relay
+publishes, relay publishes -> received).  Alternately ``--repeat`` times:
 
+- **raw nats** (the baseline): raw nats-py, a core publish (and flush) of a ~400-byte
+  message from another process at the same rate to a plain subscription here;
 - **hints**: the relay as shipped (``wake_on_commit=True``): it reads the log when the
   store hints at a commit, polling every 50 ms as the fallback;
 - **polling**: the same relay with ``wake_on_commit=False``: polling every 50 ms only
-  (the baseline: what the relay did before).
+  (what the relay did before the hints).
 
 Prints p50 / p99 / max for each (target: hints p99 < 20 ms at 200 events/s).
 """
