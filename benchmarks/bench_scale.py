@@ -5,6 +5,7 @@ memory of import and rebuild by ledger size, each against its own baseline in on
     python benchmarks/bench_scale.py memory [--sizes 100000,300000] [--postgres URL]
     python benchmarks/bench_scale.py postgres-import [--events 200000] --postgres URL
     python benchmarks/bench_scale.py rebuild [--sizes 100000,300000,1000000] [--keep DIR]
+                                             [--budgets default,unlimited]
 
 **append**: one licence is given N past shipments (imported in batches), then one more
 shipment is appended to it, in a new ``Ledger`` each time (as ``ledger append`` does in
@@ -304,7 +305,9 @@ def _raw_read_decode(env: dict[str, str]) -> tuple[int, float]:
         app.close()
 
 
-def rebuild_memory(sizes: list[int], postgres: str | None, keep: Path | None) -> None:
+def rebuild_memory(
+    sizes: list[int], postgres: str | None, keep: Path | None, budgets: list[str]
+) -> None:
     print(
         f"{'events':>10} {'raw ev/s':>9} {'budget':>9} {'rebuild ev/s':>12} {'of raw':>7} "
         f"{'tree MiB':>9} {'anon MiB':>9} {'evicted':>9}"
@@ -328,15 +331,15 @@ def rebuild_memory(sizes: list[int], postgres: str | None, keep: Path | None) ->
                 path.unlink()
                 (home / "imported").touch()
             events, raw = min(_raw_read_decode(env) for _ in range(2))
-            for budget in ("", "unlimited"):
+            for budget in budgets:
                 _seconds, peak, out = _tree_peak(
                     [LEDGER, "project", "--rebuild", "--once", "-o", "json"],
-                    {**env, "LEDGER_PROJECTOR_CACHE": budget},
+                    {**env, "LEDGER_PROJECTOR_CACHE": "" if budget == "default" else budget},
                 )
                 result = json.loads(out)
                 rate = result["applied"] / result["seconds"]
                 print(
-                    f"{events:>10,} {events / raw:>9,.0f} {budget or 'default':>9} "
+                    f"{events:>10,} {events / raw:>9,.0f} {budget:>9} "
                     f"{rate:>12,.0f} {rate / (events / raw):>7.1%} {peak[0] / 1024:>9.0f} "
                     f"{peak[1] / 1024:>9.0f} {result['evicted']:>9,}",
                     flush=True,
@@ -388,6 +391,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--postgres", metavar="URL")
     parser.add_argument(
+        "--budgets", help="rebuild: LEDGER_PROJECTOR_CACHE values, in order (default,unlimited)"
+    )
+    parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="rebuild: keep (and reuse) the SQLite ledgers here"
     )
     args = parser.parse_args()
@@ -399,7 +405,8 @@ def main() -> None:
         memory(sizes, args.postgres)
     elif args.what == "rebuild":
         sizes = [int(s) for s in (args.sizes or "100000,300000,1000000").split(",")]
-        rebuild_memory(sizes, args.postgres, args.keep)
+        budgets = (args.budgets or "default,unlimited").split(",")
+        rebuild_memory(sizes, args.postgres, args.keep, budgets)
     else:
         if not args.postgres:
             raise SystemExit("postgres-import needs --postgres URL")
