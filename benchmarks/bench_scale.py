@@ -123,56 +123,61 @@ def _world(licence: str) -> list[dict[str, Any]]:
 
 
 def append_latency(sizes: list[int], repeat: int, postgres: str | None) -> None:
-    from ledger.app import Ledger
-    from ledger.config import Settings
-
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         env = {"LEDGER_HOME": tmp, "LEDGER_ACTOR": "bench"}
         if postgres:
             env["LEDGER_DATABASE_URL"] = _fresh_schema(postgres)
-        app = Ledger(Settings.from_env(env))
-        app.append_objects(_world("GL-0")[:3])
+        try:
+            _append_latency(sizes, repeat, env)
+        finally:
+            if postgres:
+                _drop_schema(postgres, env["LEDGER_DATABASE_URL"].rsplit("schema=", 1)[1])
+
+
+def _append_latency(sizes: list[int], repeat: int, env: dict[str, str]) -> None:
+    from ledger.app import Ledger
+    from ledger.config import Settings
+
+    app = Ledger(Settings.from_env(env))
+    app.append_objects(_world("GL-0")[:3])
+    had = 0
+    print(f"{'past events':>12} {'append (ms)':>12} {'fresh (ms)':>11} {'ratio':>6} {'decoded':>8}")
+    for size in sizes:
+        licence = f"GL-{size}"
+        app.append_objects(_world(licence)[3:])
+        while had < size:
+            count = min(20_000, size - had)
+            app.append_objects([_shipment(had + i, licence) for i in range(count)])
+            had += count
         had = 0
-        print(
-            f"{'past events':>12} {'append (ms)':>12} {'fresh (ms)':>11} {'ratio':>6}"
-            f" {'decoded':>8}"
-        )
-        for size in sizes:
-            licence = f"GL-{size}"
-            app.append_objects(_world(licence)[3:])
-            while had < size:
-                count = min(20_000, size - had)
-                app.append_objects([_shipment(had + i, licence) for i in range(count)])
-                had += count
-            had = 0
-            timed: list[float] = []
-            fresh: list[float] = []
-            decoded = 0
-            for r in range(repeat):
-                for target in ("licence", "party"):
-                    one = Ledger(Settings.from_env(env))
-                    obj: dict[str, Any] = (
-                        _shipment(10**9 + r, licence)
-                        if target == "licence"
-                        else {
-                            "type": "PartyRegistered",
-                            "entity_id": f"fresh-{size}-{r}",
-                            "name": "Fresh",
-                            "country": "DE",
-                            "roles": ["end-user"],
-                            "effective_at": "2025-01-01",
-                            "sources": [SOURCE],
-                        }
-                    )
-                    started = time.perf_counter()
-                    one.append_objects([obj])
-                    (timed if target == "licence" else fresh).append(time.perf_counter() - started)
-                    if target == "licence":
-                        decoded = max(decoded, getattr(one, "events_loaded", -1))
-                    one.close()
-            a, b = statistics.median(timed), statistics.median(fresh)
-            print(f"{size:>12,} {a * 1e3:>12.1f} {b * 1e3:>11.1f} {a / b:>6.2f} {decoded:>8,}")
-        app.close()
+        timed: list[float] = []
+        fresh: list[float] = []
+        decoded = 0
+        for r in range(repeat):
+            for target in ("licence", "party"):
+                one = Ledger(Settings.from_env(env))
+                obj: dict[str, Any] = (
+                    _shipment(10**9 + r, licence)
+                    if target == "licence"
+                    else {
+                        "type": "PartyRegistered",
+                        "entity_id": f"fresh-{size}-{r}",
+                        "name": "Fresh",
+                        "country": "DE",
+                        "roles": ["end-user"],
+                        "effective_at": "2025-01-01",
+                        "sources": [SOURCE],
+                    }
+                )
+                started = time.perf_counter()
+                one.append_objects([obj])
+                (timed if target == "licence" else fresh).append(time.perf_counter() - started)
+                if target == "licence":
+                    decoded = max(decoded, getattr(one, "events_loaded", -1))
+                one.close()
+        a, b = statistics.median(timed), statistics.median(fresh)
+        print(f"{size:>12,} {a * 1e3:>12.1f} {b * 1e3:>11.1f} {a / b:>6.2f} {decoded:>8,}")
+    app.close()
 
 
 def _peak(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
@@ -354,6 +359,13 @@ def _fresh_schema(url: str) -> str:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}schema={schema}"
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def postgres_import(events: int, url: str) -> None:

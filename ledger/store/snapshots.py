@@ -30,6 +30,7 @@ import msgspec
 
 from ledger.domain.licence import LicenceState
 from ledger.store.codec import IndexRow
+from ledger.store.index import INSERT_CHUNK_ROWS
 from ledger.store.tree import Port
 
 SHIPMENTS_INDEXED = "shipments_indexed"
@@ -108,17 +109,22 @@ class SnapshotTables:
             for p, r in zip(positions, rows, strict=True)
             if r.shipment_id is not None
         ]
+        snapshots = [
+            (f"{r.entity_kind}:{r.entity_id}", r.originator_version, r.snapshot)
+            for r in rows
+            if r.snapshot is not None
+        ]
+        if self.postgres:
+            for start in range(0, max(len(shipments), len(snapshots)), INSERT_CHUNK_ROWS):
+                end = start + INSERT_CHUNK_ROWS  # (statements of bounded size, as the events)
+                self._write_postgres(port, shipments[start:end], snapshots[start:end])
+            return
         if shipments:
             _execute(
                 port,
                 self.sql(f"INSERT INTO {self.shipments} VALUES (?,?,?)" + self._ignore),
                 shipments,
             )
-        snapshots = [
-            (f"{r.entity_kind}:{r.entity_id}", r.originator_version, r.snapshot)
-            for r in rows
-            if r.snapshot is not None
-        ]
         if snapshots:
             _execute(
                 port,
@@ -130,6 +136,27 @@ class SnapshotTables:
                 ),
                 snapshots,
             )
+
+    def _write_postgres(
+        self,
+        port: Port,
+        shipments: Sequence[tuple[str, str, int]],
+        snapshots: Sequence[tuple[str, int, bytes | None]],
+    ) -> None:
+        """Both in one statement (one round trip: an append's cost on PostgreSQL is
+        mostly round trips), rows passed as arrays."""
+        columns = [list(c) for c in zip(*shipments, strict=True)] or [[], [], []]
+        snapshot_columns = [list(c) for c in zip(*snapshots, strict=True)] or [[], [], []]
+        port.execute(
+            f"WITH shipped AS (INSERT INTO {self.shipments} "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) ON CONFLICT DO NOTHING) "
+            f"INSERT INTO {self.snapshots} AS s "
+            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
+            "ON CONFLICT (originator_id) DO UPDATE SET "
+            "originator_version = excluded.originator_version, state = excluded.state "
+            "WHERE excluded.originator_version > s.originator_version",
+            (*columns, *snapshot_columns),
+        )
 
     # --- reading ------------------------------------------------------------------------
 
