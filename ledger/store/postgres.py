@@ -325,13 +325,17 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         ids = list(dict.fromkeys(originator_ids))
         if not ids:
             return out
+        # Without a bound, no condition on notification_id: PostgreSQL would AND a bitmap
+        # scan of the whole notification_id index (the entire log) into every entity's
+        # load, and every append would grow with the log.
         curs.execute(
             SQL(
                 "SELECT originator_id, originator_version, topic, state FROM {0} "
-                "WHERE originator_id = ANY(%s) AND notification_id <= %s "
-                "ORDER BY originator_id, originator_version"
+                "WHERE originator_id = ANY(%s)"
+                + ("" if upto is None else " AND notification_id <= %s")
+                + " ORDER BY originator_id, originator_version"
             ).format(self._events),
-            (ids, 2**62 if upto is None else upto),
+            (ids,) if upto is None else (ids, upto),
         )
         for row in curs.fetchall():
             out.setdefault(row["originator_id"], []).append(
