@@ -184,7 +184,9 @@ def schema_floor(path: Path, workdir: Path) -> float:
 
 
 def ledger_import(path: Path, workdir: Path, database_url: str | None) -> float:
-    from ledger.app import Ledger, gc_paused
+    """``ledger import``'s own path, in process: the file streamed in chunks through one
+    transaction (``Ledger.import_lines``)."""
+    from ledger.app import Ledger
     from ledger.config import Settings
     from ledger.intake import iter_lines
 
@@ -193,12 +195,12 @@ def ledger_import(path: Path, workdir: Path, database_url: str | None) -> float:
         env["LEDGER_DATABASE_URL"] = database_url
     app = Ledger(Settings.from_env(env))
     try:
+        app.signing_key()  # (made once per home: not part of an import)
         started = time.perf_counter()
-        with path.open("rb") as f, gc_paused():  # as `ledger import` does
-            submissions = app.parse_lines(iter_lines(f))
-            result = app.append(submissions)
+        with path.open("rb") as f:
+            result = app.import_lines(iter_lines(f))
         elapsed = time.perf_counter() - started
-        assert len(result.appended) == len(submissions), "benchmark batch was not all new"
+        assert result.appended == result.total, "benchmark batch was not all new"
         return elapsed
     finally:
         app.close()
@@ -323,7 +325,8 @@ def main() -> None:
             "raw: same rows into the ledger's tables, no validation)"
         )
         print(f"ledger import      : {import_rate:>10,.0f} events/s (SQLite, synchronous=FULL)")
-        print(f"ratio              : {import_rate / raw_rate:>10.1%} (target >= 40%)")
+        print(f"import / raw       : {import_rate / raw_rate:>10.1%}")
+        print(f"import / floor     : {import_rate / floor_rate:>10.1%} (target >= 50%)")
         # Shipments before a scheduled later event, against the same shipments without one.
         n = 4000
         plain = min(scheduled_ahead(workdir, n, False) for _ in range(args.repeat))

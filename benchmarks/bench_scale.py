@@ -2,7 +2,8 @@
 memory of import and rebuild by ledger size, each against its own baseline in one run.
 
     python benchmarks/bench_scale.py append [--sizes 0,1000,10000] [--repeat 5] [--postgres URL]
-    python benchmarks/bench_scale.py memory [--sizes 100000,300000] [--postgres URL]
+    python benchmarks/bench_scale.py memory [--sizes 100000,300000,1000000] [--postgres URL]
+        [--import-only]
     python benchmarks/bench_scale.py postgres-import [--events 200000] --postgres URL
     python benchmarks/bench_scale.py rebuild [--sizes 100000,300000,1000000] [--keep DIR]
                                              [--budgets default,unlimited]
@@ -201,7 +202,7 @@ def _peak(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     return float(seconds), int(peak)
 
 
-def memory(sizes: list[int], postgres: str | None) -> None:
+def memory(sizes: list[int], postgres: str | None, rebuild: bool = True) -> None:
     generate = _bench_import().generate
     print(
         f"{'events':>10} {'import s':>9} {'import MiB':>11} {'rebuild s':>10} {'rebuild MiB':>12}"
@@ -214,7 +215,7 @@ def memory(sizes: list[int], postgres: str | None) -> None:
             if postgres:
                 env["LEDGER_DATABASE_URL"] = _fresh_schema(postgres)
             imported = _peak([LEDGER, "import", str(path), "--no-progress"], env)
-            rebuilt = _peak([LEDGER, "project", "--rebuild", "--once"], env)
+            rebuilt = _peak([LEDGER, "project", "--rebuild", "--once"], env) if rebuild else (0, 0)
             path.unlink()
             print(
                 f"{size:>10,} {imported[0]:>9.1f} {imported[1] / 1024:>11.0f}"
@@ -408,13 +409,16 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="rebuild: keep (and reuse) the SQLite ledgers here"
     )
+    parser.add_argument(
+        "--import-only", action="store_true", help="memory: measure the import, not the rebuild"
+    )
     args = parser.parse_args()
     if args.what == "append":
         sizes = [int(s) for s in (args.sizes or "0,1000,10000,50000,200000").split(",")]
         append_latency(sizes, args.repeat, args.postgres)
     elif args.what == "memory":
         sizes = [int(s) for s in (args.sizes or "100000,300000").split(",")]
-        memory(sizes, args.postgres)
+        memory(sizes, args.postgres, rebuild=not args.import_only)
     elif args.what == "rebuild":
         sizes = [int(s) for s in (args.sizes or "100000,300000,1000000").split(",")]
         budgets = (args.budgets or "default,unlimited").split(",")
