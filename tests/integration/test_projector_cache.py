@@ -6,8 +6,12 @@ the NATS stream) keeps them exact too.  Both backends."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -208,3 +212,13 @@ def _wait_for(condition: Any, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.05)
+
+
+def test_ledger_project_refuses_a_malformed_budget(tmp_path: Path) -> None:
+    ledger = str(Path(sys.executable).parent / "ledger")
+    env = {**os.environ, "LEDGER_HOME": str(tmp_path), "LEDGER_PROJECTOR_CACHE": "lots"}
+    done = subprocess.run(
+        [ledger, "project", "--once"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "LEDGER_PROJECTOR_CACHE='lots'" in done.stderr and "megabytes" in done.stderr
