@@ -30,9 +30,12 @@ may still be in flight in a background writer.
 With a budget, cached entities are also *slim*: they keep their fold (bounded whatever
 the history: a licence counts its shipments), record and rows, but not their events,
 which only an out-of-order event needs (it reads them from the store, recomputes, and
-lets them go).  An entity's size then does not grow with its history, and the cache
-holds a number of entities, not of events.  Without a budget (``unlimited``) entities
-keep their events.
+lets them go).  Its current rows, one per valid-time segment of its record, are trimmed
+to the last ones once written: events in effective order change only the last row, and
+an event out of order first reads the earlier ones back from the views (they cannot have
+changed meanwhile).  An entity's size then does not grow with its history, and the
+cache holds a number of entities, not of events.  Without a budget (``unlimited``)
+entities keep their events and rows.
 """
 
 from __future__ import annotations
@@ -80,8 +83,9 @@ DEFAULT_CACHE_MB = 160.0
 a batch of decoded events and of view changes) a rebuild stays under ~300 MB."""
 EVENT_BYTES = 1_200
 """What one event held in the cache costs (the decoded event, its share of the fold)."""
-ENTITY_BYTES = 2_000
-"""What one cached entity costs besides its events (fold, record, rows, timeline)."""
+ENTITY_BYTES = 4_500
+"""What one cached entity costs besides its events (fold, record, rows, timeline):
+a slim licence is ~60 small objects."""
 
 
 def cache_budget(value: str | None = None) -> int | None:
@@ -133,6 +137,9 @@ class CachedEntity:
     record: rec.Record | None = None
     """The static record of ``folded`` (None before the entity exists)."""
     rows: list[Row] = field(default_factory=list)
+    trimmed: bool = False
+    """``rows`` holds only the last rows (from the first that shows the last row's
+    record body); the earlier ones are in the store, unchanged (``Projector._trim``)."""
     known: bool = False
     """Listed in ``views_entities`` already."""
     ref: str | None = None
@@ -172,6 +179,8 @@ class Projector(Projection[Any]):
         self.evicted = 0
         self.reloaded = 0
         """Entities evicted and entities reloaded from the store, since the start."""
+        self.untrimmed = 0
+        """Entities whose trimmed rows were read back (for an event out of order)."""
         self._known: set[str] = set()
         self._pending = Changes()
         self._pending_data: dict[int, tuple[int, bytes, bytes]] = {}
@@ -194,6 +203,8 @@ class Projector(Projection[Any]):
         self._pending = Changes()
         self._pending_data.clear()
         self._touched.clear()
+        self._written_next: dict[str, CachedEntity] = {}
+        """The entities of the write in flight (trimmed once it is done)."""
         self._new_rows: list[tuple[CachedEntity, Row]] = []
         self.position = self.store.position()
         self._pending_position = self._submitted_position = self.position
@@ -332,6 +343,8 @@ class Projector(Projection[Any]):
                 events = self._load_history([key], self._pending_position).get(key, [])
                 entity.events = events
             events.append(e)
+            if entity.trimmed:
+                self._untrim(entity)
             since = start
             if type(e) is ev.EventRetracted:
                 target = next((x for x in events if x.event_id == e.retracted_event_id), None)
@@ -384,6 +397,27 @@ class Projector(Projection[Any]):
                 self._close(entity, tail, tail.vf, tail.vt, recorded)
                 self._drop(entity, rows.pop(), recorded)
         rows.append(self._new_row(entity, start, rec.INFINITY, recorded, data_id, static))
+
+    def _trim(self, entity: CachedEntity) -> None:
+        """Keep only the last rows of a written entity: from the first row showing the
+        last row's record body (pieces of one body are dropped together, ``_drop``)."""
+        rows = entity.rows
+        if len(rows) < 2:
+            return
+        last = rows[-1].data_id
+        first = next(i for i, r in enumerate(rows) if r.data_id == last)
+        if first:
+            entity.rows = rows[first:]
+            entity.trimmed = True
+
+    def _untrim(self, entity: CachedEntity) -> None:
+        """Read back the rows ``_trim`` let go: the stored rows before the first one in
+        memory (only the rows in memory can have changed since they were written)."""
+        start = entity.rows[0].vf
+        stored = self.store.current_rows([entity.key]).get(entity.key, [])
+        entity.rows = [current_row(r) for r in stored if r.vf < start] + entity.rows
+        entity.trimmed = False
+        self.untrimmed += 1
 
     def _slim(self, entity: CachedEntity) -> None:
         """Let go of the entity's events (see the module docstring)."""
@@ -550,6 +584,12 @@ class Projector(Projection[Any]):
         budget = self.budget
         if budget is None:
             return
+        # Written now: the previous batch's entities (waited for), or this one's.
+        written = self._written_next if keep else touched
+        self._written_next = keep
+        for key, done in written.items():
+            if key not in keep:
+                self._trim(done)
         cache = self.cache
         for key in touched:
             entity = cache.pop(key, None)
