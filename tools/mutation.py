@@ -45,8 +45,6 @@ timeline computation, asymmetry, findings, decisions, intake and backfill checks
 
 TESTS = [
     "tests/unit",
-    "-p",
-    "no:cacheprovider",
     # These read the repository itself (its docs, git's ignore rules), not the code.
     "--ignore=tests/unit/test_docs.py",
     "--ignore=tests/unit/test_secrets.py",
@@ -56,11 +54,21 @@ TESTS = [
 (The integration tests would kill more through the ledger on a database, at many times
 the cost; the rules' cases are unit tests for this reason.)"""
 
+PER_RUN = ["-p", "no:cacheprovider", "--no-header"]
+"""Added to every pytest run, the per-mutant ones included (mutmut gives those the test
+ids alone, not ``TESTS``): no ``.pytest_cache`` written after each mutant."""
+
+PROFILE = "dev"
+"""The Hypothesis profile under mutation: each mutant runs only the tests that reach the
+mutated function, and a property's first 20 derandomized examples are enough to reach
+it; the 200 of ``ci`` made the property tests most of a run's time."""
+
 PYPROJECT = """\
 [tool.mutmut]
 source_paths = ["ledger"]
 only_mutate = {modules}
 pytest_add_cli_args_test_selection = {tests}
+pytest_add_cli_args = {per_run}
 
 [tool.pytest.ini_options]
 asyncio_mode = "auto"
@@ -70,10 +78,21 @@ markers = ["postgres", "nats", "slow"]
 
 
 def _sync(source: Path, target: Path) -> None:
-    """Mirror ``source`` into ``target`` (copies, so mutmut's mtimes see edits)."""
+    """Mirror ``source`` into ``target``, every file stamped now.
+
+    mutmut re-mutates a file only when the source is newer than its copy in ``mutants/``,
+    and it copies the files it does not mutate there, stamped at that time: with the
+    sources' own mtimes kept (``copy2``), a module not mutated by the previous run stayed
+    unmutated in this one.  Re-mutating costs milliseconds, and results are kept by each
+    function's hash."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        source,
+        target,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        copy_function=shutil.copy,
+    )
 
 
 def stage(modules: list[str]) -> None:
@@ -84,21 +103,39 @@ def stage(modules: list[str]) -> None:
     _sync(ROOT / "cli", package / "cli")
     _sync(ROOT / "tests", STAGE / "tests")
     (STAGE / "pyproject.toml").write_text(
-        PYPROJECT.format(modules=json.dumps(modules), tests=json.dumps(TESTS)), encoding="utf-8"
+        PYPROJECT.format(
+            modules=json.dumps(modules), tests=json.dumps(TESTS), per_run=json.dumps(PER_RUN)
+        ),
+        encoding="utf-8",
     )
+    # Which tests reach which function: after a run over some modules the file was found
+    # holding no function at all, and a later run over other modules that loads it
+    # leaves their mutants without tests.  Collecting it afresh takes about 10 s.
+    (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
 
 
 def run(workers: int | None, modules: list[str]) -> int:
     stage(modules)
+    # The console script, not ``python -m mutmut``: mutmut's workers import
+    # ``mutmut.__main__``, which ``-m`` would execute a second time.
     command = [sys.executable, "-m", "mutmut", "run"]
     if workers:
         command += ["--max-children", str(workers)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["LEDGER_HYPOTHESIS_PROFILE"] = PROFILE
     return subprocess.run(command, cwd=STAGE, env=env).returncode
 
 
 def results() -> dict[str, str]:
     """mutant name -> status, from ``mutmut results --all true``."""
+    # mutmut reports the modules its configuration names: all of them, not only those of
+    # the last ``--module`` run.
+    config = STAGE / "pyproject.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        re.sub(r"(?m)^only_mutate = .*$", f"only_mutate = {json.dumps(MODULES)}", text),
+        encoding="utf-8",
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "mutmut", "results", "--all", "true"],
         cwd=STAGE,

@@ -294,7 +294,14 @@ def recording(ledger: Ledgerless, lid: str, r: Request) -> RuleViolation | None:
     return None
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# At least 300 (cheap, and the edges need that many), more under a bigger profile, but
+# the `dev` profile's count in the quick loop and under mutation testing.
+EXAMPLES = settings.default.max_examples
+if EXAMPLES >= 200:
+    EXAMPLES = max(300, EXAMPLES)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st_.lists(licences, min_size=1, max_size=2),
     st_.lists(operation, max_size=12),
