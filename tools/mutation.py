@@ -17,6 +17,7 @@ re-tests functions that changed.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -114,13 +115,25 @@ def stage(modules: list[str]) -> None:
     (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
 
 
-def run(workers: int | None, modules: list[str]) -> int:
+def run(workers: int | None, modules: list[str], again: bool = False) -> int:
+    names: list[str] = []
+    if again:
+        # mutmut keeps a result until the mutated function changes; new tests change no
+        # function, so the mutants they may kill are named to be checked again.
+        names = [
+            name
+            for name, status in results().items()
+            if status in ("survived", "no tests")
+            and any(fnmatch.fnmatch(_path(name), glob) for glob in modules)
+        ]
+        if not names:
+            print("No surviving mutant in these modules.")
+            return 0
     stage(modules)
-    # The console script, not ``python -m mutmut``: mutmut's workers import
-    # ``mutmut.__main__``, which ``-m`` would execute a second time.
     command = [sys.executable, "-m", "mutmut", "run"]
     if workers:
         command += ["--max-children", str(workers)]
+    command += names
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["LEDGER_HYPOTHESIS_PROFILE"] = PROFILE
     return subprocess.run(command, cwd=STAGE, env=env).returncode
@@ -149,6 +162,11 @@ def results() -> dict[str, str]:
         if sep:
             out[name] = status
     return out
+
+
+def _path(mutant: str) -> str:
+    """ledger/domain/party.py for ledger.domain.party.xǁPartyStateǁapply__mutmut_1."""
+    return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0].replace(".", "/") + ".py"
 
 
 def equivalent() -> dict[str, str]:
@@ -232,9 +250,15 @@ def main() -> int:
         "repeatable; default: all of MODULES. Earlier results are kept, so modules can "
         "be run one at a time and reported together.",
     )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="check the surviving (and untested) mutants of these modules again, after "
+        "tests were added",
+    )
     args = parser.parse_args()
     if args.action == "run":
-        status = run(args.workers, args.module or MODULES)
+        status = run(args.workers, args.module or MODULES, args.again)
         if status != 0:
             return status
     return report()

@@ -1,0 +1,45 @@
+"""Which quantities the ledger records, and how they read back
+(``ledger.domain.quantities``).  Pure: no services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from ledger.domain.quantities import check_quantity, quantity_text
+from ledger.errors import RuleViolation
+
+RANGE = "is out of range: quantities are below 10^15 with at most 9 decimal places"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "message"),
+    [
+        # Exponents too wide to write out: the rule still says which limit is broken.
+        ("0E+1000000000", "positive-quantity", f"'0E+1000000000' {RANGE}"),
+        ("1E-1000000000", "quantity-precision", f"'1E-1000000000' {RANGE}"),
+        ("0", "positive-quantity", "must be greater than 0, got 0"),
+        ("0.0000000001", "quantity-precision", f"0.0000000001 {RANGE}"),
+        ("1000000000000000", "quantity-precision", f"1000000000000000 {RANGE}"),
+    ],
+)
+def test_quantities_refused(text: str, rule: str, message: str) -> None:
+    with pytest.raises(RuleViolation) as caught:
+        check_quantity(Decimal(text), "items[0].cap")
+    error = caught.value
+    assert (error.rule, error.field, error.message) == (rule, "items[0].cap", message)
+
+
+@pytest.mark.parametrize("text", ["0.000000001", "1", "999999999999999.999999999"])
+def test_quantities_at_the_limits_are_recorded(text: str) -> None:
+    check_quantity(Decimal(text), "quantity")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("1000.50", "1,000.5"), ("100.0", "100"), ("1234", "1,234"), ("0.25", "0.25")],
+)
+def test_quantity_text(text: str, shown: str) -> None:
+    """Thousands separated, no trailing zeros, no dangling decimal point."""
+    assert quantity_text(Decimal(text)) == shown
