@@ -322,6 +322,12 @@ def test_a_reversal_undoes_implementations_up_to_its_own_instant() -> None:
             id="lapsed at the instant of its reversal",
         ),
         pytest.param(
+            [f.agreement(), f.pledge("c1"), ended("CommitmentLapsed", "c1")],
+            ended("CommitmentLapsed", "c1", effective_at="2026-03-01"),
+            ("already-ended", "entity_id", "commitment 'c1' already lapsed on 2026-01-01"),
+            id="lapsed twice",
+        ),
+        pytest.param(
             [f.agreement(), f.pledge("c1"), f.implemented("c1", extent="partial")],
             ended("CommitmentLapsed", "c1"),
             (
