@@ -184,7 +184,7 @@ def test_a_reversal_undoes_implementations_up_to_its_own_instant() -> None:
             (
                 "extension-must-extend",
                 "valid_until",
-                "2026-11-10 does not extend the current end 2026-11-10",
+                "through 2026-11-09 does not extend the current end (through 2026-11-09)",
             ),
             id="extension to the same end",
         ),
@@ -294,7 +294,7 @@ def test_a_reversal_undoes_implementations_up_to_its_own_instant() -> None:
             (
                 "window-ends-before-start",
                 "in_force_until",
-                "ends at 2025-11-10, not after its start 2025-11-10",
+                "ends at the end of 2025-11-09, not after its start 2025-11-10",
             ),
             id="implementation ending at its start",
         ),

@@ -146,19 +146,19 @@ def test_suspension_windows_may_touch_but_not_overlap() -> None:
         pytest.param(
             [f.measure(), f.suspended(effective_at="2025-11-09", until="2025-11-30")],
             f.suspended(effective_at="2025-10-01", until="2025-11-09"),
-            "from 2025-11-09 to 2025-12-01",
+            "from 2025-11-09 through 2025-11-30",
             id="ending a day into an existing window",
         ),
         pytest.param(
             [f.measure(), f.suspended(effective_at="2025-11-09", until="2025-11-30")],
             f.suspended(effective_at="2025-11-30", until=None),
-            "from 2025-11-09 to 2025-12-01",
+            "from 2025-11-09 through 2025-11-30",
             id="open-ended, starting in an existing window",
         ),
         pytest.param(
             [f.measure(), f.suspended(effective_at="2025-11-09", until=None)],
             f.suspended(effective_at="2030-01-01", until="2030-01-02"),
-            "from 2025-11-09 to open-ended",
+            "from 2025-11-09 open-ended",
             id="after the start of an open-ended window",
         ),
     ],
@@ -215,7 +215,7 @@ def test_ending_a_suspension_ends_the_window_in_force_then() -> None:
             (
                 "window-ends-before-start",
                 "until",
-                "ends at 2025-11-09, not after its start 2025-11-09",
+                "ends at the end of 2025-11-08, not after its start 2025-11-09",
             ),
             id="suspension ending at its start",
         ),

@@ -97,7 +97,8 @@ def test_vetting_expires_at_the_instant_it_is_valid_until() -> None:
     error = rejection(setup, f.licence(effective_at="2025-12-02"))
     assert (error.rule, error.field) == ("end-user-not-vetted", "end_users[0]")
     assert error.message == (
-        "end user 'buyer' is not vetted-approved on 2025-12-02 (vetting expired on 2025-12-02)"
+        "end user 'buyer' is not vetted-approved on 2025-12-02 "
+        "(vetting expired at the end of 2025-12-01)"
     )
     Ledgerless().append(*setup, f.licence(effective_at="2025-12-01T23:59:59Z"))
 
@@ -146,7 +147,7 @@ def test_vetting_expires_at_the_instant_it_is_valid_until() -> None:
             f.vetted("x", effective_at="2025-06-01", valid_until="2025-05-31"),
             "window-ends-before-start",
             "valid_until",
-            "ends at 2025-06-01, not after its start 2025-06-01",
+            "ends at the end of 2025-05-31, not after its start 2025-06-01",
             id="vetting valid until its start",
         ),
         pytest.param(
