@@ -198,11 +198,14 @@ class Ledger(Application[str]):
 
     # --- reading ----------------------------------------------------------------------
 
-    def load_entities(self, keys: list[str]) -> dict[str, Iterator[Recorded]]:
+    def load_entities(
+        self, keys: Sequence[str], *, upto: int | None = None
+    ) -> dict[str, Iterator[Recorded]]:
         """The stored events of many entities (``kind:id`` keys), decoded lazily in
-        version order: what ``Workspace`` checks an append against."""
+        version order: what ``Workspace`` checks an append against (``upto``: only those
+        stored at or before that position, as the views projector reloads an entity)."""
         to_domain_event = self.msgspec_mapper.to_domain_event
-        found = self.index.select_entities(keys)
+        found = self.index.select_entities(keys, upto=upto)
         self.events_loaded += sum(len(stored) for stored in found.values())
         return {key: map(to_domain_event, stored) for key, stored in found.items()}
 

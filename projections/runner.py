@@ -74,9 +74,8 @@ def history_loader(app: Ledger) -> Callable[[Sequence[str], int], dict[str, list
     versions), many entities per query."""
 
     def load(keys: Sequence[str], upto: int) -> dict[str, list[ev.Event]]:
-        decode = app.decode
-        found = app.index.select_entities(keys, upto=upto)
-        return {key: [decode(s.topic, s.state) for s in found.get(key, ())] for key in keys}
+        found = app.load_entities(keys, upto=upto)
+        return {key: [r.event for r in found.get(key, ())] for key in keys}
 
     return load
 
