@@ -36,8 +36,8 @@ from ledger.domain import rules
 from ledger.domain import state as st
 from ledger.domain.aggregate import Entity, Workspace, entity_key, project_entity, references
 from ledger.domain.licence import same_shipment
-from ledger.errors import ConflictError, LedgerError, RuleViolation, StoreError
-from ledger.intake import Submission, parse_json, parse_object
+from ledger.errors import ConflictError, LedgerError, StoreError
+from ledger.intake import Submission, check_backfilled_time, parse_json, parse_object
 from ledger.store.codec import (
     IndexRow,
     MsgspecMapper,
@@ -535,31 +535,7 @@ class Ledger(Application[str]):
         for s in submissions:
             if s.event.event_id in stored:
                 continue
-            recorded = s.event.recorded_at
-            if recorded > current:
-                raise RuleViolation(
-                    "backfill-recorded-in-future",
-                    f"recorded time {iso(recorded)} is in the future",
-                    field="recorded_at",
-                    line=s.line,
-                )
-            if last is not None and recorded < last:
-                raise RuleViolation(
-                    "backfill-before-ledger",
-                    f"recorded time {iso(recorded)} is earlier than the latest recorded time "
-                    f"already in the ledger ({iso(last)}); the known-at axis cannot be rewritten",
-                    field="recorded_at",
-                    line=s.line,
-                )
-            if previous is not None and recorded < previous:
-                raise RuleViolation(
-                    "backfill-recorded-decreases",
-                    f"recorded time {iso(recorded)} is earlier than the previous line's "
-                    f"{iso(previous)}; recorded times must never decrease",
-                    field="recorded_at",
-                    line=s.line,
-                )
-            previous = recorded
+            previous = check_backfilled_time(s, now=current, latest=last, previous=previous)
         return current
 
     def _append_once(

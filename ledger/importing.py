@@ -37,8 +37,8 @@ from ledger import events as ev
 from ledger.domain import state as st
 from ledger.domain.aggregate import Entity, Loader, Workspace, references
 from ledger.domain.licence import LicenceState
-from ledger.errors import ConflictError, LedgerError, RuleViolation, StoreError
-from ledger.intake import Submission, parse_json
+from ledger.errors import ConflictError, LedgerError, StoreError
+from ledger.intake import Submission, check_backfilled_time, parse_json
 from ledger.store.codec import IndexRow, Recorded
 from ledger.store.index import IndexEntry
 from ledger.store.snapshots import encode_snapshot
@@ -400,31 +400,9 @@ class _Import:
             entry = stored.get(s.event.event_id)
             if entry is not None and entry.position <= self.head:
                 continue
-            recorded = s.event.recorded_at
-            if recorded > current:
-                raise RuleViolation(
-                    "backfill-recorded-in-future",
-                    f"recorded time {iso(recorded)} is in the future",
-                    field="recorded_at",
-                    line=s.line,
-                )
-            if last is not None and recorded < last:
-                raise RuleViolation(
-                    "backfill-before-ledger",
-                    f"recorded time {iso(recorded)} is earlier than the latest recorded time "
-                    f"already in the ledger ({iso(last)}); the known-at axis cannot be rewritten",
-                    field="recorded_at",
-                    line=s.line,
-                )
-            if self.previous is not None and recorded < self.previous:
-                raise RuleViolation(
-                    "backfill-recorded-decreases",
-                    f"recorded time {iso(recorded)} is earlier than the previous line's "
-                    f"{iso(self.previous)}; recorded times must never decrease",
-                    field="recorded_at",
-                    line=s.line,
-                )
-            self.previous = recorded
+            self.previous = check_backfilled_time(
+                s, now=current, latest=last, previous=self.previous
+            )
 
     def _record(
         self,

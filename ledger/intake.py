@@ -615,3 +615,43 @@ def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         stripped = raw.strip()
         if stripped:
             yield number, stripped
+
+
+def check_backfilled_time(
+    s: Submission,
+    *,
+    now: dt.datetime,
+    latest: dt.datetime | None,
+    previous: dt.datetime | None,
+) -> dt.datetime:
+    """A backfilled event's recorded time, checked against the ledger's clock (``now``),
+    its latest recorded time and the previous new line's: the known-at axis only grows.
+    Returns the time, the next line's ``previous``.  (The one rule for ``append`` and the
+    streaming import alike.)"""
+    from ledger.times import iso
+
+    recorded = s.event.recorded_at
+    if recorded > now:
+        raise RuleViolation(
+            "backfill-recorded-in-future",
+            f"recorded time {iso(recorded)} is in the future",
+            field="recorded_at",
+            line=s.line,
+        )
+    if latest is not None and recorded < latest:
+        raise RuleViolation(
+            "backfill-before-ledger",
+            f"recorded time {iso(recorded)} is earlier than the latest recorded time "
+            f"already in the ledger ({iso(latest)}); the known-at axis cannot be rewritten",
+            field="recorded_at",
+            line=s.line,
+        )
+    if previous is not None and recorded < previous:
+        raise RuleViolation(
+            "backfill-recorded-decreases",
+            f"recorded time {iso(recorded)} is earlier than the previous line's "
+            f"{iso(previous)}; recorded times must never decrease",
+            field="recorded_at",
+            line=s.line,
+        )
+    return recorded

@@ -297,3 +297,58 @@ def test_an_import_killed_midway_appends_nothing(backend: Backend, tmp_path: Pat
     assert done.returncode == 0, done.stderr.decode()
     body = json.loads(done.stdout)
     assert (body["appended"], body["duplicates"]) == (20_000 - 1, 1)
+
+
+def test_backfilled_times_are_refused_alike_by_a_batch_append_and_a_streamed_import(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    """One rule for recorded times under --backfill (ledger.intake.check_backfilled_time):
+    a batch append and the streaming import, with its chunks, refuse the same lines with
+    the same rule and words."""
+
+    def party(n: int, recorded: str) -> dict[str, Any]:
+        return {
+            "event_id": _id(900 + n),
+            "type": "PartyRegistered",
+            "entity_id": f"p-{n}",
+            "name": f"Party {n}",
+            "country": "DE",
+            "roles": ["end-user"],
+            "effective_at": "2025-01-01T00:00:00Z",
+            "recorded_at": recorded,
+            "sources": SRC,
+        }
+
+    cases = {
+        "backfill-recorded-decreases": [
+            party(1, "2025-03-01T00:00:00Z"),
+            party(2, "2025-03-02T00:00:00Z"),
+            party(3, "2025-03-01T12:00:00Z"),
+        ],
+        "backfill-recorded-in-future": [
+            party(1, "2025-03-01T00:00:00Z"),
+            party(2, "2999-01-01T00:00:00Z"),
+        ],
+    }
+    for rule, objs in cases.items():
+        refusals = []
+        for attempt in ("append", "import"):
+            app = make_ledger()
+            with pytest.raises(RuleViolation) as refused:
+                if attempt == "append":
+                    app.append_objects(objs, backfill=True)
+                else:
+                    import_lines(app, _lines(objs), backfill=True, chunk_lines=1)
+            refusals.append((refused.value.rule, refused.value.line, str(refused.value)))
+            assert app.index.count_events() == 0
+        assert refusals[0] == refusals[1], refusals
+        assert refusals[0][:2] == (rule, len(objs))
+    # The ledger's latest recorded time bounds both.
+    app = make_ledger()
+    app.append_objects([party(1, "2025-03-01T00:00:00Z")], backfill=True)
+    early = [party(2, "2025-02-01T00:00:00Z")]
+    with pytest.raises(RuleViolation, match="earlier than the latest recorded time") as a:
+        app.append_objects(early, backfill=True)
+    with pytest.raises(RuleViolation, match="earlier than the latest recorded time") as b:
+        import_lines(app, _lines(early), backfill=True)
+    assert a.value.rule == b.value.rule == "backfill-before-ledger"
