@@ -66,8 +66,12 @@ def test_the_seeds_are_private_and_the_server_config_holds_public_keys_only(
     # A restart keeps the same keys: clients holding a seed still get in.
     before = {role: seed_file(home_settings.home, role).read_text() for role in ROLES}
     secured.stop()
-    embedded_server(home_settings).start()
-    assert {role: seed_file(home_settings.home, role).read_text() for role in ROLES} == before
+    again = embedded_server(home_settings)
+    again.start()
+    try:
+        assert {role: seed_file(home_settings.home, role).read_text() for role in ROLES} == before
+    finally:
+        again.stop()
 
 
 def test_a_reader_is_refused_publishing_purging_and_deleting(
