@@ -12,6 +12,11 @@ tests, a pyproject with the mutmut settings), runs mutmut there, and writes the 
 listed in ``tests/mutation-equivalent.txt`` with the reason it cannot be killed, or a
 gap to close with a test.  Results are kept in ``.mutation/`` between runs: mutmut only
 re-tests functions that changed.
+
+The report names, per module, the commit its run was made on.  A module with no result in
+this checkout's ``.mutation/`` (run elsewhere, by another engineer or an earlier session)
+keeps its row and its survivors from the checked-in report, so modules can be run on
+different machines and reported together.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = ROOT / ".mutation"
 REPORT = ROOT / "docs" / "mutation.md"
 EQUIVALENT = ROOT / "tests" / "mutation-equivalent.txt"
+RUNS = STAGE / "runs.json"
+"""module -> the commit its last run was made on (written by ``run``)."""
 
 MODULES = [
     "ledger/domain/*.py",
@@ -136,7 +143,34 @@ def run(workers: int | None, modules: list[str], again: bool = False) -> int:
     command += names
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["LEDGER_HYPOTHESIS_PROFILE"] = PROFILE
-    return subprocess.run(command, cwd=STAGE, env=env).returncode
+    status = subprocess.run(command, cwd=STAGE, env=env).returncode
+    _record_run(modules)
+    return status
+
+
+def _modules(globs: list[str]) -> set[str]:
+    """The dotted names of the modules these installed-layout globs match, read from the
+    repository (``ledger/projections/`` is its ``projections/``; ``__init__`` has no code)."""
+    names: set[str] = set()
+    for glob in globs:
+        prefix, root, pattern = "ledger", ROOT / "ledger", glob.removeprefix("ledger/")
+        if pattern.startswith("projections/"):
+            prefix, root = "ledger.projections", ROOT / "projections"
+            pattern = pattern.removeprefix("projections/")
+        names |= {
+            ".".join((prefix, *path.relative_to(root).with_suffix("").parts))
+            for path in root.glob(pattern)
+            if path.name != "__init__.py"
+        }
+    return names
+
+
+def _record_run(globs: list[str]) -> None:
+    runs = json.loads(RUNS.read_text(encoding="utf-8")) if RUNS.exists() else {}
+    commit = _commit()
+    for module in _modules(globs):
+        runs[module] = commit
+    RUNS.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def results() -> dict[str, str]:
@@ -180,18 +214,57 @@ def equivalent() -> dict[str, str]:
     return out
 
 
+COLUMNS = ["mutants", "killed", "survived", "equivalent", "no tests", "not checked"]
+"""The counted columns of the report's table, in order (``mutants`` is their total)."""
+
+
+def _module_of(mutant: str) -> str:
+    # mutmut names mutants <module>.x_<function>__mutmut_N or <module>.xǁClassǁmethod...
+    return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0]
+
+
+def checked_in() -> tuple[dict[str, tuple[Counter[str], str]], list[str]]:
+    """The rows (counts, commit run on) and surviving mutants of the checked-in report."""
+    rows: dict[str, tuple[Counter[str], str]] = {}
+    survivors: list[str] = []
+    if not REPORT.exists():
+        return rows, survivors
+    text = REPORT.read_text(encoding="utf-8")
+    header = re.search(r"Reported on commit (\w+)", text)
+    default_commit = header.group(1) if header else "unknown"
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ledger.") and len(cells) in (8, 9):
+            counts: Counter[str] = Counter()
+            for column, cell in zip(COLUMNS[1:], cells[2:7], strict=True):
+                counts[column] = int(cell)
+            commit = cells[8] if len(cells) == 9 else default_commit
+            rows[cells[0]] = (counts, commit)
+        elif line.startswith("- `ledger."):
+            survivors.append(line[3:].rstrip("`"))
+    return rows, survivors
+
+
 def report() -> int:
-    statuses = results()
+    statuses = results() if (STAGE / "mutants").exists() else {}
     known = equivalent()
     by_module: dict[str, Counter[str]] = defaultdict(Counter)
     survivors: list[str] = []
     for name, status in sorted(statuses.items()):
-        # mutmut names mutants <module>.x_<function>__mutmut_N or <module>.xǁClassǁmethod...
-        module = re.split(r"\.x[_ǁ]", name, maxsplit=1)[0]
         state = "equivalent" if status == "survived" and name in known else status
-        by_module[module][state] += 1
+        by_module[_module_of(name)][state] += 1
         if status == "survived" and name not in known:
             survivors.append(name)
+    runs = json.loads(RUNS.read_text(encoding="utf-8")) if RUNS.exists() else {}
+    run_on = {module: runs.get(module, _commit()) for module in by_module}
+    # Modules run elsewhere keep what the checked-in report says of them.
+    rows, old_survivors = checked_in()
+    for module, (counts, commit) in rows.items():
+        if module not in by_module:
+            by_module[module] = counts
+            run_on[module] = commit
+            survivors += [name for name in old_survivors if _module_of(name) == module]
+    survivors.sort()
     lines = [
         "# Mutation testing report",
         "",
@@ -199,18 +272,21 @@ def report() -> int:
         "(mutmut over the domain and view logic; see the script's docstring).",
         f"Reported on commit {_commit()}. "
         f"Modules not run yet: {', '.join(_unrun(by_module)) or 'none'}.",
+        "Each module's row names the commit its run was made on; functions changed since",
+        "are re-checked by the next `run`.",
         "",
         "Score = killed (incl. timeouts) / (mutants checked - equivalent ones); mutants not",
         "yet checked (a run stopped early) are counted apart and not scored.",
         "",
-        "| module | mutants | killed | survived | equivalent | no tests | not checked | score |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | killed | survived | equivalent | no tests | not checked | score "
+        "| run on |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     totals: Counter[str] = Counter()
     for module, counts in sorted(by_module.items()):
         totals.update(counts)
-        lines.append(_row(module, counts))
-    lines.append(_row("**all**", totals))
+        lines.append(_row(module, counts, run_on[module]))
+    lines.append(_row("**all**", totals, ""))
     lines += ["", f"## Surviving mutants not judged equivalent ({len(survivors)})", ""]
     lines += [f"- `{name}`" for name in survivors] or ["None."]
     lines += ["", f"## Equivalent mutants ({len(known)}; reasons in tests/mutation-equivalent.txt)"]
@@ -220,14 +296,8 @@ def report() -> int:
 
 
 def _unrun(done: dict[str, Counter[str]]) -> list[str]:
-    """The modules of MODULES with no result (``__init__`` files have no code)."""
-    names = {
-        ".".join(path.relative_to(STAGE).with_suffix("").parts)
-        for glob in MODULES
-        for path in STAGE.glob(glob)
-        if path.name != "__init__.py"
-    }
-    return sorted(names - set(done))
+    """The modules of MODULES with no result."""
+    return sorted(_modules(MODULES) - set(done))
 
 
 def _commit() -> str:
@@ -237,14 +307,14 @@ def _commit() -> str:
     return proc.stdout.strip() or "unknown"
 
 
-def _row(module: str, counts: Counter[str]) -> str:
+def _row(module: str, counts: Counter[str], run_on: str) -> str:
     killed = counts["killed"] + counts["timeout"]
     total = sum(counts.values())
     scored = total - counts["equivalent"] - counts["not checked"]
     score = f"{100 * killed / scored:.1f} %" if scored else "-"
     return (
         f"| {module} | {total} | {killed} | {counts['survived']} | {counts['equivalent']} "
-        f"| {counts['no tests']} | {counts['not checked']} | {score} |"
+        f"| {counts['no tests']} | {counts['not checked']} | {score} | {run_on} |"
     )
 
 

@@ -1,0 +1,87 @@
+"""The mutation report merges runs made in different checkouts (tools/mutation.py).
+
+Engineers run mutmut on different modules in different worktrees; each report must keep
+what the checked-in report says of the modules it did not run, with the commit they were
+run on, instead of dropping them."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tools import mutation
+
+CHECKED_IN = """\
+# Mutation testing report
+
+Reported on commit aaaaaaa. Modules not run yet: none.
+
+| module | mutants | killed | survived | equivalent | no tests | not checked | score | run on |
+|---|---:|---:|---:|---:|---:|---:|---:|---|
+| ledger.domain.party | 10 | 8 | 1 | 1 | 0 | 0 | 88.9 % | bbbbbbb |
+| ledger.intake | 20 | 10 | 5 | 0 | 0 | 5 | 66.7 % | ccccccc |
+| **all** | 30 | 18 | 6 | 1 | 0 | 5 | 75.0 % |  |
+
+## Surviving mutants not judged equivalent (2)
+
+- `ledger.domain.party.x_register__mutmut_3`
+- `ledger.intake.x_parse__mutmut_9`
+"""
+
+OLD_FORMAT_ROW = "| ledger.times | 4 | 3 | 1 | 0 | 0 | 0 | 75.0 % |"
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    report = tmp_path / "mutation.md"
+    report.write_text(CHECKED_IN.replace("| **all**", OLD_FORMAT_ROW + "\n| **all**"))
+    stage = tmp_path / ".mutation"
+    (stage / "mutants").mkdir(parents=True)
+    (stage / "runs.json").write_text(json.dumps({"ledger.intake": "ddddddd"}))
+    monkeypatch.setattr(mutation, "REPORT", report)
+    monkeypatch.setattr(mutation, "STAGE", stage)
+    monkeypatch.setattr(mutation, "RUNS", stage / "runs.json")
+    monkeypatch.setattr(mutation, "EQUIVALENT", tmp_path / "none.txt")
+    monkeypatch.setattr(mutation, "_commit", lambda: "eeeeeee")
+    return tmp_path
+
+
+def test_the_checked_in_rows_are_read_with_their_commit(checkout: Path) -> None:
+    rows, survivors = mutation.checked_in()
+    assert rows["ledger.domain.party"] == (
+        Counter({"killed": 8, "survived": 1, "equivalent": 1}),
+        "bbbbbbb",
+    )
+    # A row written before the "run on" column takes the report's own commit.
+    assert rows["ledger.times"][1] == "aaaaaaa"
+    assert survivors == [
+        "ledger.domain.party.x_register__mutmut_3",
+        "ledger.intake.x_parse__mutmut_9",
+    ]
+
+
+def test_a_module_run_here_replaces_its_row_and_the_others_are_kept(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        mutation,
+        "results",
+        lambda: {
+            "ledger.intake.x_parse__mutmut_1": "killed",
+            "ledger.intake.x_parse__mutmut_2": "survived",
+        },
+    )
+    mutation.report()
+    text = mutation.REPORT.read_text()
+    assert "| ledger.intake | 2 | 1 | 1 | 0 | 0 | 0 | 50.0 % | ddddddd |" in text
+    assert "| ledger.domain.party | 10 | 8 | 1 | 1 | 0 | 0 | 88.9 % | bbbbbbb |" in text
+    assert "| ledger.times | 4 | 3 | 1 | 0 | 0 | 0 | 75.0 % | aaaaaaa |" in text
+    assert "| **all** | 16 | 12 | 3 | 1 | 0 | 0 | 80.0 % |  |" in text
+    # The intake survivors are this run's; party's are kept from the checked-in report.
+    assert "- `ledger.intake.x_parse__mutmut_2`" in text
+    assert "ledger.intake.x_parse__mutmut_9" not in text
+    assert "- `ledger.domain.party.x_register__mutmut_3`" in text
+    assert "Surviving mutants not judged equivalent (2)" in text
