@@ -36,13 +36,19 @@ from ledger.domain import rules
 from ledger.domain import state as st
 from ledger.domain.aggregate import Entity, Workspace, entity_key, project_entity, references
 from ledger.domain.licence import same_shipment
-from ledger.errors import ConflictError, LedgerError, StoreError
-from ledger.intake import Submission, check_backfilled_time, parse_json, parse_object
+from ledger.errors import LedgerError, StoreError
+from ledger.intake import (
+    Submission,
+    check_backfilled_time,
+    check_repeated,
+    check_resent,
+    parse_json,
+    parse_object,
+)
 from ledger.store.codec import (
     IndexRow,
     MsgspecMapper,
     Recorded,
-    content_hash,
     decode_event,
     encode_event,
     encode_event_value,
@@ -440,15 +446,10 @@ class Ledger(Application[str]):
         batch[s.event.event_id] = (s.event.entity_kind, s.event.entity_id)
         return s
 
-    def _same_without_effective(self, s: Submission, entry: IndexEntry) -> bool:
-        """A retried send that left ``effective_at`` to the ledger matches the stored event
-        when everything but the ledger's stamps and that time is the same."""
-        if not s.effective_defaulted:
-            return False
-        stored = self.get_event(entry.event_id)
-        return stored is not None and content_hash(
-            stored.event, without_effective=True
-        ) == content_hash(s.event, without_effective=True)
+    def stored_event(self, event_id: UUID) -> ev.Event | None:
+        """The stored event with this id, or None (``check_resent``'s look-up)."""
+        entry = self.get_event(event_id)
+        return None if entry is None else entry.event
 
     def parse_lines(
         self,
@@ -551,7 +552,7 @@ class Ledger(Application[str]):
         say what happened to each submission."""
         stored = self.index.lookup([s.event.event_id for s in submissions])
         recorded_at = self._recorded_time(submissions, backfill, stored)
-        fresh, duplicates = _sort_out_ids(submissions, stored, self._same_without_effective)
+        fresh, duplicates = _sort_out_ids(submissions, stored, self.stored_event)
         checked = self._check_and_encode(submissions, fresh, recorded_at, backfill, progress)
         position_of = {} if dry_run else self._write(checked)
         result = AppendResult(recorded_at=None if backfill else recorded_at, dry_run=dry_run)
@@ -816,11 +817,12 @@ class _RecordedStamp:
 def _sort_out_ids(
     submissions: Sequence[Submission],
     stored: dict[UUID, IndexEntry],
-    same_without_effective: Callable[[Submission, IndexEntry], bool],
+    stored_event: Callable[[UUID], ev.Event | None],
 ) -> tuple[list[int], dict[int, tuple[UUID, int | None]]]:
     """Idempotency by event id: the batch indexes of the new events, and of the
     duplicates (of a stored event: its position; of one earlier in the batch: None).
-    An id reused with different content is a ``ConflictError``."""
+    An id reused with different content is a ``ConflictError`` (``ledger.intake``'s
+    ``check_resent`` and ``check_repeated``)."""
     first_seen: dict[UUID, Submission] = {}
     fresh: list[int] = []
     duplicates: dict[int, tuple[UUID, int | None]] = {}
@@ -828,27 +830,12 @@ def _sort_out_ids(
         e = s.event
         entry = stored.get(e.event_id) if stored else None
         if entry is not None:
-            if entry.content_hash != s.content_hash and not same_without_effective(s, entry):
-                raise ConflictError(
-                    "event-id-reused",
-                    f"event {e.event_id} is already recorded (position {entry.position}, "
-                    f"{entry.event_type} on {entry.entity_kind}:{entry.entity_id}) with "
-                    "different content",
-                    field="event_id",
-                    line=s.line,
-                )
+            check_resent(s, entry, stored_event)
             duplicates[i] = (e.event_id, entry.position)
             continue
         earlier = first_seen.setdefault(e.event_id, s)
         if earlier is not s:
-            if earlier.content_hash != s.content_hash:
-                raise ConflictError(
-                    "event-id-reused",
-                    f"event {e.event_id} appears twice in the batch with different content"
-                    + (f" (first on line {earlier.line})" if earlier.line else ""),
-                    field="event_id",
-                    line=s.line,
-                )
+            check_repeated(s, earlier.content_hash, earlier.line)
             duplicates[i] = (e.event_id, None)
             continue
         fresh.append(i)

@@ -37,8 +37,14 @@ from ledger import events as ev
 from ledger.domain import state as st
 from ledger.domain.aggregate import Entity, Loader, Workspace, references
 from ledger.domain.licence import LicenceState
-from ledger.errors import ConflictError, LedgerError, StoreError
-from ledger.intake import Submission, check_backfilled_time, parse_json
+from ledger.errors import LedgerError, StoreError
+from ledger.intake import (
+    Submission,
+    check_backfilled_time,
+    check_repeated,
+    check_resent,
+    parse_json,
+)
 from ledger.store.codec import IndexRow, Recorded
 from ledger.store.index import IndexEntry
 from ledger.store.snapshots import encode_snapshot
@@ -353,42 +359,20 @@ class _Import:
             e = s.event
             entry = stored.get(e.event_id) if stored else None
             if entry is not None and entry.position <= self.head:
-                if entry.content_hash != s.content_hash and not self.app._same_without_effective(
-                    s, entry
-                ):
-                    raise ConflictError(
-                        "event-id-reused",
-                        f"event {e.event_id} is already recorded (position {entry.position}, "
-                        f"{entry.event_type} on {entry.entity_kind}:{entry.entity_id}) with "
-                        "different content",
-                        field="event_id",
-                        line=s.line,
-                    )
+                check_resent(s, entry, self.app.stored_event)
                 duplicates[i] = (e.event_id, entry.position)
                 continue
             if entry is not None:  # earlier in this file, in an earlier chunk
-                if entry.content_hash != s.content_hash:
-                    self._twice(s, self.line_of[entry.position - self.head - 1])
+                check_repeated(s, entry.content_hash, self.line_of[entry.position - self.head - 1])
                 duplicates[i] = (e.event_id, 0 if self.dry_run else entry.position)
                 continue
             earlier = first_seen.setdefault(e.event_id, s)
             if earlier is not s:
-                if earlier.content_hash != s.content_hash:
-                    self._twice(s, earlier.line or 0)
+                check_repeated(s, earlier.content_hash, earlier.line)
                 duplicates[i] = (e.event_id, -1)  # position known once the chunk is written
                 continue
             fresh.append(i)
         return fresh, duplicates
-
-    @staticmethod
-    def _twice(s: Submission, first_line: int) -> None:
-        raise ConflictError(
-            "event-id-reused",
-            f"event {s.event.event_id} appears twice in the batch with different content"
-            + (f" (first on line {first_line})" if first_line else ""),
-            field="event_id",
-            line=s.line,
-        )
 
     def _check_backfill(
         self, submissions: Sequence[Submission], stored: dict[UUID, IndexEntry]

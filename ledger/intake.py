@@ -24,13 +24,13 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import msgspec
 
 from ledger import events as ev
-from ledger.errors import InputError, RuleViolation
+from ledger.errors import ConflictError, InputError, RuleViolation
 from ledger.store.codec import NEUTRAL_STAMPS, content_hash, encode_event
 from ledger.times import (
     CALENDAR_RANGE,
@@ -655,3 +655,47 @@ def check_backfilled_time(
             line=s.line,
         )
     return recorded
+
+
+if TYPE_CHECKING:
+    from ledger.store.index import IndexEntry
+
+
+def check_resent(
+    s: Submission, entry: IndexEntry, stored_event: Callable[[UUID], ev.Event | None]
+) -> None:
+    """An event id already in the ledger may be sent again (idempotency) only with the
+    content stored under it; a send that left ``effective_at`` to the ledger also matches
+    when all but the ledger's stamps and that time agree (a retry is effective later).
+    ``stored_event`` reads the stored event, only for that case.  (The one rule for
+    ``append`` and the streaming import alike.)"""
+    if entry.content_hash == s.content_hash:
+        return
+    if s.effective_defaulted:
+        stored = stored_event(entry.event_id)
+        if stored is not None and content_hash(stored, without_effective=True) == content_hash(
+            s.event, without_effective=True
+        ):
+            return
+    raise ConflictError(
+        "event-id-reused",
+        f"event {s.event.event_id} is already recorded (position {entry.position}, "
+        f"{entry.event_type} on {entry.entity_kind}:{entry.entity_id}) with "
+        "different content",
+        field="event_id",
+        line=s.line,
+    )
+
+
+def check_repeated(s: Submission, first_hash: bytes, first_line: int | None) -> None:
+    """An event id that appears twice in one batch (or file) must carry the same content
+    both times: the second is then a duplicate of the first."""
+    if first_hash == s.content_hash:
+        return
+    raise ConflictError(
+        "event-id-reused",
+        f"event {s.event.event_id} appears twice in the batch with different content"
+        + (f" (first on line {first_line})" if first_line else ""),
+        field="event_id",
+        line=s.line,
+    )

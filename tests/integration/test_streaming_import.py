@@ -352,3 +352,67 @@ def test_backfilled_times_are_refused_alike_by_a_batch_append_and_a_streamed_imp
     with pytest.raises(RuleViolation, match="earlier than the latest recorded time") as b:
         import_lines(app, _lines(early), backfill=True)
     assert a.value.rule == b.value.rule == "backfill-before-ledger"
+
+
+def test_reused_event_ids_are_refused_alike_by_a_batch_append_and_a_streamed_import(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    """One rule for re-sent event ids (ledger.intake.check_resent / check_repeated): an
+    id already stored, or seen earlier in the file (in the same chunk or an earlier one),
+    with other content is refused by both paths with the same rule, line and words; with
+    the same content, or differing only in an effective time the ledger defaulted, it is a
+    duplicate."""
+
+    def party(n: int, name: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "event_id": _id(700 + n),
+            "type": "PartyRegistered",
+            "entity_id": f"p-{n}",
+            "name": name,
+            "country": "DE",
+            "roles": ["end-user"],
+            "effective_at": "2025-01-01T00:00:00Z",
+            "sources": SRC,
+            **extra,
+        }
+
+    stored = party(1, "Stored GmbH")
+    cases = {
+        "stored": [party(2, "Two"), {**stored, "name": "Other GmbH"}],
+        "same chunk": [party(2, "Two"), party(3, "Three"), party(2, "Zwei")],
+        "earlier chunk": [party(2, "Two"), party(3, "Three"), party(4, "Four"), party(2, "Zwei")],
+    }
+    words = {}
+    for case, objs in cases.items():
+        refusals = []
+        for attempt in ("append", "import"):
+            app = make_ledger()
+            app.append_objects([stored])
+            with pytest.raises(ConflictError) as refused:
+                if attempt == "append":
+                    app.append_objects(objs)
+                else:
+                    import_lines(app, _lines(objs), chunk_lines=3)
+            refusals.append((refused.value.rule, refused.value.line, str(refused.value)))
+            assert app.index.count_events() == 1, case
+        assert refusals[0] == refusals[1], (case, refusals)
+        assert refusals[0][:2] == ("event-id-reused", len(objs)), case
+        words[case] = refusals[0][2]
+    assert "already recorded (position 1, PartyRegistered on party:p-1)" in words["stored"]
+    assert "twice in the batch with different content (first on line 1)" in words["same chunk"]
+    assert words["earlier chunk"].endswith(
+        "twice in the batch with different content (first on line 1) [rule: event-id-reused]"
+    )
+
+    # Same content again, or a retry whose effective time the ledger defaulted: duplicates.
+    undated = {k: v for k, v in party(5, "Five").items() if k != "effective_at"}
+    for attempt in ("append", "import"):
+        app = make_ledger()
+        app.append_objects([stored, undated])
+        again = [stored, undated, party(6, "Six")]
+        if attempt == "append":
+            result = app.append_objects(again)
+            appended = sum(o.status == "appended" for o in result.outcomes)
+        else:
+            appended = import_lines(app, _lines(again), chunk_lines=2).appended
+        assert (appended, app.index.count_events()) == (1, 3), attempt
