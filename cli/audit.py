@@ -48,9 +48,22 @@ def _read_checkpoint(path: str) -> str:
 
 
 def _key(app: Ledger, key: str | None) -> VerifierKey:
+    """--key, else this home's key; never one made here (it would verify nothing the
+    ledger signed, and then sign the next append with the wrong key)."""
     from ledger.audit import verifier_key
+    from ledger.errors import InputError
 
-    return verifier_key(key) if key else app.signing_key().verifier
+    if key:
+        return verifier_key(key)
+    config = app.settings
+    if config.signing_key is None and not config.signing_key_path.exists():
+        raise InputError(
+            f"this ledger home has no signing key ({config.signing_key_path}) and "
+            "LEDGER_SIGNING_KEY is not set: pass the ledger's public key with --key KEY "
+            "(`ledger key` prints it where the key is)",
+            field="--key",
+        )
+    return app.signing_key().verifier
 
 
 def _built(app: Ledger) -> None:
@@ -69,26 +82,51 @@ def _built(app: Ledger) -> None:
 
 
 @click.command()
+@click.option(
+    "--generate",
+    "generate",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Make a new signing key in FILE (mode 0600; never replaces a file) and print its "
+    "public key: for LEDGER_SIGNING_KEY in production. Its name is LEDGER_ORIGIN, or "
+    "export-control-ledger/<random>.",
+)
 @output_option("table", "json")
 @click.pass_context
 @handle_errors
-def key(ctx: click.Context, output: str) -> None:
+def key(ctx: click.Context, generate: str | None, output: str) -> None:
     """Print the public key that verifies this ledger's checkpoints.
 
     Auditors pin it: every checkpoint, proof and verification is checked against it.
     The private key is made on the first write (`signing.key` in the ledger home, mode
     0600), or read from the file LEDGER_SIGNING_KEY names.  LEDGER_ORIGIN names a key
-    made here (the checkpoints' origin line).
+    made here (the checkpoints' origin line).  A ledger's key never changes: appends
+    signed by another key are refused.
 
     \b
     Examples:
       ledger key > ledger.pub
       ledger verify --key ledger.pub
+      ledger key --generate /etc/ledger/signing.key   # then LEDGER_SIGNING_KEY=that file
     """
-    from ledger.audit import signing_key
     from ledger.cli.common import settings
 
-    verifier = signing_key(settings(ctx)).verifier
+    if generate is not None:
+        import uuid
+        from pathlib import Path
+
+        from ledger.checkpoint import CheckpointError, create_signing_key
+        from ledger.errors import InputError
+
+        name = settings(ctx).origin or f"export-control-ledger/{uuid.uuid4().hex[:12]}"
+        try:
+            verifier = create_signing_key(Path(generate), name).verifier
+        except CheckpointError as exc:
+            raise InputError(str(exc), field="--generate") from None
+    else:
+        from ledger.audit import signing_key
+
+        verifier = signing_key(settings(ctx)).verifier
     if output == "json":
         echo_json(
             {

@@ -23,6 +23,7 @@ API:
 - ``sign_checkpoint(checkpoint, key)`` and ``open_checkpoint(note, verifier)``; the
   latter checks the signature and the format and raises ``CheckpointError`` otherwise.
 - ``load_signing_key(path, name=...)``: read the key, or make it (mode 0600) when absent.
+- ``create_signing_key(path, name)``: make a new key file; never replaces one.
 """
 
 from __future__ import annotations
@@ -306,6 +307,20 @@ def load_signing_key(path: Path, *, create_name: str | None = None) -> SigningKe
     except OSError as exc:
         raise CheckpointError(f"cannot read the signing key {path}: {exc.strerror}") from None
     return SigningKey.parse(text, name=create_name)
+
+
+def create_signing_key(path: Path, name: str) -> SigningKey:
+    """A new signing key of that name written to ``path`` (mode 0600); an existing file
+    is never replaced (a ledger's key, once its checkpoints are signed, must not change)."""
+    if path.exists():
+        raise CheckpointError(f"{path} already exists: a signing key is never replaced")
+    try:
+        key = _create_key(path, name)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write the signing key {path}: {exc.strerror}") from None
+    if SigningKey.parse(path.read_text()).seed != key.seed:
+        raise CheckpointError(f"{path} already exists: a signing key is never replaced")
+    return key
 
 
 def _create_key(path: Path, name: str) -> SigningKey:

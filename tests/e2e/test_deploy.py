@@ -84,6 +84,16 @@ def test_compose_wires_the_cluster_and_the_services() -> None:
                 "./nats/tls/ca.pem:/etc/ledger/ca.pem:ro",
             ]
         )
+    # Appends (the cli service) sign with the ledger's one key, mounted read-only from the
+    # file the README's `ledger key --generate` makes; no other service holds it.
+    assert services["cli"]["environment"]["LEDGER_SIGNING_KEY"] == "/run/secrets/signing.key"
+    assert "./keys/signing.key:/run/secrets/signing.key:ro" in services["cli"]["volumes"]
+    for name in ("relay", "projector"):
+        assert "LEDGER_SIGNING_KEY" not in services[name]["environment"]
+        assert not any("signing" in v for v in services[name]["volumes"])
+    readme = (DEPLOY.parent / "README.md").read_text()
+    assert "ledger key --generate deploy/keys/signing.key" in readme
+    assert "deploy/keys/" in (DEPLOY.parent / ".gitignore").read_text().splitlines()
     for node in NODES:
         assert "./nats/permissions.conf:/etc/nats/permissions.conf:ro" in services[node]["volumes"]
         assert "./nats/tls:/etc/nats/tls:ro" in services[node]["volumes"]

@@ -195,3 +195,56 @@ def test_verify_views_compares_the_stored_views_with_a_fresh_fold(
     assert "stored view licences" in bad.output and "field items" in bad.output
     assert "Traceback" not in bad.output
     assert run("verify").exit_code == 0  # the record itself is intact
+
+
+def test_an_operator_generates_the_production_key_and_the_ledger_signs_with_it(
+    sqlite_backend: Backend, tmp_path: Path
+) -> None:
+    """`ledger key --generate FILE` makes the key LEDGER_SIGNING_KEY names (as in
+    deploy/compose.yaml); it never replaces a key file, and appends are signed with it."""
+    key_file = tmp_path / "keys" / "signing.key"
+    env = {**sqlite_backend.env(), "LEDGER_ORIGIN": "acme.example/ledger"}
+    made = runner(env)("key", "--generate", str(key_file), "-o", "json")
+    assert made.exit_code == 0, made.output
+    public = json.loads(made.output)
+    assert public["name"] == "acme.example/ledger"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    before = key_file.read_bytes()
+    again = runner(env)("key", "--generate", str(key_file))
+    assert again.exit_code == 2 and "never replaced" in again.output
+    assert key_file.read_bytes() == before
+
+    run = runner({**env, "LEDGER_SIGNING_KEY": str(key_file)})
+    assert run("key").output.strip() == public["verifier_key"]
+    assert run("append", json.dumps(f.party("a"))).exit_code == 0
+    assert run("checkpoint").output.startswith("acme.example/ledger\n1\n")
+    pub = tmp_path / "ledger.pub"
+    pub.write_text(public["verifier_key"])
+    checked = runner(env)("verify", "--key", str(pub))
+    assert checked.exit_code == 0, checked.output
+    # The home made no key of its own.
+    assert not (Path(env["LEDGER_HOME"]) / "signing.key").exists()
+
+
+def test_verify_and_prove_without_a_key_in_the_home_ask_for_one_and_make_none(
+    sqlite_backend: Backend, tmp_path: Path
+) -> None:
+    """An auditor's copy of the database has no signing key: checking against a key
+    made on the spot would fail every signature (and the next append would be signed
+    by it), so verify and prove ask for --key instead."""
+    env = sqlite_backend.env()
+    run = runner(env)
+    appended = run("append", json.dumps(f.party("a")), "-o", "json")
+    assert appended.exit_code == 0
+    key_file = Path(env["LEDGER_HOME"]) / "signing.key"
+    pub = tmp_path / "ledger.pub"
+    pub.write_text(run("key").output)
+    key_file.rename(tmp_path / "kept.key")
+    event_id = json.loads(run("log", "-o", "json").output)[0]["event"]["event_id"]
+    for args in (("verify",), ("prove", event_id)):
+        refused = run(*args)
+        assert refused.exit_code == 2, refused.output
+        assert "no signing key" in refused.output and "--key" in refused.output
+        assert not key_file.exists()
+    assert run("verify", "--key", str(pub)).exit_code == 0
+    assert run("prove", event_id, "--key", str(pub)).exit_code == 0
