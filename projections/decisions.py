@@ -159,15 +159,11 @@ def end_user_status(resolved: Resolved | None, at: dt.datetime) -> str:
     return "; ".join(parts)
 
 
-def _coverage(
-    r: Resolved, request: Request, lifetime: Mapping[str, rec.LicenceRecord]
-) -> Coverage | str:
-    """How this licence covers the request, or why it cannot (held by another exporter)."""
-    lic: rec.LicenceRecord = r.record
-    if lic.exporter != request.exporter:
-        return f"held by {lic.exporter}, not {request.exporter}"
+def _coverage(r: Resolved, request: Request, lifetime: Mapping[str, rec.LicenceRecord]) -> Coverage:
+    """How this licence (one of the exporter's: ``decide`` considers no other) covers the
+    request."""
     return coverage(
-        lic,
+        r.record,
         r.dynamic,
         request.date,
         request.item,
@@ -263,9 +259,7 @@ def decide(
         gaps: list[str] = []
         for r in candidates:
             found = _coverage(r, request, lifetime or {})
-            if isinstance(found, str):
-                gaps.append(f"{r.entity_id}: {found}")
-            elif found.gap is not None:
+            if found.gap is not None:
                 gaps.append(f"{r.entity_id}: {found.gap.reason}")
             else:
                 decision.licence_id = r.record.licence_id
@@ -338,9 +332,8 @@ def validate(request: Request) -> None:
         except msgspec.ValidationError as exc:
             message = validation_error(exc, None, getattr(request, name)).message
             raise InputError(message, field=name) from None
-    # The contract takes any text; an end use of spaces says nothing about the export.
-    if not request.end_use.strip():
-        raise InputError("must not be blank", field="end_use")
+    # (An end use of spaces says nothing about the export: the contract's Text refuses it,
+    # "must not be blank".)
 
 
 def check(v: Views, request: Request, known_at: dt.datetime | None) -> Decision:
@@ -390,13 +383,32 @@ def apply(
     (``exporter``, ``quantity``, ... or ``date``, ``application_id``), not a batch line.
     """
     validate(request)
-    if request.date > now() + FUTURE_TOLERANCE:
+    refuse_future(request, now())
+    decision = check(v, request, None)
+    try:
+        result = app.append_objects(application_events(application_id, request, decision, summary))
+    except LedgerError as exc:
+        name_request_field(exc)
+        raise
+    return decision, result
+
+
+def refuse_future(request: Request, clock: dt.datetime) -> None:
+    """An application is recorded when it is made: dated at most ``FUTURE_TOLERANCE``
+    after ``clock`` (now)."""
+    if request.date > clock + FUTURE_TOLERANCE:
         raise InputError(
             f"an application cannot be dated in the future ({request.date.isoformat()}); "
             "it is recorded when it is made",
             field="date",
         )
-    decision = check(v, request, None)
+
+
+def application_events(
+    application_id: str, request: Request, decision: Decision, summary: str = ""
+) -> list[dict[str, Any]]:
+    """The batch ``apply`` records: the application as submitted, then its decision, both
+    effective at the request's date (the decision's notes recorded among its reasons)."""
     effective = request.date.isoformat()
     submitted: dict[str, Any] = {
         "type": "ApplicationSubmitted",
@@ -428,14 +440,14 @@ def apply(
     }
     if decision.licence_id is not None:
         decided["licence_id"] = decision.licence_id
-    try:
-        result = app.append_objects([submitted, decided])
-    except LedgerError as exc:
-        # The two events are our own batch: name the request's field, not "line 1: ...".
-        exc.line = None
-        exc.field = _REQUEST_FIELD.get(exc.field or "", exc.field)
-        raise
-    return decision, result
+    return [submitted, decided]
+
+
+def name_request_field(exc: LedgerError) -> None:
+    """Make an error recording ``application_events`` name the request's field: the two
+    events are ``apply``'s own batch, so "line 1: effective_at" means the request's date."""
+    exc.line = None
+    exc.field = _REQUEST_FIELD.get(exc.field or "", exc.field)
 
 
 _REQUEST_FIELD = {
