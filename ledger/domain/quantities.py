@@ -26,14 +26,23 @@ def check_quantity(value: Decimal, field: str) -> None:
         )
     # Bounded so that caps and the sums of shipments stay exact in decimal arithmetic
     # (24 significant digits at most, within the default 28-digit context).
-    exponent = value.as_tuple().exponent
-    if value >= MAX_QUANTITY or (isinstance(exponent, int) and exponent < -QUANTITY_DECIMALS):
+    if value >= MAX_QUANTITY or _decimal_places(value) > QUANTITY_DECIMALS:
         raise RuleViolation(
             "quantity-precision",
             f"{value:f} is out of range: quantities are below 10^15 with at most "
             f"{QUANTITY_DECIMALS} decimal places",
             field=field,
         )
+
+
+def _decimal_places(value: Decimal) -> int:
+    """The decimal places the value needs: 0.0000000010 needs 9, as 0.000000001 does
+    (trailing zeros written out are no precision the value has).  Counted on the digits,
+    not with ``normalize()``, which rounds to the context's 28 digits first."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite: checked before
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing))
 
 
 def quantity_text(value: Decimal) -> str:
