@@ -15,7 +15,12 @@ shipments recorded under them), then measures, alternately and ``--repeat`` time
 - **schema floor**: the same rows written straight into the ledger's own tables (events
   plus event index, with their keys and indexes) — what the storage layout alone costs.
 
-Prints events/s for each and the ratio import/raw (target: >= 40%).  Then 4,000 shipments
+- **parsing alone**: every line through ``parse_json`` (what the import does to a line
+  before any rule, row or write): the floor plus this is the most any import that
+  validates the contract could reach.
+
+Prints events/s for each, the ratios import/raw and import/floor (target: >= 50% of the
+floor), each round's ratios (to show the spread) and the bound set by parsing.  Then 4,000 shipments
 appended to one licence in one batch, with and without a suspension of that licence
 scheduled after them (the with/without ratio: ~1.6x; before the aggregate kept a cursor
 fold it was ~53x, 5.9 s against 0.11 s, each shipment refolding the licence).  The best of the
@@ -183,6 +188,23 @@ def schema_floor(path: Path, workdir: Path) -> float:
     return elapsed
 
 
+def parse_only(path: Path) -> float:
+    """Seconds to parse and validate every line as the import does (``parse_json``: JSON
+    decoded, repeated keys refused, defaults, typed conversion with the contract's
+    constraints, range checks, one encoding for the content hash and the payload), and
+    nothing else: no rules, no working set, no rows, no writes.  Any import that checks
+    the contract pays at least this on top of the schema floor."""
+    from ledger.intake import iter_lines, parse_json
+    from ledger.times import now
+
+    stamp = now()
+    started = time.perf_counter()
+    with path.open("rb") as f:
+        for number, raw in iter_lines(f):
+            parse_json(raw, line=number, actor="bench", now=stamp)
+    return time.perf_counter() - started
+
+
 def ledger_import(path: Path, workdir: Path, database_url: str | None) -> float:
     """``ledger import``'s own path, in process: the file streamed in chunks through one
     transaction (``Ledger.import_lines``)."""
@@ -311,11 +333,18 @@ def main() -> None:
         count = generate(data, args.events)
         size_mb = os.path.getsize(data) / 1e6
         print(f"{count:,} events, {size_mb:.1f} MB of JSONL; best of {args.repeat} runs each")
-        raw_times, floor_times, import_times = [], [], []
-        for _ in range(args.repeat):
+        raw_times, floor_times, import_times, parse_times = [], [], [], []
+        for r in range(args.repeat):
             raw_times.append(raw_insert(data, workdir))
             floor_times.append(schema_floor(data, workdir))
             import_times.append(ledger_import(data, workdir, None))
+            parse_times.append(parse_only(data))
+            bound = floor_times[-1] / (floor_times[-1] + parse_times[-1])
+            print(
+                f"  round {r + 1}: import / floor {floor_times[-1] / import_times[-1]:.1%}; "
+                f"floor / (floor + parsing alone) {bound:.1%}",
+                flush=True,
+            )
         raw_rate = count / min(raw_times)
         floor_rate = count / min(floor_times)
         import_rate = count / min(import_times)
@@ -327,6 +356,13 @@ def main() -> None:
         print(f"ledger import      : {import_rate:>10,.0f} events/s (SQLite, synchronous=FULL)")
         print(f"import / raw       : {import_rate / raw_rate:>10.1%}")
         print(f"import / floor     : {import_rate / floor_rate:>10.1%} (target >= 50%)")
+        parse_rate = count / min(parse_times)
+        bound = parse_rate / (floor_rate + parse_rate)
+        print(
+            f"parsing alone      : {parse_rate:>10,.0f} events/s (no rules, rows or writes); "
+            f"floor then parsing : {bound:>10.1%} of the floor (the most an import that "
+            "validates each line can reach)"
+        )
         # Shipments before a scheduled later event, against the same shipments without one.
         n = 4000
         plain = min(scheduled_ahead(workdir, n, False) for _ in range(args.repeat))

@@ -21,6 +21,7 @@ event's outcome is asked for (``-o json``).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import tempfile
 from array import array
@@ -210,13 +211,20 @@ class _Import:
         self.result = ImportResult(dry_run=dry_run, events=self.spool)
         self.started = False
         """Lines have been read: the stream cannot be replayed."""
-        self.line_of = array("I")
+        self.line_of: _LineNumbers
         """Line number of each event this import wrote, by position - ``head``: names the
         first line of an id that appears twice."""
 
     # --- the transaction ----------------------------------------------------------------
 
     def run(self) -> ImportResult:
+        self.line_of = _LineNumbers()  # (afresh for each attempt at the write lock)
+        try:
+            return self._run()
+        finally:
+            self.line_of.close()
+
+    def _run(self) -> ImportResult:
         with self.app.index.writing() as write:
             write.lock()
             write.rehearsal = self.dry_run
@@ -278,11 +286,10 @@ class _Import:
             positions = self.write.insert(checked.stored_events, checked.rows)
             if len(positions) != len(checked.stored_events):
                 raise StoreError("the store did not report positions for every event")
-            line_of, head = self.line_of, self.head
-            for i, position in zip(checked.written, positions, strict=True):
-                while len(line_of) < position - head:
-                    line_of.append(0)
-                line_of[position - head - 1] = submissions[i].line or 0
+            self.line_of.put(
+                (position - self.head - 1, submissions[i].line or 0)
+                for i, position in zip(checked.written, positions, strict=True)
+            )
         self._record(submissions, checked, duplicates, positions)
         self._trim()
 
@@ -363,7 +370,9 @@ class _Import:
                 duplicates[i] = (e.event_id, entry.position)
                 continue
             if entry is not None:  # earlier in this file, in an earlier chunk
-                check_repeated(s, entry.content_hash, self.line_of[entry.position - self.head - 1])
+                check_repeated(
+                    s, entry.content_hash, self.line_of.get(entry.position - self.head - 1)
+                )
                 duplicates[i] = (e.event_id, 0 if self.dry_run else entry.position)
                 continue
             earlier = first_seen.setdefault(e.event_id, s)
@@ -454,6 +463,36 @@ class _Import:
         self.workspace.trim(self.used, self.workspace_bytes)
 
 
+class _LineNumbers:
+    """The line number of each written event by its offset from the import's first
+    position, kept in a temporary file (4 bytes an event; in memory up to 1 MiB): only a
+    repeated event id reads one back, to name the line it first appeared on, so a long
+    file's numbers need not stay in memory."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115
+
+    def put(self, numbered: Iterable[tuple[int, int]]) -> None:
+        """Record ``(offset, line)`` pairs (a chunk's; offsets not given read back as 0)."""
+        pairs = sorted(numbered)
+        if not pairs:
+            return
+        first = pairs[0][0]
+        block = array("I", bytes(4 * (pairs[-1][0] - first + 1)))
+        for offset, line in pairs:
+            block[offset - first] = line
+        self.file.seek(4 * first)  # (past the end: the gap reads back as zeros)
+        self.file.write(block.tobytes())
+
+    def get(self, offset: int) -> int:
+        self.file.seek(4 * offset)
+        raw = self.file.read(4)
+        return array("I", raw)[0] if len(raw) == 4 else 0
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class _Lean:
     """An entity whose events are all written, held as its state over all effective
     times: enough for every question about it at or after its latest effective time, and
@@ -468,10 +507,18 @@ class _Lean:
         self.max_effective = max_effective
         self.version = version
         self.shipments = shipments
-        """Hashes of the shipment ids the state has folded (a licence): an id not among
-        them was never recorded; one that is, is looked up in the events."""
+        """Hashes of the shipment ids the state has folded (a licence), sorted: an id not
+        among them was never recorded; one that is, is looked up in the events.  Sorted, so
+        a look-up is a bisection, not a scan of every shipment of the licence so far (a scan
+        made a licence's N shipments cost O(N^2) in one import)."""
         self.pending: list[ev.Event] = []
         """Events folded in since, not yet written."""
+
+    def may_hold(self, shipment_id: str) -> bool:
+        """Whether the state may have folded ``shipment_id`` (False: it certainly has not)."""
+        shipments, h = self.shipments, hash(shipment_id)
+        i = bisect.bisect_left(shipments, h)
+        return i < len(shipments) and shipments[i] == h
 
     def size(self) -> int:
         return LEAN_BYTES + 8 * len(self.shipments)
@@ -530,7 +577,7 @@ class _ImportWorkspace(Workspace):
 
     def shipment(self, licence_id: str, shipment_id: str) -> ev.LicenceUsageRecorded | None:
         lean = self.lean.get(f"licence:{licence_id}")
-        if lean is not None and hash(shipment_id) not in lean.shipments:
+        if lean is not None and not lean.may_hold(shipment_id):
             return None
         return super().shipment(licence_id, shipment_id)
 
@@ -545,7 +592,7 @@ class _ImportWorkspace(Workspace):
         lean.version += 1
         lean.pending.append(e)
         if type(e) is ev.LicenceUsageRecorded:
-            lean.shipments.append(hash(e.shipment_id))
+            bisect.insort(lean.shipments, hash(e.shipment_id))
         return lean
 
     def trim(self, used: dict[str, int], budget: int) -> None:
@@ -587,7 +634,7 @@ def _lean(entity: Entity) -> _Lean | None:
             created = type(e) in st.CREATORS
         elif type(e) is ev.LicenceUsageRecorded:
             shipments.append(hash(e.shipment_id))
-    return _Lean(state, seen[-1].effective_at, entity.version, shipments)
+    return _Lean(state, seen[-1].effective_at, entity.version, array("q", sorted(shipments)))
 
 
 __all__ = ["ImportResult", "LedgerError", "import_lines"]

@@ -290,12 +290,21 @@ def parse_object(
 
 
 _INSTANT_FIELDS = ("effective_at", "recorded_at", *sorted(ev.END_TIME_FIELDS))
+_INSTANTS_OF: dict[type[ev.Event], tuple[str, ...]] = {
+    cls: tuple(name for name in _INSTANT_FIELDS if name in cls.__struct_fields__)
+    for cls in ev.EVENT_TYPES
+}
+"""The instant fields each event type has (asked per event: no ``getattr`` of absent ones)."""
+_WITH_CLAUSES = frozenset(cls for cls in ev.EVENT_TYPES if "clauses" in cls.__struct_fields__)
+_WITH_QUANTITY = frozenset(cls for cls in ev.EVENT_TYPES if "quantity" in cls.__struct_fields__)
+_WITH_ITEMS = frozenset(cls for cls in ev.EVENT_TYPES if "items" in cls.__struct_fields__)
 
 
 def _check_instants(event: ev.Event, line: int | None) -> None:
     """Refuse instants so near an end of the calendar that showing them in another zone
     would fall off it (9999-12-31T23:00-05:00 is in year 10000 in UTC)."""
-    for name in _INSTANT_FIELDS:
+    cls = type(event)
+    for name in _INSTANTS_OF.get(cls) or _INSTANT_FIELDS:
         value = getattr(event, name, None)
         if isinstance(value, dt.datetime) and not within_calendar(value):
             raise InputError(
@@ -303,6 +312,8 @@ def _check_instants(event: ev.Event, line: int | None) -> None:
                 field=name,
                 line=line,
             )
+    if cls not in _WITH_CLAUSES and cls in _INSTANTS_OF:
+        return
     for i, clause in enumerate(getattr(event, "clauses", None) or ()):
         if isinstance(clause, ev.Clause) and not within_calendar(clause.effective_at):
             raise InputError(
@@ -328,6 +339,9 @@ def _json_kind(value: object) -> str:
 
 def _check_quantities(event: ev.Event, obj: dict[str, Any], line: int | None) -> None:
     """Refuse quantities whose exponent no message could echo in positional notation."""
+    cls = type(event)
+    if cls in _INSTANTS_OF and cls not in _WITH_QUANTITY and cls not in _WITH_ITEMS:
+        return  # (an event type without quantities)
     quantity = getattr(event, "quantity", None)
     if isinstance(quantity, Decimal):
         given = obj.get("quantity")

@@ -416,3 +416,27 @@ def test_reused_event_ids_are_refused_alike_by_a_batch_append_and_a_streamed_imp
         else:
             appended = import_lines(app, _lines(again), chunk_lines=2).appended
         assert (appended, app.index.count_events()) == (1, 3), attempt
+
+
+def test_lean_licences_find_their_shipments_among_many(make_ledger: Callable[..., Ledger]) -> None:
+    """With the default budget a licence of many events is held lean between chunks,
+    knowing its shipments by sorted hashes: a shipment sent again under a new event id,
+    early or late in the licence's history, is found (a duplicate of the original), one
+    with other details is refused on its line, and new ids are appended."""
+    objs = history()[:5]
+    objs += [_shipment(100 + n, "GL-1", f"2026-02-01T08:{n:02d}:00Z") for n in range(40)]
+    resent = [{**objs[k], "event_id": _id(200 + k)} for k in (5, 25, 44)]
+    fresh = [_shipment(300, "GL-1", "2026-03-01T08:00:00Z")]
+    batch, streamed = make_ledger(), make_ledger()
+    expected = batch.append_objects([*objs, *resent, *fresh])
+    result = import_lines(streamed, _lines([*objs, *resent, *fresh]), chunk_lines=7)
+    assert (result.appended, result.duplicates) == (len(objs) + 1, 3)
+    assert _stored(streamed) == _stored(batch)
+    assert [o.status for o in expected.outcomes[-4:]] == ["duplicate"] * 3 + ["appended"]
+    other = [*objs, {**objs[30], "event_id": _id(400), "quantity": "1"}]
+    with pytest.raises(RuleViolation) as duplicate:
+        import_lines(make_ledger(), _lines(other), chunk_lines=7)
+    assert (duplicate.value.rule, duplicate.value.line) == ("duplicate-shipment", len(other))
+    assert f"shipment 'S-125' is already recorded on licence 'GL-1' (event {_id(125)})" in str(
+        duplicate.value
+    )
