@@ -19,7 +19,7 @@ import gc
 import logging
 import random
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,14 @@ from ledger.checkpoint import SigningKey
 from ledger.config import Settings
 from ledger.domain import rules
 from ledger.domain import state as st
-from ledger.domain.aggregate import Entity, Workspace, entity_key, project_entity, references
+from ledger.domain.aggregate import (
+    Entity,
+    Loaded,
+    Workspace,
+    entity_key,
+    project_entity,
+    references,
+)
 from ledger.domain.licence import same_shipment
 from ledger.errors import LedgerError, StoreError
 from ledger.intake import (
@@ -215,19 +222,26 @@ class Ledger(Application[str]):
         self.events_loaded += sum(len(stored) for stored in found.values())
         return {key: map(to_domain_event, stored) for key, stored in found.items()}
 
-    def load_snapshots(self, keys: list[str]) -> dict[str, Entity]:
-        """Those of these entities that have a usable snapshot, from it and the events
-        stored after it: what ``Workspace`` checks an append against (the others are read
-        with ``load_entities``).  Only licences are snapshotted: they are the entities
-        with long histories (a shipment each)."""
-        keys = [k for k in keys if k.startswith("licence:")]
-        if not keys or not self._shipments_indexed:
-            return {}
+    def load_snapshots(self, keys: list[str], shipments: Mapping[str, Sequence[str]]) -> Loaded:
+        """What ``Workspace`` checks an append against, in one read: those of these
+        entities that have a usable snapshot, from it and the events stored after it;
+        the others' stored events; and ``shipments`` (licence key -> shipment ids) looked
+        up in the snapshots' shipment index.  Only licences are snapshotted: they are the
+        entities with long histories (a shipment each).  Without a licence among the
+        keys this reads nothing (``load_entities`` reads the events)."""
+        if not self._shipments_indexed or not any(k.startswith("licence:") for k in keys):
+            return Loaded({}, None)
         tables, mapper = self.snapshot_tables, self.msgspec_mapper
+        pairs = [
+            (key.removeprefix("licence:"), s)
+            for key, ids in shipments.items()
+            if key in keys and key.startswith("licence:")
+            for s in ids
+        ]
         with self.recorder.read_port() as port:  # type: ignore[attr-defined]
-            found = tables.select_with_tail(port, keys)
-        out: dict[str, Entity] = {}
-        for key, (version, sealed, tail) in found.items():
+            found = tables.select_for_append(port, keys, pairs)
+        entities: dict[str, Entity] = {}
+        for key, (version, sealed) in found.snapshots.items():
             snapshot = decode_snapshot(mapper.payload(sealed))
             if snapshot is None:
                 continue
@@ -239,12 +253,31 @@ class Ledger(Application[str]):
                 functools.partial(self._history, key, version),
                 functools.partial(self._stored_shipments, snapshot.state, version),
             )
+            if found.shipments_read and key in shipments:
+                entity.shipments_found(
+                    shipments[key],
+                    self._shipments_of(snapshot.state, found.shipments.get(key, [])),
+                )
+            tail = found.events.get(key, [])
             self.events_loaded += len(tail)
             for v, topic, state in tail:
                 entity.add(decode_event(mapper.payload(state), topic))
                 entity.version = v
-            out[key] = entity
-        return out
+            entities[key] = entity
+        rest = [k for k in keys if k not in entities]
+        if any(k in found.snapshots for k in rest):
+            # An unusable snapshot (another format, unreadable): its entity is read from
+            # all its events (only the events after the snapshot were read).
+            return Loaded(entities, self.load_entities(rest))
+        to_domain_event = mapper.to_domain_event
+        events: dict[str, Iterator[Recorded]] = {}
+        for key in rest:
+            stored = [
+                StoredEvent(key, v, topic, state) for v, topic, state in found.events.get(key, [])
+            ]
+            self.events_loaded += len(stored)
+            events[key] = map(to_domain_event, stored)
+        return Loaded(entities, events)
 
     def _history(self, key: str, version: int) -> list[ev.Event]:
         """An entity's stored events up to ``version`` (a snapshot's entity needs them)."""
@@ -264,6 +297,13 @@ class Ledger(Application[str]):
             rows = self.snapshot_tables.find_shipments(
                 port, licence.licence_id, shipment_ids, version
             )
+        return self._shipments_of(licence, rows)
+
+    def _shipments_of(
+        self, licence: st.LicenceState, rows: Iterable[tuple[Any, ...]]
+    ) -> dict[str, ev.LicenceUsageRecorded]:
+        """Those of the shipment index's rows (shipment id, position, effective_us, stored
+        state; in effective order) that the licence's state folded, by shipment id."""
         found: dict[str, ev.LicenceUsageRecorded] = {}
         grant: int | None = None
         for _, position, _, state in rows:  # effective order: the fold keeps the last
@@ -580,13 +620,17 @@ class Ledger(Application[str]):
         its own)."""
         if workspace is None:
             workspace = Workspace(self.load_entities, self.load_snapshots)
-        workspace.prefetch(k for i in fresh for k in references(submissions[i].event))
-        entities = workspace.entities
         shipments: dict[str, list[str]] = {}  # licence key -> the batch's shipment ids
         for i in fresh:
             e = submissions[i].event
             if type(e) is ev.LicenceUsageRecorded:
                 shipments.setdefault(f"licence:{e.entity_id}", []).append(e.shipment_id)
+        # The shipments go with the prefetch: a licence's snapshot, the events after it
+        # and its stored shipments are one read.
+        workspace.prefetch(
+            (k for i in fresh for k in references(submissions[i].event)), shipments=shipments
+        )
+        entities = workspace.entities
         for key, ids in shipments.items():  # one look-up per licence, not per shipment
             held = entities.get(key)  # (a streaming import holds some entities lean)
             if held is not None:

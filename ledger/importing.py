@@ -25,7 +25,7 @@ import bisect
 import datetime as dt
 import tempfile
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
@@ -541,9 +541,11 @@ class _ImportWorkspace(Workspace):
         self.lean: dict[str, _Lean] = {}
         self.reloads = 0
 
-    def prefetch(self, keys: Iterable[str]) -> None:
+    def prefetch(
+        self, keys: Iterable[str], *, shipments: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         lean = self.lean
-        super().prefetch(k for k in keys if k not in lean)
+        super().prefetch((k for k in keys if k not in lean), shipments=shipments)
 
     def _full(self, key: str) -> Entity:
         """The lean entity ``key`` with its events again (stored ones, then pending)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import msgspec
 
@@ -214,8 +214,17 @@ class Entity:
             return
         wanted = [s for s in dict.fromkeys(shipment_ids) if s not in snapshot.stored]
         if wanted:
-            found = snapshot.shipments(wanted)
-            for s in wanted:
+            self.shipments_found(wanted, snapshot.shipments(wanted))
+
+    def shipments_found(
+        self, shipment_ids: Iterable[str], found: Mapping[str, ev.LicenceUsageRecorded]
+    ) -> None:
+        """What the store's index holds for these shipment ids among the snapshot's events
+        (``found``: those it holds), looked up by the loader with the snapshot itself, so
+        that ``shipment`` asks the store nothing more for them."""
+        snapshot = self._snapshot
+        if snapshot is not None:
+            for s in shipment_ids:
                 snapshot.stored[s] = found.get(s)
 
     def state(self, as_of: dt.datetime | None = None) -> st.State | None:
@@ -339,9 +348,22 @@ Loader = Callable[[list[str]], Mapping[str, Iterable[RecordedEvent]]]
 """Reads the stored events of many entities at once (each in version order; an
 unknown key may be missing)."""
 
-SnapshotLoader = Callable[[list[str]], Mapping[str, Entity]]
-"""Loads those of many entities that have a usable snapshot (``Entity.from_snapshot``,
-brought up to date); the others are read with the ``Loader``."""
+
+class Loaded(NamedTuple):
+    """What a ``SnapshotLoader`` read."""
+
+    from_snapshots: Mapping[str, Entity]
+    """The entities with a usable snapshot (``Entity.from_snapshot``, brought up to date)."""
+    events: Mapping[str, Iterable[RecordedEvent]] | None
+    """The stored events of the others (an unknown key may be missing), read with the
+    snapshots; None: not read (the ``Loader`` reads them)."""
+
+
+SnapshotLoader = Callable[[list[str], Mapping[str, Sequence[str]]], Loaded]
+"""Loads those of many entities that have a usable snapshot, and possibly the others'
+events too (one read instead of two: on PostgreSQL an append's cost is mostly round
+trips).  The second argument: licence key -> the shipment ids the append will ask about;
+the loader may look them up with the snapshot (``Entity.shipments_found``)."""
 
 
 class Workspace(Facts):
@@ -356,16 +378,25 @@ class Workspace(Facts):
         self._snapshots = snapshots
         self.entities: dict[str, Entity] = {}
 
-    def prefetch(self, keys: Iterable[str]) -> None:
+    def prefetch(
+        self, keys: Iterable[str], *, shipments: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        """Load these entities (those not loaded yet) at once.  ``shipments``: licence key
+        -> shipment ids the caller will ask about (a hint: the snapshot loader may look
+        them up in the same read)."""
         missing = [k for k in dict.fromkeys(keys) if k not in self.entities]
         if not missing:
             return
+        found: Mapping[str, Iterable[RecordedEvent]] | None = None
         if self._snapshots is not None:
-            self.entities.update(self._snapshots(missing))
+            loaded = self._snapshots(missing, shipments or {})
+            self.entities.update(loaded.from_snapshots)
             missing = [k for k in missing if k not in self.entities]
             if not missing:
                 return
-        found = self._load(missing)
+            found = loaded.events
+        if found is None:
+            found = self._load(missing)
         for key in missing:
             entity = Entity(key)
             for recorded in found.get(key, ()):

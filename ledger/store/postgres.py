@@ -23,7 +23,7 @@ from eventsourcing.postgres import (
 )
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from ledger.checkpoint import SigningKey
 from ledger.store.codec import INDEX_COLUMNS, IndexRow
@@ -173,12 +173,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         index_rows: Sequence[IndexRow],
         stored_events: Sequence[StoredEvent],
     ) -> None:
-        """The new events become leaves of the Merkle tree, and their shipment rows and
-        snapshots are written (same transaction)."""
+        """The new events become leaves of the Merkle tree (same transaction; their
+        shipment rows and snapshots went in with their index rows, ``write_chunk``)."""
         super().after_insert(write, positions, index_rows, stored_events)
         assert isinstance(write, PostgresEventWrite)
         port = PostgresPort(write.cursor.connection)
-        self.snapshot_tables.write(port, positions, index_rows)
         tip = self.tree.tip(port, before=positions[0])
         payload_of = self.payload_of
         self.tree.extend(port, tip, positions, [payload_of(e.state) for e in stored_events])
@@ -229,7 +228,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         curs: Cursor[DictRow],
         stored_events: Sequence[StoredEvent],
         index_rows: Sequence[IndexRow],
+        *,
+        snapshots: bool = True,
     ) -> list[int]:
+        """Insert events and their index rows (with ``snapshots``, also the shipment rows
+        and snapshots they carry, in the index rows' statement); returns positions."""
         if len(index_rows) != len(stored_events):
             raise ProgrammingError("one index row per stored event is required")
         if not stored_events:
@@ -260,9 +263,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             chunk_ids = [r["notification_id"] for r in curs.fetchall()]
             if len(chunk_ids) != len(events):
                 raise ProgrammingError("the store did not return a position for every event")
-            columns = list(zip(*index_rows[start : start + INSERT_CHUNK_ROWS], strict=True))
-            columns = columns[:INDEX_COLUMNS]
-            curs.execute(self._insert_index, (chunk_ids, *map(list, columns)))
+            rows = index_rows[start : start + INSERT_CHUNK_ROWS]
+            columns = list(zip(*rows, strict=True))[:INDEX_COLUMNS]
+            ctes: str = ""
+            params: list[Any] = []
+            if snapshots:
+                ctes, params = self.snapshot_tables.postgres_ctes(chunk_ids, rows)
+            statement: Composed | SQL = self._insert_index
+            if ctes:
+                statement = SQL("WITH ") + SQL(ctes) + SQL(" ") + statement  # type: ignore[arg-type]
+            curs.execute(statement, (*params, chunk_ids, *map(list, columns)))
             ids += chunk_ids
         return ids
 
@@ -465,7 +475,9 @@ class PostgresEventWrite(EventWrite):
         if not stored_events:
             return []
         self.lock()
-        ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
+        ids = self.recorder.write_chunk(
+            self.cursor, stored_events, index_rows, snapshots=not self.rehearsal
+        )
         if not self.rehearsal:
             self.recorder.after_insert(self, ids, index_rows, stored_events)
         return ids

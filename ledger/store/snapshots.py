@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from ledger.domain.licence import LicenceState
 from ledger.store.codec import IndexRow
-from ledger.store.index import INSERT_CHUNK_ROWS
 from ledger.store.tree import Port
 
 SHIPMENTS_INDEXED = "shipments_indexed"
@@ -64,6 +63,21 @@ def decode_snapshot(data: bytes) -> LicenceSnapshot | None:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     return found if found.format == SNAPSHOT_FORMAT else None
+
+
+class ForAppend(NamedTuple):
+    """What ``SnapshotTables.select_for_append`` read."""
+
+    snapshots: dict[str, tuple[int, bytes]]
+    """key -> (version, sealed snapshot)"""
+    events: dict[str, list[tuple[int, str, bytes]]]
+    """key -> its events after its snapshot (all of them without one): (version, topic,
+    stored state), in version order"""
+    shipments: dict[str, list[tuple[str, int, int, bytes]]]
+    """licence key -> the shipments found: (shipment id, position, effective_us, stored
+    state), in effective order (ties: position)"""
+    shipments_read: bool
+    """False: the shipments were not looked up (too many to ask at once)."""
 
 
 class SnapshotTables:
@@ -103,22 +117,10 @@ class SnapshotTables:
     # --- writing (inside the events' transaction) ---------------------------------------
 
     def write(self, port: Port, positions: Sequence[int], rows: Sequence[IndexRow]) -> None:
-        """The shipment rows and snapshots these events carry."""
-        shipments = [
-            (r.entity_id, r.shipment_id, p)
-            for p, r in zip(positions, rows, strict=True)
-            if r.shipment_id is not None
-        ]
-        snapshots = [
-            (f"{r.entity_kind}:{r.entity_id}", r.originator_version, r.snapshot)
-            for r in rows
-            if r.snapshot is not None
-        ]
-        if self.postgres:
-            for start in range(0, max(len(shipments), len(snapshots)), INSERT_CHUNK_ROWS):
-                end = start + INSERT_CHUNK_ROWS  # (statements of bounded size, as the events)
-                self._write_postgres(port, shipments[start:end], snapshots[start:end])
-            return
+        """The shipment rows and snapshots these events carry (SQLite; PostgreSQL writes
+        them in the statement that writes the index rows: ``postgres_ctes``)."""
+        assert not self.postgres
+        shipments, snapshots = _rows(positions, rows)
         if shipments:
             _execute(
                 port,
@@ -137,56 +139,96 @@ class SnapshotTables:
                 snapshots,
             )
 
-    def _write_postgres(
-        self,
-        port: Port,
-        shipments: Sequence[tuple[str, str, int]],
-        snapshots: Sequence[tuple[str, int, bytes | None]],
-    ) -> None:
-        """Both in one statement (one round trip: an append's cost on PostgreSQL is
-        mostly round trips), rows passed as arrays."""
+    def postgres_ctes(
+        self, positions: Sequence[int], rows: Sequence[IndexRow]
+    ) -> tuple[str, list[Any]]:
+        """The shipment rows and snapshots these events carry as data-modifying common
+        table expressions (``%s`` placeholders, rows passed as arrays) and their
+        parameters, or ``("", [])`` if they carry none.  The PostgreSQL recorder prefixes
+        them to the statement that inserts the index rows: no round trip of their own (an
+        append's cost on PostgreSQL is mostly round trips).  ``positions`` and ``rows``:
+        one chunk of at most ``INSERT_CHUNK_ROWS``, so the statement stays bounded."""
+        assert self.postgres
+        shipments, snapshots = _rows(positions, rows)
+        if not shipments and not snapshots:
+            return "", []
         columns = [list(c) for c in zip(*shipments, strict=True)] or [[], [], []]
         snapshot_columns = [list(c) for c in zip(*snapshots, strict=True)] or [[], [], []]
-        port.execute(
-            f"WITH shipped AS (INSERT INTO {self.shipments} "
-            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) ON CONFLICT DO NOTHING) "
-            f"INSERT INTO {self.snapshots} AS s "
+        return (
+            f"ledger_shipped AS (INSERT INTO {self.shipments} "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) ON CONFLICT DO NOTHING), "
+            f"ledger_snapped AS (INSERT INTO {self.snapshots} AS s "
             "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
             "ON CONFLICT (originator_id) DO UPDATE SET "
             "originator_version = excluded.originator_version, state = excluded.state "
-            "WHERE excluded.originator_version > s.originator_version",
-            (*columns, *snapshot_columns),
+            "WHERE excluded.originator_version > s.originator_version)",
+            [*columns, *snapshot_columns],
         )
 
     # --- reading ------------------------------------------------------------------------
 
-    def select_with_tail(
-        self, port: Port, keys: Sequence[str]
-    ) -> dict[str, tuple[int, bytes, list[tuple[int, str, bytes]]]]:
-        """The stored snapshots of these entities with the events stored after each, in
-        one query: key -> (version, sealed state, [(version, topic, state)])."""
-        out: dict[str, tuple[int, bytes, list[tuple[int, str, bytes]]]] = {}
+    def select_for_append(
+        self, port: Port, keys: Sequence[str], shipments: Sequence[tuple[str, str]]
+    ) -> ForAppend:
+        """What an append reads to check its events, in one query per 500 keys (one round
+        trip for an ordinary append, where separate reads took three): the stored
+        snapshots of these entities, the events of each stored after its snapshot (all
+        of them for an entity without one), and in the first query the stored shipments
+        ``(licence id, shipment id)`` recorded at or before each licence's snapshot and not
+        retracted by then, as ``find_shipments`` finds them (left out, and
+        ``shipments_read`` False, beyond 500 pairs)."""
+        out = ForAppend({}, {}, {}, shipments_read=len(shipments) <= 500)
+        pairs = list(dict.fromkeys(shipments)) if out.shipments_read else []
+        keys = list(dict.fromkeys(keys))
         for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            rows = port.all(
-                self.sql(
-                    "SELECT s.originator_id, s.originator_version, s.state, "
-                    "e.originator_version, e.topic, e.state "
-                    f"FROM {self.snapshots} s LEFT JOIN {self.events} e "
-                    "ON e.originator_id = s.originator_id "
-                    "AND e.originator_version > s.originator_version "
-                    f"WHERE s.originator_id IN ({marks}) "
-                    "ORDER BY s.originator_id, e.originator_version"
-                ),
-                chunk,
-            )
-            for key, version, state, tail_version, topic, tail_state in rows:
-                found = out.get(str(key))
-                if found is None:
-                    found = out[str(key)] = (int(version), bytes(state), [])
-                if tail_version is not None:
-                    found[2].append((int(tail_version), str(topic), bytes(tail_state)))
+            chunk = keys[start : start + 500]
+            values = ",".join(["(?)"] * len(chunk))
+            # Driven by the keys (a handful of rows): each entity's events come from an
+            # index range scan that starts after its snapshot, however long its history.
+            parts = [
+                # (typed NULLs: PostgreSQL resolves a UNION's column types left to right)
+                "SELECT 0, s.originator_id, s.originator_version, CAST(NULL AS TEXT), "
+                "s.state, CAST(NULL AS BIGINT) "
+                f"FROM (VALUES {values}) k JOIN {self.snapshots} s "
+                "ON s.originator_id = k.column1",
+                "SELECT 1, k.column1, e.originator_version, e.topic, e.state, NULL "
+                f"FROM (VALUES {values}) k LEFT JOIN {self.snapshots} s "
+                f"ON s.originator_id = k.column1 JOIN {self.events} e "
+                "ON e.originator_id = k.column1 "
+                "AND e.originator_version > COALESCE(s.originator_version, 0)",
+            ]
+            params: list[Any] = chunk + chunk
+            if pairs:
+                values = ",".join(["(?,?)"] * len(pairs))
+                parts.append(
+                    "SELECT 2, sn.originator_id, i.notification_id, w.column2, e.state, "
+                    f"i.effective_us FROM (VALUES {values}) w "
+                    f"JOIN {self.snapshots} sn ON sn.originator_id = 'licence:' || w.column1 "
+                    f"JOIN {self.shipments} sh "
+                    "ON sh.licence_id = w.column1 AND sh.shipment_id = w.column2 "
+                    f"JOIN {self.index} i ON i.notification_id = sh.position "
+                    f"JOIN {self.events} e ON e.{self.position} = sh.position "
+                    "WHERE i.originator_version <= sn.originator_version "
+                    f"AND NOT EXISTS (SELECT 1 FROM {self.index} r "
+                    "WHERE r.retracts = i.event_id AND r.entity_kind = 'licence' "
+                    "AND r.entity_id = w.column1 AND r.originator_version <= sn.originator_version)"
+                )
+                params += [v for pair in pairs for v in pair]
+                pairs = []
+            rows = port.all(self.sql(" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3"), params)
+            for part, key, number, text, state, effective_us in rows:
+                if part == 0:
+                    out.snapshots[str(key)] = (int(number), bytes(state))
+                elif part == 1:
+                    out.events.setdefault(str(key), []).append(
+                        (int(number), str(text), bytes(state))
+                    )
+                else:
+                    out.shipments.setdefault(str(key), []).append(
+                        (str(text), int(number), int(effective_us), bytes(state))
+                    )
+        for found in out.shipments.values():
+            found.sort(key=lambda row: (row[2], row[1]))  # effective order, as find_shipments
         return out
 
     def select(self, port: Port, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
@@ -282,6 +324,24 @@ class SnapshotTables:
             (SHIPMENTS_INDEXED, 1),
         )
         return len(rows)
+
+
+def _rows(
+    positions: Sequence[int], rows: Sequence[IndexRow]
+) -> tuple[list[tuple[str, str, int]], list[tuple[str, int, bytes]]]:
+    """The shipment rows (licence id, shipment id, position) and snapshots (key, version,
+    sealed state) that these events carry."""
+    shipments = [
+        (r.entity_id, r.shipment_id, p)
+        for p, r in zip(positions, rows, strict=True)
+        if r.shipment_id is not None
+    ]
+    snapshots = [
+        (f"{r.entity_kind}:{r.entity_id}", r.originator_version, r.snapshot)
+        for r in rows
+        if r.snapshot is not None
+    ]
+    return shipments, snapshots
 
 
 def _execute(port: Port, sql: str, rows: Sequence[Sequence[Any]]) -> None:

@@ -5,7 +5,9 @@ written with the events, and a missing, old or unreadable snapshot is only ignor
 
 from __future__ import annotations
 
-from contextlib import closing
+import tempfile
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from typing import Any
 
 import pytest
@@ -83,6 +85,66 @@ def test_an_append_to_a_long_licence_reads_a_bounded_number_of_events(
         assert state.items["1C902.a"].used == HISTORY + 1
         row = snapshot_row(app)
         assert row is not None and row[0] == HISTORY + 2  # taken with the last append
+
+
+@contextmanager
+def round_trips(app: Ledger, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts the round trips to PostgreSQL while the block runs (into the one-item list
+    yielded): libpq's own trace of every connection the ledger takes from its pool, one
+    round trip per ReadyForQuery the server sends (it ends each simple query and each
+    Sync of the extended protocol; a pipeline's statements before one Sync count once).
+    The statements themselves run on the real server."""
+    from psycopg.pq import Trace
+
+    datastore = app.recorder.datastore  # type: ignore[attr-defined]
+    untraced = datastore.get_connection
+    count = [0]
+
+    @contextmanager
+    def traced() -> Iterator[Any]:
+        with untraced() as conn, tempfile.TemporaryFile() as trace:
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+            try:
+                yield conn
+            finally:
+                conn.pgconn.untrace()
+                trace.seek(0)
+                count[0] += sum(
+                    line.startswith(b"B") and b"\tReadyForQuery" in line for line in trace
+                )
+
+    monkeypatch.setattr(datastore, "get_connection", traced)
+    try:
+        yield count
+    finally:
+        monkeypatch.setattr(datastore, "get_connection", untraced)
+
+
+def test_on_postgresql_a_licence_append_makes_no_more_round_trips_than_a_fresh_party(
+    postgres_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append's cost on PostgreSQL is mostly round trips: one more shipment to a long
+    licence (its snapshot, the events after it, the shipment-id look-up, the snapshot and
+    shipment row written) takes no more than registering a fresh party, in a new
+    ``Ledger`` each (as ``ledger append`` does).  Before, the licence took three more."""
+    env = long_licence(postgres_backend)
+    counts: dict[str, int] = {}
+    for what, obj in [
+        ("licence", f.usage(shipment="S-new", quantity="1")),
+        ("party", f.party("fresh")),
+        ("licence again", f.usage(shipment="S-newer", quantity="1")),
+    ]:
+        with closing(Ledger(postgres_backend.settings(env))) as app:
+            with round_trips(app, monkeypatch) as count:
+                result = app.append_objects([obj])
+            assert [o.status for o in result.outcomes] == ["appended"]
+            counts[what] = count[0]
+            if what != "party":
+                assert app.events_loaded <= 2  # (from the snapshot: the end user's two)
+    assert counts["party"] > 5, counts  # (the count sees the append's statements)
+    assert counts["licence"] <= counts["party"], counts
+    assert counts["licence again"] == counts["licence"], counts
 
 
 def test_a_backdated_event_or_a_retraction_reads_the_history_and_answers_as_before(
