@@ -39,6 +39,15 @@ from ledger.store.index import (
 from ledger.store.snapshots import SnapshotTables
 from ledger.store.tree import TreeTables
 
+WRITE_IDLE_TIMEOUT_S = 120
+"""How long a write transaction may wait for its client between statements (PostgreSQL's
+``idle_in_transaction_session_timeout``, for the ledger's writes only).  The library's
+default for its connections, 5 s, ended streaming imports on a loaded machine: a chunk of
+2,000 lines is checked on the client between two statements, and under load that took
+longer (``terminating connection due to idle-in-transaction timeout``).  Still bounded: a
+client that hangs holding the write lock blocks every writer for at most this long (one
+that dies closes its connection, and the transaction ends at once)."""
+
 
 class PostgresPort:
     """``ledger.store.tree.Port`` over one psycopg connection (inside its transaction)."""
@@ -218,10 +227,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
 
     def start_write(self, curs: Cursor[DictRow]) -> None:
         """Take the table lock the library's writers take (so positions follow commit
-        order) and queue the library's NOTIFY for its LISTEN subscriptions."""
-        for statement in self.lock_table_statements:
-            curs.execute(statement, prepare=True)
-        curs.execute(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
+        order), queue the library's NOTIFY for its LISTEN subscriptions, and let the
+        transaction wait for its client up to ``WRITE_IDLE_TIMEOUT_S``: one round trip
+        (statements without parameters go as one simple query)."""
+        curs.execute(
+            SQL("; ").join(
+                [
+                    *self.lock_table_statements,
+                    SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
+                    SQL("SET LOCAL idle_in_transaction_session_timeout = '{0}s'").format(
+                        WRITE_IDLE_TIMEOUT_S
+                    ),
+                ]
+            )
+        )
 
     def write_chunk(
         self,

@@ -400,3 +400,31 @@ def test_rows_written_by_the_insert_hooks_share_the_events_transaction(
     assert app.head() == max(o.position for o in result.outcomes)
     assert app.index.count_events() == 2
     assert app.entity("party", "c") is None
+
+
+def test_a_postgresql_write_may_wait_for_its_client_longer_than_the_idle_timeout(
+    postgres_backend: Any,
+) -> None:
+    """A streaming import holds its write transaction open while it checks the next
+    chunk on the client, between two statements (``EventWrite.lookup``, then
+    ``insert``).  The connections' idle-in-transaction timeout (the library's default is
+    5 s) ended such imports on a loaded machine ("terminating connection due to
+    idle-in-transaction timeout"); the ledger's write transaction sets its own, longer
+    one.  Here the connections' timeout is 1 s and the client pauses for 2.5 s."""
+    import time
+
+    env = postgres_backend.env()
+    app = Ledger(
+        postgres_backend.settings(env), env={"POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"}
+    )
+    try:
+        app.append_objects([f.exporter()])
+        with app.index.writing() as write:
+            write.lock()
+            assert write.last_recorded_us() is not None
+            time.sleep(2.5)  # (the client checking a chunk)
+            assert write.head() == 1
+        app.append_objects([f.party("buyer")])
+        assert app.index.count_events() == 2
+    finally:
+        app.close()
