@@ -17,6 +17,7 @@ import binascii
 import bisect
 import itertools
 import json
+import operator
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -392,7 +393,14 @@ class Report:
 def verify(app: Ledger, *, key: VerifierKey) -> Report:
     """Recompute every leaf from the stored events and check it against the stored tree,
     every stored node, every batch's frontier and checkpoint, and the signature of every
-    checkpoint.  Raises ``VerificationError`` naming the first position that fails."""
+    checkpoint.  Raises ``VerificationError`` naming the first position that fails.
+
+    The hot path works a page of ``VERIFY_PAGE`` rows at a time with no Python step per
+    row beyond its leaf hash: the run of a page in a batch is checked by its two end
+    positions (positions are unique and sorted, so the right ends mean no gap and no
+    extra row), its leaf hashes against the stored ones as one joined ``bytes``
+    comparison, and each level of new nodes arrives in one call; only a failure looks row
+    by row, to name the first position that fails (docs/performance.md, "Merkle tree")."""
     from ledger.store.tree import BLOCK, BLOCK_LEVEL
 
     tables = _tables(app)
@@ -406,48 +414,51 @@ def verify(app: Ledger, *, key: VerifierKey) -> Report:
     def keep(level: int, index: int, h: bytes) -> None:
         computed_nodes.setdefault(level, bytearray()).extend(h)
 
-    frontier = merkle.Frontier(on_node=keep, min_level=BLOCK_LEVEL)
+    def keep_level(level: int, first: int, hashes: list[bytes]) -> None:
+        computed_nodes.setdefault(level, bytearray()).extend(b"".join(hashes))
+
+    frontier = merkle.Frontier(on_node=keep, on_nodes=keep_level, min_level=BLOCK_LEVEL)
+    second = operator.itemgetter(1)
     with _port(app) as port:
-        events = port.stream(
+        pages = port.pages(
             f"SELECT {tables.position}, {tables.blob('state')} FROM {tables.events} "
-            f"ORDER BY {tables.position}"
+            f"ORDER BY {tables.position}",
+            VERIFY_PAGE,
         )
         batches = tables.batches_from(port)
-        stored_leaves = _leaf_stream(
-            port.stream(
-                f"SELECT block, {tables.blob('hashes')} FROM {tables.leaves} ORDER BY block"
-            ),
-            BLOCK,
+        stored_leaves = _LeafStream(
+            port.pages(
+                f"SELECT block, {tables.blob('hashes')} FROM {tables.leaves} ORDER BY block",
+                max(1, VERIFY_PAGE // BLOCK),
+            )
         )
         batch = next(batches, None)
         leaf = 0  # the next leaf index
-        while True:
-            page = list(itertools.islice(events, VERIFY_PAGE))
-            if not page:
-                break
-            positions = [r[0] for r in page]
-            hashes = merkle.leaf_hashes(
-                [r[1] for r in page] if plain else [payload_of(r[1]) for r in page]
-            )
+        for page in pages:
+            payloads = map(second, page)
+            hashes = merkle.leaf_hashes(payloads if plain else map(payload_of, payloads))
+            count = len(page)
             i = 0
-            while i < len(page):
+            while i < count:
                 if batch is None:
                     raise VerificationError(
-                        f"position {positions[i]}: an event that no checkpoint covers "
+                        f"position {page[i][0]}: an event that no checkpoint covers "
                         "(a row inserted behind the ledger's back, or the tree not built)",
-                        positions[i],
+                        page[i][0],
                     )
-                # Events of this page that fall in this batch.
-                take = min(batch.size - leaf, len(page) - i)
+                # The rows of this page that fall in this batch.
+                take = min(batch.size - leaf, count - i)
                 expected_first = batch.first_position + (leaf - batch.first_leaf)
-                run = positions[i : i + take]
-                if run[-1] - run[0] != take - 1 or run[0] != expected_first:
-                    _name_position_gap(run, expected_first)
+                if (
+                    page[i][0] != expected_first
+                    or page[i + take - 1][0] != expected_first + take - 1
+                ):
+                    _name_position_gap([r[0] for r in page[i : i + take]], expected_first)
+                mine = hashes if take == count else hashes[i : i + take]
                 stored = stored_leaves.take(take)
-                mine = b"".join(hashes[i : i + take])
-                if stored != mine:
-                    _name_leaf_mismatch(stored, hashes[i : i + take], run, leaf)
-                frontier.extend(hashes[i : i + take])
+                if stored != b"".join(mine):
+                    _name_leaf_mismatch(stored, mine, [r[0] for r in page[i : i + take]], leaf)
+                frontier.extend(mine)
                 leaf += take
                 i += take
                 if leaf == batch.size:
@@ -472,24 +483,32 @@ def verify(app: Ledger, *, key: VerifierKey) -> Report:
 
 
 class _LeafStream:
-    def __init__(self, rows: Iterator[tuple[Any, ...]], block: int):
-        self.rows, self.block = rows, block
+    """The stored leaf hashes, read a page of blocks at a time, handed out by count."""
+
+    def __init__(self, pages: Iterator[list[tuple[Any, ...]]]):
+        self.pages = pages
         self.buffer = bytearray()
         self.next_block = 0
 
     def _fill(self, need: int) -> None:
         while len(self.buffer) < need:
-            row = next(self.rows, None)
-            if row is None:
+            rows = next(self.pages, None)
+            if rows is None:
                 return
-            number, data = int(row[0]), bytes(row[1])
-            if number != self.next_block or len(data) % merkle.HASH_SIZE:
-                raise VerificationError(
-                    f"the stored tree's leaf block {number} is out of place or malformed "
-                    f"(tree tables edited; expected block {self.next_block})"
-                )
-            self.next_block += 1
-            self.buffer += data
+            first = self.next_block
+            numbers = [r[0] for r in rows]
+            data = [r[1] for r in rows]
+            if numbers != list(range(first, first + len(rows))) or any(
+                len(d) % merkle.HASH_SIZE for d in data
+            ):
+                for expected, (number, block) in enumerate(zip(numbers, data, strict=True), first):
+                    if number != expected or len(block) % merkle.HASH_SIZE:
+                        raise VerificationError(
+                            f"the stored tree's leaf block {number} is out of place or "
+                            f"malformed (tree tables edited; expected block {expected})"
+                        )
+            self.next_block += len(rows)
+            self.buffer += b"".join(data)
 
     def take(self, count: int) -> bytes:
         need = count * merkle.HASH_SIZE
@@ -501,10 +520,6 @@ class _LeafStream:
     def take_rest(self) -> bytes:
         self._fill(1 << 62)
         return bytes(self.buffer)
-
-
-def _leaf_stream(rows: Iterator[tuple[Any, ...]], block: int) -> _LeafStream:
-    return _LeafStream(rows, block)
 
 
 def _name_position_gap(run: list[int], expected_first: int) -> None:
@@ -559,13 +574,33 @@ def _check_batch(batch: Any, frontier: merkle.Frontier, key: VerifierKey, report
 def _check_nodes(
     tables: TreeTables, port: Port, computed: dict[int, bytearray], min_level: int
 ) -> None:
-    """Every stored node equals the one recomputed; none is missing or extra."""
+    """Every stored node equals the one recomputed; none is missing or extra.
+
+    One comparison of the stored (level, idx) keys and of the joined hashes against the
+    computed ones; only if they differ are the rows walked to name the first that does."""
+    rows = port.all(
+        f"SELECT level, idx, {tables.blob('hash')} FROM {tables.nodes} ORDER BY level, idx"
+    )
+    levels = sorted(computed)
+    counts = [len(computed[lv]) // merkle.HASH_SIZE for lv in levels]
+    expected_levels = list(itertools.chain.from_iterable(map(itertools.repeat, levels, counts)))
+    expected_idxs = list(itertools.chain.from_iterable(map(range, counts)))
+    if (
+        [r[0] for r in rows] == expected_levels
+        and [r[1] for r in rows] == expected_idxs
+        and b"".join([r[2] for r in rows]) == b"".join([computed[lv] for lv in levels])
+    ):
+        return
+    _name_node_mismatch(rows, computed, min_level)
+
+
+def _name_node_mismatch(
+    rows: list[tuple[Any, ...]], computed: dict[int, bytearray], min_level: int
+) -> None:
     level_of_next = min_level
     expected = computed.get(level_of_next, bytearray())
     index = 0
-    for level, idx, h in port.stream(
-        f"SELECT level, idx, {tables.blob('hash')} FROM {tables.nodes} ORDER BY level, idx"
-    ):
+    for level, idx, h in rows:
         level, idx, h = int(level), int(idx), bytes(h)
         while level > level_of_next:
             if index * 32 != len(expected):

@@ -80,6 +80,9 @@ def largest_power_of_two_below(n: int) -> int:
 
 NodeSink = Callable[[int, int, bytes], None]
 """Called with ``(level, index, hash)`` for each perfect subtree a ``Frontier`` completes."""
+NodesSink = Callable[[int, int, list[bytes]], None]
+"""Called with ``(level, first index, hashes)`` for a run of subtrees of one level that
+``Frontier.extend`` completes at once (one call, not one per node: a verify's hot path)."""
 
 
 class Frontier:
@@ -89,10 +92,12 @@ class Frontier:
     the set bits of ``size``, highest first.  ``root()`` folds them right to left, which
     is RFC 9162's MTH.  ``on_node`` (optional) hears every perfect subtree completed at
     ``min_level`` or above, in order of completion (per level, in index order): the store
-    writes those nodes so that proofs need O(log n) reads.
+    writes those nodes so that proofs need O(log n) reads.  With ``on_nodes`` as well,
+    ``extend`` reports each level of an aligned block in one ``on_nodes`` call instead
+    (``on_node`` still hears the nodes completed one at a time).
     """
 
-    __slots__ = ("hashes", "min_level", "on_node", "size")
+    __slots__ = ("hashes", "min_level", "on_node", "on_nodes", "size")
 
     def __init__(
         self,
@@ -101,6 +106,7 @@ class Frontier:
         *,
         on_node: NodeSink | None = None,
         min_level: int = 0,
+        on_nodes: NodesSink | None = None,
     ):
         if len(hashes) != size.bit_count() or size < 0:
             raise ValueError(f"a tree of {size} leaves has {size.bit_count()} frontier hashes")
@@ -110,6 +116,7 @@ class Frontier:
         self.hashes = list(hashes)
         self.on_node = on_node
         self.min_level = min_level
+        self.on_nodes = on_nodes
 
     @property
     def levels(self) -> list[int]:
@@ -154,10 +161,13 @@ class Frontier:
             level_hashes = list(leaves[i : i + block])
             level = 0
             base = size  # leaf index of the block's first leaf
-            on_node = self.on_node
+            on_node, on_nodes = self.on_node, self.on_nodes
             if on_node is not None and self.min_level == 0:
-                for j, h in enumerate(level_hashes):
-                    on_node(0, base + j, h)
+                if on_nodes is not None:
+                    on_nodes(0, base, level_hashes)
+                else:
+                    for j, h in enumerate(level_hashes):
+                        on_node(0, base + j, h)
             while len(level_hashes) > 1:
                 level_hashes = [
                     _sha256(b"\x01" + a + b).digest()
@@ -166,8 +176,11 @@ class Frontier:
                 level += 1
                 if on_node is not None and level >= self.min_level and len(level_hashes) > 1:
                     first = base >> level
-                    for j, h in enumerate(level_hashes):
-                        on_node(level, first + j, h)
+                    if on_nodes is not None:
+                        on_nodes(level, first, level_hashes)
+                    else:
+                        for j, h in enumerate(level_hashes):
+                            on_node(level, first + j, h)
             self._push(level_hashes[0], level)  # reports the block's root and any merges
             i += block
 

@@ -74,6 +74,16 @@ class PostgresPort:
             cur.execute(sql.encode(), params)
             yield from cur
 
+    def pages(
+        self, sql: str, size: int, params: Sequence[Any] = ()
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        self._streams += 1
+        name = f"ledger_tree_{self._streams}"
+        with self.connection.cursor(name, row_factory=tuple_row) as cur:
+            cur.execute(sql.encode(), params)
+            while rows := cur.fetchmany(size):
+                yield rows
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self.connection.cursor() as cur:
             cur.execute(sql.encode(), params)

@@ -90,6 +90,15 @@ class SQLitePort:
         while rows := cursor.fetchmany(4096):
             yield from rows
 
+    def pages(
+        self, sql: str, size: int, params: Sequence[Any] = ()
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        cursor = self.connection.cursor()
+        cursor.row_factory = None
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(size):
+            yield rows
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.connection.execute(sql, params)
 

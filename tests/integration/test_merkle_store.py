@@ -281,6 +281,100 @@ def test_verify_names_the_first_bad_position_and_passes_after_restore(
         app.close()
 
 
+@pytest.mark.parametrize("page", [7, 16, 4096])
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_verify_in_pages_that_cut_batches_names_the_same_position(
+    sqlite_backend: Any, edit: str, page: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same edits on a ledger of 7 batches, verified in pages of rows that cut the
+    batches and the stored leaf blocks anywhere (or not at all)."""
+    env = sqlite_backend.env()
+    app = Ledger(sqlite_backend.settings(env))
+    monkeypatch.setattr(audit, "VERIFY_PAGE", page)
+    try:
+        append_parties(app, 40, "p", batch=6)  # batches ending at 6, 12, ..., 36, 40
+        key = app.signing_key().verifier
+        report = audit.verify(app, key=key)
+        assert (report.events, report.checkpoints) == (40, 7)
+        assert report.root == independent_root(export_lines(app))
+    finally:
+        app.close()
+    sql, position = EDITS[edit]
+    with sqlite3.connect(Path(env["LEDGER_HOME"]) / "ledger.db") as conn:
+        assert conn.execute(sql).rowcount >= 1
+    app = Ledger(sqlite_backend.settings(env))
+    try:
+        with pytest.raises(audit.VerificationError) as failure:
+            audit.verify(app, key=key)
+        assert failure.value.position == position, str(failure.value)
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("page", [7, 4096])
+def test_a_bad_batch_is_named_before_a_later_bad_event(
+    sqlite_backend: Any, page: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frontier edited at position 12 is the failure named, not the payload edited at
+    position 30 (the batches are checked in order, as the pages reach their ends)."""
+    env = sqlite_backend.env()
+    app = Ledger(sqlite_backend.settings(env))
+    monkeypatch.setattr(audit, "VERIFY_PAGE", page)
+    try:
+        append_parties(app, 40, "p", batch=6)
+        key = app.signing_key().verifier
+    finally:
+        app.close()
+    with sqlite3.connect(Path(env["LEDGER_HOME"]) / "ledger.db") as conn:
+        assert (
+            conn.execute(
+                "UPDATE stored_events_merkle_batches SET frontier = substr(frontier, 1, 8) || "
+                "randomblob(length(frontier) - 8) WHERE size = 12"
+            ).rowcount
+            == 1
+        )
+        payload = EDITS["payload byte changed"][0].replace("rowid = 17", "rowid = 30")
+        assert conn.execute(payload).rowcount == 1
+    app = Ledger(sqlite_backend.settings(env))
+    try:
+        with pytest.raises(audit.VerificationError) as failure:
+            audit.verify(app, key=key)
+        assert failure.value.position == 12, str(failure.value)
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("edit", ["level", "index", "hash", "deleted", "added"])
+def test_every_kind_of_node_edit_is_named(sqlite_backend: Any, edit: str) -> None:
+    """The nodes are compared as one joined blob; any difference is then named."""
+    env = sqlite_backend.env()
+    app = Ledger(sqlite_backend.settings(env))
+    try:
+        append_parties(app, 70, "p", batch=70)  # nodes: level 4 x4, level 5 x2, level 6 x1
+        key = app.signing_key().verifier
+    finally:
+        app.close()
+    table = "stored_events_merkle_nodes"
+    sql, words = {
+        "level": (f"UPDATE {table} SET level = 9 WHERE level = 6", "level 9, index 0"),
+        "index": (f"UPDATE {table} SET idx = 7 WHERE level = 5 AND idx = 1", "index 7"),
+        "hash": (
+            f"UPDATE {table} SET hash = randomblob(32) WHERE level = 4 AND idx = 2",
+            "leaves 32-47",
+        ),
+        "deleted": (f"DELETE FROM {table} WHERE level = 6", "missing"),
+        "added": (f"INSERT INTO {table} VALUES (4, 4, randomblob(32))", "leaves 64-79"),
+    }[edit]
+    with sqlite3.connect(Path(env["LEDGER_HOME"]) / "ledger.db") as conn:
+        assert conn.execute(sql).rowcount == 1
+    app = Ledger(sqlite_backend.settings(env))
+    try:
+        with pytest.raises(audit.VerificationError, match=words):
+            audit.verify(app, key=key)
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("edit", ["payload byte changed", "row deleted", "row inserted"])
 def test_verify_catches_edits_on_postgres(postgres_backend: Any, edit: str) -> None:
     app = Ledger(postgres_backend.settings())

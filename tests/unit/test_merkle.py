@@ -152,6 +152,36 @@ def test_extend_matches_append_and_reports_every_stored_node() -> None:
                 assert seen == expected
 
 
+def test_extend_reports_whole_levels_to_on_nodes_as_on_node_would_one_by_one() -> None:
+    """``on_nodes`` (a verify's sink) hears exactly the nodes ``on_node`` alone hears."""
+    for start in range(0, 40):
+        for count in (1, 3, 8, 16, 24, 33):
+            if start + count > 64:
+                continue
+            for min_level in (0, 2):
+                single: list[tuple[int, int, bytes]] = []
+                split: list[tuple[int, int, bytes]] = []
+
+                def one(level: int, index: int, h: bytes, out: list = split) -> None:  # type: ignore[type-arg]
+                    out.append((level, index, h))
+
+                def many(level: int, first: int, hashes: list[bytes], out: list = split) -> None:  # type: ignore[type-arg]
+                    out.extend((level, first + j, h) for j, h in enumerate(hashes))
+
+                def alone(level: int, index: int, h: bytes, out: list = single) -> None:  # type: ignore[type-arg]
+                    out.append((level, index, h))
+
+                for frontier in (
+                    merkle.Frontier(on_node=alone, min_level=min_level),
+                    merkle.Frontier(on_node=one, on_nodes=many, min_level=min_level),
+                ):
+                    frontier.extend(LEAVES[:start])
+                    frontier.extend(LEAVES[start : start + count])
+                    assert frontier.root() == ref_mth(DATA[: start + count])
+                assert sorted(split) == sorted(single)
+                assert len(split) == len(set(split))
+
+
 def test_frontier_rejects_malformed_state() -> None:
     with pytest.raises(ValueError):
         merkle.Frontier(3, [LEAVES[0]])
