@@ -192,22 +192,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         index_rows: Sequence[IndexRow],
         stored_events: Sequence[StoredEvent],
     ) -> None:
-        """The new events become leaves of the Merkle tree (same transaction; their
-        shipment rows and snapshots went in with their index rows, ``write_chunk``)."""
+        """The new events become leaves of the Merkle tree, signed as a checkpoint (same
+        transaction; their shipment rows and snapshots went in with their index rows,
+        ``write_chunk``).
+
+        A checkpoint per write, not per transaction: a streamed import writes a chunk at a
+        time in one transaction, and a consumer verifying the stream holds every message
+        until a checkpoint covers it, so one checkpoint per chunk bounds what it holds
+        (500 signatures for a million events, ~0.1 ms each)."""
         super().after_insert(write, positions, index_rows, stored_events)
         assert isinstance(write, PostgresEventWrite)
         port = PostgresPort(write.cursor.connection)
         tip = self.tree.tip(port, before=positions[0])
         payload_of = self.payload_of
         self.tree.extend(port, tip, positions, [payload_of(e.state) for e in stored_events])
-        write.tree_extended = True
-
-    def before_commit(self, write: EventWrite) -> None:
-        """One signed checkpoint per write, of the tree with all its events."""
-        super().before_commit(write)
-        assert isinstance(write, PostgresEventWrite)
-        if write.tree_extended:
-            self.tree.sign_last(PostgresPort(write.cursor.connection), self.signer())
+        self.tree.sign_last(port, self.signer())
 
     def create_table(self) -> None:
         with ddl_lock(self.datastore):
@@ -496,7 +495,6 @@ class PostgresEventWrite(EventWrite):
         self.recorder = recorder
         self.cursor = cursor
         self.started = False
-        self.tree_extended = False
 
     def insert(
         self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]

@@ -177,8 +177,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         index_rows: Sequence[IndexRow],
         stored_events: Sequence[StoredEvent],
     ) -> None:
-        """The new events become leaves of the Merkle tree, and their shipment rows and
-        snapshots are written (same transaction)."""
+        """The new events become leaves of the Merkle tree, signed as a checkpoint, and
+        their shipment rows and snapshots are written (same transaction).
+
+        A checkpoint per write, not per transaction: a streamed import writes a chunk at a
+        time in one transaction, and a consumer verifying the stream holds every message
+        until a checkpoint covers it, so one checkpoint per chunk bounds what it holds
+        (500 signatures for a million events, ~0.1 ms each)."""
         super().after_insert(write, positions, index_rows, stored_events)
         assert isinstance(write, SQLiteEventWrite)
         port = SQLitePort(write.cursor.sqlite_cursor.connection)
@@ -186,14 +191,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         tip = self.tree.tip(port, before=positions[0])
         payload_of = self.payload_of
         self.tree.extend(port, tip, positions, [payload_of(e.state) for e in stored_events])
-        write.tree_extended = True
-
-    def before_commit(self, write: EventWrite) -> None:
-        """One signed checkpoint per write, of the tree with all its events."""
-        super().before_commit(write)
-        assert isinstance(write, SQLiteEventWrite)
-        if write.tree_extended:
-            self.tree.sign_last(SQLitePort(write.cursor.sqlite_cursor.connection), self.signer())
+        self.tree.sign_last(port, self.signer())
 
     # --- writing ------------------------------------------------------------------------
 
@@ -442,7 +440,6 @@ class SQLiteEventWrite(EventWrite):
     def __init__(self, recorder: LedgerSQLiteRecorder, cursor: SQLiteCursor):
         self.recorder = recorder
         self.cursor = cursor
-        self.tree_extended = False
         self.wrote = False
 
     def insert(

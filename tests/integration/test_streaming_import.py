@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -440,3 +440,47 @@ def test_lean_licences_find_their_shipments_among_many(make_ledger: Callable[...
     assert f"shipment 'S-125' is already recorded on licence 'GL-1' (event {_id(125)})" in str(
         duplicate.value
     )
+
+
+def test_a_streamed_import_signs_a_checkpoint_per_chunk(make_ledger: Callable[..., Ledger]) -> None:
+    """A consumer verifying the stream holds each message until a signed checkpoint
+    covers it: one checkpoint per chunk of the import's one transaction (not one for the
+    whole file) bounds what it holds.  Each verifies, and so does the whole tree."""
+    from ledger.audit import signed_checkpoints, verify
+    from ledger.checkpoint import open_checkpoint
+
+    objs = history()
+    app = make_ledger()
+    result = import_lines(app, _lines(objs), chunk_lines=4, workspace_bytes=0)
+    appended = result.appended
+    sizes = [size for size, _ in signed_checkpoints(app)]
+    # Chunks of 4 lines, of which the file's two repeated events append nothing.
+    assert sizes == sorted(set(sizes)) and sizes[-1] == appended
+    assert len(sizes) == -(-len(objs) // 4)
+    assert all(later - earlier <= 4 for earlier, later in zip([0, *sizes], sizes, strict=False))
+    verifier = app.signing_key().verifier
+    for size, note in signed_checkpoints(app):
+        assert open_checkpoint(note, verifier).size == size
+    report = verify(app, key=verifier)
+    assert report.checkpoints == len(sizes)
+
+
+def test_an_import_that_pauses_between_chunks_is_not_cut_off(backend: Backend) -> None:
+    """Between two chunks the import's transaction sits idle while the next chunk is read,
+    parsed and checked; on a busy machine (or reading a slow pipe) that took longer than
+    the 5 s PostgreSQL session limit the eventsourcing library sets, and the server ended
+    the transaction: the whole import failed."""
+    objs = history()[:8]
+
+    def slow_lines() -> Iterator[tuple[int | None, bytes]]:
+        for number, line in _lines(objs):
+            if number == 5:
+                time.sleep(6)
+            yield number, line
+
+    app = Ledger(backend.settings(backend.env()))
+    try:
+        result = import_lines(app, slow_lines(), chunk_lines=4)
+        assert result.appended == len(objs) and app.index.count_events() == len(objs)
+    finally:
+        app.close()
