@@ -632,6 +632,8 @@ def test_a_valid_request_passes_with_or_without_a_licence() -> None:
         ),
         ("0", "quantity must be greater than 0, got 0"),
         ("-1", "quantity must be greater than 0, got -1"),
+        # Decimal text, but past what Decimal can hold.
+        ("1e9999999999999999999999999", "'1e9999999999999999999999999' is not a decimal quantity"),
     ],
 )
 def test_quantities_typed_on_the_command_line_are_refused_in_words(text: str, message: str) -> None:
@@ -687,8 +689,13 @@ def world(licences_at_d: list[Resolved], licences_ever: list[Resolved]) -> Recor
         {
             (D, K): [*parties, required(), *licences_at_d],
             (END_OF_TIME, K): licences_ever,
-            # Known later, the clause was lifted: not what was known at K.
-            (D, None): [*parties, *licences_at_d],
+            # Known later: the clause was lifted, the end user's vetting refused and the
+            # licence used up; none of it was known at K.
+            (D, None): [
+                vetted("rejected"),
+                USERS["jl"],
+                *(licence(r.entity_id, remaining="0") for r in licences_at_d),
+            ],
         }
     )
 
@@ -701,6 +708,7 @@ def test_check_reads_the_world_as_of_the_date_as_known_at_k() -> None:
     assert d.end_user_status == "vetting approved by MOFCOM; class civil; on no list"
     now_known = check(v, request(), None)  # type: ignore[arg-type]
     assert now_known.reasons == ["no control applies"]
+    assert now_known.end_user_status.startswith("vetting rejected")
 
 
 def test_check_counts_shipments_dated_after_the_request_against_the_cap() -> None:
@@ -810,3 +818,21 @@ def test_an_error_recording_the_application_names_the_request_field(
     exc.line = 2
     name_request_field(exc)
     assert (exc.field, exc.line) == (named, None)
+
+
+def test_a_clause_for_the_destination_applies() -> None:
+    d = run(
+        request(),
+        [measure("M", (clause("a", "prohibited", destinations=("DE", "US")), "in-force"))],
+    )
+    assert d.reasons == ["prohibited: M/a (Ann. M)"]
+
+
+def test_a_clause_not_applying_does_not_hide_the_next_one_in_the_measure() -> None:
+    m = measure(
+        "M",
+        (clause("x", "prohibited", items=("2805",)), "in-force"),
+        (clause("y", "prohibited"), "revoked"),
+        (clause("z", "prohibited"), "in-force"),
+    )
+    assert run(request(), [m]).reasons == ["prohibited: M/z (Ann. M)"]

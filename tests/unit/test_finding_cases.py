@@ -940,3 +940,80 @@ def test_a_claim_resolved_after_t_is_still_unverified_and_a_confirmed_one_is_no_
     [before] = claim_findings([claim({"outcome": "contradicted"})], {}, at("2025-11-11T23:59"))
     assert before.kind == "unverified-claim"
     assert claim_findings([claim({"outcome": "confirmed"})], {}, at("2025-11-20")) == []
+
+
+# --- one case past another (a skipped pair, group or reference does not end the loop) -----
+
+
+def test_a_pair_not_one_sided_does_not_hide_the_next_pair() -> None:
+    both = reciprocal(("2025-11-10", None, 7), ("2025-11-12", None, 8), current=(uid(7), uid(8)))
+    one = [
+        commitment(
+            "C3",
+            "implemented",
+            current=uid(9),
+            reciprocates=("C4",),
+            implementations=(("2025-11-10", None, 9),),
+        ),
+        commitment("C4", "pledged", obligor="US", beneficiary="CN", reciprocates=("C3",)),
+    ]
+    found = commitment_findings([*both, *one], [AGREEMENT], at("2025-12-02"))
+    assert [(x.kind, x.subject) for x in found] == [("one-sided-implementation", "commitment:C4")]
+
+
+@pytest.mark.parametrize(
+    "aligned", [("2026-11-10", "2026-11-10"), ("2026-11-10T05:00", "2026-11-10T09:00")]
+)
+def test_an_aligned_pair_does_not_hide_the_next_pair(aligned: tuple[str, str]) -> None:
+    first = both_in_force(*aligned)
+    second = [
+        commitment(
+            "C3",
+            "implemented",
+            current=uid(9),
+            reciprocates=("C4",),
+            implementations=(("2025-11-10", "2026-11-13", 9),),
+        ),
+        commitment(
+            "C4",
+            "implemented",
+            obligor="US",
+            beneficiary="CN",
+            current=uid(10),
+            reciprocates=("C3",),
+            implementations=(("2025-11-12", "2026-11-10", 10),),
+        ),
+    ]
+    found = misaligned_commitment_ends([*first, *second], [], at("2025-12-02"))
+    assert [x.subject for x in found] == ["commitment:C4"]
+
+
+def test_an_aligned_instrument_does_not_hide_the_next() -> None:
+    aligned = suspending(
+        "a", ("2026-11-11", None, None), ("2026-11-11", None, None), instrument="A"
+    )
+    apart = suspending("b", ("2026-11-11", None, None), ("2026-11-12", None, None), instrument="B")
+    found = misaligned_suspension_ends([aligned, apart], at("2025-12-01"))
+    assert [x.subject for x in found] == ["instrument:B"]
+
+
+def test_every_measure_a_claim_is_about_is_held_even_after_one_the_ledger_lacks() -> None:
+    rows = {
+        **ROWS,
+        "measure:cn-ann-47": [{"clause_id": "k", "status": "revoked", "never_in_force": False}],
+    }
+    c = claim(about=["party:x", "measure:cn-ann-46", "measure:cn-ann-47"])
+    [finding] = claim_findings([c], rows, at("2025-11-20"))
+    assert finding.summary.endswith(
+        "; the ledger holds measure:cn-ann-46 on 2025-11-09: cl1 in-force, cl2 suspended "
+        "(never in force); measure:cn-ann-47 on 2025-11-09: k revoked"
+    )
+
+
+def test_what_a_claim_says_loses_its_full_stop_only() -> None:
+    c = claim(says="Controls on item X.")
+    [finding] = claim_findings([c], {}, at("2025-11-01"))
+    assert "MOFCOM spokesperson: Controls on item X, said to take effect" in finding.summary
+    c = claim({"outcome": "contradicted"}, says="Controls on item X.")
+    [finding] = claim_findings([c], {}, at("2025-11-20"))
+    assert "that Controls on item X was contradicted" in finding.summary
