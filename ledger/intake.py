@@ -158,7 +158,8 @@ def validation_error(exc: msgspec.ValidationError, line: int | None, obj: Any = 
     text = str(exc)
     field: str | None = None
     if " - at `$" in text:
-        text, _, path = text.partition(" - at `$")
+        # The last marker: an echoed value (an enum's, say) may hold the same words.
+        text, _, path = text.rpartition(" - at `$")
         field = path.rstrip("`").lstrip(".") or None
     if "matching regex" in text:
         pattern = text.split("matching regex", 1)[1].strip(" '").replace("\\\\", "\\")
