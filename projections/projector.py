@@ -74,13 +74,18 @@ class BackgroundWriter(Protocol):
 
 log = logging.getLogger("ledger.projector")
 
-HistoryLoader = Callable[[Sequence[str], int], dict[str, list[ev.Event]]]
-"""Loads entities' events (recorded order, retractions included) up to a position."""
+HistoryLoader = Callable[[Sequence[str], int], dict[str, Iterable[ev.Event]]]
+"""Loads entities' events (recorded order, retractions included) up to a position; each
+entity's may be decoded lazily, as it is read."""
 
 CACHE_ENV = "LEDGER_PROJECTOR_CACHE"
-DEFAULT_CACHE_MB = 160.0
-"""The default budget: with the process's other memory (the interpreter and its modules,
-a batch of decoded events and of view changes) a rebuild stays under ~300 MB."""
+DEFAULT_CACHE_MB = 48.0
+"""The default budget.  A 1M-event ledger has ~19,000 entities (~85 MB slim): at 160 MB
+none was evicted and the cache held the whole ledger's entities; at 48 MB the least
+recently used ~8,000 (expired licences, idle parties) leave memory and almost none come
+back (35 reloads in a 1M rebuild), so a rebuild's memory stops growing with the ledger
+at this size; at 24 MB active entities were evicted too (13,434 reloads, each a read of
+the entity's events) and the rebuild ran ~50 % longer.  2 Dec 2026, docs/performance.md."""
 EVENT_BYTES = 1_200
 """What one event held in the cache costs (the decoded event, its share of the fold)."""
 ENTITY_BYTES = 4_500
@@ -250,7 +255,9 @@ class Projector(Projection[Any]):
         self.reloaded += len(entities)
         for entity in entities:
             entity.known = True
-            entity.events = histories.get(entity.key, [])
+            # Decoded entity by entity: a slim entity lets its events go once folded, so
+            # a reload of many holds one entity's decoded events at a time, not all.
+            entity.events = list(histories.pop(entity.key, ()))
             entity.count = len(entity.events)
             self.cached_events += entity.count
             self._refold(entity)
@@ -340,7 +347,7 @@ class Projector(Projection[Any]):
             # earliest effective time the event changes.
             events = entity.events
             if events is None:  # slim: every earlier event is in the store
-                events = self._load_history([key], self._pending_position).get(key, [])
+                events = list(self._load_history([key], self._pending_position).get(key, ()))
                 entity.events = events
             events.append(e)
             if entity.trimmed:

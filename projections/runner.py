@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,12 +54,14 @@ log = logging.getLogger("ledger.projector")
 
 PAGE = 20_000
 """Events read per page when catching up."""
-FLUSH_EVENTS = int(os.environ.get("LEDGER_PROJECTOR_BATCH", "25000"))
-"""Events applied per transaction at most (``LEDGER_PROJECTOR_BATCH``; bigger: fewer
-transactions, smaller: shorter ones, and less wait for the last write of a catch-up that
-writes in a second process, which nothing overlaps).  The default is where those two
-costs balance in a full rebuild; the commit that set it has the measurements."""
-PARALLEL_WRITES_FROM = 200_000
+FLUSH_EVENTS = int(os.environ.get("LEDGER_PROJECTOR_BATCH", "5000"))
+"""Events applied per transaction at most (``LEDGER_PROJECTOR_BATCH``).  A batch's changes
+are held in memory until written, and in the writer process's too (they go down its
+pipe): at 25,000 events a batch's rows and record bodies took ~100 MiB in each process
+(a 300k-event rebuild peaked at 313 MiB for the two, 143 MiB at 5,000 with no slower
+rebuild; 2 Dec 2026, load ~11 on 2 CPUs).  Smaller batches mean more transactions, which
+cost little next to the folding."""
+PARALLEL_WRITES_FROM = 50_000
 """A catch-up of at least this many events (several batches) writes each batch in a
 second process while it applies the next (``ledger.projections.writer``), on a machine with more
 than one CPU."""
@@ -69,13 +72,15 @@ VIEWS_CONSUMER = "views"
 """The name the NATS projector's rejection counts are kept under (``ledger status``)."""
 
 
-def history_loader(app: Ledger) -> Callable[[Sequence[str], int], dict[str, list[ev.Event]]]:
+def history_loader(
+    app: Ledger,
+) -> Callable[[Sequence[str], int], dict[str, Iterable[ev.Event]]]:
     """Entities' events from the store, up to a position (recorded order: an entity's
-    versions), many entities per query."""
+    versions), many entities per query, each decoded as it is iterated."""
 
-    def load(keys: Sequence[str], upto: int) -> dict[str, list[ev.Event]]:
+    def load(keys: Sequence[str], upto: int) -> dict[str, Iterable[ev.Event]]:
         found = app.load_entities(keys, upto=upto)
-        return {key: [r.event for r in found.get(key, ())] for key in keys}
+        return {key: (r.event for r in found.get(key, ())) for key in keys}
 
     return load
 
@@ -235,9 +240,20 @@ class RunResult:
         }
 
 
+PROJECTOR_SQLITE = {"SQLITE_CACHE_KIB": "8192", "SQLITE_MMAP_SIZE": "0"}
+"""The projector's SQLite connections (its own and its writer process's): an 8 MiB page
+cache and no memory map, instead of the ledger's 64 MiB and 2 GiB.  Both fill with the
+database's size (the map's pages count in the process's memory), so with the defaults a
+rebuild's memory grows with the ledger; the projector reads events in order and writes
+rows in order, which a small cache serves as well."""
+
+
 def open_app(settings: Settings) -> Ledger:
+    """The projector's own ledger application (``PROJECTOR_SQLITE``)."""
     from ledger.app import Ledger
 
+    if settings.backend == "sqlite":
+        settings = dataclasses.replace(settings, extra={**PROJECTOR_SQLITE, **settings.extra})
     return Ledger(settings)
 
 

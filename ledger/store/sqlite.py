@@ -39,6 +39,9 @@ from ledger.store.tree import TreeTables
 from ledger.store.wake import mark_commit
 
 CACHE_SIZE_KIB = 65536
+SQLITE_CACHE_KIB = "SQLITE_CACHE_KIB"
+SQLITE_MMAP_SIZE = "SQLITE_MMAP_SIZE"
+"""Factory environment keys overriding ``CACHE_SIZE_KIB`` and ``MMAP_SIZE_BYTES``."""
 JOURNAL_SIZE_LIMIT_BYTES = 64 << 20
 """The WAL file shrinks back to this once a checkpoint has copied it into the database.
 SQLite otherwise keeps it at its largest (hundreds of megabytes after a views rebuild
@@ -58,14 +61,19 @@ class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
     ``test_sqlite_connections_carry_the_ledger_settings`` fails if it stops being called.
     """
 
+    cache_kib = CACHE_SIZE_KIB
+    mmap_bytes = MMAP_SIZE_BYTES
+    """Set from the factory's ``SQLITE_CACHE_KIB`` / ``SQLITE_MMAP_SIZE`` (a views
+    rebuild lowers both: ``ledger.projections.runner.open_app``)."""
+
     def _create_connection(self) -> SQLiteConnection:
         conn = super()._create_connection()
         with conn.cursor() as cursor:
             if not self.is_sqlite_memory_mode:
                 cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute(f"PRAGMA cache_size=-{CACHE_SIZE_KIB}")
+            cursor.execute(f"PRAGMA cache_size=-{int(self.cache_kib)}")
             if not self.is_sqlite_memory_mode:
-                cursor.execute(f"PRAGMA mmap_size={MMAP_SIZE_BYTES}")
+                cursor.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
                 cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
         return conn
 
@@ -486,4 +494,7 @@ class LedgerSQLiteFactory(SQLiteFactory):
             max_overflow=library_pool.max_overflow,
             pool_timeout=library_pool.pool_timeout,
         )
+        # Optional: the page cache (KiB) and memory map (bytes) of every connection.
+        self.datastore.pool.cache_kib = int(self.env.get(SQLITE_CACHE_KIB, CACHE_SIZE_KIB))
+        self.datastore.pool.mmap_bytes = int(self.env.get(SQLITE_MMAP_SIZE, MMAP_SIZE_BYTES))
         library_pool.close()

@@ -197,7 +197,7 @@ def test_the_live_projector_following_nats_evicts_and_stays_exact(
 
 def test_the_cache_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEDGER_PROJECTOR_CACHE", raising=False)
-    assert cache_budget() == 160_000_000
+    assert cache_budget() == 48_000_000
     assert cache_budget("0.5") == 500_000
     assert cache_budget("64MB") == 64_000_000
     assert cache_budget("0") == 0

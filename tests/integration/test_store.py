@@ -3,6 +3,7 @@ across processes; recorded times never decrease along the log."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -334,6 +335,33 @@ def test_sqlite_connections_carry_the_ledger_settings(tmp_path: Path) -> None:
             assert c.fetchone()[0] == -CACHE_SIZE_KIB
             c.execute("PRAGMA journal_size_limit")
             assert c.fetchone()[0] == JOURNAL_SIZE_LIMIT_BYTES
+    finally:
+        app.close()
+
+
+def test_the_projector_reads_sqlite_with_a_small_cache_and_no_map(tmp_path: Path) -> None:
+    """The projector's own application (and so its writer process, which opens the same
+    settings) uses an 8 MiB page cache and no memory map: both otherwise fill with the
+    database's size, and a views rebuild's memory would grow with the ledger."""
+    from ledger.projections.runner import open_app
+
+    settings = Settings.from_env({"LEDGER_HOME": str(tmp_path)})
+    app = open_app(settings)
+    try:
+        assert app.settings.extra["SQLITE_MMAP_SIZE"] == "0"
+        with app.factory.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            c.execute("PRAGMA mmap_size")
+            assert c.fetchone()[0] == 0
+            c.execute("PRAGMA cache_size")
+            assert c.fetchone()[0] == -8192
+    finally:
+        app.close()
+    # An explicit setting wins.
+    app = open_app(dataclasses.replace(settings, extra={"SQLITE_CACHE_KIB": "1024"}))
+    try:
+        with app.factory.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            c.execute("PRAGMA cache_size")
+            assert c.fetchone()[0] == -1024
     finally:
         app.close()
 
