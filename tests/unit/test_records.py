@@ -258,6 +258,13 @@ def test_the_settled_past_of_a_licence() -> None:
     past.settle(suspended, at("2026-02-15"))  # before its settled end: no change
     assert past.since == at("2026-03-01")
     assert past.suspended == [span("2026-02-01", "2026-03-01")]
+    # Settled again while still suspended: the spans add up (joined only by ``spans``).
+    again = rec.LicencePast(at("2026-01-01"))
+    again.settle(suspended, at("2026-03-01"))
+    again.settle(suspended, at("2026-03-15"))
+    assert again.suspended == [span("2026-02-01", "2026-03-01"), span("2026-03-01", "2026-03-15")]
+    assert again.active == [span("2026-01-01", "2026-02-01")]
+    assert again.spans(suspended)[1] == (span("2026-02-01", "2026-12-01"),)
     # Reinstated on 1 March: the suspension settled before it joins nothing, the active
     # span from then on follows the current state.
     reinstated = licence_state()
@@ -886,6 +893,14 @@ def test_segments_merge_when_the_record_is_unchanged() -> None:
         (us("2025-12-02"), us("2025-12-10")),
         (us("2025-12-10"), rec.INFINITY),
     ]
+    # A change after the unchanged record still starts its segment.
+    later = event(f.usage(shipment="S-2", effective_at="2026-03-01"))
+    out, _ = rec.fold_segments([granted, shipment, reinstated, later])
+    assert [(s.vf, s.vt) for s in out] == [
+        (us("2025-12-02"), us("2025-12-10")),
+        (us("2025-12-10"), us("2026-03-01")),
+        (us("2026-03-01"), rec.INFINITY),
+    ]
     assert rec.static_record(complete) == msgspec.structs.replace(
         rec.static_record(folded), active_spans=((at("2025-12-02"), at("2026-12-02")),)
     )
@@ -920,6 +935,10 @@ def test_segments_from_a_given_instant() -> None:
         (us("2025-12-10"), us("2026-01-05")),
         (us("2026-01-05"), rec.INFINITY),
     ]
+    # From after every event: one open segment holding them all.
+    out, _ = rec.fold_segments(seen, since=us("2026-06-01"))
+    assert [(s.vf, s.vt) for s in out] == [(us("2026-06-01"), rec.INFINITY)]
+    assert decoded(out, "licence")[0][2].shipments == 2
     # From before the entity existed: nothing until it does.
     out, _ = rec.fold_segments(seen, since=us("2025-01-01"))
     assert [(s.vf, s.vt) for s in out] == [
@@ -945,3 +964,50 @@ def test_the_fresh_fold_answer_for_one_entity() -> None:
     assert isinstance(record, rec.LicenceRecord)
     assert (record.suspended_from, status) == (None, "active")
     assert rec.record_at(events, at("2025-12-01"), None) is None
+
+
+def test_the_defaults_a_record_leaves_out_are_set_when_the_state_says_otherwise() -> None:
+    military = rec.static_record(
+        rec.fold_visible([event(f.party("x")), event(f.classified("x", "military"))])
+    )
+    assert isinstance(military, rec.PartyRecord)
+    assert (military.military, military.end_user_class) == (True, "military")
+    clause = {
+        "clause_id": "cl1",
+        "effect": "prohibited",
+        "destinations": ["US"],
+        "effective_at": "2024-12-03",
+        "description": "no exports to US military users",
+    }
+    measure = rec.static_record(rec.fold_visible([event(f.measure(clauses=[clause]))]))
+    assert isinstance(measure, rec.MeasureRecord)
+    assert measure.clauses[0].description == "no exports to US military users"
+    claimed = rec.static_record(rec.fold_visible([event(f.pledge("c1", asserted_by=["US"]))]))
+    assert isinstance(claimed, rec.CommitmentRecord)
+    assert claimed.unilateral is True
+    agreement = rec.static_record(rec.fold_visible([event(f.agreement(extendable=True))]))
+    assert isinstance(agreement, rec.AgreementRecord)
+    assert agreement.extendable is True
+
+
+def test_a_clause_revoked_while_suspended_shows_no_suspension() -> None:
+    events = [
+        event(f.measure()),
+        event(f.suspended(effective_at="2025-11-10", until=None)),
+        event(
+            {
+                "type": "MeasureRevoked",
+                "entity_id": "cn-ann-46",
+                "sources": [f.SRC],
+                "reason": "lifted",
+                "effective_at": "2026-03-01",
+            }
+        ),
+    ]
+    state = rec.fold_visible(events).state
+    assert state is not None
+    assert rec.dynamic(state, at("2026-03-01")) == [["revoked", None, None]] * 2
+    assert rec.dynamic(state, at("2026-03-01") - dt.timedelta(microseconds=1)) == [
+        ["in-force", None, None],
+        ["suspended", str(events[1].event_id), None],
+    ]
