@@ -123,6 +123,9 @@ def commitment(
         ((impl("2025-11-10"),), "2025-11-05", [span("2025-11-10", None)]),
         # Reversed at the implementation's own instant: it was never in force.
         ((impl("2025-11-10"),), "2025-11-10", []),
+        # ... and one after it still counts.
+        ((impl("2025-11-10"), impl("2025-11-12")), "2025-11-10", [span("2025-11-12", None)]),
+        ((impl("2025-11-10", "2025-11-10"), impl("2025-11-12")), None, [span("2025-11-12", None)]),
         # An implementation ending where it starts is no stretch.
         ((impl("2025-11-10", "2025-11-10"),), None, []),
         # Overlapping, meeting, and apart; given out of order.
@@ -256,7 +259,8 @@ def test_a_licence_row() -> None:
 def test_total_remaining_adds_every_item() -> None:
     row = {"items": [{"remaining": Decimal("1.5")}, {"remaining": Decimal(2)}]}
     assert v.total_remaining(row) == Decimal("3.5")
-    assert v.total_remaining({"items": []}) == Decimal(0)
+    nothing = v.total_remaining({"items": []})
+    assert (nothing, type(nothing)) == (Decimal(0), Decimal)  # a Decimal, never the int 0
 
 
 def test_licences_filtered_by_status_exporter_and_end_user() -> None:
@@ -439,6 +443,17 @@ def test_a_suspensions_end_is_the_earlier_of_its_term_and_its_ending() -> None:
             [span("2025-01-10", "2025-01-20"), span("2025-01-20", "2025-01-30")],
             [span("2025-01-01", "2025-01-10"), span("2025-01-30", None)],
         ),
+        # A hole before the start, then one inside; two holes starting together.
+        (
+            span("2025-01-01", None),
+            [span("2024-12-01", "2024-12-20"), span("2025-01-10", "2025-01-20")],
+            [span("2025-01-01", "2025-01-10"), span("2025-01-20", None)],
+        ),
+        (
+            span("2025-01-01", None),
+            [span("2025-01-10", None), span("2025-01-10", "2025-01-20")],
+            [span("2025-01-01", "2025-01-10")],
+        ),
         # Everything cut.
         (span("2025-01-01", "2025-03-01"), [span("2024-01-01", None)], []),
         (span("2025-01-01", "2025-03-01"), [span("2024-01-01", "2025-03-01")], []),
@@ -491,6 +506,14 @@ def test_a_clauses_spans_in_force() -> None:
     ) == [span("2025-01-01", "2025-02-01"), span("2025-03-01", None)]
 
 
+def test_a_span_ending_just_after_t_is_counted_to_t() -> None:
+    # T 1 µs before midnight, the span ending 1 µs after it: counted through T's day only.
+    start, as_of = at("2026-01-01"), at("2026-01-05") - US1
+    assert v.spans_as_of([(start, at("2026-01-05") + US1)], as_of) == [
+        {"start": start, "end": at("2026-01-05") + US1, "days": 4}
+    ]
+
+
 def test_spans_as_of_an_instant() -> None:
     spans = [
         span("2026-01-01", "2026-01-11"),
@@ -540,6 +563,9 @@ def test_a_span_in_words() -> None:
         "in force 30 days so far (since 2025-01-03)"
     )
     assert v.spans_text([], at("2025-02-01")) == ""
+    assert v.spans_text([closed], at("2025-02-01"), "suspended") == (
+        "suspended 12 days (2025-01-03 \u2013 2025-01-14)"
+    )
 
 
 def test_a_licences_spans_in_words_in_time_order() -> None:
@@ -615,6 +641,12 @@ def test_clause_rows() -> None:
             "in_force_spans": [{"start": at("2025-01-01"), "end": at("2025-03-01"), "days": 59}],
         },
     ]
+
+
+def test_a_clause_row_needs_one_dynamic_value_per_clause() -> None:
+    record = measure(clause("cl1"), clause("cl2"))
+    with pytest.raises(ValueError):
+        v.clause_rows(Resolved("m", record, [["in-force", None, None]]), at("2025-05-01"))
 
 
 def test_a_revocation_not_yet_in_force_is_not_shown() -> None:
@@ -777,6 +809,16 @@ def test_reciprocal_pairs_are_found_once_each() -> None:
     )
     pairs = [(a["commitment_id"], b["commitment_id"]) for a, b in v._pairs(rows)]
     assert pairs == [("c1", "c2"), ("c1", "c3")]
+    # An unknown id first, or a pair already found first: the next ids still count.
+    rows = rows_of(
+        (commitment("c1", reciprocates=("c2",)), "pledged"),
+        (commitment("c2", reciprocates=("c1", "c3")), "pledged"),
+        (commitment("c4", reciprocates=("gone", "c3")), "pledged"),
+        (commitment("c3"), "pledged"),
+        as_of=as_of,
+    )
+    pairs = [(a["commitment_id"], b["commitment_id"]) for a, b in v._pairs(rows)]
+    assert pairs == [("c1", "c2"), ("c2", "c3"), ("c3", "c4")]
 
 
 AGREED = {"busan-2025": at("2025-10-30")}
