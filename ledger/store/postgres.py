@@ -129,9 +129,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         self._insert_index = SQL(
             "INSERT INTO {0} (notification_id, event_id, event_type, entity_kind, entity_id, "
             "effective_us, recorded_us, content_hash, retracts, originator_version) "
-            "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::text[], "
-            "%s::text[], %s::bigint[], %s::bigint[], %s::bytea[], %s::uuid[], %s::bigint[])"
+            "SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::text[], %b::text[], "
+            "%b::text[], %b::bigint[], %b::bigint[], %b::bytea[], %b::uuid[], %b::bigint[])"
         ).format(self._t)
+        # The ledger's own insert of the events (not the library's, which passes one
+        # array of a composite type, dumped by psycopg in Python as text): column arrays
+        # in binary (%b).  Text arrays are escaped element by element in Python (a
+        # regular expression per bytea): ~170 ms per 2,000 events against ~20 ms in
+        # binary, measured 3 Dec 2026 under load; that escaping was a third of a
+        # PostgreSQL import's time.  Positions come back in insertion order, as the
+        # library's own statement relies on.
+        self._insert_event_rows = SQL(
+            "INSERT INTO {0} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(self._events)
         quoted_schema = '"' + self.datastore.schema.replace('"', '""') + '"'
 
         def table(name: str) -> str:
@@ -278,14 +290,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         for start in range(0, len(stored_events), INSERT_CHUNK_ROWS):
             events = stored_events[start : start + INSERT_CHUNK_ROWS]
             curs.execute(
-                self.insert_events_statement,
+                self._insert_event_rows,
                 (
-                    [
-                        self.construct_pg_stored_event(
-                            e.originator_id, e.originator_version, e.topic, e.state
-                        )
-                        for e in events
-                    ],
+                    [str(e.originator_id) for e in events],
+                    [e.originator_version for e in events],
+                    [e.topic for e in events],
+                    [e.state for e in events],
                 ),
             )
             chunk_ids = [r["notification_id"] for r in curs.fetchall()]

@@ -143,7 +143,7 @@ class SnapshotTables:
         self, positions: Sequence[int], rows: Sequence[IndexRow]
     ) -> tuple[str, list[Any]]:
         """The shipment rows and snapshots these events carry as data-modifying common
-        table expressions (``%s`` placeholders, rows passed as arrays) and their
+        table expressions (``%b`` placeholders: rows passed as arrays, in binary) and their
         parameters, or ``("", [])`` if they carry none.  The PostgreSQL recorder prefixes
         them to the statement that inserts the index rows: no round trip of their own (an
         append's cost on PostgreSQL is mostly round trips).  ``positions`` and ``rows``:
@@ -156,9 +156,9 @@ class SnapshotTables:
         snapshot_columns = [list(c) for c in zip(*snapshots, strict=True)] or [[], [], []]
         return (
             f"ledger_shipped AS (INSERT INTO {self.shipments} "
-            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) ON CONFLICT DO NOTHING), "
+            "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[]) ON CONFLICT DO NOTHING), "
             f"ledger_snapped AS (INSERT INTO {self.snapshots} AS s "
-            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
+            "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bytea[]) "
             "ON CONFLICT (originator_id) DO UPDATE SET "
             "originator_version = excluded.originator_version, state = excluded.state "
             "WHERE excluded.originator_version > s.originator_version)",
