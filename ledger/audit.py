@@ -401,6 +401,7 @@ def verify(app: Ledger, *, key: VerifierKey) -> Report:
     extra row), its leaf hashes against the stored ones as one joined ``bytes``
     comparison, and each level of new nodes arrives in one call; only a failure looks row
     by row, to name the first position that fails (docs/performance.md, "Merkle tree")."""
+    from ledger.app import gc_paused
     from ledger.store.tree import BLOCK, BLOCK_LEVEL
 
     tables = _tables(app)
@@ -418,11 +419,15 @@ def verify(app: Ledger, *, key: VerifierKey) -> Report:
         computed_nodes.setdefault(level, bytearray()).extend(b"".join(hashes))
 
     frontier = merkle.Frontier(on_node=keep, on_nodes=keep_level, min_level=BLOCK_LEVEL)
-    second = operator.itemgetter(1)
-    with _port(app) as port:
+    with _port(app) as port, gc_paused():
+        # When the stored positions are exactly those the batches give the leaves (a few
+        # counts say so), the rows are read without their position: on failure or doubt,
+        # with it, and every run of a page is checked by its end positions.
+        exact = _positions_are_the_trees(tables, port)
+        payload = operator.itemgetter(0 if exact else 1)
         pages = port.pages(
-            f"SELECT {tables.position}, {tables.blob('state')} FROM {tables.events} "
-            f"ORDER BY {tables.position}",
+            f"SELECT {'' if exact else tables.position + ', '}{tables.blob('state')} "
+            f"FROM {tables.events} ORDER BY {tables.position}",
             VERIFY_PAGE,
         )
         batches = tables.batches_from(port)
@@ -435,21 +440,22 @@ def verify(app: Ledger, *, key: VerifierKey) -> Report:
         batch = next(batches, None)
         leaf = 0  # the next leaf index
         for page in pages:
-            payloads = map(second, page)
+            payloads = map(payload, page)
             hashes = merkle.leaf_hashes(payloads if plain else map(payload_of, payloads))
             count = len(page)
             i = 0
             while i < count:
                 if batch is None:
+                    position = None if exact else page[i][0]
                     raise VerificationError(
-                        f"position {page[i][0]}: an event that no checkpoint covers "
+                        f"position {position}: an event that no checkpoint covers "
                         "(a row inserted behind the ledger's back, or the tree not built)",
-                        page[i][0],
+                        position,
                     )
                 # The rows of this page that fall in this batch.
                 take = min(batch.size - leaf, count - i)
                 expected_first = batch.first_position + (leaf - batch.first_leaf)
-                if (
+                if not exact and (
                     page[i][0] != expected_first
                     or page[i + take - 1][0] != expected_first + take - 1
                 ):
@@ -457,7 +463,12 @@ def verify(app: Ledger, *, key: VerifierKey) -> Report:
                 mine = hashes if take == count else hashes[i : i + take]
                 stored = stored_leaves.take(take)
                 if stored != b"".join(mine):
-                    _name_leaf_mismatch(stored, mine, [r[0] for r in page[i : i + take]], leaf)
+                    positions = (
+                        list(range(expected_first, expected_first + take))
+                        if exact
+                        else [r[0] for r in page[i : i + take]]
+                    )
+                    _name_leaf_mismatch(stored, mine, positions, leaf)
                 frontier.extend(mine)
                 leaf += take
                 i += take
@@ -480,6 +491,59 @@ def verify(app: Ledger, *, key: VerifierKey) -> Report:
     report.tree_size = frontier.size
     report.root = frontier.root()
     return report
+
+
+def _positions_are_the_trees(tables: TreeTables, port: Port) -> bool:
+    """True if the stored events' positions are exactly those the batches give the leaves
+    (leaf ``i`` of a batch at ``first_position + i - first_leaf``), in leaf order.
+
+    Positions are unique integers: when the batches' position ranges increase, each
+    range holds as many rows as it has numbers, and the table holds no more rows than
+    that, the rows in position order are those positions and no others.  Counted by
+    SQL over maximal runs of adjacent ranges (one run on SQLite: the table's size, its
+    first and its last position), with no row read."""
+    runs: list[list[int]] = []
+    size = 0
+    for first_leaf, first_position, batch_size in port.stream(
+        f"SELECT first_leaf, first_position, size FROM {tables.batches} ORDER BY first_leaf"
+    ):
+        first_leaf, first_position, batch_size = (
+            int(first_leaf),
+            int(first_position),
+            int(batch_size),
+        )
+        if batch_size <= size:
+            return False
+        low = first_position + (size - first_leaf)
+        high = first_position + (batch_size - 1 - first_leaf)
+        if runs and low == runs[-1][1] + 1:
+            runs[-1][1] = high
+        elif runs and low <= runs[-1][1]:
+            return False
+        else:
+            runs.append([low, high])
+        size = batch_size
+    row = port.one(f"SELECT count(*) FROM {tables.events}")
+    if row is None or int(row[0]) != size:
+        return False
+    if not runs:
+        return True
+    if len(runs) == 1:  # all rows inside [low, high], as many as its numbers
+        low, high = runs[0]
+        first = port.one(f"SELECT min({tables.position}) FROM {tables.events}")
+        last = port.one(f"SELECT max({tables.position}) FROM {tables.events}")
+        return first is not None and last is not None and (first[0], last[0]) == (low, high)
+    for low, high in runs:
+        row = port.one(
+            tables.sql(
+                f"SELECT count(*) FROM {tables.events} WHERE {tables.position} >= ? "
+                f"AND {tables.position} <= ?"
+            ),
+            (low, high),
+        )
+        if row is None or int(row[0]) != high - low + 1:
+            return False
+    return True
 
 
 class _LeafStream:

@@ -409,6 +409,75 @@ def test_verify_catches_edits_on_postgres(postgres_backend: Any, edit: str) -> N
         app.close()
 
 
+def test_a_row_moved_or_swapped_for_another_keeps_the_count_and_is_still_named(
+    backend: Any,
+) -> None:
+    """The rows are read without their positions only when counts prove the positions
+    are the tree's; a row deleted with another added, or a row moved to a new position,
+    keeps the count and must still be named by position."""
+    app = Ledger(backend.settings())
+    try:
+        append_parties(app, 12, "p", batch=4)
+        key = app.signing_key().verifier
+        tables = app.recorder.tree  # type: ignore[attr-defined]
+        column = tables.position if backend.name == "postgres" else "rowid"
+        with app.recorder.tree_port() as port:  # type: ignore[attr-defined]
+            first = port.one(f"SELECT MIN({column}) FROM {tables.events}")
+        assert first is not None
+        p = int(first[0])
+        with app.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+            port.execute(
+                f"UPDATE {tables.events} SET {column} = {p + 99} WHERE {column} = {p + 11}"
+            )
+        with pytest.raises(audit.VerificationError) as failure:  # same order, same bytes
+            audit.verify(app, key=key)
+        assert failure.value.position == p + 11, str(failure.value)
+        with app.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+            port.execute(
+                f"UPDATE {tables.events} SET {column} = {p + 11} WHERE {column} = {p + 99}"
+            )
+        assert audit.verify(app, key=key).events == 12
+        with app.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+            port.execute(f"DELETE FROM {tables.events} WHERE {column} = {p + 6}")
+        _insert_behind_the_back(app, backend)
+        with pytest.raises(audit.VerificationError) as failure:
+            audit.verify(app, key=key)
+        assert failure.value.position == p + 6, str(failure.value)
+    finally:
+        app.close()
+
+
+def test_a_row_moved_into_a_gap_between_batches_is_named(postgres_backend: Any) -> None:
+    """PostgreSQL positions skip numbers between batches; the counts are then taken per
+    run of adjacent batches, and a row moved into a gap is found by position."""
+    app = Ledger(postgres_backend.settings())
+    try:
+        append_parties(app, 3, "a", batch=3)
+        tables = app.recorder.tree  # type: ignore[attr-defined]
+        with app.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+            sequence = port.one(
+                f"SELECT pg_get_serial_sequence('{tables.events}', 'notification_id')"
+            )
+            assert sequence is not None
+            for _ in range(5):
+                port.one(f"SELECT nextval('{sequence[0]}')")
+        append_parties(app, 4, "b", batch=2)
+        key = app.signing_key().verifier
+        assert audit.verify(app, key=key).events == 7
+        positions = [e.position for e in app.log(order="recorded", include_retracted=True)]
+        gap = positions[2] + 2
+        with app.recorder.tree_port(write=True) as port:  # type: ignore[attr-defined]
+            port.execute(
+                f"UPDATE {tables.events} SET notification_id = {gap} "
+                f"WHERE notification_id = {positions[3]}"
+            )  # the rows keep their order and bytes: only the positions say it
+        with pytest.raises(audit.VerificationError) as failure:
+            audit.verify(app, key=key)
+        assert failure.value.position == gap, str(failure.value)
+    finally:
+        app.close()
+
+
 def test_a_writer_with_another_key_is_refused(backend: Any) -> None:
     """Two homes writing one ledger without LEDGER_SIGNING_KEY: the second is refused
     (its checkpoints would not verify with the key auditors pinned)."""
