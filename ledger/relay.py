@@ -36,7 +36,9 @@ Exactly once, in order, whatever happens to NATS or the relay:
   (``{inbox}.{epoch}.{position}``); acks are counted by one subscription, with at most
   ``max_in_flight`` unacknowledged.  The next batch is read from the store while the
   current one is being published.  Acks from before a resynchronisation (an older epoch)
-  are ignored.
+  are ignored.  Caught up, the relay does not wait for the acks of what it just
+  published before waiting for the next commit (they come back beside the next
+  publishes); only a stop or ``--once`` drains them.
 
 Once caught up, the relay waits for the next commit: a hint from the store
 (``ledger.store.wake``: file notifications on SQLite, LISTEN on PostgreSQL) wakes it at
@@ -454,9 +456,13 @@ class Relay:
         """Checkpoints and tracking after a batch, beside the publishing (see _housekeep)."""
         self._appended = asyncio.Event()
         """Set by the store's hint that another commit happened (``watch_appends``)."""
+        self._early_hint = asyncio.Event()
+        """Set with ``_appended`` by a hint that can come before its commit is visible."""
         self._settle: float | None = None
-        """After a hint: the next pause before reading the log again (see
+        """After such a hint: the next pause before reading the log again (see
         ``_wait_for_appends``)."""
+        self._acks_in = asyncio.Event()
+        """Set when the last publish in flight is acknowledged, or the pipeline failed."""
 
     # --- position tracking --------------------------------------------------------------
 
@@ -529,6 +535,8 @@ class Relay:
         stop = stop or asyncio.Event()
         self._window = asyncio.Event()  # bound to this run's event loop
         self._appended = asyncio.Event()
+        self._early_hint = asyncio.Event()
+        self._acks_in = asyncio.Event()
         watcher = (
             asyncio.create_task(self._watch_appends()) if self.wake_on_commit and not once else None
         )
@@ -597,7 +605,7 @@ class Relay:
 
         while True:
             try:
-                await watch_appends(self.app, self._appended)
+                await watch_appends(self.app, self._appended, early=self._early_hint)
                 return  # no hints on this store or platform: polling only
             except asyncio.CancelledError:
                 raise
@@ -605,28 +613,41 @@ class Relay:
                 log.warning("relay: commit hints failed (%s); polling meanwhile", _describe(exc))
                 await asyncio.sleep(self.max_backoff)
 
-    async def _wait_for_appends(self, stop: asyncio.Event) -> None:
-        """Until a commit hint, ``stop``, or the poll interval, whichever comes first.
+    async def _wait_for_appends(self, stop: asyncio.Event) -> bool:
+        """Until a commit hint, ``stop``, the poll interval, or the last ack of what is in
+        flight, whichever comes first; True for the acks alone (nothing to read).
 
-        A hint can come before its commit is visible (SQLite's last write to the WAL
-        precedes its fsync and the index update), so after a hint the log is read again
-        after short, doubling pauses until ``COMMIT_SETTLE_SECONDS`` have passed.  The
-        hint is cleared before the next read: a commit during that read sets it again."""
-        appended = self._appended
+        A hint from the write-ahead log's writes (a writer that does not mark its commits,
+        see ``ledger.store.wake``) can come before its commit is visible, so after such a
+        hint the log is read again after short, doubling pauses until
+        ``COMMIT_SETTLE_SECONDS`` have passed; a commit mark or a PostgreSQL notification
+        comes once the commit is visible and needs none (the extra reads cost CPU the
+        next event waits for).  The hint is cleared before the next read: a commit during
+        that read sets it again."""
+        appended, acked = self._appended, self._acks_in
+        waiting_for_acks = self._in_flight > 0 and self._failure is None
+        if waiting_for_acks:
+            acked.clear()
         if not appended.is_set() and not stop.is_set():
             timeout = self.poll_interval
             if self._settle is not None:
                 timeout = min(timeout, self._settle)
                 self._settle = self._settle * 2 if self._settle < COMMIT_SETTLE_SECONDS else None
             waiters = [asyncio.ensure_future(appended.wait()), asyncio.ensure_future(stop.wait())]
+            if waiting_for_acks:
+                waiters.append(asyncio.ensure_future(acked.wait()))
             try:
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiter in waiters:
                     waiter.cancel()
         if appended.is_set():
-            self._settle = COMMIT_SETTLE_FIRST_SECONDS
+            early = self._early_hint.is_set()
+            self._settle = COMMIT_SETTLE_FIRST_SECONDS if early else None
             appended.clear()
+            self._early_hint.clear()
+            return False
+        return waiting_for_acks and acked.is_set() and not stop.is_set()
 
     # --- connection ---------------------------------------------------------------------
 
@@ -635,6 +656,7 @@ class Relay:
             if self._failure is None:
                 self._failure = _Resync("disconnected from NATS", reconnect=False)
             self._window.set()
+            self._acks_in.set()
 
         async def reconnected() -> None:
             connected = self._nc.connected_url if self._nc else None
@@ -690,6 +712,7 @@ class Relay:
         if ack is None or ack.error is not None or not ack.stream:
             if self._failure is None:
                 self._failure = _Resync(_describe_nak(msg, ack), reconnect=False)
+            self._acks_in.set()
             return
         if ack.duplicate:
             # Nothing was stored (see the module doc): resynchronise rather than count it.
@@ -701,11 +724,14 @@ class Relay:
                     reconnect=False,
                     window=True,
                 )
+            self._acks_in.set()
             return
         pos = int(position)
         if pos > self._acked:
             self._acked = pos
         self.stats.published += 1
+        if not self._in_flight:
+            self._acks_in.set()
 
     def _check(self) -> None:
         if self._failure is not None:
@@ -834,17 +860,26 @@ class Relay:
                 batch = await reading
                 reading = None
                 self._check()
-                if not batch:
-                    if await self._caught_up(stop, once):
+                if batch:
+                    position = batch[-1].id
+                    # Read ahead while this batch is published, unless the batch was short
+                    # and hints are on: then the log held nothing more when the read
+                    # began, and a commit since then has hinted (the hint is cleared just
+                    # before each read), so an empty read per commit is saved.
+                    more = once or not self.wake_on_commit or len(batch) >= self.batch_size
+                    if more:
+                        reading = asyncio.create_task(asyncio.to_thread(self._read, position))
+                    await self._publish_batch(session, batch)
+                    if await self._after_batch(session, stop):
                         return True
-                    reading = asyncio.create_task(asyncio.to_thread(self._read, position))
-                    continue
-                position = batch[-1].id
-                # Read ahead while this batch is published.
-                reading = asyncio.create_task(asyncio.to_thread(self._read, position))
-                await self._publish_batch(session, batch)
-                if await self._after_batch(session, stop):
+                    if more:
+                        continue
+                if await self._caught_up(stop, once):
                     return True
+                # In a worker thread still: read in the loop's own thread, the read and
+                # the housekeeping's thread fought over the interpreter lock and the
+                # checkpoint rounds starved (tried 3 Dec 2026; see docs/performance.md).
+                reading = asyncio.create_task(asyncio.to_thread(self._read, position))
         finally:
             if reading is not None:
                 reading.cancel()
@@ -855,18 +890,26 @@ class Relay:
             self.stats.position = max(self.stats.position, self._acked)
 
     async def _caught_up(self, stop: asyncio.Event, once: bool) -> bool:
-        """Nothing left to read: settle what is in flight, then either publish the
-        checkpoints, record the position and finish (``once``, or a stop asked: True), or
-        leave those to the housekeeping and wait for new appends."""
-        await self._drain()
+        """Nothing left to read: either settle what is in flight, publish the checkpoints,
+        record the position and finish (``once``, or a stop asked: True), or leave those
+        to the housekeeping and wait for new appends.
+
+        The acks of what was just published are not waited for first: they come back
+        beside the next commits (the pipeline keeps every publish's expectation, so a
+        failure still resynchronises, see ``_check``).  Waiting for them put a JetStream
+        round trip (its p99 15-30 ms on a loaded machine) in front of the next commit.
+        Once they are all in, the housekeeping runs again (their checkpoints)."""
         if once or stop.is_set():
+            await self._drain()
             await self._settle_housekeeping()
             await self._publish_checkpoints()
             await self._track_acked()
             return True
-        await self._housekeep()
-        await self._wait_for_appends(stop)
-        return False
+        while True:
+            self._check()
+            await self._housekeep()
+            if not await self._wait_for_appends(stop):
+                return False
 
     async def _housekeep(self) -> None:
         """Publish the checkpoints now due and record the position (throttled) in a task

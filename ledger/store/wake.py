@@ -41,19 +41,24 @@ LISTEN_CHECK_SECONDS = 0.5
 """How often the PostgreSQL listener thread looks whether it should stop."""
 
 
-async def watch_appends(app: Ledger, wake: asyncio.Event) -> None:
-    """Set ``wake`` soon after each commit to ``app``'s store, until cancelled.
+async def watch_appends(
+    app: Ledger, wake: asyncio.Event, *, early: asyncio.Event | None = None
+) -> None:
+    """Set ``wake`` soon after each commit to ``app``'s store, until cancelled; also set
+    ``early`` (if given) when the hint may come before its commit is visible (a write to
+    SQLite's write-ahead log by a writer that does not mark its commits), so the follower
+    knows to read again shortly if it finds nothing.
 
     Returns at once (the caller polls) when this store and platform give no hint.
     """
     settings = app.settings
     if settings.backend == "sqlite":
-        await _watch_sqlite(settings.sqlite_path, wake)
+        await _watch_sqlite(settings.sqlite_path, wake, early)
     else:
         await _listen_postgres(app, wake)
 
 
-async def _watch_sqlite(database: Path, wake: asyncio.Event) -> None:
+async def _watch_sqlite(database: Path, wake: asyncio.Event, early: asyncio.Event | None) -> None:
     try:
         from asyncinotify import Inotify, Mask
     except (ImportError, OSError, AttributeError) as exc:  # not Linux: no inotify in libc
@@ -79,6 +84,8 @@ async def _watch_sqlite(database: Path, wake: asyncio.Event) -> None:
                 if event.mask & Mask.CLOSE_WRITE:
                     wake.set()
             elif name in names and not marked and not event.mask & Mask.CLOSE_WRITE:
+                if early is not None:
+                    early.set()
                 wake.set()
 
 

@@ -36,11 +36,13 @@ pytestmark = pytest.mark.nats
 
 
 @contextmanager
-def running_relay(app: Ledger, url: str, **options: Any) -> Iterator[Relay]:
+def running_relay(
+    app: Ledger, url: str, relay_class: type[Relay] = Relay, **options: Any
+) -> Iterator[Relay]:
     """A relay publishing in a background thread until the block ends."""
     options.setdefault("max_backoff", 0.5)
     options.setdefault("poll_interval", 0.02)
-    relay = Relay(app, url, **options)
+    relay = relay_class(app, url, **options)
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -454,6 +456,104 @@ def test_a_commit_by_another_process_wakes_the_caught_up_relay(
                     f"event {2 + n}, appended by another process",
                     timeout=30,
                 )
+    finally:
+        app.close()
+
+
+class _HeldAcksRelay(Relay):
+    """The relay with JetStream's acks to its publishes held back while ``hold`` is set
+    (as a slow ack round trip would), then handed in, in order, with the next one."""
+
+    hold = False
+    held: list[Any]
+
+    async def _on_ack(self, msg: Any) -> None:
+        if not hasattr(self, "held"):
+            self.held = []
+        if self.hold:
+            self.held.append(msg)
+            return
+        while self.held:
+            await super()._on_ack(self.held.pop(0))
+        await super()._on_ack(msg)
+
+
+def test_the_caught_up_relay_publishes_a_commit_without_waiting_for_earlier_acks(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """Once caught up, the relay waits for the next commit, not for the acks of what it
+    just published: they come back beside the next publishes (each publish still
+    carries its expectation, so exactly once and in order hold).  The old relay drained
+    first, so with an ack outstanding the next commit waited for it (here, held back
+    for good with a long ack timeout, it never went out)."""
+    app = Ledger(backend.settings())
+    try:
+        app.append_objects([f.party("first")])
+        with running_relay(
+            app, nats_server.url, relay_class=_HeldAcksRelay, ack_timeout=600
+        ) as relay:
+            assert isinstance(relay, _HeldAcksRelay)
+            wait_until(lambda: relay.stats.published == 1, "the first event acknowledged")
+            relay.hold = True
+            app.append_objects([f.party("second")])
+            wait_until(lambda: len(relay.held) == 1, "the second event's ack (held back)")
+            app.append_objects([f.party("third")])
+            wait_until(
+                lambda: stream_count(nats_server.url) == 3,
+                "the third event published while the second's ack is outstanding",
+                timeout=30,
+            )
+            relay.hold = False
+            app.append_objects([f.party("fourth")])
+            wait_until(lambda: relay.stats.published == 4, "every ack handed in")
+            assert relay.stats.failures == []
+        assert_stream_matches_store(nats_server.url, app)
+    finally:
+        app.close()
+
+
+def test_a_commit_hint_costs_the_caught_up_relay_one_read_of_the_log(
+    sqlite_backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """A commit mark comes once the commit is visible: the relay reads the log once for
+    it and publishes, with no read-ahead after a short batch and no re-reads at doubling
+    pauses (those are for hints that can come early, the write-ahead log's writes; each
+    read costs CPU the next commit waits for).  The old relay read ten times per commit.
+    (SQLite only: on PostgreSQL the channel, ``ledger_events``, is the same for every
+    schema of the database, so other ledgers' commits in the shared test database wake
+    the relay too.)"""
+    backend = sqlite_backend
+    reads: list[int] = []
+
+    class CountingRelay(Relay):
+        def _read(self, after: int) -> Any:
+            reads.append(after)
+            return super()._read(after)
+
+    app = Ledger(backend.settings())
+    try:
+        app.append_objects([f.party("first")])
+        relay = CountingRelay(app, nats_server.url, poll_interval=600, max_backoff=0.5)
+        stop = threading.Event()
+        thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: stream_count(nats_server.url) == 1, "the first event")
+            # A commit first, so the SQLite watcher has seen a mark (until then the WAL's
+            # writes count as early hints).
+            app.append_objects([f.party("second")])
+            wait_until(lambda: stream_count(nats_server.url) == 2, "the second event")
+            for n in range(3):
+                time.sleep(0.5)  # past any re-reads (the old relay's ended within 0.26 s)
+                before = len(reads)
+                app.append_objects([f.party(f"more-{n}")])
+                wait_until(lambda n=n: stream_count(nats_server.url) == 3 + n, f"event {3 + n}")
+                time.sleep(0.5)
+                assert len(reads) - before == 1, reads[before:]
+        finally:
+            stop.set()
+            thread.join(60)
+        assert not thread.is_alive()
     finally:
         app.close()
 
