@@ -10,7 +10,10 @@ appends single events at ``--rate`` per second (one ``Ledger.append_objects`` ca
 as ``ledger append`` does).  Per event: (received here) - (the appender's clock just
 before its append call), both ``time.monotonic()`` (one clock for every process on
 Linux); it is also split where the relay starts publishing the event (commit -> relay
-publishes, relay publishes -> received).  Alternately ``--repeat`` times:
+publishes, relay publishes -> received), the first part again at the relay's read of the
+log in a worker thread (commit -> read starts, the read, read -> publishing; "commit ->
+read starts" is negative for an event found by a read begun before its append
+returned).  Alternately ``--repeat`` times:
 
 - **raw nats** (the baseline): raw nats-py, a core publish (and flush) of a ~400-byte
   message from another process at the same rate to a plain subscription here;
@@ -150,15 +153,30 @@ def measure(
     from ledger.relay import Relay
 
     published_at: dict[int, float] = {}
+    read_at: dict[int, tuple[float, float]] = {}
+    acked_at: dict[int, float] = {}
 
     class StampingRelay(Relay):
-        """The relay as shipped, noting when it starts publishing each position."""
+        """The relay as shipped, noting when it reads each position (start, end: in a
+        worker thread), starts publishing it, and gets its ack."""
+
+        def _read(self, after: int) -> Any:
+            started = time.monotonic()
+            batch = super()._read(after)
+            ended = time.monotonic()
+            for notification in batch:
+                read_at[notification.id] = (started, ended)
+            return batch
 
         async def _publish_batch(self, session: Any, batch: Any) -> None:
             now = time.monotonic()
             for notification in batch:
                 published_at[notification.id] = now
             await super()._publish_batch(session, batch)
+
+        async def _on_ack(self, msg: Any) -> None:
+            acked_at.setdefault(int(msg.subject.rsplit(".", 1)[1]), time.monotonic())
+            await super()._on_ack(msg)
 
     stream = f"FRESH{uuid.uuid4().hex[:6].upper()}"
     prefix = f"fresh{uuid.uuid4().hex[:6]}"
@@ -202,17 +220,34 @@ def measure(
     out = times.read_text()
     stop.set()
     relay_thread.join(30)
-    segments: dict[str, list[float]] = {"start": [], "commit": [], "to relay": [], "bus": []}
+    segments: dict[str, list[float]] = {
+        "start": [],
+        "commit": [],
+        "to relay": [],
+        "to read": [],
+        "read": [],
+        "read back": [],
+        "bus": [],
+        "ack": [],
+    }
     for line in out.splitlines():
         event_id, started, returned = line.split()
         got = received_at.get(event_id)
         if got is not None:
             segments["start"].append(got - float(started))
             segments["commit"].append(got - float(returned))
-            published = published_at.get(position_of[event_id])
+            position = position_of[event_id]
+            published = published_at.get(position)
             if published is not None:
                 segments["to relay"].append(published - float(returned))
                 segments["bus"].append(got - published)
+                if position in read_at:
+                    read_start, read_end = read_at[position]
+                    segments["to read"].append(read_start - float(returned))
+                    segments["read"].append(read_end - read_start)
+                    segments["read back"].append(published - read_end)
+                if position in acked_at:
+                    segments["ack"].append(acked_at[position] - published)
     missing = total - len(segments["start"])
     if missing:
         print(
@@ -285,7 +320,11 @@ def main() -> None:
                         "start": "from append start",
                         "commit": "from commit",
                         "to relay": "  commit -> relay publishes",
+                        "to read": "    commit -> read starts",
+                        "read": "    read (worker thread)",
+                        "read back": "    read -> publishing",
                         "bus": "  relay publishes -> received",
+                        "ack": "    (not waited for) -> ack",
                     }[name]
                     print(f"    {label:30s} {ms(values)}")
         print(
