@@ -500,13 +500,9 @@ def asymmetry(
     per: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         key = (row["agreement_id"], row["obligor"])
+        # (The agreement is read from the key when the rows are built, not from here.)
         entry = per.setdefault(
-            key,
-            {
-                "agreement_id": row["agreement_id"],
-                "party": row["obligor"],
-                **{f"{name}": [] for name in _COUNTED},
-            },
+            key, {"party": row["obligor"], **{f"{name}": [] for name in _COUNTED}}
         )
         entry["pledged"].append(row["commitment_id"])
         if row["implemented"]:
