@@ -300,6 +300,12 @@ def main() -> None:
         finally:
             app.close()
             server.stop()
+            if args.postgres:  # the schema this run made, not left in a shared database
+                import psycopg
+
+                schema = env["LEDGER_DATABASE_URL"].rsplit("schema=", 1)[1]
+                with psycopg.connect(args.postgres, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
         def ms(values: list[float]) -> str:
             if not values:
