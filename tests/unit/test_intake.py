@@ -467,3 +467,57 @@ def test_the_id_fields_are_those_with_the_id_pattern() -> None:
     licence = built[ev.LicenceGranted]
     assert licence["exporter"] is True and licence["end_users"] is True
     assert built[ev.MeasurePublished]["clauses"]["clause_id"] is True
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        ({**f.party("acme"), "effective_at": "2025-02-30"}, "effective_at"),
+        (f.licence(valid_until="2025-02-30"), "valid_until"),
+        (
+            f.measure(clauses=[{**f.measure()["clauses"][0], "effective_at": "2025-02-30"}]),
+            "clauses[0].effective_at",
+        ),
+    ],
+)
+def test_a_bare_date_that_is_no_date_is_refused_naming_the_field(obj: Any, field: str) -> None:
+    message = "'2025-02-30' is not a date (day is out of range for month)"
+    assert said(refusal(obj)) == (field, message, LINE)
+
+
+@pytest.mark.parametrize(
+    ("given", "got"),
+    [
+        ([f.party("acme")], "list (a batch is one event per line: see `ledger import`)"),
+        ('"acme"', "str"),  # (text: the JSON string "acme")
+        (5, "int"),
+    ],
+)
+def test_input_that_is_not_an_object_is_refused_saying_what_it_is(given: Any, got: str) -> None:
+    assert said(refusal(given)) == (
+        None,
+        f"expected a JSON object describing one event, got {got}",
+        LINE,
+    )
+
+
+def test_ids_of_an_owned_object_are_put_in_normal_form_c() -> None:
+    """The default for a decoded object handed over (``owned``) is to normalise its ids:
+    only the text parser knows when the input was ASCII."""
+    from ledger.intake import parse_object
+
+    s = parse_object(f.party("Cafe\u0301"), actor="tester", now=NOW, owned=True)
+    assert s.event.entity_id == "Caf\u00e9"
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        (f.usage(quantity="1E+100000000000"), "quantity"),
+        (f.licence(items=[{"item": "x", "cap": "1E+100000000000", "unit": "kg"}]), "items[0].cap"),
+    ],
+)
+def test_a_quantity_out_of_range_is_refused_naming_field_and_line(obj: Any, field: str) -> None:
+    error = refusal(obj)
+    assert (error.field, error.line) == (field, LINE)
+    assert error.message.startswith("'1E+100000000000' is out of range")
