@@ -521,3 +521,24 @@ def test_a_quantity_out_of_range_is_refused_naming_field_and_line(obj: Any, fiel
     error = refusal(obj)
     assert (error.field, error.line) == (field, LINE)
     assert error.message.startswith("'1E+100000000000' is out of range")
+
+
+def test_generated_event_ids_hold_the_time_in_ms_and_74_random_bits() -> None:
+    """RFC 9562 version 7: 48 bits of Unix time in ms, version 7, 12 random bits, variant
+    10, 62 random bits.  (Each random bit is 0 in all 200 ids with odds 2^-200.)"""
+    import time
+
+    from ledger.intake import uuid7
+
+    before = time.time_ns() // 1_000_000
+    ids = [uuid7() for _ in range(200)]
+    after = time.time_ns() // 1_000_000
+    assert all(before <= u.int >> 80 <= after for u in ids)
+    assert all(u.version == 7 and (u.int >> 62) & 0b11 == 0b10 for u in ids)
+    rand_a = [(u.int >> 64) & 0xFFF for u in ids]
+    rand_b = [u.int & ((1 << 62) - 1) for u in ids]
+    for bit in range(12):
+        assert any(r >> bit & 1 for r in rand_a), bit
+    for bit in range(62):
+        assert any(r >> bit & 1 for r in rand_b), bit
+    assert len(set(rand_b)) == len(ids)
