@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ledger import events as ev
 from ledger.errors import InputError, RuleViolation
 from ledger.intake import Submission, check_backfilled_time, parse_json
 from tests import factory as f
@@ -542,3 +543,76 @@ def test_generated_event_ids_hold_the_time_in_ms_and_74_random_bits() -> None:
     for bit in range(62):
         assert any(r >> bit & 1 for r in rand_b), bit
     assert len(set(rand_b)) == len(ids)
+
+
+TYPES = ", ".join(sorted(ev.EVENT_TYPES_BY_NAME))
+
+
+@pytest.mark.parametrize(
+    ("obj", "kw", "field", "message"),
+    [
+        (
+            {k: v for k, v in f.party("acme").items() if k != "type"},
+            {},
+            "type",
+            f"missing event type; one of: {TYPES}",
+        ),
+        (
+            {**f.party("acme"), "type": "Nope"},
+            {},
+            "type",
+            f"unknown event type 'Nope'; known types: {TYPES}",
+        ),
+        (
+            {**f.party("acme"), "recorded_at": "2025-01-01T00:00:00Z"},
+            {},
+            "recorded_at",
+            "the recorded time is set by the ledger; remove it (to migrate an existing record "
+            "with its times, use `ledger import --backfill`)",
+        ),
+        (
+            f.party("acme"),
+            {"backfill": True},
+            "recorded_at",
+            "--backfill takes each event's recorded time from the input; it is missing",
+        ),
+        (
+            {**f.party("acme"), "recorded_at": "2025-01-01"},
+            {"backfill": True},
+            "recorded_at",
+            "a recorded time needs a time of day and an offset, not a bare date",
+        ),
+        (
+            {**f.party("acme"), "schema_version": 99},
+            {},
+            "schema_version",
+            "schema version 99 is newer than this ledger understands (1); upgrade the ledger",
+        ),
+    ],
+)
+def test_the_envelope_is_checked_naming_field_and_line(
+    obj: Any, kw: dict[str, Any], field: str, message: str
+) -> None:
+    assert said(refusal(obj, **kw)) == (field, message, LINE)
+
+
+def test_an_id_that_is_not_text_is_refused_before_it_is_normalised() -> None:
+    from ledger.intake import parse_object
+
+    with pytest.raises(InputError) as caught:
+        parse_object({**f.party("acme"), "entity_id": 5}, line=LINE, actor="tester", now=NOW)
+    assert said(caught.value) == ("entity_id", "Expected `str`, got `int`", LINE)
+
+
+def test_a_generated_id_holds_the_exact_millisecond_even_an_odd_one() -> None:
+    import time
+
+    from ledger.intake import uuid7
+
+    for _ in range(100_000):
+        before = time.time_ns() // 1_000_000
+        u = uuid7()
+        if before % 2 and time.time_ns() // 1_000_000 == before:
+            assert u.int >> 80 == before
+            return
+    pytest.fail("no odd millisecond seen")

@@ -109,3 +109,20 @@ def test_an_id_twice_in_one_batch_needs_the_same_content() -> None:
     with pytest.raises(ConflictError) as unnumbered:
         check_repeated(submission(line=4, name="Other"), first.content_hash, None)
     assert unnumbered.value.message.endswith("with different content")
+
+
+def test_an_id_twice_in_one_batch_is_refused_under_the_rule_on_the_event_id() -> None:
+    first = submission(line=1)
+    with pytest.raises(ConflictError) as refused:
+        check_repeated(submission(line=4, name="Other"), first.content_hash, 1)
+    assert (refused.value.rule, refused.value.field, refused.value.line) == (
+        "event-id-reused",
+        "event_id",
+        4,
+    )
+
+
+def test_a_retry_reads_the_stored_event_under_its_own_id() -> None:
+    first = submission(dated=False)
+    retry = submission(dated=False, now=NOW + dt.timedelta(seconds=5))
+    check_resent(retry, entry(first), {UUID(EVENT_ID): first.event}.get)
