@@ -616,3 +616,39 @@ def test_a_generated_id_holds_the_exact_millisecond_even_an_odd_one() -> None:
             assert u.int >> 80 == before
             return
     pytest.fail("no odd millisecond seen")
+
+
+def test_ids_of_an_object_not_owned_are_put_in_normal_form_c_on_a_copy() -> None:
+    from ledger.intake import parse_object
+
+    given = f.party("Cafe\u0301")
+    s = parse_object(given, actor="tester", now=NOW)
+    assert s.event.entity_id == "Caf\u00e9"
+    assert given["entity_id"] == "Cafe\u0301"  # the caller's object is left as it was
+
+
+def test_an_actor_given_in_the_input_is_kept() -> None:
+    s = parse_json(json.dumps({**f.party("acme"), "actor": "alice"}), actor="tester", now=NOW)
+    assert s.event.actor == "alice"
+
+
+def test_a_retraction_naming_its_entity_is_not_resolved() -> None:
+    obj = retraction(retracted_event_id=TARGET, entity_kind="party", entity_id="acme")
+    s = parse_json(json.dumps(obj), actor="tester", now=NOW)  # no resolver: none needed
+    assert (s.event.entity_kind, s.event.entity_id) == ("party", "acme")
+
+
+@pytest.mark.parametrize("given", [{"entity_kind": "party"}, {"entity_id": "acme"}])
+def test_a_retraction_naming_half_its_entity_is_completed_from_the_retracted_event(
+    given: dict[str, str],
+) -> None:
+    obj = retraction(retracted_event_id=TARGET, **given)
+    s = parse_json(
+        json.dumps(obj), actor="tester", now=NOW, resolve_retracted=lambda _: ("party", "acme")
+    )
+    assert (s.event.entity_kind, s.event.entity_id) == ("party", "acme")
+
+
+def test_a_retraction_with_an_empty_entity_kind_is_refused() -> None:
+    obj = retraction(retracted_event_id=TARGET, entity_kind="", entity_id="acme")
+    assert said(refusal(obj)) == ("entity_kind", "Invalid enum value ''", LINE)
