@@ -56,7 +56,7 @@ def _key(app: Ledger, key: str | None) -> VerifierKey:
     if key:
         return verifier_key(key)
     config = app.settings
-    if config.signing_key is None and not config.signing_key_path.exists():
+    if not config.has_signing_key:
         raise InputError(
             f"this ledger home has no signing key ({config.signing_key_path}) and "
             "LEDGER_SIGNING_KEY is not set: pass the ledger's public key with --key KEY "

@@ -412,7 +412,7 @@ def _watch_key(config: Settings, key_text: str | None) -> Any:
 
     if key_text is not None:
         return verifier_key(key_text)
-    if config.signing_key is None and not config.signing_key_path.exists():
+    if not config.has_signing_key:
         raise InputError(
             "--verify needs the ledger's public key: --key KEY (`ledger key` prints it)",
             field="--key",

@@ -197,6 +197,13 @@ class Settings:
         return self.signing_key or self.home / "signing.key"
 
     @property
+    def has_signing_key(self) -> bool:
+        """A signing key is configured or already in the home.  Readers that check
+        signatures (verify, prove, watch --verify, the NATS projector) take the home's
+        key only then: a key made on the spot would verify nothing the ledger signed."""
+        return self.signing_key is not None or self.signing_key_path.exists()
+
+    @property
     def backend(self) -> str:
         scheme = urlparse(self.database_url).scheme
         if scheme in ("postgresql", "postgres"):

@@ -587,7 +587,7 @@ def _pinned_key(app: Ledger) -> Any:
     from ledger.config import ConfigError
 
     config = app.settings
-    if config.signing_key is None and not config.signing_key_path.exists():
+    if not config.has_signing_key:
         raise ConfigError(
             "the NATS projector verifies the stream against the ledger's signing key, and "
             f"there is none at {config.signing_key_path}: set LEDGER_SIGNING_KEY to the "

@@ -248,3 +248,15 @@ def test_verify_and_prove_without_a_key_in_the_home_ask_for_one_and_make_none(
         assert not key_file.exists()
     assert run("verify", "--key", str(pub)).exit_code == 0
     assert run("prove", event_id, "--key", str(pub)).exit_code == 0
+
+
+def test_watch_verify_in_a_home_with_no_key_asks_for_one_and_makes_none(
+    sqlite_backend: Backend,
+) -> None:
+    """The same rule as verify and prove (Settings.has_signing_key): watch --verify
+    takes the home's key only if there is one, and never makes one."""
+    env = {**sqlite_backend.env(), "LEDGER_NATS_URL": "nats://127.0.0.1:4222"}
+    result = runner(env)("watch", "--verify", "--all")
+    assert result.exit_code == 2, result.output
+    assert "--verify needs the ledger's public key" in result.output
+    assert not (Path(env["LEDGER_HOME"]) / "signing.key").exists()
