@@ -11,8 +11,9 @@ from decimal import Decimal
 
 import pytest
 
+from ledger import events as ev
 from ledger.domain import state as st
-from ledger.domain.licence import covers, inactive_since
+from ledger.domain.licence import covers, inactive_since, same_shipment
 from ledger.errors import RuleViolation
 from tests import factory as f
 from tests.unit.test_rules import Ledgerless, single
@@ -369,3 +370,36 @@ def test_late_usage_after_a_shortened_validity_names_the_last_valid_day() -> Non
     assert "1C902.a) on 2026-06-01 under licence GL-1, expired at the end of 2026-05-31" in (
         late.summary
     ), late.summary
+
+
+USAGE_DETAILS = {
+    "shipment_id": "S-2",
+    "item": "1C902.b",
+    "quantity": "101",
+    "end_user": "buyer2",
+    "destination": "FR",
+    "effective_at": "2025-12-11",
+}
+
+
+def test_a_usage_recorded_again_with_the_same_details_is_the_same_shipment() -> None:
+    """The idempotent re-recording of a shipment: another event (its own id, recorded
+    again) with every detail equal, the quantity written with other trailing zeros."""
+    ledger = Ledgerless()
+    first = ledger.event(f.usage())
+    again = ledger.event(f.usage(quantity="100.00"))
+    assert first.event_id != again.event_id
+    assert isinstance(first, ev.LicenceUsageRecorded)
+    assert isinstance(again, ev.LicenceUsageRecorded)
+    assert same_shipment(first, again) and same_shipment(again, first)
+
+
+@pytest.mark.parametrize("detail", sorted(USAGE_DETAILS))
+def test_a_usage_differing_in_one_detail_is_not_the_same_shipment(detail: str) -> None:
+    ledger = Ledgerless()
+    first = ledger.event(f.usage())
+    other = ledger.event(f.usage(**{detail: USAGE_DETAILS[detail]}))
+    assert isinstance(first, ev.LicenceUsageRecorded)
+    assert isinstance(other, ev.LicenceUsageRecorded)
+    assert not same_shipment(first, other)
+    assert not same_shipment(other, first)

@@ -85,3 +85,39 @@ def test_a_module_run_here_replaces_its_row_and_the_others_are_kept(
     assert "ledger.intake.x_parse__mutmut_9" not in text
     assert "- `ledger.domain.party.x_register__mutmut_3`" in text
     assert "Surviving mutants not judged equivalent (2)" in text
+
+
+def test_the_equivalent_count_is_of_mutants_and_a_listed_name_matching_none_is_named(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heading counts the equivalent mutants of the table (this run's and the kept
+    rows'), not the lines of the list: a listed name that is no surviving mutant of a
+    module run here (killed since, or no longer generated) is named for removal, and is
+    not read back as a survivor by the next report."""
+    listed = checkout / "equivalent.txt"
+    listed.write_text(
+        "# comment\n"
+        "ledger.intake.x_parse__mutmut_2 surviving: counted\n"
+        "ledger.intake.x_parse__mutmut_1 killed since\n"
+        "ledger.intake.x_parse__mutmut_7 no longer generated\n"
+        "ledger.domain.party.x_register__mutmut_5 of a module not run here: not judged\n"
+    )
+    monkeypatch.setattr(mutation, "EQUIVALENT", listed)
+    monkeypatch.setattr(
+        mutation,
+        "results",
+        lambda: {
+            "ledger.intake.x_parse__mutmut_1": "killed",
+            "ledger.intake.x_parse__mutmut_2": "survived",
+        },
+    )
+    mutation.report()
+    text = mutation.REPORT.read_text()
+    # intake's one equivalent here and party's one from the checked-in row.
+    assert "| **all** | 16 | 12 | 2 | 2 | 0 | 0 | 85.7 % |  |" in text
+    assert "## Equivalent mutants (2; reasons in tests/mutation-equivalent.txt)" in text
+    unmatched = text.split("## Listed as equivalent but not a surviving mutant (2)", 1)[1]
+    assert unmatched.count("- `") == 2
+    assert "- `ledger.intake.x_parse__mutmut_1`" in unmatched
+    assert "- `ledger.intake.x_parse__mutmut_7`" in unmatched
+    assert mutation.checked_in()[1] == ["ledger.domain.party.x_register__mutmut_3"]
