@@ -281,8 +281,8 @@ def coverage(
     shipments count against the cap too.
     """
     lid = licence.licence_id
-    on = local_day(at).isoformat()
     if status != "active":
+        on = local_day(at).isoformat()  # (only a refusal says the day: not per shipment)
         since = inactive_since(licence, status) if status != "not-yet-valid" else None
         if status == "expired":
             # The stored end is exclusive: expired since 2026-12-02T00:00Z is "at the end
