@@ -19,8 +19,14 @@ shipments recorded under them), then measures, alternately and ``--repeat`` time
   before any rule, row or write): the floor plus this is the most any import that
   validates the contract could reach.
 
+- **typed decoding alone**: every line through msgspec's typed decoder of the event
+  union, with the contract's constraints and without any (the ledger's stamps added):
+  the floor of building the events at all, whatever the parser around it.
+
 Prints events/s for each, the ratios import/raw and import/floor (target: >= 50% of the
-floor), each round's ratios (to show the spread) and the bound set by parsing.  Then 4,000 shipments
+floor), each round's ratios (to show the spread) and the bounds set by parsing and by
+typed decoding; each also in the process's CPU time, which the load of other work on the
+machine disturbs less than the wall time.  Then 4,000 shipments
 appended to one licence in one batch, with and without a suspension of that licence
 scheduled after them (the with/without ratio: ~1.6x; before the aggregate kept a cursor
 fold it was ~53x, 5.9 s against 0.11 s, each shipment refolding the licence).  The best of the
@@ -46,7 +52,24 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
+
+
+class Clock:
+    """Seconds of one timed section: ``wall`` (what the ratios have always used) and
+    ``cpu``, this process's CPU time (steadier when other work loads the machine: on 2
+    cores at load average ~15 the wall time is ~3-4x the CPU time for every phase)."""
+
+    wall = cpu = 0.0
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
 
 NAMESPACE = uuid.UUID("6f1d7c1e-2f51-4b0e-9a57-1f4d2b9c0a11")
 SOURCE = {"reference": "https://example.org/customs/declarations", "publisher": "GACC"}
@@ -133,23 +156,22 @@ def generate(path: Path, total: int) -> int:
     return len(lines)
 
 
-def raw_insert(path: Path, workdir: Path) -> float:
+def raw_insert(path: Path, workdir: Path) -> Clock:
     db = workdir / f"raw-{uuid.uuid4().hex}.db"
     payloads = [(line.rstrip(b"\n"),) for line in path.open("rb")]
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
-    started = time.perf_counter()
-    conn.execute("BEGIN")
-    conn.executemany("INSERT INTO t(payload) VALUES (?)", payloads)
-    conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    with Clock() as clock:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO t(payload) VALUES (?)", payloads)
+        conn.execute("COMMIT")
     conn.close()
-    return elapsed
+    return clock
 
 
-def schema_floor(path: Path, workdir: Path) -> float:
+def schema_floor(path: Path, workdir: Path) -> Clock:
     """The same rows written into the ledger's own tables with plain executemany: what the
     storage layout costs before any parsing, validation or rule checking."""
     from ledger.app import Ledger
@@ -178,17 +200,16 @@ def schema_floor(path: Path, workdir: Path) -> float:
         )
     conn = sqlite3.connect(home / "ledger.db", isolation_level=None)
     conn.execute("PRAGMA synchronous=FULL")
-    started = time.perf_counter()
-    conn.execute("BEGIN")
-    conn.executemany("INSERT INTO stored_events VALUES (?,?,?,?)", events)
-    conn.executemany("INSERT INTO stored_events_index VALUES (?,?,?,?,?,?,?,?,?,?)", index)
-    conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    with Clock() as clock:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO stored_events VALUES (?,?,?,?)", events)
+        conn.executemany("INSERT INTO stored_events_index VALUES (?,?,?,?,?,?,?,?,?,?)", index)
+        conn.execute("COMMIT")
     conn.close()
-    return elapsed
+    return clock
 
 
-def parse_only(path: Path) -> float:
+def parse_only(path: Path) -> Clock:
     """Seconds to parse and validate every line as the import does (``parse_json``: JSON
     decoded, repeated keys refused, defaults, typed conversion with the contract's
     constraints, range checks, one encoding for the content hash and the payload), and
@@ -198,14 +219,39 @@ def parse_only(path: Path) -> float:
     from ledger.times import now
 
     stamp = now()
-    started = time.perf_counter()
-    with path.open("rb") as f:
+    with Clock() as clock, path.open("rb") as f:
         for number, raw in iter_lines(f):
             parse_json(raw, line=number, actor="bench", now=stamp)
-    return time.perf_counter() - started
+    return clock
 
 
-def ledger_import(path: Path, workdir: Path, database_url: str | None) -> float:
+def decode_only(path: Path, *, constrained: bool) -> Clock:
+    """Seconds for msgspec's typed decoding alone of every line into the event union,
+    the ledger's stamps added and bare dates made instants beforehand (no defaults,
+    checks, encoding or hash): ``constrained`` with the contract's constraints (each id's
+    and text's pattern), or into copies of the types without any (the least any typed
+    decoding of these lines costs).  What no parser that builds the events goes below."""
+    import msgspec
+
+    from ledger import events as ev
+    from ledger.intake import _normalise_times
+    from ledger.store.codec import _unconstrained_struct
+
+    types = ev.EVENT_TYPES if constrained else tuple(map(_unconstrained_struct, ev.EVENT_TYPES))
+    decoder = msgspec.json.Decoder(Union[types])  # type: ignore[valid-type]  # noqa: UP007
+    stamps = {"actor": "bench", "recorded_at": "2026-12-03T06:00:00Z"}
+    lines = []
+    for line in path.open("rb"):  # (bare dates made instants first, as intake does)
+        obj = json.loads(line)
+        _normalise_times(obj, None)
+        lines.append(msgspec.json.encode({**stamps, **obj}))
+    with Clock() as clock:
+        for line in lines:
+            decoder.decode(line)
+    return clock
+
+
+def ledger_import(path: Path, workdir: Path, database_url: str | None) -> Clock:
     """``ledger import``'s own path, in process: the file streamed in chunks through one
     transaction (``Ledger.import_lines``)."""
     from ledger.app import Ledger
@@ -218,12 +264,10 @@ def ledger_import(path: Path, workdir: Path, database_url: str | None) -> float:
     app = Ledger(Settings.from_env(env))
     try:
         app.signing_key()  # (made once per home: not part of an import)
-        started = time.perf_counter()
-        with path.open("rb") as f:
+        with Clock() as clock, path.open("rb") as f:
             result = app.import_lines(iter_lines(f))
-        elapsed = time.perf_counter() - started
         assert result.appended == result.total, "benchmark batch was not all new"
-        return elapsed
+        return clock
     finally:
         app.close()
 
@@ -333,36 +377,63 @@ def main() -> None:
         count = generate(data, args.events)
         size_mb = os.path.getsize(data) / 1e6
         print(f"{count:,} events, {size_mb:.1f} MB of JSONL; best of {args.repeat} runs each")
-        raw_times, floor_times, import_times, parse_times = [], [], [], []
+        raw: list[Clock] = []
+        floor: list[Clock] = []
+        imported: list[Clock] = []
+        parsed: list[Clock] = []
+        typed: list[Clock] = []
+        loose: list[Clock] = []
         for r in range(args.repeat):
-            raw_times.append(raw_insert(data, workdir))
-            floor_times.append(schema_floor(data, workdir))
-            import_times.append(ledger_import(data, workdir, None))
-            parse_times.append(parse_only(data))
-            bound = floor_times[-1] / (floor_times[-1] + parse_times[-1])
+            raw.append(raw_insert(data, workdir))
+            floor.append(schema_floor(data, workdir))
+            imported.append(ledger_import(data, workdir, None))
+            parsed.append(parse_only(data))
+            typed.append(decode_only(data, constrained=True))
+            loose.append(decode_only(data, constrained=False))
+            f, i, p, t = floor[-1], imported[-1], parsed[-1], typed[-1]
             print(
-                f"  round {r + 1}: import / floor {floor_times[-1] / import_times[-1]:.1%}; "
-                f"floor / (floor + parsing alone) {bound:.1%}",
+                f"  round {r + 1} (load {os.getloadavg()[0]:.1f}): import / floor "
+                f"{f.wall / i.wall:.1%} (CPU time {f.cpu / i.cpu:.1%}); floor / (floor + "
+                f"parsing alone) {f.wall / (f.wall + p.wall):.1%} "
+                f"(CPU {f.cpu / (f.cpu + p.cpu):.1%}); "
+                f"floor / (floor + typed decoding alone) {f.wall / (f.wall + t.wall):.1%} "
+                f"(CPU {f.cpu / (f.cpu + t.cpu):.1%})",
                 flush=True,
             )
-        raw_rate = count / min(raw_times)
-        floor_rate = count / min(floor_times)
-        import_rate = count / min(import_times)
+
+        def rate(clocks: list[Clock]) -> float:
+            return count / min(c.wall for c in clocks)
+
+        def cpu_us(clocks: list[Clock]) -> float:
+            return min(c.cpu for c in clocks) / count * 1e6
+
+        raw_rate, floor_rate, import_rate = rate(raw), rate(floor), rate(imported)
         print(f"raw SQLite inserts : {raw_rate:>10,.0f} events/s")
         print(
             f"ledger schema floor: {floor_rate:>10,.0f} events/s ({floor_rate / raw_rate:.1%} of "
-            "raw: same rows into the ledger's tables, no validation)"
+            f"raw: same rows into the ledger's tables, no validation); CPU {cpu_us(floor):.1f} "
+            "us/event"
         )
-        print(f"ledger import      : {import_rate:>10,.0f} events/s (SQLite, synchronous=FULL)")
-        print(f"import / raw       : {import_rate / raw_rate:>10.1%}")
-        print(f"import / floor     : {import_rate / floor_rate:>10.1%} (target >= 50%)")
-        parse_rate = count / min(parse_times)
-        bound = parse_rate / (floor_rate + parse_rate)
         print(
-            f"parsing alone      : {parse_rate:>10,.0f} events/s (no rules, rows or writes); "
-            f"floor then parsing : {bound:>10.1%} of the floor (the most an import that "
-            "validates each line can reach)"
+            f"ledger import      : {import_rate:>10,.0f} events/s (SQLite, synchronous=FULL); "
+            f"CPU {cpu_us(imported):.1f} us/event"
         )
+        print(f"import / raw       : {import_rate / raw_rate:>10.1%}")
+        print(
+            f"import / floor     : {import_rate / floor_rate:>10.1%} (target >= 50%); by CPU "
+            f"time {cpu_us(floor) / cpu_us(imported):.1%}"
+        )
+        for label, clocks, what in (
+            ("parsing alone      ", parsed, "parse_json: no rules, rows or writes"),
+            ("typed decoding     ", typed, "msgspec alone, the contract's constraints"),
+            ("... no constraints ", loose, "msgspec alone, no constraints"),
+        ):
+            r = rate(clocks)
+            print(
+                f"{label}: {r:>10,.0f} events/s, CPU {cpu_us(clocks):.1f} us/event ({what}); "
+                f"floor then that: {r / (floor_rate + r):.1%} of the floor (CPU "
+                f"{cpu_us(floor) / (cpu_us(floor) + cpu_us(clocks)):.1%})"
+            )
         # Shipments before a scheduled later event, against the same shipments without one.
         n = 4000
         plain = min(scheduled_ahead(workdir, n, False) for _ in range(args.repeat))
@@ -379,8 +450,8 @@ def main() -> None:
                 conn.execute(f'CREATE SCHEMA "{schema}"')
             try:
                 sep = "&" if "?" in args.postgres else "?"
-                elapsed = ledger_import(data, workdir, f"{args.postgres}{sep}schema={schema}")
-                print(f"ledger import (PG) : {count / elapsed:>10,.0f} events/s")
+                clock = ledger_import(data, workdir, f"{args.postgres}{sep}schema={schema}")
+                print(f"ledger import (PG) : {count / clock.wall:>10,.0f} events/s")
             finally:
                 with psycopg.connect(args.postgres, autocommit=True) as conn:
                     conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
