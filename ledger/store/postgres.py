@@ -9,6 +9,7 @@ rows; a write of any size stays all or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 from psycopg import Connection, Cursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
@@ -37,7 +39,7 @@ from ledger.store.index import (
     RecordedTimeConflict,
 )
 from ledger.store.snapshots import SnapshotTables
-from ledger.store.tree import TreeTables
+from ledger.store.tree import Tip, TreeTables
 
 WRITE_IDLE_TIMEOUT_S = 120
 """How long a write transaction may wait for its client between statements (PostgreSQL's
@@ -197,29 +199,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         with self.datastore.get_connection() as conn:
             yield PostgresPort(conn)
 
-    def after_insert(
-        self,
-        write: EventWrite,
-        positions: Sequence[int],
-        index_rows: Sequence[IndexRow],
-        stored_events: Sequence[StoredEvent],
-    ) -> None:
-        """The new events become leaves of the Merkle tree, signed as a checkpoint (same
-        transaction; their shipment rows and snapshots went in with their index rows,
-        ``write_chunk``).
-
-        A checkpoint per write, not per transaction: a streamed import writes a chunk at a
-        time in one transaction, and a consumer verifying the stream holds every message
-        until a checkpoint covers it, so one checkpoint per chunk bounds what it holds
-        (500 signatures for a million events, ~0.1 ms each)."""
-        super().after_insert(write, positions, index_rows, stored_events)
-        assert isinstance(write, PostgresEventWrite)
-        port = PostgresPort(write.cursor.connection)
-        tip = self.tree.tip(port, before=positions[0])
-        payload_of = self.payload_of
-        self.tree.extend(port, tip, positions, [payload_of(e.state) for e in stored_events])
-        self.tree.sign_last(port, self.signer())
-
     def create_table(self) -> None:
         with ddl_lock(self.datastore):
             super().create_table()
@@ -241,52 +220,82 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         # Not in pipeline mode (the library's insert_events is): a pipelined statement
         # with large parameters can deadlock the client and the server (psycopg issue
         # 685), which hung imports of ~15,000 events or more.
-        with self.datastore.transaction(commit=True) as curs:
-            write = PostgresEventWrite(self, curs)
-            yield write
-            self.before_commit(write)
+        # The transaction begins with the lock, in its round trip (``start_write``), not
+        # in one of its own as psycopg's transaction block would; until then (a write
+        # that reads first) each statement is its own, on the autocommit connection.
+        with self.datastore.get_connection() as conn:
+            write = PostgresEventWrite(self, conn.cursor())
+            try:
+                yield write
+                self.before_commit(write)
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("COMMIT")
+            except BaseException:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    with contextlib.suppress(Exception):  # (a broken connection: it is gone)
+                        conn.execute("ROLLBACK")
+                raise
 
-    def start_write(self, curs: Cursor[DictRow]) -> None:
-        """Take the table lock the library's writers take (so positions follow commit
-        order), queue the library's NOTIFY for its LISTEN subscriptions, and let the
-        transaction wait for its client up to ``WRITE_IDLE_TIMEOUT_S``: one round trip
-        (statements without parameters go as one simple query)."""
-        curs.execute(
-            SQL("; ").join(
-                [
-                    *self.lock_table_statements,
-                    SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
-                    SQL("SET LOCAL idle_in_transaction_session_timeout = '{0}s'").format(
-                        WRITE_IDLE_TIMEOUT_S
-                    ),
-                ]
+    def start_write(self, curs: Cursor[DictRow]) -> tuple[int | None, tuple[Any, ...]]:
+        """Begin the transaction, take the table lock the library's writers take (so
+        positions follow commit order), queue the library's NOTIFY for
+        its LISTEN subscriptions, let the transaction wait for its client up to
+        ``WRITE_IDLE_TIMEOUT_S``, and read, under the lock, the newest recorded time (the
+        guard of ``write_chunk``) and the Merkle tree's tip (``TreeTables.tip_query``):
+        one round trip (statements without parameters go as one simple query).  Returns
+        that time (None: no events) and the tip's row."""
+        with curs.connection.cursor(row_factory=tuple_row) as tuples:
+            tuples.execute(
+                SQL("; ").join(
+                    [
+                        SQL("BEGIN"),
+                        *self.lock_table_statements,
+                        SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
+                        SQL("SET LOCAL idle_in_transaction_session_timeout = '{0}s'").format(
+                            WRITE_IDLE_TIMEOUT_S
+                        ),
+                        SQL(
+                            "SELECT recorded_us FROM {0} ORDER BY notification_id DESC LIMIT 1"
+                        ).format(self._t),
+                        SQL(self.tree.tip_query()),  # type: ignore[arg-type]
+                    ]
+                )
             )
-        )
+            selected: list[list[tuple[Any, ...]]] = []
+            while True:
+                if tuples.description is not None:
+                    selected.append(tuples.fetchall())
+                if not tuples.nextset():
+                    break
+        latest, tip = selected[-2:]
+        return (int(latest[0][0]) if latest else None), tip[0]
 
     def write_chunk(
         self,
-        curs: Cursor[DictRow],
+        write: PostgresEventWrite,
         stored_events: Sequence[StoredEvent],
         index_rows: Sequence[IndexRow],
-        *,
-        snapshots: bool = True,
     ) -> list[int]:
-        """Insert events and their index rows (with ``snapshots``, also the shipment rows
-        and snapshots they carry, in the index rows' statement); returns positions."""
+        """Insert events and their index rows, in statements of at most
+        ``INSERT_CHUNK_ROWS`` events; returns positions.  Unless ``write`` is a rehearsal,
+        each index rows' statement also writes, as data-modifying ``WITH`` clauses, the
+        shipment rows and snapshots they carry and the events' Merkle tree rows, the
+        last chunk's batch signed: two round trips per chunk (an append's cost on
+        PostgreSQL is mostly round trips)."""
         if len(index_rows) != len(stored_events):
             raise ProgrammingError("one index row per stored event is required")
         if not stored_events:
             return []
-        # Checked before inserting, under the table lock: every earlier commit is visible.
-        curs.execute(
-            SQL("SELECT recorded_us FROM {0} ORDER BY notification_id DESC LIMIT 1").format(self._t)
-        )
-        row = curs.fetchone()
-        if row is not None and row["recorded_us"] > min(r.recorded_us for r in index_rows):
+        curs = write.cursor
+        # Under the table lock every earlier commit is visible: the newest recorded time
+        # was read with the lock (then this write's own rows are the newest).
+        latest = write.latest_recorded_us
+        if latest is not None and latest > min(r.recorded_us for r in index_rows):
             raise RecordedTimeConflict(
                 "a later recorded time was committed concurrently; retry with a fresh time"
             )
         ids: list[int] = []
+        payload_of = self.payload_of
         for start in range(0, len(stored_events), INSERT_CHUNK_ROWS):
             events = stored_events[start : start + INSERT_CHUNK_ROWS]
             curs.execute(
@@ -303,15 +312,30 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
                 raise ProgrammingError("the store did not return a position for every event")
             rows = index_rows[start : start + INSERT_CHUNK_ROWS]
             columns = list(zip(*rows, strict=True))[:INDEX_COLUMNS]
-            ctes: str = ""
+            ctes: list[str] = []
             params: list[Any] = []
-            if snapshots:
-                ctes, params = self.snapshot_tables.postgres_ctes(chunk_ids, rows)
+            if not write.rehearsal:
+                snapshot_ctes, snapshot_params = self.snapshot_tables.postgres_ctes(chunk_ids, rows)
+                if snapshot_ctes:
+                    ctes.append(snapshot_ctes)
+                    params += snapshot_params
+                last = start + INSERT_CHUNK_ROWS >= len(stored_events)
+                extension = self.tree.extension(
+                    write.tip(),
+                    chunk_ids,
+                    [payload_of(e.state) for e in events],
+                    self.signer() if last else None,  # one checkpoint per insert
+                )
+                tree_ctes, tree_params = self.tree.postgres_ctes(extension)
+                ctes.append(tree_ctes)
+                params += tree_params
+                write.tree_tip = extension.tip
             statement: Composed | SQL = self._insert_index
             if ctes:
-                statement = SQL("WITH ") + SQL(ctes) + SQL(" ") + statement  # type: ignore[arg-type]
+                statement = SQL("WITH " + ", ".join(ctes) + " ") + statement  # type: ignore[arg-type]
             curs.execute(statement, (*params, chunk_ids, *map(list, columns)))
             ids += chunk_ids
+        write.latest_recorded_us = index_rows[-1].recorded_us
         return ids
 
     # --- the event index ----------------------------------------------------------------
@@ -505,6 +529,11 @@ class PostgresEventWrite(EventWrite):
         self.recorder = recorder
         self.cursor = cursor
         self.started = False
+        self.latest_recorded_us: int | None = None
+        """The newest recorded time stored (read with the lock, then this write's own)."""
+        self.tree_tip: Tip | None = None
+        """The Merkle tree as this write leaves it so far (None: not yet checked)."""
+        self._tip_row: tuple[Any, ...] = ()
 
     def insert(
         self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
@@ -512,17 +541,22 @@ class PostgresEventWrite(EventWrite):
         if not stored_events:
             return []
         self.lock()
-        ids = self.recorder.write_chunk(
-            self.cursor, stored_events, index_rows, snapshots=not self.rehearsal
-        )
+        ids = self.recorder.write_chunk(self, stored_events, index_rows)
         if not self.rehearsal:
             self.recorder.after_insert(self, ids, index_rows, stored_events)
         return ids
 
     def lock(self) -> None:
         if not self.started:
-            self.recorder.start_write(self.cursor)
+            self.latest_recorded_us, self._tip_row = self.recorder.start_write(self.cursor)
             self.started = True
+
+    def tip(self) -> Tip:
+        """The tree this write extends: as read with the lock (checked to cover every
+        stored event, else ``TreeBehind``; a rehearsal never asks), then as extended."""
+        if self.tree_tip is None:
+            self.tree_tip = self.recorder.tree.tip_from_row(self._tip_row)
+        return self.tree_tip
 
     def lookup(self, event_ids: Sequence[UUID]) -> dict[UUID, IndexEntry]:
         return self.recorder.lookup_in(self.cursor, event_ids)

@@ -198,8 +198,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         self.snapshot_tables.write(port, positions, index_rows)
         tip = self.tree.tip(port, before=positions[0])
         payload_of = self.payload_of
-        self.tree.extend(port, tip, positions, [payload_of(e.state) for e in stored_events])
-        self.tree.sign_last(port, self.signer())
+        self.tree.extend(
+            port, tip, positions, [payload_of(e.state) for e in stored_events], self.signer()
+        )
 
     # --- writing ------------------------------------------------------------------------
 

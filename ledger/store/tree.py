@@ -92,12 +92,31 @@ class Batch:
 
 @dataclass
 class Tip:
-    """The tree as an append finds it: its frontier, the last position it covers, and
-    the hashes already in its last, partial leaf block."""
+    """The tree as an append finds it: its frontier, the last position it covers, the
+    hashes already in its last, partial leaf block, and the newest signed checkpoint
+    (whose key must sign the next one)."""
 
     frontier: merkle.Frontier
     covered: int
     head: bytes
+    signed: str | None = None
+
+
+@dataclass(frozen=True)
+class Extension:
+    """The rows that add a write's events to the tree (``TreeTables.extension``), the
+    last batch row signed; ``tip`` is the tree they leave, for the write's next insert."""
+
+    batches: list[tuple[int, int, int, bytes, str | None]]
+    leaves: list[tuple[int, bytes]]
+    nodes: list[tuple[int, int, bytes]]
+    tip: Tip
+
+    @property
+    def batch(self) -> Batch:
+        """One batch spanning the new rows (the first's start, the last's end)."""
+        first, last = self.batches[0], self.batches[-1]
+        return Batch(first[0], first[1], last[2], last[3], last[4])
 
 
 class TreeTables:
@@ -216,48 +235,78 @@ class TreeTables:
 
     # --- writing ------------------------------------------------------------------------
 
-    def tip(self, port: Port, *, before: int | None = None) -> Tip:
-        """The tree's newest state, checked to cover every stored event (those before
-        position ``before``, when the new events are already inserted); else
-        ``TreeBehind``.  Call with the write lock held."""
-        last = self.last_batch(port)
+    def tip_query(self, *, before: bool = False) -> str:
+        """One statement reading what ``tip_from_row`` needs: the last batch, the newest
+        stored position (below the parameter, with ``before``), the hashes of the last
+        partial leaf block and the newest signed checkpoint (one round trip on
+        PostgreSQL, where the separate reads took four)."""
+        below = f" WHERE {self.position} < ?" if before else ""
+        return self.sql(
+            f"SELECT b.first_leaf, b.first_position, b.size, b.frontier, b.checkpoint, "
+            f"(SELECT MAX({self.position}) FROM {self.events}{below}), "
+            f"(SELECT {self.blob('hashes')} FROM {self.leaves} "
+            f"WHERE block = b.size / {BLOCK}), "
+            f"(SELECT checkpoint FROM {self.batches} WHERE checkpoint IS NOT NULL "
+            "ORDER BY first_leaf DESC LIMIT 1) "
+            f"FROM (SELECT 1 AS one) o LEFT JOIN (SELECT first_leaf, first_position, size, "
+            f"{self.blob('frontier')} AS frontier, checkpoint FROM {self.batches} "
+            "ORDER BY first_leaf DESC LIMIT 1) b ON 1 = 1"
+        )
+
+    def tip_from_row(self, row: Sequence[Any]) -> Tip:
+        """The tip from a row of ``tip_query``, checked to cover every stored event it
+        saw; else ``TreeBehind``."""
+        first_leaf, first_position, size, frontier_bytes, checkpoint, top, head, signed = row
+        last = (
+            None
+            if first_leaf is None
+            else Batch(
+                int(first_leaf), int(first_position), int(size), bytes(frontier_bytes), checkpoint
+            )
+        )
         frontier = merkle.Frontier() if last is None else merkle.Frontier.from_bytes(last.frontier)
         covered = 0 if last is None else last.last_position
-        if before is None:
-            row = port.one(f"SELECT MAX({self.position}) FROM {self.events}")
-        else:
-            row = port.one(
-                self.sql(
-                    f"SELECT MAX({self.position}) FROM {self.events} WHERE {self.position} < ?"
-                ),
-                (before,),
-            )
-        stored = 0 if row is None or row[0] is None else int(row[0])
+        stored = 0 if top is None else int(top)
         if stored != covered:
             raise TreeBehind(
                 f"the Merkle tree covers the events up to position {covered} but the store "
                 f"holds events up to position {stored}: build the tree first"
             )
         block, offset = divmod(frontier.size, BLOCK)
-        head = self.leaf_block(port, block) if offset else b""
+        head = bytes(head) if offset and head is not None else b""
         if len(head) != offset * merkle.HASH_SIZE:
             raise TreeError(f"the stored leaf block {block} is not {offset} hashes long")
-        return Tip(frontier, covered, head)
+        return Tip(frontier, covered, head, signed)
 
-    def extend(
+    def tip(self, port: Port, *, before: int | None = None) -> Tip:
+        """The tree's newest state, checked to cover every stored event (those before
+        position ``before``, when the new events are already inserted); else
+        ``TreeBehind``.  Call with the write lock held."""
+        if before is None:
+            row = port.one(self.tip_query())
+        else:
+            row = port.one(self.tip_query(before=True), (before,))
+        assert row is not None  # (the query always yields its one row)
+        return self.tip_from_row(row)
+
+    def extension(
         self,
-        port: Port,
         tip: Tip,
         positions: Sequence[int],
         payloads: Sequence[bytes],
-    ) -> Batch:
-        """Add these events (their positions and exact JSON bytes) to the tree at ``tip``.
+        signer: SigningKey | None,
+    ) -> Extension:
+        """The rows adding these events (their positions and exact JSON bytes) to the
+        tree at ``tip``, the last batch row carrying its signed checkpoint (none without
+        ``signer``).  Computed, not written: ``write`` or ``postgres_ctes`` writes them.
 
-        Runs inside the transaction that inserted them, with the write lock held since
-        ``tip`` was read.  The batch rows are unsigned: ``sign_last`` signs the tree
-        once per write transaction, before it commits.
-        """
-        frontier = tip.frontier
+        Refuses (``SigningKeyMismatch``) when the ledger's previous checkpoint was signed
+        by another key: a second writer with a key of its own (a PostgreSQL ledger
+        written from two homes without ``LEDGER_SIGNING_KEY``) would otherwise leave
+        checkpoints that the pinned key does not verify."""
+        if signer is not None and tip.signed is not None:
+            _check_signer(signer, tip.signed)
+        frontier = merkle.Frontier.from_bytes(tip.frontier.to_bytes())  # (tip stays as read)
         leaves = merkle.leaf_hashes(payloads)
         nodes: list[tuple[int, int, bytes]] = []
         frontier.on_node = lambda level, index, h: nodes.append((level, index, h))
@@ -271,50 +320,67 @@ class TreeTables:
             rows.append((run_first, positions[start], frontier.size, frontier.to_bytes(), None))
             start = run_end
         frontier.on_node = None
-        port.executemany(self.sql(f"INSERT INTO {self.batches} VALUES (?, ?, ?, ?, ?)"), rows)
+        signed = tip.signed
+        if signer is not None:
+            signed = signer.sign(Checkpoint(signer.name, frontier.size, frontier.root()).body())
+            rows[-1] = (*rows[-1][:4], signed)
+        leaf_rows = _leaf_rows(first_leaf, tip.head, leaves)
+        last_hashes = leaf_rows[-1][1]
+        head = last_hashes if len(last_hashes) < BLOCK * merkle.HASH_SIZE else b""
+        return Extension(rows, leaf_rows, nodes, Tip(frontier, positions[-1], head, signed))
+
+    def write(self, port: Port, extension: Extension) -> Batch:
+        """Write an extension's rows (inside the transaction that inserted its events,
+        with the write lock held since its tip was read)."""
+        port.executemany(
+            self.sql(f"INSERT INTO {self.batches} VALUES (?, ?, ?, ?, ?)"), extension.batches
+        )
         port.executemany(
             self.sql(
                 f"INSERT INTO {self.leaves} VALUES (?, ?) "
                 "ON CONFLICT (block) DO UPDATE SET hashes = excluded.hashes"
             ),
-            _leaf_rows(first_leaf, tip.head, leaves),
+            extension.leaves,
         )
-        if nodes:
-            port.executemany(self.sql(f"INSERT INTO {self.nodes} VALUES (?, ?, ?)"), nodes)
-        return Batch(rows[0][0], rows[0][1], rows[-1][2], rows[-1][3], rows[-1][4])
+        if extension.nodes:
+            port.executemany(
+                self.sql(f"INSERT INTO {self.nodes} VALUES (?, ?, ?)"), extension.nodes
+            )
+        return extension.batch
 
-    def sign_last(self, port: Port, signer: SigningKey | None) -> str | None:
-        """Sign the checkpoint of the tree as its last batch left it (in that row).
-
-        Refuses (``SigningKeyMismatch``) when the ledger's previous checkpoint was signed
-        by another key: a second writer with a key of its own (a PostgreSQL ledger
-        written from two homes without ``LEDGER_SIGNING_KEY``) would otherwise leave
-        checkpoints that the pinned key does not verify."""
-        last = self.last_batch(port)
-        if last is None or signer is None:
-            return None
-        previous = self.last_signed_batch(port)
-        if previous is not None and previous.checkpoint is not None:
-            try:
-                _, signatures = split_note(previous.checkpoint)
-            except CheckpointError:
-                signatures = []
-            verifier = signer.verifier
-            if not any(
-                sig.name == verifier.name and sig.key_id == verifier.key_id for sig in signatures
-            ):
-                raise SigningKeyMismatch(
-                    "this ledger's checkpoints are signed by another key than "
-                    f"{verifier.name}+{verifier.key_id.hex()}: set LEDGER_SIGNING_KEY to the "
-                    "ledger's key (nothing was written)"
-                )
-        frontier = merkle.Frontier.from_bytes(last.frontier)
-        note = signer.sign(Checkpoint(signer.name, frontier.size, frontier.root()).body())
-        port.execute(
-            self.sql(f"UPDATE {self.batches} SET checkpoint = ? WHERE first_leaf = ?"),
-            (note, last.first_leaf),
+    def postgres_ctes(self, extension: Extension) -> tuple[str, list[Any]]:
+        """An extension's rows as data-modifying common table expressions (``%b``
+        placeholders: rows passed as column arrays, in binary) and their parameters: the
+        PostgreSQL recorder prefixes them to the statement that inserts the index rows,
+        so the tree costs no round trip of its own.  Bounded by the chunk of events they
+        come from (at most ``INSERT_CHUNK_ROWS``)."""
+        assert self.postgres
+        batches = [list(c) for c in zip(*extension.batches, strict=True)]
+        leaves = [list(c) for c in zip(*extension.leaves, strict=True)]
+        nodes = [list(c) for c in zip(*extension.nodes, strict=True)] or [[], [], []]
+        return (
+            f"ledger_batched AS (INSERT INTO {self.batches} "
+            "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bytea[], "
+            "%b::text[])), "
+            f"ledger_leaves AS (INSERT INTO {self.leaves} "
+            "SELECT * FROM unnest(%b::bigint[], %b::bytea[]) "
+            "ON CONFLICT (block) DO UPDATE SET hashes = excluded.hashes), "
+            f"ledger_nodes AS (INSERT INTO {self.nodes} "
+            "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bytea[]))",
+            [*batches, *leaves, *nodes],
         )
-        return note
+
+    def extend(
+        self,
+        port: Port,
+        tip: Tip,
+        positions: Sequence[int],
+        payloads: Sequence[bytes],
+        signer: SigningKey | None,
+    ) -> Batch:
+        """Add these events to the tree at ``tip`` and sign it (``extension``, then
+        ``write``)."""
+        return self.write(port, self.extension(tip, positions, payloads, signer))
 
     def _build_until(self, port: Port, last: Batch | None, *, start: bool) -> int:
         """The last position a migration covers: the newest event when the tree was
@@ -371,9 +437,25 @@ class TreeTables:
         if not rows:
             return 0
         tip = self.tip(port, before=int(rows[0][0]))
-        self.extend(port, tip, [int(r[0]) for r in rows], [payload_of(bytes(r[1])) for r in rows])
-        self.sign_last(port, signer)
+        self.extend(
+            port, tip, [int(r[0]) for r in rows], [payload_of(bytes(r[1])) for r in rows], signer
+        )
         return len(rows)
+
+
+def _check_signer(signer: SigningKey, previous: str) -> None:
+    """``SigningKeyMismatch`` unless ``signer`` signed the ``previous`` checkpoint."""
+    try:
+        _, signatures = split_note(previous)
+    except CheckpointError:
+        signatures = []
+    verifier = signer.verifier
+    if not any(sig.name == verifier.name and sig.key_id == verifier.key_id for sig in signatures):
+        raise SigningKeyMismatch(
+            "this ledger's checkpoints are signed by another key than "
+            f"{verifier.name}+{verifier.key_id.hex()}: set LEDGER_SIGNING_KEY to the "
+            "ledger's key (nothing was written)"
+        )
 
 
 def _leaf_rows(first_leaf: int, head: bytes, leaves: list[bytes]) -> list[tuple[int, bytes]]:
