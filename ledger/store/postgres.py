@@ -99,6 +99,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
     """Application recorder that also writes and queries the event index, and extends
     the Merkle tree (``ledger.store.tree``) in the transaction that writes events."""
 
+    @property
+    def channel_name(self) -> str:
+        """The channel each write NOTIFYs and followers LISTEN on: this ledger's own
+        (``commit_channel``).  The library assigns its own, named after the events table
+        alone, in its ``__init__``; the setter ignores that, so every use of the name,
+        the library's included, gets this one."""
+        return commit_channel(self.datastore.schema, self.events_table_name)
+
+    @channel_name.setter
+    def channel_name(self, _library_default: str) -> None:
+        pass
+
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.index_table = f"{events_table_name}_index"
@@ -238,8 +250,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
 
     def start_write(self, curs: Cursor[DictRow]) -> tuple[int | None, tuple[Any, ...]]:
         """Begin the transaction, take the table lock the library's writers take (so
-        positions follow commit order), queue the library's NOTIFY for
-        its LISTEN subscriptions, let the transaction wait for its client up to
+        positions follow commit order), queue the NOTIFY for followers
+        (``channel_name``), let the transaction wait for its client up to
         ``WRITE_IDLE_TIMEOUT_S``, and read, under the lock, the newest recorded time (the
         guard of ``write_chunk``) and the Merkle tree's tip (``TreeTables.tip_query``):
         one round trip (statements without parameters go as one simple query).  Returns
@@ -576,6 +588,25 @@ class PostgresEventWrite(EventWrite):
         row = self.cursor.fetchone()
         assert row is not None
         return int(row["n"])
+
+
+CHANNEL_MAX_BYTES = 63
+"""PostgreSQL's longest identifier (NAMEDATALEN - 1); a longer channel name is cut."""
+
+
+def commit_channel(schema: str, events_table: str) -> str:
+    """The NOTIFY channel of the ledger in ``schema``: ``<events table>.<schema>``.  A
+    channel is database-wide, so one named after the table alone (the library's) woke
+    the followers of every ledger in the database at each commit of any of them.  A name
+    longer than PostgreSQL keeps is cut and ends with a hash of the whole, so that two
+    long schema names sharing a prefix still get two channels."""
+    name = f"{events_table}.{schema}"
+    encoded = name.encode()
+    if len(encoded) <= CHANNEL_MAX_BYTES:
+        return name
+    digest = hashlib.blake2b(encoded, digest_size=8).hexdigest()
+    kept = encoded[: CHANNEL_MAX_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{kept}-{digest}"
 
 
 def ensure_schema(datastore: PostgresDatastore, *, user: str) -> None:

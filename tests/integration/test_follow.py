@@ -3,6 +3,7 @@ commit hints), not at the next poll."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import time
 
 from ledger.app import Ledger
 from ledger.store.follow import StoreFollower
+from ledger.store.wake import watch_appends
 from tests import factory as f
 from tests.conftest import Backend
 
@@ -68,3 +70,54 @@ def test_without_hints_the_follower_polls(backend: Backend) -> None:
             assert follower.next_batch(timeout=0.2) == []
     finally:
         app.close()
+
+
+class CountingEvent(asyncio.Event):
+    """An ``asyncio.Event`` that counts the hints that set it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def set(self) -> None:
+        self.count += 1
+        super().set()
+
+
+def test_on_postgresql_a_commit_wakes_the_followers_of_its_own_ledger_only(
+    postgres_backend: Backend,
+) -> None:
+    """A NOTIFY channel is database-wide: named after the events table alone, it was the
+    same for the ledgers of every schema, and a commit in one woke the followers of all
+    (each then read its log for nothing).  Two ledgers in two schemas of one database:
+    a commit in A wakes A's listener and not B's, which B's own commit wakes."""
+    apps = {name: Ledger(postgres_backend.settings()) for name in "AB"}
+    channels = {name: app.recorder.channel_name for name, app in apps.items()}  # type: ignore[attr-defined]
+    assert channels["A"] != channels["B"]
+
+    async def follow_both() -> dict[str, int]:
+        woken = {name: CountingEvent() for name in apps}
+        listeners = [asyncio.create_task(watch_appends(apps[n], woken[n])) for n in apps]
+        try:
+            for event in woken.values():  # (each wakes once when its LISTEN is in place)
+                await asyncio.wait_for(event.wait(), 30)
+                event.clear()
+                event.count = 0
+            await asyncio.to_thread(apps["A"].append_objects, [f.party("in-a")])
+            await asyncio.wait_for(woken["A"].wait(), 30)
+            # B's hint, if any, was sent at the same commit: B has had time to get it.
+            await asyncio.sleep(2)
+            assert woken["B"].count == 0
+            await asyncio.to_thread(apps["B"].append_objects, [f.party("in-b")])
+            await asyncio.wait_for(woken["B"].wait(), 30)
+            return {name: event.count for name, event in woken.items()}
+        finally:
+            for listener in listeners:
+                listener.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+
+    try:
+        assert asyncio.run(follow_both()) == {"A": 1, "B": 1}
+    finally:
+        for app in apps.values():
+            app.close()

@@ -513,16 +513,15 @@ def test_the_caught_up_relay_publishes_a_commit_without_waiting_for_earlier_acks
 
 
 def test_a_commit_hint_costs_the_caught_up_relay_one_read_of_the_log(
-    sqlite_backend: Backend, nats_server: EmbeddedNats
+    backend: Backend, nats_server: EmbeddedNats
 ) -> None:
-    """A commit mark comes once the commit is visible: the relay reads the log once for
-    it and publishes, with no read-ahead after a short batch and no re-reads at doubling
-    pauses (those are for hints that can come early, the write-ahead log's writes; each
-    read costs CPU the next commit waits for).  The old relay read ten times per commit.
-    (SQLite only: on PostgreSQL the channel, ``ledger_events``, is the same for every
-    schema of the database, so other ledgers' commits in the shared test database wake
-    the relay too.)"""
-    backend = sqlite_backend
+    """A commit mark (SQLite) or notification (PostgreSQL) comes once the commit is
+    visible: the relay reads the log once for it and publishes, with no read-ahead after
+    a short batch and no re-reads at doubling pauses (those are for hints that can come
+    early, the write-ahead log's writes; each read costs CPU the next commit waits for).
+    The old relay read ten times per commit.  (On PostgreSQL this needs the ledger's own
+    channel: on one shared by every schema, other ledgers' commits in the shared test
+    database woke the relay too.)"""
     reads: list[int] = []
 
     class CountingRelay(Relay):
