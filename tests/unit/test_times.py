@@ -78,6 +78,19 @@ def test_microsecond_keys_and_months() -> None:
     )
 
 
+def test_microsecond_keys_are_exact_across_the_calendar() -> None:
+    # Integer arithmetic end to end: a float on the way would lose the last microseconds
+    # of times far from the epoch, and rounding toward zero would misplace those before it.
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    tick = dt.timedelta(microseconds=1)
+    assert [to_us(epoch - tick), to_us(epoch), to_us(epoch + tick)] == [-1, 0, 1]
+    assert to_us(dt.datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)) == -1
+    assert to_us(dt.datetime.max.replace(tzinfo=UTC)) == 253_402_300_799_999_999
+    assert to_us(dt.datetime.min.replace(tzinfo=UTC)) == -62_135_596_800_000_000
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    assert to_us(dt.datetime(2025, 11, 10, 13, 1, 0, 7, tzinfo=beijing)) == (1_762_750_860_000_007)
+
+
 def test_uuid7_is_time_ordered() -> None:
     ids = [uuid7() for _ in range(50)]
     assert all(u.version == 7 and u.variant == "specified in RFC 4122" for u in ids)
