@@ -321,7 +321,7 @@ class Projector(Projection[Any]):
 
     def apply(self, e: ev.Event) -> None:
         kind = e.entity_kind
-        if kind not in rec.KIND_CODE:
+        if kind not in _KIND_CODE:
             return
         key = f"{kind}:{e.entity_id}"
         entity = self.cache.get(key) or self._entity(key, kind)
@@ -339,8 +339,8 @@ class Projector(Projection[Any]):
         rows = entity.rows
         if (
             start < entity.max_effective
-            or type(e) is ev.EventRetracted
-            or (rows and (rows[-1].vf > start or rows[-1].vt != rec.INFINITY))
+            or type(e) is _RETRACTION
+            or (rows and (rows[-1].vf > start or rows[-1].vt != _INFINITY))
         ):
             # Out of order, or the last row does not cover [start, infinity) (rows of one
             # record can be split where knowledge of them differs): recompute from the
@@ -363,14 +363,17 @@ class Projector(Projection[Any]):
         if entity.events is not None:
             entity.events.append(e)
         folded = entity.folded
-        # A shipment onto a licence whose timeline is known: its status at the shipment.
-        timeline = entity.timeline_values if type(e) is ev.LicenceUsageRecorded else None
+        # A shipment onto a licence whose timeline is known (so it has a record): its
+        # status at the shipment read from the timeline, and one step to the next record.
+        timeline = entity.timeline_values if type(e) is _SHIPMENT else None
+        record: rec.Record | None
         if timeline is not None:
-            folded.step(e, rec.resolve(timeline, start))
+            status = rec.resolve(timeline, start)
+            record = rec.shipped(entity.record, folded, e, status)  # type: ignore[arg-type]
         else:
             folded.step(e)
+            record = rec.next_record(entity.record, folded, e)
         entity.max_effective = start
-        record = rec.next_record(entity.record, folded, e)
         if record is None:
             return
         entity.record = record
@@ -638,6 +641,13 @@ class Projector(Projection[Any]):
             log.info("%s; reloading", error)
         self._reload()  # the transaction rolled back: forget what was applied since
         raise error
+
+
+_KIND_CODE = rec.KIND_CODE
+_INFINITY = rec.INFINITY
+_SHIPMENT = ev.LicenceUsageRecorded
+_RETRACTION = ev.EventRetracted
+"""Read on every event: module globals, not attribute look-ups in other modules."""
 
 
 def _covering(segments: Sequence[rec.Segment], t: int) -> rec.Segment | None:

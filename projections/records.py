@@ -345,7 +345,7 @@ class Folded:
                 # (Each shipment id occurs once in a licence's history: duplicate-shipment.)
                 if status != "active":
                     self.late_usage.append(self._late(state, e, status))
-                state.apply(e)  # what st.evolve does for it, without the dispatch
+                state.use(e)  # what st.evolve does for it, without the dispatch
                 return
             elif isinstance(e, ev.LicenceSuspended | ev.LicenceWithdrawn | ev.LicenceSurrendered):
                 self.causes[e.event_id] = e
@@ -549,26 +549,46 @@ def next_record(previous: Record | None, f: Folded, e: ev.Event) -> Record | Non
         and type(previous) is LicenceRecord
         and type(s) is st.LicenceState
     ):
-        item = s.licensed_item(e.item)
-        items = previous.items
-        if item is not None:
-            code = item.item  # the licensed item drawn on (the shipment's code or a prefix)
-            if len(items) == 1 and items[0].item == code:
-                items = (ItemUse(code, item.cap, item.used, item.unit),)
-            else:
-                items = tuple(  # a list first: faster than a generator on this hot path
-                    [
-                        ItemUse(i.item, item.cap, item.used, i.unit) if i.item == code else i
-                        for i in items
-                    ]
-                )
-        late = previous.late_usage
-        if len(f.late_usage) != len(late):
-            late = tuple(f.late_usage)
-        return msgspec.structs.replace(
-            previous, items=items, shipments=s.shipment_count, late_usage=late
-        )
+        return _after_shipment(previous, f, s, s.licensed_item(e.item))
     return static_record(f)
+
+
+def shipped(
+    previous: Record | None, f: Folded, e: ev.LicenceUsageRecorded, status: str
+) -> LicenceRecord:
+    """Fold a shipment into a licence's fold ``f``, whose record is ``previous``, and
+    return the record after it: ``f.step(e, status)`` then ``next_record``, with the item
+    the shipment draws on looked up once (a rebuild does this for most of its events).
+    ``status``: the licence's status at the shipment's time."""
+    s = f.state
+    assert type(s) is st.LicenceState and type(previous) is LicenceRecord
+    if status != "active":
+        f.late_usage.append(f._late(s, e, status))
+    return _after_shipment(previous, f, s, s.use(e))
+
+
+def _after_shipment(
+    previous: LicenceRecord, f: Folded, s: st.LicenceState, item: st.ItemState | None
+) -> LicenceRecord:
+    """A licence's record after a shipment that drew on ``item`` (folded into ``s``)."""
+    items = previous.items
+    if item is not None:
+        code = item.item  # the licensed item drawn on (the shipment's code or a prefix)
+        if len(items) == 1 and items[0].item == code:
+            items = (ItemUse(code, item.cap, item.used, item.unit),)
+        else:
+            items = tuple(  # a list first: faster than a generator on this hot path
+                [
+                    ItemUse(i.item, item.cap, item.used, i.unit) if i.item == code else i
+                    for i in items
+                ]
+            )
+    late = previous.late_usage
+    if len(f.late_usage) != len(late):
+        late = tuple(f.late_usage)
+    return msgspec.structs.replace(
+        previous, items=items, shipments=s.shipment_count, late_usage=late
+    )
 
 
 # --- the timeline of time-driven statuses -----------------------------------------------

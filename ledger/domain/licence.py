@@ -128,14 +128,19 @@ class LicenceState:
             return self.suspension_event_id
         return None
 
+    def use(self, e: ev.LicenceUsageRecorded) -> ItemState | None:
+        """Fold a shipment in; returns the item it drew on (None: no item covers it)."""
+        # Shipment ids are unique among a licence's folded events (duplicate-shipment),
+        # so counting them counts distinct shipments.
+        self.shipment_count += 1
+        item = self.licensed_item(e.item)
+        if item is not None:
+            item.used += e.quantity
+        return item
+
     def apply(self, e: ev.Event) -> None:
         if isinstance(e, ev.LicenceUsageRecorded):
-            # Shipment ids are unique among a licence's folded events (duplicate-shipment),
-            # so counting them counts distinct shipments.
-            self.shipment_count += 1
-            item = self.licensed_item(e.item)
-            if item is not None:
-                item.used += e.quantity
+            self.use(e)
         elif isinstance(e, ev.LicenceAmended):
             if e.valid_until is not None:
                 self.valid_until = e.valid_until
