@@ -20,7 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -60,9 +60,9 @@ from ledger.store.codec import (
     encode_event,
     encode_event_value,
 )
-from ledger.store.index import EventIndex, IndexEntry, LogQuery
+from ledger.store.index import EventIndex, EventWrite, IndexEntry, LogQuery
 from ledger.store.snapshots import SnapshotTables, decode_snapshot, encode_snapshot
-from ledger.store.tree import TreeBehind
+from ledger.store.tree import Port, TreeBehind
 from ledger.times import from_us, iso, now, to_us
 
 if TYPE_CHECKING:
@@ -222,23 +222,34 @@ class Ledger(Application[str]):
         self.events_loaded += sum(len(stored) for stored in found.values())
         return {key: map(to_domain_event, stored) for key, stored in found.items()}
 
-    def load_snapshots(self, keys: list[str], shipments: Mapping[str, Sequence[str]]) -> Loaded:
+    def load_snapshots(
+        self,
+        keys: list[str],
+        shipments: Mapping[str, Sequence[str]],
+        *,
+        within: EventWrite | None = None,
+    ) -> Loaded:
         """What ``Workspace`` checks an append against, in one read: those of these
         entities that have a usable snapshot, from it and the events stored after it;
         the others' stored events; and ``shipments`` (licence key -> shipment ids) looked
         up in the snapshots' shipment index.  Only licences are snapshotted: they are the
         entities with long histories (a shipment each).  Without a licence among the
-        keys this reads nothing (``load_entities`` reads the events)."""
-        if not self._shipments_indexed or not any(k.startswith("licence:") for k in keys):
+        keys this reads nothing (``load_entities`` reads the events).  ``within``: read
+        inside that write transaction (a streaming import reloads what it wrote), the
+        entities' later reads (history, shipments) too."""
+        if not any(k.startswith("licence:") for k in keys):
+            return Loaded({}, None)
+        if within is None and not self._shipments_indexed:
             return Loaded({}, None)
         tables, mapper = self.snapshot_tables, self.msgspec_mapper
+        loading = set(keys)
         pairs = [
             (key.removeprefix("licence:"), s)
             for key, ids in shipments.items()
-            if key in keys and key.startswith("licence:")
+            if key in loading and key.startswith("licence:")
             for s in ids
         ]
-        with self.recorder.read_port() as port:  # type: ignore[attr-defined]
+        with self._port(within) as port:
             found = tables.select_for_append(port, keys, pairs)
         entities: dict[str, Entity] = {}
         for key, (version, sealed) in found.snapshots.items():
@@ -250,13 +261,13 @@ class Ledger(Application[str]):
                 version,
                 snapshot.state,
                 snapshot.max_effective,
-                functools.partial(self._history, key, version),
-                functools.partial(self._stored_shipments, snapshot.state, version),
+                functools.partial(self._history, key, version, within),
+                functools.partial(self._stored_shipments, snapshot.state, version, within),
             )
             if found.shipments_read and key in shipments:
                 entity.shipments_found(
                     shipments[key],
-                    self._shipments_of(snapshot.state, found.shipments.get(key, [])),
+                    self._shipments_of(snapshot.state, found.shipments.get(key, []), within),
                 )
             tail = found.events.get(key, [])
             self.events_loaded += len(tail)
@@ -268,7 +279,11 @@ class Ledger(Application[str]):
         if any(k in found.snapshots for k in rest):
             # An unusable snapshot (another format, unreadable): its entity is read from
             # all its events (only the events after the snapshot were read).
-            return Loaded(entities, self.load_entities(rest))
+            if within is None:
+                return Loaded(entities, self.load_entities(rest))
+            to_event = mapper.to_domain_event
+            read = within.select_entities(rest)
+            return Loaded(entities, {k: map(to_event, v) for k, v in read.items()})
         to_domain_event = mapper.to_domain_event
         events: dict[str, Iterator[Recorded]] = {}
         for key in rest:
@@ -279,28 +294,42 @@ class Ledger(Application[str]):
             events[key] = map(to_domain_event, stored)
         return Loaded(entities, events)
 
-    def _history(self, key: str, version: int) -> list[ev.Event]:
+    def _port(self, within: EventWrite | None) -> AbstractContextManager[Port]:
+        """A read port: inside ``within`` (its transaction), else a read of its own."""
+        if within is not None:
+            return nullcontext(within.port())
+        port: AbstractContextManager[Port] = self.recorder.read_port()  # type: ignore[attr-defined]
+        return port
+
+    def _history(self, key: str, version: int, within: EventWrite | None = None) -> list[ev.Event]:
         """An entity's stored events up to ``version`` (a snapshot's entity needs them)."""
-        with self.recorder.read_port() as port:  # type: ignore[attr-defined]
+        with self._port(within) as port:
             rows = self.snapshot_tables.events_until(port, key, version)
         self.events_loaded += len(rows)
         payload = self.msgspec_mapper.payload
         return [decode_event(payload(bytes(state)), topic) for _, topic, state in rows]
 
     def _stored_shipments(
-        self, licence: st.LicenceState, version: int, shipment_ids: Sequence[str]
+        self,
+        licence: st.LicenceState,
+        version: int,
+        within: EventWrite | None,
+        shipment_ids: Sequence[str],
     ) -> dict[str, ev.LicenceUsageRecorded]:
         """The usage events recording these shipment ids in the licence's state at
         ``version``, from the shipment index (``Facts.shipment`` for an entity from its
         snapshot)."""
-        with self.recorder.read_port() as port:  # type: ignore[attr-defined]
+        with self._port(within) as port:
             rows = self.snapshot_tables.find_shipments(
                 port, licence.licence_id, shipment_ids, version
             )
-        return self._shipments_of(licence, rows)
+        return self._shipments_of(licence, rows, within)
 
     def _shipments_of(
-        self, licence: st.LicenceState, rows: Iterable[tuple[Any, ...]]
+        self,
+        licence: st.LicenceState,
+        rows: Iterable[tuple[Any, ...]],
+        within: EventWrite | None = None,
     ) -> dict[str, ev.LicenceUsageRecorded]:
         """Those of the shipment index's rows (shipment id, position, effective_us, stored
         state; in effective order) that the licence's state folded, by shipment id."""
@@ -312,7 +341,7 @@ class Ledger(Application[str]):
             if e.effective_at == licence.valid_from:
                 # The fold applies events after the grant: at its very time, recorded after.
                 if grant is None:
-                    entry = self.index.lookup([licence.granted_event_id])
+                    entry = (within or self.index).lookup([licence.granted_event_id])
                     grant = entry[licence.granted_event_id].position
                 if position < grant:
                     continue

@@ -21,7 +21,6 @@ event's outcome is asked for (``-o json``).
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import tempfile
 from array import array
@@ -36,7 +35,14 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from ledger import events as ev
 from ledger.domain import state as st
-from ledger.domain.aggregate import Entity, Loader, Workspace, references
+from ledger.domain.aggregate import (
+    Entity,
+    Loaded,
+    Loader,
+    SnapshotLoader,
+    Workspace,
+    references,
+)
 from ledger.domain.licence import LicenceState
 from ledger.errors import LedgerError, StoreError
 from ledger.intake import (
@@ -57,10 +63,10 @@ if TYPE_CHECKING:
 CHUNK_LINES = 2000
 """Lines parsed, checked and written at a time."""
 
-WORKSPACE_BYTES = 64 << 20
+WORKSPACE_BYTES = 16 << 20
 """About how much the working set of entities may hold between chunks; beyond it the
 entities least recently used are dropped (reloaded from the store if a later line needs
-them)."""
+them: a licence from the snapshot written as it leaves, others from their events)."""
 
 SNAPSHOT_EVERY = 64
 """A licence is snapshotted once it has this many new events since its last snapshot."""
@@ -236,7 +242,15 @@ class _Import:
             self.now = current
             self.recorded_at = current if self.last is None or current >= self.last else self.last
             self.previous: dt.datetime | None = None  # backfill: the last line's recorded time
-            self.workspace = _ImportWorkspace(self._load)
+            # Licences leave the working set as snapshots and come back from them; that
+            # needs the shipment index to cover the ledger (a dry run may open a ledger
+            # from before it, which only a real import indexes).
+            indexed = self.app._shipments_indexed or self.app.snapshot_tables.indexed(write.port())
+            self.workspace = (
+                _ImportWorkspace(self._load, self._load_snapshots, self._stored_shipments)
+                if indexed
+                else _ImportWorkspace(self._load)
+            )
             self.used: dict[str, int] = {}  # entity key -> the last chunk that touched it
             self.snapshotted: dict[str, int] = {}  # licence key -> version of its snapshot
             self.chunk = 0
@@ -258,7 +272,47 @@ class _Import:
     def _load(self, keys: list[str]) -> dict[str, Iterator[Recorded]]:
         to_domain_event = self.app.msgspec_mapper.to_domain_event
         found = self.write.select_entities(keys)
+        self.app.events_loaded += sum(len(stored) for stored in found.values())
         return {key: map(to_domain_event, stored) for key, stored in found.items()}
+
+    def _load_snapshots(self, keys: list[str], shipments: Mapping[str, Sequence[str]]) -> Loaded:
+        loaded = self.app.load_snapshots(keys, shipments, within=self.write)
+        for key, entity in loaded.from_snapshots.items():
+            if entity.snapshot_version is not None:
+                self.snapshotted[key] = entity.snapshot_version
+        return loaded
+
+    def _stored_shipments(
+        self, asked: Mapping[str, tuple[LicenceState, Sequence[str]]]
+    ) -> dict[str, dict[str, ev.LicenceUsageRecorded]]:
+        pairs = [(key.removeprefix("licence:"), s) for key, (_, ids) in asked.items() for s in ids]
+        rows = self.app.snapshot_tables.find_recorded_shipments(self.write.port(), pairs)
+        shipments_of, write = self.app._shipments_of, self.write
+        return {
+            key: shipments_of(state, rows.get(key.removeprefix("licence:"), []), write)
+            for key, (state, _) in asked.items()
+        }
+
+    def _drop_licences(self, dropped: Mapping[str, _Lean | None]) -> None:
+        """Licences leaving the working set: a lean one gets a snapshot at its version
+        (unless it has one), so that coming back costs a snapshot and not its history."""
+        mapper, snapshotted = self.app.msgspec_mapper, self.snapshotted
+        snapshots: list[tuple[str, int, bytes]] = []
+        for key, lean in dropped.items():
+            version = snapshotted.pop(key, None)
+            if lean is None or version == lean.version:
+                continue
+            if not isinstance(lean.state, LicenceState):
+                continue
+            sealed = mapper.stored_event(
+                key,
+                lean.version,
+                "LicenceSnapshot",
+                encode_snapshot(lean.state, lean.max_effective),
+            ).state
+            snapshots.append((key, lean.version, sealed))
+        if snapshots:
+            self.app.snapshot_tables.put(self.write.port(), snapshots)
 
     # --- one chunk ------------------------------------------------------------------------
 
@@ -460,7 +514,7 @@ class _Import:
     def _trim(self) -> None:
         """After a chunk is written: entities of many events keep only their state, and
         the least recently used are dropped while the working set is over its budget."""
-        self.workspace.trim(self.used, self.workspace_bytes)
+        self.workspace.trim(self.used, self.workspace_bytes, self._drop_licences)
 
 
 class _LineNumbers:
@@ -496,48 +550,58 @@ class _LineNumbers:
 class _Lean:
     """An entity whose events are all written, held as its state over all effective
     times: enough for every question about it at or after its latest effective time, and
-    for the events that arrive in effective order (the common case)."""
+    for the events that arrive in effective order (the common case).  A licence's
+    shipment ids are asked of the store's shipment index (a chunk's at once), not held:
+    what the entity holds stays the same however many shipments it has."""
 
-    __slots__ = ("max_effective", "pending", "shipments", "state", "version")
+    __slots__ = ("found", "max_effective", "pending", "recent", "state", "version")
 
-    def __init__(
-        self, state: st.State, max_effective: dt.datetime, version: int, shipments: array[int]
-    ):
+    def __init__(self, state: st.State, max_effective: dt.datetime, version: int):
         self.state: st.State | None = state
         self.max_effective = max_effective
         self.version = version
-        self.shipments = shipments
-        """Hashes of the shipment ids the state has folded (a licence), sorted: an id not
-        among them was never recorded; one that is, is looked up in the events.  Sorted, so
-        a look-up is a bisection, not a scan of every shipment of the licence so far (a scan
-        made a licence's N shipments cost O(N^2) in one import)."""
         self.pending: list[ev.Event] = []
         """Events folded in since, not yet written."""
-
-    def may_hold(self, shipment_id: str) -> bool:
-        """Whether the state may have folded ``shipment_id`` (False: it certainly has not)."""
-        shipments, h = self.shipments, hash(shipment_id)
-        i = bisect.bisect_left(shipments, h)
-        return i < len(shipments) and shipments[i] == h
-
-    def size(self) -> int:
-        return LEAN_BYTES + 8 * len(self.shipments)
+        self.recent: dict[str, ev.LicenceUsageRecorded] = {}
+        """The shipments among ``pending``, by id."""
+        self.found: dict[str, ev.LicenceUsageRecorded | None] = {}
+        """Shipment ids of this chunk looked up in the store's index (None: not recorded)."""
 
 
-LEAN_MIN_EVENTS = 8
-"""Entities with more events than this are kept lean between chunks."""
-LEAN_BYTES = 3000
+LEAN_BYTES = 1000
+ENTITY_BYTES = 800
 EVENT_BYTES = 1000
-"""Rough sizes in memory (a lean entity; an event held by a full one), for the budget."""
+"""About what each takes in memory (a lean entity: its state; a full one, besides its
+events; an event), measured with tracemalloc on ``bench_import``'s events, for the
+budget."""
+
+
+StoredShipments = Callable[
+    [Mapping[str, tuple[LicenceState, Sequence[str]]]],
+    dict[str, dict[str, ev.LicenceUsageRecorded]],
+]
+"""Licence key -> (its state, shipment ids): the stored usage events recording them that
+the state folded, by licence key and shipment id (the store's shipment index, read in the
+import's transaction)."""
 
 
 class _ImportWorkspace(Workspace):
     """The working set of a streaming import: full entities (their events) and lean ones
-    (``_Lean``), reloaded from the write transaction when a question needs the events."""
+    (``_Lean``), reloaded from the write transaction when a question needs the events.
+    A licence dropped from the working set comes back from its snapshot (written when it
+    is dropped) and the few events after it, not from its whole history."""
 
-    def __init__(self, load: Loader):
-        super().__init__(load)
+    def __init__(
+        self,
+        load: Loader,
+        snapshots: SnapshotLoader | None = None,
+        stored_shipments: StoredShipments | None = None,
+    ):
+        super().__init__(load, snapshots)
         self.loader = load
+        self.stored_shipments = stored_shipments
+        """None: the store's shipment index does not cover the ledger (a dry run on a
+        ledger from before it), so licences stay full."""
         self.lean: dict[str, _Lean] = {}
         self.reloads = 0
 
@@ -546,6 +610,37 @@ class _ImportWorkspace(Workspace):
     ) -> None:
         lean = self.lean
         super().prefetch((k for k in keys if k not in lean), shipments=shipments)
+        if shipments and self.stored_shipments is not None:
+            self._look_up(shipments)
+
+    def _look_up(self, asked: Mapping[str, Sequence[str]]) -> None:
+        """Look these shipment ids (licence key -> ids) up in the store at once, for the
+        lean licences and those loaded from a snapshot."""
+        assert self.stored_shipments is not None
+        wanted: dict[str, tuple[LicenceState, Sequence[str]]] = {}
+        for key, ids in asked.items():
+            lean = self.lean.get(key)
+            if lean is not None:
+                state = lean.state
+                ids = [s for s in ids if s not in lean.found]
+            else:
+                entity = self.entities.get(key)
+                if entity is None or not entity.from_snapshot_still:
+                    continue  # (its events are held: it knows its shipments)
+                state = entity.state(None)
+            if ids and isinstance(state, LicenceState):
+                wanted[key] = (state, ids)
+        if not wanted:
+            return
+        found = self.stored_shipments(wanted)
+        for key, (_, ids) in wanted.items():
+            recorded = found.get(key, {})
+            lean = self.lean.get(key)
+            if lean is not None:
+                for s in ids:
+                    lean.found[s] = recorded.get(s)
+            else:
+                self.entities[key].shipments_found(ids, recorded)
 
     def _full(self, key: str) -> Entity:
         """The lean entity ``key`` with its events again (stored ones, then pending)."""
@@ -578,10 +673,16 @@ class _ImportWorkspace(Workspace):
         return super().state(kind, entity_id, as_of)
 
     def shipment(self, licence_id: str, shipment_id: str) -> ev.LicenceUsageRecorded | None:
-        lean = self.lean.get(f"licence:{licence_id}")
-        if lean is not None and not lean.may_hold(shipment_id):
-            return None
-        return super().shipment(licence_id, shipment_id)
+        key = f"licence:{licence_id}"
+        lean = self.lean.get(key)
+        if lean is None:
+            return super().shipment(licence_id, shipment_id)
+        folded = lean.recent.get(shipment_id)  # (later than any stored: the fold keeps it)
+        if folded is not None:
+            return folded
+        if shipment_id not in lean.found:
+            self._look_up({key: [shipment_id]})
+        return lean.found.get(shipment_id)
 
     def add(self, e: ev.Event) -> Any:
         """Fold an accepted event in; returns what holds its entity's ``version``."""
@@ -594,49 +695,61 @@ class _ImportWorkspace(Workspace):
         lean.version += 1
         lean.pending.append(e)
         if type(e) is ev.LicenceUsageRecorded:
-            bisect.insort(lean.shipments, hash(e.shipment_id))
+            lean.recent[e.shipment_id] = e
         return lean
 
-    def trim(self, used: dict[str, int], budget: int) -> None:
-        """Called once a chunk is written: pending events are stored now; entities of many
-        events become lean; then the least recently used go while over ``budget`` bytes."""
+    def trim(self, used: dict[str, int], budget: int, drop_licences: DropLicences) -> None:
+        """Called once a chunk is written: pending events are stored now; entities become
+        lean (a third of a full one's memory: a party of two events); then the least
+        recently used go while over ``budget`` bytes.  ``drop_licences`` is told of the
+        licences that go (to snapshot them), before they do."""
         for lean in self.lean.values():
             lean.pending.clear()
+            lean.recent.clear()
+            lean.found.clear()
         entities = self.entities
-        for key in [k for k, entity in entities.items() if len(entity.events) > LEAN_MIN_EVENTS]:
+        licences_lean = self.stored_shipments is not None
+        for key in list(entities):
+            if not licences_lean and key.startswith("licence:"):
+                continue
             made = _lean(entities[key])
             if made is not None:
                 del entities[key]
                 self.lean[key] = made
-        held = sum(len(x.events) * EVENT_BYTES for x in entities.values())
-        held += sum(x.size() for x in self.lean.values())
+        held = sum(ENTITY_BYTES + x.events_held * EVENT_BYTES for x in entities.values())
+        held += LEAN_BYTES * len(self.lean)
         if held <= budget:
             return
+        dropped: list[str] = []
         for key in sorted([*entities, *self.lean], key=lambda k: used.get(k, 0)):
             if held <= budget * 3 // 4:
                 break
-            if key in entities:
-                held -= len(entities.pop(key).events) * EVENT_BYTES
-            else:
-                held -= self.lean.pop(key).size()
+            dropped.append(key)
+            held -= (
+                LEAN_BYTES
+                if key in self.lean
+                else ENTITY_BYTES + entities[key].events_held * EVENT_BYTES
+            )
+        drop_licences(
+            {k: self.lean.get(k) or _lean(entities[k]) for k in dropped if k.startswith("licence:")}
+        )
+        for key in dropped:
+            if entities.pop(key, None) is None:
+                del self.lean[key]
             used.pop(key, None)
 
 
+DropLicences = Callable[[Mapping[str, "_Lean | None"]], None]
+"""Told of the licences about to leave the working set (None: one with no state)."""
+
+
 def _lean(entity: Entity) -> _Lean | None:
-    """The entity as its state (None: it has none over all times, or only a cursor's
-    history would answer, so it stays full)."""
-    seen = st.visible(entity.events)
+    """The entity as its state (None: it has none over all times, so it stays full)."""
     state = entity.state(None)
-    if state is None or not seen:
+    max_effective = entity.max_effective
+    if state is None or max_effective is None:
         return None
-    shipments = array("q")
-    created = False
-    for e in seen:  # the usage events the fold applied: those after the creating event
-        if not created:
-            created = type(e) in st.CREATORS
-        elif type(e) is ev.LicenceUsageRecorded:
-            shipments.append(hash(e.shipment_id))
-    return _Lean(state, seen[-1].effective_at, entity.version, array("q", sorted(shipments)))
+    return _Lean(state, max_effective, entity.version)
 
 
 __all__ = ["ImportResult", "LedgerError", "import_lines"]

@@ -94,7 +94,7 @@ class Entity:
         whose latest event takes effect at ``max_effective``.  ``history`` reads the events
         up to ``version`` (only if needed); ``shipments`` finds shipments among them."""
         entity = cls(entity_key, version=version)
-        entity._snapshot = _FromSnapshot(history, shipments)
+        entity._snapshot = _FromSnapshot(version, history, shipments)
         entity._current = state
         entity._max_effective = max_effective
         entity._stale = False
@@ -105,6 +105,18 @@ class Entity:
     def from_snapshot_still(self) -> bool:
         """Loaded from a snapshot and not (yet) from its events."""
         return self._snapshot is not None
+
+    @property
+    def snapshot_version(self) -> int | None:
+        """The version of the snapshot it was loaded from (None: loaded from its events,
+        or from its events since)."""
+        return None if self._snapshot is None else self._snapshot.version
+
+    @property
+    def events_held(self) -> int:
+        """How many events it holds in memory (without loading a snapshot's history)."""
+        snapshot = self._snapshot
+        return len(self._events) if snapshot is None else len(snapshot.added)
 
     @property
     def events(self) -> list[ev.Event]:
@@ -257,9 +269,12 @@ class Entity:
 class _FromSnapshot:
     """What an entity loaded from a snapshot keeps until it needs its events."""
 
-    __slots__ = ("added", "history", "shipments", "stored")
+    __slots__ = ("added", "history", "shipments", "stored", "version")
 
-    def __init__(self, history: Callable[[], list[ev.Event]], shipments: ShipmentLookup):
+    def __init__(
+        self, version: int, history: Callable[[], list[ev.Event]], shipments: ShipmentLookup
+    ):
+        self.version = version
         self.history = history
         self.shipments = shipments
         self.stored: dict[str, ev.LicenceUsageRecorded | None] = {}

@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 if TYPE_CHECKING:
     from ledger.store.codec import IndexRow
+    from ledger.store.tree import Port
 
 INSERT_CHUNK_ROWS = 2000
 """Rows per INSERT statement when a write is larger: a statement's parameters stay small
@@ -75,7 +76,9 @@ class EventWrite(ABC):
 
     rehearsal = False
     """The caller will roll this write back (a dry run): the recorder skips its
-    ``after_insert``/``before_commit`` hooks (nothing of theirs would be kept)."""
+    ``after_insert``/``before_commit`` hooks (nothing of theirs would be kept).  The
+    shipment index and the snapshots are still written: a streaming import reads them
+    back inside the transaction."""
 
     @abstractmethod
     def insert(
@@ -112,6 +115,11 @@ class EventWrite(ABC):
     @abstractmethod
     def head(self) -> int:
         """The newest position inside this transaction (0: none)."""
+
+    @abstractmethod
+    def port(self) -> Port:
+        """This transaction as a ``Port`` (the snapshot and shipment tables' reads and
+        writes inside it)."""
 
 
 class EventIndex(ABC):

@@ -289,10 +289,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         index_rows: Sequence[IndexRow],
     ) -> list[int]:
         """Insert events and their index rows, in statements of at most
-        ``INSERT_CHUNK_ROWS`` events; returns positions.  Unless ``write`` is a rehearsal,
-        each index rows' statement also writes, as data-modifying ``WITH`` clauses, the
-        shipment rows and snapshots they carry and the events' Merkle tree rows, the
-        last chunk's batch signed: two round trips per chunk (an append's cost on
+        ``INSERT_CHUNK_ROWS`` events; returns positions.  Each index rows' statement also
+        writes, as data-modifying ``WITH`` clauses, the shipment rows and snapshots they
+        carry (in a rehearsal too: a streaming import reads them back in the
+        transaction) and, unless ``write`` is a rehearsal, the events' Merkle tree rows,
+        the last chunk's batch signed: two round trips per chunk (an append's cost on
         PostgreSQL is mostly round trips)."""
         if len(index_rows) != len(stored_events):
             raise ProgrammingError("one index row per stored event is required")
@@ -326,11 +327,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             columns = list(zip(*rows, strict=True))[:INDEX_COLUMNS]
             ctes: list[str] = []
             params: list[Any] = []
+            snapshot_ctes, snapshot_params = self.snapshot_tables.postgres_ctes(chunk_ids, rows)
+            if snapshot_ctes:
+                ctes.append(snapshot_ctes)
+                params += snapshot_params
             if not write.rehearsal:
-                snapshot_ctes, snapshot_params = self.snapshot_tables.postgres_ctes(chunk_ids, rows)
-                if snapshot_ctes:
-                    ctes.append(snapshot_ctes)
-                    params += snapshot_params
                 last = start + INSERT_CHUNK_ROWS >= len(stored_events)
                 extension = self.tree.extension(
                     write.tip(),
@@ -578,6 +579,9 @@ class PostgresEventWrite(EventWrite):
 
     def last_recorded_us(self) -> int | None:
         return self.recorder.last_recorded_us_in(self.cursor)
+
+    def port(self) -> PostgresPort:
+        return PostgresPort(self.cursor.connection)
 
     def head(self) -> int:
         self.cursor.execute(

@@ -128,16 +128,21 @@ class SnapshotTables:
                 shipments,
             )
         if snapshots:
-            _execute(
-                port,
-                self.sql(
-                    f"INSERT INTO {self.snapshots} AS s VALUES (?,?,?) "
-                    "ON CONFLICT (originator_id) DO UPDATE SET "
-                    "originator_version = excluded.originator_version, state = excluded.state "
-                    "WHERE excluded.originator_version > s.originator_version"
-                ),
-                snapshots,
-            )
+            self.put(port, snapshots)
+
+    def put(self, port: Port, snapshots: Sequence[tuple[str, int, bytes]]) -> None:
+        """Store these snapshots (key, version, sealed state), each replacing an older one
+        of its entity (inside a write transaction)."""
+        _execute(
+            port,
+            self.sql(
+                f"INSERT INTO {self.snapshots} AS s VALUES (?,?,?) "
+                "ON CONFLICT (originator_id) DO UPDATE SET "
+                "originator_version = excluded.originator_version, state = excluded.state "
+                "WHERE excluded.originator_version > s.originator_version"
+            ),
+            snapshots,
+        )
 
     def postgres_ctes(
         self, positions: Sequence[int], rows: Sequence[IndexRow]
@@ -283,6 +288,39 @@ class SnapshotTables:
                 (licence_id, *chunk, version, licence_id, version),
             )
         out.sort(key=lambda row: (row[2], row[1]))
+        return out
+
+    def find_recorded_shipments(
+        self, port: Port, pairs: Sequence[tuple[str, str]]
+    ) -> dict[str, list[tuple[Any, ...]]]:
+        """The stored usage events recording these ``(licence id, shipment id)`` pairs and
+        not retracted: licence id -> (shipment id, position, effective_us, state) rows, in
+        effective order (ties: position), as ``find_shipments`` finds them but for many
+        licences at once and with no version bound (a streaming import asks about
+        everything stored so far, its own rows included)."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        pairs = list(dict.fromkeys(pairs))
+        for start in range(0, len(pairs), 500):
+            chunk = pairs[start : start + 500]
+            values = ",".join(["(?,?)"] * len(chunk))
+            rows = port.all(
+                self.sql(
+                    "SELECT w.column1, w.column2, i.notification_id, i.effective_us, e.state "
+                    f"FROM (VALUES {values}) w JOIN {self.shipments} sh "
+                    "ON sh.licence_id = w.column1 AND sh.shipment_id = w.column2 "
+                    f"JOIN {self.index} i ON i.notification_id = sh.position "
+                    f"JOIN {self.events} e ON e.{self.position} = sh.position "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {self.index} r WHERE r.retracts = i.event_id "
+                    "AND r.entity_kind = 'licence' AND r.entity_id = w.column1)"
+                ),
+                [v for pair in chunk for v in pair],
+            )
+            for licence_id, shipment_id, position, effective_us, state in rows:
+                out.setdefault(str(licence_id), []).append(
+                    (str(shipment_id), int(position), int(effective_us), bytes(state))
+                )
+        for found in out.values():
+            found.sort(key=lambda row: (row[2], row[1]))
         return out
 
     def position_of(self, port: Port, event_id: bytes | Any) -> int | None:

@@ -185,8 +185,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         index_rows: Sequence[IndexRow],
         stored_events: Sequence[StoredEvent],
     ) -> None:
-        """The new events become leaves of the Merkle tree, signed as a checkpoint, and
-        their shipment rows and snapshots are written (same transaction).
+        """The new events become leaves of the Merkle tree, signed as a checkpoint (same
+        transaction; their shipment rows and snapshots were written with them:
+        ``SQLiteEventWrite.insert``).
 
         A checkpoint per write, not per transaction: a streamed import writes a chunk at a
         time in one transaction, and a consumer verifying the stream holds every message
@@ -194,8 +195,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         (500 signatures for a million events, ~0.1 ms each)."""
         super().after_insert(write, positions, index_rows, stored_events)
         assert isinstance(write, SQLiteEventWrite)
-        port = SQLitePort(write.cursor.sqlite_cursor.connection)
-        self.snapshot_tables.write(port, positions, index_rows)
+        port = write.port()
         tip = self.tree.tip(port, before=positions[0])
         payload_of = self.payload_of
         self.tree.extend(
@@ -455,10 +455,16 @@ class SQLiteEventWrite(EventWrite):
         self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]
     ) -> list[int]:
         ids = self.recorder.write_chunk(self.cursor, stored_events, index_rows)
+        if ids:
+            # (a rehearsal too: a streaming import reads them back in the transaction)
+            self.recorder.snapshot_tables.write(self.port(), ids, index_rows)
         if ids and not self.rehearsal:
             self.wrote = True
             self.recorder.after_insert(self, ids, index_rows, stored_events)
         return ids
+
+    def port(self) -> SQLitePort:
+        return SQLitePort(self.cursor.sqlite_cursor.connection)
 
     def lock(self) -> None:
         # The library began the transaction with a plain BEGIN (deferred): SQLite takes

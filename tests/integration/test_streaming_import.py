@@ -484,3 +484,87 @@ def test_an_import_that_pauses_between_chunks_is_not_cut_off(backend: Backend) -
         assert result.appended == len(objs) and app.index.count_events() == len(objs)
     finally:
         app.close()
+
+
+# --- a working set that must evict ------------------------------------------------------
+
+UNBOUNDED = 1 << 40
+
+
+def _across_evictions() -> list[dict[str, Any]]:
+    """Three licences taking shipments round-robin (cap 100 kg, 2 kg each), so that with
+    no budget each one leaves the working set after every chunk and comes back for the
+    next; then what must be answered about what it held: a shipment of an early chunk
+    sent again under a new event id, one backdated before most of its licence's history,
+    GL-3 used up to 2 kg short of its cap."""
+    objs = history()[:5]
+    objs.append({**history()[4], "event_id": _id(6), "entity_id": "GL-3"})
+    for n in range(60):
+        objs.append(_shipment(500 + n, f"GL-{1 + n % 3}", f"2026-01-05T08:{n:02d}:00Z"))
+    objs.append({**objs[7], "event_id": _id(600)})  # GL-2's S-501, resent
+    objs.append(_shipment(601, "GL-1", "2025-12-20T08:00:00Z"))  # backdated
+    objs += [
+        _shipment(602 + n, "GL-3", f"2026-02-{1 + n // 2:02d}T{10 + n % 2}:00:00Z")
+        for n in range(29)
+    ]
+    return objs
+
+
+def _refusal(app: Ledger, objs: list[dict[str, Any]], budget: int) -> tuple[str, int | None, str]:
+    with pytest.raises(RuleViolation) as refused:
+        import_lines(app, _lines(objs), chunk_lines=4, workspace_bytes=budget)
+    return refused.value.rule, refused.value.line, str(refused.value)
+
+
+def test_an_import_that_evicts_equals_an_unbounded_one(make_ledger: Callable[..., Ledger]) -> None:
+    """Licences dropped from the working set after every chunk come back from their
+    snapshots (written as they leave, in the import's transaction) and find their stored
+    shipments in the shipment index: the stored result, the outcomes and the refusals
+    are those of an import that keeps every entity."""
+    objs = _across_evictions()
+    evicting, unbounded = make_ledger(), make_ledger()
+    results = [
+        import_lines(app, _lines(objs), chunk_lines=4, workspace_bytes=budget, keep_events=True)
+        for app, budget in ((evicting, 0), (unbounded, UNBOUNDED))
+    ]
+    assert results[0].to_dict()["events"] == results[1].to_dict()["events"]
+    assert (results[0].appended, results[0].duplicates) == (len(objs) - 1, 1)
+    assert _stored(evicting) == _stored(unbounded)
+    for licence in ("GL-1", "GL-2", "GL-3"):
+        a, b = evicting.entity("licence", licence), unbounded.entity("licence", licence)
+        assert a is not None and b is not None
+        assert a.state() == b.state()
+    # The refusals: 3 kg on GL-3, which has 2 left; S-520 (GL-3's) with other details;
+    # the same two in a dry run, where nothing of the import is kept.
+    over = [*objs, {**_shipment(700, "GL-3", "2026-03-01T08:00:00Z"), "quantity": "3"}]
+    other = [*objs, {**objs[26], "event_id": _id(701), "quantity": "1"}]
+    for refused in (over, other):
+        found = [_refusal(make_ledger(), refused, budget) for budget in (0, UNBOUNDED)]
+        assert found[0] == found[1]
+        assert found[0][1] == len(refused)
+        assert found[0][0] == ("usage-exceeds-cap" if refused is over else "duplicate-shipment")
+        app = make_ledger()
+        with pytest.raises(RuleViolation) as rehearsed:
+            import_lines(app, _lines(refused), chunk_lines=4, workspace_bytes=0, dry_run=True)
+        assert (rehearsed.value.rule, rehearsed.value.line) == found[0][:2]
+        assert app.index.count_events() == 0
+
+
+def test_an_evicted_licence_comes_back_from_its_snapshot(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    """A licence leaving the working set is snapshotted: coming back for the next chunk
+    reads the snapshot, not the shipments before it.  So the stored events the import
+    decodes grow with the file (the party every shipment names, read each chunk; a young
+    licence's few events), not with the square of it: reloading the licences' histories
+    decodes ~900 here."""
+    objs = history()[:5]
+    objs += [
+        _shipment(800 + n, f"GL-{1 + n % 2}", f"2026-01-05T{8 + n // 60:02d}:{n % 60:02d}:00Z")
+        for n in range(80)
+    ]
+    app = make_ledger()
+    before = app.events_loaded
+    result = import_lines(app, _lines(objs), chunk_lines=4, workspace_bytes=0)
+    assert result.appended == len(objs)
+    assert app.events_loaded - before <= 2 * len(objs)
