@@ -64,6 +64,13 @@ TESTS = [
 (The integration tests would kill more through the ledger on a database, at many times
 the cost; the rules' cases are unit tests for this reason.)"""
 
+MODULE_TESTS = {
+    "ledger/projections/decisions.py": ["tests/integration/test_decision_apply.py"],
+}
+"""Integration tests added to ``TESTS`` when their module is mutated: the only tests that
+reach a function through a real ledger (``decisions.apply`` appends; SQLite only, a few
+seconds).  mutmut runs them, as any test, only for the mutants of functions they reach."""
+
 PER_RUN = ["-p", "no:cacheprovider", "--no-header"]
 """Added to every pytest run, the per-mutant ones included (mutmut gives those the test
 ids alone, not ``TESTS``): no ``.pytest_cache`` written after each mutant."""
@@ -105,6 +112,17 @@ def _sync(source: Path, target: Path) -> None:
     )
 
 
+def selected_tests(modules: list[str]) -> list[str]:
+    """``TESTS`` and the integration tests of the modules these globs match."""
+    extra = [
+        test
+        for module, tests in MODULE_TESTS.items()
+        if any(fnmatch.fnmatch(module, glob) for glob in modules)
+        for test in tests
+    ]
+    return TESTS + extra
+
+
 def stage(modules: list[str]) -> None:
     STAGE.mkdir(exist_ok=True)
     package = STAGE / "ledger"
@@ -114,7 +132,9 @@ def stage(modules: list[str]) -> None:
     _sync(ROOT / "tests", STAGE / "tests")
     (STAGE / "pyproject.toml").write_text(
         PYPROJECT.format(
-            modules=json.dumps(modules), tests=json.dumps(TESTS), per_run=json.dumps(PER_RUN)
+            modules=json.dumps(modules),
+            tests=json.dumps(selected_tests(modules)),
+            per_run=json.dumps(PER_RUN),
         ),
         encoding="utf-8",
     )

@@ -121,3 +121,14 @@ def test_the_equivalent_count_is_of_mutants_and_a_listed_name_matching_none_is_n
     assert "- `ledger.intake.x_parse__mutmut_1`" in unmatched
     assert "- `ledger.intake.x_parse__mutmut_7`" in unmatched
     assert mutation.checked_in()[1] == ["ledger.domain.party.x_register__mutmut_3"]
+
+
+def test_a_modules_integration_tests_are_run_only_when_it_is_mutated() -> None:
+    decisions_apply = "tests/integration/test_decision_apply.py"
+    assert mutation.selected_tests(["ledger/domain/licence.py"]) == mutation.TESTS
+    for globs in (["ledger/projections/*.py"], ["ledger/projections/decisions.py"]):
+        assert mutation.selected_tests(globs) == [*mutation.TESTS, decisions_apply]
+    assert mutation.selected_tests(mutation.MODULES).count(decisions_apply) == 1
+    # Each names a file of the repository (the staged copy has the same tests/).
+    for tests in mutation.MODULE_TESTS.values():
+        assert all((mutation.ROOT / test).is_file() for test in tests)
