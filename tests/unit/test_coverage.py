@@ -21,6 +21,7 @@ from hypothesis import strategies as st_
 from ledger.domain import rules
 from ledger.domain import state as st
 from ledger.domain.items import item_matches, most_specific
+from ledger.domain.licence import Coverage, Gap, coverage
 from ledger.errors import RuleViolation
 from ledger.projections import records as rec
 from ledger.projections.decisions import Decision, Request, decide
@@ -340,3 +341,129 @@ def test_check_and_recording_agree(
         for_licence = check(ledger, in_unit)
         approved = for_licence.outcome == "approved" and for_licence.licence_id == lid
         assert approved is (refused is None), (for_licence.reasons, str(refused))
+
+
+# --- every gap, exactly -----------------------------------------------------------------
+
+
+def covering(
+    status: str = "active",
+    *,
+    item: str = "1C902.a",
+    unit: str | None = None,
+    quantity: str = "10",
+    end_user: str = "buyer",
+    destination: str = "DE",
+    later_usage: str | None = None,
+) -> Coverage:
+    """GL-1 (1,000 kg of 1C902.a and 5 kg of 1C902.b, buyer, DE; valid from 2025-12-02)
+    as of 2025-12-05 in ``status``; ``later_usage``: a shipment of 1C902.a on 2026-02-01."""
+    ledger = world(("1C902.a", "1000", "kg"), ("1C902.b", "5", "kg"))
+    if later_usage is not None:
+        ledger.append(f.usage(quantity=later_usage, effective_at="2026-02-01"))
+    whole = licence_state(ledger)
+    licence = ledger.facts.state("licence", "GL-1", at(3))
+    assert isinstance(licence, st.LicenceState)
+    return coverage(
+        licence, status, at(3), item, unit, Decimal(quantity), end_user, destination, whole
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "reason"),
+    [
+        (
+            "not-yet-valid",
+            "licence 'GL-1' is not-yet-valid; no shipment on 2025-12-05 can be recorded under it",
+            "not-yet-valid on 2025-12-05",
+        ),
+        (
+            "expired",
+            "licence 'GL-1' is expired at the end of 2026-12-01; no shipment on 2025-12-05 "
+            "can be recorded under it",
+            "expired on 2025-12-05",
+        ),
+        (
+            "withdrawn",
+            "licence 'GL-1' is withdrawn; no shipment on 2025-12-05 can be recorded under it",
+            "withdrawn on 2025-12-05",
+        ),
+    ],
+)
+def test_a_licence_not_active_is_refused_naming_its_status(
+    status: str, message: str, reason: str
+) -> None:
+    """Not yet valid names no day (the licence starts later; its start is not a day it
+    has been so since); a status with no time known names none either."""
+    found = coverage_gap(covering(status))
+    assert found == Gap(f"licence-{status}", "effective_at", message, reason)
+
+
+def coverage_gap(found: Coverage) -> Gap:
+    assert found.gap is not None and not found.covered
+    return found.gap
+
+
+def test_an_item_not_licensed_is_refused_naming_the_items_covered() -> None:
+    found = covering(item="gallium")
+    assert (found.item, found.remaining) == (None, None)
+    assert coverage_gap(found) == Gap(
+        "item-not-licensed",
+        "item",
+        "licence 'GL-1' does not cover 'gallium' (covers: 1C902.a, 1C902.b)",
+        "does not cover gallium",
+    )
+
+
+@pytest.mark.parametrize(
+    ("terms", "rule", "field", "message", "reason"),
+    [
+        (
+            {"unit": "t"},
+            "unit-not-licensed",
+            "unit",
+            "licence 'GL-1' caps '1C902.a' in kg, not t (units are not converted)",
+            "caps 1C902.a in kg, not t (units are not converted)",
+        ),
+        (
+            {"end_user": "other"},
+            "end-user-not-licensed",
+            "end_user",
+            "licence 'GL-1' does not name end user 'other'",
+            "does not name end user other",
+        ),
+        (
+            {"destination": "FR"},
+            "destination-not-licensed",
+            "destination",
+            "licence 'GL-1' does not cover destination FR",
+            "does not cover destination FR",
+        ),
+    ],
+)
+def test_a_term_not_licensed_is_refused_naming_the_item_drawn_on(
+    terms: dict[str, str], rule: str, field: str, message: str, reason: str
+) -> None:
+    found = covering(**terms)
+    assert coverage_gap(found) == Gap(rule, field, message, reason)
+    assert found.item is not None and (found.item.item, found.remaining) == ("1C902.a", None)
+
+
+def test_what_remains_is_the_least_of_then_and_over_the_whole_life() -> None:
+    """A later shipment of 990 kg leaves 10 kg over the licence's life: 10 kg may be
+    shipped now (what remains then is 1,000 kg), 11 kg may not."""
+    exact = covering(quantity="10", later_usage="990")
+    assert exact.covered and exact.gap is None
+    assert exact.item is not None and exact.item.item == "1C902.a"
+    assert exact.remaining == Decimal("10")
+    over = covering(quantity="11", later_usage="990")
+    assert over.remaining == Decimal("10")
+    assert over.item is not None and over.item.item == "1C902.a"
+    assert coverage_gap(over) == Gap(
+        "usage-exceeds-cap",
+        "quantity",
+        "quantity 11 kg of '1C902.a' exceeds the remaining 10 kg (cap 1000)",
+        "only 10 kg of 1C902.a remain",
+    )
+    # Without a later shipment the cap then is what remains.
+    assert covering(quantity="1000").remaining == Decimal("1000")
