@@ -345,3 +345,25 @@ def test_an_entity_built_with_its_events_answers_from_them() -> None:
     assert entity.state() == st.fold(events)
     assert entity.max_effective == events[-1].effective_at
     assert Entity("licence:GL-2").version == 0
+
+
+def test_an_entity_from_a_snapshot_holds_only_the_events_added_since_until_it_loads_them() -> None:
+    """What the import's working set counts: a snapshot's entity holds the events added
+    since (not its history) and names its snapshot's version until the history is loaded;
+    an entity from its events holds them all and names no snapshot."""
+    ledger = Ledgerless()
+    grant = ledger.event(f.licence())
+    usages = [
+        ledger.event(f.usage(shipment=f"S-{n}", effective_at=f"2026-01-0{n}")) for n in (1, 2)
+    ]
+    entity = Entity.from_snapshot(
+        "licence:GL-1", 1, st.fold([grant]), grant.effective_at, lambda: [grant], lambda ids: {}
+    )
+    assert (entity.snapshot_version, entity.events_held) == (1, 0)
+    for n, usage in enumerate(usages, start=1):
+        entity.add(usage)
+        assert (entity.snapshot_version, entity.events_held) == (1, n)
+    assert entity.events == [grant, *usages]  # the history loaded
+    assert (entity.snapshot_version, entity.events_held) == (None, 3)
+    plain = Entity("licence:GL-1", [grant, *usages])
+    assert (plain.snapshot_version, plain.events_held) == (None, 3)
