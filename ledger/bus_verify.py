@@ -12,10 +12,13 @@ has now published in full to the stream ``{stream}_CHECKPOINTS`` (subject
 ``after``/``leaves`` are the leaf hashes the checkpoint adds to the one published before
 it.  A batch of more than ``LEAVES_INLINE`` leaves has them in messages of their own on
 the same subject just before its checkpoint (header ``Ledger-Leaves``: the first leaf;
-payload: up to ``LEAVES_INLINE`` raw 32-byte hashes).  A consumer only reads them when
-the leaves it received do not add up to the signed root: once they do (checked against
-the signed root, so a forger cannot supply them), they name the exact message that
-differs.
+payload: up to ``LEAVES_INLINE`` raw 32-byte hashes).  A consumer only needs them when
+the leaves it received do not add up to the signed root: then (checked against the
+signed root, so a forger cannot supply them) they name the exact message that differs.
+So it keeps none of them in memory while it reads: whoever holds the relay's key can
+publish any number, and a consumer that kept them would grow without end.  It counts
+those that belong to no checkpoint (``CheckpointFeed.ignored_leaves``) and, only on a
+mismatch, reads back the few just before the checkpoint that failed.
 
 A ``StreamVerifier`` recomputes the tree from the messages it is fed, in leaf order, and
 releases events only once a checkpoint covering them verifies: its signature against the
@@ -29,6 +32,7 @@ the checkpoint signed) raises ``BusVerificationError`` naming the exact position
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,12 +48,17 @@ if TYPE_CHECKING:
     from ledger.checkpoint import VerifierKey
     from ledger.store.tree import Batch
 
+log = logging.getLogger("ledger.bus_verify")
+
 LEAF = "Ledger-Leaf"
 TREE_SIZE = "Ledger-Tree-Size"
 LEAVES = "Ledger-Leaves"
 LEAVES_INLINE = 1024
 """Leaf hashes per message (in a checkpoint message, or in one of its own)."""
 MAX_CHECKPOINT_MESSAGE = 2 * LEAVES_INLINE * merkle.HASH_SIZE + 64 * 1024
+LOCATE_SCAN_SLACK = 64
+"""On a mismatch, how many checkpoint-stream messages beyond the ones a checkpoint's
+leaves need are read back looking for them (others may have been published between)."""
 
 
 def checkpoint_stream(stream: str) -> str:
@@ -67,6 +76,18 @@ class BusVerificationError(RuntimeError):
         super().__init__(message)
         self.position = position
         self.leaf = leaf
+
+
+class TreeMismatch(BusVerificationError):
+    """The leaves received do not add up to a signed root, and the leaf hashes at hand
+    did not say which message differs (the feed then reads the relay's back)."""
+
+
+def leaves_messages_needed(after: int, size: int) -> int:
+    """How many ``LEAVES`` messages the relay publishes for a checkpoint of ``size``
+    after one of ``after``."""
+    count = size - after
+    return 0 if count <= LEAVES_INLINE else -(-count // LEAVES_INLINE)
 
 
 class CheckpointMessage(msgspec.Struct):
@@ -333,22 +354,11 @@ class StreamVerifier:
     """Leaf hashes received after it."""
     pending: list[tuple[int, Any]] = field(default_factory=list)
     """(position, item) of those leaves, not yet released."""
-    published: dict[int, bytes] = field(default_factory=dict)
-    """Leaf hashes the relay published apart (``LEAVES`` messages), by first leaf."""
 
-    def add_published_leaves(self, first_leaf: int, hashes: bytes) -> None:
-        """A ``LEAVES`` message: kept (until its leaves are verified) to locate a
-        difference; malformed or stale ones are ignored (they only ever help name it)."""
-        count, extra = divmod(len(hashes), merkle.HASH_SIZE)
-        if extra or not 0 < count <= LEAVES_INLINE or first_leaf + count <= self.base.size:
-            return
-        self.published[first_leaf] = hashes
-
-    def _published_range(self, start: int, end: int, checkpoint: VerifiedCheckpoint) -> bytes:
-        """The published leaf hashes ``start`` to ``end - 1`` (empty if some are not)."""
-        pieces = dict(self.published)
-        if checkpoint.leaves:
-            pieces[checkpoint.after] = checkpoint.leaves
+    @staticmethod
+    def _published_range(start: int, end: int, pieces: dict[int, bytes]) -> bytes:
+        """The published leaf hashes ``start`` to ``end - 1`` from ``pieces`` (first leaf:
+        hashes), or empty if some are not there."""
         out = bytearray()
         at = start
         while at < end:
@@ -361,14 +371,21 @@ class StreamVerifier:
                 return b""
         return bytes(out[: (end - start) * merkle.HASH_SIZE])
 
-    def _locate(self, checkpoint: VerifiedCheckpoint, count: int) -> BusVerificationError:
+    def locate(
+        self, checkpoint: VerifiedCheckpoint, published: dict[int, bytes] | None = None
+    ) -> BusVerificationError:
         """The error for leaves that do not add up to ``checkpoint``'s root: the exact
-        message, from the leaf hashes the relay published (checked against the signed
-        root first), else the range of positions."""
+        message, from the leaf hashes the relay published (``published``: the ``LEAVES``
+        messages, by first leaf; and those inline in the checkpoint), checked against the
+        signed root first; else the range of positions."""
         size, h = checkpoint.size, merkle.HASH_SIZE
-        published = self._published_range(self.base.size, size, checkpoint)
-        if published:
-            signed = [published[i : i + h] for i in range(0, len(published), h)]
+        count = size - self.base.size
+        pieces = dict(published or {})
+        if checkpoint.leaves:
+            pieces[checkpoint.after] = checkpoint.leaves
+        published_leaves = self._published_range(self.base.size, size, pieces)
+        if published_leaves:
+            signed = [published_leaves[i : i + h] for i in range(0, len(published_leaves), h)]
             tree = self.base.copy()
             tree.extend(signed)
             if tree.root() == checkpoint.root:
@@ -385,7 +402,7 @@ class StreamVerifier:
                         )
         first = self.pending[0][0]
         last = self.pending[count - 1][0]
-        return BusVerificationError(
+        return TreeMismatch(
             f"the messages at positions {first}-{last} do not add up to the signed tree "
             f"of size {size}: at least one of them was forged or altered",
             position=first,
@@ -435,27 +452,44 @@ class StreamVerifier:
         tree = self.base.copy()
         tree.extend(self.leaves[:count])
         if tree.root() != checkpoint.root:
-            raise self._locate(checkpoint, count)
+            raise self.locate(checkpoint)
         released = [item for _, item in self.pending[:count]]
         del self.pending[:count]
         del self.leaves[:count]
         self.base = tree
-        self.published = {
-            first: data
-            for first, data in self.published.items()
-            if first + len(data) // merkle.HASH_SIZE > size
-        }
         return released
+
+    def plausible_leaves(self, first_leaf: int, hashes: bytes) -> bool:
+        """Whether a ``LEAVES`` message could be the relay's for the next checkpoint: a
+        whole number of hashes, at most ``LEAVES_INLINE``, starting at or after the
+        verified tree, on the relay's ``LEAVES_INLINE`` steps from it."""
+        count, extra = divmod(len(hashes), merkle.HASH_SIZE)
+        return (
+            not extra
+            and 0 < count <= LEAVES_INLINE
+            and first_leaf >= self.base.size
+            and (first_leaf - self.base.size) % LEAVES_INLINE == 0
+        )
 
 
 class CheckpointFeed:
     """Reads the checkpoint stream for a ``StreamVerifier``: where a consumer starts,
-    then each checkpoint (and ``LEAVES`` message) published since, in stream order."""
+    then each checkpoint published since, in stream order.  ``LEAVES`` messages are
+    counted, not kept (see the module doc)."""
 
     def __init__(self, jsm: JetStreamManager, stream: str, key: VerifierKey):
         self.jsm, self.stream, self.key = jsm, checkpoint_stream(stream), key
         self.seq = 1
         """The next message of the checkpoint stream to read."""
+        self.run_start = 1
+        """The first message after the last checkpoint read (where the ``LEAVES``
+        messages of the next one are)."""
+        self._run_leaves = 0
+        """Plausible ``LEAVES`` messages read since ``run_start``."""
+        self.ignored_leaves = 0
+        """``LEAVES`` messages read that belong to no checkpoint: malformed, stale, off
+        the relay's steps, or more than the checkpoint after them needs (forged, by
+        whoever holds the relay's key); counted and logged, never kept."""
 
     async def start(self, next_leaf: int) -> VerifiedCheckpoint | None:
         """Position the feed for a consumer whose first message is leaf ``next_leaf``;
@@ -476,7 +510,7 @@ class CheckpointFeed:
                 break
             seq -= 1
             msg = None
-        self.seq = seq
+        self.seq = self.run_start = seq
         if next_leaf > 0 and msg is not None:
             return open_checkpoint_message(msg.data or b"", self.key)
         return None
@@ -495,14 +529,69 @@ class CheckpointFeed:
             first = st.header(msg, LEAVES)
             if first is not None:
                 if first.isdigit() and len(first) <= 19:
-                    verifier.add_published_leaves(int(first), msg.data or b"")
+                    plausible = verifier.plausible_leaves(int(first), msg.data or b"")
+                else:
+                    plausible = False
+                if plausible:
+                    self._run_leaves += 1
+                else:
+                    self._ignore(1, f"seq {self.seq} ({LEAVES} {first[:24]!r})")
                 self.seq += 1
                 continue
             checkpoint = open_checkpoint_message(msg.data or b"", self.key)
             if checkpoint.size > verifier.next_leaf:
                 break  # its events have not all arrived yet
+            needed = leaves_messages_needed(verifier.verified_size, checkpoint.size)
+            if self._run_leaves > needed:
+                self._ignore(
+                    self._run_leaves - needed,
+                    f"seq {self.run_start}-{self.seq - 1}, before the checkpoint of size "
+                    f"{checkpoint.size}, which needs {needed}",
+                )
+            checkpoint_seq = self.seq
             self.seq += 1
-            yield checkpoint, verifier.check(checkpoint)
+            try:
+                released = verifier.check(checkpoint)
+            except TreeMismatch:
+                published = await self._published_before(checkpoint_seq, verifier, checkpoint)
+                raise verifier.locate(checkpoint, published) from None
+            self.run_start, self._run_leaves = self.seq, 0
+            yield checkpoint, released
+
+    def _ignore(self, count: int, where: str) -> None:
+        self.ignored_leaves += count
+        log.warning(
+            "%d %s message(s) in %s belong to no checkpoint (%s): not kept; whoever wrote "
+            "them holds the relay's credential",
+            count,
+            LEAVES,
+            self.stream,
+            where,
+        )
+
+    async def _published_before(
+        self, checkpoint_seq: int, verifier: StreamVerifier, checkpoint: VerifiedCheckpoint
+    ) -> dict[int, bytes]:
+        """The relay's ``LEAVES`` messages for ``checkpoint`` (at ``checkpoint_seq``),
+        read back from just before it: at most the number it needs plus
+        ``LOCATE_SCAN_SLACK``, the newest of each first leaf."""
+        from ledger import stream as st
+
+        needed = leaves_messages_needed(verifier.verified_size, checkpoint.size)
+        found: dict[int, bytes] = {}
+        seq = checkpoint_seq - 1
+        while seq >= self.run_start and checkpoint_seq - seq <= needed + LOCATE_SCAN_SLACK:
+            msg = await st.get_msg(self.jsm, self.stream, seq)
+            seq -= 1
+            first = st.header(msg, LEAVES) if msg is not None else None
+            if msg is None or first is None or not first.isdigit() or len(first) > 19:
+                continue
+            data = msg.data or b""
+            if verifier.plausible_leaves(int(first), data) and int(first) < checkpoint.size:
+                found.setdefault(int(first), data)
+                if len(found) >= needed:
+                    break
+        return found
 
 
 async def prime(

@@ -280,6 +280,13 @@ class Subscription:
         """The most recent of them."""
         self.on_rejected = on_rejected
 
+    @property
+    def ignored_leaves(self) -> int:
+        """With ``verify``: ``Ledger-Leaves`` messages in the checkpoint stream that belong
+        to no checkpoint (forged by whoever holds the relay's key), counted and logged,
+        never kept."""
+        return self._feed.ignored_leaves if self._feed is not None else 0
+
     # --- lifecycle ----------------------------------------------------------------------
 
     async def open(self) -> Subscription:

@@ -629,3 +629,62 @@ def test_the_nats_projector_needs_the_ledgers_key_and_never_makes_one(
         assert json.loads(projected.stdout)["position"] == 3
     finally:
         app.close()
+
+
+def test_a_flood_of_leaves_messages_is_counted_not_kept(
+    backend: Backend, make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """Whoever holds the relay's key can publish any number of ``Ledger-Leaves`` messages
+    to the checkpoint stream: a verifying subscriber reads past them holding none (its
+    memory does not grow with them), counts and logs them, and the next genuine
+    checkpoint still verifies; so does the NATS projector's."""
+    import tracemalloc
+
+    from ledger.bus_verify import LEAVES, LEAVES_INLINE
+    from ledger.subscriber import subscribe
+
+    app = make_ledger({**backend.env(), "LEDGER_NATS_URL": nats_server.url})
+    append_parties(app, 3)
+    Relay(app, nats_server.url).run_once()
+    aligned = [(str(3 + i * LEAVES_INLINE), bytes(32 * LEAVES_INLINE)) for i in range(160)]
+    junk = [("abc", bytes(32)), ("0", bytes(32)), ("4", bytes(32)), ("3", bytes(33))] * 10
+    flood = aligned + junk
+
+    async def go() -> tuple[list[int], int, int, int]:
+        import nats
+
+        async with subscribe(
+            nats_server.url,
+            settings=app.settings,
+            verify=True,
+            verifier_key=app.signing_key().verifier,
+        ) as sub:
+            for _ in range(3):
+                assert await sub.next_delivery(30) is not None
+            before = tracemalloc.get_traced_memory()[0]
+            nc = await nats.connect(nats_server.url)
+            js = nc.jetstream()
+            for n, (first, hashes) in enumerate(flood):
+                headers = {LEAVES: first, "Nats-Msg-Id": f"flood-{n}"}
+                await js.publish("ledger-checkpoint.LEDGER", hashes, headers=headers)
+            await nc.close()
+            append_parties(app, 3)
+            await asyncio.to_thread(Relay(app, nats_server.url).run_once)
+            positions = []
+            for _ in range(3):
+                delivery = await sub.next_delivery(30)
+                assert delivery is not None
+                positions.append(delivery.position)
+            grown = tracemalloc.get_traced_memory()[0] - before
+            return positions, sub.verified_position, sub.ignored_leaves, grown
+
+    tracemalloc.start()
+    try:
+        positions, verified, ignored, grown = asyncio.run(go())
+    finally:
+        tracemalloc.stop()
+    assert positions == [4, 5, 6] and verified == 6
+    assert ignored == len(flood)
+    flooded = sum(len(hashes) for _, hashes in flood)  # 5 MiB
+    assert grown < flooded / 8, (grown, flooded)
+    assert run(app.settings, threading.Event(), source="nats", once=True).position == 6
