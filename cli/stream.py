@@ -503,7 +503,9 @@ def status(ctx: click.Context, output: str) -> None:
     change the exit code: for a container health check use `ledger health`.  "rejected"
     counts the stream messages the NATS projector did not apply: refused (not in the
     signed Merkle tree: forged, altered, reordered or missing) and malformed (not a
-    ledger event); its log names each one.
+    ledger event); its log names each one.  "purged" counts the times it found the
+    stream's head purged (by the stream's limits or age) of events it still needed: not
+    a refusal, it applied the store's events.
 
     \b
     Examples:
@@ -527,7 +529,7 @@ def status(ctx: click.Context, output: str) -> None:
         head = app.head()
         tracked = read_tracked_position(app, config.stream)
         views_position = read_tracking(app, VIEWS_TRACKING)
-        rejected = _rejections(app)
+        rejected, purged = _rejections(app)
         stream_state, stream_head = asyncio.run(_stream_state(config, url)) if url else (None, None)
         if stream_head is not None:
             # The stream's word for where it is is checked against the store, as the
@@ -567,6 +569,8 @@ def status(ctx: click.Context, output: str) -> None:
             "lag": max(0, head - views_position),
             # Stream messages the NATS projector did not apply, since the ledger began.
             "rejected": rejected,
+            # Times it found the stream's head purged (limits, age) of events it needed.
+            "purged": purged,
         },
     }
     if output == "json":
@@ -607,6 +611,11 @@ def status(ctx: click.Context, output: str) -> None:
                 f"signed tree, {rejected['malformed']} malformed (the projector's log says "
                 "which)"
             )
+        if purged:
+            click.echo(
+                f"purged     {purged} time(s) the stream's head no longer held events the "
+                "projector needed (the stream's limits or age); it applied the store's"
+            )
         if gap is not None:
             click.echo(
                 f"gap        positions {gap['from']}-{gap['to']} were published but are no "
@@ -617,15 +626,17 @@ def status(ctx: click.Context, output: str) -> None:
         sys.exit(1)
 
 
-def _rejections(app: Any) -> dict[str, int]:
-    """The NATS projector's persisted rejection counts (zeros when there are none)."""
+def _rejections(app: Any) -> tuple[dict[str, int], int]:
+    """The NATS projector's persisted rejection counts (zeros when there are none), and
+    how many times it found the stream's head purged."""
     from ledger.bus_verify import read_rejections
 
     try:
         counts = read_rejections(app).get("views", {})
     except Exception:  # a ledger from before the tree tables: nothing counted
         counts = {}
-    return {"malformed": counts.get("malformed", 0), "refused": counts.get("refused", 0)}
+    rejected = {"malformed": counts.get("malformed", 0), "refused": counts.get("refused", 0)}
+    return rejected, counts.get("purged", 0)
 
 
 # --- health ------------------------------------------------------------------------------

@@ -1157,3 +1157,9 @@ def project(
                 "the log names each one.",
                 err=True,
             )
+        if result.purged:
+            click.echo(
+                f"The stream's head had been purged (its limits or age) of events the views "
+                f"needed ({result.purged:,} time(s)); the store's events were applied.",
+                err=True,
+            )

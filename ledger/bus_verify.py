@@ -72,10 +72,19 @@ def checkpoint_subject(prefix: str, stream: str) -> str:
 class BusVerificationError(RuntimeError):
     """A message on the bus that does not belong to the signed tree."""
 
-    def __init__(self, message: str, *, position: int | None = None, leaf: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        position: int | None = None,
+        leaf: int | None = None,
+        expected_leaf: int | None = None,
+    ):
         super().__init__(message)
         self.position = position
         self.leaf = leaf
+        self.expected_leaf = expected_leaf
+        """For a message with an unexpected leaf index: the leaf that was to come next."""
 
 
 class TreeMismatch(BusVerificationError):
@@ -438,6 +447,7 @@ class StreamVerifier:
                 f"comes next: leaves {what} (forged, reordered or lost messages)",
                 position=position,
                 leaf=leaf,
+                expected_leaf=expected,
             )
         self.leaves.append(merkle.leaf_hash(payload))
         self.pending.append((position, item))

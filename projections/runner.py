@@ -221,6 +221,9 @@ class RunResult:
     refused: int = 0
     """Verification failures: a message not in the signed tree (forged, altered,
     reordered, missing); the store's events were applied in its place."""
+    purged: int = 0
+    """Times the stream's head had been purged (its limits, its age) of events the
+    projector still needed: not a refusal; the store's events were applied instead."""
     evicted: int = 0
     reloaded: int = 0
     """Entities evicted from the projector's cache (``LEDGER_PROJECTOR_CACHE``) and
@@ -234,6 +237,7 @@ class RunResult:
             "rejected": self.rejected,
             "malformed": self.malformed,
             "refused": self.refused,
+            "purged": self.purged,
             "evicted": self.evicted,
             "reloaded": self.reloaded,
             "seconds": round(self.seconds, 3),
@@ -546,27 +550,33 @@ class _NatsSession:
     skip_to: int = 0
     """The stream sequence the next session starts at, at least: past messages that did
     not verify (the store's events were applied in their place)."""
-    persisted: tuple[int, int] = (0, 0)
-    """The (malformed, refused) counts of the run already added to the stored ones."""
+    persisted: tuple[int, int, int] = (0, 0, 0)
+    """The (malformed, refused, purged) counts of the run already added to the stored ones."""
 
 
 def _persist_rejections(app: Ledger, result: RunResult, session: _NatsSession) -> None:
-    """Add the rejections since the last call to the counts ``ledger status`` shows."""
+    """Add the rejections (and purged heads) since the last call to the counts ``ledger
+    status`` shows."""
     from ledger.bus_verify import record_rejections
 
-    malformed, refused = session.persisted
-    if (result.malformed, result.refused) == (malformed, refused):
+    counts = (result.malformed, result.refused, result.purged)
+    if counts == session.persisted:
         return
     try:
         record_rejections(
             app,
             VIEWS_CONSUMER,
-            {"malformed": result.malformed - malformed, "refused": result.refused - refused},
+            {
+                kind: now - before
+                for kind, now, before in zip(
+                    ("malformed", "refused", "purged"), counts, session.persisted, strict=True
+                )
+            },
         )
     except Exception as exc:  # a count is not worth stopping the projector for
         log.warning("could not record the rejection counts: %s", exc)
         return
-    session.persisted = (result.malformed, result.refused)
+    session.persisted = counts
 
 
 async def _prime(app: Ledger, jsm: Any, stream: str, position: int, first_seq: int) -> Any:
@@ -660,7 +670,7 @@ async def _consume(
     try:
         verifier, feed = await _prime(app, jsm, stream_name, projector.position, start)
     except BusVerificationError as exc:
-        return await _refuse(app, projector, result, session, exc, start, once=once)
+        return await _refuse(app, jsm, projector, result, session, exc, start, once=once)
     except NotFoundError:  # no checkpoint stream yet: nothing the relay published
         if once:
             return True
@@ -711,7 +721,9 @@ async def _consume(
                 async for _, items in feed.poll(verifier):
                     released += [m for m in items if m is not None]
             except BusVerificationError as exc:
-                return await _refuse(app, projector, result, session, exc, fed_seq + 1, once=once)
+                return await _refuse(
+                    app, jsm, projector, result, session, exc, fed_seq + 1, once=once
+                )
             if released:
                 _apply_verified(app, projector, released, result)
                 await released[-1].ack()
@@ -733,6 +745,33 @@ async def _consume(
         with contextlib.suppress(Exception):
             await psub.unsubscribe()
     return False
+
+
+async def _head_purged(app: Ledger, jsm: Any, exc: Exception) -> bool:
+    """Whether ``exc`` is leaves missing before the stream's first message, and that
+    message is the store's event at its position (same id and bytes) with the leaf
+    index the store's tree gives it: the stream's head was purged, nothing forged."""
+    from ledger.bus_verify import BusVerificationError, leaf_indexes
+    from ledger.relay import head_mismatch
+
+    if not isinstance(exc, BusVerificationError) or exc.position is None:
+        return False
+    if exc.leaf is None or exc.expected_leaf is None or exc.leaf <= exc.expected_leaf:
+        return False
+    stream = app.settings.stream
+    try:
+        first_seq = (await jsm.stream_info(stream)).state.first_seq
+        msg = await st.get_msg(jsm, stream, first_seq)
+    except Exception as exc_:  # the stream is away: not shown to be a purge
+        log.debug("reading the stream's first message: %s", exc_)
+        return False
+    if msg is None or st.parse_position(st.header(msg, st.POSITION)) != exc.position:
+        return False
+    head = st.StreamHead(first_seq, exc.position, st.header(msg, st.MSG_ID), 0, msg.data or b"")
+    if await asyncio.to_thread(head_mismatch, app, stream, head) is not None:
+        return False
+    leaves = await asyncio.to_thread(leaf_indexes, app, [exc.position])
+    return leaves.get(exc.position) == exc.leaf
 
 
 def _stream_seq(msg: Any) -> int:
@@ -768,6 +807,7 @@ def _apply_verified(app: Ledger, projector: Projector, msgs: list[Any], result: 
 
 async def _refuse(
     app: Ledger,
+    jsm: Any,
     projector: Projector,
     result: RunResult,
     session: _NatsSession,
@@ -778,11 +818,21 @@ async def _refuse(
 ) -> bool:
     """A message that does not belong to the signed tree: refused (never applied),
     reported with its position and counted; the store's events are applied in its
-    place, and the next session starts at ``next_seq`` at the earliest."""
-    result.rejected += 1
-    result.refused += 1
+    place, and the next session starts at ``next_seq`` at the earliest.  Leaves missing
+    before the stream's first message, which is the store's own event, are the stream's
+    head purged (its limits or age): counted as ``purged``, not as a refusal."""
+    if await _head_purged(app, jsm, exc):
+        result.purged += 1
+        log.warning(
+            "the NATS stream's head was purged (its limits or age) of events the projector "
+            "still needs (%s); applying the store's events instead",
+            exc,
+        )
+    else:
+        result.rejected += 1
+        result.refused += 1
+        log.error("refusing the NATS stream: %s; applying the store's events instead", exc)
     _persist_rejections(app, result, session)
-    log.error("refusing the NATS stream: %s; applying the store's events instead", exc)
     session.skip_to = max(session.skip_to, next_seq)
     progress = catch_up(app, projector)
     result.applied += progress.applied

@@ -275,3 +275,64 @@ def test_idle_fetches_that_time_out_or_come_back_empty_are_retried(
     finally:
         stop.set()
         app.close()
+
+
+def test_a_stream_head_purged_by_its_limits_is_reported_as_purged_not_refused(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """JetStream drops the oldest messages of a stream with limits (here max_msgs, as
+    max_age would): a projector that still needed them applies the store's events, and
+    `ledger status` reports the purged head apart from the refused (forged) messages."""
+    import asyncio
+    import json
+
+    from click.testing import CliRunner
+
+    from ledger import stream as st
+    from ledger.cli.main import cli
+    from tests.nats_fixtures import append_parties
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    settings = backend.settings(env)
+    app = Ledger(settings)
+    try:
+        append_parties(app, 6)  # two append batches: checkpoints of sizes 6 and 12
+        append_parties(app, 6)
+        Relay(app, nats_server.url).run_once()
+
+        async def keep_only_the_last(messages: int) -> tuple[int, int]:
+            nc = await st.connect(nats_server.url, name="test-stream-limits")
+            try:
+                jsm = nc.jsm()
+                config = (await jsm.stream_info(settings.stream)).config
+                config.max_msgs = messages
+                await jsm.update_stream(config)
+                state = (await jsm.stream_info(settings.stream)).state
+                return state.first_seq, state.messages
+            finally:
+                await nc.close()
+
+        assert asyncio.run(keep_only_the_last(4)) == (9, 4)
+        projected = CliRunner().invoke(cli, ["project", "--source", "nats", "--once"], env=env)
+        assert projected.exit_code == 0, projected.output
+        assert "Views at position 12 " in projected.stdout
+        assert "refused" not in projected.stderr
+        status = CliRunner().invoke(cli, ["status", "-o", "json"], env=env)
+        assert status.exit_code == 0, status.output
+        projector = json.loads(status.stdout)["projector"]
+        assert projector["rejected"] == {"malformed": 0, "refused": 0}
+        assert projector["purged"] == 1
+        text = CliRunner().invoke(cli, ["status"], env=env)
+        assert "purged     1 time(s)" in text.stdout and "rejected" not in text.stdout
+        stored, fold = Views(app, mode="stored"), Views(app, mode="fold")
+        assert stored.records("party", None, None) == fold.records("party", None, None)
+
+        # Later events on the limited stream: verified and applied, nothing more counted.
+        append_parties(app, 2)
+        Relay(app, nats_server.url).run_once()
+        assert run(settings, threading.Event(), source="nats", once=True).position == 14
+        status = CliRunner().invoke(cli, ["status", "-o", "json"], env=env)
+        projector = json.loads(status.stdout)["projector"]
+        assert projector["purged"] == 1 and projector["rejected"]["refused"] == 0
+    finally:
+        app.close()
