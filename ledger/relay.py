@@ -55,6 +55,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     from eventsourcing.persistence import Notification, TrackingRecorder
     from nats.aio.client import Client
     from nats.aio.msg import Msg
+    from nats.js.client import JetStreamContext
 
     from ledger.app import Ledger
 
@@ -86,6 +88,8 @@ log = logging.getLogger("ledger.relay")
 
 EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
 EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+CHECKPOINTS_IN_FLIGHT = 256
+"""Checkpoint-stream messages published and not yet acknowledged, at most."""
 
 
 class EventHeaderFields(msgspec.Struct):
@@ -452,6 +456,7 @@ class Relay:
         self._window = asyncio.Event()
         self._leaves: dict[int, int] = {}  # position -> leaf index, of the batches read
         self._checkpoint_size = -1  # the newest checkpoint published (-1: not read yet)
+        self._checkpoint_js: JetStreamContext | None = None  # one per connection
         self._housekeeping: asyncio.Task[None] | None = None
         """Checkpoints and tracking after a batch, beside the publishing (see _housekeep)."""
         self._appended = asyncio.Event()
@@ -688,6 +693,7 @@ class Relay:
             self._nc.jsm(), self.stream, self.prefix, replicas=self.replicas
         )
         self._checkpoint_size = -1
+        self._checkpoint_js = self._nc.jetstream()
 
     async def _disconnect(self) -> None:
         nc, self._nc = self._nc, None
@@ -812,8 +818,8 @@ class Relay:
         """Publish the signed checkpoints of the append batches now published in full."""
         from nats.js.errors import NotFoundError
 
-        assert self._nc is not None
-        js = self._nc.jetstream()
+        assert self._nc is not None and self._checkpoint_js is not None
+        js = self._checkpoint_js
         stream = checkpoint_stream(self.stream)
         subject = checkpoint_subject(self.prefix, self.stream)
         if self._checkpoint_size < 0:
@@ -828,9 +834,27 @@ class Relay:
         messages = await asyncio.to_thread(
             checkpoint_messages, self.app, self.stream, self._checkpoint_size, self._acked
         )
-        for published, payload, headers in messages:
-            await js.publish(subject, payload, stream=stream, headers=headers)
-            self._checkpoint_size = published
+        # Pipelined: a round holds one checkpoint per append batch published since the
+        # last round (several at a steady trickle of single appends), and their acks are
+        # awaited together, at most CHECKPOINTS_IN_FLIGHT at a time, in order: the size
+        # recorded is that of the last message acknowledged with all those before it.
+        in_flight: deque[tuple[int, asyncio.Future[Any]]] = deque()
+        try:
+            for published, payload, headers in messages:
+                if len(in_flight) >= CHECKPOINTS_IN_FLIGHT:
+                    await self._checkpoint_acked(*in_flight.popleft())
+                future = await js.publish_async(subject, payload, stream=stream, headers=headers)
+                in_flight.append((published, future))
+            while in_flight:
+                await self._checkpoint_acked(*in_flight.popleft())
+        finally:
+            for _, future in in_flight:
+                future.cancel()
+
+    async def _checkpoint_acked(self, published: int, future: asyncio.Future[Any]) -> None:
+        """Wait for a checkpoint message's ack (a refusal raises), then count it."""
+        await asyncio.wait_for(future, self.ack_timeout)
+        self._checkpoint_size = published
 
     async def _session(self, stop: asyncio.Event, once: bool) -> bool:
         """Publish from the resynchronised position until failure, stop, or (once) caught up.

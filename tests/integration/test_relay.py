@@ -658,3 +658,30 @@ def test_the_nats_client_still_offers_the_private_calls_the_fast_path_uses(
             await nc.close()
 
     asyncio.run(check())
+
+
+def test_more_checkpoints_than_the_in_flight_window_are_published_in_order(
+    sqlite_backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """Single-event appends, each its own signed batch: one relay round publishes more
+    checkpoints than CHECKPOINTS_IN_FLIGHT, pipelined, and the checkpoint stream holds
+    every one, in order; the next round continues after the last."""
+    from ledger.relay import CHECKPOINTS_IN_FLIGHT
+
+    app = Ledger(sqlite_backend.settings())
+    try:
+        batches = CHECKPOINTS_IN_FLIGHT + 20
+        for _ in range(batches):
+            append_parties(app, 1)
+        Relay(app, nats_server.url).run_once()
+        sizes = [
+            int(m.headers["Ledger-Tree-Size"])
+            for m in stream_messages(nats_server.url, "LEDGER_CHECKPOINTS")
+        ]
+        assert sizes == list(range(1, batches + 1))
+        append_parties(app, 1)
+        Relay(app, nats_server.url).run_once()
+        checkpoints = stream_messages(nats_server.url, "LEDGER_CHECKPOINTS")
+        assert [int(m.headers["Ledger-Tree-Size"]) for m in checkpoints[batches:]] == [batches + 1]
+    finally:
+        app.close()
