@@ -370,7 +370,12 @@ def test_status_shows_the_projector_beside_the_relay(run: Callable[..., Result])
     before = json.loads(run("status", "-o", "json").output)  # exit 1: no NATS configured
     head = before["store"]["head"]
     none = {"malformed": 0, "refused": 0}  # stream messages the NATS projector did not apply
-    assert before["projector"] == {"tracked_position": 0, "lag": head, "rejected": none}
+    assert before["projector"] == {
+        "tracked_position": 0,
+        "lag": head,
+        "rejected": none,
+        "purged": 0,  # times the stream's head was purged of events it needed
+    }
     ok(run("project", "--once"))
     after = run("status")
     assert f"projector  views at position {head}, lag 0" in after.output
@@ -378,6 +383,7 @@ def test_status_shows_the_projector_beside_the_relay(run: Callable[..., Result])
         "tracked_position": head,
         "lag": 0,
         "rejected": none,
+        "purged": 0,
     }
 
 
