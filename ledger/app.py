@@ -265,9 +265,10 @@ class Ledger(Application[str]):
                 functools.partial(self._stored_shipments, snapshot.state, version, within),
             )
             if found.shipments_read and key in shipments:
+                held = found.shipments.get(key)  # (ids recorded before: read what they are)
                 entity.shipments_found(
                     shipments[key],
-                    self._shipments_of(snapshot.state, found.shipments.get(key, []), within),
+                    self._stored_shipments(snapshot.state, version, within, held) if held else {},
                 )
             tail = found.events.get(key, [])
             self.events_loaded += len(tail)

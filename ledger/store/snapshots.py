@@ -73,9 +73,10 @@ class ForAppend(NamedTuple):
     events: dict[str, list[tuple[int, str, bytes]]]
     """key -> its events after its snapshot (all of them without one): (version, topic,
     stored state), in version order"""
-    shipments: dict[str, list[tuple[str, int, int, bytes]]]
-    """licence key -> the shipments found: (shipment id, position, effective_us, stored
-    state), in effective order (ties: position)"""
+    shipments: dict[str, list[str]]
+    """licence key -> those of its shipment ids asked for that the shipment index holds
+    at any version, retracted or not (``find_shipments`` then says which of them the
+    snapshot folded; a licence absent here holds none of them)"""
     shipments_read: bool
     """False: the shipments were not looked up (too many to ask at once)."""
 
@@ -178,10 +179,13 @@ class SnapshotTables:
         """What an append reads to check its events, in one query per 500 keys (one round
         trip for an ordinary append, where separate reads took three): the stored
         snapshots of these entities, the events of each stored after its snapshot (all
-        of them for an entity without one), and in the first query the stored shipments
-        ``(licence id, shipment id)`` recorded at or before each licence's snapshot and not
-        retracted by then, as ``find_shipments`` finds them (left out, and
-        ``shipments_read`` False, beyond 500 pairs)."""
+        of them for an entity without one), and in the first query which of the
+        shipments ``(licence id, shipment id)`` the shipment index holds (left out, and
+        ``shipments_read`` False, beyond 500 pairs).  Only whether they are there: the
+        rows that ``find_shipments`` would keep (folded by the snapshot, not retracted)
+        are for a second read, needed only when one is there (an id recorded again).
+        Planning the join that tells it (five tables) cost a new backend about as much
+        as the rest of the read."""
         out = ForAppend({}, {}, {}, shipments_read=len(shipments) <= 500)
         pairs = list(dict.fromkeys(shipments)) if out.shipments_read else []
         keys = list(dict.fromkeys(keys))
@@ -192,11 +196,10 @@ class SnapshotTables:
             # index range scan that starts after its snapshot, however long its history.
             parts = [
                 # (typed NULLs: PostgreSQL resolves a UNION's column types left to right)
-                "SELECT 0, s.originator_id, s.originator_version, CAST(NULL AS TEXT), "
-                "s.state, CAST(NULL AS BIGINT) "
+                "SELECT 0, s.originator_id, s.originator_version, CAST(NULL AS TEXT), s.state "
                 f"FROM (VALUES {values}) k JOIN {self.snapshots} s "
                 "ON s.originator_id = k.column1",
-                "SELECT 1, k.column1, e.originator_version, e.topic, e.state, NULL "
+                "SELECT 1, k.column1, e.originator_version, e.topic, e.state "
                 f"FROM (VALUES {values}) k LEFT JOIN {self.snapshots} s "
                 f"ON s.originator_id = k.column1 JOIN {self.events} e "
                 "ON e.originator_id = k.column1 "
@@ -206,22 +209,14 @@ class SnapshotTables:
             if pairs:
                 values = ",".join(["(?,?)"] * len(pairs))
                 parts.append(
-                    "SELECT 2, sn.originator_id, i.notification_id, w.column2, e.state, "
-                    f"i.effective_us FROM (VALUES {values}) w "
-                    f"JOIN {self.snapshots} sn ON sn.originator_id = 'licence:' || w.column1 "
-                    f"JOIN {self.shipments} sh "
-                    "ON sh.licence_id = w.column1 AND sh.shipment_id = w.column2 "
-                    f"JOIN {self.index} i ON i.notification_id = sh.position "
-                    f"JOIN {self.events} e ON e.{self.position} = sh.position "
-                    "WHERE i.originator_version <= sn.originator_version "
-                    f"AND NOT EXISTS (SELECT 1 FROM {self.index} r "
-                    "WHERE r.retracts = i.event_id AND r.entity_kind = 'licence' "
-                    "AND r.entity_id = w.column1 AND r.originator_version <= sn.originator_version)"
+                    "SELECT 2, 'licence:' || w.column1, sh.position, w.column2, NULL "
+                    f"FROM (VALUES {values}) w JOIN {self.shipments} sh "
+                    "ON sh.licence_id = w.column1 AND sh.shipment_id = w.column2"
                 )
                 params += [v for pair in pairs for v in pair]
                 pairs = []
             rows = port.all(self.sql(" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3"), params)
-            for part, key, number, text, state, effective_us in rows:
+            for part, key, number, text, state in rows:
                 if part == 0:
                     out.snapshots[str(key)] = (int(number), bytes(state))
                 elif part == 1:
@@ -229,11 +224,7 @@ class SnapshotTables:
                         (int(number), str(text), bytes(state))
                     )
                 else:
-                    out.shipments.setdefault(str(key), []).append(
-                        (str(text), int(number), int(effective_us), bytes(state))
-                    )
-        for found in out.shipments.values():
-            found.sort(key=lambda row: (row[2], row[1]))  # effective order, as find_shipments
+                    out.shipments.setdefault(str(key), []).append(str(text))
         return out
 
     def select(self, port: Port, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
