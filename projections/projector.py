@@ -21,11 +21,13 @@ events one at a time (``process_event``, the library's interface) or in batches
 
 Entities are cached in memory within a budget (``LEDGER_PROJECTOR_CACHE``, see
 ``cache_budget``): after each write the least recently used entities beyond it are
-evicted.  An entity not cached (evicted, or after a restart) is reloaded when an event
-needs it: its events up to the position applied so far (from the event store) and its
-current rows (from the views), which is exactly the state it was evicted in.  So an
-entity is evicted only once its rows are written: never one of the batch whose write
-may still be in flight in a background writer.
+evicted into the projector's spill (``ledger.projections.spill``: a private temporary
+file), from which it comes back, when an event needs it, exactly as it was evicted, in
+one read.  An entity not in the spill (after a restart, or after another projector moved
+the views, which empties it) is reloaded from the store: its events up to the position
+applied so far, folded again, and its current rows (from the views), which is the same
+state.  So an entity is evicted only once its rows are written: never one of the batch
+whose write may still be in flight in a background writer.
 
 With a budget, cached entities are also *slim*: they keep their fold (bounded whatever
 the history: a licence counts its shipments), record and rows, but not their events,
@@ -54,6 +56,7 @@ from ledger import events as ev
 from ledger.config import ConfigError
 from ledger.domain import state as st
 from ledger.projections import records as rec
+from ledger.projections.spill import EntitySpill
 from ledger.projections.store import (
     Changes,
     CurrentRow,
@@ -183,7 +186,12 @@ class Projector(Projection[Any]):
         """Events of the cached entities (what their size is estimated from)."""
         self.evicted = 0
         self.reloaded = 0
-        """Entities evicted and entities reloaded from the store, since the start."""
+        """Entities evicted and entities reloaded (from the spill or the store), since the
+        start."""
+        self.replayed = 0
+        """Of the reloaded: entities whose events were read from the store and folded
+        again (not in the spill: after a restart)."""
+        self._spill = EntitySpill()
         self.untrimmed = 0
         """Entities whose trimmed rows were read back (for an event out of order)."""
         self._known: set[str] = set()
@@ -204,6 +212,7 @@ class Projector(Projection[Any]):
     def _reload(self) -> None:
         """Start over from what is stored (after a restart or another projector's write)."""
         self.cache.clear()
+        self._spill.clear()  # what it holds may not be what is stored any more
         self.cached_events = 0
         self._pending = Changes()
         self._pending_data.clear()
@@ -239,10 +248,26 @@ class Projector(Projection[Any]):
     def _entity(self, key: str, kind: str) -> CachedEntity:
         entity = self.cache.get(key)
         if entity is None:
-            entity = CachedEntity(key, kind, None if self.slim else [])
             if key in self._known:
-                self._load([entity])
+                entity = self._restore([key]).get(key) or self._load_one(key, kind)
+            else:
+                entity = CachedEntity(key, kind, None if self.slim else [])
             self.cache[key] = entity
+        return entity
+
+    def _load_one(self, key: str, kind: str) -> CachedEntity:
+        entity = CachedEntity(key, kind, None if self.slim else [])
+        self._load([entity])
+        return entity
+
+    def _restore(self, keys: Iterable[str]) -> dict[str, CachedEntity]:
+        """Evicted entities back from the spill, as they were evicted."""
+        found: dict[str, CachedEntity] = self._spill.take(keys)
+        for entity in found.values():
+            self.cached_events += entity.count
+        self._unloaded -= len(found)
+        self.reloaded += len(found)
+        return found
         return entity
 
     def _load(self, entities: list[CachedEntity]) -> None:
@@ -253,6 +278,7 @@ class Projector(Projection[Any]):
         rows = self.store.current_rows(keys)
         self._unloaded -= len(entities)
         self.reloaded += len(entities)
+        self.replayed += len(entities)
         for entity in entities:
             entity.known = True
             # Decoded entity by entity: a slim entity lets its events go once folded, so
@@ -275,10 +301,13 @@ class Projector(Projection[Any]):
         """Load many uncached, stored entities at once (fewer round trips)."""
         if not self._unloaded:
             return  # ``keys`` unread: every stored entity is in memory already
+        wanted = [k for k in dict.fromkeys(keys) if k not in self.cache and k in self._known]
+        restored = self._restore(wanted)
+        self.cache.update(restored)
         missing = [
-            CachedEntity(k, k.partition(":")[0])
-            for k in dict.fromkeys(keys)
-            if k not in self.cache and k in self._known
+            CachedEntity(k, k.partition(":")[0], None if self.slim else [])
+            for k in wanted
+            if k not in restored
         ]
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
@@ -609,7 +638,7 @@ class Projector(Projection[Any]):
         size = self.cached_events * per_event + len(cache) * ENTITY_BYTES
         if size <= budget:
             return
-        evicted: list[str] = []
+        evicted: list[CachedEntity] = []
         for key, entity in cache.items():
             if size <= budget:
                 break
@@ -617,11 +646,12 @@ class Projector(Projection[Any]):
                 break  # the rest is this batch's, in flight
             if not entity.known:
                 continue  # never written (an entity with no row yet): nothing to reload
-            evicted.append(key)
+            evicted.append(entity)
             size -= entity.count * per_event + ENTITY_BYTES
             self.cached_events -= entity.count
-        for key in evicted:
-            del cache[key]
+        self._spill.put(evicted)
+        for entity in evicted:
+            del cache[entity.key]
         self._unloaded += len(evicted)
         self.evicted += len(evicted)
 

@@ -130,8 +130,9 @@ def test_a_rebuild_that_evicts_constantly_stores_the_same_views(
         projector = bounded["evicted"]
         if budget:  # nothing evicted: slim entities, their rows trimmed after each write
             assert projector.evicted == 0 and projector.untrimmed > 20
-        else:  # every batch evicted what it could and the next reloaded it
+        else:  # every batch evicted what it could and the next reloaded it, from the spill
             assert projector.evicted > 50 and projector.reloaded > 50
+            assert projector.replayed == 0
         assert projector.cached_events == sum(e.count for e in projector.cache.values())
         assert bounded["views"] == unbounded["views"]
         assert bounded["counters"] == unbounded["counters"]
@@ -189,6 +190,38 @@ def test_the_live_projector_following_nats_evicts_and_stays_exact(
         assert projector.position == app.head()
         assert projector.evicted > 0 and projector.reloaded > 0
         live = view_store(app).contents()
+        assert rebuild(app, None)["views"] == live
+        assert_views_exact(app)
+    finally:
+        app.close()
+
+
+def test_a_projector_whose_views_were_moved_does_not_restore_from_its_spill(
+    backend: Backend,
+) -> None:
+    """Another projector writes meanwhile: what the first spilled is no longer what is
+    stored, so after the refused write it reloads (replays) from the store instead."""
+    app = Ledger(backend.settings())
+    try:
+        record(app, rounds=3, per_round=30)
+        store = view_store(app)
+        store.reset()
+        first = new_projector(app, store, budget=0)
+        catch_up(app, first, flush_events=4, parallel_from=10**9)
+        assert first.evicted > 50 and first.replayed == 0
+        retract: list[UUID] = []
+        for r in range(3, 5):
+            result = app.append_objects(shipments(r * 30, 30))
+            retract += [o.event_id for o in result.appended[3::11]]
+            late_knowledge(app, retract, r)
+        catch_up(app, new_projector(app, budget=None), parallel_from=10**9)
+        for r in range(5, 7):
+            result = app.append_objects(shipments(r * 30, 30))
+            retract += [o.event_id for o in result.appended[3::11]]
+            late_knowledge(app, retract, r)
+        catch_up(app, first, flush_events=4, parallel_from=10**9)
+        assert first.replayed > 0
+        live = store.contents()
         assert rebuild(app, None)["views"] == live
         assert_views_exact(app)
     finally:
