@@ -1087,7 +1087,7 @@ def project(
     records the new position in the same transaction.  Without --once it keeps
     following new events until interrupted (Ctrl-C / SIGTERM).  Entities beyond
     LEDGER_PROJECTOR_CACHE megabytes (default 48) leave memory after each write and
-    are reloaded from the store when needed; the views are the same.
+    are reloaded when needed; the views are the same.
 
     \b
     Examples:

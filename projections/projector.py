@@ -83,12 +83,13 @@ entity's may be decoded lazily, as it is read."""
 
 CACHE_ENV = "LEDGER_PROJECTOR_CACHE"
 DEFAULT_CACHE_MB = 48.0
-"""The default budget.  A 1M-event ledger has ~19,000 entities (~85 MB slim): at 160 MB
-none was evicted and the cache held the whole ledger's entities; at 48 MB the least
-recently used ~8,000 (expired licences, idle parties) leave memory and almost none come
-back (35 reloads in a 1M rebuild), so a rebuild's memory stops growing with the ledger
-at this size; at 24 MB active entities were evicted too (13,434 reloads, each a read of
-the entity's events) and the rebuild ran ~50 % longer.  2 Dec 2026, docs/performance.md."""
+"""The default budget.  A 1M-event ledger has ~19,000 entities (~85 MB slim): at 48 MB
+~10,600 stay in memory and the least recently used ~8,000 (expired licences, idle
+parties) are evicted.  Below it active licences are evicted too: when they came back by
+replaying their events a 24 MB rebuild ran ~50 % longer (2 Dec 2026); from the spill
+(``ledger.projections.spill``) a 16 MB rebuild of 1M events peaked 21 MiB lower (149
+against 170 MiB, projector and writer) but used ~10 % more CPU an event, so the default
+stays (3 Dec 2026, docs/performance.md)."""
 EVENT_BYTES = 1_200
 """What one event held in the cache costs (the decoded event, its share of the fold)."""
 ENTITY_BYTES = 4_500
