@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 CHUNK_LINES = 2000
 """Lines parsed, checked and written at a time."""
 
-WORKSPACE_BYTES = 16 << 20
+WORKSPACE_BYTES = 32 << 20
 """About how much the working set of entities may hold between chunks; beyond it the
 entities least recently used are dropped (reloaded from the store if a later line needs
 them: a licence from the snapshot written as it leaves, others from their events)."""
