@@ -328,6 +328,16 @@ def test_a_validity_over_the_limit_names_last_days() -> None:
     )
 
 
+def test_a_validity_of_exactly_the_limit_is_accepted() -> None:
+    """Through 1 Dec 2028 (the stored end 2 Dec 2028 00:00, exactly 36 months after the
+    start) is the longest a general licence from 2 Dec 2025 may run."""
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world()[:3])
+    (grant,) = ledger.append(f.licence(valid_until="2028-12-01"))
+    assert isinstance(grant, ev.LicenceGranted)
+    assert grant.valid_until == dt.datetime(2028, 12, 2, tzinfo=dt.UTC)
+
+
 def test_an_amendment_adding_end_users_names_the_index_in_the_whole_list() -> None:
     """The licence names 'buyer'; an amendment to ['buyer', 'stranger'] is refused for
     end_users[1], the stranger's place in the list the operator wrote."""
