@@ -413,3 +413,39 @@ def test_a_usage_differing_in_one_detail_is_not_the_same_shipment(detail: str) -
     assert isinstance(other, ev.LicenceUsageRecorded)
     assert not same_shipment(first, other)
     assert not same_shipment(other, first)
+
+
+@pytest.mark.parametrize("change", ["LicenceAmended", "LicenceSuspended", "LicenceWithdrawn"])
+def test_a_change_to_a_licence_never_granted_is_refused_naming_its_id(change: str) -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world()[:3])
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence_event(change))
+    assert (caught.value.rule, caught.value.field) == ("unknown-reference", "entity_id")
+    assert caught.value.message == "licence 'GL-1' was never granted"
+
+
+def test_a_change_effective_before_the_licence_starts_names_its_first_day() -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence_event("LicenceSuspended", effective_at="2025-11-20"))
+    assert (caught.value.rule, caught.value.field) == ("licence-not-yet-valid", "effective_at")
+    assert caught.value.message == "licence 'GL-1' is valid only from 2025-12-02"
+
+
+def test_a_licence_naming_an_end_user_twice_is_refused() -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world()[:3])
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.licence(end_users=["buyer", "buyer"]))
+    assert (caught.value.rule, caught.value.field) == ("duplicate-end-user", "end_users")
+    assert caught.value.message == "an end user appears twice"
+
+
+def test_a_suspended_licence_is_reinstated_and_active_again() -> None:
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world(), f.licence_event("LicenceSuspended"))
+    assert licence_state(ledger).status_at(JAN_20) == "suspended"
+    ledger.append(f.licence_event("LicenceReinstated"))
+    assert licence_state(ledger).status_at(dt.datetime(2026, 2, 2, tzinfo=dt.UTC)) == "active"
