@@ -63,9 +63,8 @@ def test_the_checked_in_rows_are_read_with_their_commit(checkout: Path) -> None:
     ]
 
 
-def test_a_module_run_here_replaces_its_row_and_the_others_are_kept(
-    checkout: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _report_of_one_intake_run(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The report after a run here of ledger.intake with one mutant killed, one surviving."""
     monkeypatch.setattr(
         mutation,
         "results",
@@ -75,7 +74,13 @@ def test_a_module_run_here_replaces_its_row_and_the_others_are_kept(
         },
     )
     mutation.report()
-    text = mutation.REPORT.read_text()
+    return mutation.REPORT.read_text()
+
+
+def test_a_module_run_here_replaces_its_row_and_the_others_are_kept(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = _report_of_one_intake_run(monkeypatch)
     assert "| ledger.intake | 2 | 1 | 1 | 0 | 0 | 0 | 50.0 % | ddddddd |" in text
     assert "| ledger.domain.party | 10 | 8 | 1 | 1 | 0 | 0 | 88.9 % | bbbbbbb |" in text
     assert "| ledger.times | 4 | 3 | 1 | 0 | 0 | 0 | 75.0 % | aaaaaaa |" in text
@@ -103,16 +108,7 @@ def test_the_equivalent_count_is_of_mutants_and_a_listed_name_matching_none_is_n
         "ledger.domain.party.x_register__mutmut_5 of a module not run here: not judged\n"
     )
     monkeypatch.setattr(mutation, "EQUIVALENT", listed)
-    monkeypatch.setattr(
-        mutation,
-        "results",
-        lambda: {
-            "ledger.intake.x_parse__mutmut_1": "killed",
-            "ledger.intake.x_parse__mutmut_2": "survived",
-        },
-    )
-    mutation.report()
-    text = mutation.REPORT.read_text()
+    text = _report_of_one_intake_run(monkeypatch)
     # intake's one equivalent here and party's one from the checked-in row.
     assert "| **all** | 16 | 12 | 2 | 2 | 0 | 0 | 85.7 % |  |" in text
     assert "## Equivalent mutants (2; reasons in tests/mutation-equivalent.txt)" in text
