@@ -449,3 +449,41 @@ def test_a_suspended_licence_is_reinstated_and_active_again() -> None:
     assert licence_state(ledger).status_at(JAN_20) == "suspended"
     ledger.append(f.licence_event("LicenceReinstated"))
     assert licence_state(ledger).status_at(dt.datetime(2026, 2, 2, tzinfo=dt.UTC)) == "active"
+
+
+def test_an_amendment_keeps_an_end_user_whose_vetting_lapsed_since_the_grant() -> None:
+    """An end user the licence already names is not vetted again: 'buyer', vetted until
+    2026-01-01, stays on a licence amended in March to add a newly vetted end user."""
+    ledger = Ledgerless()
+    ledger.append(
+        f.exporter(),
+        f.party("buyer"),
+        f.vetted("buyer", valid_until="2026-01-01"),
+        f.licence(),
+        f.party("buyer2"),
+        f.vetted("buyer2"),
+    )
+    ledger.append(
+        f.licence_event(
+            "LicenceAmended", items=None, end_users=["buyer", "buyer2"], effective_at="2026-03-01"
+        )
+    )
+    assert licence_state(ledger).end_users == ("buyer", "buyer2")
+
+
+def test_a_refused_shipment_names_what_remains_as_the_cap_in_force_at_its_time_reads() -> None:
+    """An amendment in March restates the cap as 1000.0 kg (the same quantity): a February
+    shipment over what remains is refused with the remainder of the cap in force in
+    February, as that cap was written: "900 kg", not "900.0 kg"."""
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    ledger.append(f.usage(quantity="100", effective_at="2026-01-10"))
+    restated = [{"item": "1C902.a", "cap": "1000.0", "unit": "kg"}]
+    ledger.append(f.licence_event("LicenceAmended", items=restated, effective_at="2026-03-01"))
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(f.usage(shipment="S-2", quantity="950", effective_at="2026-02-01"))
+    assert (caught.value.rule, caught.value.field, caught.value.message) == (
+        "usage-exceeds-cap",
+        "quantity",
+        "quantity 950 kg of '1C902.a' exceeds the remaining 900 kg (cap 1000)",
+    )
