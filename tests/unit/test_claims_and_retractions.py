@@ -147,3 +147,19 @@ def test_retractions() -> None:
         f"no event {other.event_id} on party 'x'",
     )
     ledger.append(retraction(registered.event_id))  # another event of the same party
+
+
+def test_a_claim_about_a_malformed_reference_is_refused_on_about() -> None:
+    ledger = Ledgerless()
+    with pytest.raises(InputError) as caught:
+        ledger.append(claim(about=["cn-ann-46"]))
+    assert caught.value.field == "about"
+
+
+def test_a_retraction_dated_before_the_entity_came_to_be_is_accepted() -> None:
+    """A retraction acts on what is known, whatever its effective date: one dated before
+    the party was registered is not refused as 'before-creation' as other events are."""
+    ledger = Ledgerless()
+    _, vetting = ledger.append(f.party("x", effective_at="2025-06-01"), f.vetted("x"))
+    [retracted] = ledger.append(retraction(vetting.event_id, effective_at="2025-01-01"))
+    assert retracted.effective_at < vetting.effective_at

@@ -353,3 +353,18 @@ def test_a_reversal_while_implemented_and_a_lapse_before_a_later_reversal() -> N
     ledger.append(ended("CommitmentReversed", "c1"))
     ledger.append(f.pledge("c2"), ended("CommitmentReversed", "c2", effective_at="2026-03-01"))
     ledger.append(ended("CommitmentLapsed", "c2", effective_at="2026-02-01"))
+
+
+def test_an_ending_between_a_lapse_and_a_later_reversal_is_refused_as_already_lapsed() -> None:
+    """The lapse (recorded after the later reversal) governs the days between them."""
+    ledger = Ledgerless()
+    ledger.append(f.agreement(), f.pledge("c2"))
+    ledger.append(ended("CommitmentReversed", "c2", effective_at="2026-03-01"))
+    ledger.append(ended("CommitmentLapsed", "c2", effective_at="2026-02-01"))
+    with pytest.raises(RuleViolation) as caught:
+        ledger.append(ended("CommitmentReversed", "c2", effective_at="2026-02-15"))
+    assert (caught.value.rule, caught.value.field, caught.value.message) == (
+        "already-ended",
+        "entity_id",
+        "commitment 'c2' already lapsed on 2026-02-01",
+    )

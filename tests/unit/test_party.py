@@ -226,3 +226,21 @@ def test_retracting_a_listing_after_its_delisting() -> None:
     assert isinstance(state, PartyState)
     assert state.listings == {}
     assert not state.is_military()
+
+
+def test_a_listing_while_already_on_the_list_is_refused_though_a_later_delisting_exists() -> None:
+    """Listed in February, delisted in September: a listing in June is refused, judged
+    by the party's lists in June, not by its latest state."""
+    error = rejection(
+        [
+            f.party("x"),
+            f.listed("x", effective_at="2025-02-03"),
+            f.delisted("x", effective_at="2025-09-01"),
+        ],
+        f.listed("x", effective_at="2025-06-01"),
+    )
+    assert (error.rule, error.field, error.message) == (
+        "already-listed",
+        "list_name",
+        "party 'x' is already on 'CN military end users' since 2025-02-03",
+    )

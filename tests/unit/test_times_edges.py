@@ -177,3 +177,21 @@ def test_how_instants_are_written(
     value: dt.datetime | None, iso: str, iso_seconds: str, short: str
 ) -> None:
     assert (t.iso(value), t.iso_seconds(value), t.short(value)) == (iso, iso_seconds, short)
+
+
+def test_a_month_added_to_december_is_january_of_the_next_year() -> None:
+    december = dt.datetime(2025, 12, 15, tzinfo=UTC)
+    assert t.add_months(december, 1) == dt.datetime(2026, 1, 15, tzinfo=UTC)
+    assert t.add_months(december, 13) == dt.datetime(2027, 1, 15, tzinfo=UTC)
+
+
+def test_hours_are_exact_over_a_long_stretch() -> None:
+    start = dt.datetime(2025, 11, 1, tzinfo=UTC)
+    assert t.hours(start, start + dt.timedelta(hours=100)) == 100.0
+
+
+def test_the_last_day_of_the_calendar_cannot_be_an_end_and_the_message_names_it() -> None:
+    assert t.event_time_text("9999-12-30", "end") == "9999-12-31T00:00:00Z"
+    with pytest.raises(t.TimeParseError) as caught:
+        t.event_time_text("9999-12-31", "end")
+    assert str(caught.value) == "'9999-12-31' is the last representable day"
