@@ -112,3 +112,11 @@ def test_the_through_day_holds_the_last_instant_before_the_end(
     next_start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(UTC)
     assert day_start <= last < next_start
     assert day == last.astimezone(tz).date()
+
+
+def test_a_span_counts_the_days_of_the_reading_zone_at_both_ends() -> None:
+    """Two hours across Shanghai's midnight (not UTC's) touch two of its days; three hours
+    after that midnight touch one, though they began on the previous UTC day."""
+    with reading_in(load_zone("Asia/Shanghai")):
+        assert span_days(at("2025-11-06T15:00:00Z"), at("2025-11-06T17:00:00Z")) == 2
+        assert span_days(at("2025-11-06T17:00:00Z"), at("2025-11-06T20:00:00Z")) == 1
