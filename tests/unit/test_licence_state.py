@@ -487,3 +487,38 @@ def test_a_refused_shipment_names_what_remains_as_the_cap_in_force_at_its_time_r
         "quantity",
         "quantity 950 kg of '1C902.a' exceeds the remaining 900 kg (cap 1000)",
     )
+
+
+def test_an_amendment_replaces_the_destinations_and_the_items_keeping_what_was_used() -> None:
+    """After 100 kg shipped, an amendment to ship to FR (not DE) and to add an item: the
+    licensed item keeps its 100 kg used, the new one starts at nothing used, in its unit."""
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    ledger.append(f.usage(quantity="100", effective_at="2026-01-10"))
+    items = [
+        {"item": "1C902.a", "cap": "1000", "unit": "kg"},
+        {"item": "1C902.b", "cap": "50", "unit": "t"},
+    ]
+    ledger.append(
+        f.licence_event(
+            "LicenceAmended", items=items, destinations=["FR"], effective_at="2026-02-01"
+        )
+    )
+    state = licence_state(ledger)
+    assert state.destinations == ("FR",)
+    assert [(i.item, i.cap, i.unit, i.used) for i in state.licensed_items()] == [
+        ("1C902.a", Decimal(1000), "kg", Decimal(100)),
+        ("1C902.b", Decimal(50), "t", Decimal(0)),
+    ]
+
+
+def test_the_first_end_of_a_licence_stands_when_a_backdated_one_arrives_later() -> None:
+    """Withdrawn on 1 April, then a surrender dated 1 March recorded: the licence was
+    surrendered on 1 March and never withdrawn."""
+    ledger = Ledgerless()
+    ledger.append(*f.licensed_world())
+    ledger.append(f.licence_event("LicenceWithdrawn", effective_at="2026-04-01"))
+    ledger.append(f.licence_event("LicenceSurrendered", effective_at="2026-03-01"))
+    state = licence_state(ledger)
+    assert state.surrendered_at == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    assert state.withdrawn_at is None
