@@ -113,7 +113,7 @@ def cache_budget(value: str | None = None) -> int | None:
         mb = -1.0
     if not mb >= 0 or mb == float("inf"):
         raise ConfigError(
-            f"{CACHE_ENV}={raw!r}: expected megabytes (e.g. 160 or 0.5) or 'unlimited'"
+            f"{CACHE_ENV}={raw!r}: expected megabytes (e.g. 48 or 0.5) or 'unlimited'"
         )
     return int(mb * 1_000_000)
 

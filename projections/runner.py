@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ledger import events as ev
 from ledger import stream as st
 from ledger.app import gc_paused
-from ledger.projections.projector import Projector
+from ledger.projections.projector import Projector, cache_budget
 from ledger.projections.store import ViewsMoved, ViewStore
 from ledger.projections.stores import view_store
 from ledger.store.codec import decode_event
@@ -313,10 +313,13 @@ def run(
     result = result if result is not None else RunResult(source)
     app = open_app(settings)
     try:
+        # Read before anything is dropped: a malformed budget must leave the views as
+        # they were, not refuse after --rebuild has emptied them.
+        budget = cache_budget()
         store = view_store(app)
         if rebuild:
             store.reset()
-        projector = new_projector(app, store)
+        projector = new_projector(app, store, budget=budget)
         try:
             _run(app, projector, stop, source, once, on_progress, result)
         finally:

@@ -6,6 +6,7 @@ the NATS stream) keeps them exact too.  Both backends."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -258,3 +259,31 @@ def test_ledger_project_refuses_a_malformed_budget(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "LEDGER_PROJECTOR_CACHE='lots'" in done.stderr and "megabytes" in done.stderr
+
+
+def test_a_malformed_budget_with_rebuild_leaves_the_views_as_they_were(tmp_path: Path) -> None:
+    """The setting is refused before --rebuild drops anything: the views stay current."""
+    ledger = str(Path(sys.executable).parent / "ledger")
+    home = tmp_path / "home"
+    env = {**os.environ, "LEDGER_HOME": str(home)}
+    env.pop("LEDGER_PROJECTOR_CACHE", None)
+    for command in (["demo", "--home", str(home)], ["project", "--once"]):
+        subprocess.run([ledger, *command], env=env, check=True, capture_output=True, timeout=120)
+
+    def tracked() -> int:
+        done = subprocess.run(
+            [ledger, "status", "-o", "json"], env=env, capture_output=True, text=True, timeout=120
+        )
+        return int(json.loads(done.stdout)["projector"]["tracked_position"])
+
+    before = tracked()
+    assert before > 0
+    refused = subprocess.run(
+        [ledger, "project", "--rebuild", "--once"],
+        env={**env, "LEDGER_PROJECTOR_CACHE": "lots"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and "LEDGER_PROJECTOR_CACHE='lots'" in refused.stderr
+    assert tracked() == before
