@@ -109,7 +109,7 @@ def csv_answer(
     if code != 0:
         message = (err.getvalue().strip().splitlines() or ["the CSV could not be made"])[-1]
         raise InputError(message.removeprefix("Error: "), field="format")
-    return Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8")
+    return Response(out.getvalue().encode(), media_type="text/csv")
 
 
 def answer(body: Any) -> Response[bytes]:

@@ -26,6 +26,18 @@ LABEL = 260
 ROW = 26
 AXIS = 34
 DAY = dt.timedelta(days=1)
+FIRST = dt.datetime.min.replace(tzinfo=UTC)
+LAST = dt.datetime.max.replace(tzinfo=UTC)
+"""The calendar's ends: an axis (its margins, its ticks) stops there, so a page asked
+about 9999-12-31 or 0001-01-01 draws its timeline instead of overflowing."""
+
+
+def shifted(t: dt.datetime, days: int) -> dt.datetime:
+    """``t`` moved by ``days``, stopping at the calendar's ends."""
+    try:
+        return t + days * DAY
+    except OverflowError:
+        return LAST if days > 0 else FIRST
 
 
 def instant(value: Any) -> dt.datetime | None:
@@ -60,8 +72,8 @@ class Axis:
         if not known:
             now = dt.datetime.now(UTC)
             known = [now]
-        lo = _midnight(min(known)) - before * DAY
-        hi = _midnight(max(known)) + (after + 1) * DAY
+        lo = shifted(_midnight(min(known)), -before)
+        hi = shifted(_midnight(max(known)), after + 1)
         return cls(lo, hi)
 
     def x(self, t: dt.datetime) -> float:
@@ -82,20 +94,32 @@ class Axis:
             first = self.start
             return [first + i * step * DAY for i in range(days // step + 1)]
         months = days / 30.5
-        every = 1 if months <= 12 else 3 if months <= 36 else 12
+        if months > 36:
+            # Whole years; over centuries (an as-of date near 9999) every few years, so
+            # that there are never more than about 24 ticks.
+            step = max(1, -(-int(months / 12) // 24))
+            year0 = self.start.year + ((self.start.month, self.start.day) != (1, 1))
+            return [
+                dt.datetime(year, 1, 1, tzinfo=UTC)
+                for year in range(year0 + (-year0 % step), self.end.year + 1, step)
+                if dt.datetime(year, 1, 1, tzinfo=UTC) <= self.end
+            ]
+        every = 1 if months <= 12 else 3
         out = []
         t = self.start.replace(day=1)
         while t <= self.end:
             if t >= self.start and (t.month - 1) % every == 0:
                 out.append(t)
-            t = (t + 32 * DAY).replace(day=1)
+            if (t.year, t.month) == (dt.MAXYEAR, 12):
+                break
+            t = t.replace(year=t.year + t.month // 12, month=t.month % 12 + 1)
         return out
 
     def tick_label(self, t: dt.datetime) -> str:
         days = (self.end - self.start).days
         if days <= 45:
             return t.strftime("%b %d")
-        return t.strftime("%Y-%m") if days > 400 else t.strftime("%b %Y")
+        return f"{t.year:04d}-{t.month:02d}" if days > 400 else t.strftime("%b %Y")
 
 
 def _midnight(t: dt.datetime) -> dt.datetime:
@@ -178,7 +202,7 @@ def commitments_chart(report: dict[str, Any], agreement: str, name: str) -> Mark
         moments += [instant(c["pledged_at"]), instant(c["due_by"]), instant(c["ended_at"])]
         moments += [instant(start) for start, _ in c["implemented_spans"]]
     # Ends beyond the as-of date are not drawn (what is known to hold up to T is).
-    axis = Axis.around(t for t in moments if t is None or t <= as_of + 60 * DAY)
+    axis = Axis.around(t for t in moments if t is None or t <= shifted(as_of, 60))
     height = AXIS + ROW * len(order) + 22
     body = _axis_marks(axis, height)
     y_of = {cid: AXIS + i * ROW for i, (cid, _) in enumerate(order)}

@@ -25,7 +25,7 @@ from ledger.web import charts
 from ledger.web import params as p
 from ledger.web.server import state_of
 
-HTML = "text/html; charset=utf-8"
+HTML = "text/html"  # Litestar adds "; charset=utf-8" to text/ types itself
 Opt = Annotated[str | None, QueryParameter(description="as on the API")]
 
 
@@ -410,7 +410,7 @@ def check(
 def stylesheet() -> Response[bytes]:
     return Response(
         _stylesheet(),
-        media_type="text/css; charset=utf-8",
+        media_type="text/css",
         headers={"cache-control": "public, max-age=3600"},
     )
 

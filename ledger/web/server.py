@@ -167,7 +167,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return Response(
             error_page(status, body),
             status_code=status,
-            media_type="text/html; charset=utf-8",
+            media_type="text/html",
             headers=headers,
         )
     return Response(

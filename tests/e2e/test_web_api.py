@@ -568,3 +568,39 @@ def test_the_licence_page_and_api_give_its_active_spans(client: TestClient[Any])
         {"start": "2025-12-02T00:00:00Z", "end": "2026-12-02T00:00:00Z", "days": 4}
     ]
     assert row["suspended_spans"] == []
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "as_of=9999-12-31",
+        "as_of=9999-12-31T23:59:59-05:00&known_at=9999-12-31",
+        "as_of=0001-01-01&known_at=0001-01-01",
+        "as_of=0001-01-01T00:00:00%2B14:00&tz=Pacific/Kiritimati",
+    ],
+)
+def test_pages_at_the_ends_of_the_calendar(client: TestClient[Any], when: str) -> None:
+    """A page asked about the calendar's last (or first) day draws its timeline: the
+    axis, its margins and its ticks stop at the calendar's ends (the API answered; the
+    pages were a 500, the axis overflowing 9999-12-31)."""
+    html = {"accept": "text/html"}
+    for page in ("/?", "/commitments?agreement=busan-2025&", "/measures?", "/licences?"):
+        url = page + when
+        response = client.get(url, headers=html)
+        assert response.status_code == 200, (url, response.text[:300])
+        assert response.headers["content-type"].startswith("text/html")
+        # A timeline of eight thousand years still has a readable number of ticks.
+        assert response.text.count('class="tick"') <= 40, url
+
+
+def test_text_answers_name_their_charset_once(client: TestClient[Any]) -> None:
+    """Pages, error pages, the stylesheet and CSV say ``charset=utf-8`` once (they said
+    it twice: the server adds it to every text/ type)."""
+    html = {"accept": "text/html"}
+    for path, headers, expected in (
+        ("/licences?as_of=2025-12-05", html, "text/html; charset=utf-8"),
+        ("/licences/no-such-licence", html, "text/html; charset=utf-8"),
+        ("/static/style.css", {}, "text/css; charset=utf-8"),
+        ("/api/licences?format=csv", {}, "text/csv; charset=utf-8"),
+    ):
+        assert client.get(path, headers=headers).headers["content-type"] == expected, path
