@@ -18,7 +18,13 @@ signed root, so a forger cannot supply them) they name the exact message that di
 So it keeps none of them in memory while it reads: whoever holds the relay's key can
 publish any number, and a consumer that kept them would grow without end.  It counts
 those that belong to no checkpoint (``CheckpointFeed.ignored_leaves``) and, only on a
-mismatch, reads back the few just before the checkpoint that failed.
+mismatch, reads back the few just before the checkpoint that failed.  The exception:
+a stream whose head its limits dropped (``max_msgs``, ``max_age``, ``max_bytes``) in
+the middle of a batch.  The leaves between the checkpoint before its first message and
+that message are in no event message any more; the published hashes of those leaves
+(and only those: at most one batch, folded into a frontier as they are read, never
+kept) stand in for them, and the next checkpoint's signed root checks them together
+with the messages received (``StreamVerifier.purged_to``; ``prime(purged_head=True)``).
 
 A ``StreamVerifier`` recomputes the tree from the messages it is fed, in leaf order, and
 releases events only once a checkpoint covering them verifies: its signature against the
@@ -363,6 +369,13 @@ class StreamVerifier:
     """Leaf hashes received after it."""
     pending: list[tuple[int, Any]] = field(default_factory=list)
     """(position, item) of those leaves, not yet released."""
+    purged_to: int = 0
+    """With a stream whose head was dropped by its limits: leaves ``base.size`` to
+    ``purged_to - 1`` are in no message any more (the first one there is leaf
+    ``purged_to``).  Their hashes come from those the relay published for the next
+    checkpoint (``fill``), trusted only once that checkpoint's signed root verifies."""
+    filling: merkle.Frontier | None = None
+    """``base`` extended with the published hashes of those leaves received so far."""
 
     @staticmethod
     def _published_range(start: int, end: int, pieces: dict[int, bytes]) -> bytes:
@@ -388,7 +401,8 @@ class StreamVerifier:
         messages, by first leaf; and those inline in the checkpoint), checked against the
         signed root first; else the range of positions."""
         size, h = checkpoint.size, merkle.HASH_SIZE
-        count = size - self.base.size
+        gap = self.gap
+        count = size - self.base.size - gap
         pieces = dict(published or {})
         if checkpoint.leaves:
             pieces[checkpoint.after] = checkpoint.leaves
@@ -399,9 +413,9 @@ class StreamVerifier:
             tree.extend(signed)
             if tree.root() == checkpoint.root:
                 for j in range(count):
-                    if self.leaves[j] != signed[j]:
+                    if self.leaves[j] != signed[gap + j]:
                         position = self.pending[j][0]
-                        leaf = self.base.size + j
+                        leaf = self.base.size + gap + j
                         return BusVerificationError(
                             f"the message at position {position} (leaf {leaf}) is not the "
                             f"event the signed tree of size {size} holds there: forged or "
@@ -409,6 +423,13 @@ class StreamVerifier:
                             position=position,
                             leaf=leaf,
                         )
+                if gap:
+                    return BusVerificationError(
+                        f"the leaf hashes first read for leaves {self.base.size}-"
+                        f"{self.purged_to - 1} (dropped from the stream's head) are not the "
+                        f"signed tree's of size {size}: forged {LEAVES} messages",
+                        leaf=self.base.size,
+                    )
         first = self.pending[0][0]
         last = self.pending[count - 1][0]
         return TreeMismatch(
@@ -427,7 +448,27 @@ class StreamVerifier:
 
     @property
     def next_leaf(self) -> int:
-        return self.base.size + len(self.leaves)
+        return max(self.base.size, self.purged_to) + len(self.leaves)
+
+    @property
+    def gap(self) -> int:
+        """Leaves between the verified tree and the first one received (a purged head)."""
+        return max(0, self.purged_to - self.base.size)
+
+    def fill(self, first_leaf: int, hashes: bytes) -> None:
+        """Published leaf hashes (from leaf ``first_leaf``): those of the purged leaves
+        not yet filled, in order, are taken; anything else is left.  Not trusted: the
+        next checkpoint's root checks them with the leaves received after them."""
+        tree = self.filling if self.filling is not None else self.base.copy()
+        h = merkle.HASH_SIZE
+        if not self.gap or first_leaf > tree.size or len(hashes) % h:
+            return
+        start = (tree.size - first_leaf) * h
+        end = (self.purged_to - first_leaf) * h
+        taken = hashes[start:end]
+        if taken:
+            tree.extend([taken[i : i + h] for i in range(0, len(taken), h)])
+            self.filling = tree
 
     def add(self, leaf_header: str | None, position: int, payload: bytes, item: Any) -> None:
         """One event message, in stream order; ``BusVerificationError`` if its leaf index
@@ -458,15 +499,34 @@ class StreamVerifier:
         size = checkpoint.size
         if size <= self.base.size or size > self.next_leaf:
             return []
-        count = size - self.base.size
-        tree = self.base.copy()
+        gap = self.gap
+        if gap and size <= self.purged_to:
+            # A signed checkpoint within the purged leaves: its frontier is the tree there.
+            self.base, self.filling = checkpoint.frontier.copy(), None
+            return []
+        if gap:
+            filled = self.filling.size if self.filling is not None else self.base.size
+            if filled < self.purged_to:
+                raise BusVerificationError(
+                    f"leaves {filled}-{self.purged_to - 1} were dropped from the stream's "
+                    f"head and the checkpoint stream does not carry their hashes for the "
+                    f"checkpoint of size {size}: the events from leaf {self.purged_to} on "
+                    "cannot be verified from there; start at a later position",
+                    position=self.pending[0][0] if self.pending else None,
+                    leaf=self.purged_to,
+                )
+            assert self.filling is not None
+            tree = self.filling.copy()
+        else:
+            tree = self.base.copy()
+        count = size - tree.size
         tree.extend(self.leaves[:count])
         if tree.root() != checkpoint.root:
             raise self.locate(checkpoint)
         released = [item for _, item in self.pending[:count]]
         del self.pending[:count]
         del self.leaves[:count]
-        self.base = tree
+        self.base, self.filling, self.purged_to = tree, None, 0
         return released
 
     def plausible_leaves(self, first_leaf: int, hashes: bytes) -> bool:
@@ -544,6 +604,7 @@ class CheckpointFeed:
                     plausible = False
                 if plausible:
                     self._run_leaves += 1
+                    verifier.fill(int(first), msg.data or b"")
                 else:
                     self._ignore(1, f"seq {self.seq} ({LEAVES} {first[:24]!r})")
                 self.seq += 1
@@ -560,6 +621,8 @@ class CheckpointFeed:
                 )
             checkpoint_seq = self.seq
             self.seq += 1
+            if checkpoint.leaves:
+                verifier.fill(checkpoint.after, checkpoint.leaves)
             try:
                 released = verifier.check(checkpoint)
             except TreeMismatch:
@@ -605,12 +668,22 @@ class CheckpointFeed:
 
 
 async def prime(
-    jsm: JetStreamManager, stream: str, key: VerifierKey, next_leaf: int, first_seq: int
+    jsm: JetStreamManager,
+    stream: str,
+    key: VerifierKey,
+    next_leaf: int,
+    first_seq: int,
+    *,
+    purged_head: bool = False,
 ) -> tuple[StreamVerifier, CheckpointFeed]:
     """A verifier for a consumer whose first message (stream sequence ``first_seq``) is
     leaf ``next_leaf``: from the signed checkpoint at or before it (its frontier), then
     the messages in between, read from the stream directly (their items are None).
-    Errors from the checkpoint stream (none yet) propagate."""
+    With ``purged_head``, leaves between that checkpoint and the stream's first event
+    (dropped by the stream's limits or age) are taken from the leaf hashes published
+    for the next checkpoint (``StreamVerifier.purged_to``); without it their absence
+    raises ``BusVerificationError`` (leaves missing) when the stream is read.  Errors
+    from the checkpoint stream (none yet) propagate."""
     from ledger import stream as st
 
     feed = CheckpointFeed(jsm, stream, key)
@@ -618,6 +691,10 @@ async def prime(
     verifier = StreamVerifier.starting_at(start)
     if verifier.next_leaf < next_leaf:
         seq = await st.seq_for_position(jsm, stream, start.last_position + 1 if start else 1)
+        if purged_head:
+            first = await first_event_leaf(jsm, stream)
+            if first is not None and first[0] == seq and verifier.next_leaf < first[1]:
+                verifier.purged_to = min(first[1], next_leaf)
         while verifier.next_leaf < next_leaf and seq < first_seq:
             msg = await st.get_msg(jsm, stream, seq)
             seq += 1
@@ -626,3 +703,24 @@ async def prime(
                 continue
             verifier.add(st.header(msg, LEAF), position, msg.data or b"", None)
     return verifier, feed
+
+
+async def first_event_leaf(
+    jsm: JetStreamManager, stream: str, *, scan_limit: int = 1000
+) -> tuple[int, int] | None:
+    """(stream sequence, leaf index) of the stream's first message that carries a
+    position and a leaf index (looking at most ``scan_limit`` messages past junk), or
+    None."""
+    from ledger import stream as st
+
+    info = await jsm.stream_info(stream)
+    first = max(info.state.first_seq, 1)
+    for seq in range(first, min(info.state.last_seq, first + scan_limit - 1) + 1):
+        msg = await st.get_msg(jsm, stream, seq)
+        if msg is None or st.parse_position(st.header(msg, st.POSITION)) is None:
+            continue
+        leaf = st.header(msg, LEAF)
+        if leaf is not None and leaf.isdigit() and len(leaf) <= 19:
+            return seq, int(leaf)
+        return None
+    return None

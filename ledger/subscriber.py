@@ -397,13 +397,20 @@ class Subscription:
         """Set up the verifier for the first message the consumer delivers: the signed
         checkpoint at or before it (its frontier), then the messages in between, read
         from the stream directly (verified, not handed out)."""
-        from ledger.bus_verify import LEAF, BusVerificationError, checkpoint_stream, prime
+        from ledger.bus_verify import (
+            LEAF,
+            BusVerificationError,
+            checkpoint_stream,
+            first_event_leaf,
+            prime,
+        )
 
         if self.verifier_key is None:
             raise SubscriberError("verify=True needs the ledger's verifier key (verifier_key=)")
-        first_seq = max(self._first_seq, 1)
         info = await jsm.stream_info(self.stream)
-        next_leaf, seq = 0, min(first_seq - 1, info.state.last_seq)
+        # Messages before the stream's first (dropped by its limits or age) never come.
+        first_seq = max(self._first_seq, info.state.first_seq, 1)
+        next_leaf, seq = None, min(first_seq - 1, info.state.last_seq)
         while seq >= max(info.state.first_seq, 1) and first_seq - seq <= 1000:
             msg = await st.get_msg(jsm, self.stream, seq)
             leaf = st.header(msg, LEAF) if msg is not None else None
@@ -411,8 +418,15 @@ class Subscription:
                 next_leaf = int(leaf) + 1
                 break
             seq -= 1
+        if next_leaf is None and seq < max(info.state.first_seq, 1):
+            # Nothing before it in the stream: the stream's first event is where the
+            # consumer starts (leaf 0, or later when the stream's head was dropped).
+            first = await first_event_leaf(jsm, self.stream)
+            next_leaf = first[1] if first is not None and first[0] >= first_seq else 0
         try:
-            verifier, feed = await prime(jsm, self.stream, self.verifier_key, next_leaf, first_seq)
+            verifier, feed = await prime(
+                jsm, self.stream, self.verifier_key, next_leaf or 0, first_seq, purged_head=True
+            )
         except BusVerificationError:
             raise
         except Exception as exc:

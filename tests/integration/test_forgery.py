@@ -688,3 +688,94 @@ def test_a_flood_of_leaves_messages_is_counted_not_kept(
     flooded = sum(len(hashes) for _, hashes in flood)  # 5 MiB
     assert grown < flooded / 8, (grown, flooded)
     assert run(app.settings, threading.Event(), source="nats", once=True).position == 6
+
+
+async def _keep_only_the_last(url: str, stream: str, messages: int) -> int:
+    """Give the stream a ``max_msgs`` limit: JetStream drops its oldest messages (as
+    ``max_age`` or ``max_bytes`` would).  The stream's first sequence after that."""
+    from ledger import stream as st
+
+    nc = await st.connect(url, name="test-stream-limits")
+    try:
+        jsm = nc.jsm()
+        config = (await jsm.stream_info(stream)).config
+        config.max_msgs = messages
+        await jsm.update_stream(config)
+        return int((await jsm.stream_info(stream)).state.first_seq)
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("batch", ["inline", "leaves-messages"])
+def test_a_verifying_subscriber_starts_on_a_stream_whose_head_its_limits_dropped(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, batch: str
+) -> None:
+    """A stream with limits (here max_msgs) has dropped its first messages, and its
+    first one is in the middle of an append batch: the leaves in between are in no
+    message any more.  A verifying subscriber takes their hashes from those the relay
+    published for the batch's checkpoint, trusted only as the checkpoint's signed root
+    verifies them with the messages received: from the beginning, for a durable that had
+    read some of the dropped messages, and as the limits go on dropping."""
+    from ledger.bus_verify import LEAVES_INLINE
+
+    app = make_ledger()
+    append_parties(app, 6)  # checkpoint of size 6
+    size = 12 if batch == "inline" else 6 + LEAVES_INLINE + 500
+    append_parties(app, size - 6, chunk=10_000)  # one batch: leaves 6..size-1
+    Relay(app, nats_server.url).run_once()
+
+    async def durable_reads(count: int) -> None:
+        await _verified_positions(nats_server.url, app, count, durable="desk")
+
+    asyncio.run(durable_reads(3))  # acknowledged up to position 3; resumes at 4
+    kept = size - 8 if batch == "inline" else size - 1200
+    first_seq = asyncio.run(_keep_only_the_last(nats_server.url, "LEDGER", kept))
+    assert first_seq == size - kept + 1  # leaf first_seq - 1 is the first left
+    positions, verified = asyncio.run(_verified_positions(nats_server.url, app, kept))
+    assert positions == list(range(first_seq, size + 1)) and verified == size
+    resumed, _ = asyncio.run(_verified_positions(nats_server.url, app, kept, durable="desk"))
+    assert resumed == positions
+    append_parties(app, 3)
+    Relay(app, nats_server.url).run_once()
+    later, verified = asyncio.run(_verified_positions(nats_server.url, app, kept))
+    assert later == list(range(size + 4 - kept, size + 4)) and verified == size + 3
+
+
+def test_forged_hashes_for_a_dropped_head_release_nothing(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """Whoever holds the relay's key publishes other hashes for the dropped leaves
+    before the relay's: they do not add up to the signed root, so nothing is handed
+    out, and the error says what was forged."""
+    from ledger.bus_verify import LEAVES, LEAVES_INLINE, BusVerificationError
+
+    app = make_ledger()
+    append_parties(app, 6)
+    Relay(app, nats_server.url).run_once()
+    publish(
+        nats_server.url,
+        "ledger-checkpoint.LEDGER",
+        bytes(32 * LEAVES_INLINE),
+        {LEAVES: "6", "Nats-Msg-Id": "forged-leaves"},
+    )
+    append_parties(app, LEAVES_INLINE + 10, chunk=10_000)
+    Relay(app, nats_server.url).run_once()
+    asyncio.run(_keep_only_the_last(nats_server.url, "LEDGER", 100))
+    released: list[int] = []
+
+    async def go() -> None:
+        from ledger.subscriber import subscribe
+
+        async with subscribe(
+            nats_server.url,
+            settings=app.settings,
+            verify=True,
+            verifier_key=app.signing_key().verifier,
+        ) as sub:
+            while (delivery := await sub.next_delivery(30)) is not None:
+                released.append(delivery.position)
+
+    with pytest.raises(BusVerificationError) as refused:
+        asyncio.run(go())
+    assert released == []
+    assert "forged Ledger-Leaves messages" in str(refused.value)
