@@ -103,6 +103,8 @@ def handle_errors(func: F) -> F:
             reachable = not isinstance(exc, InterfaceError | OperationalError | sqlite3.Error)
             what = "the store refused the operation" if reachable else "the store is unavailable"
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "couldn't get a connection" in detail:
+                detail = _why_unreachable() or detail
             emit_error(
                 RuntimeError(f"{what}: {detail} ({settings().redacted_url})"), as_json=as_json
             )
@@ -112,6 +114,19 @@ def handle_errors(func: F) -> F:
             sys.exit(0)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _why_unreachable() -> str | None:
+    """PostgreSQL's reason, when its connection pool only timed out."""
+    try:
+        config = settings()
+        if config.backend != "postgres":
+            return None
+        from ledger.store.postgres import why_unreachable
+
+        return why_unreachable(config.eventsourcing_env())
+    except Exception:  # the original error stands
+        return None
 
 
 def _is_write() -> bool:

@@ -3,7 +3,8 @@
 - ``LEDGER_HOME``: SQLite file, embedded NATS store, ``nats.url``
   (default ``$XDG_DATA_HOME/ledger`` or ``~/.local/share/ledger``).
 - ``LEDGER_DATABASE_URL``: ``sqlite:///PATH`` (default: ``ledger.db`` in the home) or
-  ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?schema=NAME]``.
+  ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?schema=NAME]``; the URL's other
+  parameters are libpq's (``?sslmode=require``), passed to every connection.
 - ``LEDGER_NATS_URL``: NATS server(s); default: the URL the embedded server recorded.
 - ``LEDGER_NATS_USER``/``LEDGER_NATS_PASSWORD``, ``LEDGER_NATS_CREDS`` (a credentials
   file), ``LEDGER_NATS_NKEY_SEED`` (an nkey seed file): how to authenticate to the NATS
@@ -21,18 +22,21 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 if TYPE_CHECKING:
     from ledger.nats_auth import NatsCredentials, Role
 
 SQLITE_LOCK_TIMEOUT_SECONDS = 60
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class ConfigError(ValueError):
@@ -118,12 +122,18 @@ def _seconds(name: str, text: str | None, default: float) -> float:
         number = float(value[:-1] if scale else value)
     except ValueError:
         raise ConfigError(f"{name}='{text}' is not a duration such as 120s, 2m or 1h") from None
-    if number <= 0:
+    if not number > 0:  # also NaN
         raise ConfigError(f"{name}='{text}' must be positive")
-    return number * (scale or 1)
+    seconds = number * (scale or 1)
+    if seconds > MAX_DUPLICATE_WINDOW_SECONDS:
+        raise ConfigError(
+            f"{name}='{text}' is longer than JetStream can hold "
+            f"({MAX_DUPLICATE_WINDOW_SECONDS // 3600}h)"
+        )
+    return seconds
 
 
-def _positive_int(name: str, text: str | None, default: int) -> int:
+def _positive_int(name: str, text: str | None, default: int, *, most: int, why: str) -> int:
     if not text:
         return default
     try:
@@ -132,7 +142,50 @@ def _positive_int(name: str, text: str | None, default: int) -> int:
         raise ConfigError(f"{name}='{text}' is not a whole number") from None
     if value < 1:
         raise ConfigError(f"{name}='{text}' must be at least 1")
+    if value > most:
+        raise ConfigError(f"{name}='{text}' must be at most {most} ({why})")
     return value
+
+
+MAX_REPLICAS = 5
+"""JetStream keeps at most 5 replicas of a stream."""
+
+MAX_DUPLICATE_WINDOW_SECONDS = 9_223_372_036
+"""JetStream holds durations in 64-bit nanoseconds: about 292 years."""
+
+_STREAM_NAME_FORBIDDEN = frozenset(" .*>/\\")
+STREAM_NAME_MAX_BYTES = 255 - len("_CHECKPOINTS")
+"""JetStream names are at most 255 bytes, and the relay also makes ``{stream}_CHECKPOINTS``."""
+
+
+def _stream_name(text: str | None) -> str:
+    """``LEDGER_STREAM``, refused at once when JetStream could not take it (the NATS
+    client raised a traceback on a space or a dot; the server refused a long name on
+    every retry of the relay, as if it were an outage)."""
+    if not text:
+        return "LEDGER"
+    bad = next((c for c in text if c in _STREAM_NAME_FORBIDDEN or not c.isprintable()), None)
+    if bad is not None:
+        raise ConfigError(
+            f"LEDGER_STREAM={text!r} contains {bad!r}: a JetStream stream name has no "
+            "whitespace, '.', '*', '>', '/', '\\' or control characters (e.g. LEDGER)"
+        )
+    if len(text.encode()) > STREAM_NAME_MAX_BYTES:
+        raise ConfigError(
+            f"LEDGER_STREAM is {len(text.encode())} bytes long: at most "
+            f"{STREAM_NAME_MAX_BYTES} (JetStream's 255, less the checkpoints stream's "
+            "'_CHECKPOINTS')"
+        )
+    return text
+
+
+def _subject_prefix(text: str | None) -> str:
+    from ledger.subjects import SubjectError, check_prefix
+
+    try:
+        return check_prefix(text or "ledger")
+    except SubjectError as exc:
+        raise ConfigError(f"LEDGER_SUBJECT_PREFIX: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -174,11 +227,15 @@ class Settings:
             home=home,
             database_url=database_url,
             nats_url=env.get("LEDGER_NATS_URL") or None,
-            stream=env.get("LEDGER_STREAM") or "LEDGER",
-            subject_prefix=env.get("LEDGER_SUBJECT_PREFIX") or "ledger",
+            stream=_stream_name(env.get("LEDGER_STREAM")),
+            subject_prefix=_subject_prefix(env.get("LEDGER_SUBJECT_PREFIX")),
             actor=env.get("LEDGER_ACTOR") or _default_actor(env),
             stream_replicas=_positive_int(
-                "LEDGER_STREAM_REPLICAS", env.get("LEDGER_STREAM_REPLICAS"), 1
+                "LEDGER_STREAM_REPLICAS",
+                env.get("LEDGER_STREAM_REPLICAS"),
+                1,
+                most=MAX_REPLICAS,
+                why="JetStream's limit",
             ),
             duplicate_window=_seconds(
                 "LEDGER_DUPLICATE_WINDOW", env.get("LEDGER_DUPLICATE_WINDOW"), 120.0
@@ -263,11 +320,58 @@ class Settings:
                 return {**credentials.connect_options(), "nkeys_seed": str(seed)}
         return credentials.connect_options()
 
+    def _postgres_query(self, query: str, *, has_password: bool) -> tuple[str, dict[str, str]]:
+        """The schema of ``?schema=``, and the URL's other parameters for libpq
+        (``sslmode``, ``sslrootcert``, ``application_name``...).  They were all dropped
+        but the schema, so ``?sslmode=require`` connected without TLS, silently."""
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import make_conninfo
+
+        pairs = parse_qsl(query, keep_blank_values=True)
+        names = [name for name, _ in pairs]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:
+            raise ConfigError(f"LEDGER_DATABASE_URL gives ?{twice}= more than once")
+        params = dict(pairs)
+        schema = params.pop("schema", "").strip() or "public"
+        if not _SCHEMA_NAME.match(schema):
+            # The eventsourcing library names the schema unquoted in one statement: the
+            # schema was created, then the command failed on a syntax error.
+            raise ConfigError(
+                f"LEDGER_DATABASE_URL: ?schema={schema!r} is not usable: a schema name here "
+                "is 1 to 63 ASCII letters, digits or '_', not starting with a digit"
+            )
+        parts: tuple[str, ...] = ("host", "hostaddr", "port", "dbname", "user")
+        clash = [name for name in parts if name in params]
+        if has_password and "password" in params:
+            clash.append("password")
+        if clash:
+            raise ConfigError(
+                f"LEDGER_DATABASE_URL: ?{clash[0]}= repeats a part of the URL itself; "
+                "give it once, in postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME"
+            )
+        try:
+            make_conninfo(**params)
+        except ProgrammingError as exc:
+            raise ConfigError(
+                f"LEDGER_DATABASE_URL: {str(exc).strip()} (the URL's parameters are "
+                "libpq's, such as ?sslmode=require, besides ?schema=NAME)"
+            ) from None
+        return schema, params
+
     def eventsourcing_env(self) -> dict[str, str]:
         """Environment for the eventsourcing library's infrastructure factory."""
         env = {"ORIGINATOR_ID_TYPE": "text", "CREATE_TABLE": "yes"}
         if self.backend == "sqlite":
             path = self.sqlite_path
+            if str(path) in ("", ".") or path.is_dir():
+                # SQLite said only "unable to open database file" (exit 1, as if the
+                # store were down).
+                what = "a directory" if str(path) not in ("", ".") else "no file"
+                raise ConfigError(
+                    f"LEDGER_DATABASE_URL '{self.redacted_url}' names {what}: use "
+                    "sqlite:///PATH/TO/ledger.db (or set LEDGER_HOME alone)"
+                )
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -283,10 +387,10 @@ class Settings:
                 env["CREATE_TABLE"] = "no"
         else:
             parsed = urlparse(self.database_url)
-            query = parse_qs(parsed.query)
             dbname = unquote(parsed.path.lstrip("/"))
             if not dbname:
                 raise ConfigError(f"LEDGER_DATABASE_URL '{self.redacted_url}' names no database")
+            schema, libpq = self._postgres_query(parsed.query, has_password=bool(parsed.password))
             env.update(
                 PERSISTENCE_MODULE="ledger.store.postgres:LedgerPostgresFactory",
                 POSTGRES_DBNAME=dbname,
@@ -294,7 +398,8 @@ class Settings:
                 POSTGRES_PORT=str(parsed.port or 5432),
                 POSTGRES_USER=unquote(parsed.username or getpass.getuser()),
                 POSTGRES_PASSWORD=unquote(parsed.password or ""),
-                POSTGRES_SCHEMA=query.get("schema", ["public"])[0],
+                POSTGRES_SCHEMA=schema,
+                POSTGRES_LIBPQ_PARAMS=json.dumps(libpq),
                 POSTGRES_CONNECT_TIMEOUT="10",
                 POSTGRES_POOL_SIZE="2",
                 POSTGRES_MAX_OVERFLOW="4",

@@ -333,6 +333,22 @@ class NatsCredentials:
         )
 
 
+def _check_seed_file(path: Path) -> None:
+    """A seed file the NATS client can use (it raised a traceback from inside the
+    connection on one that held anything else): read as the client reads it."""
+    import nkeys
+
+    from ledger.config import ConfigError
+
+    try:
+        nkeys.from_seed(bytearray(path.read_bytes().strip()))
+    except Exception:
+        raise ConfigError(
+            f"LEDGER_NATS_NKEY_SEED='{path}' does not hold an nkey seed (one line "
+            "starting with SU, as `python -m ledger.nats_auth` or `nsc` write it)"
+        ) from None
+
+
 def credentials_from_env(env: Mapping[str, str]) -> NatsCredentials:
     """``LEDGER_NATS_USER``/``LEDGER_NATS_PASSWORD``, ``LEDGER_NATS_CREDS``,
     ``LEDGER_NATS_NKEY_SEED`` and ``LEDGER_NATS_CA``; files must exist and be readable."""
@@ -358,6 +374,8 @@ def credentials_from_env(env: Mapping[str, str]) -> NatsCredentials:
         nkey_seed_file=file("LEDGER_NATS_NKEY_SEED"),
         ca_file=file("LEDGER_NATS_CA"),
     )
+    if credentials.nkey_seed_file is not None:
+        _check_seed_file(credentials.nkey_seed_file)
     chosen = [
         name
         for name, value in (

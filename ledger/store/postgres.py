@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -671,6 +672,11 @@ class LedgerPostgresFactory(PostgresFactory):
 
     def __init__(self, env: Any):
         super().__init__(env)
+        # libpq parameters of the URL (?sslmode=require...), for every pooled connection.
+        libpq = json.loads(self.env.get("POSTGRES_LIBPQ_PARAMS") or "{}")
+        kwargs = self.datastore.pool.kwargs
+        if libpq and isinstance(kwargs, dict):
+            kwargs.update(libpq)
         if self.env_create_table():
             ensure_schema(self.datastore, user=self.env.get(self.POSTGRES_USER) or "")
 
@@ -681,3 +687,29 @@ class LedgerPostgresFactory(PostgresFactory):
     def process_recorder(self) -> Any:
         with ddl_lock(self.datastore):
             return super().process_recorder()
+
+
+def why_unreachable(env: dict[str, str]) -> str | None:
+    """libpq's own reason why a connection to the database of ``env`` (the eventsourcing
+    environment) fails, or None if one opens now.
+
+    The pool answers only "couldn't get a connection after 10.00 sec", whether the
+    server refused, the database does not exist, the password is wrong or TLS was
+    required of a server without it; one direct attempt says which."""
+    import psycopg
+
+    params: dict[str, Any] = {
+        "dbname": env["POSTGRES_DBNAME"],
+        "host": env["POSTGRES_HOST"],
+        "port": env["POSTGRES_PORT"],
+        "user": env["POSTGRES_USER"],
+        "password": env["POSTGRES_PASSWORD"],
+        "connect_timeout": 5,
+        **json.loads(env.get("POSTGRES_LIBPQ_PARAMS") or "{}"),
+    }
+    try:
+        psycopg.connect(**params).close()
+    except psycopg.Error as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return " ".join(lines) or type(exc).__name__
+    return None
