@@ -212,7 +212,7 @@ def parse_object(
             " (a batch is one event per line: see `ledger import`)" if isinstance(obj, list) else ""
         )
         raise InputError(
-            f"expected a JSON object describing one event, got {type(obj).__name__}{hint}",
+            f"expected a JSON object describing one event, got {_json_kind(obj)}{hint}",
             line=line,
         )
     type_name = obj.get("type")
@@ -335,6 +335,8 @@ def _json_kind(value: object) -> str:
         return "an array"
     if isinstance(value, dict):
         return "an object"
+    if isinstance(value, str):
+        return f'the string "{ev.echo(value)}"'
     return "null" if value is None else type(value).__name__
 
 

@@ -489,9 +489,10 @@ def test_a_bare_date_that_is_no_date_is_refused_naming_the_field(obj: Any, field
 @pytest.mark.parametrize(
     ("given", "got"),
     [
-        ([f.party("acme")], "list (a batch is one event per line: see `ledger import`)"),
-        ('"acme"', "str"),  # (text: the JSON string "acme")
-        (5, "int"),
+        ([f.party("acme")], "an array (a batch is one event per line: see `ledger import`)"),
+        ('"acme"', 'the string "acme"'),  # (text: the JSON string "acme")
+        (5, "the number 5"),
+        (None, "null"),  # they said Python's names: list, str, int, NoneType
     ],
 )
 def test_input_that_is_not_an_object_is_refused_saying_what_it_is(given: Any, got: str) -> None:
