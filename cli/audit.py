@@ -37,14 +37,14 @@ def _read_small(path: str, what: str, limit: int) -> bytes:
     return data
 
 
-def _read_checkpoint(path: str) -> str:
+def _read_checkpoint(path: str, option: str) -> str:
     from ledger.errors import InputError
 
-    data = _read_small(path, "--checkpoint", MAX_CHECKPOINT_FILE)
+    data = _read_small(path, option, MAX_CHECKPOINT_FILE)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"{path} is not a UTF-8 checkpoint", field="--checkpoint") from None
+        raise InputError(f"{path} is not a UTF-8 checkpoint", field=option) from None
 
 
 def _key(app: Ledger, key: str | None) -> VerifierKey:
@@ -112,13 +112,13 @@ def key(ctx: click.Context, generate: str | None, output: str) -> None:
     from ledger.cli.common import settings
 
     if generate is not None:
-        import uuid
         from pathlib import Path
 
+        from ledger.audit import key_name
         from ledger.checkpoint import CheckpointError, create_signing_key
         from ledger.errors import InputError
 
-        name = settings(ctx).origin or f"export-control-ledger/{uuid.uuid4().hex[:12]}"
+        name = key_name(settings(ctx))
         try:
             verifier = create_signing_key(Path(generate), name).verifier
         except CheckpointError as exc:
@@ -223,7 +223,7 @@ def prove(
         wanted = uuid.UUID(event_id)
     except ValueError:
         raise InputError(f"'{event_id}' is not an event id (a UUID)", field="EVENT_ID") from None
-    note = _read_checkpoint(checkpoint_file) if checkpoint_file else None
+    note = _read_checkpoint(checkpoint_file, "--checkpoint") if checkpoint_file else None
     with open_ledger(ctx, existing=True) as app:
         _built(app)
         proof = make_proof(app, wanted, checkpoint=note, key=_key(app, key_text))
@@ -281,7 +281,7 @@ def verify(
     from ledger.audit import consistency
     from ledger.audit import verify as verify_all
 
-    note = _read_checkpoint(since_file) if since_file else None
+    note = _read_checkpoint(since_file, "--since") if since_file else None
     result: dict[str, Any] = {}
     with open_ledger(ctx, existing=True) as app:
         _built(app)

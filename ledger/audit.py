@@ -65,11 +65,28 @@ def signing_key(settings: Settings) -> SigningKey:
             return load_signing_key(settings.signing_key, create_name=None)
         except CheckpointError as exc:
             raise InputError(f"LEDGER_SIGNING_KEY: {exc}", field="LEDGER_SIGNING_KEY") from None
-    name = settings.origin or f"export-control-ledger/{uuid.uuid4().hex[:12]}"
+    name = key_name(settings)
     try:
         return load_signing_key(settings.signing_key_path, create_name=name)
     except CheckpointError as exc:
         raise InputError(str(exc), field="LEDGER_SIGNING_KEY") from None
+
+
+def key_name(settings: Settings) -> str:
+    """The name of a key made here: ``LEDGER_ORIGIN`` (refused naming it, not the key
+    file, when it cannot be a key name), else ``export-control-ledger/<random>``."""
+    from ledger.checkpoint import check_key_name
+
+    if settings.origin is None:
+        return f"export-control-ledger/{uuid.uuid4().hex[:12]}"
+    try:
+        return check_key_name(settings.origin)
+    except CheckpointError:
+        raise InputError(
+            f"LEDGER_ORIGIN={settings.origin!r} cannot name a key: it must be non-empty, "
+            "without spaces, newlines or '+' (e.g. example.org/export-ledger)",
+            field="LEDGER_ORIGIN",
+        ) from None
 
 
 def verifier_key(text: str) -> VerifierKey:
@@ -82,6 +99,12 @@ def verifier_key(text: str) -> VerifierKey:
             candidate = Path(text).read_text()[:4096].strip()
         except OSError as exc:
             raise InputError(f"cannot read the key {text}: {exc.strerror}", field="--key") from None
+        except UnicodeDecodeError:
+            raise InputError(
+                f"--key: {text} holds no key (it is not UTF-8 text); give the key or a file "
+                "holding what `ledger key` prints",
+                field="--key",
+            ) from None
     try:
         return VerifierKey.parse(candidate)
     except CheckpointError as exc:

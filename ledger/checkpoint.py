@@ -64,7 +64,7 @@ def _b64decode(text: str, what: str) -> bytes:
         raise CheckpointError(f"{what} is not valid base64") from None
 
 
-def _check_name(name: str) -> str:
+def check_key_name(name: str) -> str:
     if not _NAME.fullmatch(name):
         raise CheckpointError(f"key name {name!r} must be non-empty, without spaces or '+'")
     return name
@@ -97,7 +97,7 @@ class VerifierKey:
         if len(parts) != 3:
             raise CheckpointError("a verifier key is <name>+<hex key id>+<base64 key>")
         name, hex_id, encoded = parts
-        _check_name(name)
+        check_key_name(name)
         raw = _b64decode(encoded, "the verifier key")
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise CheckpointError("the verifier key is not an Ed25519 key (0x01 + 32 bytes)")
@@ -123,7 +123,7 @@ class SigningKey:
 
     @classmethod
     def generate(cls, name: str) -> SigningKey:
-        return cls(_check_name(name), Ed25519PrivateKey.generate())
+        return cls(check_key_name(name), Ed25519PrivateKey.generate())
 
     @property
     def seed(self) -> bytes:
@@ -158,12 +158,12 @@ class SigningKey:
                 raise CheckpointError(f"the PEM signing key cannot be read: {exc}") from None
             if not isinstance(pem, Ed25519PrivateKey):
                 raise CheckpointError("the PEM signing key is not an Ed25519 key")
-            return cls(_check_name(name), pem)
+            return cls(check_key_name(name), pem)
         parts = text.split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise CheckpointError("a signing key is PRIVATE+KEY+<name>+<hex key id>+<base64 key>")
         _, _, key_name, hex_id, encoded = parts
-        _check_name(key_name)
+        check_key_name(key_name)
         raw = _b64decode(encoded, "the signing key")
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise CheckpointError("the signing key is not an Ed25519 key (0x01 + 32 bytes)")
@@ -222,7 +222,7 @@ def split_note(note: str | bytes) -> tuple[str, list[Signature]]:
         raw = _b64decode(fields[1], "a signature")
         if len(raw) < 5:
             raise CheckpointError("a signature is a key id and at least one byte")
-        signatures.append(Signature(_check_name(fields[0]), raw[:4], raw[4:]))
+        signatures.append(Signature(check_key_name(fields[0]), raw[:4], raw[4:]))
     if not signatures or len(signatures) > MAX_SIGNATURES:
         raise CheckpointError("the note has no signatures (or too many)")
     return body, signatures
@@ -306,6 +306,8 @@ def load_signing_key(path: Path, *, create_name: str | None = None) -> SigningKe
         return _create_key(path, create_name)
     except OSError as exc:
         raise CheckpointError(f"cannot read the signing key {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path} holds no signing key (it is not UTF-8 text)") from None
     return SigningKey.parse(text, name=create_name)
 
 

@@ -179,3 +179,38 @@ def test_an_unreachable_postgresql_says_why(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert f'database "{missing}" does not exist' in lines[0], lines[0]
+
+
+EVENT = (
+    '{"type": "PartyRegistered", "entity_id": "p1", "name": "P", "country": "CN", '
+    '"roles": ["exporter"], "effective_at": "2025-01-01", '
+    '"sources": [{"reference": "https://example.org/p1", "publisher": "MOFCOM"}]}'
+)
+
+
+def test_key_files_that_are_not_text_and_origins_that_are_no_names(tmp_path: Path) -> None:
+    """A binary LEDGER_SIGNING_KEY (or --key file) was a UnicodeDecodeError traceback; an
+    LEDGER_ORIGIN that cannot be a key name was blamed on LEDGER_SIGNING_KEY or --generate.
+    --since names itself, not --checkpoint, when its file is not a checkpoint."""
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\x00\x85\xff binary\n")
+    home = {"LEDGER_HOME": str(tmp_path / "home"), "LEDGER_ACTOR": "test"}
+    _one_line(
+        _run({**home, "LEDGER_SIGNING_KEY": str(binary)}, "append", EVENT, "-o", "json"),
+        2,
+        f"{binary} holds no signing key (it is not UTF-8 text)",
+        '"field": "LEDGER_SIGNING_KEY"',
+    )
+    for args in (["append", EVENT], ["key", "--generate", str(tmp_path / "new.key")]):
+        line = _one_line(
+            _run({**home, "LEDGER_ORIGIN": "a b"}, *args, "-o", "json"),
+            2,
+            "LEDGER_ORIGIN='a b' cannot name a key",
+            '"field": "LEDGER_ORIGIN"',
+        )
+        assert "LEDGER_SIGNING_KEY" not in line and "--generate" not in line
+    assert not (tmp_path / "new.key").exists()
+    assert _run(home, "append", EVENT).exit_code == 0
+    _one_line(_run(home, "verify", "--key", str(binary)), 2, f"--key: {binary} holds no key")
+    line = _one_line(_run(home, "verify", "--since", str(binary), "-o", "json"), 2)
+    assert '"field": "--since"' in line, line
