@@ -129,7 +129,8 @@ async def _receive_all(url: str, settings: Any, expected: int, timeout: float) -
     "--home",
     "demo_home",
     type=click.Path(file_okay=False),
-    help="Keep the demo's ledger here (default: a temporary directory, removed afterwards).",
+    help="Keep the demo's ledger here: a new directory or one an earlier demo kept, never "
+    "another ledger (default: a temporary directory, removed afterwards).",
 )
 @click.option(
     "--web",
@@ -190,8 +191,13 @@ def demo(ctx: click.Context, demo_home: str | None, with_web: bool, port: int, o
         {"LEDGER_HOME": str(home), "LEDGER_DATABASE_URL": database_url, "LEDGER_ACTOR": "demo"}
     )
     report: dict[str, Any] = {"home": str(home), "store": database_url}
-    server = embedded_server(settings)
     app = Ledger(settings)
+    try:
+        _refuse_a_ledger_not_the_demos(app, home)
+    except BaseException:
+        app.close()
+        raise
+    server = embedded_server(settings)
     try:
         url = server.start()
         report["nats_url"] = url
@@ -362,6 +368,31 @@ def _prove_one(
         "tree_size": checked.tree_size,
         "verified": True,
     }
+
+
+def _refuse_a_ledger_not_the_demos(app: Any, home: Path) -> None:
+    """The demo imports the scenario into a new ledger or one an earlier demo kept (the
+    scenario's first event at position 1).  Pointed at another ledger, it started an
+    embedded NATS server in that home and then failed on the scenario's first line
+    (recorded times earlier than the ledger's) with a message about backfills."""
+    import json
+    from uuid import UUID
+
+    from ledger.errors import InputError
+    from ledger.scenario import scenario_path
+
+    head = app.head()
+    if head == 0:
+        return
+    with scenario_path().open("rb") as f:
+        first = UUID(json.loads(f.readline())["event_id"])
+    entry = app.get_event(first)
+    if entry is None or entry.position != 1:
+        raise InputError(
+            f"{home} holds a ledger that is not a demo's ({head:,} events): the demo "
+            "writes the 2025 record only into a new directory or one an earlier demo kept",
+            field="--home",
+        )
 
 
 def _global_home(ctx: click.Context) -> str | None:

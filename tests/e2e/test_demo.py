@@ -220,3 +220,38 @@ def test_rerun_on_a_kept_home(tmp_path: Path) -> None:
         body = json.loads(proc.stdout)
         assert body["imported"]["events"] == imported
         assert body["subscriber"]["received"] == len(load()) and body["subscriber"]["in_order"]
+
+
+def test_a_home_holding_another_ledger_is_left_alone(tmp_path: Path) -> None:
+    """`demo --home DIR` on a ledger that is not a demo's: one line, exit 2, before any
+    NATS server starts there (it started one in that home, made its keys, then failed on
+    the scenario's first line with a message about backfills, exit 1)."""
+    env = clean_env(tmp_path)
+    home = tmp_path / "mine"
+    party = {
+        "type": "PartyRegistered",
+        "entity_id": "mine",
+        "name": "Mine",
+        "country": "US",
+        "roles": ["exporter"],
+        "effective_at": "2025-01-01",
+        "sources": [{"reference": "https://example.org/mine", "publisher": "Mine"}],
+    }
+    mine = subprocess.run(
+        [LEDGER, "--home", str(home), "append", json.dumps(party)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert mine.returncode == 0, mine.stderr
+    before = sorted(p.name for p in home.iterdir())
+    proc = subprocess.run(
+        [LEDGER, "demo", "--home", str(home)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == (
+        f"Error: --home: {home} holds a ledger that is not a demo's (1 events): the demo "
+        "writes the 2025 record only into a new directory or one an earlier demo kept"
+    )
+    assert sorted(p.name for p in home.iterdir()) == before  # no nats/, no nats-auth/
