@@ -330,10 +330,16 @@ def show(ctx: click.Context, event_id: str, output: str) -> None:
     is_flag=True,
     help="Print an AsyncAPI document of the NATS subjects and payloads instead.",
 )
+@output_option("table", "json")
 @click.pass_context
 @handle_errors
 def schema(
-    ctx: click.Context, type_name: str | None, list_types: bool, for_input: bool, asyncapi: bool
+    ctx: click.Context,
+    type_name: str | None,
+    list_types: bool,
+    for_input: bool,
+    asyncapi: bool,
+    output: str,
 ) -> None:
     """Print the JSON Schema of the event contract (every event type).
 
@@ -342,7 +348,8 @@ def schema(
     operators write instead: a line `ledger import` takes validates against it.  The
     schemas are JSON Schema 2020-12 that strict validators accept (ajv strict mode with
     ajv-formats); each has an $id.  --type, --types, --input and --asyncapi each print
-    something else: give at most one.
+    something else: give at most one.  The documents are JSON in either format; -o json
+    lists --types as a JSON array and gives errors as JSON.
 
     \b
     Examples:
@@ -350,6 +357,7 @@ def schema(
       ledger schema --input > ledger-input.schema.json    # validate files before import
       ledger schema --type LicenceGranted
       ledger schema --types
+      ledger schema --types -o json
       ledger schema --asyncapi > ledger.asyncapi.json
     """
     import msgspec
@@ -372,10 +380,16 @@ def schema(
     if len(chosen) > 1:
         raise InputError(f"choose one of {', '.join(chosen)}", field=chosen[1])
     if list_types:
+        listed = []
         for cls in ev.EVENT_TYPES:
-            kind = cls.KIND or "(kind of the retracted event)"
             doc = (cls.__doc__ or "").strip().splitlines()[0]
-            click.echo(f"{cls.__name__:24s} {kind:12s} {doc}")
+            listed.append({"type": cls.__name__, "kind": cls.KIND or None, "description": doc})
+        if output == "json":
+            echo_json(listed)
+            return
+        for row in listed:
+            kind = row["kind"] or "(kind of the retracted event)"
+            click.echo(f"{row['type']:24s} {kind:12s} {row['description']}")
         return
     if asyncapi:
         from ledger.asyncapi import asyncapi_document

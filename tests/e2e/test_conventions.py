@@ -64,6 +64,45 @@ def test_every_output_option_uses_the_shared_names(name: str) -> None:
     assert set(choices) - set(OUTPUT_FORMATS) <= {"cloudevents"}
 
 
+def test_every_command_but_the_servers_offers_json() -> None:
+    """As the README says: -o json for scripts (schema had no -o: `schema -o json` was a
+    usage error, and `schema --types` a text table only)."""
+    servers = {"serve", "web"}  # long-running: they print URLs, not answers
+    for name in COMMANDS:
+        if name in servers:
+            continue
+        command = cli.get_command(click.Context(cli), name)
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                assert "json" in (_choices_of(sub) or []), f"{name} {sub.name}"
+        else:
+            assert "json" in (_output_choices(name) or []), name
+
+
+def _choices_of(command: click.Command) -> list[str] | None:
+    for param in command.params:
+        if param.name == "output" and isinstance(param.type, click.Choice):
+            return list(param.type.choices)
+    return None
+
+
+def test_schema_lists_types_as_json(run: Callable[..., Result]) -> None:
+    listed = json.loads(ok(run("schema", "--types", "-o", "json")))
+    assert listed[0] == {
+        "type": "AgreementReached",
+        "kind": "agreement",
+        "description": "Parties reached an arrangement (e.g. the Busan arrangement of 2025-10-30).",
+    }
+    retracted = next(t for t in listed if t["type"] == "EventRetracted")
+    assert retracted["kind"] is None  # the kind of the retracted event
+    refused = run("schema", "--type", "Nope", "-o", "json")
+    assert refused.exit_code == 2
+    assert json.loads(refused.stderr)["field"] == "--type"
+    assert (
+        json.loads(ok(run("schema", "-o", "json")))["$id"] == json.loads(ok(run("schema")))["$id"]
+    )
+
+
 def test_views_and_log_offer_every_format() -> None:
     for name in [*VIEWS, "log"]:
         assert _output_choices(name) == list(OUTPUT_FORMATS), name
