@@ -173,6 +173,10 @@ def validation_error(exc: msgspec.ValidationError, line: int | None, obj: Any = 
         text = f"'{given}' is not a decimal number (digits, an optional point and exponent)"
     elif text == "Expected `int` >= 1":
         text = "must be a positive whole number"
+    elif text == "Expected `str` of length >= 1":  # msgspec's words for ""
+        text = "must not be empty"
+    elif text == "Expected `array` of length >= 1":
+        text = "must not be empty: give at least one"
     elif "datetime` with a timezone" in text:
         text += " (add 'Z' or an offset such as +08:00)"
     elif text.startswith("Invalid RFC3339"):

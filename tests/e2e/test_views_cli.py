@@ -252,10 +252,10 @@ def request_args(**changes: str) -> list[str]:
         ("--quantity", "100.0000000001", 1, "[rule: quantity-precision]"),
         ("--quantity", "1e15", 1, "[rule: quantity-precision]"),
         ("--quantity", "1000000000000000", 1, "[rule: quantity-precision]"),
-        ("--exporter", "", 2, "Expected `str` of length >= 1"),
+        ("--exporter", "", 2, "must not be empty"),
         ("--end-user", "  ", 2, "must not begin or end with a space or an invisible"),
-        ("--item", "", 2, "Expected `str` of length >= 1"),
-        ("--licence", "", 2, "Expected `str` of length >= 1"),
+        ("--item", "", 2, "must not be empty"),
+        ("--licence", "", 2, "must not be empty"),
         ("--end-use", " ", 2, "must not be blank"),
     ],
 )

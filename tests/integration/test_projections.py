@@ -796,9 +796,9 @@ def test_decision_rejections(views: Views) -> None:
 @pytest.mark.parametrize(
     ("change", "error", "field", "text"),
     [
-        ({"exporter": ""}, InputError, "exporter", "Expected `str` of length >= 1"),
+        ({"exporter": ""}, InputError, "exporter", "must not be empty"),
         ({"end_user": " acme"}, InputError, "end_user", "must not begin or end with a space"),
-        ({"licence_id": ""}, InputError, "licence_id", "Expected `str` of length >= 1"),
+        ({"licence_id": ""}, InputError, "licence_id", "must not be empty"),
         ({"end_use": "   "}, InputError, "end_use", "must not be blank"),
         ({"quantity": Decimal("0.0000000001")}, RuleViolation, "quantity", "decimal places"),
     ],

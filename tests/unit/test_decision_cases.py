@@ -575,10 +575,10 @@ def test_a_decision_as_json() -> None:
             "must not begin or end with a space or an invisible character",
         ),
         ({"end_user": "a" * 201}, "end_user", "Expected `str` of length <= 200"),
-        ({"item": ""}, "item", "Expected `str` of length >= 1"),
+        ({"item": ""}, "item", "must not be empty"),
         ({"unit": "k\tg"}, "unit", "contains the control character U+0009"),
         ({"end_use": "  "}, "end_use", "must not be blank"),
-        ({"licence_id": ""}, "licence_id", "Expected `str` of length >= 1"),
+        ({"licence_id": ""}, "licence_id", "must not be empty"),
     ],
 )
 def test_requests_apply_could_not_record_are_refused(

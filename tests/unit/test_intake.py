@@ -653,3 +653,19 @@ def test_a_retraction_naming_half_its_entity_is_completed_from_the_retracted_eve
 def test_a_retraction_with_an_empty_entity_kind_is_refused() -> None:
     obj = retraction(retracted_event_id=TARGET, entity_kind="", entity_id="acme")
     assert said(refusal(obj)) == ("entity_kind", "Invalid enum value ''", LINE)
+
+
+@pytest.mark.parametrize(
+    ("changed", "field", "message"),
+    [
+        ({"entity_id": ""}, "entity_id", "must not be empty"),
+        ({"name": ""}, "name", "must not be empty"),
+        ({"roles": []}, "roles", "must not be empty: give at least one"),
+    ],
+)
+def test_empty_text_and_lists_are_refused_in_words(
+    changed: dict[str, Any], field: str, message: str
+) -> None:
+    """They said msgspec's 'Expected `str` of length >= 1' and 'Expected `array` of
+    length >= 1'."""
+    assert said(refusal({**f.party("acme"), **changed})) == (field, message, LINE)
