@@ -24,7 +24,7 @@ from typing import Protocol
 from uuid import UUID
 
 from ledger import events as ev
-from ledger.domain.facts import Check, Facts, day, require, window
+from ledger.domain.facts import Check, Facts, day, require, shared, shared_names, window
 from ledger.domain.items import most_specific
 from ledger.domain.party import PartyState, check_end_users
 from ledger.domain.quantities import check_quantity, quantity_text
@@ -35,7 +35,7 @@ GENERAL_LICENCE_MAX_MONTHS = 36
 SINGLE_LICENCE_MAX_MONTHS = 12
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemState:
     item: str
     cap: Decimal
@@ -47,7 +47,7 @@ class ItemState:
         return self.cap - self.used
 
 
-@dataclass
+@dataclass(slots=True)
 class LicenceState:
     licence_id: str
     licence_type: str
@@ -178,12 +178,12 @@ class LicenceState:
 def new_licence(e: ev.LicenceGranted) -> LicenceState:
     return LicenceState(
         licence_id=e.entity_id,
-        licence_type=e.licence_type,
-        issuer=e.issuer,
-        exporter=e.exporter,
-        end_users=e.end_users,
-        items={i.item: ItemState(i.item, i.cap, i.unit) for i in e.items},
-        destinations=e.destinations,
+        licence_type=shared(e.licence_type),
+        issuer=shared(e.issuer),
+        exporter=shared(e.exporter),
+        end_users=tuple(map(shared, e.end_users)),
+        items={i.item: ItemState(shared(i.item), i.cap, shared(i.unit)) for i in e.items},
+        destinations=shared_names(e.destinations),
         valid_from=e.effective_at,
         valid_until=e.valid_until,
         granted_event_id=e.event_id,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from ledger import events as ev
-from ledger.domain.facts import Check, Facts, day, require, window
+from ledger.domain.facts import Check, Facts, day, require, shared, shared_names, window
 from ledger.errors import RuleViolation
 from ledger.times import end_text
 
@@ -24,7 +24,7 @@ SUSPECT_LISTS = frozenset({MILITARY_LIST, "restricted"})
 """List kinds on which a licensed end user is a finding (``licensed-end-user-listed``)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Listing:
     list_name: str
     list_kind: str
@@ -33,7 +33,7 @@ class Listing:
     event_id: UUID
 
 
-@dataclass
+@dataclass(slots=True)
 class PartyState:
     party_id: str
     name: str
@@ -72,8 +72,8 @@ class PartyState:
     def apply(self, e: ev.Event) -> None:
         self.event_ids.append(e.event_id)
         if isinstance(e, ev.PartyVetted):
-            self.vetting = e.outcome
-            self.vetting_authority = e.authority
+            self.vetting = shared(e.outcome)
+            self.vetting_authority = shared(e.authority)
             self.vetted_at = e.effective_at
             self.vetting_until = e.valid_until
             self.vetting_event_id = e.event_id
@@ -90,10 +90,10 @@ class PartyState:
 
 def new_party(e: ev.PartyRegistered) -> PartyState:
     return PartyState(
-        party_id=e.entity_id,
+        party_id=shared(e.entity_id),  # (the licences naming it hold the same string)
         name=e.name,
-        country=e.country,
-        roles=e.roles,
+        country=shared(e.country),
+        roles=shared_names(e.roles),
         registered_at=e.effective_at,
         event_ids=[e.event_id],
     )
