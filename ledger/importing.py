@@ -10,8 +10,9 @@ are visible to it, nobody else's are possible meanwhile):
 
 - repeated event ids (idempotency, ``event-id-reused``): looked up in the event index;
 - a retraction of an event earlier in the file: the same lookup;
-- entity state: a working set of entities, trimmed to a budget of events held after
-  each chunk (least recently used first) and reloaded from the store when needed again.
+- entity state: a working set of entities, trimmed to a budget of bytes after each
+  chunk (those not touched again since they were loaded first, then least recently
+  used first) and reloaded from the store when needed again.
 
 The file stays all or nothing: everything commits together at the end, and an error on
 any line (or the process killed) leaves nothing appended.  A dry run does the same and
@@ -26,7 +27,7 @@ import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import IO, TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -63,10 +64,13 @@ if TYPE_CHECKING:
 CHUNK_LINES = 2000
 """Lines parsed, checked and written at a time."""
 
-WORKSPACE_BYTES = 32 << 20
-"""About how much the working set of entities may hold between chunks; beyond it the
-entities least recently used are dropped (reloaded from the store if a later line needs
-them: a licence from the snapshot written as it leaves, others from their events)."""
+WORKSPACE_BYTES = 24 << 20
+"""About how much the working set of entities may hold between chunks (counted at what
+they really take: ``LEAN_BYTES``); beyond it entities are dropped, those not touched
+again since they were loaded first, each kind least recently used first (reloaded from
+the store if a later line needs them: a licence from the snapshot written as it leaves,
+others from their events).  24 MB holds ~20,000 entities: the 1M-event benchmark file's
+licences and the end users they ship to (its other 10,000 end users are dropped)."""
 
 SNAPSHOT_EVERY = 64
 """A licence is snapshotted once it has this many new events since its last snapshot."""
@@ -251,7 +255,11 @@ class _Import:
                 if indexed
                 else _ImportWorkspace(self._load)
             )
-            self.used: dict[str, int] = {}  # entity key -> the last chunk that touched it
+            self.used: dict[str, int] = {}
+            """Entity key -> the last chunk that touched it, least recently used first."""
+            self.kept: set[str] = set()
+            """Entities touched again while held (by a later chunk than the one that loaded
+            them): dropped only after all the others (see ``_ImportWorkspace.trim``)."""
             self.snapshotted: dict[str, int] = {}  # licence key -> version of its snapshot
             self.chunk = 0
             while True:
@@ -322,9 +330,7 @@ class _Import:
         fresh, duplicates = self._sort_out_ids(submissions, stored)
         if self.backfill:
             self._check_backfill(submissions, stored)
-        keys = [k for i in fresh for k in references(submissions[i].event)]
-        for key in keys:
-            self.used[key] = self.chunk
+        self._touch(k for i in fresh for k in references(submissions[i].event))
         checked = self.app._check_and_encode(
             submissions,
             fresh,
@@ -346,6 +352,21 @@ class _Import:
             )
         self._record(submissions, checked, duplicates, positions)
         self._trim()
+
+    def _touch(self, keys: Iterable[str]) -> None:
+        """The chunk's entities move to the most recently used end of ``used``; those
+        held since an earlier chunk join ``kept``."""
+        used, kept, chunk = self.used, self.kept, self.chunk
+        entities, lean = self.workspace.entities, self.workspace.lean
+        for key in keys:
+            last = used.get(key)
+            if last == chunk:
+                continue  # (an entity touched again in the chunk: already moved)
+            if last is not None:
+                del used[key]
+                if key in lean or key in entities:
+                    kept.add(key)
+            used[key] = chunk
 
     def _snapshots(self, rows: list[IndexRow]) -> None:
         """A licence gets a snapshot (carried by its last row of the chunk) once it has
@@ -514,7 +535,7 @@ class _Import:
     def _trim(self) -> None:
         """After a chunk is written: entities of many events keep only their state, and
         the least recently used are dropped while the working set is over its budget."""
-        self.workspace.trim(self.used, self.workspace_bytes, self._drop_licences)
+        self.workspace.trim(self.used, self.kept, self.workspace_bytes, self._drop_licences)
 
 
 class _LineNumbers:
@@ -560,20 +581,24 @@ class _Lean:
         self.state: st.State | None = state
         self.max_effective = max_effective
         self.version = version
-        self.pending: list[ev.Event] = []
+        # The three below are made when first needed and dropped at each trim: most lean
+        # entities are not touched by the next chunk, and three empty containers would be
+        # ~180 bytes of the ~1 KB each holds.
+        self.pending: list[ev.Event] | None = None
         """Events folded in since, not yet written."""
-        self.recent: dict[str, ev.LicenceUsageRecorded] = {}
+        self.recent: dict[str, ev.LicenceUsageRecorded] | None = None
         """The shipments among ``pending``, by id."""
-        self.found: dict[str, ev.LicenceUsageRecorded | None] = {}
+        self.found: dict[str, ev.LicenceUsageRecorded | None] | None = None
         """Shipment ids of this chunk looked up in the store's index (None: not recorded)."""
 
 
-LEAN_BYTES = 1000
+LEAN_BYTES = 900
+LEAN_LICENCE_BYTES = 1300
 ENTITY_BYTES = 800
 EVENT_BYTES = 1000
-"""About what each takes in memory (a lean entity: its state; a full one, besides its
-events; an event), measured with tracemalloc on ``bench_import``'s events, for the
-budget."""
+"""About what each takes in memory (a lean entity, a lean licence: its state and what
+the import keeps about it; a full one, besides its events; an event), measured with
+tracemalloc on ``bench_import``'s events, for the budget."""
 
 
 StoredShipments = Callable[
@@ -603,6 +628,8 @@ class _ImportWorkspace(Workspace):
         """None: the store's shipment index does not cover the ledger (a dry run on a
         ledger from before it), so licences stay full."""
         self.lean: dict[str, _Lean] = {}
+        self.lean_licences = 0
+        """How many of ``lean`` are licences (they take more memory)."""
         self.reloads = 0
 
     def prefetch(
@@ -622,7 +649,8 @@ class _ImportWorkspace(Workspace):
             lean = self.lean.get(key)
             if lean is not None:
                 state = lean.state
-                ids = [s for s in ids if s not in lean.found]
+                known = lean.found
+                ids = ids if known is None else [s for s in ids if s not in known]
             else:
                 entity = self.entities.get(key)
                 if entity is None or not entity.from_snapshot_still:
@@ -637,6 +665,8 @@ class _ImportWorkspace(Workspace):
             recorded = found.get(key, {})
             lean = self.lean.get(key)
             if lean is not None:
+                if lean.found is None:
+                    lean.found = {}
                 for s in ids:
                     lean.found[s] = recorded.get(s)
             else:
@@ -645,12 +675,14 @@ class _ImportWorkspace(Workspace):
     def _full(self, key: str) -> Entity:
         """The lean entity ``key`` with its events again (stored ones, then pending)."""
         lean = self.lean.pop(key)
+        if key.startswith("licence:"):
+            self.lean_licences -= 1
         self.reloads += 1
         entity = Entity(key)
         for recorded in self.loader([key]).get(key, ()):
             entity.add(recorded.event)
             entity.version = recorded.originator_version
-        for e in lean.pending:
+        for e in lean.pending or ():
             entity.add(e)
         if entity.version != lean.version:
             raise StoreError(f"{key}: version {entity.version} reloaded, {lean.version} held")
@@ -677,12 +709,13 @@ class _ImportWorkspace(Workspace):
         lean = self.lean.get(key)
         if lean is None:
             return super().shipment(licence_id, shipment_id)
-        folded = lean.recent.get(shipment_id)  # (later than any stored: the fold keeps it)
-        if folded is not None:
-            return folded
-        if shipment_id not in lean.found:
+        if lean.recent is not None:
+            folded = lean.recent.get(shipment_id)  # (later than any stored: the fold keeps it)
+            if folded is not None:
+                return folded
+        if lean.found is None or shipment_id not in lean.found:
             self._look_up({key: [shipment_id]})
-        return lean.found.get(shipment_id)
+        return None if lean.found is None else lean.found.get(shipment_id)
 
     def add(self, e: ev.Event) -> Any:
         """Fold an accepted event in; returns what holds its entity's ``version``."""
@@ -693,20 +726,31 @@ class _ImportWorkspace(Workspace):
         lean.state = st.evolve(lean.state, e)
         lean.max_effective = e.effective_at
         lean.version += 1
-        lean.pending.append(e)
+        if lean.pending is None:
+            lean.pending = [e]
+        else:
+            lean.pending.append(e)
         if type(e) is ev.LicenceUsageRecorded:
+            if lean.recent is None:
+                lean.recent = {}
             lean.recent[e.shipment_id] = e
         return lean
 
-    def trim(self, used: dict[str, int], budget: int, drop_licences: DropLicences) -> None:
+    def trim(
+        self, used: dict[str, int], kept: set[str], budget: int, drop_licences: DropLicences
+    ) -> None:
         """Called once a chunk is written: pending events are stored now; entities become
-        lean (a third of a full one's memory: a party of two events); then the least
-        recently used go while over ``budget`` bytes.  ``drop_licences`` is told of the
-        licences that go (to snapshot them), before they do."""
-        for lean in self.lean.values():
-            lean.pending.clear()
-            lean.recent.clear()
-            lean.found.clear()
+        lean (a third of a full one's memory: a party of two events); then, while over
+        ``budget`` bytes, entities go: first those not touched again since they were
+        loaded, then the ``kept`` ones, each least recently used first (``used`` is in that
+        order).  Least recently used alone evicts everything in turn when a file cycles
+        through more entities than the budget holds (each goes just before its next turn:
+        a reload each time); this way the kept ones stay and only the rest are reloaded.
+        ``drop_licences`` is told of the licences that go (to snapshot them), before
+        they do."""
+        lean = self.lean
+        for held_lean in lean.values():
+            held_lean.pending = held_lean.recent = held_lean.found = None
         entities = self.entities
         licences_lean = self.stored_shipments is not None
         for key in list(entities):
@@ -715,28 +759,46 @@ class _ImportWorkspace(Workspace):
             made = _lean(entities[key])
             if made is not None:
                 del entities[key]
-                self.lean[key] = made
-        held = sum(ENTITY_BYTES + x.events_held * EVENT_BYTES for x in entities.values())
-        held += LEAN_BYTES * len(self.lean)
+                lean[key] = made
+                if key.startswith("licence:"):
+                    self.lean_licences += 1
+        held = sum(_full_bytes(x) for x in entities.values())
+        held += LEAN_BYTES * len(lean) + (LEAN_LICENCE_BYTES - LEAN_BYTES) * self.lean_licences
         if held <= budget:
             return
+        target = budget * 3 // 4
         dropped: list[str] = []
-        for key in sorted([*entities, *self.lean], key=lambda k: used.get(k, 0)):
-            if held <= budget * 3 // 4:
+        # Held but never touched by a chunk (loaded by a rule's question): first.
+        order = chain(
+            [k for k in (*entities, *lean) if k not in used],
+            [k for k in used if k not in kept],
+            [k for k in used if k in kept],
+        )
+        for key in order:
+            if held <= target:
                 break
+            made = lean.get(key)
+            if made is not None:
+                held -= LEAN_LICENCE_BYTES if key.startswith("licence:") else LEAN_BYTES
+            elif key in entities:
+                held -= _full_bytes(entities[key])
+            else:  # (touched, but nothing held: an entity not recorded yet)
+                dropped.append(key)
+                continue
             dropped.append(key)
-            held -= (
-                LEAN_BYTES
-                if key in self.lean
-                else ENTITY_BYTES + entities[key].events_held * EVENT_BYTES
-            )
         drop_licences(
-            {k: self.lean.get(k) or _lean(entities[k]) for k in dropped if k.startswith("licence:")}
+            {k: lean.get(k) or _lean(entities[k]) for k in dropped if k.startswith("licence:")}
         )
         for key in dropped:
-            if entities.pop(key, None) is None:
-                del self.lean[key]
+            gone = entities.pop(key, None) is None and lean.pop(key, None) is not None
+            if gone and key.startswith("licence:"):
+                self.lean_licences -= 1
             used.pop(key, None)
+            kept.discard(key)
+
+
+def _full_bytes(entity: Entity) -> int:
+    return ENTITY_BYTES + entity.events_held * EVENT_BYTES
 
 
 DropLicences = Callable[[Mapping[str, "_Lean | None"]], None]
