@@ -63,6 +63,7 @@ from ledger.projections.store import (
     ViewsMoved,
     ViewStore,
 )
+from ledger.store.codec import LooseShipment, contract
 from ledger.times import to_us
 
 
@@ -375,6 +376,8 @@ class Projector(Projection[Any]):
             # Out of order, or the last row does not cover [start, infinity) (rows of one
             # record can be split where knowledge of them differs): recompute from the
             # earliest effective time the event changes.
+            if type(e) is _LOOSE_SHIPMENT:
+                e = contract(e)
             events = entity.events
             if events is None:  # slim: every earlier event is in the store
                 events = list(self._load_history([key], self._pending_position).get(key, ()))
@@ -390,17 +393,24 @@ class Projector(Projection[Any]):
             if self.slim:
                 self._slim(entity)
             return
+        loose = type(e) is _LOOSE_SHIPMENT
         if entity.events is not None:
+            if loose:
+                e = contract(e)
+                loose = False
             entity.events.append(e)
         folded = entity.folded
         # A shipment onto a licence whose timeline is known (so it has a record): its
         # status at the shipment read from the timeline, and one step to the next record.
-        timeline = entity.timeline_values if type(e) is _SHIPMENT else None
+        # (Read from the store it is still loose here: this step reads only its values.)
+        timeline = entity.timeline_values if loose or type(e) is _SHIPMENT else None
         record: rec.Record | None
         if timeline is not None:
             status = rec.resolve(timeline, start)
             record = rec.shipped(entity.record, folded, e, status)  # type: ignore[arg-type]
         else:
+            if loose:
+                e = contract(e)
             folded.step(e)
             record = rec.next_record(entity.record, folded, e)
         entity.max_effective = start
@@ -677,6 +687,7 @@ class Projector(Projection[Any]):
 _KIND_CODE = rec.KIND_CODE
 _INFINITY = rec.INFINITY
 _SHIPMENT = ev.LicenceUsageRecorded
+_LOOSE_SHIPMENT = LooseShipment
 _RETRACTION = ev.EventRetracted
 """Read on every event: module globals, not attribute look-ups in other modules."""
 

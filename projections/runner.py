@@ -44,7 +44,7 @@ from ledger.app import gc_paused
 from ledger.projections.projector import Projector, cache_budget
 from ledger.projections.store import ViewsMoved, ViewStore
 from ledger.projections.stores import view_store
-from ledger.store.codec import decode_event
+from ledger.store.codec import decode_event, decode_stored
 
 if TYPE_CHECKING:
     from ledger.app import Ledger
@@ -107,15 +107,17 @@ def apply_payloads(
     writing; returns how many events the page covered (skipped types included)."""
     if not rows:
         return 0
-    # Stored as the event's JSON unless a cipher or compressor is configured.
+    # Stored as the event's JSON unless a cipher or compressor is configured.  Decoded
+    # without re-checking the contract's constraints (``decode_stored``): the store holds
+    # only events that passed them.
     payload = None if app.stores_plain_json else app.payload
     with gc_paused():
         items = [
-            (position, decode_event(payload(state) if payload else state, topic))
+            (position, decode_stored(payload(state) if payload else state, topic))
             for position, topic, state in rows
             if state is not None
         ]
-        projector.prefetch(e.entity for _, e in items)
+        projector.prefetch(f"{e.entity_kind}:{e.entity_id}" for _, e in items)
         projector.process(items, flush=False, upto=rows[-1][0])
     return len(rows)
 

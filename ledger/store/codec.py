@@ -66,6 +66,8 @@ def decode_event(data: bytes, type_name: str | None = None) -> ev.Event:
 # --- reading what older, looser contracts accepted ------------------------------------------
 
 _unconstrained: dict[type[Any], type[Any]] = {}
+_contract_of: dict[type[Any], type[Any]] = {}
+"""Each unconstrained struct's contract class (the reverse of ``_unconstrained``)."""
 
 
 def _without_constraints(tp: Any) -> Any:
@@ -109,18 +111,25 @@ def _unconstrained_struct(cls: type[msgspec.Struct]) -> type[msgspec.Struct]:
             tag=config.tag,
         )
         _unconstrained[cls] = found
+        _contract_of[found] = cls
     return found
 
 
 def _as_contract(value: Any) -> Any:
     """An unconstrained struct as the contract's class (constructors do not re-check)."""
-    if isinstance(value, tuple):
-        return tuple(_as_contract(item) for item in value)
-    if not isinstance(value, msgspec.Struct):
+    if type(value) is tuple:
+        # Most tuples are of strings: returned as they are, not rebuilt item by item.
+        for item in value:
+            if isinstance(item, _NESTED):
+                return tuple([_as_contract(item) for item in value])
         return value
-    target = next(c for c, u in _unconstrained.items() if isinstance(value, u))
-    fields = value.__struct_fields__
-    return target(**{name: _as_contract(getattr(value, name)) for name in fields})
+    target = _contract_of.get(type(value))
+    if target is None:
+        return value
+    return target(**{name: _as_contract(getattr(value, name)) for name in value.__struct_fields__})
+
+
+_NESTED = (tuple, msgspec.Struct)
 
 
 def _decode_unconstrained(data: bytes, type_name: str | None) -> ev.Event | None:
@@ -140,6 +149,46 @@ def _decode_unconstrained(data: bytes, type_name: str | None) -> ev.Event | None
         return None
     event: ev.Event = _as_contract(loose)
     return event
+
+
+# --- reading the ledger's own store, trusted -------------------------------------------------
+
+LooseShipment: type[Any] = _unconstrained_struct(ev.LicenceUsageRecorded)
+"""A shipment (``LicenceUsageRecorded``) decoded with every type checked and no value
+constraint: the same fields and values as the contract's class, not an instance of it
+(``contract`` makes it one)."""
+_loose_shipment = msgspec.json.Decoder(LooseShipment).decode
+_SHIPMENT = ev.LicenceUsageRecorded.__name__
+
+
+def decode_stored(data: bytes, type_name: str) -> Any:
+    """``decode_event`` of a payload the ledger stored itself (every stored event was
+    checked against the contract when it was appended), for the views projector.
+
+    The contract's value constraints (patterns on ids and texts) are ~80 % of a typed
+    decode's time (10.5 against 2.6 µs a shipment, 3 Dec 2026) and cannot have changed
+    what was stored, so they are not checked again: the event is decoded with the types
+    alone, and for a type known to the contract the result is the one ``decode_event``
+    returns, which also takes, types checked, what a looser contract once stored.  A
+    shipment comes back as a ``LooseShipment`` (the projector folds most of them without
+    an instance of the contract; ``contract`` makes one); any other event as its
+    contract's class.  What the types refuse raises ``decode_event``'s error."""
+    if type_name != _SHIPMENT:
+        # Decoded loose and converted, other events take longer than with the contract.
+        return decode_event(data, type_name)
+    try:
+        return _loose_shipment(data)
+    except msgspec.DecodeError:
+        return decode_event(data, type_name)  # raises its error: even the types do not hold
+
+
+def contract(event: Any) -> ev.Event:
+    """An event from ``decode_stored`` as its contract's class (itself if it is one)."""
+    if type(event) is LooseShipment:
+        converted: ev.Event = _as_contract(event)
+        return converted
+    result: ev.Event = event
+    return result
 
 
 class _TypeOnly(msgspec.Struct):
