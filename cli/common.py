@@ -144,6 +144,16 @@ def require_text(value: str, option: str) -> str:
     return value
 
 
+def not_blank(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A filter given empty (``--exporter "$ID"`` with ``ID`` unset) is a usage error:
+    ``log --entity ''`` listed every event, the views' filters matched nothing; either
+    way the script's mistake went unseen."""
+    for given in value if isinstance(value, tuple) else (value,):
+        if given is not None and not given.strip():
+            raise click.BadParameter("must not be empty")
+    return value
+
+
 def parse_time_option(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> dt.datetime | None:

@@ -14,6 +14,7 @@ from ledger.cli.common import (
     OUTPUT_FORMATS,
     echo_json,
     handle_errors,
+    not_blank,
     open_ledger,
     output_option,
     settings,
@@ -29,6 +30,10 @@ def parse_entity(value: str | None) -> tuple[str | None, str | None]:
         return None, None
     kind, sep, rest = value.partition(":")
     if sep and kind in ENTITY_KINDS:
+        if not rest.strip():
+            from ledger.errors import InputError
+
+            raise InputError(f"'{value}' names no id: give {kind}:ID", field="--entity")
         return kind, rest
     return None, value
 
@@ -38,6 +43,7 @@ def parse_entity(value: str | None) -> tuple[str | None, str | None]:
 @click.option(
     "--entity",
     metavar="KIND:ID",
+    callback=not_blank,
     shell_complete=complete.entities,
     help="Only this entity, e.g. licence:GL-1 (or a bare id of any kind).",
 )
@@ -58,6 +64,7 @@ def parse_entity(value: str | None) -> tuple[str | None, str | None]:
 )
 @click.option(
     "--party",
+    callback=not_blank,
     shell_complete=complete.entity_ids("party"),
     help="Only events naming this party (government code or party id).",
 )

@@ -31,6 +31,7 @@ from ledger.cli.common import (
     handle_errors,
     metrics_options,
     metrics_server,
+    not_blank,
     open_ledger,
     output_option,
     render_table,
@@ -319,6 +320,7 @@ def _plain(value: Any) -> str:
         "licence_ids",
         multiple=True,
         metavar="ID",
+        callback=not_blank,
         shell_complete=complete.entity_ids("licence"),
         help="Only this licence.",
     ),
@@ -329,11 +331,13 @@ def _plain(value: Any) -> str:
     ),
     click.option(
         "--exporter",
+        callback=not_blank,
         shell_complete=complete.entity_ids("party"),
         help="Only licences held by this exporter.",
     ),
     click.option(
         "--end-user",
+        callback=not_blank,
         shell_complete=complete.entity_ids("party"),
         help="Only licences naming this end user.",
     ),
@@ -434,10 +438,13 @@ def licences(
     None,
     click.option(
         "--agreement",
+        callback=not_blank,
         shell_complete=complete.entity_ids("agreement"),
         help="Only commitments under this agreement.",
     ),
-    click.option("--party", help="Only commitments this government owes or is owed."),
+    click.option(
+        "--party", callback=not_blank, help="Only commitments this government owes or is owed."
+    ),
 )
 def commitments(q: Query, agreement: str | None, party: str | None) -> None:
     """Commitments as of a date: pledged, implemented, pending, overdue, reversed.
@@ -516,7 +523,10 @@ _PAIR_COLUMNS = [
 @view_command(
     None,
     click.option(
-        "--agreement", shell_complete=complete.entity_ids("agreement"), help="Only this agreement."
+        "--agreement",
+        callback=not_blank,
+        shell_complete=complete.entity_ids("agreement"),
+        help="Only this agreement.",
     ),
     click.option(
         "--pairs", "pairs_only", is_flag=True, help="Only the reciprocal pairs (table, csv, jsonl)."
@@ -611,6 +621,7 @@ def asymmetry(q: Query, agreement: str | None, pairs_only: bool) -> None:
         "measure_ids",
         multiple=True,
         metavar="ID",
+        callback=not_blank,
         shell_complete=complete.entity_ids("measure"),
         help="Only this measure.",
     ),
@@ -691,6 +702,7 @@ def measures(q: Query, measure_ids: tuple[str, ...], status: str | None) -> None
         "party_ids",
         multiple=True,
         metavar="ID",
+        callback=not_blank,
         shell_complete=complete.entity_ids("party"),
         help="Only this party.",
     ),

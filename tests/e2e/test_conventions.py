@@ -443,3 +443,36 @@ def test_health_exit_code_serves_as_a_health_check(
     assert body["healthy"] is True and [c["check"] for c in body["checks"]] == ["projector"]
     nats = run("health", "--check", "nats", LEDGER_NATS_URL="nats://127.0.0.1:1")
     assert nats.exit_code == 1 and "FAIL  nats" in nats.output and "unreachable" in nats.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["log", "--entity", ""],
+        ["log", "--party", " "],
+        ["licences", "--exporter", ""],
+        ["licences", "--licence", ""],
+        ["licences", "--end-user", ""],
+        ["commitments", "--agreement", ""],
+        ["commitments", "--party", ""],
+        ["asymmetry", "--agreement", ""],
+        ["measures", "--measure", ""],
+        ["end-users", "--party", "x", "--party", ""],
+    ],
+)
+def test_an_empty_filter_is_a_usage_error(run: Callable[..., Result], args: list[str]) -> None:
+    """`--entity "$ID"` with ID unset listed every event; the views' empty filters matched
+    nothing; a script's empty variable went unseen either way."""
+    ok(run("append", json.dumps(f.party("x"))))
+    refused = run(*args, "-o", "json")
+    assert refused.exit_code == 2, refused.output
+    error = json.loads(refused.stderr)
+    assert error["field"] == args[-2] and error["message"].endswith("must not be empty")
+
+
+def test_an_entity_kind_without_an_id_is_a_usage_error(run: Callable[..., Result]) -> None:
+    ok(run("append", json.dumps(f.party("x"))))
+    refused = run("log", "--entity", "party:")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == "Error: --entity: 'party:' names no id: give party:ID"
+    assert "party:x" in ok(run("log", "--entity", "party:x"))
