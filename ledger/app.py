@@ -641,13 +641,15 @@ class Ledger(Application[str]):
         *,
         workspace: Workspace | None = None,
         snapshots: bool = True,
+        keys: Sequence[str] | None = None,
     ) -> _Checked:
         """Check each new event against the entities it touches (prefetched at once),
         fold it in, and encode it with its index row.  Raises the first rule broken,
         located at its line.  ``workspace``: the entities as earlier events left them (a
         streaming import's chunks share one); default, fresh from the store.
         ``snapshots``: each licence appended to gets a snapshot (a streaming import takes
-        its own)."""
+        its own).  ``keys``: the entities the new events name (``references``), when the
+        caller has them already."""
         if workspace is None:
             workspace = Workspace(self.load_entities, self.load_snapshots)
         shipments: dict[str, list[str]] = {}  # licence key -> the batch's shipment ids
@@ -657,9 +659,9 @@ class Ledger(Application[str]):
                 shipments.setdefault(f"licence:{e.entity_id}", []).append(e.shipment_id)
         # The shipments go with the prefetch: a licence's snapshot, the events after it
         # and its stored shipments are one read.
-        workspace.prefetch(
-            (k for i in fresh for k in references(submissions[i].event)), shipments=shipments
-        )
+        if keys is None:
+            keys = [k for i in fresh for k in references(submissions[i].event)]
+        workspace.prefetch(keys, shipments=shipments)
         entities = workspace.entities
         for key, ids in shipments.items():  # one look-up per licence, not per shipment
             held = entities.get(key)  # (a streaming import holds some entities lean)

@@ -330,7 +330,9 @@ class _Import:
         fresh, duplicates = self._sort_out_ids(submissions, stored)
         if self.backfill:
             self._check_backfill(submissions, stored)
-        self._touch(k for i in fresh for k in references(submissions[i].event))
+        # (each entity once, in the order the chunk first names it)
+        keys = list(dict.fromkeys(k for i in fresh for k in references(submissions[i].event)))
+        self._touch(keys)
         checked = self.app._check_and_encode(
             submissions,
             fresh,
@@ -339,6 +341,7 @@ class _Import:
             None,
             workspace=self.workspace,
             snapshots=False,
+            keys=keys,
         )
         self._snapshots(checked.rows)
         positions: list[int] = []
@@ -353,15 +356,13 @@ class _Import:
         self._record(submissions, checked, duplicates, positions)
         self._trim()
 
-    def _touch(self, keys: Iterable[str]) -> None:
+    def _touch(self, keys: Sequence[str]) -> None:
         """The chunk's entities move to the most recently used end of ``used``; those
         held since an earlier chunk join ``kept``."""
         used, kept, chunk = self.used, self.kept, self.chunk
         entities, lean = self.workspace.entities, self.workspace.lean
         for key in keys:
             last = used.get(key)
-            if last == chunk:
-                continue  # (an entity touched again in the chunk: already moved)
             if last is not None:
                 del used[key]
                 if key in lean or key in entities:
