@@ -338,7 +338,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
                     write.tip(),
                     chunk_ids,
                     [payload_of(e.state) for e in events],
-                    self.signer() if last else None,  # one checkpoint per insert
+                    self.signer(),
+                    sign_end=last,  # one checkpoint per insert (and per CHECKPOINT_EVERY)
                 )
                 tree_ctes, tree_params = self.tree.postgres_ctes(extension)
                 ctes.append(tree_ctes)

@@ -15,7 +15,8 @@ Three tables per events table ``T`` (both backends):
   over a ledger from before it (absent for a ledger born with the tree).
 
 An append reads the last batch's frontier (O(1) rows), adds the new leaves (O(log n)
-node hashes, about 1/8 of a row per event) and signs one checkpoint; a proof reads
+node hashes, about 1/8 of a row per event) and signs one checkpoint (and one at each
+multiple of ``CHECKPOINT_EVERY`` leaves it crosses); a proof reads
 O(log n) rows.  The recorders call ``TreeTables.extend`` inside the transaction that
 inserts the events, after they hold the write lock, so tree, checkpoint and events
 commit together or not at all.  ``TreeBehind`` is raised when events exist that the
@@ -35,6 +36,14 @@ from eventsourcing.persistence import IntegrityError
 from ledger import merkle
 from ledger.checkpoint import Checkpoint, CheckpointError, SigningKey, split_note
 from ledger.errors import LedgerError
+
+CHECKPOINT_EVERY = 50_000
+"""A checkpoint is signed at every tree size that is a multiple of this, inside an append
+batch as at its end (as ``ledger upgrade`` builds the tree in signed chunks of 50,000):
+so no genuine record has more than this many leaves between two signed checkpoints, and
+a consumer verifying the bus may refuse to hold more (``ledger.bus_verify``).  Records
+from before this rule (one signature per append batch, of any size) need a larger bound
+there (``LEDGER_VERIFY_MAX_PENDING``)."""
 
 BLOCK_LEVEL = 4
 BLOCK = 1 << BLOCK_LEVEL
@@ -295,10 +304,14 @@ class TreeTables:
         positions: Sequence[int],
         payloads: Sequence[bytes],
         signer: SigningKey | None,
+        *,
+        sign_end: bool = True,
     ) -> Extension:
         """The rows adding these events (their positions and exact JSON bytes) to the
         tree at ``tip``, the last batch row carrying its signed checkpoint (none without
-        ``signer``).  Computed, not written: ``write`` or ``postgres_ctes`` writes them.
+        ``signer``; not with ``sign_end=False``: a chunk of a larger insert), and so does
+        each row ending at a multiple of ``CHECKPOINT_EVERY`` leaves.  Computed, not
+        written: ``write`` or ``postgres_ctes`` writes them.
 
         Refuses (``SigningKeyMismatch``) when the ledger's previous checkpoint was signed
         by another key: a second writer with a key of its own (a PostgreSQL ledger
@@ -313,17 +326,26 @@ class TreeTables:
         frontier.min_level = BLOCK_LEVEL
         first_leaf = frontier.size
         rows: list[tuple[int, int, int, bytes, str | None]] = []
+        signed = tip.signed
+        every = CHECKPOINT_EVERY
         start = 0
         for run_end in [*_run_ends(positions), len(positions)]:
-            run_first = frontier.size
-            frontier.extend(leaves[start:run_end])
-            rows.append((run_first, positions[start], frontier.size, frontier.to_bytes(), None))
-            start = run_end
+            while start < run_end:
+                # A row ends at the run's end or at the next multiple of CHECKPOINT_EVERY.
+                run_first = frontier.size
+                stop = min(run_end, start + every - run_first % every)
+                frontier.extend(leaves[start:stop])
+                note = None
+                if signer is not None and (
+                    frontier.size % every == 0 or (sign_end and stop == len(positions))
+                ):
+                    note = signer.sign(
+                        Checkpoint(signer.name, frontier.size, frontier.root()).body()
+                    )
+                    signed = note
+                rows.append((run_first, positions[start], frontier.size, frontier.to_bytes(), note))
+                start = stop
         frontier.on_node = None
-        signed = tip.signed
-        if signer is not None:
-            signed = signer.sign(Checkpoint(signer.name, frontier.size, frontier.root()).body())
-            rows[-1] = (*rows[-1][:4], signed)
         leaf_rows = _leaf_rows(first_leaf, tip.head, leaves)
         last_hashes = leaf_rows[-1][1]
         head = last_hashes if len(last_hashes) < BLOCK * merkle.HASH_SIZE else b""
