@@ -23,6 +23,15 @@ returned).  Alternately ``--repeat`` times:
   (what the relay did before the hints).
 
 Prints p50 / p99 / max for each (target: hints p99 < 20 ms at 200 events/s).
+
+With ``--verify`` the subscriber is ``subscribe(verify=True)`` (an event is handed out
+once its signed checkpoint, published by the relay after the event, verifies), and the
+modes compare the subscriber's side, the relay as shipped in both:
+
+- **verify hints**: as shipped: it wakes when a checkpoint is published (a core
+  subscription to the checkpoint subject), polling every 50 ms as the fallback;
+- **verify polling**: ``Subscription.wake_on_checkpoint = False``: polling the checkpoint
+  stream every 50 ms only (what it did before the hints).
 """
 
 from __future__ import annotations
@@ -145,7 +154,13 @@ def open_env(workdir: Path, postgres: str | None) -> dict[str, str]:
 
 
 def measure(
-    app: Any, env: dict[str, str], url: str, rate: float, seconds: float, hints: bool
+    app: Any,
+    env: dict[str, str],
+    url: str,
+    rate: float,
+    seconds: float,
+    hints: bool,
+    verify: str | None = None,
 ) -> dict[str, list[float]]:
     """Latencies in seconds, each list sorted: from append start, from append return
     (the commit), commit -> the relay publishes, the relay publishes -> received here."""
@@ -198,13 +213,17 @@ def measure(
     position_of: dict[str, int] = {}
 
     async def receive() -> None:
-        async with subscribe(
+        subscription = subscribe(
             url,
             settings=app.settings,
             stream=stream,
             subject_prefix=prefix,
             start=app.head() + 1,  # every new event ("new" may miss the first ones)
-        ) as sub:
+            verify=verify is not None,
+            verifier_key=app.signing_key().verifier if verify else None,
+        )
+        subscription.wake_on_checkpoint = verify == "hints"
+        async with subscription as sub:
             assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
@@ -268,7 +287,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--postgres", metavar="URL", help="Use this PostgreSQL (fresh schema).")
+    parser.add_argument(
+        "--verify", action="store_true", help="A verifying subscriber: checkpoint hints or not."
+    )
     args = parser.parse_args()
+    modes = ("verify hints", "verify polling") if args.verify else ("hints", "polling")
 
     from ledger.app import Ledger
     from ledger.config import Settings
@@ -280,11 +303,8 @@ def main() -> None:
         app = Ledger(Settings.from_env(env))
         server = EmbeddedNats(workdir / "nats")
         url = server.start()
-        results: dict[str, list[dict[str, list[float]]]] = {
-            "raw nats": [],
-            "hints": [],
-            "polling": [],
-        }
+        results: dict[str, list[dict[str, list[float]]]] = {"raw nats": []}
+        results.update({mode: [] for mode in modes})
         try:
             print(
                 f"{app.settings.backend}: appends from another process at {args.rate:.0f}/s "
@@ -293,9 +313,10 @@ def main() -> None:
             for _ in range(args.repeat):
                 raw = measure_raw(url, args.rate, args.seconds)
                 results["raw nats"].append({"publish": raw})
-                for mode in ("hints", "polling"):
+                for mode in modes:
+                    verify = mode.split()[1] if args.verify else None
                     results[mode].append(
-                        measure(app, env, url, args.rate, args.seconds, mode == "hints")
+                        measure(app, env, url, args.rate, args.seconds, mode != "polling", verify)
                     )
         finally:
             app.close()
@@ -319,7 +340,7 @@ def main() -> None:
         for mode, runs in results.items():
             for n, run in enumerate(runs, start=1):
                 first = next(iter(run.values()))
-                print(f"  {mode:9s} run {n} (n={len(first)}):")
+                print(f"  {mode:14s} run {n} (n={len(first)}):")
                 for name, values in run.items():
                     label = {
                         "publish": "publish -> received",

@@ -28,7 +28,10 @@ with the messages received (``StreamVerifier.purged_to``; ``prime(purged_head=Tr
 
 A ``StreamVerifier`` recomputes the tree from the messages it is fed, in leaf order, and
 releases events only once a checkpoint covering them verifies: its signature against the
-pinned key, its root against the root of the leaves received.  A consumer that starts
+pinned key, its root against the root of the leaves received.  The store signs a
+checkpoint at least every ``ledger.store.tree.CHECKPOINT_EVERY`` leaves, so a consumer
+may refuse to hold more unverified events than that (``subscribe(max_pending=)``):
+forged events with consecutive leaf indexes then cannot make it grow.  A consumer that starts
 mid-stream starts verifying at the checkpoint just before its start: that message's
 frontier, checked against the signed root, is the tree up to there.  Whatever does not
 belong (an unexpected leaf index: missing, reordered, inserted; other bytes than those
@@ -556,6 +559,8 @@ class CheckpointFeed:
         messages of the next one are)."""
         self._run_leaves = 0
         """Plausible ``LEAVES`` messages read since ``run_start``."""
+        self.ahead = 0
+        """The size of a checkpoint read whose events have not all arrived yet (0: none)."""
         self.ignored_leaves = 0
         """``LEAVES`` messages read that belong to no checkpoint: malformed, stale, off
         the relay's steps, or more than the checkpoint after them needs (forged, by
@@ -611,7 +616,9 @@ class CheckpointFeed:
                 continue
             checkpoint = open_checkpoint_message(msg.data or b"", self.key)
             if checkpoint.size > verifier.next_leaf:
+                self.ahead = checkpoint.size
                 break  # its events have not all arrived yet
+            self.ahead = 0
             needed = leaves_messages_needed(verifier.verified_size, checkpoint.size)
             if self._run_leaves > needed:
                 self._ignore(

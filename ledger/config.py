@@ -207,6 +207,10 @@ class Settings:
     """``LEDGER_SIGNING_KEY``: the checkpoint signing key's file (None: the home's)."""
     origin: str | None = None
     """``LEDGER_ORIGIN``: the name given to a signing key made here."""
+    verify_max_pending: int = 50_000
+    """``LEDGER_VERIFY_MAX_PENDING``: events a verifying subscriber holds at most while
+    no signed checkpoint covers them (``ledger.store.tree.CHECKPOINT_EVERY``; more for
+    records from before checkpoints were signed at least that often)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -247,6 +251,13 @@ class Settings:
                 else None
             ),
             origin=env.get("LEDGER_ORIGIN") or None,
+            verify_max_pending=_positive_int(
+                "LEDGER_VERIFY_MAX_PENDING",
+                env.get("LEDGER_VERIFY_MAX_PENDING"),
+                50_000,
+                most=1_000_000_000,
+                why="events a verifying subscriber may hold in memory",
+            ),
         )
 
     @property

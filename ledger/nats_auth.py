@@ -132,9 +132,12 @@ def permissions(
         # A deny wins over an allow: whatever the broad allows above, the consumers of
         # the projector and of every other named service stay out of reach.
         not_theirs = [subject for name in others for subject in _consumer(stream, name)]
+        # The checkpoint subject: a verifying subscriber's wake-up when a checkpoint is
+        # published (it reads the checkpoint stream, which it may read anyway).
+        hints = f"{prefix}-checkpoint.{stream}"  # ledger.bus_verify.checkpoint_subject
         return {
             "publish": {"allow": reading + consumers, "deny": not_theirs},
-            "subscribe": {"allow": ["_INBOX.>"]},
+            "subscribe": {"allow": ["_INBOX.>", hints]},
         }
     raise ValueError(f"unknown NATS role {role!r}: one of {', '.join(ROLES)}")
 

@@ -237,8 +237,13 @@ class Subscription:
         on_rejected: Callable[[Rejected], None] | None = None,
         verify: bool = False,
         verifier_key: VerifierKey | None = None,
+        max_pending: int = 50_000,
     ):
         self.nats_url = nats_url
+        self.max_pending = max_pending
+        """With ``verify``: events held at most while no signed checkpoint covers them;
+        at the bound nothing more is fetched until one does (see ``subscribe``)."""
+        self._stalled_at = -1
         self.verify = verify
         self.verifier_key = verifier_key
         self._verifier: StreamVerifier | None = None
@@ -246,6 +251,17 @@ class Subscription:
         self._first_seq = 0
         self._fed_seq = 0
         self._feed: CheckpointFeed | None = None
+        self.wake_on_checkpoint = True
+        """With ``verify``: wake when a checkpoint is published (a core subscription to
+        the checkpoint subject, a hint only: the checkpoint stream is what is read),
+        rather than only polling the stream every 50 ms while events are held."""
+        self._checkpoint_hint: asyncio.Event | None = None
+        self._announced = 0
+        """The largest tree size a checkpoint hint announced (``Ledger-Tree-Size``)."""
+        self._rechecks = (0, 0)
+        """(announced size, reads of the checkpoint stream made for it so far)."""
+        self._caught_up = False
+        """The last fetch returned less than a batch (the next events are not out yet)."""
         self.verified_position = 0
         """With ``verify``: the newest position a signed checkpoint has covered."""
         self.nats_options = dict(nats_options or {})
@@ -348,6 +364,8 @@ class Subscription:
                 self.created = True
             self._psub = await js.pull_subscribe_bind(consumer=self.consumer, stream=self.stream)
             if self.verify:
+                if self.wake_on_checkpoint:
+                    await self._watch_checkpoints()
                 await self._prime(jsm)
         except BaseException:
             await self._nc.close()
@@ -436,6 +454,35 @@ class Subscription:
             ) from None
         self._verifier = verifier
         self._feed = feed
+
+    async def _watch_checkpoints(self) -> None:
+        """Subscribe to the checkpoint subject as a hint that a checkpoint was published.
+        What arrives there is never read (the checkpoint stream is, by sequence), so a
+        forger on that subject can only wake the loop; the subscription keeps at most a
+        few messages pending (slow-consumer drops lose nothing but a wake-up).  Where the
+        server refuses the subscription (a role without it), polling stays."""
+        from ledger.bus_verify import MAX_CHECKPOINT_MESSAGE, TREE_SIZE, checkpoint_subject
+
+        assert self._nc is not None
+        hint = asyncio.Event()
+
+        async def woken(msg: Msg) -> None:
+            size = (msg.headers or {}).get(TREE_SIZE)
+            if size is not None and size.isdigit() and len(size) <= 19:
+                self._announced = max(self._announced, int(size))
+                hint.set()
+
+        try:
+            await self._nc.subscribe(
+                checkpoint_subject(self.prefix, self.stream),
+                cb=woken,
+                pending_msgs_limit=16,
+                pending_bytes_limit=2 * MAX_CHECKPOINT_MESSAGE,
+            )
+        except Exception as exc:  # refused or unsupported: the 50 ms poll still runs
+            log.debug("no checkpoint hints (%s); polling", exc)
+            return
+        self._checkpoint_hint = hint
 
     async def _admit_verified(self, msg: Msg) -> None:
         """Feed one fetched message to the verifier (held until a checkpoint covers it)."""
@@ -548,6 +595,13 @@ class Subscription:
                 if self._ready:
                     self.current = self._ready.popleft()
                     return self.current
+                if len(self._verifier.pending) >= self.max_pending:
+                    # Hold no more: wait for the checkpoint covering what is held.
+                    wait = 0.05 if deadline is None else min(0.05, deadline - loop.time())
+                    if wait <= 0:
+                        return None
+                    await self._wait_at_bound(wait)
+                    continue
             while self._buffer:
                 delivery = await self._admit(self._buffer.popleft())
                 if delivery is not None:
@@ -561,7 +615,7 @@ class Subscription:
                 if wait <= 0:
                     return None
             try:
-                msgs = await self._psub.fetch(self.batch, timeout=max(wait, 0.05))
+                msgs = await self._fetch(max(wait, 0.05))
             except (NatsTimeout, TimeoutError):  # nats-py raises either
                 continue
             except Exception as exc:
@@ -573,6 +627,81 @@ class Subscription:
                 await asyncio.sleep(min(0.5, max(0.05, wait)))
                 continue
             self._buffer.extend(msgs)
+
+    async def _wait_at_bound(self, wait: float) -> None:
+        """``max_pending`` events are held and no checkpoint covers them yet: wait (the
+        next hint, or ``wait`` seconds) without fetching more.  A genuine ledger signs a
+        checkpoint at least every ``CHECKPOINT_EVERY`` leaves, so only forged events (by
+        whoever holds the relay's key), a relay that stopped publishing checkpoints, or
+        a record from before that rule (``SubscriberError`` once its checkpoint shows
+        it) stay here."""
+        from ledger.store.tree import CHECKPOINT_EVERY
+
+        assert self._verifier is not None and self._feed is not None
+        verifier = self._verifier
+        beyond = self._feed.ahead - verifier.verified_size
+        if beyond > self.max_pending:
+            raise SubscriberError(
+                f"the next signed checkpoint in {self.stream} (tree size {self._feed.ahead}) "
+                f"covers {beyond} events past the verified tree, more than the "
+                f"{self.max_pending} a verifying subscriber holds (max_pending): a record "
+                f"from before checkpoints were signed every {CHECKPOINT_EVERY:,} events. "
+                f"Set LEDGER_VERIFY_MAX_PENDING (subscribe(max_pending=)) to at least {beyond}"
+            )
+        if self._stalled_at != verifier.verified_size:
+            self._stalled_at = verifier.verified_size
+            log.warning(
+                "holding %d events of %s past position %d that no signed checkpoint covers "
+                "(max_pending); fetching no more until one does: forged events (whoever "
+                "wrote them holds the relay's credential) or a relay not publishing "
+                "checkpoints",
+                len(verifier.pending),
+                self.stream,
+                self.verified_position,
+            )
+        hint = self._checkpoint_hint
+        if hint is None:
+            await asyncio.sleep(wait)
+            return
+        hint.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hint.wait(), wait)
+
+    async def _fetch(self, timeout: float) -> list[Msg]:
+        """The next fetched messages, or an empty list when the loop should read the
+        checkpoint stream first: with events held, caught up with the stream, and
+        checkpoint hints coming, a checkpoint announced that covers them is read at once,
+        and until one is the hint is waited for (``timeout`` at most) rather than a
+        fetch (which, once under way, would hold the next event until its timeout)."""
+        assert self._psub is not None
+        hint, verifier = self._checkpoint_hint, self._verifier
+        if (
+            hint is not None
+            and self._announced  # hints arrive (else: a server that refused them)
+            and verifier is not None
+            and verifier.pending
+            and self._caught_up
+        ):
+            announced = self._announced
+            if verifier.verified_size < announced <= verifier.next_leaf:
+                # Announced, not read yet.  The stream stores a message just after the
+                # server hands it to core subscribers: a read that misses it is retried
+                # after 1, 2, 4 ms; then fetching and polling take over.
+                size, reads = self._rechecks if self._rechecks[0] == announced else (announced, 0)
+                if reads < 4:
+                    self._rechecks = (size, reads + 1)
+                    if reads:
+                        await asyncio.sleep(0.001 * 2 ** (reads - 1))
+                    return []
+            elif announced <= verifier.verified_size:
+                hint.clear()  # what it announced is read: wait for the next one
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hint.wait(), timeout)
+                    return []
+        self._caught_up = True  # until a fetch returns a full batch
+        msgs = await self._psub.fetch(self.batch, timeout=timeout)
+        self._caught_up = len(msgs) < self.batch
+        return msgs
 
     async def _admit(self, msg: Msg) -> Delivery | None:
         """The delivery to hand out, or None for a repeat (acked again) or a message that
@@ -699,6 +828,7 @@ def subscribe(
     on_rejected: Callable[[Rejected], None] | None = None,
     verify: bool = False,
     verifier_key: VerifierKey | str | None = None,
+    max_pending: int | None = None,
 ) -> Subscription:
     """A subscription to the ledger's events; use ``async with subscribe(...) as sub``.
 
@@ -714,6 +844,13 @@ def subscribe(
     is not a ledger event (no or a non-numeric ``Ledger-Position``, a payload that does
     not decode) is never handed out: it is logged, counted (``Subscription.rejected``),
     passed to ``on_rejected`` and terminated.
+
+    With ``verify=True`` at most ``max_pending`` events (default
+    ``LEDGER_VERIFY_MAX_PENDING``, 50,000: the ledger signs a checkpoint at least that
+    often) are held while no signed checkpoint covers them; at the bound nothing more
+    is fetched until one does (forged events cannot make it grow), and a checkpoint
+    further away (a record from before that rule) raises ``SubscriberError`` naming the
+    bound it needs.
     """
     from ledger.config import Settings
     from ledger.subjects import check_prefix, parse_filters
@@ -762,4 +899,5 @@ def subscribe(
         on_rejected=on_rejected,
         verify=verify,
         verifier_key=key,
+        max_pending=max_pending or (settings or Settings.from_env()).verify_max_pending,
     )

@@ -779,3 +779,97 @@ def test_forged_hashes_for_a_dropped_head_release_nothing(
         asyncio.run(go())
     assert released == []
     assert "forged Ledger-Leaves messages" in str(refused.value)
+
+
+# --- how many unverified events a verifying subscriber holds --------------------------------
+
+
+def test_a_flood_of_forged_events_is_held_no_further_than_max_pending(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """Whoever holds the relay's key publishes forged events with consecutive leaf
+    indexes: no checkpoint will ever cover them.  A verifying subscriber holds at most
+    ``max_pending`` (plus one fetch) and fetches no more; the rest stay in the stream."""
+    from ledger.subscriber import subscribe
+
+    app = make_ledger()
+    append_parties(app, 3)
+    Relay(app, nats_server.url).run_once()
+    payload, headers, subject = stored_event(app, 3)
+
+    async def flood() -> None:
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        for i in range(300):
+            forged = {**headers, "Nats-Msg-Id": f"forged-{i}", "Ledger-Position": str(4 + i)}
+            await js.publish(subject, payload, headers={**forged, "Ledger-Leaf": str(3 + i)})
+        await nc.close()
+
+    asyncio.run(flood())
+
+    async def go() -> tuple[list[int], int, int]:
+        async with subscribe(
+            nats_server.url,
+            settings=app.settings,
+            verify=True,
+            verifier_key=app.signing_key().verifier,
+            max_pending=50,
+            batch=10,
+        ) as sub:
+            positions = []
+            while (delivery := await sub.next_delivery(3)) is not None:
+                positions.append(delivery.position)
+            info = await sub.info()
+            return positions, info.num_ack_pending, info.num_pending
+
+    positions, held, left = asyncio.run(go())
+    assert positions == [1, 2, 3]
+    assert 50 <= held < 60 and left == 300 - held
+
+
+def test_a_large_append_batch_is_signed_at_every_checkpoint_interval(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One append of 2,500 events (an import's batch of a million, scaled down with
+    CHECKPOINT_EVERY; on PostgreSQL written in chunks of 2,000, the first one signed
+    inside): checkpoints at every multiple of the interval and at its end, so a
+    verifying subscriber that holds at most the interval verifies it all."""
+    from ledger.bus_verify import TREE_SIZE
+    from ledger.store import tree
+
+    monkeypatch.setattr(tree, "CHECKPOINT_EVERY", 1000)
+    app = make_ledger()
+    append_parties(app, 3)
+    append_parties(app, 2500, chunk=10_000)
+    Relay(app, nats_server.url).run_once()
+    checkpoints = stream_messages(nats_server.url, "LEDGER_CHECKPOINTS")
+    sizes = [m.headers[TREE_SIZE] for m in checkpoints if TREE_SIZE in m.headers]
+    assert sizes == ["3", "1000", "2000", "2503"]
+    positions, verified = asyncio.run(
+        _verified_positions(nats_server.url, app, 2503, max_pending=1000)
+    )
+    assert positions == list(range(1, 2504)) and verified == 2503
+
+
+def test_a_record_from_before_the_interval_names_the_bound_it_needs(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch signed only at its end (written before checkpoints were signed at every
+    interval): a subscriber at its bound says which LEDGER_VERIFY_MAX_PENDING verifies
+    it, and with that it does."""
+    from ledger.store import tree
+    from ledger.subscriber import SubscriberError
+
+    app = make_ledger()
+    append_parties(app, 3)
+    monkeypatch.setattr(tree, "CHECKPOINT_EVERY", 10**9)  # as before the interval
+    append_parties(app, 300, chunk=10_000)
+    Relay(app, nats_server.url).run_once()
+    with pytest.raises(SubscriberError) as refused:
+        asyncio.run(_verified_positions(nats_server.url, app, 303, max_pending=100, batch=10))
+    assert "LEDGER_VERIFY_MAX_PENDING" in str(refused.value)
+    assert "at least 300" in str(refused.value)
+    positions, _ = asyncio.run(_verified_positions(nats_server.url, app, 303, max_pending=300))
+    assert positions == list(range(1, 304))
