@@ -91,11 +91,26 @@ replaying their events a 24 MB rebuild ran ~50 % longer (2 Dec 2026); from the s
 (``ledger.projections.spill``) a 16 MB rebuild of 1M events peaked 21 MiB lower (149
 against 170 MiB, projector and writer) but used ~10 % more CPU an event, so the default
 stays (3 Dec 2026, docs/performance.md)."""
-EVENT_BYTES = 1_200
-"""What one event held in the cache costs (the decoded event, its share of the fold)."""
-ENTITY_BYTES = 4_500
-"""What one cached entity costs besides its events (fold, record, rows, timeline):
-a slim licence is ~60 small objects."""
+ENTITY_BYTES = 2_200
+"""What a cached (slim) entity costs in memory besides what its encoded bytes stand for
+(``entity_size``): the entity, its fold's state, its rows' objects."""
+BODY_FACTOR = 4
+"""Memory per byte of an entity's encoded record bodies (its rows' and its timeline):
+they are held as bytes, and each is the encoding of objects held too (the record, the
+fold's lists of late shipments and spans it was built from)."""
+
+
+def entity_size(entity: CachedEntity) -> int:
+    """What a slim cached entity costs in memory, in bytes, from what it holds.
+
+    Fitted on the entities of a 300k-event rebuild (3 Dec 2026: each unpickled under
+    tracemalloc, 5,695 entities, ~2,200 + 4.35 x their encoded bytes; licences 4.5 KB on
+    average and up to 29 KB, parties 2.8 KB) and cheap enough to count after every batch
+    (two ``len`` a row)."""
+    held = len(entity.timeline)
+    for row in entity.rows:
+        held += len(row.static)
+    return ENTITY_BYTES + BODY_FACTOR * held
 
 
 def cache_budget(value: str | None = None) -> int | None:
@@ -160,6 +175,8 @@ class CachedEntity:
     timeline: bytes = b""
     timeline_values: rec.Timeline | None = None
     """The timeline of ``folded``'s state, when known to be current."""
+    size: int = 0
+    """What it counts for in the cache's budget (``entity_size``, as of its last write)."""
 
 
 class Projector(Projection[Any]):
@@ -181,11 +198,12 @@ class Projector(Projection[Any]):
         self._load_history = load_history
         self.budget = cache_budget() if budget == "env" else budget
         self.slim = self.budget is not None
-        self._event_bytes = 0 if self.slim else EVENT_BYTES
         self.cache: dict[str, CachedEntity] = {}
         """Least recently written first: eviction takes from the front."""
         self.cached_events = 0
-        """Events of the cached entities (what their size is estimated from)."""
+        """Events of the cached entities."""
+        self.cached_bytes = 0
+        """The cached entities' sizes (``entity_size``), counted against the budget."""
         self.evicted = 0
         self.reloaded = 0
         """Entities evicted and entities reloaded (from the spill or the store), since the
@@ -216,11 +234,10 @@ class Projector(Projection[Any]):
         self.cache.clear()
         self._spill.clear()  # what it holds may not be what is stored any more
         self.cached_events = 0
+        self.cached_bytes = 0
         self._pending = Changes()
         self._pending_data.clear()
         self._touched.clear()
-        self._written_next: dict[str, CachedEntity] = {}
-        """The entities of the write in flight (trimmed once it is done)."""
         self._new_rows: list[tuple[CachedEntity, Row]] = []
         self.position = self.store.position()
         self._pending_position = self._submitted_position = self.position
@@ -267,6 +284,7 @@ class Projector(Projection[Any]):
         found: dict[str, CachedEntity] = self._spill.take(keys)
         for entity in found.values():
             self.cached_events += entity.count
+            self.cached_bytes += entity.size
         self._unloaded -= len(found)
         self.reloaded += len(found)
         return found
@@ -462,7 +480,10 @@ class Projector(Projection[Any]):
 
     def _untrim(self, entity: CachedEntity) -> None:
         """Read back the rows ``_trim`` let go: the stored rows before the first one in
-        memory (only the rows in memory can have changed since they were written)."""
+        memory (only the rows in memory can have changed since they were handed to the
+        store).  A trimmed row's last change may be in the write in flight: wait for it
+        first (rare: an event out of order on an entity written before)."""
+        self.wait()
         start = entity.rows[0].vf
         stored = self.store.current_rows([entity.key]).get(entity.key, [])
         entity.rows = [current_row(r) for r in stored if r.vf < start] + entity.rows
@@ -634,19 +655,21 @@ class Projector(Projection[Any]):
         budget = self.budget
         if budget is None:
             return
-        # Written now: the previous batch's entities (waited for), or this one's.
-        written = self._written_next if keep else touched
-        self._written_next = keep
-        for key, done in written.items():
-            if key not in keep:
-                self._trim(done)
+        # Handed to the store (written, or in flight: ``_untrim`` waits for it), so the
+        # rows before the last ones can go.  Trimmed at once, not when the write is done:
+        # an active licence is in every batch, and waiting for a batch it is not in kept
+        # its every row since the start (24 rows, 8 KB of record bodies a licence at 100k
+        # events, 3 Dec 2026).
         cache = self.cache
-        for key in touched:
-            entity = cache.pop(key, None)
-            if entity is not None:
+        size = self.cached_bytes
+        for key, entity in touched.items():
+            self._trim(entity)
+            if cache.pop(key, None) is not None:
                 cache[key] = entity
-        per_event = self._event_bytes
-        size = self.cached_events * per_event + len(cache) * ENTITY_BYTES
+                counted = entity_size(entity)
+                size += counted - entity.size
+                entity.size = counted
+        self.cached_bytes = size
         if size <= budget:
             return
         evicted: list[CachedEntity] = []
@@ -658,8 +681,9 @@ class Projector(Projection[Any]):
             if not entity.known:
                 continue  # never written (an entity with no row yet): nothing to reload
             evicted.append(entity)
-            size -= entity.count * per_event + ENTITY_BYTES
+            size -= entity.size
             self.cached_events -= entity.count
+        self.cached_bytes = size
         self._spill.put(evicted)
         for entity in evicted:
             del cache[entity.key]

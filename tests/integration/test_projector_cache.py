@@ -6,12 +6,15 @@ the NATS stream) keeps them exact too.  Both backends."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,7 +24,7 @@ import pytest
 from ledger.app import Ledger
 from ledger.config import ConfigError
 from ledger.nats_server import EmbeddedNats
-from ledger.projections.projector import cache_budget
+from ledger.projections.projector import CachedEntity, Projector, cache_budget, entity_size
 from ledger.projections.runner import (
     catch_up,
     follow_nats,
@@ -287,3 +290,69 @@ def test_a_malformed_budget_with_rebuild_leaves_the_views_as_they_were(tmp_path:
     )
     assert refused.returncode == 2 and "LEDGER_PROJECTOR_CACHE='lots'" in refused.stderr
     assert tracked() == before
+
+
+def _ledger_history() -> Any:
+    """``benchmarks/ledger_history.py``: the benchmarks' realistic mix of events."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "ledger_history.py"
+    spec = importlib.util.spec_from_file_location("ledger_history", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _measured_bytes(entities: list[CachedEntity]) -> list[int]:
+    """Each entity's memory as tracemalloc measures it: an unpickled copy's (what the
+    spill gives back), allocated while tracing."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        sizes, copies = [], []
+        for entity in entities:
+            blob = pickle.dumps(entity, pickle.HIGHEST_PROTOCOL)
+            before = tracemalloc.get_traced_memory()[0]
+            copies.append(pickle.loads(blob))
+            sizes.append(tracemalloc.get_traced_memory()[0] - before)
+        return sizes
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+def test_the_budget_counts_what_cached_entities_really_hold(tmp_path: Path) -> None:
+    """A rebuild with its writer process, of the benchmarks' mix (licences shipped on in
+    batch after batch): each cached entity keeps only its last rows, whatever batches it
+    was in, and the bytes the cache counts against its budget are what its entities hold
+    as tracemalloc measures them.  Before, an entity in every batch kept every row it
+    ever had (its record body each), while the budget counted 4,500 bytes an entity."""
+    history = _ledger_history().history
+    lines = [
+        (n, json.dumps(obj).encode())
+        for n, obj in enumerate((o for batch in history(20_000) for o in batch), start=1)
+    ]
+    app = Ledger(Backend("sqlite", tmp_path).settings())
+    try:
+        app.import_lines(lines)
+        budget = 1_000_000
+        built = rebuild(app, budget, flush_events=300, parallel_from=1)
+        projector: Projector = built["evicted"]
+        assert projector.evicted > 100  # the budget was reached
+        entities = list(projector.cache.values())
+        for entity in entities:
+            assert entity.rows[0].data_id == entity.rows[-1].data_id, entity.key
+        assert sum(1 for e in entities if e.kind == "licence") > 50
+        counted = [entity_size(e) for e in entities]
+        assert projector.cached_bytes == sum(counted) == sum(e.size for e in entities)
+        # Bounded by the budget, but for the last batch's entities (in flight: not evictable).
+        assert projector.cached_bytes <= 2 * budget
+        measured = _measured_bytes(entities)
+        assert 0.8 < sum(counted) / sum(measured) < 1.25
+        for kind in ("licence", "party"):
+            of_kind = [i for i, e in enumerate(entities) if e.kind == kind]
+            ratio = sum(counted[i] for i in of_kind) / sum(measured[i] for i in of_kind)
+            assert 0.7 < ratio < 1.4, (kind, ratio)
+        assert built["views"] == rebuild(app, None, parallel_from=10**9)["views"]
+    finally:
+        app.close()
