@@ -16,6 +16,7 @@ entity reloaded from the store would be, without the replay.
 
 from __future__ import annotations
 
+import json
 import pickle
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -62,16 +63,20 @@ class EntitySpill:
         if db is None:
             return {}
         wanted = list(keys)
+        if not wanted:
+            return {}
         found: dict[str, Any] = {}
         loads = pickle.loads
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = db.execute(
-                f"SELECT key, entity FROM spill WHERE key IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for key, blob in rows:
-                found[key] = loads(blob)
+        # One statement whatever the number of keys (a JSON array): an ``IN (?, ?, ...)``
+        # list is a new statement for each length, and the connection's statement cache
+        # kept up to 128 of them, compiled, ~8 MiB by the end of a 1M-event rebuild
+        # (3 Dec 2026, freed when the spill closed).
+        rows = db.execute(
+            "SELECT key, entity FROM spill WHERE key IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted),),
+        )
+        for key, blob in rows:
+            found[key] = loads(blob)
         return found
 
     def clear(self) -> None:
