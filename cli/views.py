@@ -1098,7 +1098,7 @@ def project(
     Applies every event after the tracked position to the bitemporal view tables and
     records the new position in the same transaction.  Without --once it keeps
     following new events until interrupted (Ctrl-C / SIGTERM).  Entities beyond
-    LEDGER_PROJECTOR_CACHE megabytes (default 48) leave memory after each write and
+    LEDGER_PROJECTOR_CACHE megabytes (default 16) leave memory after each write and
     are reloaded when needed; the views are the same.
 
     \b

@@ -20,7 +20,8 @@ events one at a time (``process_event``, the library's interface) or in batches
 (``process``), from the store's notification log or from NATS messages alike.
 
 Entities are cached in memory within a budget (``LEDGER_PROJECTOR_CACHE``, see
-``cache_budget``): after each write the least recently used entities beyond it are
+``cache_budget``; bytes as ``entity_size`` estimates what each entity holds, recounted
+after each write): after each write the least recently used entities beyond it are
 evicted into the projector's spill (``ledger.projections.spill``: a private temporary
 file), from which it comes back, when an event needs it, exactly as it was evicted, in
 one read.  An entity not in the spill (after a restart, or after another projector moved
@@ -33,11 +34,14 @@ With a budget, cached entities are also *slim*: they keep their fold (bounded wh
 the history: a licence counts its shipments), record and rows, but not their events,
 which only an out-of-order event needs (it reads them from the store, recomputes, and
 lets them go).  Its current rows, one per valid-time segment of its record, are trimmed
-to the last ones once written: events in effective order change only the last row, and
-an event out of order first reads the earlier ones back from the views (they cannot have
-changed meanwhile).  An entity's size then does not grow with its history, and the
-cache holds a number of entities, not of events.  Without a budget (``unlimited``)
-entities keep their events and rows.
+to the last ones as soon as its batch is handed to the store (an active licence is in
+every batch; trimmed only after a write it was not in, it kept every row: 24 a licence
+and ~18 KB of process memory at 100k events, 3 Dec 2026): events in effective order
+change only the last row, and an event out of order first waits for the write in flight,
+then reads the earlier ones back from the views (they cannot have changed meanwhile).
+An entity's size then does not grow with its history (but for what a licence's record
+lists: late shipments, spans), and the cache holds a number of entities, not of events.
+Without a budget (``unlimited``) entities keep their events and rows.
 """
 
 from __future__ import annotations
@@ -83,14 +87,15 @@ HistoryLoader = Callable[[Sequence[str], int], dict[str, Iterable[ev.Event]]]
 entity's may be decoded lazily, as it is read."""
 
 CACHE_ENV = "LEDGER_PROJECTOR_CACHE"
-DEFAULT_CACHE_MB = 48.0
-"""The default budget.  A 1M-event ledger has ~19,000 entities (~85 MB slim): at 48 MB
-~10,600 stay in memory and the least recently used ~8,000 (expired licences, idle
-parties) are evicted.  Below it active licences are evicted too: when they came back by
-replaying their events a 24 MB rebuild ran ~50 % longer (2 Dec 2026); from the spill
-(``ledger.projections.spill``) a 16 MB rebuild of 1M events peaked 21 MiB lower (149
-against 170 MiB, projector and writer) but used ~10 % more CPU an event, so the default
-stays (3 Dec 2026, docs/performance.md)."""
+DEFAULT_CACHE_MB = 16.0
+"""The default budget, in bytes as ``entity_size`` counts them.  A 1M-event ledger has
+~18,800 entities; at 16 MB ~4,100 stay in memory (about two batches' worth: a batch of
+5,000 events touches ~2,200) and 57,497 evictions, 42,758 of them read back from the
+spill, cost no measurable CPU against 48 MB (14.8 against 15.1 % of the raw loop's CPU
+time, within the noise of runs under load).  Peak anonymous memory of the projector and
+its writer process: 94 / 110 / 118 MiB at 100k / 300k / 1M events, against 95 / 114 /
+152 MiB at 48 MB and 110 / 143 / 170 before the budget counted bytes (3 Dec 2026,
+docs/performance.md).  12 MB: 96 / 108 / 115 MiB, ~8 % more CPU at 1M."""
 ENTITY_BYTES = 2_200
 """What a cached (slim) entity costs in memory besides what its encoded bytes stand for
 (``entity_size``): the entity, its fold's state, its rows' objects."""
@@ -129,7 +134,7 @@ def cache_budget(value: str | None = None) -> int | None:
         mb = -1.0
     if not mb >= 0 or mb == float("inf"):
         raise ConfigError(
-            f"{CACHE_ENV}={raw!r}: expected megabytes (e.g. 48 or 0.5) or 'unlimited'"
+            f"{CACHE_ENV}={raw!r}: expected megabytes (e.g. 16 or 0.5) or 'unlimited'"
         )
     return int(mb * 1_000_000)
 

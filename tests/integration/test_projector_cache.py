@@ -234,7 +234,7 @@ def test_a_projector_whose_views_were_moved_does_not_restore_from_its_spill(
 
 def test_the_cache_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEDGER_PROJECTOR_CACHE", raising=False)
-    assert cache_budget() == 48_000_000
+    assert cache_budget() == 16_000_000
     assert cache_budget("0.5") == 500_000
     assert cache_budget("64MB") == 64_000_000
     assert cache_budget("0") == 0
