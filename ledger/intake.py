@@ -191,7 +191,25 @@ def validation_error(exc: msgspec.ValidationError, line: int | None, obj: Any = 
         if unknown:
             field = f"{field}.{unknown}" if field else unknown
             text = "unknown field (not part of this event type; see `ledger schema`)"
+    elif text.startswith("Expected `str` of length <= "):
+        text = f"too long: at most {text.rsplit(' ', 1)[1]} characters"
+    elif (wrong := _WRONG_TYPE.fullmatch(text)) and {wrong[1], wrong[2]} <= _JSON_WORDS.keys():
+        text = f"must be {_JSON_WORDS[wrong[1]]}, not {_JSON_WORDS[wrong[2]]}"
     return InputError(text, field=field, line=line)
+
+
+_WRONG_TYPE = re.compile(r"Expected `(\w+)`, got `(\w+)`")
+_JSON_WORDS = {
+    "str": "a string",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "null": "null",
+    "array": "an array",
+    "object": "an object",
+}
+"""msgspec's names of JSON's types, in JSON's words (messages said 'Expected `str`, got
+`int`' and 'Expected `str` of length <= 200')."""
 
 
 def parse_object(

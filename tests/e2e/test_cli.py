@@ -62,7 +62,7 @@ def test_append_errors_and_exit_codes(run_sqlite: Callable[..., Result]) -> None
     assert "Nothing was appended." in malformed.output
     wrong_type = run_sqlite("append", json.dumps({**f.party("x"), "roles": "exporter"}))
     assert wrong_type.exit_code == 2
-    assert "roles: Expected `array`, got `str`" in wrong_type.output
+    assert "roles: must be an array, not a string" in wrong_type.output
     unknown_field = run_sqlite("append", json.dumps({**f.party("x"), "colour": "red"}))
     assert unknown_field.exit_code == 2 and "colour: unknown field" in unknown_field.output
     missing = run_sqlite(

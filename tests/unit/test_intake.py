@@ -161,7 +161,7 @@ def said(error: InputError) -> tuple[str | None, str, int | None]:
             "schema_version",
             "must be a positive whole number",
         ),
-        ({**f.party("acme"), "entity_id": 5}, "entity_id", "Expected `str`, got `int`"),
+        ({**f.party("acme"), "entity_id": 5}, "entity_id", "must be a string, not a whole number"),
         # An enum's message echoes the value: the field is found after the last marker.
         (
             {**f.party("acme"), "sources": [{**f.SRC, "status": "a - at `$b"}]},
@@ -602,7 +602,7 @@ def test_an_id_that_is_not_text_is_refused_before_it_is_normalised() -> None:
 
     with pytest.raises(InputError) as caught:
         parse_object({**f.party("acme"), "entity_id": 5}, line=LINE, actor="tester", now=NOW)
-    assert said(caught.value) == ("entity_id", "Expected `str`, got `int`", LINE)
+    assert said(caught.value) == ("entity_id", "must be a string, not a whole number", LINE)
 
 
 def test_a_generated_id_holds_the_exact_millisecond_even_an_odd_one() -> None:
