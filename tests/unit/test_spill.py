@@ -1,0 +1,45 @@
+"""The projector's spill: what goes in comes back, the latest copy wins, stale copies
+are dropped when they outgrow the live ones, and clearing forgets everything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.projections import spill as spill_module
+from ledger.projections.spill import EntitySpill
+
+
+@dataclass
+class Thing:
+    key: str
+    body: bytes
+
+
+def test_what_is_spilled_comes_back_latest_copy_first() -> None:
+    spill = EntitySpill()
+    assert spill.take(["a"]) == {}
+    spill.put([Thing("a", b"1"), Thing("b", b"2" * 5000)])
+    spill.put([Thing("a", b"3")])
+    assert spill.take(["b", "a", "missing"]) == {
+        "a": Thing("a", b"3"),
+        "b": Thing("b", b"2" * 5000),
+    }
+    # A copy stays behind: taken twice, it comes back twice.
+    assert spill.take(["a"]) == {"a": Thing("a", b"3")}
+    assert spill.spilled == 3
+    spill.clear()
+    assert spill.take(["a", "b"]) == {}
+    spill.put([Thing("c", b"4")])
+    assert spill.take(["a", "c"]) == {"c": Thing("c", b"4")}
+
+
+def test_stale_copies_are_dropped_once_they_outgrow_the_live_ones(monkeypatch) -> None:
+    monkeypatch.setattr(spill_module, "COMPACT_BYTES", 64 * 1024)
+    spill = EntitySpill()
+    keys = [f"k{i}" for i in range(20)]
+    for round_ in range(40):
+        spill.put([Thing(k, bytes([round_]) * 1000) for k in keys])
+        # Never more than twice the live copies (plus the batch just written).
+        assert spill.file_bytes <= max(64 * 1024, 2 * 20 * 1100) + 20 * 1100
+    assert spill.compactions > 0
+    assert spill.take(keys) == {k: Thing(k, bytes([39]) * 1000) for k in keys}
