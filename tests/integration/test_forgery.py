@@ -13,6 +13,7 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -435,15 +436,20 @@ def test_the_nats_projector_applies_nothing_a_signed_checkpoint_does_not_cover(
 # --- verifying consumers: the Merkle tree on the bus ------------------------------------------
 
 
+def _verifying(url: str, app: Ledger, **options: object) -> Any:
+    """A verifying subscriber pinned to ``app``'s key."""
+    from ledger.subscriber import subscribe
+
+    return subscribe(  # type: ignore[arg-type]
+        url, settings=app.settings, verify=True, verifier_key=app.signing_key().verifier, **options
+    )
+
+
 async def _verified_positions(
     url: str, app: Ledger, expected: int, **options: object
 ) -> tuple[list[int], object]:
-    from ledger.subscriber import subscribe
-
     positions: list[int] = []
-    async with subscribe(
-        url, settings=app.settings, verify=True, verifier_key=app.signing_key().verifier, **options
-    ) as sub:  # type: ignore[arg-type]
+    async with _verifying(url, app, **options) as sub:
         while len(positions) < expected:
             delivery = await sub.next_delivery(30)
             assert delivery is not None, positions
@@ -641,7 +647,6 @@ def test_a_flood_of_leaves_messages_is_counted_not_kept(
     import tracemalloc
 
     from ledger.bus_verify import LEAVES, LEAVES_INLINE
-    from ledger.subscriber import subscribe
 
     app = make_ledger({**backend.env(), "LEDGER_NATS_URL": nats_server.url})
     append_parties(app, 3)
@@ -653,12 +658,7 @@ def test_a_flood_of_leaves_messages_is_counted_not_kept(
     async def go() -> tuple[list[int], int, int, int]:
         import nats
 
-        async with subscribe(
-            nats_server.url,
-            settings=app.settings,
-            verify=True,
-            verifier_key=app.signing_key().verifier,
-        ) as sub:
+        async with _verifying(nats_server.url, app) as sub:
             for _ in range(3):
                 assert await sub.next_delivery(30) is not None
             before = tracemalloc.get_traced_memory()[0]
@@ -764,14 +764,7 @@ def test_forged_hashes_for_a_dropped_head_release_nothing(
     released: list[int] = []
 
     async def go() -> None:
-        from ledger.subscriber import subscribe
-
-        async with subscribe(
-            nats_server.url,
-            settings=app.settings,
-            verify=True,
-            verifier_key=app.signing_key().verifier,
-        ) as sub:
+        async with _verifying(nats_server.url, app) as sub:
             while (delivery := await sub.next_delivery(30)) is not None:
                 released.append(delivery.position)
 
@@ -790,7 +783,6 @@ def test_a_flood_of_forged_events_is_held_no_further_than_max_pending(
     """Whoever holds the relay's key publishes forged events with consecutive leaf
     indexes: no checkpoint will ever cover them.  A verifying subscriber holds at most
     ``max_pending`` (plus one fetch) and fetches no more; the rest stay in the stream."""
-    from ledger.subscriber import subscribe
 
     app = make_ledger()
     append_parties(app, 3)
@@ -810,14 +802,7 @@ def test_a_flood_of_forged_events_is_held_no_further_than_max_pending(
     asyncio.run(flood())
 
     async def go() -> tuple[list[int], int, int]:
-        async with subscribe(
-            nats_server.url,
-            settings=app.settings,
-            verify=True,
-            verifier_key=app.signing_key().verifier,
-            max_pending=50,
-            batch=10,
-        ) as sub:
+        async with _verifying(nats_server.url, app, max_pending=50, batch=10) as sub:
             positions = []
             while (delivery := await sub.next_delivery(3)) is not None:
                 positions.append(delivery.position)
