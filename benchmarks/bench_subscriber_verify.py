@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,48 +124,55 @@ async def latency_run(
     return sorted(delivered[p] - stamped[p] for p in delivered), cpu
 
 
-def latency_main(args: argparse.Namespace) -> None:
+def _party(i: int) -> dict[str, object]:
+    return {
+        "type": "PartyRegistered",
+        "entity_id": f"p{i}",
+        "name": f"Party {i}",
+        "country": "DE",
+        "roles": ["exporter"],
+        "effective_at": "2025-12-01",
+        "sources": [SOURCE],
+    }
+
+
+@contextlib.contextmanager
+def _ledger_and_nats(prefix: str) -> Iterator[tuple[Any, str]]:
+    """A temporary ledger and an embedded nats-server: (the ledger, the server's URL)."""
     from ledger.app import Ledger
     from ledger.config import Settings
     from ledger.nats_server import EmbeddedNats
 
-    with tempfile.TemporaryDirectory(prefix="bench-verify-latency-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         home = Path(tmp)
         app = Ledger(Settings.from_env({"LEDGER_HOME": str(home), "LEDGER_ACTOR": "bench"}))
         server = EmbeddedNats(home / "nats")
         url = server.start()
         try:
-            for i in range(args.latency):  # one append batch (one checkpoint) each
-                app.append_objects(
-                    [
-                        {
-                            "type": "PartyRegistered",
-                            "entity_id": f"p{i}",
-                            "name": f"Party {i}",
-                            "country": "DE",
-                            "roles": ["exporter"],
-                            "effective_at": "2025-12-01",
-                            "sources": [SOURCE],
-                        }
-                    ]
-                )
-            print(f"{args.latency} events, each with its checkpoint, at {args.rate:.0f}/s")
-            for i in range(args.repeat):
-                for mode in ("hints", "polling"):
-                    values, cpu = asyncio.run(
-                        latency_run(url, app, args.rate, mode == "hints", f"{mode[0].upper()}{i}")
-                    )
-
-                    def q(f: float, values: list[float] = values) -> float:
-                        return values[min(len(values) - 1, int(f * len(values)))] * 1e3
-
-                    print(
-                        f"  run {i + 1} {mode:8s} checkpoint out -> handed out: p50 {q(0.5):6.1f}"
-                        f"  p99 {q(0.99):6.1f}  max {values[-1] * 1e3:6.1f} ms;  CPU {cpu:.2f} s"
-                    )
+            yield app, url
         finally:
             server.stop()
             app.close()
+
+
+def latency_main(args: argparse.Namespace) -> None:
+    with _ledger_and_nats("bench-verify-latency-") as (app, url):
+        for i in range(args.latency):  # one append batch (one checkpoint) each
+            app.append_objects([_party(i)])
+        print(f"{args.latency} events, each with its checkpoint, at {args.rate:.0f}/s")
+        for i in range(args.repeat):
+            for mode in ("hints", "polling"):
+                values, cpu = asyncio.run(
+                    latency_run(url, app, args.rate, mode == "hints", f"{mode[0].upper()}{i}")
+                )
+
+                def q(f: float, values: list[float] = values) -> float:
+                    return values[min(len(values) - 1, int(f * len(values)))] * 1e3
+
+                print(
+                    f"  run {i + 1} {mode:8s} checkpoint out -> handed out: p50 {q(0.5):6.1f}"
+                    f"  p99 {q(0.99):6.1f}  max {values[-1] * 1e3:6.1f} ms;  CPU {cpu:.2f} s"
+                )
 
 
 def main() -> None:
@@ -178,53 +187,27 @@ def main() -> None:
         latency_main(args)
         return
 
-    from ledger.app import Ledger
-    from ledger.config import Settings
-    from ledger.nats_server import EmbeddedNats
     from ledger.relay import Relay
 
-    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
-        home = Path(tmp)
-        app = Ledger(Settings.from_env({"LEDGER_HOME": str(home), "LEDGER_ACTOR": "bench"}))
-        server = EmbeddedNats(home / "nats")
-        url = server.start()
-        try:
-            for start in range(0, args.events, args.batch):
-                count = min(args.batch, args.events - start)
-                app.append_objects(
-                    [
-                        {
-                            "type": "PartyRegistered",
-                            "entity_id": f"p{start + i}",
-                            "name": f"Party {start + i}",
-                            "country": "DE",
-                            "roles": ["exporter"],
-                            "effective_at": "2025-12-01",
-                            "sources": [SOURCE],
-                        }
-                        for i in range(count)
-                    ]
-                )
-            Relay(app, url).run_once()
-            plain: list[float] = []
-            verifying: list[float] = []
-            for i in range(args.repeat):
-                plain.append(asyncio.run(consume(url, app, args.events, False)))
-                verifying.append(asyncio.run(consume(url, app, args.events, True)))
-                print(
-                    f"  run {i + 1}: plain {args.events / plain[-1]:,.0f}/s  "
-                    f"verifying {args.events / verifying[-1]:,.0f}/s"
-                )
-            plain_rate, verify_rate = args.events / min(plain), args.events / min(verifying)
+    with _ledger_and_nats("bench-verify-") as (app, url):
+        for start in range(0, args.events, args.batch):
+            count = min(args.batch, args.events - start)
+            app.append_objects([_party(start + i) for i in range(count)])
+        Relay(app, url).run_once()
+        plain: list[float] = []
+        verifying: list[float] = []
+        for i in range(args.repeat):
+            plain.append(asyncio.run(consume(url, app, args.events, False)))
+            verifying.append(asyncio.run(consume(url, app, args.events, True)))
             print(
-                f"\nbest of {args.repeat} ({args.events} events, append batches of {args.batch}):"
+                f"  run {i + 1}: plain {args.events / plain[-1]:,.0f}/s  "
+                f"verifying {args.events / verifying[-1]:,.0f}/s"
             )
-            print(f"  subscribe()             {plain_rate:>10,.0f} events/s")
-            print(f"  subscribe(verify=True)  {verify_rate:>10,.0f} events/s")
-            print(f"  verifying / plain = {verify_rate / plain_rate:.2f} (target >= 0.7)")
-        finally:
-            server.stop()
-            app.close()
+        plain_rate, verify_rate = args.events / min(plain), args.events / min(verifying)
+        print(f"\nbest of {args.repeat} ({args.events} events, append batches of {args.batch}):")
+        print(f"  subscribe()             {plain_rate:>10,.0f} events/s")
+        print(f"  subscribe(verify=True)  {verify_rate:>10,.0f} events/s")
+        print(f"  verifying / plain = {verify_rate / plain_rate:.2f} (target >= 0.7)")
 
 
 if __name__ == "__main__":
