@@ -881,6 +881,9 @@ def subscribe(
                 "prints it)"
             )
         key = parse_key(verifier_key) if isinstance(verifier_key, str) else verifier_key
+    if max_pending is not None and max_pending < 1:
+        # 0 must not quietly mean the default: nothing could ever be released.
+        raise ValueError(f"max_pending must be at least 1, got {max_pending}")
     if nats_options is None:
         nats_options = (settings or Settings.from_env()).nats_options("subscriber")
     return Subscription(
@@ -899,5 +902,9 @@ def subscribe(
         on_rejected=on_rejected,
         verify=verify,
         verifier_key=key,
-        max_pending=max_pending or (settings or Settings.from_env()).verify_max_pending,
+        max_pending=(
+            max_pending
+            if max_pending is not None
+            else (settings or Settings.from_env()).verify_max_pending
+        ),
     )
