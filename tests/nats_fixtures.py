@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -194,6 +195,17 @@ def append_parties(app: Ledger, n: int, *, chunk: int = 1000, tag: str = "p") ->
 def relay_command() -> list[str]:
     """``ledger relay`` run by this test's Python (the venv's console script)."""
     return [sys.executable, "-m", "ledger.cli.main", "relay"]
+
+
+def run_ledger(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``ledger ARGS`` in a subprocess with a ledger's variables; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli.main", *args],
+        env=subprocess_env(env),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
 
 
 def subprocess_env(env: dict[str, str], **extra: str) -> dict[str, str]:

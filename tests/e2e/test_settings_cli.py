@@ -5,8 +5,6 @@ parameters).  Found by trying each variable with malformed values."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,9 +16,8 @@ from ledger.cli.main import cli
 from ledger.nats_server import EmbeddedNats
 from tests.conftest import POSTGRES_URL, Backend, require_postgres
 from tests.nats_fixtures import (
-    WAIT_SECONDS,
     nats_server_fixture,  # noqa: F401 - the nats_server fixture
-    subprocess_env,
+    run_ledger,
 )
 
 
@@ -168,13 +165,7 @@ def test_an_unreachable_postgresql_says_why(tmp_path: Path) -> None:
     missing = f"ledger_missing_{uuid.uuid4().hex[:8]}"
     base = POSTGRES_URL.split("?")[0].rsplit("/", 1)[0]
     env = {"LEDGER_HOME": str(tmp_path), "LEDGER_DATABASE_URL": f"{base}/{missing}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.main", "log"],
-        env=subprocess_env(env),
-        capture_output=True,
-        text=True,
-        timeout=WAIT_SECONDS,
-    )
+    done = run_ledger(env, "log")
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr

@@ -26,6 +26,7 @@ from tests.nats_fixtures import (
     append_parties,
     nats_server_fixture,  # noqa: F401 - the nats_server fixture
     purge_stream,
+    run_ledger,
     store_log,
     stream_messages,
     subprocess_env,
@@ -668,13 +669,7 @@ def test_a_nats_url_that_cannot_be_a_server_is_a_configuration_error(
         assert done.exit_code == 2, (args, done.output)
         assert "is not a NATS server URL" in done.output, (args, done.output)
         assert len(done.output.strip().splitlines()) == 1, (args, done.output)
-    serve = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.main", "serve"],
-        env=subprocess_env(env),
-        capture_output=True,
-        text=True,
-        timeout=WAIT_SECONDS,
-    )
+    serve = run_ledger(env, "serve")
     assert serve.returncode == 2, serve.stderr
     assert serve.stderr.strip().splitlines() == [
         next(line for line in serve.stderr.splitlines() if "is not a NATS server URL" in line)
