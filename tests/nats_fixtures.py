@@ -197,14 +197,16 @@ def relay_command() -> list[str]:
     return [sys.executable, "-m", "ledger.cli.main", "relay"]
 
 
-def run_ledger(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def run_ledger(
+    env: dict[str, str], *args: str, timeout: float = WAIT_SECONDS
+) -> subprocess.CompletedProcess[str]:
     """``ledger ARGS`` in a subprocess with a ledger's variables; its output as text."""
     return subprocess.run(
         [sys.executable, "-m", "ledger.cli.main", *args],
         env=subprocess_env(env),
         capture_output=True,
         text=True,
-        timeout=WAIT_SECONDS,
+        timeout=timeout,
     )
 
 

@@ -10,7 +10,6 @@ import asyncio
 import json
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,13 @@ import pytest
 from ledger.config import Settings
 from ledger.nats_auth import embedded_server
 from tests.conftest import Backend
-from tests.nats_fixtures import subprocess_env
+from tests.nats_fixtures import run_ledger
 
 pytestmark = pytest.mark.nats
 
 
 def _ledger(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledger.cli.main", *args],
-        env=subprocess_env(env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_ledger(env, *args, timeout=120)
 
 
 @pytest.fixture
