@@ -14,6 +14,12 @@ QUANTITY_DECIMALS = 9
 def check_quantity(value: Decimal, field: str) -> None:
     """A quantity the ledger can record: positive, below 10^15, at most 9 decimal places
     (``ledger check`` asks it of a request too, so it refuses what ``apply`` would)."""
+    # Every shipment asks this: a value written with at most 9 decimal places, positive
+    # and below the bound passes on its exponent alone (it needs at most -exponent places,
+    # and its exponent is far inside the scale checked below), without the digits joined.
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -QUANTITY_DECIMALS and 0 < value < MAX_QUANTITY:
+        return
     # Echoed in plain decimal notation (1e3 reads back as 1000, not Decimal's 1E+3), but
     # only once the exponent says that is short: 1E+1000000000 would be a gigabyte.
     too_wide = quantity_scale_error(value, value)
