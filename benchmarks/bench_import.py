@@ -34,6 +34,12 @@ shipments recorded under them), then measures, alternately and ``--repeat`` time
   The import's floor / the schema floor is the most of the target any such import can
   reach (with no rule checked, no hash or encoding made, no working set kept).
 
+With ``--postgres URL``, after the SQLite rounds: the import into a fresh PostgreSQL
+schema, against the same two floors there - the events and index rows it wrote, and
+every row it wrote, each ``COPY``ed into a fresh schema in one transaction (the CPU time
+is this process's alone: PostgreSQL's server works in its own processes, so there read
+the wall time).
+
 Prints events/s for each, the ratios import/raw and import/floor (target: >= 50% of the
 floor), each round's ratios (to show the spread), the bounds set by parsing and by
 typed decoding, and the import's floor against the schema floor and the import; each
@@ -338,6 +344,120 @@ def own_rows(rows: ImportRows, workdir: Path) -> Clock:
     return clock
 
 
+PgRows = list[tuple[str, list[str], list[tuple[Any, ...]]]]
+"""Each table of a PostgreSQL schema an import wrote to: its name, columns and rows."""
+
+
+def pg_rows_written(url: str, schema: str) -> PgRows:
+    """``rows_written`` for a PostgreSQL schema (the settings tables left out)."""
+    import psycopg
+
+    out: PgRows = []
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+            "AND table_name NOT LIKE '%%\\_meta' ORDER BY table_name",
+            (schema,),
+        ).fetchall()
+        for (name,) in tables:
+            cursor = conn.execute(f'SELECT * FROM "{schema}"."{name}"')
+            columns = [c.name for c in cursor.description or ()]
+            out.append((name, columns, cursor.fetchall()))
+    return out
+
+
+def pg_copy(url: str, rows: PgRows, workdir: Path) -> Clock:
+    """``rows`` written straight into a fresh ledger's tables in PostgreSQL: ``COPY`` of
+    each table, one transaction (the fastest way in; the schema floor's equivalent)."""
+    import psycopg
+
+    from ledger.app import Ledger
+    from ledger.config import Settings
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        env = {
+            "LEDGER_HOME": str(workdir / f"pg-{schema}"),
+            "LEDGER_DATABASE_URL": in_schema(url, schema),
+        }
+        Ledger(Settings.from_env(env)).close()  # creates the tables
+        with psycopg.connect(url) as conn, Clock() as clock:
+            with conn.cursor() as cur:
+                for name, columns, table in rows:
+                    names = ", ".join(f'"{c}"' for c in columns)
+                    with cur.copy(f'COPY "{schema}"."{name}" ({names}) FROM STDIN') as copy:
+                        for row in table:
+                            copy.write_row(row)
+            conn.commit()
+        return clock
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def in_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
+def postgres_rounds(url: str, data: Path, workdir: Path, count: int, repeat: int) -> None:
+    """The import into PostgreSQL against the same floors there: the events and index
+    rows it wrote (the schema floor) and every row it wrote (its own rows), each copied
+    into a fresh schema; typed decoding as on SQLite (it does not depend on the store)."""
+    import psycopg
+
+    floor: list[Clock] = []
+    imported: list[Clock] = []
+    own: list[Clock] = []
+    typed: list[Clock] = []
+    written: PgRows = []
+    for r in range(repeat):
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            imported.append(ledger_import(data, workdir, in_schema(url, schema)))
+            if not written:
+                written = pg_rows_written(url, schema)
+        finally:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        events_and_index = [t for t in written if t[0].endswith(("_events", "_events_index"))]
+        floor.append(pg_copy(url, events_and_index, workdir))
+        own.append(pg_copy(url, written, workdir))
+        typed.append(decode_only(data, constrained=True))
+        f, i, o, t = floor[-1], imported[-1], own[-1], typed[-1]
+        print(
+            f"  PostgreSQL round {r + 1} ({time.strftime('%H:%M:%S', time.gmtime())} UTC, load "
+            f"{os.getloadavg()[0]:.1f}): import / floor {f.wall / i.wall:.1%} (CPU time "
+            f"{f.cpu / i.cpu:.1%}); import's floor / floor {f.wall / (o.wall + t.wall):.1%} "
+            f"(CPU {f.cpu / (o.cpu + t.cpu):.1%})",
+            flush=True,
+        )
+
+    def best(clocks: list[Clock]) -> tuple[float, float]:
+        """Events/s (best wall time) and CPU us an event (least CPU time)."""
+        return count / min(c.wall for c in clocks), min(c.cpu for c in clocks) / count * 1e6
+
+    (fr, fc), (ir, ic), (orate, oc), (tr, tc) = map(best, (floor, imported, own, typed))
+    bound_rate, bound_cpu = 1 / (1 / orate + 1 / tr), oc + tc
+    print(
+        f"PostgreSQL floor   : {fr:>10,.0f} events/s, CPU {fc:.1f} us/event (the import's "
+        "events and index rows COPYed into a fresh schema; CPU is this client's only)"
+    )
+    print(f"ledger import (PG) : {ir:>10,.0f} events/s, CPU {ic:.1f} us/event")
+    print(
+        f"PG import's floor  : {bound_rate:>10,.0f} events/s, CPU {bound_cpu:.1f} us/event "
+        f"(every row it wrote COPYed: {orate:,.0f} events/s, CPU {oc:.1f}; + typed decoding)"
+    )
+    print(
+        f"PG import / floor  : {ir / fr:>10.1%} (CPU {fc / ic:.1%}); import's floor / floor "
+        f"{bound_rate / fr:.1%} (CPU {fc / bound_cpu:.1%}); import / import's floor "
+        f"{ir / bound_rate:.1%} (CPU {bound_cpu / ic:.1%})"
+    )
+
+
 def scheduled_ahead(workdir: Path, shipments: int, scheduled: bool) -> float:
     """Seconds to append ``shipments`` shipments to one licence in one batch, in effective
     order, with (or without) a suspension of that licence already scheduled after them.
@@ -542,18 +662,7 @@ def main() -> None:
             f"them {ahead:.2f} s ({ahead / plain:.2f}x)"
         )
         if args.postgres:
-            import psycopg
-
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-            try:
-                sep = "&" if "?" in args.postgres else "?"
-                clock = ledger_import(data, workdir, f"{args.postgres}{sep}schema={schema}")
-                print(f"ledger import (PG) : {count / clock.wall:>10,.0f} events/s")
-            finally:
-                with psycopg.connect(args.postgres, autocommit=True) as conn:
-                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            postgres_rounds(args.postgres, data, workdir, count, args.repeat)
     sys.stdout.flush()
 
 
