@@ -285,6 +285,25 @@ def coverage(
     recorded shipment).  ``whole``: the licence over all effective times, whose later
     shipments count against the cap too.
     """
+    gap, drawn, remaining = _coverage(
+        licence, status, at, item, unit, quantity, end_user, destination, whole
+    )
+    return Coverage(gap, drawn, remaining)
+
+
+def _coverage(
+    licence: LicenceTerms,
+    status: str,
+    at: dt.datetime,
+    item: str,
+    unit: str | None,
+    quantity: Decimal,
+    end_user: str,
+    destination: str,
+    whole: LicenceTerms | None = None,
+) -> tuple[Gap | None, ItemTerms | None, Decimal | None]:
+    """``coverage``'s answer as its three parts: the rule that records every shipment
+    asks only whether there is a gap, and a frozen ``Coverage`` is ~0.8 us to build."""
     lid = licence.licence_id
     if status != "active":
         on = local_day(at).isoformat()  # (only a refusal says the day: not per shipment)
@@ -295,28 +314,32 @@ def coverage(
             state_text = f"expired at {end_text(licence.valid_until)}"
         else:
             state_text = f"{status} since {day(since)}" if since else status
-        return Coverage(
+        return (
             Gap(
                 f"licence-{status}",
                 "effective_at",
                 f"licence '{lid}' is {state_text}; no shipment on {day(at)} can be "
                 "recorded under it",
                 f"{status} on {on}",
-            )
+            ),
+            None,
+            None,
         )
     drawn = licence.licensed_item(item)
     if drawn is None:
         codes = ", ".join(i.item for i in licence.licensed_items())
-        return Coverage(
+        return (
             Gap(
                 "item-not-licensed",
                 "item",
                 f"licence '{lid}' does not cover '{item}' (covers: {codes})",
                 f"does not cover {item}",
-            )
+            ),
+            None,
+            None,
         )
     if unit is not None and drawn.unit != unit:
-        return Coverage(
+        return (
             Gap(
                 "unit-not-licensed",
                 "unit",
@@ -325,9 +348,10 @@ def coverage(
                 f"caps {item} in {drawn.unit}, not {unit} (units are not converted)",
             ),
             drawn,
+            None,
         )
     if end_user not in licence.end_users:
-        return Coverage(
+        return (
             Gap(
                 "end-user-not-licensed",
                 "end_user",
@@ -335,9 +359,10 @@ def coverage(
                 f"does not name end user {end_user}",
             ),
             drawn,
+            None,
         )
     if destination not in licence.destinations:
-        return Coverage(
+        return (
             Gap(
                 "destination-not-licensed",
                 "destination",
@@ -345,13 +370,14 @@ def coverage(
                 f"does not cover destination {destination}",
             ),
             drawn,
+            None,
         )
     remaining = drawn.remaining
     later = whole.item_named(drawn.item) if whole is not None else None
     if later is not None and later.remaining < remaining:
         remaining = later.remaining
     if quantity > remaining:
-        return Coverage(
+        return (
             Gap(
                 "usage-exceeds-cap",
                 "quantity",
@@ -362,7 +388,7 @@ def coverage(
             drawn,
             remaining,
         )
-    return Coverage(None, drawn, remaining)
+    return None, drawn, remaining
 
 
 def covers(
@@ -377,7 +403,10 @@ def covers(
 ) -> bool:
     """``licence`` (its state as of ``at``) covers the shipment (see ``coverage``)."""
     status = licence.status_at(at)
-    return coverage(licence, status, at, item, unit, quantity, end_user, destination, whole).covered
+    return (
+        _coverage(licence, status, at, item, unit, quantity, end_user, destination, whole)[0]
+        is None
+    )
 
 
 # --- rules ------------------------------------------------------------------------------
@@ -547,7 +576,7 @@ def _usage_recorded(e: ev.LicenceUsageRecorded, facts: Facts) -> None:
     check_quantity(e.quantity, "quantity")
     licence = _licence_at(facts, e, whole)
     at = e.effective_at
-    found = coverage(
+    gap = _coverage(
         licence,
         licence.status_at(at),
         at,
@@ -557,9 +586,9 @@ def _usage_recorded(e: ev.LicenceUsageRecorded, facts: Facts) -> None:
         e.end_user,
         e.destination,
         whole,
-    )
-    if found.gap is not None:
-        raise RuleViolation(found.gap.rule, found.gap.message, field=found.gap.field)
+    )[0]
+    if gap is not None:
+        raise RuleViolation(gap.rule, gap.message, field=gap.field)
 
 
 CHECKS: dict[type[ev.Event], Check] = {
