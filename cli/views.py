@@ -1131,6 +1131,7 @@ def project(
                 nl=False,
             )
 
+    from ledger.bus_verify import HoldError
     from ledger.errors import StoreError
     from ledger.stream import NatsUnavailable
 
@@ -1148,7 +1149,7 @@ def project(
                 on_progress=report,
                 result=result,
             )
-    except NatsUnavailable as exc:
+    except (NatsUnavailable, HoldError) as exc:
         raise StoreError(str(exc)) from None
     if output == "table" and sys.stderr.isatty():
         click.echo(err=True)
@@ -1167,6 +1168,12 @@ def project(
                 f"refused as not in the signed tree (forged, altered, reordered or missing; "
                 f"the store's events were applied instead), {result.malformed:,} malformed; "
                 "the log names each one.",
+                err=True,
+            )
+        if result.held:
+            click.echo(
+                f"{result.held:,} stream message(s) after position {result.position:,} wait "
+                "for a signed checkpoint to cover them: not applied.",
                 err=True,
             )
         if result.purged:

@@ -30,18 +30,21 @@ A ``StreamVerifier`` recomputes the tree from the messages it is fed, in leaf or
 releases events only once a checkpoint covering them verifies: its signature against the
 pinned key, its root against the root of the leaves received.  The store signs a
 checkpoint at least every ``ledger.store.tree.CHECKPOINT_EVERY`` leaves, so a consumer
-may refuse to hold more unverified events than that (``subscribe(max_pending=)``):
-forged events with consecutive leaf indexes then cannot make it grow.  A consumer that starts
-mid-stream starts verifying at the checkpoint just before its start: that message's
-frontier, checked against the signed root, is the tree up to there.  Whatever does not
-belong (an unexpected leaf index: missing, reordered, inserted; other bytes than those
-the checkpoint signed) raises ``BusVerificationError`` naming the exact position.
+may refuse to hold more unverified events than that (``HoldBound``, the one rule of
+``subscribe(max_pending=)`` and the NATS projector): forged events with consecutive leaf
+indexes then cannot make it grow, and a consumer stalled at that bound says so.  A
+consumer that starts mid-stream starts verifying at the checkpoint just before its
+start: that message's frontier, checked against the signed root, is the tree up to
+there.  Whatever does not belong (an unexpected leaf index: missing, reordered,
+inserted; other bytes than those the checkpoint signed) raises
+``BusVerificationError`` naming the exact position.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -672,6 +675,106 @@ class CheckpointFeed:
                 if len(found) >= needed:
                     break
         return found
+
+
+DEFAULT_STALL_TIMEOUT = 300.0
+"""Seconds a verifying consumer waits at its bound of held events for a checkpoint
+(``LEDGER_VERIFY_STALL_TIMEOUT``) before it stops with ``HoldStalled``."""
+
+
+class HoldError(RuntimeError):
+    """A verifying consumer cannot go on within its bound of held events (``HoldBound``):
+    the next checkpoint is further away than the bound."""
+
+
+class HoldStalled(HoldError):
+    """A verifying consumer waited at its bound for longer than its stall timeout and no
+    signed checkpoint covered what it holds."""
+
+
+@dataclass
+class HoldBound:
+    """How many events a verifying consumer (``subscribe(verify=True)``, the NATS
+    projector) holds while no signed checkpoint covers them, and what it does at that
+    bound: one rule for both (``LEDGER_VERIFY_MAX_PENDING``,
+    ``LEDGER_VERIFY_STALL_TIMEOUT``).
+
+    A genuine ledger signs a checkpoint at least every ``CHECKPOINT_EVERY`` leaves (the
+    default bound), so a consumer at the bound has the checkpoint covering what it holds
+    coming: it fetches no more (``room``) and waits for it.  Only forged events (by
+    whoever holds the relay's credential), a relay that stopped publishing checkpoints or
+    a record from before that rule keep it there.  The last raises ``HoldError`` at once,
+    naming the bound it needs (the next checkpoint, already read, shows how far away it
+    is).  For the others the stall is logged as a warning when it begins, and after
+    ``stall_timeout`` seconds with no checkpoint covering anything held it is logged at
+    error level and raised (``HoldStalled``): a consumer that silently stops delivering
+    is worse than one that stops with a reason."""
+
+    limit: int
+    stream: str
+    logger: logging.Logger
+    who: str
+    """What holds the events, for the messages ("a verifying subscriber")."""
+    setting: str
+    """How to raise the bound, for the messages."""
+    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
+    stalled_since: float | None = None
+    """``time.monotonic()`` when the consumer reached the bound with the verified tree
+    where it still is; None while below the bound."""
+    _stalled_at: int = -1
+
+    def room(self, verifier: StreamVerifier) -> int:
+        """How many more messages may be fetched now (0 at the bound)."""
+        return max(0, self.limit - len(verifier.pending))
+
+    def at_bound(self, verifier: StreamVerifier, feed: CheckpointFeed, position: int) -> bool:
+        """Whether ``verifier`` holds as many events as the bound allows (nothing more may
+        be fetched); ``HoldError`` when the next checkpoint is beyond the bound,
+        ``HoldStalled`` after ``stall_timeout`` seconds there.  ``position``: the newest
+        one verified, for the messages."""
+        from ledger.store.tree import CHECKPOINT_EVERY
+
+        held = len(verifier.pending)
+        if held < self.limit:
+            self.stalled_since = None
+            return False
+        beyond = feed.ahead - verifier.verified_size
+        if beyond > self.limit:
+            raise HoldError(
+                f"the next signed checkpoint in {self.stream} (tree size {feed.ahead}) "
+                f"covers {beyond} events past the verified tree, more than the "
+                f"{self.limit} {self.who} holds (max_pending): a record from before "
+                f"checkpoints were signed every {CHECKPOINT_EVERY:,} events. "
+                f"Set {self.setting} to at least {beyond}"
+            )
+        now = time.monotonic()
+        if self.stalled_since is None or self._stalled_at != verifier.verified_size:
+            self._stalled_at, self.stalled_since = verifier.verified_size, now
+            self.logger.warning(
+                "%s holds %d events of %s past position %d that no signed checkpoint "
+                "covers (max_pending); fetching no more until one does: forged events "
+                "(whoever wrote them holds the relay's credential) or a relay not "
+                "publishing checkpoints",
+                self.who,
+                held,
+                self.stream,
+                position,
+            )
+            return True
+        waited = now - self.stalled_since
+        if self.stall_timeout is not None and waited >= self.stall_timeout:
+            message = (
+                f"{self.who} has held {held} events of {self.stream} past position "
+                f"{position} for {waited:.0f} s, its bound (max_pending), and no signed "
+                "checkpoint covers them: forged events (whoever published them holds the "
+                "relay's credential) or a relay that publishes no checkpoints. Check the "
+                "relay (`ledger status`: its position and the stream's) and the messages "
+                f"after position {position} in {self.stream}; nothing past it was handed "
+                "out or applied"
+            )
+            self.logger.error("%s", message)
+            raise HoldStalled(message)
+        return True
 
 
 async def prime(

@@ -211,6 +211,10 @@ class Settings:
     """``LEDGER_VERIFY_MAX_PENDING``: events a verifying subscriber holds at most while
     no signed checkpoint covers them (``ledger.store.tree.CHECKPOINT_EVERY``; more for
     records from before checkpoints were signed at least that often)."""
+    verify_stall_timeout: float = 300.0
+    """``LEDGER_VERIFY_STALL_TIMEOUT`` (seconds; ``5m`` in the environment): how long a
+    verifying consumer waits at ``verify_max_pending`` for a checkpoint before it stops
+    with an error (``ledger.bus_verify.HoldBound``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -257,6 +261,9 @@ class Settings:
                 50_000,
                 most=1_000_000_000,
                 why="events a verifying subscriber may hold in memory",
+            ),
+            verify_stall_timeout=_seconds(
+                "LEDGER_VERIFY_STALL_TIMEOUT", env.get("LEDGER_VERIFY_STALL_TIMEOUT"), 300.0
             ),
         )
 

@@ -163,6 +163,12 @@ class Delivery:
         await self._msg.in_progress()
 
 
+class SubscriberStalled(SubscriberError):
+    """A verifying subscription held ``max_pending`` events for ``stall_timeout`` seconds
+    and no signed checkpoint covered any of them (forged events, or a relay that
+    publishes no checkpoints): it delivers nothing more until that is dealt with."""
+
+
 class MalformedMessage(SubscriberError):
     """A stream message that is not a ledger event as the relay publishes them."""
 
@@ -238,12 +244,25 @@ class Subscription:
         verify: bool = False,
         verifier_key: VerifierKey | None = None,
         max_pending: int = 50_000,
+        stall_timeout: float | None = 300.0,
     ):
+        from ledger.bus_verify import HoldBound
+
         self.nats_url = nats_url
-        self.max_pending = max_pending
-        """With ``verify``: events held at most while no signed checkpoint covers them;
-        at the bound nothing more is fetched until one does (see ``subscribe``)."""
-        self._stalled_at = -1
+        self._bound = HoldBound(
+            max_pending,
+            stream,
+            log,
+            "a verifying subscriber",
+            "LEDGER_VERIFY_MAX_PENDING (subscribe(max_pending=))",
+            stall_timeout,
+        )
+        """With ``verify``: how many events are held at most while no signed checkpoint
+        covers them, and what happens at that bound (see ``subscribe``)."""
+        self.poll_interval = 0.05
+        """With ``verify``: seconds between reads of the checkpoint stream while events
+        are held and no checkpoint hint comes (a server that refuses the hint
+        subscription, ``wake_on_checkpoint = False``); set before ``open``."""
         self.verify = verify
         self.verifier_key = verifier_key
         self._verifier: StreamVerifier | None = None
@@ -258,6 +277,8 @@ class Subscription:
         self._checkpoint_hint: asyncio.Event | None = None
         self._announced = 0
         """The largest tree size a checkpoint hint announced (``Ledger-Tree-Size``)."""
+        self._hints_allowed = False
+        """The server took the hint subscription (no permissions violation came back)."""
         self._rechecks = (0, 0)
         """(announced size, reads of the checkpoint stream made for it so far)."""
         self._caught_up = False
@@ -295,6 +316,32 @@ class Subscription:
         self.last_rejected: deque[Rejected] = deque(maxlen=100)
         """The most recent of them."""
         self.on_rejected = on_rejected
+
+    @property
+    def max_pending(self) -> int:
+        """With ``verify``: events held at most while no signed checkpoint covers them;
+        at the bound nothing more is fetched until one does (see ``subscribe``)."""
+        return self._bound.limit
+
+    @property
+    def stall_timeout(self) -> float | None:
+        """With ``verify``: seconds at ``max_pending`` with no checkpoint before
+        ``next_delivery`` raises ``SubscriberStalled`` (None: never)."""
+        return self._bound.stall_timeout
+
+    @property
+    def held(self) -> int:
+        """With ``verify``: events received and held now, waiting for a signed
+        checkpoint to cover them."""
+        return len(self._verifier.pending) if self._verifier is not None else 0
+
+    @property
+    def stalled_since(self) -> float | None:
+        """With ``verify``: ``time.monotonic()`` when the subscription reached
+        ``max_pending`` held events with no checkpoint covering any of them since; None
+        while it is below the bound.  After ``stall_timeout`` seconds there,
+        ``next_delivery`` raises ``SubscriberStalled``."""
+        return self._bound.stalled_since
 
     @property
     def ignored_leaves(self) -> int:
@@ -472,16 +519,27 @@ class Subscription:
                 self._announced = max(self._announced, int(size))
                 hint.set()
 
+        subject = checkpoint_subject(self.prefix, self.stream)
         try:
-            await self._nc.subscribe(
-                checkpoint_subject(self.prefix, self.stream),
+            sub = await self._nc.subscribe(
+                subject,
                 cb=woken,
                 pending_msgs_limit=16,
                 pending_bytes_limit=2 * MAX_CHECKPOINT_MESSAGE,
             )
+            # A refusal comes back as an asynchronous error, before the flush's PONG.
+            await self._nc.flush(timeout=5)
         except Exception as exc:  # refused or unsupported: the 50 ms poll still runs
             log.debug("no checkpoint hints (%s); polling", exc)
             return
+        error = str(self._nc.last_error or "")
+        if "permissions violation" in error.lower() and subject in error:
+            log.debug("no checkpoint hints (%s); polling", error)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            return
+        # Hints will come: from the first checkpoint on, wait for one instead of polling.
+        self._hints_allowed = True
         self._checkpoint_hint = hint
 
     async def _admit_verified(self, msg: Msg) -> None:
@@ -595,9 +653,11 @@ class Subscription:
                 if self._ready:
                     self.current = self._ready.popleft()
                     return self.current
-                if len(self._verifier.pending) >= self.max_pending:
+                if self._at_bound():
                     # Hold no more: wait for the checkpoint covering what is held.
-                    wait = 0.05 if deadline is None else min(0.05, deadline - loop.time())
+                    wait = self.poll_interval
+                    if deadline is not None:
+                        wait = min(wait, deadline - loop.time())
                     if wait <= 0:
                         return None
                     await self._wait_at_bound(wait)
@@ -609,7 +669,7 @@ class Subscription:
                     return delivery
             wait = self.fetch_timeout
             if self._verifier is not None and self._verifier.pending:
-                wait = min(wait, 0.05)  # the checkpoint covering them is due
+                wait = min(wait, self.poll_interval)  # the checkpoint covering them is due
             if deadline is not None:
                 wait = min(wait, deadline - loop.time())
                 if wait <= 0:
@@ -628,37 +688,23 @@ class Subscription:
                 continue
             self._buffer.extend(msgs)
 
-    async def _wait_at_bound(self, wait: float) -> None:
-        """``max_pending`` events are held and no checkpoint covers them yet: wait (the
-        next hint, or ``wait`` seconds) without fetching more.  A genuine ledger signs a
-        checkpoint at least every ``CHECKPOINT_EVERY`` leaves, so only forged events (by
-        whoever holds the relay's key), a relay that stopped publishing checkpoints, or
-        a record from before that rule (``SubscriberError`` once its checkpoint shows
-        it) stay here."""
-        from ledger.store.tree import CHECKPOINT_EVERY
+    def _at_bound(self) -> bool:
+        """Whether ``max_pending`` events are held (``HoldBound.at_bound``: a checkpoint
+        beyond the bound raises ``SubscriberError``, a stall past ``stall_timeout``
+        ``SubscriberStalled``)."""
+        from ledger.bus_verify import HoldError, HoldStalled
 
         assert self._verifier is not None and self._feed is not None
-        verifier = self._verifier
-        beyond = self._feed.ahead - verifier.verified_size
-        if beyond > self.max_pending:
-            raise SubscriberError(
-                f"the next signed checkpoint in {self.stream} (tree size {self._feed.ahead}) "
-                f"covers {beyond} events past the verified tree, more than the "
-                f"{self.max_pending} a verifying subscriber holds (max_pending): a record "
-                f"from before checkpoints were signed every {CHECKPOINT_EVERY:,} events. "
-                f"Set LEDGER_VERIFY_MAX_PENDING (subscribe(max_pending=)) to at least {beyond}"
-            )
-        if self._stalled_at != verifier.verified_size:
-            self._stalled_at = verifier.verified_size
-            log.warning(
-                "holding %d events of %s past position %d that no signed checkpoint covers "
-                "(max_pending); fetching no more until one does: forged events (whoever "
-                "wrote them holds the relay's credential) or a relay not publishing "
-                "checkpoints",
-                len(verifier.pending),
-                self.stream,
-                self.verified_position,
-            )
+        try:
+            return self._bound.at_bound(self._verifier, self._feed, self.verified_position)
+        except HoldStalled as exc:
+            raise SubscriberStalled(str(exc)) from None
+        except HoldError as exc:
+            raise SubscriberError(str(exc)) from None
+
+    async def _wait_at_bound(self, wait: float) -> None:
+        """``max_pending`` events are held and no checkpoint covers them yet: wait (the
+        next hint, or ``wait`` seconds) without fetching more (see ``HoldBound``)."""
         hint = self._checkpoint_hint
         if hint is None:
             await asyncio.sleep(wait)
@@ -677,7 +723,7 @@ class Subscription:
         hint, verifier = self._checkpoint_hint, self._verifier
         if (
             hint is not None
-            and self._announced  # hints arrive (else: a server that refused them)
+            and self._hints_allowed  # (else: a server that refused them; polling)
             and verifier is not None
             and verifier.pending
             and self._caught_up
@@ -686,9 +732,10 @@ class Subscription:
             if verifier.verified_size < announced <= verifier.next_leaf:
                 # Announced, not read yet.  The stream stores a message just after the
                 # server hands it to core subscribers: a read that misses it is retried
-                # after 1, 2, 4 ms; then fetching and polling take over.
+                # after 1, 2, 4, 8, 16 ms (a busy server); then fetching and polling
+                # take over.
                 size, reads = self._rechecks if self._rechecks[0] == announced else (announced, 0)
-                if reads < 4:
+                if reads < 6:
                     self._rechecks = (size, reads + 1)
                     if reads:
                         await asyncio.sleep(0.001 * 2 ** (reads - 1))
@@ -698,9 +745,10 @@ class Subscription:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(hint.wait(), timeout)
                     return []
+        batch = self.batch if verifier is None else min(self.batch, self._bound.room(verifier))
         self._caught_up = True  # until a fetch returns a full batch
-        msgs = await self._psub.fetch(self.batch, timeout=timeout)
-        self._caught_up = len(msgs) < self.batch
+        msgs = await self._psub.fetch(max(batch, 1), timeout=timeout)
+        self._caught_up = len(msgs) < batch
         return msgs
 
     async def _admit(self, msg: Msg) -> Delivery | None:
@@ -829,6 +877,7 @@ def subscribe(
     verify: bool = False,
     verifier_key: VerifierKey | str | None = None,
     max_pending: int | None = None,
+    stall_timeout: float | None = None,
 ) -> Subscription:
     """A subscription to the ledger's events; use ``async with subscribe(...) as sub``.
 
@@ -850,7 +899,11 @@ def subscribe(
     often) are held while no signed checkpoint covers them; at the bound nothing more
     is fetched until one does (forged events cannot make it grow), and a checkpoint
     further away (a record from before that rule) raises ``SubscriberError`` naming the
-    bound it needs.
+    bound it needs.  At the bound the subscription's ``stalled_since`` is set and a
+    warning logged; after ``stall_timeout`` seconds there (default
+    ``LEDGER_VERIFY_STALL_TIMEOUT``, 300) with no checkpoint covering anything held,
+    ``next_delivery`` (and iteration) raises ``SubscriberStalled``, logged at error
+    level, instead of waiting silently for ever.
     """
     from ledger.config import Settings
     from ledger.subjects import check_prefix, parse_filters
@@ -884,6 +937,8 @@ def subscribe(
     if max_pending is not None and max_pending < 1:
         # 0 must not quietly mean the default: nothing could ever be released.
         raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+    if stall_timeout is not None and not stall_timeout > 0:
+        raise ValueError(f"stall_timeout must be positive seconds, got {stall_timeout}")
     if nats_options is None:
         nats_options = (settings or Settings.from_env()).nats_options("subscriber")
     return Subscription(
@@ -906,5 +961,10 @@ def subscribe(
             max_pending
             if max_pending is not None
             else (settings or Settings.from_env()).verify_max_pending
+        ),
+        stall_timeout=(
+            stall_timeout
+            if stall_timeout is not None
+            else (settings or Settings.from_env()).verify_stall_timeout
         ),
     )

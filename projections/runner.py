@@ -230,6 +230,9 @@ class RunResult:
     reloaded: int = 0
     """Entities evicted from the projector's cache (``LEDGER_PROJECTOR_CACHE``) and
     entities reloaded from the store."""
+    held: int = 0
+    """Stream messages held now (NATS source), waiting for a signed checkpoint to cover
+    them: at most ``LEDGER_VERIFY_MAX_PENDING`` (``ledger.bus_verify.HoldBound``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -242,6 +245,7 @@ class RunResult:
             "purged": self.purged,
             "evicted": self.evicted,
             "reloaded": self.reloaded,
+            "held": self.held,
             "seconds": round(self.seconds, 3),
         }
 
@@ -651,13 +655,17 @@ async def _consume(
     not belong (forged, altered, reordered, missing) is refused with its exact position,
     counted in ``RunResult.rejected``, and never applied: the store's own events are
     applied instead (the views are the store's, in its database), and the next session
-    starts past what was delivered.
+    starts past what was delivered.  At most ``LEDGER_VERIFY_MAX_PENDING`` messages are
+    held, by the verifying subscriber's rule (``ledger.bus_verify.HoldBound``): at the
+    bound nothing more is fetched until a checkpoint covers what is held, a checkpoint
+    further away raises ``HoldError`` naming the bound it needs, and a stall longer than
+    ``LEDGER_VERIFY_STALL_TIMEOUT`` raises ``HoldStalled``.
     """
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
     from nats.js.errors import NotFoundError
 
     from ledger import stream as st
-    from ledger.bus_verify import BusVerificationError
+    from ledger.bus_verify import BusVerificationError, HoldBound
 
     session = session if session is not None else _NatsSession()
     if projector.position == 0 and app.head() == 0:
@@ -710,12 +718,26 @@ async def _consume(
         )
     psub = await js.pull_subscribe_bind(durable=DURABLE, stream=stream_name)
     fed_seq = start - 1
+    bound = HoldBound(
+        settings.verify_max_pending,
+        stream_name,
+        log,
+        "the NATS projector",
+        "LEDGER_VERIFY_MAX_PENDING",
+        settings.verify_stall_timeout,
+    )
     try:
         while not stop.is_set():
-            try:
-                msgs = await psub.fetch(fetch, timeout=fetch_timeout)
-            except TimeoutError:  # nats-py: its own subclass, or asyncio's past the deadline
-                msgs = []
+            result.held = len(verifier.pending)
+            full = bound.at_bound(verifier, feed, projector.position)
+            msgs = []
+            if full:  # hold no more: read the checkpoint stream for what is held
+                await asyncio.sleep(min(fetch_timeout, 0.05))
+            else:
+                try:
+                    msgs = await psub.fetch(min(fetch, bound.room(verifier)), timeout=fetch_timeout)
+                except TimeoutError:  # nats-py: its own subclass, or asyncio's past the deadline
+                    msgs = []
             released: list[Any] = []
             try:
                 for m in msgs:
@@ -735,15 +757,20 @@ async def _consume(
             elif msgs and not verifier.pending:
                 await msgs[-1].ack()  # junk only: reported, acknowledged
             _persist_rejections(app, result, session)
+            result.held = len(verifier.pending)
             if not msgs and once:
                 info = await psub.consumer_info()
-                if not info.num_pending:
+                if not info.num_pending or (full and not released):
                     if verifier.pending:
                         log.warning(
                             "%d stream message(s) after position %d wait for a signed "
-                            "checkpoint; not applied",
+                            "checkpoint; not applied%s",
                             len(verifier.pending),
                             projector.position,
+                            " (at most LEDGER_VERIFY_MAX_PENDING are held; the rest stay "
+                            "in the stream)"
+                            if full
+                            else "",
                         )
                     return True
     finally:

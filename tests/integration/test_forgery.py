@@ -777,41 +777,214 @@ def test_forged_hashes_for_a_dropped_head_release_nothing(
 # --- how many unverified events a verifying subscriber holds --------------------------------
 
 
+def _flood(url: str, app: Ledger, count: int) -> None:
+    """``count`` forged events after the stored ones, with consecutive leaf indexes (as
+    whoever holds the relay's key could publish them): no checkpoint will cover them."""
+    head = app.head()
+    payload, headers, subject = stored_event(app, head)
+
+    async def flood() -> None:
+        import nats
+
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        for i in range(count):
+            forged = {**headers, "Nats-Msg-Id": f"forged-{i}", "Ledger-Position": str(head + 1 + i)}
+            await js.publish(subject, payload, headers={**forged, "Ledger-Leaf": str(head + i)})
+        await nc.close()
+
+    asyncio.run(flood())
+
+
+def _consumer_counts(url: str, consumer: str) -> tuple[int, int]:
+    """(messages delivered and not acknowledged, messages not yet delivered)."""
+
+    async def go() -> tuple[int, int]:
+        import nats
+
+        nc = await nats.connect(url)
+        try:
+            info = await nc.jsm().consumer_info("LEDGER", consumer)
+            return info.num_ack_pending, info.num_pending
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
 def test_a_flood_of_forged_events_is_held_no_further_than_max_pending(
     make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
 ) -> None:
     """Whoever holds the relay's key publishes forged events with consecutive leaf
     indexes: no checkpoint will ever cover them.  A verifying subscriber holds at most
-    ``max_pending`` (plus one fetch) and fetches no more; the rest stay in the stream."""
+    ``max_pending`` and fetches no more; the rest stay in the stream."""
 
     app = make_ledger()
     append_parties(app, 3)
     Relay(app, nats_server.url).run_once()
-    payload, headers, subject = stored_event(app, 3)
+    _flood(nats_server.url, app, 300)
 
-    async def flood() -> None:
-        import nats
-
-        nc = await nats.connect(nats_server.url)
-        js = nc.jetstream()
-        for i in range(300):
-            forged = {**headers, "Nats-Msg-Id": f"forged-{i}", "Ledger-Position": str(4 + i)}
-            await js.publish(subject, payload, headers={**forged, "Ledger-Leaf": str(3 + i)})
-        await nc.close()
-
-    asyncio.run(flood())
-
-    async def go() -> tuple[list[int], int, int]:
+    async def go() -> tuple[list[int], int, int, int]:
         async with _verifying(nats_server.url, app, max_pending=50, batch=10) as sub:
             positions = []
             while (delivery := await sub.next_delivery(3)) is not None:
                 positions.append(delivery.position)
             info = await sub.info()
-            return positions, info.num_ack_pending, info.num_pending
+            return positions, info.num_ack_pending, info.num_pending, sub.held
 
-    positions, held, left = asyncio.run(go())
+    positions, held, left, counted = asyncio.run(go())
     assert positions == [1, 2, 3]
-    assert 50 <= held < 60 and left == 300 - held
+    assert held == 50 and left == 250 and counted == 50
+
+
+def test_the_nats_projector_holds_a_flood_of_forged_events_no_further_than_max_pending(
+    backend: Backend, nats_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same flood before the NATS projector: it holds at most
+    LEDGER_VERIFY_MAX_PENDING messages (the subscriber's bound, one rule), fetches no
+    more, says so, and applies the store's events up to the last verified one."""
+    from ledger.stream import PROJECTOR_CONSUMER
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url, "LEDGER_VERIFY_MAX_PENDING": "50"}
+    settings = backend.settings(env)
+    app = Ledger(settings)
+    try:
+        append_parties(app, 3)
+        Relay(app, nats_server.url).run_once()
+        _flood(nats_server.url, app, 300)
+        with caplog.at_level("WARNING", logger="ledger.projector"):
+            result = run(settings, threading.Event(), source="nats", once=True)
+        assert result.position == 3
+        assert _consumer_counts(nats_server.url, PROJECTOR_CONSUMER) == (50, 250)
+        assert result.held == 50
+        assert "at most LEDGER_VERIFY_MAX_PENDING are held" in caplog.text
+    finally:
+        app.close()
+
+
+# --- a consumer stalled at its bound says so -------------------------------------------------
+
+
+def test_a_verifying_subscriber_stalled_at_max_pending_raises_after_its_stall_timeout(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A downstream service whose verifying subscriber stops delivering because no
+    checkpoint comes must find out: the stall shows (``stalled_since``, ``held``) and,
+    after ``stall_timeout`` seconds at the bound, the next ``next_delivery`` raises
+    ``SubscriberStalled`` (logged at error level) saying what happened and what to check,
+    instead of returning nothing for ever."""
+    from ledger.subscriber import SubscriberError, SubscriberStalled
+
+    app = make_ledger()
+    append_parties(app, 3)
+    Relay(app, nats_server.url).run_once()
+    _flood(nats_server.url, app, 100)
+    subscriptions: list[Any] = []
+
+    async def go() -> None:
+        async with _verifying(
+            nats_server.url, app, max_pending=20, batch=10, stall_timeout=1.0
+        ) as sub:
+            subscriptions.append(sub)
+            assert sub.stalled_since is None
+            for _ in range(30):  # ~30 s at most (the old code returned None for ever)
+                await sub.next_delivery(1)
+
+    with (
+        caplog.at_level("WARNING", logger="ledger.subscriber"),
+        pytest.raises(SubscriberStalled) as stalled,
+    ):
+        asyncio.run(go())
+    assert isinstance(stalled.value, SubscriberError)
+    [sub] = subscriptions
+    assert sub.stalled_since is not None and sub.held == 20
+    message = str(stalled.value)
+    assert "held 20 events of LEDGER past position 3" in message
+    assert "no signed checkpoint covers them" in message and "ledger status" in message
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert errors and "held 20 events" in errors[0].getMessage()
+
+
+def test_the_nats_projector_stalled_at_max_pending_stops_with_an_error(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """Following the stream (not --once), the projector at its bound raises after
+    LEDGER_VERIFY_STALL_TIMEOUT (``serve`` logs it and starts over; ``ledger project``
+    exits 1 with the message), rather than wait silently."""
+    from ledger.bus_verify import HoldStalled
+
+    env = {
+        **backend.env(),
+        "LEDGER_NATS_URL": nats_server.url,
+        "LEDGER_VERIFY_MAX_PENDING": "20",
+        "LEDGER_VERIFY_STALL_TIMEOUT": "1s",
+    }
+    settings = backend.settings(env)
+    app = Ledger(settings)
+    stop = threading.Event()
+    guard = threading.Timer(60, stop.set)  # the old code followed for ever
+    guard.start()
+    try:
+        append_parties(app, 3)
+        Relay(app, nats_server.url).run_once()
+        _flood(nats_server.url, app, 100)
+        with pytest.raises(HoldStalled) as stalled:
+            run(settings, stop, source="nats")
+        assert "the NATS projector has held 20 events of LEDGER past position 3" in str(
+            stalled.value
+        )
+    finally:
+        guard.cancel()
+        app.close()
+
+
+# --- a verifying subscriber wakes on a published checkpoint -----------------------------------
+
+
+def test_a_verifying_subscriber_wakes_when_a_checkpoint_is_published(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats
+) -> None:
+    """With the fallback poll of the checkpoint stream once a minute, events held for
+    their checkpoint are handed out soon after it is published (10 s: a generous bound,
+    a behaviour, not a benchmark): the subscription to the checkpoint subject wakes the
+    subscriber, from the first checkpoint after it opened.  Without the wake-up the
+    event comes a minute later."""
+    url = nats_server.url
+    app = make_ledger()
+    append_parties(app, 3)
+    Relay(app, url).run_once()
+
+    async def go() -> list[int]:
+        sub = _verifying(url, app, fetch_timeout=60)
+        sub.poll_interval = 60.0
+        async with sub:
+            positions = []
+            for _ in range(3):
+                delivery = await sub.next_delivery(10)
+                assert delivery is not None, positions
+                positions.append(delivery.position)
+            append_parties(app, 2)
+            await asyncio.to_thread(publish_as_relay, url, app, 3)  # the events alone
+            assert await sub.next_delivery(1) is None
+            assert sub.held == 2  # received, waiting for their checkpoint
+
+            async def checkpoint_later() -> None:
+                await asyncio.sleep(1)  # while the subscriber waits
+                await asyncio.to_thread(publish_checkpoints_as_relay, url, app, 3, 5)
+
+            publishing = asyncio.create_task(checkpoint_later())
+            try:
+                # (Not next_delivery(10): it reads the checkpoint stream once more at
+                # its deadline, and that read would find the checkpoint without a hint.)
+                delivery = await asyncio.wait_for(sub.next_delivery(), 10)
+            except TimeoutError:
+                raise AssertionError("not woken by the published checkpoint") from None
+            finally:
+                await publishing
+            positions.append(delivery.position)
+            return positions
+
+    assert asyncio.run(go()) == [1, 2, 3, 4]
 
 
 def test_a_large_append_batch_is_signed_at_every_checkpoint_interval(

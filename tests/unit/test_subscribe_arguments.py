@@ -20,3 +20,19 @@ def test_a_given_bound_is_kept() -> None:
     key = SigningKey.generate("test.example").verifier
     subscription = subscribe("nats://127.0.0.1:1", verify=True, verifier_key=key, max_pending=7)
     assert subscription.max_pending == 7
+
+
+@pytest.mark.parametrize("seconds", [0, -1.0, float("nan")])
+def test_a_stall_timeout_that_is_not_positive_is_refused(seconds: float) -> None:
+    key = SigningKey.generate("test.example").verifier
+    with pytest.raises(ValueError, match="stall_timeout must be positive seconds"):
+        subscribe("nats://127.0.0.1:1", verify=True, verifier_key=key, stall_timeout=seconds)
+
+
+def test_the_stall_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = SigningKey.generate("test.example").verifier
+    monkeypatch.setenv("LEDGER_VERIFY_STALL_TIMEOUT", "2m")
+    subscription = subscribe("nats://127.0.0.1:1", verify=True, verifier_key=key)
+    assert subscription.stall_timeout == 120.0
+    given = subscribe("nats://127.0.0.1:1", verify=True, verifier_key=key, stall_timeout=5)
+    assert given.stall_timeout == 5
