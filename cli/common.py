@@ -7,6 +7,7 @@ one clear line on stderr (or a JSON object with ``--output json``) and an exit c
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -35,27 +36,147 @@ def settings(ctx: click.Context | None = None) -> Settings:
 
 
 @contextmanager
-def open_ledger(ctx: click.Context | None = None, *, existing: bool = False) -> Iterator[Ledger]:
+def open_ledger(
+    ctx: click.Context | None = None, *, existing: bool = False, writes: bool = False
+) -> Iterator[Ledger]:
     """The ledger application for this invocation's configuration.
 
     ``existing``: for commands that only read, a SQLite ledger that is not there is an
     error (a mistyped --home would otherwise create an empty ledger and answer "nothing").
+    ``writes``: for commands that append, a SQLite ledger that is not there yet is made
+    only if the command succeeds (``first_write``): a first append or import that fails
+    leaves nothing behind.
     """
     from ledger.app import Ledger
     from ledger.config import ConfigError
 
     config = settings(ctx)
     path = config.sqlite_path if config.backend == "sqlite" else None
-    if existing and path is not None and str(path) != ":memory:" and not path.exists():
+    new = path is not None and str(path) != ":memory:" and not path.exists()
+    if existing and new:
         raise ConfigError(
             f"no ledger at {path}: check --home / LEDGER_HOME (a ledger is created by its "
             "first `ledger append` or `ledger import`)"
         )
-    app = Ledger(config)
+    with first_write(config) if writes and new else contextlib.nullcontext(config) as config:
+        app = Ledger(config)
+        try:
+            yield app
+        finally:
+            app.close()
+
+
+@contextmanager
+def first_write(config: Settings) -> Iterator[Settings]:
+    """The settings of a new SQLite ledger built in a private directory beside its
+    database (its signing key too, when the home's is made here), moved into place only
+    once the command has succeeded; on any failure the directory goes, with any
+    directory made for it, and nothing is left behind: the next command finds no ledger,
+    as before (read commands: "no ledger at ..."), and the next first write makes the
+    key with the ``LEDGER_ORIGIN`` it is given then.
+
+    Moved by hard links, which never replace a file: another process that made the
+    ledger meanwhile keeps it, and this command fails, nothing appended, asking to run
+    it again (it is then an append to that ledger).  Deleting a database that another
+    process may already have opened could lose what that process writes; this never
+    shows an unfinished database to another process at all.
+    """
+    import dataclasses
+    import shutil
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+
+    from ledger.config import ConfigError
+    from ledger.errors import StoreError
+    from ledger.store.wake import mark_commit
+
+    path = config.sqlite_path.absolute()
+    key_path = config.signing_key_path
+    make_key = config.signing_key is None and not key_path.exists()
+    made: list[Path] = []  # directories made here, removed again on failure
+    prefix = f".{path.name}-new-"
     try:
-        yield app
+        for directory in {path.parent, key_path.parent} if make_key else {path.parent}:
+            made += [d for d in [directory, *directory.parents] if not d.exists()]
+            directory.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(path.parent, prefix)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
+    except OSError as exc:
+        _remove_made(made)
+        raise ConfigError(
+            f"cannot use {exc.filename or path.parent} for the ledger's database: {exc.strerror}"
+        ) from None
+    done = False
+    try:
+        new = dataclasses.replace(config, database_url=f"sqlite:///{scratch / path.name}")
+        if make_key:
+            from ledger.audit import key_name
+            from ledger.checkpoint import create_signing_key
+
+            create_signing_key(scratch / key_path.name, key_name(config))
+            new = dataclasses.replace(new, signing_key=scratch / key_path.name)
+        yield new
+        built = scratch / path.name
+        # All of it in the database file (the ledger closed it: normally a no-op).
+        connection = sqlite3.connect(built)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.close()
+        try:
+            if make_key:
+                os.link(scratch / key_path.name, key_path)
+            os.link(built, path)
+        except FileExistsError as exc:
+            raise StoreError(
+                f"another process created {exc.filename2 or path} while this command ran, "
+                "so this one's ledger was not put there; run the command again to append "
+                "to that ledger"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"cannot create {exc.filename2 or path}: {exc.strerror}") from None
+        for directory in {path.parent, key_path.parent}:
+            _fsync_directory(directory)
+        mark_commit(str(path))
+        done = True
     finally:
-        app.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not done:
+            _remove_made(made)
+
+
+def _remove_made(made: list[Any]) -> None:
+    """The directories a failed first write made (deepest first; only if empty)."""
+    for directory in sorted(made, key=lambda d: len(d.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+def _remove_abandoned(directory: Any, prefix: str) -> None:
+    """Private directories of first writes whose process is gone (killed midway: the
+    database inside was never put in place, and may be large)."""
+    import shutil
+
+    for candidate in directory.glob(f"{prefix}*"):
+        pid = candidate.name[len(prefix) :].split("-", 1)[0]
+        if not pid.isdigit() or not candidate.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(candidate, ignore_errors=True)
+        except OSError:
+            pass  # alive (another user's): not ours to remove
+
+
+def _fsync_directory(directory: Any) -> None:
+    """Make a new name in ``directory`` durable (a commit is durable when a command returns)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def emit_error(exc: BaseException, *, as_json: bool) -> None:

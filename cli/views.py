@@ -1042,7 +1042,7 @@ def apply(
     if application_id is not None and not application_id.strip():
         raise InputError("must not be blank (leave --id out for a generated id)", field="--id")
     app_id = application_id if application_id is not None else f"APP-{uuid7().hex[:16]}"
-    with open_ledger(ctx) as app, _naming_options():
+    with open_ledger(ctx, writes=True) as app, _naming_options():
         v = Views(app)
         decision, result = decisions.apply(app, v, app_id, request)
     if output == "json":

@@ -75,7 +75,7 @@ def append(ctx: click.Context, event_json: str | None, output: str) -> None:
     data = strip_bom(data)
     if not data.strip():
         raise InputError("no event given: pass JSON as an argument or on stdin")
-    with open_ledger(ctx) as app:
+    with open_ledger(ctx, writes=True) as app:
         result = app.append(app.parse_lines([(None, data.strip())]))
     if output == "json":
         echo_json(result.to_dict())
@@ -152,7 +152,7 @@ def import_(
     show = progress if progress is not None else (sys.stderr.isatty() and size > PROGRESS_MIN_BYTES)
     stream: IO[bytes] = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     try:
-        with open_ledger(ctx) as app:
+        with open_ledger(ctx, writes=not dry_run) as app:
             # The file is read, checked and written a chunk at a time, in one transaction
             # (memory does not grow with the file), so one bar follows the bytes read.
             if show:
@@ -276,7 +276,7 @@ def retract(
         if source_ref is not None
         else []
     )
-    with open_ledger(ctx) as app:
+    with open_ledger(ctx, writes=True) as app:
         result = app.retract(target, reason, sources=sources)
     if output == "json":
         echo_json(result.to_dict())

@@ -85,7 +85,9 @@ def test_append_errors_and_exit_codes(run_sqlite: Callable[..., Result]) -> None
     assert as_json.exit_code == 1
     error = json.loads(as_json.stderr if hasattr(as_json, "stderr") else as_json.output)
     assert error["rule"] == "unknown-reference" and error["field"] == "entity_id"
-    assert run_sqlite("log", "-o", "json").output.strip() == "[]"
+    # Nothing appended, and in this new home nothing created either.
+    nothing = run_sqlite("log", "-o", "json")
+    assert nothing.exit_code == 2 and "no ledger at" in nothing.output
 
 
 def test_import_summary_and_reimport(run: Callable[..., Result], tmp_path: Path) -> None:
@@ -126,7 +128,10 @@ def test_bad_last_line_of_ten_thousand_appends_nothing(backend: Backend, tmp_pat
         log = subprocess.run(
             [LEDGER, "log", "-o", "jsonl"], env=env, capture_output=True, text=True, timeout=60
         )
-        assert log.returncode == 0 and log.stdout == ""
+        if backend.name == "sqlite":  # a new home: a first import that fails creates nothing
+            assert log.returncode == 2 and "no ledger at" in log.stderr, log.stderr
+        else:
+            assert log.returncode == 0 and log.stdout == ""
 
 
 def test_backfill(run_sqlite: Callable[..., Result], tmp_path: Path) -> None:
@@ -372,7 +377,8 @@ def test_bad_input_is_one_clear_line_and_appends_nothing(
     first, *rest = result.stderr.splitlines()
     assert text in first and first.startswith("Error: "), first
     assert rest == ["Nothing was appended."]
-    assert run_sqlite("log", "-o", "jsonl").output == ""
+    nothing = run_sqlite("log", "-o", "jsonl")  # a new home: nothing created either
+    assert nothing.exit_code == 2 and "no ledger at" in nothing.output
 
 
 def test_log_limit_stops_reading_cleanly(sqlite_backend: Backend) -> None:
@@ -529,3 +535,76 @@ def test_usage_errors_stay_text_without_json_and_json_runs_still_work(
     ok = run_sqlite("log", "-o", "json")
     assert ok.exit_code == 0 and len(json.loads(ok.stdout)) == 1
     assert run_sqlite("log", "-o", "json", "--help").exit_code == 0
+
+
+def test_a_first_write_that_fails_leaves_no_ledger_behind(tmp_path: Path) -> None:
+    """A failed first append, import, retract into a new home (malformed input, a rule,
+    a bad line at the end of a file) creates nothing, not even the directories: the next
+    command finds no ledger ("no ledger at"), and the first write that succeeds makes
+    the ledger and its key, with the LEDGER_ORIGIN given then."""
+    from tests.nats_fixtures import run_ledger
+
+    home = tmp_path / "new" / "home"
+    env = {"LEDGER_HOME": str(home)}
+    party = json.dumps(f.party("a"))
+    malformed = run_ledger(env, "append", '{"type": "LicenceGranted"}')
+    assert malformed.returncode == 2, malformed.stderr
+    assert "Nothing was appended" in malformed.stderr
+    rule = run_ledger(env, "append", json.dumps(f.licence()))
+    assert rule.returncode == 1 and "[rule: unknown-reference]" in rule.stderr
+    retract = run_ledger(env, "retract", str(uuid.uuid4()), "--reason", "x")
+    assert retract.returncode == 1 and "[rule: unknown-reference]" in retract.stderr
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(f"{party}\n{json.dumps(f.party('b'))}\n{{not json\n")
+    bad_line = run_ledger(env, "import", str(batch))
+    assert bad_line.returncode == 2 and "line 3" in bad_line.stderr
+    assert not (tmp_path / "new").exists()
+    nothing = run_ledger(env, "log")
+    assert nothing.returncode == 2 and nothing.stderr.startswith("Error: no ledger at")
+
+    # A home directory the user made stays, empty.
+    home.mkdir(parents=True)
+    assert run_ledger(env, "append", json.dumps(f.licence())).returncode == 1
+    assert home.exists() and list(home.iterdir()) == []
+
+    # The private directory of a first write killed midway goes with the next one.
+    (home / ".ledger.db-new-999999999-abc").mkdir()
+    batch.write_text(f"{party}\n{json.dumps(f.party('b'))}\n")
+    imported = run_ledger({**env, "LEDGER_ORIGIN": "example.org/edges"}, "import", str(batch))
+    assert imported.returncode == 0, imported.stderr
+    assert sorted(p.name for p in home.iterdir()) == [
+        "ledger.db",
+        "ledger.db-commit",
+        "signing.key",
+    ]
+    verified = run_ledger(env, "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "2 events match" in verified.stdout and "example.org/edges+" in verified.stdout
+
+
+def test_a_first_write_gives_way_to_a_ledger_made_meanwhile(tmp_path: Path) -> None:
+    """Two first writes into the same new home: the ledger of the one that finishes
+    first is the one there; the other fails, nothing appended, and replaces nothing."""
+    from ledger.app import Ledger
+    from ledger.cli.common import first_write
+    from ledger.config import Settings
+    from ledger.errors import StoreError
+    from tests.nats_fixtures import run_ledger
+
+    home = tmp_path / "home"
+    env = {"LEDGER_HOME": str(home)}
+    with (
+        pytest.raises(StoreError, match="another process created"),
+        first_write(Settings.from_env(env)) as private,
+    ):
+        app = Ledger(private)
+        try:
+            app.append_objects([f.party("mine")])
+        finally:
+            app.close()
+        other = run_ledger(env, "append", json.dumps(f.party("theirs")))
+        assert other.returncode == 0, other.stderr
+    log = run_ledger(env, "log", "-o", "jsonl")
+    assert [json.loads(line)["entity_id"] for line in log.stdout.splitlines()] == ["theirs"]
+    assert run_ledger(env, "verify").returncode == 0
+    assert [p.name for p in home.iterdir() if p.name.startswith(".")] == []
