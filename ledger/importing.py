@@ -255,11 +255,12 @@ class _Import:
                 if indexed
                 else _ImportWorkspace(self._load)
             )
-            self.used: dict[str, int] = {}
-            """Entity key -> the last chunk that touched it, least recently used first."""
-            self.kept: set[str] = set()
-            """Entities touched again while held (by a later chunk than the one that loaded
-            them): dropped only after all the others (see ``_ImportWorkspace.trim``)."""
+            self.used: dict[str, bool] = {}
+            """The entity keys chunks touched, least recently used first -> whether the
+            entity was touched again while held (by a later chunk than the one that loaded
+            it): those are dropped only after all the others (``_ImportWorkspace.trim``).
+            One table, and the key object the working set holds (``_touch``): with 20,000
+            entities held, a second table and copies of each key were ~4 MB."""
             self.snapshotted: dict[str, int] = {}  # licence key -> version of its snapshot
             self.chunk = 0
             while True:
@@ -358,16 +359,23 @@ class _Import:
 
     def _touch(self, keys: Sequence[str]) -> None:
         """The chunk's entities move to the most recently used end of ``used``; those
-        held since an earlier chunk join ``kept``."""
-        used, kept, chunk = self.used, self.kept, self.chunk
+        held since an earlier chunk are marked kept.  A held entity goes back under the
+        key object the working set holds it by, not the chunk's copy of the same text (a
+        string each, ~60 bytes, for as long as the entity is held)."""
+        used = self.used
         entities, lean = self.workspace.entities, self.workspace.lean
         for key in keys:
-            last = used.get(key)
-            if last is not None:
-                del used[key]
-                if key in lean or key in entities:
-                    kept.add(key)
-            used[key] = chunk
+            was = used.pop(key, None)
+            if was is None:
+                used[key] = False
+                continue
+            held = lean.get(key)
+            if held is not None:
+                used[held.key] = True
+            elif (entity := entities.get(key)) is not None:
+                used[entity.id] = True
+            else:
+                used[key] = was
 
     def _snapshots(self, rows: list[IndexRow]) -> None:
         """A licence gets a snapshot (carried by its last row of the chunk) once it has
@@ -388,10 +396,12 @@ class _Import:
             max_effective: dt.datetime | None
             if lean is not None:
                 state, max_effective, held = lean.state, lean.max_effective, lean.version
+                key = lean.key  # (the object the working set holds: not another copy)
             else:
                 entity = workspace.entities[key]
                 state, max_effective = entity.state(None), entity.max_effective
                 held = entity.version
+                key = entity.id
             if held != version or not isinstance(state, LicenceState) or max_effective is None:
                 continue  # (a licence whose grant was retracted is loaded from its events)
             sealed = mapper.stored_event(
@@ -536,7 +546,7 @@ class _Import:
     def _trim(self) -> None:
         """After a chunk is written: entities of many events keep only their state, and
         the least recently used are dropped while the working set is over its budget."""
-        self.workspace.trim(self.used, self.kept, self.workspace_bytes, self._drop_licences)
+        self.workspace.trim(self.used, self.workspace_bytes, self._drop_licences)
 
 
 class _LineNumbers:
@@ -576,9 +586,11 @@ class _Lean:
     shipment ids are asked of the store's shipment index (a chunk's at once), not held:
     what the entity holds stays the same however many shipments it has."""
 
-    __slots__ = ("found", "max_effective", "pending", "recent", "state", "version")
+    __slots__ = ("found", "key", "max_effective", "pending", "recent", "state", "version")
 
-    def __init__(self, state: st.State, max_effective: dt.datetime, version: int):
+    def __init__(self, key: str, state: st.State, max_effective: dt.datetime, version: int):
+        self.key = key
+        """The key the working set holds it by (the import's tables share this object)."""
         self.state: st.State | None = state
         self.max_effective = max_effective
         self.version = version
@@ -676,6 +688,7 @@ class _ImportWorkspace(Workspace):
     def _full(self, key: str) -> Entity:
         """The lean entity ``key`` with its events again (stored ones, then pending)."""
         lean = self.lean.pop(key)
+        key = lean.key
         if key.startswith("licence:"):
             self.lean_licences -= 1
         self.reloads += 1
@@ -737,16 +750,15 @@ class _ImportWorkspace(Workspace):
             lean.recent[e.shipment_id] = e
         return lean
 
-    def trim(
-        self, used: dict[str, int], kept: set[str], budget: int, drop_licences: DropLicences
-    ) -> None:
+    def trim(self, used: dict[str, bool], budget: int, drop_licences: DropLicences) -> None:
         """Called once a chunk is written: pending events are stored now; entities become
         lean (a third of a full one's memory: a party of two events); then, while over
         ``budget`` bytes, entities go: first those not touched again since they were
-        loaded, then the ``kept`` ones, each least recently used first (``used`` is in that
-        order).  Least recently used alone evicts everything in turn when a file cycles
-        through more entities than the budget holds (each goes just before its next turn:
-        a reload each time); this way the kept ones stay and only the rest are reloaded.
+        loaded, then the kept ones, each least recently used first (``used`` is in that
+        order, each key mapped to whether it is kept).  Least recently used alone evicts
+        everything in turn when a file cycles through more entities than the budget holds
+        (each goes just before its next turn: a reload each time); this way the kept ones
+        stay and only the rest are reloaded.
         ``drop_licences`` is told of the licences that go (to snapshot them), before
         they do."""
         lean = self.lean
@@ -757,7 +769,7 @@ class _ImportWorkspace(Workspace):
         for key in list(entities):
             if not licences_lean and key.startswith("licence:"):
                 continue
-            made = _lean(entities[key])
+            made = _lean(key, entities[key])
             if made is not None:
                 del entities[key]
                 lean[key] = made
@@ -772,8 +784,8 @@ class _ImportWorkspace(Workspace):
         # Held but never touched by a chunk (loaded by a rule's question): first.
         order = chain(
             [k for k in (*entities, *lean) if k not in used],
-            [k for k in used if k not in kept],
-            [k for k in used if k in kept],
+            [k for k, kept in used.items() if not kept],
+            [k for k, kept in used.items() if kept],
         )
         for key in order:
             if held <= target:
@@ -788,14 +800,13 @@ class _ImportWorkspace(Workspace):
                 continue
             dropped.append(key)
         drop_licences(
-            {k: lean.get(k) or _lean(entities[k]) for k in dropped if k.startswith("licence:")}
+            {k: lean.get(k) or _lean(k, entities[k]) for k in dropped if k.startswith("licence:")}
         )
         for key in dropped:
             gone = entities.pop(key, None) is None and lean.pop(key, None) is not None
             if gone and key.startswith("licence:"):
                 self.lean_licences -= 1
             used.pop(key, None)
-            kept.discard(key)
 
 
 def _full_bytes(entity: Entity) -> int:
@@ -806,13 +817,13 @@ DropLicences = Callable[[Mapping[str, "_Lean | None"]], None]
 """Told of the licences about to leave the working set (None: one with no state)."""
 
 
-def _lean(entity: Entity) -> _Lean | None:
+def _lean(key: str, entity: Entity) -> _Lean | None:
     """The entity as its state (None: it has none over all times, so it stays full)."""
     state = entity.state(None)
     max_effective = entity.max_effective
     if state is None or max_effective is None:
         return None
-    return _Lean(state, max_effective, entity.version)
+    return _Lean(key, state, max_effective, entity.version)
 
 
 __all__ = ["ImportResult", "LedgerError", "import_lines"]
