@@ -190,6 +190,25 @@ def new_licence(e: ev.LicenceGranted) -> LicenceState:
     )
 
 
+def share_values(state: LicenceState) -> LicenceState:
+    """``state`` holding the strings ``new_licence`` shares (returned; changed in place):
+    for a state decoded from a snapshot, whose every string is decoded afresh.  An import
+    reloading thousands of licences from their snapshots held "general", "CN", "kg", the
+    exporter, the item codes and the destinations once for each (~400 bytes a licence)."""
+    state.licence_type = shared(state.licence_type)
+    state.issuer = shared(state.issuer)
+    state.exporter = shared(state.exporter)
+    state.end_users = tuple(map(shared, state.end_users))
+    state.destinations = shared_names(state.destinations)
+    items = {}
+    for code, item in state.items.items():
+        item.item = shared(item.item)
+        item.unit = shared(item.unit)
+        items[shared(code)] = item
+    state.items = items
+    return state
+
+
 # --- coverage ---------------------------------------------------------------------------
 
 

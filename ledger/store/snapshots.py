@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ledger.domain.licence import LicenceState
+from ledger.domain.licence import LicenceState, share_values
 from ledger.store.codec import IndexRow
 from ledger.store.tree import Port
 
@@ -62,7 +62,10 @@ def decode_snapshot(data: bytes) -> LicenceSnapshot | None:
         found = _snapshot_decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    return found if found.format == SNAPSHOT_FORMAT else None
+    if found.format != SNAPSHOT_FORMAT:
+        return None
+    share_values(found.state)
+    return found
 
 
 class ForAppend(NamedTuple):
