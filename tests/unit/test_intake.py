@@ -669,3 +669,85 @@ def test_empty_text_and_lists_are_refused_in_words(
     """They said msgspec's 'Expected `str` of length >= 1' and 'Expected `array` of
     length >= 1'."""
     assert said(refusal({**f.party("acme"), **changed})) == (field, message, LINE)
+
+
+# --- the survivors of mutation testing on 3 Dec (docs/mutation.md) -------------------------
+
+
+def test_the_first_stamps_of_a_process_are_encoded_not_looked_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stamps cache starts empty in a new process: the first event encodes its
+    stamps (it failed on an empty cache: ``None[0]``)."""
+    from ledger import intake
+
+    monkeypatch.setattr(intake, "_last_stamps", None)
+    s = parse_json(json.dumps(f.party("acme")), actor="tester", now=NOW)
+    assert b'"actor":"tester"' in s.payload and s.event.recorded_at == NOW
+
+
+def test_the_stamps_cache_keeps_the_last_result_for_the_same_time_and_actor_only() -> None:
+    """A batch shares one recorded time and actor, so the last encoding is kept and
+    handed out again (the same bytes object); another time, or another actor, is
+    encoded afresh, never served the last one's stamps."""
+    from ledger.intake import _stamps
+
+    later = NOW + HOUR
+    actor = "tester"
+    first = _stamps(NOW, actor)
+    assert first == b'"recorded_at":"2025-12-01T12:00:00Z","actor":"tester"'
+    assert _stamps(NOW, actor) is first
+    assert _stamps(later, actor) == b'"recorded_at":"2025-12-01T13:00:00Z","actor":"tester"'
+    assert _stamps(later, "alice") == b'"recorded_at":"2025-12-01T13:00:00Z","actor":"alice"'
+    assert _stamps(NOW, "alice") == b'"recorded_at":"2025-12-01T12:00:00Z","actor":"alice"'
+
+
+@pytest.mark.parametrize(
+    ("given", "got"),
+    [(("acme",), "tuple"), (frozenset(), "frozenset"), (b"{}", "bytes")],
+)
+def test_a_python_caller_passing_what_json_cannot_hold_is_told_its_type(
+    given: Any, got: str
+) -> None:
+    """``parse_object`` takes any Python value (``append_objects``): one that no JSON
+    decodes to is named by its Python type (not 'NoneType'), as the object and as the
+    type."""
+    from ledger.intake import parse_object
+
+    with pytest.raises(InputError) as caught:
+        parse_object(given, line=LINE, actor="tester", now=NOW)
+    assert caught.value.message == f"expected a JSON object describing one event, got {got}"
+    with pytest.raises(InputError) as caught:
+        parse_object({**f.party("acme"), "type": given}, line=LINE, actor="tester", now=NOW)
+    assert caught.value.message.startswith(
+        f"type must be a string naming an event type, not {got};"
+    )
+
+
+@pytest.mark.parametrize("text", ["Object missing required field", "Object contains unknown field"])
+def test_a_validation_message_without_a_field_name_is_kept_as_it_is(text: str) -> None:
+    """msgspec names the missing or unknown field in backticks; a message without one
+    (another msgspec's wording) is passed on as it is, not a crash."""
+    import msgspec
+
+    from ledger.intake import validation_error
+
+    error = validation_error(msgspec.ValidationError(text), LINE)
+    assert said(error) == (None, text, LINE)
+    nested = validation_error(msgspec.ValidationError(f"{text} - at `$.sources[0]`"), LINE)
+    assert said(nested) == ("sources[0]", text, LINE)
+
+
+@pytest.mark.parametrize(
+    ("changed", "field", "message"),
+    [
+        ({"event_id": 5}, "event_id", "Expected `uuid`, got `int`"),
+        ({"effective_at": 5}, "effective_at", "Expected `datetime`, got `int`"),
+    ],
+)
+def test_a_wrong_type_json_has_no_word_for_keeps_msgspecs_words(
+    changed: dict[str, Any], field: str, message: str
+) -> None:
+    """Only JSON's own types are put in words ('must be a string, not a whole number');
+    a UUID or a time given as a number keeps msgspec's message, naming the field."""
+    assert said(refusal({**f.party("acme"), **changed})) == (field, message, LINE)
