@@ -2,11 +2,12 @@
 
 An evicted entity used to come back by replaying its events from the store, which made a
 small cache budget slow (active licences evicted and replayed batch after batch).  Kept
-here, pickled as it was evicted (fold, record, last rows), it comes back in one read, so
+here as it was evicted (fold, record, last rows; encoded by the projector's
+``spill_dumps``), it comes back in one read, so
 the budget can be small enough to be reached by a small ledger too and a rebuild's memory
 stops growing with the ledger.
 
-The file is append-only: an eviction writes its entities' pickles at the end in one write,
+The file is append-only: an eviction writes its entities' encodings at the end in one write,
 and an index in memory (key -> offset, length: ~100 bytes an entity, not an event) finds
 each in one read.  It was a SQLite table first; with its 1 MiB page cache each restore
 read ~17 pages through the B-tree and each eviction rewrote pages in place, and at the
@@ -27,20 +28,31 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
 COMPACT_BYTES = 32 << 20
 """The file is never rewritten below this size (a small spill is not worth it)."""
 
 
-class EntitySpill:
-    """Evicted entities by key (see the module docstring)."""
+def _pickle(entity: Any) -> bytes:
+    return pickle.dumps(entity, pickle.HIGHEST_PROTOCOL)
 
-    def __init__(self) -> None:
+
+class EntitySpill:
+    """Evicted entities by key (see the module docstring).  ``dumps`` and ``loads``: how
+    an entity is kept (pickle by default; the projector passes its own, faster codec)."""
+
+    def __init__(
+        self,
+        dumps: Callable[[Any], bytes] = _pickle,
+        loads: Callable[[bytes], Any] = pickle.loads,
+    ) -> None:
+        self._dumps = dumps
+        self._loads = loads
         self._file: IO[bytes] | None = None
         self._where: dict[str, tuple[int, int]] = {}
-        """Key -> (offset, length) of its latest pickle in the file."""
+        """Key -> (offset, length) of its latest copy in the file."""
         self._end = 0
         self._live = 0
         """Bytes of the latest copies (the rest of the file is stale)."""
@@ -58,8 +70,8 @@ class EntitySpill:
         """Keep these entities (objects with a ``key``), replacing any earlier copy."""
         if not entities:
             return
-        dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
-        blobs = [dumps(e, protocol) for e in entities]
+        dumps = self._dumps
+        blobs = [dumps(e) for e in entities]
         fd = self._fd()
         data = b"".join(blobs)
         _write_all(fd, data, self._end)
@@ -83,7 +95,7 @@ class EntitySpill:
             return {}
         where = self._where
         found_at = sorted((where[k], k) for k in keys if k in where)
-        fd, loads = self._file.fileno(), pickle.loads
+        fd, loads = self._file.fileno(), self._loads
         return {key: loads(_read_all(fd, length, offset)) for (offset, length), key in found_at}
 
     def _compact(self) -> None:

@@ -6,10 +6,10 @@ the NATS stream) keeps them exact too.  Both backends."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import importlib.util
 import json
 import os
-import pickle
 import subprocess
 import sys
 import threading
@@ -24,7 +24,14 @@ import pytest
 from ledger.app import Ledger
 from ledger.config import ConfigError
 from ledger.nats_server import EmbeddedNats
-from ledger.projections.projector import CachedEntity, Projector, cache_budget, entity_size
+from ledger.projections.projector import (
+    CachedEntity,
+    Projector,
+    cache_budget,
+    entity_size,
+    spill_dumps,
+    spill_loads,
+)
 from ledger.projections.runner import (
     catch_up,
     follow_nats,
@@ -303,17 +310,17 @@ def _ledger_history() -> Any:
 
 
 def _measured_bytes(entities: list[CachedEntity]) -> list[int]:
-    """Each entity's memory as tracemalloc measures it: an unpickled copy's (what the
-    spill gives back), allocated while tracing."""
+    """Each entity's memory as tracemalloc measures it: a copy as the spill gives it
+    back, allocated while tracing."""
     started = not tracemalloc.is_tracing()
     if started:
         tracemalloc.start()
     try:
         sizes, copies = [], []
         for entity in entities:
-            blob = pickle.dumps(entity, pickle.HIGHEST_PROTOCOL)
+            blob = spill_dumps(entity)
             before = tracemalloc.get_traced_memory()[0]
-            copies.append(pickle.loads(blob))
+            copies.append(spill_loads(blob))
             sizes.append(tracemalloc.get_traced_memory()[0] - before)
         return sizes
     finally:
@@ -354,5 +361,70 @@ def test_the_budget_counts_what_cached_entities_really_hold(tmp_path: Path) -> N
             ratio = sum(counted[i] for i in of_kind) / sum(measured[i] for i in of_kind)
             assert 0.7 < ratio < 1.4, (kind, ratio)
         assert built["views"] == rebuild(app, None, parallel_from=10**9)["views"]
+    finally:
+        app.close()
+
+
+_BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+def _in_beijing_time(obj: dict[str, Any]) -> dict[str, Any]:
+    """The same event with its times written at +08:00 (the same instants)."""
+    out = dict(obj)
+    for name in ("effective_at", "valid_until", "until", "due_by", "in_force_until"):
+        value = out.get(name)
+        if isinstance(value, str) and value.endswith("Z"):
+            instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            out[name] = instant.astimezone(_BEIJING).isoformat()
+    return out
+
+
+def test_the_spill_gives_back_every_kind_of_entity_exactly(tmp_path: Path) -> None:
+    """The spill keeps an evicted entity as typed JSON (``spill_dumps``), not pickled:
+    every entity of the benchmarks' mix (licences with late shipments, suspensions and
+    spans, parties with listings, measures with suspended clauses, commitments with
+    implementations, agreements) comes back with the same values of the same types, and
+    a time keeps the UTC offset its event gave it (a record shows it).  A rebuild that
+    evicts after every batch stores the same views as an unbounded one."""
+    history = _ledger_history().history
+    objs = [o for batch in history(20_000) for o in batch]
+    # Every third event's times at +08:00 (and the agreements', which are few): states
+    # then hold times of both offsets.
+    lines = [
+        (
+            n,
+            json.dumps(
+                _in_beijing_time(obj) if n % 3 == 0 or obj["type"].startswith("Agreement") else obj
+            ).encode(),
+        )
+        for n, obj in enumerate(objs, start=1)
+    ]
+    app = Ledger(Backend("sqlite", tmp_path).settings())
+    try:
+        app.import_lines(lines)
+        # Slim entities (a budget), none evicted yet: every entity of the ledger at hand.
+        built = rebuild(app, 10**9, flush_events=300, parallel_from=10**9)
+        entities = list(built["evicted"].cache.values())
+        assert {e.kind for e in entities} == {
+            "licence",
+            "party",
+            "measure",
+            "commitment",
+            "agreement",
+        }
+        for entity in entities:
+            blob = spill_dumps(entity)
+            assert blob[:1] != b"\xff", entity.key  # not pickled
+            # repr: the values, their types (a tuple stays a tuple) and every tzinfo.
+            assert repr(spill_loads(blob)) == repr(entity)
+        assert any(e.folded.causes for e in entities)  # suspensions, withdrawals
+        assert any(e.folded.late_usage for e in entities)
+        beijing = [e for e in entities if "timedelta(seconds=28800)" in repr(e.folded)]
+        assert len({e.kind for e in beijing}) == 5
+        unbounded = rebuild(app, None, parallel_from=10**9)
+        evicting = rebuild(app, 0, flush_events=300, parallel_from=1)
+        assert evicting["evicted"].evicted > 1000 and evicting["evicted"].replayed == 0
+        assert evicting["views"] == unbounded["views"]
+        assert built["views"] == unbounded["views"]
     finally:
         app.close()
