@@ -279,6 +279,8 @@ class Subscription:
         """The largest tree size a checkpoint hint announced (``Ledger-Tree-Size``)."""
         self._hints_allowed = False
         """The server took the hint subscription (no permissions violation came back)."""
+        self._hints_refused = False
+        self._hint_subject = "\0"  # (set when subscribing)
         self._rechecks = (0, 0)
         """(announced size, reads of the checkpoint stream made for it so far)."""
         self._caught_up = False
@@ -330,6 +332,13 @@ class Subscription:
         return self._bound.stall_timeout
 
     @property
+    def checkpoint_hints(self) -> bool:
+        """With ``verify``: the server took the subscription to the checkpoint subject, so
+        a published checkpoint wakes the subscription; False: it reads the checkpoint
+        stream every ``poll_interval`` seconds while events are held."""
+        return self._hints_allowed
+
+    @property
     def held(self) -> int:
         """With ``verify``: events received and held now, waiting for a signed
         checkpoint to cover them."""
@@ -356,10 +365,23 @@ class Subscription:
         from nats.js.api import AckPolicy, ConsumerConfig
         from nats.js.errors import NotFoundError
 
+        options = dict(self.nats_options)
+        caller_error_cb = options.pop("error_cb", None)
+
+        async def on_error(exc: Exception) -> None:
+            # The server refuses a subscription asynchronously: the checkpoint hints'.
+            text = str(exc).lower()  # (it lower-cases the subject)
+            if "permissions violation" in text and self._hint_subject.lower() in text:
+                self._hints_allowed, self._hints_refused = False, True
+                log.debug("no checkpoint hints (%s); polling", exc)
+            if caller_error_cb is not None:
+                await caller_error_cb(exc)
+
         self._nc = await st.connect(
             self.nats_url,
             name=f"ledger-subscriber:{self.durable or '-'}",
-            **self.nats_options,
+            error_cb=on_error,
+            **options,
         )
         try:
             js = self._nc.jetstream()
@@ -519,7 +541,7 @@ class Subscription:
                 self._announced = max(self._announced, int(size))
                 hint.set()
 
-        subject = checkpoint_subject(self.prefix, self.stream)
+        subject = self._hint_subject = checkpoint_subject(self.prefix, self.stream)
         try:
             sub = await self._nc.subscribe(
                 subject,
@@ -532,13 +554,12 @@ class Subscription:
         except Exception as exc:  # refused or unsupported: the 50 ms poll still runs
             log.debug("no checkpoint hints (%s); polling", exc)
             return
-        error = str(self._nc.last_error or "")
-        if "permissions violation" in error.lower() and subject in error:
-            log.debug("no checkpoint hints (%s); polling", error)
+        if self._hints_refused:  # (``on_error``: before the flush's PONG, as a rule)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             return
-        # Hints will come: from the first checkpoint on, wait for one instead of polling.
+        # Hints will come: from the first checkpoint on, wait for one instead of polling
+        # (until a refusal that came late, if any, turns this off again).
         self._hints_allowed = True
         self._checkpoint_hint = hint
 

@@ -409,3 +409,40 @@ def test_an_altered_copy_published_with_the_relays_key_is_refused_at_its_exact_p
         )
     finally:
         app.close()
+
+
+@pytest.mark.parametrize(("role", "hints"), [("subscriber", True), ("projector", False)])
+def test_a_verifying_subscriber_polls_where_the_server_refuses_checkpoint_hints(
+    home_settings: Settings, secured: EmbeddedNats, role: str, hints: bool
+) -> None:
+    """The subscriber role may subscribe to the checkpoint subject (the wake-up); a role
+    that may not (the projector's, here) is refused, which the subscriber notices when it
+    opens (the server's refusal names the subject in lower case) and polls instead,
+    delivering the same events."""
+    from ledger.stream import PROJECTOR_CONSUMER
+    from ledger.subscriber import subscribe
+
+    app = Ledger(home_settings)
+    try:
+        append_parties(app, 3)
+        Relay(app, secured.url).run_once()
+
+        async def receive() -> tuple[list[int], bool]:
+            got: list[int] = []
+            async with subscribe(
+                secured.url,
+                settings=home_settings,
+                durable=PROJECTOR_CONSUMER if role == "projector" else "audit",
+                verify=True,
+                verifier_key=app.signing_key().verifier,
+                nats_options=home_settings.nats_options(role),  # type: ignore[arg-type]
+            ) as sub:
+                while len(got) < 3:
+                    delivery = await sub.next_delivery(30)
+                    assert delivery is not None
+                    got.append(delivery.position)
+                return got, sub.checkpoint_hints
+
+        assert asyncio.run(receive()) == ([1, 2, 3], hints)
+    finally:
+        app.close()
