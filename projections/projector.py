@@ -428,6 +428,9 @@ class Projector(Projection[Any]):
         self._recorded_us = 0
         self.writer: BackgroundWriter | None = None
         """Where ``flush(background=True)`` sends its writes (None: written inline)."""
+        self.indexes_at: int | None = None
+        """The position whose batch builds the views' deferred indexes, if they are
+        missing (set by a catch-up: its target); None: the next batch builds them."""
         self._reload()
 
     # --- state ----------------------------------------------------------------------------
@@ -449,6 +452,7 @@ class Projector(Projection[Any]):
         self._next_current = counters.current
         self._next_history = counters.history
         self._known = self.store.known_keys()
+        self._indexes_missing = self.store.indexes_missing()
         self._unloaded = len(self._known)
         """How many stored entities are not in memory (none, all through a rebuild)."""
 
@@ -840,6 +844,9 @@ class Projector(Projection[Any]):
                 entity.vf0_stored = entity.vf0
                 known.add(entity.key)
         expected, position = self._submitted_position, self._pending_position
+        if self._indexes_missing and (self.indexes_at is None or position >= self.indexes_at):
+            changes.build_indexes = True
+            self._indexes_missing = False  # a failed write reloads: checked again
         self._submitted_position = position
         touched = self._touched
         self._pending = Changes()
@@ -857,6 +864,23 @@ class Projector(Projection[Any]):
             self._failed(error)
         self.position = position
         self._evict(touched, keep={})
+
+    def defer_indexes(self, until: int) -> None:
+        """Build the views' secondary indexes once, in the batch that reaches ``until``,
+        instead of row by row: dropped first if the views are empty (a full rebuild),
+        kept missing if a rebuild was stopped before building them."""
+        if self.position == 0 and self._pending_position == 0:
+            self._indexes_missing = self.store.defer_indexes()
+        if self._indexes_missing:
+            self.indexes_at = until
+
+    def build_indexes(self) -> None:
+        """Build the deferred indexes now if no batch has (nothing was left to write)."""
+        self.indexes_at = None
+        if self._indexes_missing:
+            self.wait()
+            self.store.build_indexes()
+            self._indexes_missing = False
 
     def _evict(self, touched: dict[str, CachedEntity], keep: dict[str, CachedEntity]) -> None:
         """Mark the batch's entities most recently used, then evict the least recently

@@ -140,16 +140,24 @@ def catch_up(
     """
     if parallel_from is None:
         parallel_from = PARALLEL_WRITES_FROM if _cpus() > 1 else 2**62
-    backlog = (app.head() if until is None else until) - projector.position
+    target = app.head() if until is None else until
+    backlog = target - projector.position
     writer = None
     if backlog >= parallel_from and projector.writer is None:
         from ledger.projections.writer import ProcessWriter
 
         writer = projector.writer = ProcessWriter(app.settings)
+    # From empty views (a rebuild), or after a rebuild stopped before its end: the
+    # secondary indexes are built once, by the batch that reaches the target.
+    if backlog > 0:
+        projector.defer_indexes(target)
     try:
         with gc_paused():
-            return _catch_up(app, projector, until, flush_events, on_progress)
+            progress = _catch_up(app, projector, target, flush_events, on_progress)
+        projector.build_indexes()  # if no batch did (nothing was left to write)
+        return progress
     finally:
+        projector.indexes_at = None  # after an error: the next batch builds them
         if writer is not None:
             try:
                 projector.wait()  # after an error: the write in flight, before it goes

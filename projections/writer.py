@@ -34,7 +34,7 @@ from ledger.errors import StoreError
 
 if TYPE_CHECKING:
     from ledger.config import Settings
-    from ledger.projections.store import Changes
+    from ledger.projections.store import Changes, ViewStore
 
 _encoder = msgspec.msgpack.Encoder()
 _STOP = b""
@@ -157,7 +157,33 @@ class ProcessWriter:
         )
 
 
+def _fixed_mmap_threshold() -> None:
+    """Blocks of 128 KiB and more in memory maps of their own, returned to the system
+    when freed (glibc only; elsewhere nothing).
+
+    Each batch arrives as a blob of 1-2.3 MB (growing with the ledger's records).  glibc
+    serves a block that large from a memory map, but when one is freed it raises its
+    threshold above that size (its dynamic threshold), so the later blobs come from the
+    heap and leave holes in it.  Fixed, the writer's memory between batches stays at
+    33-34 MiB from 200k to 1M events instead of 35.7-38.2 (3 Dec 2026).  Set here, not
+    through ``MALLOC_MMAP_THRESHOLD_``: the environment is the user's, and the projector's
+    process is not changed."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return
+    M_MMAP_THRESHOLD = -3
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def _serve() -> None:
+    _fixed_mmap_threshold()
     # Ctrl-C reaches the whole process group: the projector decides (it closes the pipe
     # after the write in flight), so a write is never cut off by the keyboard.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -170,29 +196,41 @@ def _serve() -> None:
     except EOFError:
         return
     from ledger.app import Ledger
-    from ledger.projections.store import Changes
     from ledger.projections.stores import view_store
 
     app = Ledger(settings)
     try:
         store = view_store(app)
         while True:
-            try:
-                job = jobs.recv_bytes()
-            except EOFError:
-                return  # the projector is gone
-            if job == _STOP:
-                return
-            expected, position, fields = msgspec.msgpack.decode(job)
-            changes = Changes(**fields)  # rows as lists: both stores take any sequence
-            try:
-                store.write(changes, expected, position)
-            except Exception as exc:
-                results.send(("error", _portable(exc)))
-            else:
-                results.send(("ok", position))
+            result = _write_next(jobs, store)
+            if result is None:
+                return  # stopped, or the projector is gone
+            results.send(result)
     finally:
         app.close()
+
+
+def _write_next(jobs: Connection, store: ViewStore) -> tuple[str, Any] | None:
+    """Read the next batch and write it; None at the end.  The blob and the rows are
+    dropped as soon as they are used, and all of it on return: nothing of a batch is
+    still held while the next one arrives and is decoded."""
+    from ledger.projections.store import Changes
+
+    try:
+        job = jobs.recv_bytes()
+    except EOFError:
+        return None
+    if job == _STOP:
+        return None
+    expected, position, fields = msgspec.msgpack.decode(job)
+    del job
+    changes = Changes(**fields)  # rows as lists: both stores take any sequence
+    del fields
+    try:
+        store.write(changes, expected, position)
+    except Exception as exc:
+        return ("error", _portable(exc))
+    return ("ok", position)
 
 
 def _portable(exc: Exception) -> Exception:
