@@ -75,21 +75,17 @@ def first_write(config: Settings) -> Iterator[Settings]:
     as before (read commands: "no ledger at ..."), and the next first write makes the
     key with the ``LEDGER_ORIGIN`` it is given then.
 
-    Moved by hard links, which never replace a file: another process that made the
-    ledger meanwhile keeps it, and this command fails, nothing appended, asking to run
-    it again (it is then an append to that ledger).  Deleting a database that another
-    process may already have opened could lose what that process writes; this never
-    shows an unfinished database to another process at all.
+    First writes to one new home take turns (``_lock_directory``): the second finds the
+    first's ledger and appends to it.  Moved by hard links, which never replace a file:
+    a process that made the ledger some other way meanwhile (the library, ``serve``)
+    keeps it, and this command fails, nothing appended, asking to run it again (it is
+    then an append to that ledger).  Deleting a database that another process may
+    already have opened could lose what that process writes; this never shows an
+    unfinished database to another process at all.
     """
-    import dataclasses
-    import shutil
-    import sqlite3
-    import tempfile
     from pathlib import Path
 
     from ledger.config import ConfigError
-    from ledger.errors import StoreError
-    from ledger.store.wake import mark_commit
 
     path = config.sqlite_path.absolute()
     key_path = config.signing_key_path
@@ -100,6 +96,38 @@ def first_write(config: Settings) -> Iterator[Settings]:
         for directory in {path.parent, key_path.parent} if make_key else {path.parent}:
             made += [d for d in [directory, *directory.parents] if not d.exists()]
             directory.mkdir(parents=True, exist_ok=True)
+        lock = _lock_directory(path.parent, made)
+    except OSError as exc:
+        _remove_made(made)
+        raise ConfigError(
+            f"cannot use {exc.filename or path.parent} for the ledger's database: {exc.strerror}"
+        ) from None
+    try:
+        if path.exists():
+            # Another first write finished while this one waited for the lock: this
+            # command is an ordinary write to that ledger (its key is there too).
+            yield config
+            return
+        yield from _build_and_link(config, path, key_path, make_key, made, prefix)
+    finally:
+        os.close(lock)
+
+
+def _build_and_link(
+    config: Settings, path: Any, key_path: Any, make_key: bool, made: list[Any], prefix: str
+) -> Iterator[Settings]:
+    """``first_write``'s body, with the directory's lock held."""
+    import dataclasses
+    import shutil
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+
+    from ledger.config import ConfigError
+    from ledger.errors import StoreError
+    from ledger.store.wake import mark_commit
+
+    try:
         _remove_abandoned(path.parent, prefix)
         scratch = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
     except OSError as exc:
@@ -107,6 +135,8 @@ def first_write(config: Settings) -> Iterator[Settings]:
         raise ConfigError(
             f"cannot use {exc.filename or path.parent} for the ledger's database: {exc.strerror}"
         ) from None
+    # Asked again with the lock held: a first write that waited may find the key made.
+    make_key = make_key and not key_path.exists()
     done = False
     try:
         new = dataclasses.replace(config, database_url=f"sqlite:///{scratch / path.name}")
@@ -144,6 +174,30 @@ def first_write(config: Settings) -> Iterator[Settings]:
         shutil.rmtree(scratch, ignore_errors=True)
         if not done:
             _remove_made(made)
+
+
+def _lock_directory(directory: Any, made: list[Any]) -> int:
+    """An exclusive ``flock`` on the directory of a ledger being made, held until the
+    first write has put it in place or given up: first writes to one new home take turns,
+    and the second finds the first's ledger and appends to it, as concurrent appends to an
+    existing ledger wait for SQLite's lock.  A first write that failed removes the
+    directory it made, so a waiter that then holds a lock on a removed directory makes it
+    again and locks that one."""
+    import fcntl
+
+    while True:
+        fd = os.open(directory, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            current = os.stat(directory)
+        except FileNotFoundError:
+            current = None
+        held = os.fstat(fd)
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)
+        made += [d for d in [directory, *directory.parents] if not d.exists()]
+        directory.mkdir(parents=True, exist_ok=True)
 
 
 def _remove_made(made: list[Any]) -> None:

@@ -583,8 +583,9 @@ def test_a_first_write_that_fails_leaves_no_ledger_behind(tmp_path: Path) -> Non
 
 
 def test_a_first_write_gives_way_to_a_ledger_made_meanwhile(tmp_path: Path) -> None:
-    """Two first writes into the same new home: the ledger of the one that finishes
-    first is the one there; the other fails, nothing appended, and replaces nothing."""
+    """A ledger made in the same new home meanwhile by something other than a first
+    write (the library): it is the one there; the first write fails, nothing appended,
+    and replaces nothing."""
     from ledger.app import Ledger
     from ledger.cli.common import first_write
     from ledger.config import Settings
@@ -602,9 +603,51 @@ def test_a_first_write_gives_way_to_a_ledger_made_meanwhile(tmp_path: Path) -> N
             app.append_objects([f.party("mine")])
         finally:
             app.close()
-        other = run_ledger(env, "append", json.dumps(f.party("theirs")))
-        assert other.returncode == 0, other.stderr
+        theirs = Ledger(Settings.from_env(env))
+        try:
+            theirs.append_objects([f.party("theirs")])
+        finally:
+            theirs.close()
     log = run_ledger(env, "log", "-o", "jsonl")
     assert [json.loads(line)["entity_id"] for line in log.stdout.splitlines()] == ["theirs"]
+    assert run_ledger(env, "verify").returncode == 0
+    assert [p.name for p in home.iterdir() if p.name.startswith(".")] == []
+
+
+def test_first_writes_to_one_new_home_take_turns(tmp_path: Path) -> None:
+    """A first `ledger append` while another first write into the same new home is under
+    way waits for it, then appends to the ledger it made: both events are there (it
+    used to make its own ledger, so one of the two failed)."""
+    from ledger.app import Ledger
+    from ledger.cli.common import first_write
+    from ledger.config import Settings
+    from tests.nats_fixtures import run_ledger
+
+    home = tmp_path / "home"
+    env = {"LEDGER_HOME": str(home)}
+    with first_write(Settings.from_env(env)) as private:
+        app = Ledger(private)
+        try:
+            app.append_objects([f.party("first")])
+        finally:
+            app.close()
+        other = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli.main", "append", json.dumps(f.party("second"))],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # It waits for this first write's lock (without the lock it made its own
+        # ledger and finished, and this one's link then failed).
+        with pytest.raises(subprocess.TimeoutExpired):
+            other.wait(timeout=10)
+    _, err = other.communicate(timeout=120)
+    assert other.returncode == 0, err
+    log = run_ledger(env, "log", "-o", "jsonl")
+    assert [json.loads(line)["entity_id"] for line in log.stdout.splitlines()] == [
+        "first",
+        "second",
+    ]
     assert run_ledger(env, "verify").returncode == 0
     assert [p.name for p in home.iterdir() if p.name.startswith(".")] == []
