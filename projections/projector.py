@@ -214,7 +214,7 @@ class _Spilled(msgspec.Struct, Generic[_S, _R], array_like=True, gc=False):
     state: _S | None
     late_usage: list[rec.LateUsage]
     causes: dict[UUID, ev.AnyEvent]
-    """(The tagged union: decoded as ``ev.Event``, the base, an event would not be.)"""
+    """Typed as the tagged union: as ``ev.Event``, the base class, none would decode."""
     past: rec.LicencePast | None
     max_effective: int
     record: _R | None
@@ -254,8 +254,8 @@ _SPILL_PICKLED = b"\xff"
 
 def spill_dumps(entity: CachedEntity) -> bytes:
     """An evicted entity as the spill keeps it: a byte naming its state's type, then
-    ``_Spilled`` as JSON (3 Dec 2026: 16 µs to encode and 10 to decode a licence of a
-    1M-event rebuild, against pickle's 53 and 43; a 1M rebuild at the 16 MB default
+    ``_Spilled`` as JSON (3 Dec 2026: 16-18 µs to encode and 18 to decode a licence of
+    a 1M-event rebuild, against pickle's 53-77 and 43-51; a 1M rebuild at the 16 MB default
     evicts 57,497 and reads back 42,758).  Pickled instead (a first byte 0xff) if its
     fold is not one of those types, or it keeps its events (an unbounded cache: never
     spilled)."""
