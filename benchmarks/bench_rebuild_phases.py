@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import importlib.util
 import os
 import resource
 import time
@@ -29,6 +30,17 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+
+def _bench_scale() -> Any:
+    """bench_scale.py, for its raw read+decode loop (the same baseline in both)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_scale", Path(__file__).resolve().parent / "bench_scale.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _anon_kib(pid: int) -> int:
@@ -88,7 +100,7 @@ def main() -> None:
     from ledger.projections.projector import cache_budget
     from ledger.projections.stores import view_store
     from ledger.projections.writer import ProcessWriter
-    from ledger.store.codec import decode_event, decode_stored
+    from ledger.store.codec import decode_stored
 
     started_at = time.strftime("%H:%M:%S", time.gmtime())
     load_before = os.getloadavg()
@@ -209,24 +221,7 @@ def main() -> None:
     raw_cpu = raw_wall = 0.0
     raw_rows = 0
     if not args.no_raw:
-        from ledger.app import Ledger
-
-        raw = Ledger(Settings.from_env(dict(os.environ)))
-        try:
-            w0, c0 = time.perf_counter(), time.process_time()
-            last = 0
-            while last < target:
-                page = raw.read_stored(last, 20_000, stop=target)
-                if not page:
-                    break
-                for _, topic, state in page:
-                    if state is not None:
-                        decode_event(state, topic)
-                raw_rows += len(page)
-                last = page[-1][0]
-            raw_wall, raw_cpu = time.perf_counter() - w0, time.process_time() - c0
-        finally:
-            raw.close()
+        raw_rows, raw_wall, raw_cpu = _bench_scale()._raw_read_decode(dict(os.environ), target)
 
     us = 1e6 / positions
     print(

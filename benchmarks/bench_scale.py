@@ -301,8 +301,10 @@ def _history_file(path: Path, total: int) -> int:
     return count
 
 
-def _raw_read_decode(env: dict[str, str]) -> tuple[int, float, float]:
-    """Events, seconds and CPU seconds of reading and decoding every stored row."""
+def _raw_read_decode(env: dict[str, str], stop: int | None = None) -> tuple[int, float, float]:
+    """Events, seconds and CPU seconds of reading and decoding every stored row (up to
+    position ``stop``): the raw loop a rebuild is measured against (bench_rebuild_phases
+    uses it too)."""
     from ledger.app import Ledger
     from ledger.config import Settings
     from ledger.store.codec import decode_event
@@ -312,7 +314,7 @@ def _raw_read_decode(env: dict[str, str]) -> tuple[int, float, float]:
         started, cpu = time.perf_counter(), time.process_time()
         count = last = 0
         while True:
-            rows = app.read_stored(last, 20_000)
+            rows = app.read_stored(last, 20_000, stop=stop)
             if not rows:
                 break
             for _, topic, state in rows:
