@@ -587,9 +587,9 @@ def test_a_first_write_gives_way_to_a_ledger_made_meanwhile(tmp_path: Path) -> N
     write (the library): it is the one there; the first write fails, nothing appended,
     and replaces nothing."""
     from ledger.app import Ledger
-    from ledger.cli.common import first_write
     from ledger.config import Settings
     from ledger.errors import StoreError
+    from ledger.store.home import first_write
     from tests.nats_fixtures import run_ledger
 
     home = tmp_path / "home"
@@ -619,8 +619,8 @@ def test_first_writes_to_one_new_home_take_turns(tmp_path: Path) -> None:
     way waits for it, then appends to the ledger it made: both events are there (it
     used to make its own ledger, so one of the two failed)."""
     from ledger.app import Ledger
-    from ledger.cli.common import first_write
     from ledger.config import Settings
+    from ledger.store.home import first_write
     from tests.nats_fixtures import run_ledger
 
     home = tmp_path / "home"
