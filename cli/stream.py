@@ -507,6 +507,12 @@ def status(ctx: click.Context, output: str) -> None:
     stream's head purged (by the stream's limits or age) of events it still needed: not
     a refusal, it applied the store's events.
 
+    "holding" lists the verifying consumers (the NATS projector, `subscribe(verify=True)`)
+    with messages delivered and held until a signed checkpoint covers them, and how long
+    since each acknowledged one; STALLED once that is LEDGER_VERIFY_STALL_TIMEOUT or more
+    (a relay publishing no checkpoints, or forged events).  Their metrics:
+    ledger_projector_held_messages and ledger_projector_oldest_held_seconds.
+
     \b
     Examples:
       ledger status
@@ -539,6 +545,7 @@ def status(ctx: click.Context, output: str) -> None:
                 forged = {"seq": stream_head.seq, "problem": problem}
     if stream_state is not None and not stream_state.get("reachable"):
         stream_state["error"] = stream_state.get("error", "unreachable") + _stale_hint(config)
+    holding = stream_state.pop("holding", []) if stream_state is not None else []
     published = tracked
     read_stream = bool(stream_state and stream_state.get("reachable"))
     gap = None
@@ -564,6 +571,8 @@ def status(ctx: click.Context, output: str) -> None:
         "gap": gap,
         "forged": forged,
         # The stored views: the projector's tracked position (serve's, or `ledger project`).
+        # Verifying consumers with messages held for a checkpoint (from the stream).
+        "holding": holding,
         "projector": {
             "tracked_position": views_position,
             "lag": max(0, head - views_position),
@@ -611,6 +620,8 @@ def status(ctx: click.Context, output: str) -> None:
                 f"signed tree, {rejected['malformed']} malformed (the projector's log says "
                 "which)"
             )
+        for hold in body["holding"]:
+            click.echo(_holding_line(hold, config.verify_stall_timeout))
         if purged:
             click.echo(
                 f"purged     {purged} time(s) the stream's head no longer held events the "
@@ -770,12 +781,57 @@ async def _stream_state(config: Settings, url: str) -> tuple[dict[str, Any], Str
             replicas=info.config.num_replicas,
             duplicate_window=info.config.duplicate_window,
         )
+        state["holding"] = await _holding_consumers(jsm, config)
         return state, head
     except Exception as exc:
         state.update(reachable=False, error=f"{type(exc).__name__}: {exc}")
         return state, None
     finally:
         await nc.close()
+
+
+async def _holding_consumers(jsm: Any, config: Settings) -> list[dict[str, Any]]:
+    """The verifying consumers of the stream (the NATS projector's, and those of
+    ``subscribe(verify=True)``: they allow any number of unacknowledged messages) that
+    have messages delivered and not acknowledged: held until a signed checkpoint covers
+    them.  ``seconds_since_ack``: since the consumer last acknowledged one (or was
+    created); "stalled" once that is LEDGER_VERIFY_STALL_TIMEOUT or more."""
+    from ledger import stream as st
+
+    now = dt.datetime.now(dt.UTC)
+    holding = []
+    for info in await jsm.consumers_info(config.stream):
+        if info.config.max_ack_pending != -1 or not info.num_ack_pending:
+            continue
+        since = info.ack_floor.last_active if info.ack_floor else None
+        since = since or info.created
+        seconds = max(0.0, (now - since).total_seconds()) if since is not None else None
+        holding.append(
+            {
+                "consumer": info.name,
+                "projector": info.name == st.PROJECTOR_CONSUMER,
+                "unacknowledged": info.num_ack_pending,
+                "seconds_since_ack": None if seconds is None else round(seconds, 1),
+                "stalled": seconds is not None and seconds >= config.verify_stall_timeout,
+            }
+        )
+    return sorted(holding, key=lambda h: (not h["projector"], h["consumer"]))
+
+
+def _holding_line(hold: dict[str, Any], stall_timeout: float) -> str:
+    who = "the NATS projector" if hold["projector"] else "a verifying subscriber"
+    seconds = hold["seconds_since_ack"]
+    line = (
+        f"holding    {hold['consumer']} ({who}): {hold['unacknowledged']:,} message(s) "
+        "held for a signed checkpoint"
+        + ("" if seconds is None else f", nothing acknowledged for {seconds:.0f} s")
+    )
+    if hold["stalled"]:
+        line += (
+            f"; STALLED (longer than LEDGER_VERIFY_STALL_TIMEOUT, {stall_timeout:g} s): "
+            "a relay publishing no checkpoints, or forged events"
+        )
+    return line
 
 
 # --- serve -------------------------------------------------------------------------------

@@ -375,6 +375,8 @@ class StreamVerifier:
     """Leaf hashes received after it."""
     pending: list[tuple[int, Any]] = field(default_factory=list)
     """(position, item) of those leaves, not yet released."""
+    received: list[float] = field(default_factory=list)
+    """``time.monotonic()`` when each of them was added (``held_since``)."""
     purged_to: int = 0
     """With a stream whose head was dropped by its limits: leaves ``base.size`` to
     ``purged_to - 1`` are in no message any more (the first one there is leaf
@@ -457,6 +459,12 @@ class StreamVerifier:
         return max(self.base.size, self.purged_to) + len(self.leaves)
 
     @property
+    def held_since(self) -> float | None:
+        """``time.monotonic()`` when the oldest event held now was received; None when
+        none is held.  Its age is how long the consumer has waited for a checkpoint."""
+        return self.received[0] if self.received else None
+
+    @property
     def gap(self) -> int:
         """Leaves between the verified tree and the first one received (a purged head)."""
         return max(0, self.purged_to - self.base.size)
@@ -498,6 +506,7 @@ class StreamVerifier:
             )
         self.leaves.append(merkle.leaf_hash(payload))
         self.pending.append((position, item))
+        self.received.append(time.monotonic())
 
     def check(self, checkpoint: VerifiedCheckpoint) -> list[Any]:
         """Verify the leaves received up to ``checkpoint``'s size against its root; the
@@ -531,6 +540,7 @@ class StreamVerifier:
             raise self.locate(checkpoint)
         released = [item for _, item in self.pending[:count]]
         del self.pending[:count]
+        del self.received[:count]
         del self.leaves[:count]
         self.base, self.filling, self.purged_to = tree, None, 0
         return released

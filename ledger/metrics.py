@@ -15,14 +15,26 @@ host unless asked.  Read at each scrape:
   ``ledger_projector_errors_total`` (runs stopped by an error, each retried) and
   ``ledger_projector_poison_messages_total`` (stream messages refused as not the store's
   events);
+- the NATS projector's hold (``LEDGER_PROJECTOR_SOURCE=nats``, ``--source nats``):
+  ``ledger_projector_held_messages`` (stream messages received and held until a signed
+  checkpoint covers them) and ``ledger_projector_oldest_held_seconds`` (how long the
+  oldest of them has waited; 0 when none is held).  A hold that keeps growing towards
+  ``LEDGER_VERIFY_STALL_TIMEOUT`` is a relay that publishes no checkpoints, or forged
+  events;
 - ``ledger_metrics_store_errors_total``: scrapes that could not read the store (the
   position gauges are then left out of that scrape).
+
+A service with a verifying subscriber (``subscribe(verify=True)``) exports the same two
+figures for it with ``SubscriptionCollector`` in its own registry:
+``ledger_subscriber_held_messages`` and ``ledger_subscriber_oldest_held_seconds``
+(label ``consumer``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +47,7 @@ if TYPE_CHECKING:
     from ledger.config import Settings
     from ledger.projections.runner import ProjectorTotals, RunResult
     from ledger.relay import Relay
+    from ledger.subscriber import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +97,12 @@ class LedgerCollector(Collector):
                 "Stream messages refused as not the store's events.",
                 self.projector.rejected,
             )
+            yield from _hold_gauges(
+                "ledger_projector",
+                "Stream messages the NATS projector holds until a signed checkpoint covers them.",
+                self.projector.held,
+                self.projector.held_since,
+            )
         yield _counter(
             "ledger_metrics_store_errors",
             "Scrapes that could not read the store.",
@@ -119,6 +138,47 @@ class LedgerCollector(Collector):
         app, self._app = self._app, None
         if app is not None:
             app.close()
+
+
+def _hold_gauges(
+    prefix: str, doc: str, held: int, since: float | None, labels: dict[str, str] | None = None
+) -> Iterator[GaugeMetricFamily]:
+    """``{prefix}_held_messages`` and ``{prefix}_oldest_held_seconds`` (0 when none is held)."""
+    age = 0.0 if since is None else max(0.0, time.monotonic() - since)
+    gauges = (
+        (f"{prefix}_held_messages", doc, float(held)),
+        (f"{prefix}_oldest_held_seconds", "Seconds the oldest held message has waited.", age),
+    )
+    for name, text, value in gauges:
+        if labels is None:
+            yield _gauge(name, text, value)
+        else:
+            family = GaugeMetricFamily(name, text, labels=list(labels))
+            family.add_metric(list(labels.values()), value)
+            yield family
+
+
+class SubscriptionCollector(Collector):
+    """A verifying subscription's hold, for a service's own Prometheus registry::
+
+        registry.register(SubscriptionCollector(sub))
+
+    ``ledger_subscriber_held_messages`` and ``ledger_subscriber_oldest_held_seconds``,
+    labelled with the consumer's name: a subscription waiting on a checkpoint that does
+    not come shows here long before ``stall_timeout`` stops it."""
+
+    def __init__(self, subscription: Subscription):
+        self.subscription = subscription
+
+    def collect(self) -> Iterator[Any]:
+        sub = self.subscription
+        yield from _hold_gauges(
+            "ledger_subscriber",
+            "Events a verifying subscriber holds until a signed checkpoint covers them.",
+            sub.held,
+            sub.held_since,
+            {"consumer": sub.consumer or sub.durable or ""},
+        )
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

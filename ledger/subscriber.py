@@ -345,6 +345,14 @@ class Subscription:
         return len(self._verifier.pending) if self._verifier is not None else 0
 
     @property
+    def held_since(self) -> float | None:
+        """With ``verify``: ``time.monotonic()`` when the oldest event held now was
+        received (None when none is held); its age is how long the subscription has
+        waited for a checkpoint to cover it (``ledger.metrics.SubscriptionCollector``
+        exports both as gauges)."""
+        return self._verifier.held_since if self._verifier is not None else None
+
+    @property
     def stalled_since(self) -> float | None:
         """With ``verify``: ``time.monotonic()`` when the subscription reached
         ``max_pending`` held events with no checkpoint covering any of them since; None

@@ -241,6 +241,8 @@ class RunResult:
     held: int = 0
     """Stream messages held now (NATS source), waiting for a signed checkpoint to cover
     them: at most ``LEDGER_VERIFY_MAX_PENDING`` (``ledger.bus_verify.HoldBound``)."""
+    held_since: float | None = None
+    """``time.monotonic()`` when the oldest of them was received (None: none held)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -386,6 +388,15 @@ class ProjectorTotals:
     @property
     def rejected(self) -> int:
         return sum(r.rejected for r in self.runs)
+
+    @property
+    def held(self) -> int:
+        """Stream messages the current run holds for a checkpoint."""
+        return self.runs[-1].held if self.runs else 0
+
+    @property
+    def held_since(self) -> float | None:
+        return self.runs[-1].held_since if self.runs else None
 
 
 def run_forever(
@@ -736,7 +747,7 @@ async def _consume(
     )
     try:
         while not stop.is_set():
-            result.held = len(verifier.pending)
+            result.held, result.held_since = len(verifier.pending), verifier.held_since
             full = bound.at_bound(verifier, feed, projector.position)
             msgs = []
             if full:  # hold no more: read the checkpoint stream for what is held
@@ -765,7 +776,7 @@ async def _consume(
             elif msgs and not verifier.pending:
                 await msgs[-1].ack()  # junk only: reported, acknowledged
             _persist_rejections(app, result, session)
-            result.held = len(verifier.pending)
+            result.held, result.held_since = len(verifier.pending), verifier.held_since
             if not msgs and once:
                 info = await psub.consumer_info()
                 if not info.num_pending or (full and not released):

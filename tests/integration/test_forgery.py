@@ -938,6 +938,118 @@ def test_the_nats_projector_stalled_at_max_pending_stops_with_an_error(
         app.close()
 
 
+# --- a hold shows to operators: metrics and `ledger status` -----------------------------------
+
+
+def _status(env: dict[str, str], *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from ledger.cli.main import cli
+
+    return CliRunner().invoke(cli, ["status", *args], env=env)
+
+
+def test_the_nats_projectors_hold_shows_in_its_metrics_and_in_status(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """Held messages and the oldest one's age are gauges of the projector's metrics, and
+    `ledger status` (table and JSON) names the projector's consumer holding them, STALLED
+    once nothing was acknowledged for LEDGER_VERIFY_STALL_TIMEOUT."""
+    import time
+
+    from prometheus_client import CollectorRegistry
+
+    from ledger.metrics import LedgerCollector
+    from ledger.stream import PROJECTOR_CONSUMER
+
+    env = {
+        **backend.env(),
+        "LEDGER_NATS_URL": nats_server.url,
+        "LEDGER_VERIFY_MAX_PENDING": "50",
+        "LEDGER_VERIFY_STALL_TIMEOUT": "2s",
+    }
+    settings = backend.settings(env)
+    app = Ledger(settings)
+    collector = LedgerCollector(settings)
+    try:
+        append_parties(app, 3)
+        Relay(app, nats_server.url).run_once()
+        quiet = _status(env, "-o", "json")
+        assert quiet.exit_code == 0, quiet.output
+        assert json.loads(quiet.output)["holding"] == []
+        _flood(nats_server.url, app, 300)
+        result = run(settings, threading.Event(), source="nats", once=True)
+        assert result.held == 50 and result.held_since is not None
+        registry = CollectorRegistry()
+        collector.projector = result
+        registry.register(collector)
+        time.sleep(0.2)
+        assert registry.get_sample_value("ledger_projector_held_messages") == 50
+        age = registry.get_sample_value("ledger_projector_oldest_held_seconds")
+        assert age is not None and 0.2 <= age < 30
+
+        body = json.loads(_status(env, "-o", "json").output)
+        [hold] = body["holding"]
+        assert hold["consumer"] == PROJECTOR_CONSUMER and hold["projector"] is True
+        assert hold["unacknowledged"] == 50 and hold["stalled"] is False
+        assert 0 <= hold["seconds_since_ack"] < 30
+        time.sleep(2.1)
+        table = _status(env)  # (exit code 1: the flood is the stream's head, forged)
+        assert "Traceback" not in table.output
+        [line] = [x for x in table.output.splitlines() if x.startswith("holding")]
+        assert f"{PROJECTOR_CONSUMER} (the NATS projector): 50 message(s) held" in line
+        assert "STALLED (longer than LEDGER_VERIFY_STALL_TIMEOUT, 2 s)" in line
+        assert json.loads(_status(env, "-o", "json").output)["holding"][0]["stalled"] is True
+    finally:
+        collector.close()
+        app.close()
+
+
+def test_a_verifying_subscribers_hold_shows_in_its_metrics_and_in_status(
+    backend: Backend, nats_server: EmbeddedNats
+) -> None:
+    """A service with a verifying subscriber stuck short of a checkpoint can see it:
+    ``held``/``held_since``, the gauges of ``SubscriptionCollector``, and a line for its
+    consumer in `ledger status` while it holds them."""
+    from prometheus_client import CollectorRegistry
+
+    from ledger.metrics import SubscriptionCollector
+
+    env = {**backend.env(), "LEDGER_NATS_URL": nats_server.url}
+    app = Ledger(backend.settings(env))
+    try:
+        append_parties(app, 3)
+        Relay(app, nats_server.url).run_once()
+        _flood(nats_server.url, app, 100)
+
+        async def go() -> tuple[list[int], float | None, float | None, Any]:
+            async with _verifying(
+                nats_server.url, app, durable="audit", max_pending=20, batch=10
+            ) as sub:
+                assert sub.held_since is None
+                positions = []
+                while (delivery := await sub.next_delivery(1)) is not None:
+                    positions.append(delivery.position)
+                assert positions == [1, 2, 3] and sub.held == 20
+                assert sub.held_since is not None
+                registry = CollectorRegistry()
+                registry.register(SubscriptionCollector(sub))
+                labels = {"consumer": "audit"}
+                held = registry.get_sample_value("ledger_subscriber_held_messages", labels)
+                age = registry.get_sample_value("ledger_subscriber_oldest_held_seconds", labels)
+                status = await asyncio.to_thread(_status, env, "-o", "json")
+                return positions, held, age, status
+
+        _, held, age, status = asyncio.run(go())
+        assert held == 20 and age is not None and 0.5 <= age < 30
+        assert "Traceback" not in status.output
+        [hold] = json.loads(status.output)["holding"]
+        assert hold["consumer"] == "audit" and hold["projector"] is False
+        assert hold["unacknowledged"] == 20 and hold["stalled"] is False
+    finally:
+        app.close()
+
+
 # --- a verifying subscriber wakes on a published checkpoint -----------------------------------
 
 
