@@ -87,6 +87,11 @@ class DurableNameError(SubscriberError, ValueError):
 
 MAX_DURABLE_BYTES = 255
 
+MIN_FETCH_SECONDS = 0.002
+"""The shortest fetch ``next_delivery`` makes: with less than that left before its
+deadline it returns None (nats-py asks the server to expire a fetch 0.1 ms before its
+timeout, so a much shorter one would not reach the server in time)."""
+
 
 def check_durable_name(name: str) -> str:
     """``name`` if JetStream can use it as a durable consumer name, else ``DurableNameError``.
@@ -701,10 +706,12 @@ class Subscription:
                 wait = min(wait, self.poll_interval)  # the checkpoint covering them is due
             if deadline is not None:
                 wait = min(wait, deadline - loop.time())
-                if wait <= 0:
+                if wait < MIN_FETCH_SECONDS:
+                    # (A shorter fetch would expire before the server saw it; a longer
+                    # one would overrun the deadline.)
                     return None
             try:
-                msgs = await self._fetch(max(wait, 0.05))
+                msgs = await self._fetch(max(wait, MIN_FETCH_SECONDS))
             except (NatsTimeout, TimeoutError):  # nats-py raises either
                 continue
             except Exception as exc:
@@ -713,7 +720,10 @@ class Subscription:
                 # NATS is away; the client reconnects on its own and the durable (or a
                 # not yet expired ephemeral) consumer continues where it was.
                 log.debug("fetch failed (%s: %s); retrying", type(exc).__name__, exc)
-                await asyncio.sleep(min(0.5, max(0.05, wait)))
+                pause = min(0.5, max(0.05, wait))
+                if deadline is not None:
+                    pause = min(pause, deadline - loop.time())
+                await asyncio.sleep(max(pause, 0))
                 continue
             self._buffer.extend(msgs)
 
@@ -767,13 +777,16 @@ class Subscription:
                 if reads < 6:
                     self._rechecks = (size, reads + 1)
                     if reads:
-                        await asyncio.sleep(0.001 * 2 ** (reads - 1))
+                        await asyncio.sleep(min(0.001 * 2 ** (reads - 1), timeout))
                     return []
             elif announced <= verifier.verified_size:
                 hint.clear()  # what it announced is read: wait for the next one
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(hint.wait(), timeout)
                     return []
+                # No hint in ``timeout``: take what has arrived meanwhile, without
+                # waiting a second ``timeout`` for more (``next_delivery``'s deadline).
+                timeout = MIN_FETCH_SECONDS
         batch = self.batch if verifier is None else min(self.batch, self._bound.room(verifier))
         self._caught_up = True  # until a fetch returns a full batch
         msgs = await self._psub.fetch(max(batch, 1), timeout=timeout)

@@ -463,3 +463,42 @@ def test_a_redelivery_of_an_event_still_being_handled_is_not_acked_away(
             return seen
 
     assert asyncio.run(scenario()) == [positions[2], positions[0]]
+
+
+@pytest.mark.parametrize("case", ["plain", "verifying", "holding"])
+def test_next_delivery_returns_by_its_timeout(
+    make_ledger: Callable[..., Ledger], nats_server: EmbeddedNats, case: str
+) -> None:
+    """``next_delivery(timeout)`` returns None by ``timeout`` (within scheduling slack),
+    also when the timeout, or the time left after a whole fetch, is shorter than 50 ms
+    (the old code fetched for 50 ms at least) and while a verifying subscriber holds
+    events no checkpoint covers yet (the old code waited for a checkpoint hint, then
+    fetched for as long again)."""
+    from tests.integration.test_forgery import _flood
+
+    app = make_ledger()
+    append_parties(app, 3)
+    publish(app, nats_server.url)
+    options: dict[str, Any] = {"fetch_timeout": 0.2}
+    if case != "plain":
+        options.update(verify=True, verifier_key=app.signing_key().verifier)
+    if case == "holding":
+        _flood(nats_server.url, app, 5)  # forged: held, no checkpoint will cover them
+    slack = 0.025
+
+    async def go() -> list[tuple[float, float]]:
+        late = []
+        async with subscribe(nats_server.url, settings=app.settings, **options) as sub:
+            assert [(await sub.next_delivery(WAIT_SECONDS)) is not None for _ in range(3)] == [
+                True
+            ] * 3
+            for timeout in (0.01, 0.201, 0.401, 0.201):
+                started = time.monotonic()
+                assert await sub.next_delivery(timeout) is None
+                overrun = time.monotonic() - started - timeout
+                if overrun > slack:
+                    late.append((timeout, round(overrun, 3)))
+            assert sub.held == (5 if case == "holding" else 0)
+        return late
+
+    assert asyncio.run(go()) == []
