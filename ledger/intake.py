@@ -193,12 +193,36 @@ def validation_error(exc: msgspec.ValidationError, line: int | None, obj: Any = 
             text = "unknown field (not part of this event type; see `ledger schema`)"
     elif text.startswith("Expected `str` of length <= "):
         text = f"too long: at most {text.rsplit(' ', 1)[1]} characters"
-    elif (wrong := _WRONG_TYPE.fullmatch(text)) and {wrong[1], wrong[2]} <= _JSON_WORDS.keys():
-        text = f"must be {_JSON_WORDS[wrong[1]]}, not {_JSON_WORDS[wrong[2]]}"
+    elif text == "Invalid UUID":
+        given = ev.echo(_value_at(obj, field or ""))
+        text = f"'{given}' is not a UUID (e.g. \"{UUID_EXAMPLE}\")"
+    elif (
+        (wrong := _WRONG_TYPE.fullmatch(text))
+        and wrong[2] in _JSON_WORDS
+        and (expected := _expected(wrong[1]))
+    ):
+        text = f"must be {expected}, not {_JSON_WORDS[wrong[2]]}"
     return InputError(text, field=field, line=line)
 
 
-_WRONG_TYPE = re.compile(r"Expected `(\w+)`, got `(\w+)`")
+def _expected(names: str) -> str | None:
+    """msgspec's expected type (``str``, ``uuid``, ``date | null``) in words, or None."""
+    words = [_JSON_WORDS.get(name) or _VALUE_WORDS.get(name) for name in names.split(" | ")]
+    if not all(words):
+        return None
+    return " or ".join(w for w in words if w)
+
+
+UUID_EXAMPLE = "0190f3a1-7c2e-7d4a-9b1e-3f5a6c7d8e9f"
+_WRONG_TYPE = re.compile(r"Expected `(\w+(?: \| \w+)*)`, got `(\w+)`")
+_VALUE_WORDS = {
+    "uuid": f'a UUID in a string (e.g. "{UUID_EXAMPLE}")',
+    "datetime": 'a time in a string (e.g. "2025-11-10", "2025-11-10T13:01:00+08:00" or '
+    '"2025-11-10T05:01:00Z")',
+    "date": 'a date in a string (e.g. "2025-11-07")',
+}
+"""The types JSON has no word for, as the input must give them (times, dates and ids are
+strings; messages said 'Expected `uuid`, got `int`')."""
 _JSON_WORDS = {
     "str": "a string",
     "int": "a whole number",

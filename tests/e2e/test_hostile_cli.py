@@ -132,6 +132,33 @@ def test_import_refuses_ambiguous_and_oversized_lines_naming_them(run: Run, tmp_
     assert events(run) == before
 
 
+def test_a_uuid_or_a_time_given_as_a_number_is_refused_in_words(run: Run) -> None:
+    """`ledger append` and `ledger import` (with the line) say what an event id or a time
+    must be, with an example, not msgspec's 'Expected `uuid`, got `int`'."""
+    world(run)
+    before = events(run)
+    uuid_words = 'must be a UUID in a string (e.g. "0190f3a1-7c2e-7d4a-9b1e-3f5a6c7d8e9f")'
+    time_words = 'must be a time in a string (e.g. "2025-11-10", '
+    numbered = json.dumps({**f.party("p1"), "event_id": 123})
+    first = refused(run("append", numbered), 2, f"event_id: {uuid_words}, not a whole number")
+    assert "Expected" not in first
+    timed = json.dumps({**f.party("p1"), "effective_at": 1762732800})
+    refused(run("append", input=timed), 2, f"effective_at: {time_words}")
+    good = json.dumps(f.party("p2"))
+    first = refused(
+        run("import", "-", input=f"{good}\n{good.replace('p2', 'p3')}\n{timed}\n"),
+        2,
+        f"line 3: effective_at: {time_words}",
+    )
+    assert first.endswith("not a whole number") and "Expected" not in first
+    refused(
+        run("import", "-", input=f"{good}\n{numbered}\n"),
+        2,
+        f"line 2: event_id: {uuid_words}, not a whole number",
+    )
+    assert events(run) == before
+
+
 def test_csv_cells_a_spreadsheet_would_run_are_neutralised(run: Run) -> None:
     """OWASP CSV injection: cells starting with = + - @ tab or CR get a leading apostrophe
     in every CSV the CLI writes; plain numbers stay numbers."""

@@ -738,16 +738,52 @@ def test_a_validation_message_without_a_field_name_is_kept_as_it_is(text: str) -
     assert said(nested) == ("sources[0]", text, LINE)
 
 
+UUID_WORDS = 'must be a UUID in a string (e.g. "0190f3a1-7c2e-7d4a-9b1e-3f5a6c7d8e9f")'
+TIME_WORDS = (
+    'must be a time in a string (e.g. "2025-11-10", "2025-11-10T13:01:00+08:00" or '
+    '"2025-11-10T05:01:00Z")'
+)
+
+
 @pytest.mark.parametrize(
     ("changed", "field", "message"),
     [
-        ({"event_id": 5}, "event_id", "Expected `uuid`, got `int`"),
-        ({"effective_at": 5}, "effective_at", "Expected `datetime`, got `int`"),
+        ({"event_id": 5}, "event_id", f"{UUID_WORDS}, not a whole number"),
+        ({"event_id": 5.5}, "event_id", f"{UUID_WORDS}, not a number"),
+        ({"event_id": None}, "event_id", f"{UUID_WORDS}, not null"),
+        (
+            {"event_id": "nope"},
+            "event_id",
+            """'nope' is not a UUID (e.g. "0190f3a1-7c2e-7d4a-9b1e-3f5a6c7d8e9f")""",
+        ),
+        ({"effective_at": 5}, "effective_at", f"{TIME_WORDS}, not a whole number"),
+        ({"effective_at": 1.7e9}, "effective_at", f"{TIME_WORDS}, not a number"),
+        ({"effective_at": True}, "effective_at", f"{TIME_WORDS}, not true or false"),
+        ({"effective_at": [2025]}, "effective_at", f"{TIME_WORDS}, not an array"),
+        (
+            {"sources": [{**f.SRC, "published_on": 20251107}]},
+            "sources[0].published_on",
+            'must be a date in a string (e.g. "2025-11-07") or null, not a whole number',
+        ),
     ],
 )
-def test_a_wrong_type_json_has_no_word_for_keeps_msgspecs_words(
+def test_a_uuid_or_a_time_of_the_wrong_json_type_is_refused_in_words(
     changed: dict[str, Any], field: str, message: str
 ) -> None:
-    """Only JSON's own types are put in words ('must be a string, not a whole number');
-    a UUID or a time given as a number keeps msgspec's message, naming the field."""
+    """A UUID, a time or a date given as a number (or any other JSON type than a string)
+    is refused like other wrong types: the field, what it must be with an example, what
+    was given (the old messages were msgspec's 'Expected `uuid`, got `int`')."""
     assert said(refusal({**f.party("acme"), **changed})) == (field, message, LINE)
+
+
+@pytest.mark.parametrize(
+    "text", ["Expected `uuid`, got `decimal`", "Expected `uuid | Struct`, got `int`"]
+)
+def test_a_wrong_type_msgspec_has_other_words_for_keeps_them(text: str) -> None:
+    """Only types with words here are put in words; others keep msgspec's message."""
+    import msgspec
+
+    from ledger.intake import validation_error
+
+    error = validation_error(msgspec.ValidationError(f"{text} - at `$.event_id`"), LINE)
+    assert said(error) == ("event_id", text, LINE)
