@@ -362,7 +362,12 @@ BAD_APPENDS = [
     ("NUL in text", f.party("x", name="X\u0000"), 2, "name: contains the control character U+0000"),
     ("lower-case country", f.party("x", country="de"), 2, "country: must be a two-letter"),
     ("a batch given to append", [f.party("x")], 2, "see `ledger import`"),
-    ("empty event id", {**f.party("x"), "event_id": ""}, 2, "event_id: Invalid UUID"),
+    (
+        "empty event id",
+        {**f.party("x"), "event_id": ""},
+        2,
+        "event_id: '' is not a UUID (e.g. \"0190f3a1-",
+    ),
 ]
 
 
