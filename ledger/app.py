@@ -42,7 +42,6 @@ from ledger.domain.aggregate import (
     project_entity,
     references,
 )
-from ledger.domain.licence import same_shipment
 from ledger.errors import LedgerError, StoreError
 from ledger.intake import (
     Submission,
@@ -675,15 +674,13 @@ class Ledger(Application[str]):
         for n, i in enumerate(fresh, start=1):
             s = submissions[i]
             e, payload = (s.event, s.payload) if backfill else stamp(s.event, s.payload)
-            if type(e) is ev.LicenceUsageRecorded:
-                original = _same_shipment(workspace, e)
-                if original is not None:
-                    out.shipment_dupes[i] = original
-                    continue
             try:
-                rules.check(e, workspace)
+                original = rules.check(e, workspace)
             except LedgerError as exc:
                 raise exc.located(s.line) from None
+            if original is not None:  # a shipment recorded again: the original stands
+                out.shipment_dupes[i] = original
+                continue
             key = f"{e.entity_kind}:{e.entity_id}"
             entity = workspace.add(e)
             out.keys[i] = key
@@ -942,16 +939,6 @@ def gc_paused() -> Iterator[None]:
             gc.freeze()
             gc.unfreeze()
             gc.enable()
-
-
-def _same_shipment(workspace: Workspace, e: ev.LicenceUsageRecorded) -> UUID | None:
-    """The earlier usage event recording this very shipment, if any (idempotency)."""
-    if not isinstance(workspace.state("licence", e.entity_id, None), st.LicenceState):
-        return None
-    previous = workspace.shipment(e.entity_id, e.shipment_id)
-    if previous is not None and same_shipment(previous, e):
-        return previous.event_id
-    return None
 
 
 def _is_transient(exc: OperationalError) -> bool:

@@ -582,16 +582,29 @@ def same_shipment(a: ev.LicenceUsageRecorded, b: ev.LicenceUsageRecorded) -> boo
     )
 
 
-def _usage_recorded(e: ev.LicenceUsageRecorded, facts: Facts) -> None:
-    whole = require(facts, "licence", e.entity_id, "entity_id", LicenceState)
+def recorded_shipment(e: ev.LicenceUsageRecorded, facts: Facts) -> UUID | None:
+    """A shipment id is recorded once on a licence: the usage event already recording
+    this very shipment (``same_shipment``: recording it again appends nothing), None for
+    a new shipment, ``duplicate-shipment`` for the id recorded with other details.
+    ``rules.check`` asks it, once a shipment, before every other rule."""
+    if not isinstance(facts.state("licence", e.entity_id, None), LicenceState):
+        return None  # (an unknown licence: the shipment rule names it)
     previous = facts.shipment(e.entity_id, e.shipment_id)
-    if previous is not None:
-        raise RuleViolation(
-            "duplicate-shipment",
-            f"shipment '{e.shipment_id}' is already recorded on licence '{e.entity_id}' "
-            f"(event {previous.event_id}) with different details",
-            field="shipment_id",
-        )
+    if previous is None:
+        return None
+    if same_shipment(previous, e):
+        return previous.event_id
+    raise RuleViolation(
+        "duplicate-shipment",
+        f"shipment '{e.shipment_id}' is already recorded on licence '{e.entity_id}' "
+        f"(event {previous.event_id}) with different details",
+        field="shipment_id",
+    )
+
+
+def _usage_recorded(e: ev.LicenceUsageRecorded, facts: Facts) -> None:
+    # (A shipment id recorded before was asked about first: ``recorded_shipment``.)
+    whole = require(facts, "licence", e.entity_id, "entity_id", LicenceState)
     check_quantity(e.quantity, "quantity")
     licence = _licence_at(facts, e, whole)
     at = e.effective_at

@@ -9,6 +9,8 @@ source, no second creation, nothing before its entity's creation) and retraction
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from ledger import events as ev
 from ledger.domain import application, claim, commitment, licence, measure, party
 from ledger.domain.facts import NOUN, Check, Facts, day
@@ -53,8 +55,15 @@ CHECKS: dict[type[ev.Event], Check] = {
 }
 
 
-def check(e: ev.Event, facts: Facts) -> None:
-    """Raise ``RuleViolation`` if ``e`` cannot be a fact given what the ledger knows."""
+def check(e: ev.Event, facts: Facts) -> UUID | None:
+    """Raise ``RuleViolation`` if ``e`` cannot be a fact given what the ledger knows.
+
+    The id of the recorded event ``e`` only repeats (a shipment recorded again with the
+    same details, ``licence.recorded_shipment``: nothing to append), else None."""
+    if type(e) is ev.LicenceUsageRecorded:
+        repeated = licence.recorded_shipment(e, facts)
+        if repeated is not None:
+            return repeated
     if e.NEEDS_SOURCE and not e.sources:
         raise RuleViolation(
             "source-required",
@@ -75,6 +84,7 @@ def check(e: ev.Event, facts: Facts) -> None:
     checker = CHECKS.get(type(e))
     if checker is not None:
         checker(e, facts)
+    return None
 
 
 def _not_before_creation(e: ev.Event, facts: Facts) -> None:

@@ -681,3 +681,25 @@ def test_the_quantity_rule_never_writes_out_a_huge_exponent() -> None:
             check_quantity(Decimal(text), "quantity")
         assert caught.value.rule == rule and len(caught.value.message) < 200
         assert caught.value.message.startswith(f"'{text}' is out of range")
+
+
+def test_a_shipment_recorded_again_is_asked_about_once_before_the_other_rules() -> None:
+    """``rules.check`` answers the shipment id's question itself, once a shipment, before
+    any other rule: the same details again give the recorded event's id (nothing to
+    append, also without the sources, as the ledger always took a resend), other details
+    ``duplicate-shipment`` (the old rule said "with different details" of an identical
+    one, and asked after the sources)."""
+    world = Ledgerless()
+    world.append(*W())
+    [first] = world.append(f.usage(shipment="S-1", quantity="10"))
+    again = world.event(f.usage(shipment="S-1", quantity="10"))
+    assert rules.check(again, world.facts) == first.event_id
+    unsourced = world.event({**f.usage(shipment="S-1", quantity="10"), "sources": []})
+    assert rules.check(unsourced, world.facts) == first.event_id
+    other = world.event({**f.usage(shipment="S-1", quantity="11"), "sources": []})
+    with pytest.raises(RuleViolation) as refused:
+        rules.check(other, world.facts)
+    assert refused.value.rule == "duplicate-shipment"
+    assert f"(event {first.event_id}) with different details" in str(refused.value)
+    new = world.event(f.usage(shipment="S-2", quantity="10"))
+    assert rules.check(new, world.facts) is None
