@@ -8,13 +8,16 @@ the budget can be small enough to be reached by a small ledger too and a rebuild
 stops growing with the ledger.
 
 The file is append-only: an eviction writes its entities' encodings at the end in one write,
-and an index in memory (key -> offset, length: ~100 bytes an entity, not an event) finds
-each in one read.  It was a SQLite table first; with its 1 MiB page cache each restore
-read ~17 pages through the B-tree and each eviction rewrote pages in place, and at the
-16 MB default a 1M-event rebuild spent half its wall time waiting on those reads
-(93 s against 48 s with the same file on tmpfs, 3 Dec 2026).  When stale copies make up
-more than half of the file it is rewritten with the live ones, so it stays within twice
-what is evicted.
+and an index in memory (key -> offset and length packed in one int: ~60 bytes an entity
+besides its key, not an event) finds each in one read.  It is the only thing the
+projector keeps for every entity it has evicted, so it grows with the number of entities
+a ledger has (~18,800 at 1M events), and is kept compact: a tuple of two ints an entity
+was ~100 bytes more (1.7 MB at 1M events, 3 Dec 2026).  It was a SQLite table first; with
+its 1 MiB page cache each restore read ~17 pages through the B-tree and each eviction
+rewrote pages in place, and at the 16 MB default a 1M-event rebuild spent half its wall
+time waiting on those reads (93 s against 48 s with the same file on tmpfs, 3 Dec 2026).
+When stale copies make up more than half of the file it is rewritten with the live ones,
+so it stays within twice what is evicted.
 
 The file is the projector's alone and lives as long as its process (an unnamed temporary
 file: deleted as soon as it is created).  An entity is spilled only once its rows are
@@ -28,11 +31,14 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, KeysView, Sequence
 from typing import IO, Any
 
 COMPACT_BYTES = 32 << 20
 """The file is never rewritten below this size (a small spill is not worth it)."""
+
+_LENGTH_BITS = 32
+_LENGTH_MASK = (1 << _LENGTH_BITS) - 1
 
 
 def _pickle(entity: Any) -> bytes:
@@ -51,8 +57,8 @@ class EntitySpill:
         self._dumps = dumps
         self._loads = loads
         self._file: IO[bytes] | None = None
-        self._where: dict[str, tuple[int, int]] = {}
-        """Key -> (offset, length) of its latest copy in the file."""
+        self._where: dict[str, int] = {}
+        """Key -> where its latest copy is in the file: offset << 32 | length."""
         self._end = 0
         self._live = 0
         """Bytes of the latest copies (the rest of the file is stale)."""
@@ -76,13 +82,18 @@ class EntitySpill:
         data = b"".join(blobs)
         _write_all(fd, data, self._end)
         where, offset = self._where, self._end
+        live = self._live
         for entity, blob in zip(entities, blobs, strict=True):
             old = where.get(entity.key)
             if old is not None:
-                self._live -= old[1]
-            where[entity.key] = (offset, len(blob))
-            self._live += len(blob)
-            offset += len(blob)
+                live -= old & _LENGTH_MASK
+            length = len(blob)
+            if length > _LENGTH_MASK:
+                raise ValueError(f"projector spill: an entity of {length} bytes")
+            where[entity.key] = offset << _LENGTH_BITS | length
+            live += length
+            offset += length
+        self._live = live
         self._end = offset
         self.spilled += len(entities)
         if self._end > COMPACT_BYTES and self._end > 2 * self._live:
@@ -94,9 +105,22 @@ class EntitySpill:
         if self._file is None:
             return {}
         where = self._where
-        found_at = sorted((where[k], k) for k in keys if k in where)
+        found_at = sorted((where[k], k) for k in keys if k in where)  # in file order
         fd, loads = self._file.fileno(), self._loads
-        return {key: loads(_read_all(fd, length, offset)) for (offset, length), key in found_at}
+        return {
+            key: loads(_read_all(fd, at & _LENGTH_MASK, at >> _LENGTH_BITS)) for at, key in found_at
+        }
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._where
+
+    def keys(self) -> KeysView[str]:
+        """The keys kept here (a live view: tested many at a time without a call each)."""
+        return self._where.keys()
+
+    def __len__(self) -> int:
+        """How many entities are kept here."""
+        return len(self._where)
 
     def _compact(self) -> None:
         """Rewrite the file with only the latest copies, in file order."""
@@ -104,12 +128,13 @@ class EntitySpill:
         old, old_fd = self._file, self._file.fileno()
         new = tempfile.TemporaryFile(prefix="ledger-spill-")  # noqa: SIM115
         new_fd, end = new.fileno(), 0
-        where: dict[str, tuple[int, int]] = {}
+        where: dict[str, int] = {}
         chunk: list[bytes] = []
         chunk_at = 0
-        for key, (offset, length) in sorted(self._where.items(), key=lambda kv: kv[1][0]):
-            chunk.append(_read_all(old_fd, length, offset))
-            where[key] = (end, length)
+        for key, at in sorted(self._where.items(), key=lambda kv: kv[1]):
+            length = at & _LENGTH_MASK
+            chunk.append(_read_all(old_fd, length, at >> _LENGTH_BITS))
+            where[key] = end << _LENGTH_BITS | length
             end += length
             if end - chunk_at >= 1 << 20:
                 _write_all(new_fd, b"".join(chunk), chunk_at)
