@@ -221,6 +221,17 @@ class Ledger(Application[str]):
         self.events_loaded += sum(len(stored) for stored in found.values())
         return {key: map(to_domain_event, stored) for key, stored in found.items()}
 
+    def stream_entities(
+        self, keys: Sequence[str], *, upto: int | None = None
+    ) -> Iterator[tuple[str, Iterator[Recorded]]]:
+        """``load_entities`` one entity at a time, as the store's cursor reads them (key
+        order; entities with no event left out): one entity's stored events in memory at
+        a time, whatever the number of keys.  Iterate it to the end."""
+        to_domain_event = self.msgspec_mapper.to_domain_event
+        for key, stored in self.index.stream_entities(keys, upto=upto):
+            self.events_loaded += len(stored)
+            yield key, map(to_domain_event, stored)
+
     def load_snapshots(
         self,
         keys: list[str],

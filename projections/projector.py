@@ -85,9 +85,12 @@ class BackgroundWriter(Protocol):
 
 log = logging.getLogger("ledger.projector")
 
-HistoryLoader = Callable[[Sequence[str], int], dict[str, Iterable[ev.Event]]]
-"""Loads entities' events (recorded order, retractions included) up to a position; each
-entity's may be decoded lazily, as it is read."""
+HistoryLoader = Callable[[Sequence[str], int], Iterable[tuple[str, Iterable[ev.Event]]]]
+"""Loads entities' events (recorded order, retractions included) up to a position: (key,
+events) pairs, entities with no event left out, to be iterated to the end.  One entity's
+at a time: the loader reads the next one only when asked (each may be decoded lazily).
+Loading 500 entities' histories at once held them all: after a reload on a 1M-event
+ledger, 150 MiB more than a rebuild's projector (3 Dec 2026)."""
 
 CACHE_ENV = "LEDGER_PROJECTOR_CACHE"
 DEFAULT_CACHE_MB = 16.0
@@ -508,32 +511,38 @@ class Projector(Projection[Any]):
 
     def _load(self, entities: list[CachedEntity]) -> None:
         keys = [e.key for e in entities]
-        # Up to the position applied in memory: a stored entity not in memory has no
-        # event after the last write that held it (evicted entities are written ones).
-        histories = self._load_history(keys, self._pending_position)
         rows = self.store.current_rows(keys)
         self._unloaded -= len(entities)
         self.reloaded += len(entities)
         self.replayed += len(entities)
-        stored = self._stored
-        for entity in entities:
-            entity.known = True
-            stored.discard(entity.key)
-            # Decoded entity by entity: a slim entity lets its events go once folded, so
-            # a reload of many holds one entity's decoded events at a time, not all.
-            entity.events = list(histories.pop(entity.key, ()))
-            entity.count = len(entity.events)
-            self.cached_events += entity.count
-            self._refold(entity)
-            if self.slim:
-                self._slim(entity)
-            entity.ref = rec.ref_of(entity.folded.state)
-            entity.rows = [
-                Row(r.id, r.vf, r.vt, r.rf, r.data_id, r.static, True)
-                for r in rows.get(entity.key, [])
-            ]
-            # The stored vf0 may be earlier still (history rows): upserts keep the minimum.
-            entity.vf0 = entity.vf0_stored = min((r.vf for r in entity.rows), default=rec.INFINITY)
+        by_key = {e.key: e for e in entities}
+        # Read and decoded entity by entity: a slim entity lets its events go once
+        # folded, so a reload of many holds one entity's events at a time, not all.  Up
+        # to the position applied in memory: a stored entity not in memory has no event
+        # after the last write that held it (evicted entities are written ones).
+        for key, events in self._load_history(keys, self._pending_position):
+            self._loaded(by_key.pop(key), list(events), rows)
+        for entity in by_key.values():  # no event stored up to the position
+            self._loaded(entity, [], rows)
+
+    def _loaded(
+        self, entity: CachedEntity, events: list[ev.Event], rows: dict[str, list[CurrentRow]]
+    ) -> None:
+        """An entity loaded from the store: its events folded, its stored rows."""
+        entity.known = True
+        self._stored.discard(entity.key)
+        entity.events = events
+        entity.count = len(entity.events)
+        self.cached_events += entity.count
+        self._refold(entity)
+        if self.slim:
+            self._slim(entity)
+        entity.ref = rec.ref_of(entity.folded.state)
+        entity.rows = [
+            Row(r.id, r.vf, r.vt, r.rf, r.data_id, r.static, True) for r in rows.pop(entity.key, ())
+        ]
+        # The stored vf0 may be earlier still (history rows): upserts keep the minimum.
+        entity.vf0 = entity.vf0_stored = min((r.vf for r in entity.rows), default=rec.INFINITY)
 
     def prefetch(self, keys: Iterable[str]) -> None:
         """Load many uncached, stored entities at once (fewer round trips)."""
@@ -617,7 +626,11 @@ class Projector(Projection[Any]):
                 e = contract(e)
             events = entity.events
             if events is None:  # slim: every earlier event is in the store
-                events = list(self._load_history([key], self._pending_position).get(key, ()))
+                events = [
+                    event
+                    for _, history in self._load_history([key], self._pending_position)
+                    for event in history
+                ]
                 entity.events = events
             events.append(e)
             if entity.trimmed:

@@ -74,13 +74,14 @@ VIEWS_CONSUMER = "views"
 
 def history_loader(
     app: Ledger,
-) -> Callable[[Sequence[str], int], dict[str, Iterable[ev.Event]]]:
+) -> Callable[[Sequence[str], int], Iterable[tuple[str, Iterable[ev.Event]]]]:
     """Entities' events from the store, up to a position (recorded order: an entity's
-    versions), many entities per query, each decoded as it is iterated."""
+    versions), many entities per query, read from the cursor one entity at a time and
+    each decoded as it is iterated (``Ledger.stream_entities``)."""
 
-    def load(keys: Sequence[str], upto: int) -> dict[str, Iterable[ev.Event]]:
-        found = app.load_entities(keys, upto=upto)
-        return {key: (r.event for r in found.get(key, ())) for key in keys}
+    def load(keys: Sequence[str], upto: int) -> Iterable[tuple[str, Iterable[ev.Event]]]:
+        for key, found in app.stream_entities(keys, upto=upto):
+            yield key, (r.event for r in found)
 
     return load
 

@@ -178,6 +178,16 @@ class EventIndex(ABC):
         those stored at or before that position)."""
 
     @abstractmethod
+    def stream_entities(
+        self, originator_ids: Sequence[str], *, upto: int | None = None
+    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        """``select_entities`` one entity at a time, read from the cursor as it is
+        iterated (entities in key order; those with no event are not yielded): a reader
+        of many entities' histories then holds one entity's, not all of them (the views
+        projector reloading after another projector moved the views).  Iterate it to
+        the end (or close it): it keeps a read open until then."""
+
+    @abstractmethod
     def select_log(self, query: LogQuery) -> Iterator[LogRow]:
         """Events in effective order (ties: position) visible per the query."""
 

@@ -435,6 +435,34 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             )
         return out
 
+    def stream_entities(
+        self, originator_ids: Sequence[str], *, upto: int | None = None
+    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        ids = sorted(set(originator_ids))
+        if not ids:
+            return
+        # ``stream``: rows as the server sends them, not the whole result first.
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            rows = curs.stream(
+                SQL(
+                    "SELECT originator_id, originator_version, topic, state FROM {0} "
+                    "WHERE originator_id = ANY(%s)"
+                    + ("" if upto is None else " AND notification_id <= %s")
+                    + " ORDER BY originator_id, originator_version"
+                ).format(self._events),
+                (ids,) if upto is None else (ids, upto),
+            )
+            key: str | None = None
+            events: list[StoredEvent] = []
+            for row in rows:
+                if row[0] != key:
+                    if key is not None:
+                        yield key, events
+                    key, events = row[0], []
+                events.append(StoredEvent(row[0], row[1], row[2], bytes(row[3])))
+            if key is not None:
+                yield key, events
+
     def select_log(self, query: LogQuery) -> Iterator[LogRow]:
         where: list[Composable] = [SQL("TRUE")]
         params: list[Any] = []

@@ -357,6 +357,23 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
                 out.setdefault(row[0], []).append(StoredEvent(row[0], row[1], row[2], row[3]))
         return out
 
+    def stream_entities(
+        self, originator_ids: Sequence[str], *, upto: int | None = None
+    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        ids = sorted(set(originator_ids))
+        bound = "" if upto is None else " AND rowid <= ?"
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                c.execute(
+                    "SELECT originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}){bound} "
+                    "ORDER BY originator_id, originator_version",
+                    [*chunk, *([upto] if upto is not None else [])],
+                )
+                yield from _grouped(_fetched(c))
+
     def select_log(self, query: LogQuery) -> Iterator[LogRow]:
         t = self.index_table
         where = ["1=1"]
@@ -506,3 +523,24 @@ class LedgerSQLiteFactory(SQLiteFactory):
         self.datastore.pool.cache_kib = int(self.env.get(SQLITE_CACHE_KIB, CACHE_SIZE_KIB))
         self.datastore.pool.mmap_bytes = int(self.env.get(SQLITE_MMAP_SIZE, MMAP_SIZE_BYTES))
         library_pool.close()
+
+
+def _fetched(c: SQLiteCursor) -> Iterator[Any]:
+    """The cursor's rows, a thousand at a time."""
+    while rows := c.sqlite_cursor.fetchmany(1000):
+        yield from rows
+
+
+def _grouped(rows: Iterator[Any]) -> Iterator[tuple[str, list[StoredEvent]]]:
+    """Rows (originator_id, originator_version, topic, state) in originator order, as
+    one list of stored events an originator."""
+    key: str | None = None
+    events: list[StoredEvent] = []
+    for row in rows:
+        if row[0] != key:
+            if key is not None:
+                yield key, events
+            key, events = row[0], []
+        events.append(StoredEvent(row[0], row[1], row[2], row[3]))
+    if key is not None:
+        yield key, events

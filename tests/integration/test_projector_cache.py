@@ -250,6 +250,52 @@ def test_a_projector_whose_views_were_moved_does_not_restore_from_its_spill(
         app.close()
 
 
+def test_a_rebuild_reloading_after_another_rebuild_holds_one_history_at_a_time(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two rebuilds at once: the second empties the views and writes; the first's next
+    write is refused (``ViewsMoved``), it reloads and replays every stored entity it then
+    touches.  It reads their stored events one entity at a time (500 entities' at once
+    held 150 MiB more at 1M events, 3 Dec 2026), and ends with one rebuild's views."""
+    app = Ledger(backend.settings())
+    try:
+        record(app, rounds=4, per_round=30)
+        head = app.head()
+        store = view_store(app)
+        store.reset()
+        first = new_projector(app, store, budget=0)
+        catch_up(app, first, until=head // 2, flush_events=4, parallel_from=10**9)
+        other = view_store(app)
+        other.reset()
+        catch_up(app, new_projector(app, other, budget=0), until=head * 3 // 4, parallel_from=10**9)
+        keys = sorted(other.known_keys())
+        longest = max(len(events) for events in app.index.select_entities(keys).values())
+        held: list[int] = []  # stored events read at once, by each read
+        index = app.index
+        select, stream = index.select_entities, index.stream_entities
+
+        def selected(ids: Any, **kwargs: Any) -> Any:
+            found = select(ids, **kwargs)
+            held.append(sum(len(events) for events in found.values()))
+            return found
+
+        def streamed(ids: Any, **kwargs: Any) -> Any:
+            for key, events in stream(ids, **kwargs):
+                held.append(len(events))
+                yield key, events
+
+        monkeypatch.setattr(index, "select_entities", selected)
+        monkeypatch.setattr(index, "stream_entities", streamed)
+        catch_up(app, first, flush_events=4, parallel_from=10**9)
+        assert first.replayed >= 5 and store.position() == head
+        assert max(held) <= longest < sum(held)
+        monkeypatch.undo()
+        assert store.contents() == rebuild(app, None)["views"]
+        assert_views_exact(app)
+    finally:
+        app.close()
+
+
 def test_the_cache_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEDGER_PROJECTOR_CACHE", raising=False)
     assert cache_budget() == 16_000_000
