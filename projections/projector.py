@@ -960,7 +960,14 @@ class Projector(Projection[Any]):
 
     def _failed(self, error: BaseException) -> NoReturn:
         if isinstance(error, ViewsMoved):
-            log.info("%s; reloading", error)
+            # A warning, not news: the reload replays every stored entity touched from
+            # then on, and two projectors writing one ledger's views (two rebuilds at
+            # once) each redo the other's work; the operator should know why.
+            log.warning(
+                "%s (this one had written up to %d); reloading from the views as stored",
+                error,
+                self.position,
+            )
         self._reload()  # the transaction rolled back: forget what was applied since
         raise error
 

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import importlib.util
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -251,7 +252,7 @@ def test_a_projector_whose_views_were_moved_does_not_restore_from_its_spill(
 
 
 def test_a_rebuild_reloading_after_another_rebuild_holds_one_history_at_a_time(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two rebuilds at once: the second empties the views and writes; the first's next
     write is refused (``ViewsMoved``), it reloads and replays every stored entity it then
@@ -286,7 +287,13 @@ def test_a_rebuild_reloading_after_another_rebuild_holds_one_history_at_a_time(
 
         monkeypatch.setattr(index, "select_entities", selected)
         monkeypatch.setattr(index, "stream_entities", streamed)
-        catch_up(app, first, flush_events=4, parallel_from=10**9)
+        with caplog.at_level(logging.WARNING, logger="ledger.projector"):
+            catch_up(app, first, flush_events=4, parallel_from=10**9)
+        # Told, at the level a quiet ``ledger project`` still shows.
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+            f"the views were advanced to position {head * 3 // 4} by another projector"
+            f" (this one had written up to {head // 2}); reloading from the views as stored"
+        ]
         assert first.replayed >= 5 and store.position() == head
         assert max(held) <= longest < sum(held)
         monkeypatch.undo()
