@@ -11,10 +11,10 @@ break that raises ``RecordedTimeConflict`` and the append is retried with a fres
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -210,3 +210,18 @@ class EventIndex(ABC):
 
         What the notification log gives, without building a notification object per
         event or reading payloads nobody decodes: a catch-up's reading loop."""
+
+
+def group_by_entity(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, list[StoredEvent]]]:
+    """Rows ``(originator_id, originator_version, topic, state)`` in originator order as
+    one list of stored events an originator (``stream_entities`` on either store)."""
+    key: str | None = None
+    events: list[StoredEvent] = []
+    for row in rows:
+        if row[0] != key:
+            if key is not None:
+                yield key, events
+            key, events = row[0], []
+        events.append(StoredEvent(row[0], row[1], row[2], bytes(row[3])))
+    if key is not None:
+        yield key, events

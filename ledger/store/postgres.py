@@ -38,6 +38,7 @@ from ledger.store.index import (
     LogQuery,
     LogRow,
     RecordedTimeConflict,
+    group_by_entity,
 )
 from ledger.store.snapshots import SnapshotTables
 from ledger.store.tree import Tip, TreeTables
@@ -412,18 +413,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
         ids = list(dict.fromkeys(originator_ids))
         if not ids:
             return out
-        # Without a bound, no condition on notification_id: PostgreSQL would AND a bitmap
-        # scan of the whole notification_id index (the entire log) into every entity's
-        # load, and every append would grow with the log.
-        curs.execute(
-            SQL(
-                "SELECT originator_id, originator_version, topic, state FROM {0} "
-                "WHERE originator_id = ANY(%s)"
-                + ("" if upto is None else " AND notification_id <= %s")
-                + " ORDER BY originator_id, originator_version"
-            ).format(self._events),
-            (ids,) if upto is None else (ids, upto),
-        )
+        curs.execute(*self._entities_query(ids, upto))
         for row in curs.fetchall():
             out.setdefault(row["originator_id"], []).append(
                 StoredEvent(
@@ -443,25 +433,23 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, EventIndex):
             return
         # ``stream``: rows as the server sends them, not the whole result first.
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            rows = curs.stream(
-                SQL(
-                    "SELECT originator_id, originator_version, topic, state FROM {0} "
-                    "WHERE originator_id = ANY(%s)"
-                    + ("" if upto is None else " AND notification_id <= %s")
-                    + " ORDER BY originator_id, originator_version"
-                ).format(self._events),
-                (ids,) if upto is None else (ids, upto),
-            )
-            key: str | None = None
-            events: list[StoredEvent] = []
-            for row in rows:
-                if row[0] != key:
-                    if key is not None:
-                        yield key, events
-                    key, events = row[0], []
-                events.append(StoredEvent(row[0], row[1], row[2], bytes(row[3])))
-            if key is not None:
-                yield key, events
+            yield from group_by_entity(curs.stream(*self._entities_query(ids, upto)))
+
+    def _entities_query(
+        self, ids: list[str], upto: int | None
+    ) -> tuple[Composed, tuple[list[str]] | tuple[list[str], int]]:
+        """The query for the stored events of ``ids`` by originator and version, at or
+        before position ``upto``, and its parameters."""
+        # Without a bound, no condition on notification_id: PostgreSQL would AND a bitmap
+        # scan of the whole notification_id index (the entire log) into every entity's
+        # load, and every append would grow with the log.
+        query = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {0} "
+            "WHERE originator_id = ANY(%s)"
+            + ("" if upto is None else " AND notification_id <= %s")
+            + " ORDER BY originator_id, originator_version"
+        ).format(self._events)
+        return query, ((ids,) if upto is None else (ids, upto))
 
     def select_log(self, query: LogQuery) -> Iterator[LogRow]:
         where: list[Composable] = [SQL("TRUE")]

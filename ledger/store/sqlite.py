@@ -33,6 +33,7 @@ from ledger.store.index import (
     LogQuery,
     LogRow,
     RecordedTimeConflict,
+    group_by_entity,
 )
 from ledger.store.snapshots import SnapshotTables
 from ledger.store.tree import TreeTables
@@ -343,16 +344,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
     ) -> dict[str, list[StoredEvent]]:
         out: dict[str, list[StoredEvent]] = {}
         ids = list(dict.fromkeys(originator_ids))
-        bound = "" if upto is None else " AND rowid <= ?"
         for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            c.execute(
-                "SELECT originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} "
-                f"WHERE originator_id IN ({','.join('?' * len(chunk))}){bound} "
-                "ORDER BY originator_id, originator_version",
-                [*chunk, *([upto] if upto is not None else [])],
-            )
+            self._select_entities_chunk(c, ids[start : start + 500], upto)
             for row in c.fetchall():
                 out.setdefault(row[0], []).append(StoredEvent(row[0], row[1], row[2], row[3]))
         return out
@@ -361,18 +354,22 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
         self, originator_ids: Sequence[str], *, upto: int | None = None
     ) -> Iterator[tuple[str, list[StoredEvent]]]:
         ids = sorted(set(originator_ids))
-        bound = "" if upto is None else " AND rowid <= ?"
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                c.execute(
-                    "SELECT originator_id, originator_version, topic, state "
-                    f"FROM {self.events_table_name} "
-                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}){bound} "
-                    "ORDER BY originator_id, originator_version",
-                    [*chunk, *([upto] if upto is not None else [])],
-                )
-                yield from _grouped(_fetched(c))
+                self._select_entities_chunk(c, ids[start : start + 500], upto)
+                yield from group_by_entity(_fetched(c))
+
+    def _select_entities_chunk(self, c: SQLiteCursor, ids: Sequence[str], upto: int | None) -> None:
+        """Execute the query for the stored events of ``ids`` (at most 500: SQLite's
+        variables), by originator and version, at or before position ``upto``."""
+        bound = "" if upto is None else " AND rowid <= ?"
+        c.execute(
+            "SELECT originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} "
+            f"WHERE originator_id IN ({','.join('?' * len(ids))}){bound} "
+            "ORDER BY originator_id, originator_version",
+            [*ids, *([upto] if upto is not None else [])],
+        )
 
     def select_log(self, query: LogQuery) -> Iterator[LogRow]:
         t = self.index_table
@@ -529,18 +526,3 @@ def _fetched(c: SQLiteCursor) -> Iterator[Any]:
     """The cursor's rows, a thousand at a time."""
     while rows := c.sqlite_cursor.fetchmany(1000):
         yield from rows
-
-
-def _grouped(rows: Iterator[Any]) -> Iterator[tuple[str, list[StoredEvent]]]:
-    """Rows (originator_id, originator_version, topic, state) in originator order, as
-    one list of stored events an originator."""
-    key: str | None = None
-    events: list[StoredEvent] = []
-    for row in rows:
-        if row[0] != key:
-            if key is not None:
-                yield key, events
-            key, events = row[0], []
-        events.append(StoredEvent(row[0], row[1], row[2], row[3]))
-    if key is not None:
-        yield key, events
