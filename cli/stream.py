@@ -821,8 +821,11 @@ async def _holding_consumers(jsm: Any, config: Settings) -> list[dict[str, Any]]
 def _holding_line(hold: dict[str, Any], stall_timeout: float) -> str:
     who = "the NATS projector" if hold["projector"] else "a verifying subscriber"
     seconds = hold["seconds_since_ack"]
+    # A consumer's name is whatever a client allowed to make consumers chose: NATS refuses
+    # whitespace in it, not terminal control characters, so they are shown escaped.
+    name = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in hold["consumer"])
     line = (
-        f"holding    {hold['consumer']} ({who}): {hold['unacknowledged']:,} message(s) "
+        f"holding    {name} ({who}): {hold['unacknowledged']:,} message(s) "
         "held for a signed checkpoint"
         + ("" if seconds is None else f", nothing acknowledged for {seconds:.0f} s")
     )
