@@ -22,7 +22,7 @@ events one at a time (``process_event``, the library's interface) or in batches
 Entities are cached in memory within a budget (``LEDGER_PROJECTOR_CACHE``, see
 ``cache_budget``; bytes as ``entity_size`` estimates what each entity holds, recounted
 after each write): after each write the least recently used entities beyond it are
-evicted into the projector's spill (``ledger.projections.spill``: a private temporary
+evicted into the projector's spill (``ledger.store.spill``: a private temporary
 file), from which it comes back, when an event needs it, exactly as it was evicted, in
 one read.  An entity not in the spill (after a restart, or after another projector moved
 the views, which empties it) is reloaded from the store: its events up to the position
@@ -63,7 +63,6 @@ from ledger import events as ev
 from ledger.config import ConfigError
 from ledger.domain import state as st
 from ledger.projections import records as rec
-from ledger.projections.spill import EntitySpill
 from ledger.projections.store import (
     Changes,
     CurrentRow,
@@ -71,6 +70,7 @@ from ledger.projections.store import (
     ViewStore,
 )
 from ledger.store.codec import LooseShipment, contract
+from ledger.store.spill import EntitySpill
 from ledger.times import to_us
 
 
@@ -419,7 +419,7 @@ class Projector(Projection[Any]):
         self.replayed = 0
         """Of the reloaded: entities whose events were read from the store and folded
         again (not in the spill: after a restart)."""
-        self._spill = EntitySpill(spill_dumps, spill_loads)
+        self._spill = EntitySpill(spill_dumps, spill_loads, what="projector spill")
         self.untrimmed = 0
         """Entities whose trimmed rows were read back (for an event out of order)."""
         self._stored: set[str] = set()

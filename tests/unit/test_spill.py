@@ -6,8 +6,8 @@ from __future__ import annotations
 import tracemalloc
 from dataclasses import dataclass
 
-from ledger.projections import spill as spill_module
-from ledger.projections.spill import EntitySpill
+from ledger.store import spill as spill_module
+from ledger.store.spill import EntitySpill
 
 
 @dataclass
@@ -62,3 +62,30 @@ def test_the_index_keeps_a_few_dozen_bytes_an_entity_besides_its_key() -> None:
         tracemalloc.stop()
     assert held / len(keys) < 80
     assert spill.take(keys[-1:]) == {keys[-1]: b"x" * 300}
+
+
+def test_a_copy_changed_behind_the_process_back_is_refused(tmp_path) -> None:
+    """Each copy carries a keyed digest: bytes changed in the file, or a copy read under
+    another entity's key, are refused before they are decoded (pickle would run them)."""
+    import os
+
+    import pytest
+
+    from ledger.store.spill import SpillTampered
+
+    spill = EntitySpill(dumps=lambda thing: thing.body, loads=bytes, what="test spill")
+    spill.put([Thing("a", b"licence a: 10 kg used"), Thing("b", b"licence b: 99 kg used")])
+    assert spill.take(["a"]) == {"a": b"licence a: 10 kg used"}
+    fd = spill._fd()
+    data = os.pread(fd, spill.file_bytes, 0)
+    at = data.index(b"10 kg")
+    os.pwrite(fd, b"00", at)  # "licence a: 00 kg used"
+    with pytest.raises(SpillTampered, match="copy of a in its temporary file was changed"):
+        spill.take(["a"])
+    assert spill.take(["b"]) == {"b": b"licence b: 99 kg used"}
+    # b's copy, byte for byte, put where a's index points: the digest names the key.
+    a_at, b_at = spill._where["a"], spill._where["b"]
+    spill._where["a"] = b_at
+    with pytest.raises(SpillTampered):
+        spill.take(["a"])
+    spill._where["a"] = a_at

@@ -1,44 +1,61 @@
-"""Where the projector keeps the entities it evicts: a private temporary file.
+"""Where entities evicted from a bounded working set wait: a private temporary file.
 
-An evicted entity used to come back by replaying its events from the store, which made a
-small cache budget slow (active licences evicted and replayed batch after batch).  Kept
-here as it was evicted (fold, record, last rows; encoded by the projector's
-``spill_dumps``), it comes back in one read, so
-the budget can be small enough to be reached by a small ledger too and a rebuild's memory
-stops growing with the ledger.
+Two users: the projector (a views rebuild) and ``ledger import``.  An evicted entity used
+to come back by replaying its events from the store (the import: from a snapshot row and
+the events after it), which made a small budget slow: entities evicted and replayed batch
+after batch, each through the store's B-trees.  Kept here as it was evicted, it comes back
+in one read, so the budget can be small enough to be reached by a small ledger too, and a
+file that cycles through more entities than the budget holds costs a read and a decode per
+touch, not a query.
 
 The file is append-only: an eviction writes its entities' encodings at the end in one write,
 and an index in memory (key -> offset and length packed in one int: ~60 bytes an entity
-besides its key, not an event) finds each in one read.  It is the only thing the
-projector keeps for every entity it has evicted, so it grows with the number of entities
-a ledger has (~18,800 at 1M events), and is kept compact: a tuple of two ints an entity
-was ~100 bytes more (1.7 MB at 1M events, 3 Dec 2026).  It was a SQLite table first; with
-its 1 MiB page cache each restore read ~17 pages through the B-tree and each eviction
-rewrote pages in place, and at the 16 MB default a 1M-event rebuild spent half its wall
-time waiting on those reads (93 s against 48 s with the same file on tmpfs, 3 Dec 2026).
-When stale copies make up more than half of the file it is rewritten with the live ones,
-so it stays within twice what is evicted.
+besides its key, not an event) finds each in one read.  It is the only thing kept for
+every entity evicted, so it grows with the number of entities (~18,800 at 1M events in a
+rebuild), and is kept compact: a tuple of two ints an entity was ~100 bytes more (1.7 MB
+at 1M events, 3 Dec 2026).  It was a SQLite table first; with its 1 MiB page cache each
+restore read ~17 pages through the B-tree and each eviction rewrote pages in place, and at
+the 16 MB default a 1M-event rebuild spent half its wall time waiting on those reads (93 s
+against 48 s with the same file on tmpfs, 3 Dec 2026).  When stale copies make up more
+than half of the file it is rewritten with the live ones, so it stays within twice what is
+evicted.
 
-The file is the projector's alone and lives as long as its process (an unnamed temporary
-file: deleted as soon as it is created).  An entity is spilled only once its rows are
-written, and the spill is emptied whenever the projector starts over from what is stored
-(``Projector._reload``), so what comes back from it is exactly what an entity reloaded
-from the store would be, without the replay.
+The file is its process's alone and lives as long as the spill (an unnamed temporary file:
+deleted as soon as it is created).  Each copy carries a keyed digest of its key and bytes
+(BLAKE2b, a key drawn when the spill is made and held only in memory): a copy changed on
+disk behind the process's back, or moved to another key, is refused before it is decoded,
+so the default codec (pickle) only ever reads bytes this spill wrote.  The projector
+spills an entity only once its rows are written and empties the spill whenever it starts
+over from what is stored (``Projector._reload``); the import spills an entity only once
+its events are written in the import's transaction, and the spill ends with the import.
+So what comes back is exactly what reloading the entity from the store would give.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 import pickle
+import secrets
 import tempfile
 from collections.abc import Callable, Iterable, KeysView, Sequence
+from hashlib import blake2b
 from typing import IO, Any
+
+from ledger.errors import StoreError
 
 COMPACT_BYTES = 32 << 20
 """The file is never rewritten below this size (a small spill is not worth it)."""
 
 _LENGTH_BITS = 32
 _LENGTH_MASK = (1 << _LENGTH_BITS) - 1
+DIGEST_BYTES = 16
+"""Each copy starts with this many bytes of its keyed digest."""
+
+
+class SpillTampered(StoreError):
+    """A spilled copy does not match its digest: the file was changed behind the
+    process's back (or the disk returned other bytes)."""
 
 
 def _pickle(entity: Any) -> bytes:
@@ -47,14 +64,18 @@ def _pickle(entity: Any) -> bytes:
 
 class EntitySpill:
     """Evicted entities by key (see the module docstring).  ``dumps`` and ``loads``: how
-    an entity is kept (pickle by default; the projector passes its own, faster codec)."""
+    an entity is kept (pickle by default; the projector passes its own, faster codec).
+    ``what``: how errors name the spill's user."""
 
     def __init__(
         self,
         dumps: Callable[[Any], bytes] = _pickle,
         loads: Callable[[bytes], Any] = pickle.loads,
+        what: str = "spill",
     ) -> None:
         self._dumps = dumps
+        self._what = what
+        self._secret = secrets.token_bytes(32)
         self._loads = loads
         self._file: IO[bytes] | None = None
         self._where: dict[str, int] = {}
@@ -76,8 +97,8 @@ class EntitySpill:
         """Keep these entities (objects with a ``key``), replacing any earlier copy."""
         if not entities:
             return
-        dumps = self._dumps
-        blobs = [dumps(e) for e in entities]
+        dumps, sign = self._dumps, self._sign
+        blobs = [sign(e.key, dumps(e)) for e in entities]
         fd = self._fd()
         data = b"".join(blobs)
         _write_all(fd, data, self._end)
@@ -89,7 +110,7 @@ class EntitySpill:
                 live -= old & _LENGTH_MASK
             length = len(blob)
             if length > _LENGTH_MASK:
-                raise ValueError(f"projector spill: an entity of {length} bytes")
+                raise ValueError(f"{self._what}: an entity of {length} bytes")
             where[entity.key] = offset << _LENGTH_BITS | length
             live += length
             offset += length
@@ -106,10 +127,29 @@ class EntitySpill:
             return {}
         where = self._where
         found_at = sorted((where[k], k) for k in keys if k in where)  # in file order
-        fd, loads = self._file.fileno(), self._loads
+        fd, loads, opened = self._file.fileno(), self._loads, self._opened
         return {
-            key: loads(_read_all(fd, at & _LENGTH_MASK, at >> _LENGTH_BITS)) for at, key in found_at
+            key: loads(opened(key, _read_all(fd, at & _LENGTH_MASK, at >> _LENGTH_BITS)))
+            for at, key in found_at
         }
+
+    def _digest(self, key: str, blob: bytes | memoryview) -> bytes:
+        digest = blake2b(key.encode(), key=self._secret, digest_size=DIGEST_BYTES)
+        digest.update(blob)
+        return digest.digest()
+
+    def _sign(self, key: str, blob: bytes) -> bytes:
+        return self._digest(key, blob) + blob
+
+    def _opened(self, key: str, copy: bytes) -> bytes:
+        """The encoded entity in ``copy`` once its digest is checked."""
+        blob = copy[DIGEST_BYTES:]
+        if not hmac.compare_digest(copy[:DIGEST_BYTES], self._digest(key, blob)):
+            raise SpillTampered(
+                f"{self._what}: the copy of {key} in its temporary file was changed behind "
+                "this process's back; nothing was written from it"
+            )
+        return blob
 
     def __contains__(self, key: str) -> bool:
         return key in self._where
@@ -175,7 +215,7 @@ def _read_all(fd: int, length: int, offset: int) -> bytes:
     while got < length:
         more = os.pread(fd, length - got, offset + got)
         if not more:
-            raise OSError(f"projector spill: {length - got} bytes missing at {offset + got}")
+            raise OSError(f"spill: {length - got} bytes missing at {offset + got}")
         parts.append(more)
         got += len(more)
     return b"".join(parts)
