@@ -422,12 +422,17 @@ class Projector(Projection[Any]):
         self._spill = EntitySpill(spill_dumps, spill_loads, what="projector spill")
         self.untrimmed = 0
         """Entities whose trimmed rows were read back (for an event out of order)."""
-        self._stored: set[str] = set()
-        """Keys of the entities listed in the views that were not in memory since the
-        last reload (after a restart, every stored entity until it is first needed; none
-        through a rebuild).  An entity evicted since is found in the spill instead: the
-        projector keeps no set of every key it has seen, which grew with the ledger
+        self._stored = 0
+        """How many entities listed in the views were not in memory since the last
+        reload (after a restart, every stored entity until it is first needed; none
+        through a rebuild).  While there are any, a key neither cached nor in the spill
+        is looked up in the views (``ViewStore.listed``, a page's keys at once).  An
+        entity evicted since is found in the spill instead: the projector keeps no set of
+        every key it has seen, nor of every key stored, which grew with the ledger
         (~18,800 keys at 1M events, a few MB with their hash table, 3 Dec 2026)."""
+        self._unlisted: set[str] = set()
+        """Keys of the last page ``prefetch`` looked up and found unlisted (new
+        entities): ``_entity`` does not look them up again, one at a time."""
         self._pending = Changes()
         self._pending_data: dict[int, tuple[int, bytes, bytes]] = {}
         """New record bodies by id, each already the row it is written as."""
@@ -461,9 +466,10 @@ class Projector(Projection[Any]):
         self._next_data = counters.data
         self._next_current = counters.current
         self._next_history = counters.history
-        self._stored = self.store.known_keys()
+        self._stored = self.store.entity_count()
+        self._unlisted = set()
         self._indexes_missing = self.store.indexes_missing()
-        self._unloaded = len(self._stored)
+        self._unloaded = self._stored
         """How many stored entities are not in memory (none, all through a rebuild)."""
 
     def _new_data(self, static: bytes, timeline: bytes) -> int:
@@ -486,7 +492,7 @@ class Projector(Projection[Any]):
         if entity is None:
             if key in self._spill:
                 entity = self._restore([key])[key]
-            elif key in self._stored:
+            elif self._stored and key not in self._unlisted and self.store.listed([key]):
                 entity = self._load_one(key, kind)
             else:
                 entity = CachedEntity(key, kind, None if self.slim else [])
@@ -530,7 +536,7 @@ class Projector(Projection[Any]):
     ) -> None:
         """An entity loaded from the store: its events folded, its stored rows."""
         entity.known = True
-        self._stored.discard(entity.key)
+        self._stored -= 1
         entity.events = events
         entity.count = len(entity.events)
         self.cached_events += entity.count
@@ -548,14 +554,19 @@ class Projector(Projection[Any]):
         """Load many uncached, stored entities at once (fewer round trips)."""
         if not self._unloaded:
             return  # ``keys`` unread: every stored entity is in memory already
-        cache, spill, stored = self.cache, self._spill.keys(), self._stored
-        wanted = [k for k in dict.fromkeys(keys) if k not in cache and (k in spill or k in stored)]
-        restored = self._restore(wanted)
-        self.cache.update(restored)
+        cache, spill = self.cache, self._spill.keys()
+        uncached = [k for k in dict.fromkeys(keys) if k not in cache]
+        restored = self._restore(k for k in uncached if k in spill)
+        cache.update(restored)
+        if not self._stored:
+            return
+        unspilled = [k for k in uncached if k not in restored]
+        listed = self.store.listed(unspilled)
+        self._unlisted = {k for k in unspilled if k not in listed}
         missing = [
             CachedEntity(k, k.partition(":")[0], None if self.slim else [])
-            for k in wanted
-            if k not in restored
+            for k in unspilled
+            if k in listed
         ]
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]

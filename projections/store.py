@@ -182,6 +182,14 @@ class ViewStore:
     def known_keys(self) -> set[str]:
         raise NotImplementedError
 
+    def entity_count(self) -> int:
+        """How many entities the views list."""
+        raise NotImplementedError
+
+    def listed(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` the views list (batched: one query per few hundred keys)."""
+        raise NotImplementedError
+
     def current_rows(self, keys: Sequence[str]) -> dict[str, list[CurrentRow]]:
         raise NotImplementedError
 
@@ -383,6 +391,24 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewStore):
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT key FROM views_entities")
             return {row[0] for row in c.fetchall()}
+
+    def entity_count(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT COUNT(*) FROM views_entities")
+            return int(c.fetchone()[0])
+
+    def listed(self, keys: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        if not keys:
+            return out
+        with self.datastore.transaction(commit=False) as c:
+            for chunk in _chunks(list(keys), 500):
+                c.execute(
+                    f"SELECT key FROM views_entities WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                out.update(row[0] for row in c.fetchall())
+        return out
 
     def current_rows(self, keys: Sequence[str]) -> dict[str, list[CurrentRow]]:
         out: dict[str, list[CurrentRow]] = {}

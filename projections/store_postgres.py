@@ -124,6 +124,22 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewStore):
             c.execute(self._sql("SELECT key FROM {s}.views_entities"))
             return {row["key"] for row in c.fetchall()}
 
+    def entity_count(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self._sql("SELECT COUNT(*) AS n FROM {s}.views_entities"))
+            row = c.fetchone()
+            return int(row["n"]) if row else 0
+
+    def listed(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                self._sql("SELECT key FROM {s}.views_entities WHERE key = ANY(%s)"),
+                (list(keys),),
+            )
+            return {row["key"] for row in c.fetchall()}
+
     def current_rows(self, keys: Sequence[str]) -> dict[str, list[CurrentRow]]:
         out: dict[str, list[CurrentRow]] = {}
         if not keys:
