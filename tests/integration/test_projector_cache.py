@@ -40,7 +40,7 @@ from ledger.projections.runner import (
     follow_store,
     new_projector,
 )
-from ledger.projections.store import ViewsMoved
+from ledger.projections.store import Changes, ViewsMoved, ViewStore
 from ledger.projections.stores import view_store
 from ledger.relay import Relay
 from tests.conftest import Backend
@@ -161,6 +161,62 @@ def test_a_rebuild_that_evicts_constantly_stores_the_same_views(
         assert projector.cached_events == sum(e.count for e in projector.cache.values())
         assert bounded["views"] == unbounded["views"]
         assert bounded["counters"] == unbounded["counters"]
+        assert_views_exact(app)
+    finally:
+        app.close()
+
+
+class _HeldWriter:
+    """A background writer that writes a batch only when the projector waits for it: each
+    write stays in flight until then."""
+
+    def __init__(self, store: ViewStore) -> None:
+        self.store = store
+        self.job: tuple[Changes, int, int] | None = None
+
+    def submit(self, changes: Changes, expected: int, position: int) -> None:
+        assert self.job is None
+        self.job = (changes, expected, position)
+
+    def wait(self) -> int | None:
+        if self.job is None:
+            return None
+        changes, expected, position = self.job
+        self.job = None
+        self.store.write(changes, expected, position)
+        return position
+
+
+def test_an_event_out_of_order_reads_trimmed_rows_back_without_waiting_for_the_write(
+    backend: Backend,
+) -> None:
+    """Rows trimmed as a batch is handed to the writer are kept aside until it is written,
+    so an event out of order in the next batch reads its entity's earlier rows back while
+    that write is still in flight (it waited for it: the writer process then sat idle),
+    and the views are still the unbounded rebuild's."""
+    app = Ledger(backend.settings())
+    try:
+        record(app, rounds=8, per_round=40)
+        unbounded = rebuild(app, None, flush_events=15, parallel_from=10**9)
+        store = view_store(app)
+        store.reset()
+        projector = new_projector(app, store, budget=10**9)
+        writer = projector.writer = _HeldWriter(store)
+        in_flight: list[bool] = []
+        read = store.current_rows
+
+        def current_rows(keys: Any) -> Any:
+            in_flight.append(writer.job is not None)
+            return read(keys)
+
+        store.current_rows = current_rows  # type: ignore[method-assign]
+        catch_up(app, projector, flush_events=4, parallel_from=10**9)
+        assert projector.untrimmed > 20 and projector.untrimmed == len(in_flight)
+        assert sum(in_flight) > 10  # read back with the batch before still in flight
+        assert not projector._aside and not projector._deleting
+        assert store.position() == app.head()
+        assert store.contents() == unbounded["views"]
+        assert store.counters() == unbounded["counters"]
         assert_views_exact(app)
     finally:
         app.close()
