@@ -1,12 +1,12 @@
 """Where entities evicted from a bounded working set wait: a private temporary file.
 
-Two users: the projector (a views rebuild) and ``ledger import``.  An evicted entity used
-to come back by replaying its events from the store (the import: from a snapshot row and
-the events after it), which made a small budget slow: entities evicted and replayed batch
-after batch, each through the store's B-trees.  Kept here as it was evicted, it comes back
-in one read, so the budget can be small enough to be reached by a small ledger too, and a
-file that cycles through more entities than the budget holds costs a read and a decode per
-touch, not a query.
+Its user is the projector (a views rebuild); it lives with the store's modules because
+nothing in it is the projector's (``ledger import``'s working set was measured with it:
+docs/performance.md, "Import at 2M events").  An evicted entity used to come back by
+replaying its events from the store, which made a small budget slow: entities evicted and
+replayed batch after batch, each through the store's B-trees.  Kept here as it was
+evicted, it comes back in one read, so the budget can be small enough to be reached by a
+small ledger too.
 
 The file is append-only: an eviction writes its entities' encodings at the end in one write,
 and an index in memory (key -> offset and length packed in one int: ~60 bytes an entity
@@ -26,9 +26,8 @@ deleted as soon as it is created).  Each copy carries a keyed digest of its key 
 disk behind the process's back, or moved to another key, is refused before it is decoded,
 so the default codec (pickle) only ever reads bytes this spill wrote.  The projector
 spills an entity only once its rows are written and empties the spill whenever it starts
-over from what is stored (``Projector._reload``); the import spills an entity only once
-its events are written in the import's transaction, and the spill ends with the import.
-So what comes back is exactly what reloading the entity from the store would give.
+over from what is stored (``Projector._reload``), so what comes back is exactly what
+reloading the entity from the store would give.
 """
 
 from __future__ import annotations
