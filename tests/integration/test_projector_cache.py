@@ -581,3 +581,40 @@ def test_the_spill_gives_back_every_kind_of_entity_exactly(tmp_path: Path) -> No
         assert built["views"] == unbounded["views"]
     finally:
         app.close()
+
+
+def test_a_spilled_entity_changed_behind_the_projector_back_stops_it_before_any_write(
+    backend: Backend,
+) -> None:
+    """Every copy in the spill file changed on disk (each copy's first encoded byte):
+    the projector refuses the first one it restores, writes nothing from it (the views'
+    position stays where it was), and a new projector, with a spill of its own, brings the
+    views up to date exactly."""
+    import os
+
+    from ledger.store.spill import _LENGTH_BITS, _LENGTH_MASK, DIGEST_BYTES, SpillTampered
+
+    app = Ledger(backend.settings())
+    try:
+        record(app, rounds=3, per_round=30)
+        store = view_store(app)
+        store.reset()
+        projector = new_projector(app, store, budget=0)
+        catch_up(app, projector, flush_events=4, parallel_from=10**9, until=app.head() // 2)
+        spill = projector._spill
+        assert len(spill) >= 5  # (the licences and parties seen so far)
+        fd = spill._fd()
+        for at in spill._where.values():
+            offset = (at >> _LENGTH_BITS) + DIGEST_BYTES
+            assert at & _LENGTH_MASK > DIGEST_BYTES
+            (byte,) = os.pread(fd, 1, offset)
+            os.pwrite(fd, bytes([byte ^ 0x20]), offset)
+        before = store.position()
+        with pytest.raises(SpillTampered, match=r"projector spill: the copy of .* was changed"):
+            catch_up(app, projector, flush_events=4, parallel_from=10**9)
+        assert store.position() == before < app.head()
+        catch_up(app, new_projector(app, store, budget=0), flush_events=4, parallel_from=10**9)
+        assert store.position() == app.head()
+        assert_views_exact(app)
+    finally:
+        app.close()
