@@ -146,6 +146,7 @@ def main() -> None:
     phases = dict.fromkeys(("read", "decode", "prefetch", "apply", "hand-off", "wait"), 0.0)
     payload = None if app.stores_plain_json else app.payload
     skip = tuple(runner.SKIPPED_TOPICS)
+    batch = runner.batch_events()
     samples: list[tuple[int, int, int]] = []
     next_sample = 100_000
     peak = (0, 0)
@@ -162,7 +163,7 @@ def main() -> None:
             t0 = clock()
             rows = app.read_stored(
                 projector.applied_position,
-                min(runner.PAGE, runner.FLUSH_EVENTS),
+                min(runner.PAGE, batch),
                 stop=target,
                 skip_types=skip,
             )
@@ -183,9 +184,7 @@ def main() -> None:
             phases["decode"] += t2 - t1
             phases["prefetch"] += t3 - t2
             phases["apply"] += t4 - t3
-            if projector.pending_events >= runner.FLUSH_EVENTS or (
-                projector.applied_position >= target
-            ):
+            if projector.pending_events >= batch or (projector.applied_position >= target):
                 w0 = clock()
                 projector.wait()
                 w1 = clock()

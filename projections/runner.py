@@ -54,13 +54,37 @@ log = logging.getLogger("ledger.projector")
 
 PAGE = 20_000
 """Events read per page when catching up."""
-FLUSH_EVENTS = int(os.environ.get("LEDGER_PROJECTOR_BATCH", "5000"))
-"""Events applied per transaction at most (``LEDGER_PROJECTOR_BATCH``).  A batch's changes
-are held in memory until written, and in the writer process's too (they go down its
-pipe): at 25,000 events a batch's rows and record bodies took ~100 MiB in each process
-(a 300k-event rebuild peaked at 313 MiB for the two, 143 MiB at 5,000 with no slower
-rebuild; 2 Dec 2026, load ~11 on 2 CPUs).  Smaller batches mean more transactions, which
-cost little next to the folding."""
+BATCH_ENV = "LEDGER_PROJECTOR_BATCH"
+DEFAULT_BATCH = 10_000
+"""Events applied per transaction at most, by default.  A batch's changes are held in
+memory until written, and in the writer process's too (they go down its pipe): ~5 KB an
+event in all.  Each write rewrites the pages of the current rows' ``(key, vf)`` index that
+the batch touches, and at 1M events that index outgrows the writer's page cache, so fewer,
+larger writes rewrite fewer pages per event: a 1M-event rebuild took ~20 % less CPU at
+10,000 than at 5,000 for +25 MiB at every ledger size (4 Dec 2026; docs/performance.md,
+"Rebuild batches of 10,000").  At 25,000 a batch took ~100 MiB in each process."""
+MAX_BATCH = 100_000
+"""The most ``LEDGER_PROJECTOR_BATCH`` may ask for (~500 MB of changes in flight)."""
+
+
+def batch_events(value: str | None = None) -> int:
+    """Events per views transaction from ``LEDGER_PROJECTOR_BATCH`` (or ``value``): a whole
+    number from 1 to ``MAX_BATCH``; unset or empty: ``DEFAULT_BATCH``.  Raises
+    ``ConfigError`` naming the variable on anything else (0 would never write a batch)."""
+    from ledger.config import ConfigError
+
+    raw = os.environ.get(BATCH_ENV) if value is None else value
+    if raw is None or not raw.strip():
+        return DEFAULT_BATCH
+    text = raw.strip().replace("_", "")
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_BATCH:
+        raise ConfigError(
+            f"{BATCH_ENV}={raw!r}: expected a whole number of events from 1 to {MAX_BATCH:,} "
+            f"(default {DEFAULT_BATCH:,})"
+        )
+    return int(text)
+
+
 PARALLEL_WRITES_FROM = 50_000
 """A catch-up of at least this many events (several batches) writes each batch in a
 second process while it applies the next (``ledger.projections.writer``), on a machine with more
@@ -128,7 +152,7 @@ def catch_up(
     projector: Projector,
     *,
     until: int | None = None,
-    flush_events: int = FLUSH_EVENTS,
+    flush_events: int | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     parallel_from: int | None = None,
 ) -> Progress:
@@ -139,6 +163,8 @@ def catch_up(
     least ``parallel_from`` events; default: ``PARALLEL_WRITES_FROM`` when there is more
     than one CPU) writes in a second process.
     """
+    if flush_events is None:
+        flush_events = batch_events()
     if parallel_from is None:
         parallel_from = PARALLEL_WRITES_FROM if _cpus() > 1 else 2**62
     target = app.head() if until is None else until
@@ -290,6 +316,7 @@ def follow_store(
     from ledger.store.follow import StoreFollower
 
     result = result or RunResult("store")
+    batch_size = batch_events()
     started = time.perf_counter()
     while not stop.is_set():
         result.applied += catch_up(app, projector).applied
@@ -297,7 +324,7 @@ def follow_store(
         try:
             with follower:
                 while not stop.is_set():
-                    batch = follower.next_batch(timeout=0.5, max_items=FLUSH_EVENTS)
+                    batch = follower.next_batch(timeout=0.5, max_items=batch_size)
                     if not batch:
                         continue
                     applied = apply_payloads(app, projector, batch)
@@ -333,6 +360,7 @@ def run(
         # Read before anything is dropped: a malformed budget must leave the views as
         # they were, not refuse after --rebuild has emptied them.
         budget = cache_budget()
+        batch_events()
         store = view_store(app)
         if rebuild:
             store.reset()

@@ -35,6 +35,9 @@ from ledger.projections.projector import (
     spill_loads,
 )
 from ledger.projections.runner import (
+    DEFAULT_BATCH,
+    MAX_BATCH,
+    batch_events,
     catch_up,
     follow_nats,
     follow_store,
@@ -389,6 +392,21 @@ def test_the_cache_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert cache_budget() == 12_000_000
 
 
+def test_the_batch_size_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGER_PROJECTOR_BATCH", raising=False)
+    assert batch_events() == DEFAULT_BATCH == 10_000
+    assert batch_events(" ") == DEFAULT_BATCH
+    assert batch_events("1") == 1
+    assert batch_events("20_000") == 20_000
+    assert batch_events(str(MAX_BATCH)) == MAX_BATCH
+    # 0 would never write a batch; a huge one would hold it all in memory.
+    for bad in ("lots", "0", "-5", "1.5", "1e4", str(MAX_BATCH + 1), "\u0663", "10 000"):
+        with pytest.raises(ConfigError, match="LEDGER_PROJECTOR_BATCH"):
+            batch_events(bad)
+    monkeypatch.setenv("LEDGER_PROJECTOR_BATCH", "250")
+    assert batch_events() == 250
+
+
 def _wait_for(condition: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -407,12 +425,14 @@ def test_ledger_project_refuses_a_malformed_budget(tmp_path: Path) -> None:
     assert "LEDGER_PROJECTOR_CACHE='lots'" in done.stderr and "megabytes" in done.stderr
 
 
-def test_a_malformed_budget_with_rebuild_leaves_the_views_as_they_were(tmp_path: Path) -> None:
-    """The setting is refused before --rebuild drops anything: the views stay current."""
+def test_a_malformed_setting_with_rebuild_leaves_the_views_as_they_were(tmp_path: Path) -> None:
+    """The budget and the batch size are refused before --rebuild drops anything: the
+    views stay current.  A batch size that is fine gives the same views."""
     ledger = str(Path(sys.executable).parent / "ledger")
     home = tmp_path / "home"
     env = {**os.environ, "LEDGER_HOME": str(home)}
     env.pop("LEDGER_PROJECTOR_CACHE", None)
+    env.pop("LEDGER_PROJECTOR_BATCH", None)
     for command in (["demo", "--home", str(home)], ["project", "--once"]):
         subprocess.run([ledger, *command], env=env, check=True, capture_output=True, timeout=120)
 
@@ -422,17 +442,38 @@ def test_a_malformed_budget_with_rebuild_leaves_the_views_as_they_were(tmp_path:
         )
         return int(json.loads(done.stdout)["projector"]["tracked_position"])
 
-    before = tracked()
-    assert before > 0
-    refused = subprocess.run(
+    def licences() -> Any:
+        done = subprocess.run(
+            [ledger, "licences", "-o", "json"], env=env, capture_output=True, text=True, timeout=120
+        )
+        return json.loads(done.stdout)["licences"]
+
+    before, listed = tracked(), licences()
+    assert before > 0 and listed
+    for variable, value, says in (
+        ("LEDGER_PROJECTOR_CACHE", "lots", "megabytes"),
+        ("LEDGER_PROJECTOR_BATCH", "0", "whole number of events"),
+        ("LEDGER_PROJECTOR_BATCH", "lots", "whole number of events"),
+    ):
+        refused = subprocess.run(
+            [ledger, "project", "--rebuild", "--once"],
+            env={**env, variable: value},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert f"{variable}={value!r}" in refused.stderr and says in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert tracked() == before
+    subprocess.run(
         [ledger, "project", "--rebuild", "--once"],
-        env={**env, "LEDGER_PROJECTOR_CACHE": "lots"},
+        env={**env, "LEDGER_PROJECTOR_BATCH": "7"},
+        check=True,
         capture_output=True,
-        text=True,
         timeout=120,
     )
-    assert refused.returncode == 2 and "LEDGER_PROJECTOR_CACHE='lots'" in refused.stderr
-    assert tracked() == before
+    assert tracked() == before and licences() == listed
 
 
 def _ledger_history() -> Any:
