@@ -11,8 +11,9 @@ are visible to it, nobody else's are possible meanwhile):
 - repeated event ids (idempotency, ``event-id-reused``): looked up in the event index;
 - a retraction of an event earlier in the file: the same lookup;
 - entity state: a working set of entities, trimmed to a budget of bytes after each
-  chunk (those not touched again since they were loaded first, then least recently
-  used first) and reloaded from the store when needed again.
+  chunk (``_Retention`` chooses: entities touched again are kept while they fit, a
+  cycle larger than the budget keeps a steady part held, and entities named once go
+  first) and reloaded from the store when needed again.
 
 The file stays all or nothing: everything commits together at the end, and an error on
 any line (or the process killed) leaves nothing appended.  A dry run does the same and
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,11 +68,12 @@ CHUNK_LINES = 2000
 
 WORKSPACE_BYTES = 24 << 20
 """About how much the working set of entities may hold between chunks (counted at what
-they really take: ``LEAN_BYTES``); beyond it entities are dropped, those not touched
-again since they were loaded first, each kind least recently used first (reloaded from
-the store if a later line needs them: a licence from the snapshot written as it leaves,
-others from their events).  24 MB holds ~20,000 entities: the 1M-event benchmark file's
-licences and the end users they ship to (its other 10,000 end users are dropped)."""
+they really take: ``LEAN_BYTES``, and the memory of evicted keys, ``_Ghosts``); beyond it
+entities are dropped as ``_Retention`` chooses (reloaded from the store if a later line
+needs them: a licence from the snapshot written as it leaves, others from their events).
+24 MB holds ~20,000 entities: the 1M-event benchmark file's licences and the end users
+they ship to (its other 10,000 end users are dropped); of the 2M-event file's 40,000
+taking turns it keeps ~19,000 held through every turn."""
 
 SNAPSHOT_EVERY = 64
 """A licence is snapshotted once it has this many new events since its last snapshot."""
@@ -255,12 +258,10 @@ class _Import:
                 if indexed
                 else _ImportWorkspace(self._load)
             )
-            self.used: dict[str, bool] = {}
-            """The entity keys chunks touched, least recently used first -> whether the
-            entity was touched again while held (by a later chunk than the one that loaded
-            it): those are dropped only after all the others (``_ImportWorkspace.trim``).
-            One table, and the key object the working set holds (``_touch``): with 20,000
-            entities held, a second table and copies of each key were ~4 MB."""
+            self.retention = _Retention(2 * self.workspace_bytes // LEAN_BYTES)
+            """Which entities the working set keeps and which go first (``_Retention``);
+            its tables hold the key object the working set holds (``_touch``): with 20,000
+            entities held, copies of each key were ~4 MB."""
             self.snapshotted: dict[str, int] = {}  # licence key -> version of its snapshot
             self.chunk = 0
             while True:
@@ -358,24 +359,19 @@ class _Import:
         self._trim()
 
     def _touch(self, keys: Sequence[str]) -> None:
-        """The chunk's entities move to the most recently used end of ``used``; those
-        held since an earlier chunk are marked kept.  A held entity goes back under the
-        key object the working set holds it by, not the chunk's copy of the same text (a
-        string each, ~60 bytes, for as long as the entity is held)."""
-        used = self.used
+        """The chunk's entities become the most recently used (``_Retention.touch``),
+        under the key object the working set holds each by, not the chunk's copy of the
+        same text (a string each, ~60 bytes, for as long as the entity is held)."""
         entities, lean = self.workspace.entities, self.workspace.lean
-        for key in keys:
-            was = used.pop(key, None)
-            if was is None:
-                used[key] = False
-                continue
-            held = lean.get(key)
-            if held is not None:
-                used[held.key] = True
-            elif (entity := entities.get(key)) is not None:
-                used[entity.id] = True
-            else:
-                used[key] = was
+
+        def held(key: str) -> str | None:
+            made = lean.get(key)
+            if made is not None:
+                return made.key
+            entity = entities.get(key)
+            return None if entity is None else entity.id
+
+        self.retention.touch(keys, held)
 
     def _snapshots(self, rows: list[IndexRow]) -> None:
         """A licence gets a snapshot (carried by its last row of the chunk) once it has
@@ -546,7 +542,7 @@ class _Import:
     def _trim(self) -> None:
         """After a chunk is written: entities of many events keep only their state, and
         the least recently used are dropped while the working set is over its budget."""
-        self.workspace.trim(self.used, self.workspace_bytes, self._drop_licences)
+        self.workspace.trim(self.retention, self.workspace_bytes, self._drop_licences)
 
 
 class _LineNumbers:
@@ -612,6 +608,222 @@ EVENT_BYTES = 1000
 """About what each takes in memory (a lean entity, a lean licence: its state and what
 the import keeps about it; a full one, besides its events; an event), measured with
 tracemalloc on ``bench_import``'s events, for the budget."""
+
+
+GHOST_SLOT_BYTES = 8
+"""What one slot of the working set's memory of evicted entities takes (``_Retention``):
+a 4-byte CRC-32 of the key and the 4-byte chunk it was last touched in, in two arrays."""
+
+GHOST_SLOTS_MAX = 1 << 20
+"""The ghosts' slots at most (8 MiB): twice the entities a budget of ~450 MB holds."""
+
+
+class _Retention:
+    """Which entities the working set keeps between chunks, and which go first.
+
+    Two tables, each least recently used first, map a key to the chunk that last touched
+    it: *kept* entities, which stay while the budget allows, and the *probation* of the
+    others (just loaded, or held only since their first touch).  An entity becomes a
+    candidate for kept when a chunk touches it again - held since an earlier chunk, or
+    loaded back after it was evicted, which the *ghosts* tell (``_Ghosts``: the evicted
+    keys' CRC-32 and the chunk each was last touched in, in fixed tables; memory does
+    not grow with the file).  Candidates are admitted
+    closest reuse first while the kept ones fit in ``room``; beyond that one displaces the
+    least recently used kept entity only if that one has been idle for longer than the
+    candidate's reuse distance (as LIRS does), so a cycle through more entities than the
+    budget holds keeps a steady part held (hit at every turn) instead of evicting each just
+    before its next turn, and kept entities that stopped being touched give way in time.
+    Entities loaded once and never touched again (a file's registrations) stay in probation
+    and go first."""
+
+    __slots__ = (
+        "candidates",
+        "chunk",
+        "ghosts",
+        "kept",
+        "kept_licences",
+        "probation",
+    )
+
+    def __init__(self, ghost_slots: int) -> None:
+        self.kept: dict[str, int] = {}
+        self.probation: dict[str, int] = {}
+        self.kept_licences = 0
+        """How many of ``kept`` are licences (they take more memory)."""
+        self.chunk = 0
+        self.candidates: list[tuple[int, str]] = []
+        """This chunk's candidates for kept: (reuse distance in chunks, key)."""
+        self.ghosts = _Ghosts(ghost_slots)
+
+    @property
+    def ghost_bytes(self) -> int:
+        return GHOST_SLOT_BYTES * self.ghosts.slots
+
+    @property
+    def kept_bytes(self) -> int:
+        """The kept entities at what each takes lean."""
+        licences = self.kept_licences
+        return LEAN_BYTES * (len(self.kept) - licences) + LEAN_LICENCE_BYTES * licences
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.kept or key in self.probation
+
+    def __iter__(self) -> Iterator[str]:
+        return chain(self.kept, self.probation)
+
+    def touch(self, keys: Iterable[str], held: Callable[[str], str | None]) -> None:
+        """A chunk names these entities (each once): they become the most recently used.
+        ``held``: the key object the working set holds an entity by (None: not held), so
+        that the tables share it rather than keep the chunk's copy of the text."""
+        self.chunk += 1
+        chunk = self.chunk
+        kept, probation, candidates = self.kept, self.probation, self.candidates
+        for key in keys:
+            if kept.pop(key, None) is not None:
+                kept[held(key) or key] = chunk
+                continue
+            since = probation.pop(key, None)
+            holding = held(key)
+            if holding is not None:
+                if since is not None and since < chunk:
+                    candidates.append((chunk - since, holding))
+                probation[holding] = chunk
+                continue
+            last = self.ghosts.recall(key)
+            if last is not None:
+                candidates.append((chunk - last, key))
+            probation[key] = chunk
+
+    def admit(self, room: int) -> None:
+        """Admit this chunk's candidates to kept, closest reuse first, while the kept
+        entities fit in ``room`` bytes; past it a candidate displaces the least recently
+        used kept entity only if that one has been idle longer than the candidate's reuse
+        distance (the displaced one is held on, in neither table: it goes first)."""
+        if not self.candidates:
+            return
+        candidates = sorted(self.candidates)
+        self.candidates = []
+        kept, probation, chunk = self.kept, self.probation, self.chunk
+        free = room - self.kept_bytes
+        oldest: Iterator[tuple[str, int]] | None = None
+        for distance, key in candidates:
+            if key not in probation:
+                continue
+            licence = key.startswith("licence:")
+            need = LEAN_LICENCE_BYTES if licence else LEAN_BYTES
+            while free < need:
+                if oldest is None:
+                    oldest = iter(list(kept.items()))
+                entry = next(oldest, None)
+                if entry is None or chunk - entry[1] <= distance:
+                    break
+                idle = entry[0]
+                del kept[idle]
+                if idle.startswith("licence:"):
+                    self.kept_licences -= 1
+                    free += LEAN_LICENCE_BYTES
+                else:
+                    free += LEAN_BYTES
+            if free < need:
+                continue
+            del probation[key]
+            kept[key] = chunk
+            free -= need
+            if licence:
+                self.kept_licences += 1
+
+    def evict(
+        self,
+        untouched: Iterable[str],
+        held: int,
+        target: int,
+        budget: int,
+        bytes_of: Callable[[str], int | None],
+    ) -> list[str]:
+        """The keys to drop: first those held but in neither table (loaded by a rule's
+        question, or displaced from kept), then probation, each least recently used first,
+        until ``held`` bytes are down to ``target``; then kept ones, least recently used
+        first, only while over ``budget``.  They leave the tables, and the touched ones are
+        remembered as ghosts.  ``bytes_of``: what a key holds (None: nothing held, an
+        entity not recorded yet: it leaves the tables too)."""
+        dropped: list[str] = []
+        for key in chain(untouched, self.probation):
+            if held <= target:
+                break
+            size = bytes_of(key)
+            if size is not None:
+                held -= size
+            dropped.append(key)
+        for key in self.kept:
+            if held <= budget:
+                break
+            size = bytes_of(key)
+            if size is not None:
+                held -= size
+            dropped.append(key)
+        kept, probation = self.kept, self.probation
+        for key in dropped:
+            last = probation.pop(key, None)
+            if last is None:
+                last = kept.pop(key, None)
+                if last is not None and key.startswith("licence:"):
+                    self.kept_licences -= 1
+            if last is not None:
+                self.ghosts.remember(key, last)
+        return dropped
+
+
+class _Ghosts:
+    """The keys evicted lately, each with the chunk it was last touched in: two
+    generations of ``slots // 2`` slots (a key's CRC-32 and that chunk, 4 bytes each, in
+    arrays), the newer one written to, looked up in both; once the newer one has taken as
+    many keys as it has slots it becomes the older one and the oldest is cleared.  A slot
+    is the key's CRC mixed with a salt of its generation, so that two keys which share a
+    slot in one generation (each overwriting the other, neither ever found) do not in the
+    next.  Empty until the first eviction (an import that evicts nothing makes none)."""
+
+    __slots__ = ("at", "crc", "generation", "older_at", "older_crc", "salts", "size", "taken")
+
+    def __init__(self, slots: int) -> None:
+        self.size = max(1, min(slots, GHOST_SLOTS_MAX) // 2)
+        self.crc, self.at = array("I"), array("I")
+        self.older_crc, self.older_at = array("I"), array("I")
+        self.generation = 0
+        self.salts = (0, 0)
+        """(the newer generation's, the older's)."""
+        self.taken = 0
+
+    @property
+    def slots(self) -> int:
+        return 2 * self.size
+
+    def remember(self, key: str, last: int) -> None:
+        if self.taken >= self.size or not self.crc:
+            self.older_crc, self.older_at = self.crc, self.at
+            self.crc = array("I", bytes(4 * self.size))
+            self.at = array("I", bytes(4 * self.size))
+            self.generation += 1
+            self.salts = ((self.generation * 0x9E3779B1) & 0xFFFFFFFF, self.salts[0])
+            self.taken = 0
+        crc = zlib.crc32(key.encode()) or 1  # (0 marks an empty slot)
+        slot = (crc ^ self.salts[0]) % self.size
+        self.crc[slot] = crc
+        self.at[slot] = last
+        self.taken += 1
+
+    def recall(self, key: str) -> int | None:
+        """The chunk that last touched ``key`` before it was evicted (None: not known)."""
+        if not self.crc:
+            return None
+        crc = zlib.crc32(key.encode()) or 1
+        slot = (crc ^ self.salts[0]) % self.size
+        if self.crc[slot] == crc:
+            return self.at[slot]
+        if self.older_crc:
+            slot = (crc ^ self.salts[1]) % self.size
+            if self.older_crc[slot] == crc:
+                return self.older_at[slot]
+        return None
 
 
 StoredShipments = Callable[
@@ -750,15 +962,13 @@ class _ImportWorkspace(Workspace):
             lean.recent[e.shipment_id] = e
         return lean
 
-    def trim(self, used: dict[str, bool], budget: int, drop_licences: DropLicences) -> None:
+    def trim(self, retention: _Retention, budget: int, drop_licences: DropLicences) -> None:
         """Called once a chunk is written: pending events are stored now; entities become
-        lean (a third of a full one's memory: a party of two events); then, while over
-        ``budget`` bytes, entities go: first those not touched again since they were
-        loaded, then the kept ones, each least recently used first (``used`` is in that
-        order, each key mapped to whether it is kept).  Least recently used alone evicts
-        everything in turn when a file cycles through more entities than the budget holds
-        (each goes just before its next turn: a reload each time); this way the kept ones
-        stay and only the rest are reloaded.
+        lean (a third of a full one's memory: a party of two events); ``retention`` admits
+        the chunk's candidates to its kept entities (three quarters of the budget at most,
+        its ghosts' memory counted); then, while over ``budget`` bytes, entities go, down to
+        three quarters of it: those held but never touched by a chunk first, then the
+        probation, then the kept ones, each least recently used first (``_Retention``).
         ``drop_licences`` is told of the licences that go (to snapshot them), before
         they do."""
         lean = self.lean
@@ -775,38 +985,31 @@ class _ImportWorkspace(Workspace):
                 lean[key] = made
                 if key.startswith("licence:"):
                     self.lean_licences += 1
-        held = sum(_full_bytes(x) for x in entities.values())
+        held = sum(_full_bytes(x) for x in entities.values()) + retention.ghost_bytes
         held += LEAN_BYTES * len(lean) + (LEAN_LICENCE_BYTES - LEAN_BYTES) * self.lean_licences
+        retention.admit(budget - budget // 20 - retention.ghost_bytes)
         if held <= budget:
             return
-        target = budget * 3 // 4
-        dropped: list[str] = []
-        # Held but never touched by a chunk (loaded by a rule's question): first.
-        order = chain(
-            [k for k in (*entities, *lean) if k not in used],
-            [k for k, kept in used.items() if not kept],
-            [k for k, kept in used.items() if kept],
-        )
-        for key in order:
-            if held <= target:
-                break
-            made = lean.get(key)
-            if made is not None:
-                held -= LEAN_LICENCE_BYTES if key.startswith("licence:") else LEAN_BYTES
-            elif key in entities:
-                held -= _full_bytes(entities[key])
-            else:  # (touched, but nothing held: an entity not recorded yet)
-                dropped.append(key)
-                continue
-            dropped.append(key)
+
+        def bytes_of(key: str) -> int | None:
+            if key in lean:
+                return LEAN_LICENCE_BYTES if key.startswith("licence:") else LEAN_BYTES
+            entity = entities.get(key)
+            return None if entity is None else _full_bytes(entity)
+
+        untouched = [k for k in (*entities, *lean) if k not in retention]
+        dropped = retention.evict(untouched, held, budget * 3 // 4, budget, bytes_of)
         drop_licences(
-            {k: lean.get(k) or _lean(k, entities[k]) for k in dropped if k.startswith("licence:")}
+            {
+                k: lean.get(k) or _lean(k, entities[k])
+                for k in dropped
+                if k.startswith("licence:") and (k in lean or k in entities)
+            }
         )
         for key in dropped:
             gone = entities.pop(key, None) is None and lean.pop(key, None) is not None
             if gone and key.startswith("licence:"):
                 self.lean_licences -= 1
-            used.pop(key, None)
 
 
 def _full_bytes(entity: Entity) -> int:
