@@ -541,7 +541,8 @@ class _Import:
 
     def _trim(self) -> None:
         """After a chunk is written: entities of many events keep only their state, and
-        the least recently used are dropped while the working set is over its budget."""
+        those ``_Retention`` puts first are dropped while the working set is over its
+        budget."""
         self.workspace.trim(self.retention, self.workspace_bytes, self._drop_licences)
 
 
@@ -965,8 +966,8 @@ class _ImportWorkspace(Workspace):
     def trim(self, retention: _Retention, budget: int, drop_licences: DropLicences) -> None:
         """Called once a chunk is written: pending events are stored now; entities become
         lean (a third of a full one's memory: a party of two events); ``retention`` admits
-        the chunk's candidates to its kept entities (three quarters of the budget at most,
-        its ghosts' memory counted); then, while over ``budget`` bytes, entities go, down to
+        the chunk's candidates to its kept entities (95 % of the budget at most, less its
+        ghosts' memory); then, while over ``budget`` bytes, entities go, down to
         three quarters of it: those held but never touched by a chunk first, then the
         probation, then the kept ones, each least recently used first (``_Retention``).
         ``drop_licences`` is told of the licences that go (to snapshot them), before
