@@ -748,20 +748,19 @@ class _Retention:
         remembered as ghosts.  ``bytes_of``: what a key holds (None: nothing held, an
         entity not recorded yet: it leaves the tables too)."""
         dropped: list[str] = []
-        for key in chain(untouched, self.probation):
-            if held <= target:
-                break
-            size = bytes_of(key)
-            if size is not None:
-                held -= size
-            dropped.append(key)
-        for key in self.kept:
-            if held <= budget:
-                break
-            size = bytes_of(key)
-            if size is not None:
-                held -= size
-            dropped.append(key)
+
+        def drop(keys: Iterable[str], held: int, down_to: int) -> int:
+            for key in keys:
+                if held <= down_to:
+                    break
+                size = bytes_of(key)
+                if size is not None:
+                    held -= size
+                dropped.append(key)
+            return held
+
+        held = drop(chain(untouched, self.probation), held, target)
+        drop(self.kept, held, budget)
         kept, probation = self.kept, self.probation
         for key in dropped:
             last = probation.pop(key, None)
