@@ -244,6 +244,10 @@ def main() -> None:
         trace, name = trace_of_file(args.file, args.chunk), str(args.file)
     else:
         parser.error("a FILE or --generate N")
+    policies = args.policies.split(",")
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        parser.error(f"unknown policy {', '.join(unknown)}: choose from {', '.join(POLICIES)}")
     budget = int(args.budget_mb * (1 << 20))
     touches = sum(map(len, trace))
     distinct = len({k for keys in trace for k in keys})
@@ -252,7 +256,7 @@ def main() -> None:
         f"budget {budget / (1 << 20):g} MiB"
     )
     print(f"{'policy':<10} {'reloads':>10} {'licences':>10} {'parties':>10} {'per touch':>9}  s")
-    for policy in args.policies.split(","):
+    for policy in policies:
         started = time.process_time()
         count = POLICIES[policy](trace, budget)
         spent = time.process_time() - started
