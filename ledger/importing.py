@@ -542,8 +542,12 @@ class _Import:
     def _trim(self) -> None:
         """After a chunk is written: entities of many events keep only their state, and
         those ``_Retention`` puts first are dropped while the working set is over its
-        budget."""
-        self.workspace.trim(self.retention, self.workspace_bytes, self._drop_licences)
+        budget.  What it then holds is charged to the store's page cache
+        (``EventWrite.charge_cache``): on SQLite the working set and the page cache
+        together stay within the cache's size, so the import's memory does not grow
+        with the entities a file keeps in play."""
+        held = self.workspace.trim(self.retention, self.workspace_bytes, self._drop_licences)
+        self.write.charge_cache(held)
 
 
 class _LineNumbers:
@@ -962,7 +966,7 @@ class _ImportWorkspace(Workspace):
             lean.recent[e.shipment_id] = e
         return lean
 
-    def trim(self, retention: _Retention, budget: int, drop_licences: DropLicences) -> None:
+    def trim(self, retention: _Retention, budget: int, drop_licences: DropLicences) -> int:
         """Called once a chunk is written: pending events are stored now; entities become
         lean (a third of a full one's memory: a party of two events); ``retention`` admits
         the chunk's candidates to its kept entities (95 % of the budget at most, less its
@@ -970,7 +974,7 @@ class _ImportWorkspace(Workspace):
         three quarters of it: those held but never touched by a chunk first, then the
         probation, then the kept ones, each least recently used first (``_Retention``).
         ``drop_licences`` is told of the licences that go (to snapshot them), before
-        they do."""
+        they do.  Returns what is held then (``held_bytes``)."""
         lean = self.lean
         for held_lean in lean.values():
             held_lean.pending = held_lean.recent = held_lean.found = None
@@ -985,11 +989,10 @@ class _ImportWorkspace(Workspace):
                 lean[key] = made
                 if key.startswith("licence:"):
                     self.lean_licences += 1
-        held = sum(_full_bytes(x) for x in entities.values()) + retention.ghost_bytes
-        held += LEAN_BYTES * len(lean) + (LEAN_LICENCE_BYTES - LEAN_BYTES) * self.lean_licences
+        held = self.held_bytes(retention)
         retention.admit(budget - budget // 20 - retention.ghost_bytes)
         if held <= budget:
-            return
+            return held
 
         def bytes_of(key: str) -> int | None:
             if key in lean:
@@ -1010,6 +1013,13 @@ class _ImportWorkspace(Workspace):
             gone = entities.pop(key, None) is None and lean.pop(key, None) is not None
             if gone and key.startswith("licence:"):
                 self.lean_licences -= 1
+        return self.held_bytes(retention)
+
+    def held_bytes(self, retention: _Retention) -> int:
+        """What the working set holds, counted as the budget counts it."""
+        held = sum(_full_bytes(x) for x in self.entities.values()) + retention.ghost_bytes
+        extra = LEAN_LICENCE_BYTES - LEAN_BYTES
+        return held + LEAN_BYTES * len(self.lean) + extra * self.lean_licences
 
 
 def _full_bytes(entity: Entity) -> int:

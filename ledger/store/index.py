@@ -90,6 +90,16 @@ class EventWrite(ABC):
         later recorded time is stored (``RecordedTimeConflict``); a stored
         ``(originator_id, originator_version)`` raises the library's ``IntegrityError``."""
 
+    def charge_cache(self, held_bytes: int) -> None:
+        """The writer holds ``held_bytes`` of the store's data decoded in memory (the
+        import's working set: what its reads would otherwise find in the page cache).  A
+        store whose page cache is in this process (SQLite) gives up as much of that cache
+        for the rest of the write, down to a quarter of its size, so the two together stay
+        within the cache's configured size (as RocksDB charges its memtables to its block
+        cache) and memory does not grow with what the writer holds; the cache is set back
+        when the write ends.  Here: nothing (PostgreSQL's cache is the server's)."""
+        return None
+
     # Reading inside the write: a streaming import checks each chunk against what the
     # earlier chunks wrote (uncommitted, so visible only in this transaction), instead of
     # holding the file in memory.

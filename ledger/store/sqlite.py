@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing.persistence import PersistenceError, ProgrammingError, StoredEvent
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
@@ -220,8 +220,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
     def writing(self) -> Iterator[SQLiteEventWrite]:
         with self.datastore.transaction(commit=True) as c:
             write = SQLiteEventWrite(self, c)
-            yield write
-            self.before_commit(write)
+            try:
+                yield write
+                self.before_commit(write)
+            finally:
+                write.restore_cache()  # (the connection goes back to the pool)
         pool = self.datastore.pool
         if write.wrote and not pool.is_sqlite_memory_mode:
             # Committed and visible: followers on this machine (relay, projector) read now.
@@ -465,6 +468,35 @@ class SQLiteEventWrite(EventWrite):
         self.recorder = recorder
         self.cursor = cursor
         self.wrote = False
+        self.cache_kib: int | None = None
+        """The page cache's size while ``charge_cache`` has lowered it (None: as the pool
+        configured it)."""
+
+    def charge_cache(self, held_bytes: int) -> None:
+        pool = self.recorder.datastore.pool
+        if pool.is_sqlite_memory_mode:
+            return  # (an in-memory database's pages are its data: never evicted)
+        configured = self._configured_kib()
+        kib = max(configured // 4, configured - max(0, held_bytes) // 1024)
+        if kib == (self.cache_kib or configured):
+            return
+        self.cursor.execute(f"PRAGMA cache_size=-{kib}")
+        self.cache_kib = None if kib == configured else kib
+
+    def restore_cache(self) -> None:
+        """The pool's page cache size again, if ``charge_cache`` lowered it (a broken
+        connection is left as it is: the pool drops it)."""
+        if self.cache_kib is None:
+            return
+        self.cache_kib = None
+        with suppress(sqlite3.Error, PersistenceError):
+            self.cursor.execute(f"PRAGMA cache_size=-{self._configured_kib()}")
+
+    def _configured_kib(self) -> int:
+        pool = self.recorder.datastore.pool
+        if isinstance(pool, LedgerSQLiteConnectionPool):
+            return int(pool.cache_kib)
+        return 2000  # (SQLite's own default: cache_size=-2000)
 
     def insert(
         self, stored_events: Sequence[StoredEvent], index_rows: Sequence[IndexRow]

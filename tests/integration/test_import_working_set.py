@@ -115,10 +115,11 @@ def trims(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int]]]:
     seen: list[tuple[int, int]] = []
     trim = importing._ImportWorkspace.trim
 
-    def measured(self: importing._ImportWorkspace, *args: Any) -> None:
-        trim(self, *args)
+    def measured(self: importing._ImportWorkspace, *args: Any) -> int:
+        held = trim(self, *args)
         budget = next(a for a in args if isinstance(a, int))
         seen.append((budget, _reachable_bytes([self.lean, self.entities, *_books(args)])))
+        return held
 
     monkeypatch.setattr(importing._ImportWorkspace, "trim", measured)
     yield seen
@@ -169,11 +170,12 @@ def test_the_working_set_holds_each_key_once(
     seen: list[tuple[int, int]] = []
     trim = importing._ImportWorkspace.trim
 
-    def measured(self: importing._ImportWorkspace, *args: Any) -> None:
-        trim(self, *args)
+    def measured(self: importing._ImportWorkspace, *args: Any) -> int:
+        held = trim(self, *args)
         books = [t for t in _books(args) if isinstance(t, dict)]
         keys = [k for table in (self.lean, self.entities, *books) for k in table]
         seen.append((len(self.lean) + len(self.entities), len({id(k) for k in keys})))
+        return held
 
     monkeypatch.setattr(importing._ImportWorkspace, "trim", measured)
     lines = _cycling_file()
@@ -289,3 +291,79 @@ def test_what_the_working_set_keeps_does_not_change_what_is_imported(
     assert len(from_snapshots) == len(licences)
     for key, entity in from_snapshots.items():
         assert (entity.version, entity.state(None)) == states[key], key
+
+
+# --- the working set charged to SQLite's page cache -------------------------------------
+
+
+def _cache_kib(write: Any) -> int:
+    write.cursor.execute("PRAGMA cache_size")
+    return -int(write.cursor.fetchone()[0])
+
+
+def test_a_write_charges_held_bytes_to_the_page_cache_and_sets_it_back(
+    sqlite_backend: Any,
+) -> None:
+    """``charge_cache`` lowers the write connection's page cache by what the writer holds
+    (down to a quarter), and the connection goes back to the pool with its own size,
+    after a commit and after a failed write alike."""
+    from ledger.store.sqlite import SQLiteEventWrite
+
+    app = Ledger(sqlite_backend.settings())
+    try:
+        configured = int(app.recorder.datastore.pool.cache_kib)
+        with app.index.writing() as write:
+            assert isinstance(write, SQLiteEventWrite)
+            connection = write.cursor.sqlite_cursor.connection
+            assert _cache_kib(write) == configured
+            write.charge_cache(20 << 20)
+            assert _cache_kib(write) == configured - 20 * 1024
+            write.charge_cache(1 << 40)
+            assert _cache_kib(write) == configured // 4
+            write.charge_cache(0)
+            assert _cache_kib(write) == configured
+            write.charge_cache(8 << 20)
+        with app.index.writing() as write:
+            assert write.cursor.sqlite_cursor.connection is connection  # (the pool's)
+            assert _cache_kib(write) == configured
+        with pytest.raises(RuntimeError), app.index.writing() as write:
+            write.charge_cache(8 << 20)
+            raise RuntimeError("the write fails")
+        with app.index.writing() as write:
+            assert write.cursor.sqlite_cursor.connection is connection
+            assert _cache_kib(write) == configured
+    finally:
+        app.close()
+
+
+def test_an_import_charges_its_working_set_to_the_page_cache(
+    sqlite_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After each chunk the import charges what its working set holds to SQLite's page
+    cache, so the two together stay within the cache's size (the import's peak memory
+    then does not grow with the entities a file keeps in play: ``bench_scale.py memory
+    --import-only``); the cache is set back when the import ends."""
+    from ledger.store.sqlite import SQLiteEventWrite
+
+    charged: list[tuple[int, int]] = []
+    charge = SQLiteEventWrite.charge_cache
+
+    def observed(self: SQLiteEventWrite, held_bytes: int) -> None:
+        charge(self, held_bytes)
+        charged.append((held_bytes, _cache_kib(self)))
+
+    monkeypatch.setattr(SQLiteEventWrite, "charge_cache", observed)
+    app = Ledger(sqlite_backend.settings())
+    try:
+        configured = int(app.recorder.datastore.pool.cache_kib)
+        lines = _cycling_file()
+        result = import_lines(app, lines, chunk_lines=40, workspace_bytes=200_000)
+        assert result.appended == len(lines)
+        assert len(charged) == -(-len(lines) // 40)  # after every chunk
+        assert max(held for held, _ in charged) > 100_000  # (the working set filled up)
+        for held, kib in charged:
+            assert kib == max(configured // 4, configured - held // 1024)
+        with app.index.writing() as write:
+            assert _cache_kib(write) == configured
+    finally:
+        app.close()
