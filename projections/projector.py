@@ -299,7 +299,7 @@ def spill_dumps(entity: CachedEntity) -> bytes:
     )
 
 
-def spill_loads(blob: bytes) -> CachedEntity:
+def spill_loads(blob: bytes | memoryview) -> CachedEntity:
     """The entity ``spill_dumps`` kept, as it was."""
     code = blob[0]
     if code == _SPILL_PICKLED[0]:

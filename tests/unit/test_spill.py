@@ -89,3 +89,92 @@ def test_a_copy_changed_behind_the_process_back_is_refused(tmp_path) -> None:
     with pytest.raises(SpillTampered):
         spill.take(["a"])
     spill._where["a"] = a_at
+
+
+def test_copies_spilled_together_come_back_in_one_read(monkeypatch) -> None:
+    """An eviction writes its entities side by side, and the import's next chunk asks for
+    many of them at once: a run of copies close together is one read, not one each; a
+    copy changed in the middle of a run is still refused on its own digest."""
+    import os
+
+    import pytest
+
+    from ledger.store.spill import SpillTampered
+
+    reads: list[int] = []
+    read_all = spill_module._read_all
+
+    def counted(fd: int, length: int, offset: int) -> bytes:
+        reads.append(length)
+        return read_all(fd, length, offset)
+
+    monkeypatch.setattr(spill_module, "_read_all", counted)
+    spill = EntitySpill(dumps=lambda thing: thing.body, loads=bytes)
+    near = [Thing(f"near-{i}", f"body {i}".encode() * 10) for i in range(50)]
+    spill.put(near)
+    spill.put([Thing("far", b"f" * (2 * spill_module.READ_GAP))])
+    spill.put([Thing("after", b"after")])
+    wanted = [t.key for t in near[::2]] + ["after"]
+    assert spill.take(wanted) == {
+        **{t.key: t.body for t in near[::2]},
+        "after": b"after",
+    }
+    assert len(reads) == 2  # (the 25 near ones in one read; "far" is not read)
+    reads.clear()
+    assert spill.take(["near-3", "far", "after"]) == {
+        "near-3": near[3].body,
+        "far": b"f" * (2 * spill_module.READ_GAP),
+        "after": b"after",
+    }
+    assert len(reads) == 1  # (gaps under READ_GAP: one run)
+    fd = spill._fd()
+    data = os.pread(fd, spill.file_bytes, 0)
+    os.pwrite(fd, b"B", data.index(b"body 7"))
+    with pytest.raises(SpillTampered, match="copy of near-7"):
+        spill.take([t.key for t in near])
+    assert spill.take(["near-6", "near-8"]) == {"near-6": near[6].body, "near-8": near[8].body}
+
+
+def test_the_copies_kept_longest_are_forgotten_first() -> None:
+    """The import bounds its spill's index: past its size, the entities spilled first
+    are dropped from it (``oldest``, ``forget``); a copy replaced keeps its place."""
+    spill = EntitySpill(dumps=lambda thing: thing.body, loads=bytes)
+    spill.put([Thing("a", b"1"), Thing("b", b"2"), Thing("c", b"3")])
+    spill.put([Thing("a", b"4")])
+    assert spill.oldest(2) == ["a", "b"]
+    assert spill.oldest(0) == [] and spill.oldest(-1) == []
+    spill.forget(["a", "missing"])
+    assert "a" not in spill and len(spill) == 2
+    assert spill.take(["a", "b", "c"]) == {"b": b"2", "c": b"3"}
+    assert spill.oldest(5) == ["b", "c"]
+
+
+def test_a_compaction_that_fails_leaves_nothing_half_moved(monkeypatch) -> None:
+    """A compaction moves the index to the new file as it copies; if reading the old
+    file fails midway, no entry may point into the wrong file: the spill forgets
+    everything (its users then read the entities from the store) and works on."""
+    import pytest
+
+    monkeypatch.setattr(spill_module, "COMPACT_BYTES", 4096)
+    spill = EntitySpill(dumps=lambda thing: thing.body, loads=bytes)
+    keys = [f"k{i}" for i in range(10)]
+    spill.put([Thing(k, b"a" * 500) for k in keys])
+    spill.put([Thing(k, b"b" * 500) for k in keys])  # (stale = live: not yet)
+    assert spill.compactions == 0
+    read_all, reads = spill_module._read_all, []
+
+    def failing(fd: int, length: int, offset: int) -> bytes:
+        reads.append(offset)
+        if len(reads) == 4:
+            raise OSError("disk gone")
+        return read_all(fd, length, offset)
+
+    monkeypatch.setattr(spill_module, "_read_all", failing)
+    from ledger.errors import StoreError
+
+    with pytest.raises(StoreError, match=r"temporary file .* failed: disk gone"):
+        spill.put([Thing(k, b"c" * 500) for k in keys])  # (stale > live: compacts)
+    assert len(spill) == 0 and spill.take(keys) == {}
+    monkeypatch.setattr(spill_module, "_read_all", read_all)
+    spill.put([Thing("k0", b"d")])
+    assert spill.take(["k0"]) == {"k0": b"d"}
