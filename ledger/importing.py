@@ -13,7 +13,10 @@ are visible to it, nobody else's are possible meanwhile):
 - entity state: a working set of entities, trimmed to a budget of bytes after each
   chunk (``_Retention`` chooses: entities touched again are kept while they fit, a
   cycle larger than the budget keeps a steady part held, and entities named once go
-  first) and reloaded from the store when needed again.
+  first) and reloaded from the store when needed again; where the store has no page
+  cache in this process to charge the working set to (PostgreSQL), it is two-tier: a
+  small decoded part, and the entities trimmed from it kept encoded in a temporary file
+  (``_ImportWorkspace.spill``) until a chunk names them again.
 
 The file stays all or nothing: everything commits together at the end, and an error on
 any line (or the process killed) leaves nothing appended.  A dry run does the same and
@@ -25,12 +28,13 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+import typing
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -58,12 +62,19 @@ from ledger.intake import (
 from ledger.store.codec import IndexRow, Recorded
 from ledger.store.index import IndexEntry
 from ledger.store.snapshots import encode_snapshot
+from ledger.store.spill import EntitySpill
 from ledger.times import from_us, iso, now
 
 if TYPE_CHECKING:
     from ledger.app import Ledger
 
+_S = TypeVar("_S")
+
 CHUNK_LINES = 2000
+SPILL_CHUNK_LINES = 1000
+"""Lines a chunk holds with a two-tier working set: each chunk's entities come back
+from the spill and are alive until it is written, and its trim visits only the small
+decoded part, so smaller chunks cost no more and bound that peak lower."""
 """Lines parsed, checked and written at a time."""
 
 WORKSPACE_BYTES = 24 << 20
@@ -158,14 +169,18 @@ def import_lines(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     keep_events: bool = False,
-    chunk_lines: int = CHUNK_LINES,
+    chunk_lines: int | None = None,
     workspace_bytes: int = WORKSPACE_BYTES,
+    spill: bool | None = None,
 ) -> ImportResult:
     """Append numbered JSONL lines as one batch, streaming (see the module doc).
 
     Raises ``InputError``/``RuleViolation``/``ConflictError`` naming the line, and
     ``StoreError``; nothing is appended then.  ``progress`` is called with the bytes of
-    each chunk read.
+    each chunk read.  ``spill``: whether the working set is two-tier (a small decoded
+    part, the rest encoded in a temporary file: ``_ImportWorkspace``); None: where the
+    store has no page cache in this process to charge the working set to (PostgreSQL).
+    ``chunk_lines``: None, ``CHUNK_LINES`` (``SPILL_CHUNK_LINES`` with a spill).
     """
     from ledger import audit
     from ledger.app import gc_paused
@@ -177,6 +192,7 @@ def import_lines(
         app._index_shipments()  # (a ledger from before the shipment index: once)
     run = _Import(app, iter(lines), backfill, dry_run, progress, keep_events, chunk_lines)
     run.workspace_bytes = workspace_bytes
+    run.spill = spill
     for attempt in range(1, LOCK_ATTEMPTS + 1):
         try:
             with gc_paused():
@@ -211,7 +227,7 @@ class _Import:
         dry_run: bool,
         progress: Callable[[int], None] | None,
         keep_events: bool,
-        chunk_lines: int,
+        chunk_lines: int | None,
     ):
         self.app = app
         self.lines = lines
@@ -220,6 +236,7 @@ class _Import:
         self.progress = progress
         self.chunk_lines = chunk_lines
         self.workspace_bytes = WORKSPACE_BYTES
+        self.spill: bool | None = None
         self.spool = OutcomeSpool() if keep_events else None
         self.result = ImportResult(dry_run=dry_run, events=self.spool)
         self.started = False
@@ -232,10 +249,13 @@ class _Import:
 
     def run(self) -> ImportResult:
         self.line_of = _LineNumbers()  # (afresh for each attempt at the write lock)
+        self.spilled: EntitySpill | None = None
         try:
             return self._run()
         finally:
             self.line_of.close()
+            if self.spilled is not None:
+                self.spilled.clear()  # (its temporary file closed now, not at collection)
 
     def _run(self) -> ImportResult:
         with self.app.index.writing() as write:
@@ -258,14 +278,31 @@ class _Import:
                 if indexed
                 else _ImportWorkspace(self._load)
             )
-            self.retention = _Retention(2 * self.workspace_bytes // LEAN_BYTES)
+            # Where the store keeps no page cache in this process (PostgreSQL's is the
+            # server's), there is nothing to charge the working set to: it is two-tier,
+            # so that what it holds decoded stays small (see ``_ImportWorkspace``).
+            spill = not write.charges_cache if self.spill is None else self.spill
+            self.decoded_bytes = self.workspace_bytes
+            if self.chunk_lines is None:
+                self.chunk_lines = SPILL_CHUNK_LINES if spill else CHUNK_LINES
+            if spill:
+                self.decoded_bytes = self.workspace_bytes // DECODED_SHARE
+                self.spilled = EntitySpill(_dump_lean, _load_lean, "import working set")
+                self.workspace.spill = self.spilled
+                self.workspace.spill_max = max(
+                    0, (self.workspace_bytes - self.decoded_bytes) // SPILLED_BYTES
+                )
+            self.snapshotted: dict[str, int] = {}
+            """Licence key -> the version of its snapshot (held or spilled)."""
+            self.workspace.snapshotted = self.snapshotted
+            self.retention = _Retention(2 * self.decoded_bytes // LEAN_BYTES)
             """Which entities the working set keeps and which go first (``_Retention``);
             its tables hold the key object the working set holds (``_touch``): with 20,000
             entities held, copies of each key were ~4 MB."""
-            self.snapshotted: dict[str, int] = {}  # licence key -> version of its snapshot
             self.chunk = 0
+            chunk_lines = self.chunk_lines
             while True:
-                block = list(islice(self.lines, self.chunk_lines))
+                block = list(islice(self.lines, chunk_lines))
                 self.started = True
                 if not block:
                     break
@@ -546,7 +583,7 @@ class _Import:
         (``EventWrite.charge_cache``): on SQLite the working set and the page cache
         together stay within the cache's size, so the import's memory does not grow
         with the entities a file keeps in play."""
-        held = self.workspace.trim(self.retention, self.workspace_bytes, self._drop_licences)
+        held = self.workspace.trim(self.retention, self.decoded_bytes, self._drop_licences)
         self.write.charge_cache(held)
 
 
@@ -587,7 +624,17 @@ class _Lean:
     shipment ids are asked of the store's shipment index (a chunk's at once), not held:
     what the entity holds stays the same however many shipments it has."""
 
-    __slots__ = ("found", "key", "max_effective", "pending", "recent", "state", "version")
+    __slots__ = (
+        "found",
+        "key",
+        "max_effective",
+        "pending",
+        "recent",
+        "snapshot",
+        "spilled",
+        "state",
+        "version",
+    )
 
     def __init__(self, key: str, state: st.State, max_effective: dt.datetime, version: int):
         self.key = key
@@ -595,6 +642,10 @@ class _Lean:
         self.state: st.State | None = state
         self.max_effective = max_effective
         self.version = version
+        self.spilled = -1
+        """The version of its copy in the working set's spill (-1: none known)."""
+        self.snapshot = 0
+        """While spilled: the version of its snapshot (``_Import.snapshotted``), if any."""
         # The three below are made when first needed and dropped at each trim: most lean
         # entities are not touched by the next chunk, and three empty containers would be
         # ~180 bytes of the ~1 KB each holds.
@@ -613,6 +664,58 @@ EVENT_BYTES = 1000
 """About what each takes in memory (a lean entity, a lean licence: its state and what
 the import keeps about it; a full one, besides its events; an event), measured with
 tracemalloc on ``bench_import``'s events, for the budget."""
+
+
+DECODED_SHARE = 6
+"""A two-tier working set (``_ImportWorkspace.spill``) holds a sixth of its budget
+decoded (4 MB of 24: ``bench_import``'s 100k-event file's 3,001 entities, so a small
+file spills nothing) and spends the rest on the spill's index."""
+
+RESTORED_BYTES = 400
+"""What a lean entity decoded from the spill takes beyond one made from its events: its
+strings decoded afresh ("DE", "end-user", "general", item codes), not shared (measured
+with ``bench_import``'s entities: a party 1,299 bytes against 916, a licence 1,574
+against 1,205)."""
+
+SPILLED_BYTES = 200
+"""What the spill's index takes in memory for each entity it keeps (its key, and where
+its copy is in the file: ~150 bytes measured)."""
+
+
+class _SpilledLean(msgspec.Struct, Generic[_S], array_like=True, gc=False):
+    """A lean entity as the two-tier working set's spill keeps it: msgspec decodes a
+    dataclass only as a declared type, so there is one decoder per state type (the
+    first byte of each copy).  JSON, not msgpack: msgpack keeps a datetime as a UTC
+    timestamp, and an event's time keeps the offset it was given."""
+
+    key: str
+    state: _S
+    max_effective: dt.datetime
+    version: int
+    snapshot: int
+
+
+_LEAN_TYPES: tuple[type[Any], ...] = typing.get_args(st.State)
+_LEAN_CODES: dict[type[Any], bytes] = {t: bytes([n]) for n, t in enumerate(_LEAN_TYPES)}
+_lean_encoder = msgspec.json.Encoder()
+_lean_decoders = [
+    msgspec.json.Decoder(_SpilledLean[t]).decode  # type: ignore[valid-type]
+    for t in _LEAN_TYPES
+]
+
+
+def _dump_lean(made: _Lean) -> bytes:
+    """``made`` as the spill keeps it (its state's type code, then ``_SpilledLean``)."""
+    return _LEAN_CODES[type(made.state)] + _lean_encoder.encode(
+        _SpilledLean(made.key, made.state, made.max_effective, made.version, made.snapshot)
+    )
+
+
+def _load_lean(blob: bytes | memoryview) -> _Lean:
+    copy = _lean_decoders[blob[0]](memoryview(blob)[1:])
+    made = _Lean(copy.key, copy.state, copy.max_effective, copy.version)
+    made.spilled, made.snapshot = copy.version, copy.snapshot
+    return made
 
 
 GHOST_SLOT_BYTES = 8
@@ -860,14 +963,44 @@ class _ImportWorkspace(Workspace):
         self.lean_licences = 0
         """How many of ``lean`` are licences (they take more memory)."""
         self.reloads = 0
+        self.spill: EntitySpill | None = None
+        """Two-tier: where lean entities trimmed from memory wait, encoded (None: they
+        are dropped, and come back from the store)."""
+        self.spill_max = 0
+        """The most entities ``spill`` keeps (its index is in memory: ``SPILLED_BYTES``
+        each); past it those spilled first are dropped as without a spill."""
+        self.restored = 0
+        """Entities brought back from ``spill``."""
+        self.snapshotted: dict[str, int] = {}
+        """Licence key -> the version of its snapshot (the import's table; a spilled
+        licence's entry travels with its copy)."""
 
     def prefetch(
         self, keys: Iterable[str], *, shipments: Mapping[str, Sequence[str]] | None = None
     ) -> None:
         lean = self.lean
+        if self.spill is not None and len(self.spill):
+            keys = list(keys)
+            entities, spilled = self.entities, self.spill.keys()
+            self._restore([k for k in keys if k in spilled and k not in lean and k not in entities])
         super().prefetch((k for k in keys if k not in lean), shipments=shipments)
         if shipments and self.stored_shipments is not None:
             self._look_up(shipments)
+
+    def _restore(self, keys: list[str]) -> None:
+        """These lean entities back from the spill (their copy stays there: one that
+        leaves again unchanged is not written again)."""
+        if not keys:
+            return
+        assert self.spill is not None
+        lean, snapshotted = self.lean, self.snapshotted
+        for key, made in self.spill.take(keys).items():
+            lean[key] = made
+            if made.snapshot:
+                snapshotted[key] = made.snapshot
+            if key.startswith("licence:"):
+                self.lean_licences += 1
+        self.restored += len(keys)
 
     def _look_up(self, asked: Mapping[str, Sequence[str]]) -> None:
         """Look these shipment ids (licence key -> ids) up in the store at once, for the
@@ -995,30 +1128,64 @@ class _ImportWorkspace(Workspace):
             return held
 
         def bytes_of(key: str) -> int | None:
-            if key in lean:
-                return LEAN_LICENCE_BYTES if key.startswith("licence:") else LEAN_BYTES
+            made = lean.get(key)
+            if made is not None:
+                extra = RESTORED_BYTES if made.spilled >= 0 else 0
+                return extra + (LEAN_LICENCE_BYTES if key.startswith("licence:") else LEAN_BYTES)
             entity = entities.get(key)
             return None if entity is None else _full_bytes(entity)
 
         untouched = [k for k in (*entities, *lean) if k not in retention]
         dropped = retention.evict(untouched, held, budget * 3 // 4, budget, bytes_of)
-        drop_licences(
-            {
-                k: lean.get(k) or _lean(k, entities[k])
-                for k in dropped
-                if k.startswith("licence:") and (k in lean or k in entities)
-            }
-        )
+        leaving = {
+            k: lean.get(k) or _lean(k, entities[k]) for k in dropped if k in lean or k in entities
+        }
+        spillable = [lean[k] for k in dropped if k in lean]  # (not the full: no state)
         for key in dropped:
             gone = entities.pop(key, None) is None and lean.pop(key, None) is not None
             if gone and key.startswith("licence:"):
                 self.lean_licences -= 1
+        spilled: set[str] = set()
+        if self.spill is not None:
+            spilled = self._spill(spillable, drop_licences)
+        drop_licences(
+            {k: m for k, m in leaving.items() if k.startswith("licence:") and k not in spilled}
+        )
         return self.held_bytes(retention)
+
+    def _spill(self, leaving: list[_Lean], drop_licences: DropLicences) -> set[str]:
+        """Keep these lean entities leaving memory in the spill (those not changed since
+        their copy there was written are not written again); past ``spill_max`` those
+        spilled first are dropped from it, licences with a snapshot.  Returns the keys
+        now in the spill."""
+        assert self.spill is not None
+        spill, snapshotted = self.spill, self.snapshotted
+        kept = [m for m in leaving if type(m.state) in _LEAN_CODES]
+        for made in kept:
+            made.snapshot = snapshotted.pop(made.key, 0)
+        spill.put([m for m in kept if m.spilled != m.version or m.key not in spill])
+        over = len(spill) - self.spill_max
+        if over > 0:
+            oldest = spill.oldest(over + self.spill_max // 4)  # (not at every trim)
+            lean, entities = self.lean, self.entities
+            copies = spill.take(
+                k
+                for k in oldest
+                if k.startswith("licence:") and k not in lean and k not in entities
+            )  # (one held in memory is the truth: its copy is only forgotten)
+            for key, made in copies.items():
+                if made.snapshot:
+                    snapshotted[key] = made.snapshot
+            drop_licences(copies)
+            spill.forget(oldest)
+        return {m.key for m in kept}
 
     def held_bytes(self, retention: _Retention) -> int:
         """What the working set holds, counted as the budget counts it."""
         held = sum(_full_bytes(x) for x in self.entities.values()) + retention.ghost_bytes
         extra = LEAN_LICENCE_BYTES - LEAN_BYTES
+        if self.spill is not None:  # (those decoded from it share no strings: see RESTORED_BYTES)
+            held += RESTORED_BYTES * sum(1 for m in self.lean.values() if m.spilled >= 0)
         return held + LEAN_BYTES * len(self.lean) + extra * self.lean_licences
 
 

@@ -90,6 +90,11 @@ class EventWrite(ABC):
         later recorded time is stored (``RecordedTimeConflict``); a stored
         ``(originator_id, originator_version)`` raises the library's ``IntegrityError``."""
 
+    charges_cache = False
+    """Whether ``charge_cache`` takes a writer's working set on charge (a page cache in
+    this process: SQLite's).  Where it does not, the import keeps its working set
+    two-tier (``ledger.importing``), so its memory does not grow with what it holds."""
+
     def charge_cache(self, held_bytes: int) -> None:
         """The writer holds ``held_bytes`` of the store's data decoded in memory (the
         import's working set: what its reads would otherwise find in the page cache).  A

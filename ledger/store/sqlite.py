@@ -464,6 +464,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, EventIndex):
 class SQLiteEventWrite(EventWrite):
     """A write transaction on SQLite (``cursor``: the library's cursor inside it)."""
 
+    charges_cache = True
+
     def __init__(self, recorder: LedgerSQLiteRecorder, cursor: SQLiteCursor):
         self.recorder = recorder
         self.cursor = cursor

@@ -132,7 +132,7 @@ def test_the_working_set_holds_no_more_than_its_budget(
     1,000 bytes and took 1,300-1,900 (a licence), so a 32 MB budget held ~45 MB."""
     lines = _cycling_file()
     budget = 200_000  # about three quarters of the 241 entities, lean
-    result = import_lines(make_ledger(), lines, chunk_lines=40, workspace_bytes=budget)
+    result = import_lines(make_ledger(), lines, chunk_lines=40, workspace_bytes=budget, spill=False)
     assert result.appended == len(lines)
     held = max(b for _, b in trims)
     assert held > budget // 2  # (the budget was used, not just kept)
@@ -151,7 +151,7 @@ def test_a_file_cycling_through_more_entities_than_the_budget_keeps_most(
     app = make_ledger()
     budget = 200_000
     before = app.events_loaded
-    result = import_lines(app, lines, chunk_lines=40, workspace_bytes=budget)
+    result = import_lines(app, lines, chunk_lines=40, workspace_bytes=budget, spill=False)
     assert result.appended == len(lines)
     shipments = LICENCES * CYCLES
     # Least recently used: ~2 events per shipment (every end user reloaded).
@@ -227,7 +227,9 @@ def test_a_cycle_larger_than_the_budget_keeps_a_steady_part_held(
     ``_Retention`` stay held through every turn, and the cycle's other entities pass
     through its probation: 1,943."""
     lines = _cycling_file(**CYCLE)
-    result = import_lines(make_ledger(), lines, chunk_lines=20, workspace_bytes=CYCLE_BUDGET)
+    result = import_lines(
+        make_ledger(), lines, chunk_lines=20, workspace_bytes=CYCLE_BUDGET, spill=False
+    )
     assert result.appended == len(lines)
     shipments = CYCLE["licences"] * CYCLE["cycles"]
     assert _reloads(loads) < 1.3 * shipments, _reloads(loads)
@@ -241,7 +243,9 @@ def test_entities_named_once_give_way_to_a_cycle_that_fits(
     the cycle stays held from its second turn on (36 reloads, as before: the end users
     the grants name again, evicted while the registrations were read)."""
     lines = _cycling_file(**CYCLE)
-    result = import_lines(make_ledger(), lines, chunk_lines=20, workspace_bytes=560_000)
+    result = import_lines(
+        make_ledger(), lines, chunk_lines=20, workspace_bytes=560_000, spill=False
+    )
     assert result.appended == len(lines)
     assert _reloads(loads) <= 40, _reloads(loads)
 
@@ -262,17 +266,27 @@ def _states(app: Ledger) -> dict[str, object]:
     return found
 
 
+@pytest.mark.parametrize(
+    ("spill", "budget"),
+    [(False, CYCLE_BUDGET), (True, CYCLE_BUDGET), (True, 60_000)],
+    ids=["in-memory", "two-tier", "two-tier-spill-bounded"],
+)
 def test_what_the_working_set_keeps_does_not_change_what_is_imported(
-    make_ledger: Callable[..., Ledger],
+    make_ledger: Callable[..., Ledger], spill: bool, budget: int
 ) -> None:
     """The same file imported with the budget of the cycle above and with no budget: the
     same outcomes at the same positions, the same stored events, and every entity read
-    back (a licence from the snapshot its last eviction wrote) in the same state."""
+    back (a licence from the snapshot its last eviction wrote) in the same state.  The
+    same for a two-tier working set (entities trimmed from memory wait encoded in the
+    spill), and for one whose spill is full (60 kB: 250 entities of the 601 in play), so
+    that those spilled first are dropped from it, licences with a snapshot."""
     lines = _cycling_file(**CYCLE)
     apps = [make_ledger(), make_ledger()]
     results = [
-        import_lines(app, lines, chunk_lines=20, workspace_bytes=budget, keep_events=True)
-        for app, budget in zip(apps, (CYCLE_BUDGET, 1 << 40), strict=True)
+        import_lines(
+            app, lines, chunk_lines=20, workspace_bytes=size, keep_events=True, spill=spill
+        )
+        for app, size in zip(apps, (budget, 1 << 40), strict=True)
     ]
     assert results[0].to_dict()["events"] == results[1].to_dict()["events"]
     assert results[0].appended == len(lines)
@@ -288,7 +302,10 @@ def test_what_the_working_set_keeps_does_not_change_what_is_imported(
     # bounded import wrote one at each eviction) and the events after it.
     licences = [k for k in states if k.startswith("licence:")]
     from_snapshots = apps[0].load_snapshots(licences, {}).from_snapshots
-    assert len(from_snapshots) == len(licences)
+    if not spill:
+        assert len(from_snapshots) == len(licences)
+    elif budget < CYCLE_BUDGET:
+        assert from_snapshots  # (a full spill drops licences, each with a snapshot)
     for key, entity in from_snapshots.items():
         assert (entity.version, entity.state(None)) == states[key], key
 
@@ -365,5 +382,145 @@ def test_an_import_charges_its_working_set_to_the_page_cache(
             assert kib == max(configured // 4, configured - held // 1024)
         with app.index.writing() as write:
             assert _cache_kib(write) == configured
+    finally:
+        app.close()
+
+
+# --- a two-tier working set (where there is no page cache to charge: PostgreSQL) --------
+
+
+def test_the_working_set_is_two_tier_where_the_store_has_no_page_cache(
+    make_ledger: Callable[..., Ledger], backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the working set is charged to the page cache; PostgreSQL's cache is the
+    server's, so there the import keeps a sixth of its budget decoded and the rest of
+    its entities encoded in a temporary file (its memory then does not grow with the
+    entities a file keeps in play: ``bench_scale.py memory --import-only --postgres``),
+    in chunks of 1,000 lines.  The spill's file is closed when the import ends."""
+    made: list[Any] = []
+    spill_init = importing.EntitySpill.__init__
+
+    def observed(self: Any, *args: Any, **kwargs: Any) -> None:
+        spill_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(importing.EntitySpill, "__init__", observed)
+    restored: list[int] = []
+    restore = importing._ImportWorkspace._restore
+
+    def counted(self: importing._ImportWorkspace, keys: list[str]) -> None:
+        restore(self, keys)
+        restored.append(len(keys))
+
+    monkeypatch.setattr(importing._ImportWorkspace, "_restore", counted)
+    chunks: list[int] = []
+    lines = _cycling_file(**CYCLE)  # 2,601 lines
+    result = import_lines(
+        make_ledger(), lines, workspace_bytes=CYCLE_BUDGET, progress=chunks.append
+    )
+    assert result.appended == len(lines)
+    if backend.name == "postgres":
+        assert len(made) == 1 and made[0].spilled > 0
+        assert sum(restored) > 0
+        assert len(chunks) == 3  # (1,000 lines a chunk)
+        assert made[0]._file is None  # (closed: the import is over)
+    else:
+        assert made == [] and sum(restored) == 0
+        assert len(chunks) == 2  # (2,000)
+
+
+def test_a_two_tier_working_set_holds_its_decoded_part_and_bounds_its_spill(
+    make_ledger: Callable[..., Ledger],
+    trims: list[tuple[int, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a two-tier working set holds decoded stays within its sixth of the budget,
+    counted at what the entities take (those decoded from the spill hold their strings
+    unshared: ``RESTORED_BYTES`` more each), and its spill keeps at most ``spill_max``
+    entities (its index is in memory: 200 bytes of the budget each)."""
+    sizes: list[tuple[int, int]] = []
+    trim = importing._ImportWorkspace.trim
+
+    def spilled(self: importing._ImportWorkspace, *args: Any) -> int:
+        held = trim(self, *args)
+        assert self.spill is not None
+        sizes.append((len(self.spill), self.spill_max))
+        return held
+
+    monkeypatch.setattr(importing._ImportWorkspace, "trim", spilled)
+    lines = _cycling_file(**CYCLE)
+    # 200 kB decoded: a third of the 601 entities in play; the spill holds the rest.
+    result = import_lines(
+        make_ledger(), lines, chunk_lines=20, workspace_bytes=1_200_000, spill=True
+    )
+    assert result.appended == len(lines)
+    assert {b for b, _ in trims} == {200_000}
+    held = max(b for _, b in trims)
+    assert 100_000 < held <= 200_000 * 1.1, held
+    assert max(n for n, _ in sizes) > 300  # (the spill was used)
+    # 60 kB: the spill's index may keep 250 entities of the 601.
+    sizes.clear()
+    result = import_lines(make_ledger(), lines, chunk_lines=20, workspace_bytes=60_000, spill=True)
+    assert result.appended == len(lines)
+    assert {m for _, m in sizes} == {250}
+    assert 200 < max(n for n, _ in sizes) <= 250
+
+
+def test_a_spilled_copy_changed_behind_the_import_stops_it(
+    make_ledger: Callable[..., Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spill is a temporary file only this process can name, but a copy changed in
+    it (by anyone who can write to the process's files) is refused before it is decoded:
+    the import fails and nothing is appended."""
+    import os
+
+    from ledger.store.spill import SpillTampered
+
+    put = importing.EntitySpill.put
+
+    def tampered(self: Any, entities: Any) -> None:
+        put(self, entities)
+        if entities:
+            fd = self._fd()
+            at = self.file_bytes - 2
+            os.pwrite(fd, bytes([os.pread(fd, 1, at)[0] ^ 1]), at)
+
+    monkeypatch.setattr(importing.EntitySpill, "put", tampered)
+    app = make_ledger()
+    with pytest.raises(SpillTampered, match="import working set"):
+        import_lines(
+            app, _cycling_file(**CYCLE), chunk_lines=20, workspace_bytes=CYCLE_BUDGET, spill=True
+        )
+    assert app.index.count_events() == 0
+
+
+def test_an_import_whose_spill_cannot_be_written_says_so_and_appends_nothing(
+    postgres_backend: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ledger import`` into PostgreSQL with no writable temporary directory: the
+    working set's spill cannot be made, and the user reads why (the directory, the
+    system's error) and that nothing was appended, not a traceback."""
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from ledger.cli.main import cli
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(raw for _, raw in _cycling_file(**CYCLE)) + b"\n")
+    defaults = import_lines.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "workspace_bytes", CYCLE_BUDGET)  # (it spills early)
+    missing = tmp_path / "no-such-dir"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    env = postgres_backend.env()
+    result = CliRunner().invoke(cli, ["import", str(path), "--no-progress"], env=env)
+    assert result.exit_code != 0
+    assert f"import working set: its temporary file ({missing}) failed" in result.output
+    assert "Nothing was appended." in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    app = Ledger(postgres_backend.settings(env))
+    try:
+        assert app.index.count_events() == 0
     finally:
         app.close()
