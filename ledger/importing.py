@@ -289,7 +289,9 @@ class _Import:
                 self.chunk_lines = SPILL_CHUNK_LINES if spill else CHUNK_LINES
             if spill:
                 self.decoded_bytes = self.workspace_bytes // DECODED_SHARE
-                self.spilled = EntitySpill(_dump_lean, _load_lean, "import working set")
+                self.spilled = EntitySpill(
+                    _dump_lean, _load_lean, "import working set", batched=True
+                )
                 self.workspace.spill = self.spilled
                 self.workspace.spill_max = max(
                     0, (self.workspace_bytes - self.decoded_bytes) // SPILLED_BYTES
