@@ -8,6 +8,7 @@ of failing.  Notification ids are SQLite rowids, assigned in commit order.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
@@ -47,6 +48,9 @@ JOURNAL_SIZE_LIMIT_BYTES = 64 << 20
 """The WAL file shrinks back to this once a checkpoint has copied it into the database.
 SQLite otherwise keeps it at its largest (hundreds of megabytes after a views rebuild
 or a big import) for good."""
+LOCK_TIMEOUT_SECONDS = 5.0
+"""How long a new connection waits out a lock when the pool has no lock timeout (the
+library's own default)."""
 MMAP_SIZE_BYTES = 1 << 31
 """Reads go through a memory map of the file (SQLite caps it at its build's maximum,
 2 GiB here): a page already in the OS cache is read without copying it into SQLite's
@@ -68,7 +72,7 @@ class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
     rebuild lowers both: ``ledger.projections.runner.open_app``)."""
 
     def _create_connection(self) -> SQLiteConnection:
-        conn = super()._create_connection()
+        conn = self._connect_waiting()
         with conn.cursor() as cursor:
             if not self.is_sqlite_memory_mode:
                 cursor.execute("PRAGMA synchronous=FULL")
@@ -77,6 +81,27 @@ class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
                 cursor.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
                 cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
         return conn
+
+    def _connect_waiting(self) -> SQLiteConnection:
+        """The library's new connection, tried again while the database is locked, up
+        to the lock timeout.  Two processes opening a new ledger at once both switch it
+        to WAL (the library's ``PRAGMA journal_mode=WAL``), and the one that meets the
+        other's lock there gets "database is locked" at once, not after the busy
+        timeout: seen 4 Dec 2026 as a writer of ``test_merkle_crash`` that never
+        started (two ``ledger append`` on a new home would fail the same way)."""
+        deadline = time.monotonic() + float(self.lock_timeout or LOCK_TIMEOUT_SECONDS)
+        pause = 0.005
+        while True:
+            try:
+                return super()._create_connection()
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if ("locked" not in text and "busy" not in text) or (
+                    time.monotonic() + pause > deadline
+                ):
+                    raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.1)
 
 
 class SQLitePort:

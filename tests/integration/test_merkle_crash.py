@@ -54,12 +54,14 @@ def test_sigkill_during_appends_leaves_tree_checkpoint_and_events_in_step(
             )
             for w in range(2)  # two writers at once: their batches interleave
         ]
-        for proc in writers:
-            assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        time.sleep(rng.uniform(0.2, 1.5))
-        for proc in writers:
-            proc.kill()
-            proc.wait()
+        try:
+            for proc in writers:
+                assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+            time.sleep(rng.uniform(0.2, 1.5))
+        finally:  # (a writer that failed to start must not leave the other appending)
+            for proc in writers:
+                proc.kill()
+                proc.wait()
         app = Ledger(backend.settings(env))
         try:
             key = app.signing_key().verifier

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -337,6 +338,54 @@ def test_sqlite_connections_carry_the_ledger_settings(tmp_path: Path) -> None:
             assert c.fetchone()[0] == JOURNAL_SIZE_LIMIT_BYTES
     finally:
         app.close()
+
+
+def test_a_new_connection_waits_out_a_locked_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes opening a new ledger at once both switch it to WAL, and the one that
+    meets the other's lock gets "database is locked" at once (a writer of
+    ``test_merkle_crash`` never started, 4 Dec 2026): the pool tries again until its lock
+    timeout; any other error, or a lock that outlasts the timeout, is raised."""
+    from eventsourcing.sqlite import SQLiteConnectionPool
+
+    from ledger.store import sqlite as ledger_sqlite
+
+    create = SQLiteConnectionPool._create_connection
+    failures: list[str] = []
+
+    def flaky(self: SQLiteConnectionPool) -> Any:
+        if failures:
+            raise sqlite3.OperationalError(failures.pop())
+        return create(self)
+
+    monkeypatch.setattr(SQLiteConnectionPool, "_create_connection", flaky)
+    failures[:] = ["database is locked"] * 3
+    app = Ledger(Settings.from_env({"LEDGER_HOME": str(tmp_path / "a")}))
+    try:
+        app.append_objects([f.party("opened")])
+        assert failures == [] and app.head() == 1
+    finally:
+        app.close()
+    failures[:] = ["disk I/O error"]
+    with pytest.raises(Exception, match="disk I/O error"):
+        Ledger(Settings.from_env({"LEDGER_HOME": str(tmp_path / "b")}))
+
+    class Clock:  # (ten seconds pass at each look: the 60 s lock timeout in a few tries)
+        now = 0.0
+
+        def monotonic(self) -> float:
+            self.now += 10.0
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            pass
+
+    monkeypatch.setattr(ledger_sqlite, "time", Clock())
+    failures[:] = ["database is locked"] * 1000
+    with pytest.raises(Exception, match="database is locked"):
+        Ledger(Settings.from_env({"LEDGER_HOME": str(tmp_path / "c")}))
+    assert len(failures) > 900  # (it gave up at the timeout, not after every try)
 
 
 def test_the_projector_reads_sqlite_with_a_small_cache_and_no_map(tmp_path: Path) -> None:
