@@ -984,7 +984,7 @@ class _ImportWorkspace(Workspace):
     ) -> None:
         lean = self.lean
         if self.spill is not None and len(self.spill):
-            keys = list(keys)
+            keys = list(dict.fromkeys(keys))
             entities, spilled = self.entities, self.spill.keys()
             self._restore([k for k in keys if k in spilled and k not in lean and k not in entities])
         super().prefetch((k for k in keys if k not in lean), shipments=shipments)
@@ -1056,9 +1056,20 @@ class _ImportWorkspace(Workspace):
         self.entities[key] = entity
         return entity
 
+    def _held(self, key: str) -> _Lean | None:
+        """The lean entity ``key``, brought back from the spill if it waits there: every
+        question about an entity the chunk did not prefetch (a rule's, a retraction's)
+        asks here first, so none reads the store past a newer copy in the spill."""
+        lean = self.lean.get(key)
+        spill = self.spill
+        if lean is None and spill is not None and key in spill and key not in self.entities:
+            self._restore([key])
+            lean = self.lean.get(key)
+        return lean
+
     def entity(self, kind: str, entity_id: str) -> Entity:
         key = f"{kind}:{entity_id}"
-        if key in self.lean:
+        if self._held(key) is not None:
             return self._full(key)
         return super().entity(kind, entity_id)
 
@@ -1066,14 +1077,14 @@ class _ImportWorkspace(Workspace):
         return self.entity(kind, entity_id).events
 
     def state(self, kind: str, entity_id: str, as_of: dt.datetime | None) -> st.State | None:
-        lean = self.lean.get(f"{kind}:{entity_id}")
+        lean = self._held(f"{kind}:{entity_id}")
         if lean is not None and (as_of is None or as_of >= lean.max_effective):
             return lean.state
         return super().state(kind, entity_id, as_of)
 
     def shipment(self, licence_id: str, shipment_id: str) -> ev.LicenceUsageRecorded | None:
         key = f"licence:{licence_id}"
-        lean = self.lean.get(key)
+        lean = self._held(key)
         if lean is None:
             return super().shipment(licence_id, shipment_id)
         if lean.recent is not None:
@@ -1086,7 +1097,7 @@ class _ImportWorkspace(Workspace):
 
     def add(self, e: ev.Event) -> Any:
         """Fold an accepted event in; returns what holds its entity's ``version``."""
-        lean = self.lean.get(f"{e.entity_kind}:{e.entity_id}")
+        lean = self._held(f"{e.entity_kind}:{e.entity_id}")
         if lean is None or type(e) is ev.EventRetracted or e.effective_at < lean.max_effective:
             return super().add(e)  # (a lean entity is made full first: self.entity)
         # As Entity.add folds an event in effective order.
