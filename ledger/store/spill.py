@@ -89,9 +89,9 @@ class EntitySpill:
         what is written or of the index (the import's: it keeps ~30,000 entities here at
         1M events, and a trim's peak was 6.6 MiB with the joined writes and the sorted
         index of a compaction, 1.7 without; one read a copy was 6 % of its CPU, 4 Dec
-        2026).  The projector keeps one read a copy and the sorted compaction: a
-        1M-event rebuild peaked 1-4 MiB higher with these (tree 175-179 against 173-175
-        MiB in alternating runs), not yet explained."""
+        2026).  The projector keeps one read a copy and the sorted compaction until a
+        rebuild is measured with these in more runs: its 1M-event tree peaked at 175-179
+        MiB with them and 173-177 without, within one machine's noise, not settled."""
         self._keyed = blake2b(key=secrets.token_bytes(32), digest_size=DIGEST_BYTES)
         """Keyed once, copied for each digest (a quarter cheaper than keying each)."""
         self._loads = loads
@@ -173,9 +173,11 @@ class EntitySpill:
                 end = max(end, offset + length)
                 last += 1
             try:
-                data = memoryview(_read_all(fd, end - start, start))
+                read = _read_all(fd, end - start, start)
             except OSError as exc:
                 raise self._failed(exc) from exc
+            # (one copy: its bytes as read, as the projector's codec was measured with)
+            data = memoryview(read) if last - first > 1 else read
             for at, key in found_at[first:last]:
                 offset = (at >> _LENGTH_BITS) - start
                 out[key] = loads(opened(key, data[offset : offset + (at & _LENGTH_MASK)]))
